@@ -1,0 +1,136 @@
+/** A fixed-size set of page numbers, one bit each, with a live count and fast scans. */
+export class Bitmap {
+  readonly size: number;
+  private readonly words: Uint32Array;
+  private population = 0;
+
+  constructor(size: number) {
+    if (!Number.isInteger(size) || size < 0) throw new RangeError(`bitmap size must be a non-negative integer, got ${size}`);
+    this.size = size;
+    this.words = new Uint32Array(Math.ceil(size / 32));
+  }
+
+  /** A bitmap from the byte form of `toBytes()` (bit i of byte j is page 8j + i). */
+  static fromBytes(bytes: Uint8Array, size: number): Bitmap {
+    const need = Math.ceil(size / 8);
+    if (bytes.length !== need) throw new RangeError(`bitmap of ${size} pages needs ${need} bytes, got ${bytes.length}`);
+    const b = new Bitmap(size);
+    for (let i = 0; i < need; i++) b.words[i >>> 2] |= bytes[i] << ((i & 3) * 8);
+    // Bits past `size` in the last byte are not pages: ignore them.
+    const tail = size & 31;
+    if (tail !== 0) b.words[b.words.length - 1] &= (1 << tail) - 1;
+    b.population = 0;
+    for (const w of b.words) b.population += popcount(w);
+    return b;
+  }
+
+  static full(size: number): Bitmap {
+    const b = new Bitmap(size);
+    b.fill();
+    return b;
+  }
+
+  get count(): number {
+    return this.population;
+  }
+
+  has(i: number): boolean {
+    return (this.words[i >>> 5] & (1 << (i & 31))) !== 0;
+  }
+
+  /** Returns true when the bit was newly set. */
+  set(i: number): boolean {
+    const w = i >>> 5;
+    const m = 1 << (i & 31);
+    if (this.words[w] & m) return false;
+    this.words[w] |= m;
+    this.population++;
+    return true;
+  }
+
+  /** Returns true when the bit was set before. */
+  clear(i: number): boolean {
+    const w = i >>> 5;
+    const m = 1 << (i & 31);
+    if (!(this.words[w] & m)) return false;
+    this.words[w] &= ~m;
+    this.population--;
+    return true;
+  }
+
+  fill(): void {
+    this.words.fill(0xffffffff);
+    const tail = this.size & 31;
+    if (tail !== 0) this.words[this.words.length - 1] = (1 << tail) - 1;
+    this.population = this.size;
+  }
+
+  clearAll(): void {
+    this.words.fill(0);
+    this.population = 0;
+  }
+
+  /** The first set bit at or after `from`, or -1. */
+  nextSet(from: number): number {
+    if (from >= this.size) return -1;
+    let w = from >>> 5;
+    let word = this.words[w] & (0xffffffff << (from & 31));
+    for (;;) {
+      if (word !== 0) {
+        const i = (w << 5) + ctz(word);
+        return i < this.size ? i : -1;
+      }
+      if (++w >= this.words.length) return -1;
+      word = this.words[w];
+    }
+  }
+
+  /** The first clear bit at or after `from`, or -1. */
+  nextClear(from: number): number {
+    if (from >= this.size) return -1;
+    let w = from >>> 5;
+    let word = ~this.words[w] & (0xffffffff << (from & 31));
+    for (;;) {
+      if (word !== 0) {
+        const i = (w << 5) + ctz(word);
+        return i < this.size ? i : -1;
+      }
+      if (++w >= this.words.length) return -1;
+      word = ~this.words[w];
+    }
+  }
+
+  /** The first set bit at or after `from`, wrapping to the start; -1 when empty. */
+  nextSetWrapping(from: number): number {
+    if (this.population === 0) return -1;
+    const i = this.nextSet(from);
+    return i >= 0 ? i : this.nextSet(0);
+  }
+
+  toBytes(): Uint8Array {
+    const out = new Uint8Array(Math.ceil(this.size / 8));
+    for (let i = 0; i < out.length; i++) out[i] = (this.words[i >>> 2] >>> ((i & 3) * 8)) & 0xff;
+    return out;
+  }
+
+  clone(): Bitmap {
+    const b = new Bitmap(this.size);
+    b.words.set(this.words);
+    b.population = this.population;
+    return b;
+  }
+
+  *[Symbol.iterator](): IterableIterator<number> {
+    for (let i = this.nextSet(0); i >= 0; i = this.nextSet(i + 1)) yield i;
+  }
+}
+
+function ctz(x: number): number {
+  return 31 - Math.clz32(x & -x);
+}
+
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+}

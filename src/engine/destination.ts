@@ -1,0 +1,293 @@
+/**
+ * The destination side of a migration: pure and synchronous, like the source.
+ *
+ * It learns the layout from the handshake, installs pages as they come, drops
+ * stale ones at switchover and resumes the guest; from then on it turns each
+ * vCPU fault on a missing page into one urgent request (however many vCPUs
+ * wait on that page) and wakes the waiters when the page is installed. After a
+ * broken link it tells the source what it holds and re-sends its requests.
+ */
+import { Bitmap } from "./bitmap.js";
+import { encodedSize } from "./codec.js";
+import type { DestinationAction, DestinationEvent } from "./events.js";
+import { ALL_CAPABILITIES, Capability, ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Channel, type HelloMsg, type Message, type PageEntry } from "./messages.js";
+import type { DestinationMetrics } from "./metrics.js";
+import type { MigrationOptions } from "./options.js";
+import type { Layout } from "./source.js";
+
+type Stage = "awaitingHello" | "receiving" | "running" | "complete" | "done";
+
+const Origin = { None: 0, Precopy: 1, Background: 2, Demand: 3 } as const;
+const ORIGIN_KEYS = [null, "precopy", "background", "demand"] as const;
+
+export interface DestinationConfig {
+  /** When set, a source proposing another layout is refused. */
+  expect?: Layout;
+  /** Largest guest this destination accepts, in bytes. */
+  maxMemBytes?: number;
+}
+
+export class Destination<P> {
+  readonly metrics: DestinationMetrics;
+  private stage: Stage = "awaitingHello";
+  private now = 0;
+  private out: DestinationAction<P>[] = [];
+  private layout: Layout | null = null;
+  private present = new Bitmap(0);
+  /** How each present page came (Origin), to keep the per-origin counts right when one is dropped. */
+  private origin = new Uint8Array(0);
+  /** Pages requested and not yet installed, with the fault time of each waiting vCPU. */
+  private readonly waiting = new Map<number, { firstFaultAt: number; faultTimes: number[] }>();
+  private urgentCapable = false;
+  private linkUp = true;
+  private bulkBytes = 0;
+
+  constructor(
+    private readonly opts: MigrationOptions,
+    private readonly config: DestinationConfig = {},
+  ) {
+    this.metrics = {
+      phase: "setup",
+      resumedAt: null,
+      completedAt: null,
+      bytesSent: { urgent: 0, bulk: 0 },
+      present: { precopy: 0, background: 0, demand: 0 },
+      demandFaults: 0,
+      faultEvents: 0,
+      faultLatenciesUs: [],
+      blocktimeUs: 0,
+      pagesDropped: 0,
+    };
+  }
+
+  get finished(): boolean {
+    return this.stage === "done" || this.stage === "complete";
+  }
+
+  /** The layout agreed in the handshake, once known. */
+  get memoryLayout(): Layout | null {
+    return this.layout;
+  }
+
+  /** Whether the page is in guest memory (for drivers that check before stalling a vCPU). */
+  isPresent(page: number): boolean {
+    return this.present.has(page);
+  }
+
+  handle(ev: DestinationEvent<P>, now: number): DestinationAction<P>[] {
+    this.now = now;
+    switch (ev.kind) {
+      case "message":
+        if (ev.channel === "bulk") this.bulkBytes += encodedSize(ev.msg, this.layout?.pageSize ?? 0);
+        this.onMessage(ev.msg);
+        break;
+      case "transmitted":
+        break;
+      case "fault":
+        this.onFault(ev.page, ev.vcpu);
+        break;
+      case "linkDown":
+        this.linkUp = false;
+        if (this.stage !== "done" && this.stage !== "complete") this.metrics.phase = "recovering";
+        break;
+      case "linkUp":
+        this.onLinkUp();
+        break;
+    }
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+
+  // ----------------------------------------------------------------- messages
+
+  private onMessage(msg: Message<P>): void {
+    // Once finished, late arrivals (duplicates still in flight) change nothing.
+    if (this.stage === "done" || this.stage === "complete") return;
+    switch (msg.type) {
+      case "hello":
+        return this.onHello(msg);
+      case "pages":
+        if (this.stage !== "receiving" && this.stage !== "running") return this.protocolError(`pages before the handshake`);
+        return this.onPages(msg.pages);
+      case "switchover":
+        if (this.stage !== "receiving") return this.protocolError(`unexpected switchover in stage ${this.stage}`);
+        return this.onSwitchover(msg.stale, msg.cpuState);
+      case "cancel":
+        if (this.stage === "running") return this.protocolError(`cancel after switchover: ${msg.reason}`);
+        return this.finish("cancelled", `source cancelled: ${msg.reason}`);
+      case "error":
+        if (this.stage === "running") {
+          // Our guest runs: giving up would lose the VM. Keep serving what we have; the operator recovers.
+          this.metrics.phase = "failed";
+          this.out.push({ kind: "finished", outcome: "failed", reason: `source reported error ${msg.code}: ${msg.reason}; the destination guest keeps its pages` });
+          this.stage = "done";
+          return;
+        }
+        return this.finish("failed", `source reported error ${msg.code}: ${msg.reason}`);
+      default:
+        return this.protocolError(`unexpected ${msg.type} message from the source`);
+    }
+  }
+
+  private onHello(h: HelloMsg): void {
+    if (this.stage !== "awaitingHello") return this.protocolError("a second hello");
+    if (h.version < MIN_PROTOCOL_VERSION) {
+      return this.refuse(ErrorCode.VersionMismatch, `source speaks protocol version ${h.version}; this destination needs ${MIN_PROTOCOL_VERSION}..${PROTOCOL_VERSION}`);
+    }
+    const { pageSize, pageCount } = h;
+    if (!(pageSize >= 512 && (pageSize & (pageSize - 1)) === 0) || pageCount < 1) {
+      return this.refuse(ErrorCode.BadLayout, `bad memory layout: ${pageCount} pages of ${pageSize} bytes`);
+    }
+    const e = this.config.expect;
+    if (e && (e.pageSize !== pageSize || e.pageCount !== pageCount)) {
+      return this.refuse(ErrorCode.BadLayout, `source proposes ${pageCount} pages of ${pageSize} bytes; this destination expects ${e.pageCount} of ${e.pageSize}`);
+    }
+    if (this.config.maxMemBytes !== undefined && pageSize * pageCount > this.config.maxMemBytes) {
+      return this.refuse(ErrorCode.BadLayout, `source guest of ${pageSize * pageCount} bytes exceeds this destination's limit of ${this.config.maxMemBytes}`);
+    }
+    const capabilities = h.capabilities & ALL_CAPABILITIES;
+    if (h.mode !== "precopy" && !(capabilities & Capability.Postcopy)) {
+      return this.refuse(ErrorCode.Protocol, `mode ${h.mode} needs the post-copy capability, which the source did not offer`);
+    }
+    this.layout = { pageSize, pageCount };
+    this.present = new Bitmap(pageCount);
+    this.origin = new Uint8Array(pageCount);
+    this.urgentCapable = (capabilities & Capability.UrgentChannel) !== 0;
+    this.stage = "receiving";
+    this.metrics.phase = h.mode === "postcopy" ? "setup" : "precopy";
+    this.send("bulk", { type: "helloAck", version: Math.min(h.version, PROTOCOL_VERSION), capabilities });
+  }
+
+  private onPages(pages: PageEntry<P>[]): void {
+    const count = this.layout!.pageCount;
+    for (const { page, data } of pages) {
+      if (!(page < count)) return this.protocolError(`page ${page} is beyond the guest's ${count} pages`);
+      const waiter = this.waiting.get(page);
+      if (this.stage === "running" && this.present.has(page)) continue; // a duplicate: the copy we hold is current
+      const origin = waiter ? Origin.Demand : this.stage === "running" ? Origin.Background : Origin.Precopy;
+      this.out.push({ kind: "installPage", page, data });
+      this.setPresent(page, origin);
+      if (waiter) {
+        this.waiting.delete(page);
+        this.metrics.faultLatenciesUs.push(this.now - waiter.firstFaultAt);
+        for (const t of waiter.faultTimes) this.metrics.blocktimeUs += this.now - t;
+      }
+    }
+    this.completeIfWhole();
+  }
+
+  private onSwitchover(stale: Uint32Array, cpuState: Uint8Array): void {
+    const count = this.layout!.pageCount;
+    for (const p of stale) if (!(p < count)) return this.protocolError(`stale page ${p} is beyond the guest's ${count} pages`);
+    if (stale.length > 0) {
+      for (const p of stale) this.clearPresent(p);
+      this.metrics.pagesDropped += stale.length;
+      this.out.push({ kind: "dropPages", pages: stale });
+    }
+    this.stage = "running";
+    this.metrics.phase = this.present.count === count ? "complete" : "postcopy";
+    this.metrics.resumedAt = this.now;
+    this.out.push({ kind: "resumeGuest", cpuState });
+    this.send("urgent", { type: "resumed" });
+    this.completeIfWhole();
+  }
+
+  // ------------------------------------------------------------------- faults
+
+  private onFault(page: number, vcpu: number): void {
+    if (this.stage === "done" || this.layout === null || !(page < this.layout.pageCount)) return;
+    this.metrics.faultEvents++;
+    if (this.present.has(page)) {
+      this.out.push({ kind: "wake", page });
+      return;
+    }
+    const w = this.waiting.get(page);
+    if (w) {
+      w.faultTimes.push(this.now);
+      return;
+    }
+    void vcpu; // all vCPUs waiting on a page share one request
+    this.waiting.set(page, { firstFaultAt: this.now, faultTimes: [this.now] });
+    this.metrics.demandFaults++;
+    if (this.linkUp) this.request(page);
+  }
+
+  private request(page: number): void {
+    this.send(this.opts.urgentChannel && this.urgentCapable ? "urgent" : "bulk", { type: "pageRequest", page });
+  }
+
+  // ----------------------------------------------------------------- recovery
+
+  private onLinkUp(): void {
+    this.linkUp = true;
+    if (this.stage !== "receiving" && this.stage !== "running") return;
+    if (this.stage === "running") this.metrics.phase = "postcopy";
+    // The recover message goes first on the urgent channel, so the source
+    // knows what we hold before it sees our repeated requests.
+    this.send("urgent", {
+      type: "recover",
+      resumed: this.stage === "running",
+      bulkBytes: this.bulkBytes,
+      received: this.present.toBytes(),
+    });
+    if (this.opts.urgentChannel && this.urgentCapable) for (const page of this.waiting.keys()) this.send("urgent", { type: "pageRequest", page });
+    else for (const page of this.waiting.keys()) this.request(page);
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  private setPresent(page: number, origin: (typeof Origin)[keyof typeof Origin]): void {
+    const before = this.origin[page];
+    if (before !== Origin.None) this.metrics.present[ORIGIN_KEYS[before]!]--;
+    this.present.set(page);
+    this.origin[page] = origin;
+    this.metrics.present[ORIGIN_KEYS[origin]!]++;
+  }
+
+  private clearPresent(page: number): void {
+    const before = this.origin[page];
+    if (before === Origin.None) return;
+    this.metrics.present[ORIGIN_KEYS[before]!]--;
+    this.origin[page] = Origin.None;
+    this.present.clear(page);
+  }
+
+  private completeIfWhole(): void {
+    if (this.stage !== "running" || this.present.count !== this.layout!.pageCount) return;
+    this.stage = "complete";
+    this.metrics.phase = "complete";
+    this.metrics.completedAt = this.now;
+    this.out.push({ kind: "stopFaultHandling" });
+    this.send("urgent", { type: "complete" });
+    this.out.push({ kind: "finished", outcome: "completed", reason: "every page is present" });
+  }
+
+  /** Sends while the link is up; what would go out while it is down is rebuilt at recovery. */
+  private send(channel: Channel, msg: Message<P>): void {
+    if (!this.linkUp) return;
+    this.metrics.bytesSent[channel] += encodedSize(msg, this.layout?.pageSize ?? 0);
+    this.out.push({ kind: "send", channel, msg });
+  }
+
+  private refuse(code: number, reason: string): void {
+    this.send("bulk", { type: "error", code, reason });
+    this.finish("failed", reason);
+  }
+
+  private protocolError(reason: string): void {
+    if (this.stage === "running") {
+      // Never abandon a running guest over a bad message: report it and carry on.
+      this.send("urgent", { type: "error", code: ErrorCode.Protocol, reason });
+      return;
+    }
+    this.refuse(ErrorCode.Protocol, reason);
+  }
+
+  private finish(outcome: "completed" | "cancelled" | "failed", reason: string): void {
+    if (this.stage === "done") return;
+    this.stage = "done";
+    this.metrics.phase = outcome === "completed" ? "complete" : outcome;
+    this.out.push({ kind: "finished", outcome, reason });
+  }
+}

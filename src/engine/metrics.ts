@@ -1,0 +1,152 @@
+/**
+ * Plain, serialisable counters each engine keeps as it runs (timestamps in
+ * microseconds of the driver's clock), and the functions that turn a source's
+ * and a destination's counters into a Report or a live Snapshot. In the real
+ * back end the destination sends its metrics to the source as JSON at the end.
+ */
+import type { Mode } from "./messages.js";
+import type { Percentiles, Phase, Report, RoundReport, Snapshot, SwitchoverReason } from "./report.js";
+
+export interface SourceMetrics {
+  mode: Mode;
+  pageSize: number;
+  pageCount: number;
+  phase: Phase;
+  startedAt: number | null;
+  setupDoneAt: number | null;
+  rounds: RoundReport[];
+  /** When the source asked its guest to pause for switchover. */
+  pausedAt: number | null;
+  finishedAt: number | null;
+  outcome: "completed" | "cancelled" | "failed" | null;
+  reason: string;
+  switchoverReason: SwitchoverReason;
+  throttle: number;
+  bytesSent: { urgent: number; bulk: number };
+  pagesSent: number;
+  pagesZero: number;
+  pagesResent: number;
+  /** Pages pushed in the background after switchover, and their bytes. */
+  postcopyPushedPages: number;
+  postcopyBulkBytes: number;
+  /** Demand requests served (each page at most once unless resent after an outage). */
+  requestsServed: number;
+  /** Requests for a page already on its way (answered by that copy). */
+  requestsAlreadySent: number;
+  recoveries: number;
+}
+
+export interface DestinationMetrics {
+  phase: Phase;
+  resumedAt: number | null;
+  completedAt: number | null;
+  bytesSent: { urgent: number; bulk: number };
+  /** Pages present, by how they came. */
+  present: { precopy: number; background: number; demand: number };
+  /** Distinct pages requested on demand. */
+  demandFaults: number;
+  /** vCPU fault events (several vCPUs may wait on one request). */
+  faultEvents: number;
+  /** First fault on a page → page installed, µs, one entry per demand request. */
+  faultLatenciesUs: number[];
+  /** Sum over vCPUs of time stalled on missing pages, µs. */
+  blocktimeUs: number;
+  pagesDropped: number;
+}
+
+export function percentiles(values: readonly number[]): Percentiles {
+  if (values.length === 0) return { p50: 0, p99: 0, max: 0 };
+  const sorted = Float64Array.from(values).sort();
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
+  return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] };
+}
+
+/** Buckets of log2(µs): index i counts values in [2^i, 2^(i+1)); values below 1 µs go to bucket 0. */
+export function log2Histogram(values: readonly number[], buckets = 24): number[] {
+  const h = new Array<number>(buckets).fill(0);
+  for (const v of values) h[Math.min(buckets - 1, Math.max(0, Math.floor(Math.log2(Math.max(1, v)))))]++;
+  return h;
+}
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+const ms = (us: number) => round3(us / 1000);
+
+export interface ReportExtras {
+  backend: "sim" | "real";
+  workload: string;
+  /** Guest progress during the migration as a share of its unmigrated rate (0..1). */
+  guestProgress: number;
+  [extra: string]: unknown;
+}
+
+export function buildReport(src: SourceMetrics, dst: DestinationMetrics, extras: ReportExtras): Report {
+  const { backend, workload, guestProgress, ...rest } = extras;
+  const start = src.startedAt ?? 0;
+  const end = Math.max(src.finishedAt ?? start, dst.completedAt ?? start);
+  const downtime = src.pausedAt !== null && dst.resumedAt !== null ? dst.resumedAt - src.pausedAt : 0;
+  const postcopyUs =
+    dst.resumedAt !== null && dst.completedAt !== null && src.mode !== "precopy" ? dst.completedAt - dst.resumedAt : 0;
+  return {
+    backend,
+    outcome: src.outcome ?? "failed",
+    mode: src.mode,
+    workload,
+    mem_bytes: src.pageCount * src.pageSize,
+    page_size: src.pageSize,
+    setup_ms: src.setupDoneAt !== null ? ms(src.setupDoneAt - start) : 0,
+    rounds: src.rounds.map((r) => ({ pages: r.pages, bytes: r.bytes, ms: round3(r.ms) })),
+    downtime_ms: ms(downtime),
+    total_ms: ms(end - start),
+    bytes_sent: src.bytesSent.urgent + src.bytesSent.bulk + dst.bytesSent.urgent + dst.bytesSent.bulk,
+    pages_sent: src.pagesSent,
+    pages_zero: src.pagesZero,
+    pages_resent: src.pagesResent,
+    demand_faults: dst.demandFaults,
+    fault_latency_us: mapPercentiles(percentiles(dst.faultLatenciesUs), round3),
+    blocktime_ms: ms(dst.blocktimeUs),
+    guest_progress: round3(guestProgress),
+    background_mib_s: postcopyUs > 0 ? round3(src.postcopyBulkBytes / 1048576 / (postcopyUs / 1e6)) : 0,
+    switchover_reason: src.switchoverReason,
+    ...rest,
+  };
+}
+
+function mapPercentiles(p: Percentiles, f: (x: number) => number): Percentiles {
+  return { p50: f(p.p50), p99: f(p.p99), max: f(p.max) };
+}
+
+export interface SnapshotExtras {
+  backend: "sim" | "real";
+  workload: string;
+  /** Driver clock now, µs. */
+  now: number;
+  guestProgress: number;
+  report: Report | null;
+  notice: string | null;
+}
+
+export function buildSnapshot(src: SourceMetrics, dst: DestinationMetrics, x: SnapshotExtras): Snapshot {
+  const phase: Phase = src.phase === "complete" || src.phase === "cancelled" || src.phase === "failed" ? src.phase : src.phase;
+  return {
+    backend: x.backend,
+    mode: src.mode,
+    workload: x.workload,
+    phase,
+    elapsedMs: src.startedAt === null ? 0 : ms(x.now - src.startedAt),
+    round: src.rounds.length,
+    pageCount: src.pageCount,
+    present: { ...dst.present },
+    channelBytes: {
+      urgent: src.bytesSent.urgent + dst.bytesSent.urgent,
+      bulk: src.bytesSent.bulk + dst.bytesSent.bulk,
+    },
+    demandFaults: dst.demandFaults,
+    faultLatencyUs: dst.faultLatenciesUs.length ? percentiles(dst.faultLatenciesUs) : null,
+    faultHistogram: log2Histogram(dst.faultLatenciesUs),
+    guestProgress: x.guestProgress,
+    throttle: src.throttle,
+    downtimeMs: src.pausedAt !== null && dst.resumedAt !== null ? ms(dst.resumedAt - src.pausedAt) : null,
+    report: x.report,
+    notice: x.notice,
+  };
+}

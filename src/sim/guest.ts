@@ -1,0 +1,272 @@
+/**
+ * The simulated guest: vCPUs running a workload's access streams over a
+ * memory of page versions (0 = a zero page; every write stores a fresh
+ * version, so a stale copy can never pass for a current one).
+ *
+ * One instance plays the source guest (dirty tracking, no missing pages) and
+ * one the destination guest (a presence map; touching a missing page stalls
+ * the vCPU). A vCPU is only ever affected by events, so `runUntil(t)` runs
+ * each vCPU in a tight loop up to the next event time instead of scheduling
+ * an event per access.
+ */
+import { AccessGenerator, GENERATOR_STATE_BYTES, type CompiledPhase } from "../workload/generator.js";
+import { isInitiallyZero, type Workload } from "../workload/types.js";
+
+/** What one memory access costs on top of a step's compute time (µs). */
+export const ACCESS_US = 0.05;
+
+const STATE_MAGIC = 0x70707663; // "ppvc"
+const VCPU_STATE_BYTES = GENERATOR_STATE_BYTES + 8;
+
+/** Write versions and useful work, shared by both guests (they never run at once). */
+export class GuestShared {
+  lastVersion: number;
+  /** Unthrottled step time completed by all vCPUs of either guest, µs: the guest's useful work. */
+  workUs = 0;
+  /** Accesses performed by either guest. */
+  accesses = 0;
+
+  constructor(
+    readonly workload: Workload,
+    readonly phases: readonly CompiledPhase[],
+    readonly seed: number,
+  ) {
+    this.lastVersion = workload.pageCount;
+  }
+}
+
+export interface StallHandler {
+  (vcpu: number, page: number, at: number): void;
+}
+
+export class Guest {
+  readonly memory: Uint32Array;
+  /** Destination only: pages that are present; null at the source (all are). */
+  readonly present: Uint8Array | null;
+  /** Receives every write too (the destination's writes into the expected final memory). */
+  mirror: Uint32Array | null = null;
+  running = false;
+  throttle = 0;
+  private scale = 1;
+  private gens: AccessGenerator[] = [];
+  private readonly vcpus: number;
+  /** Time of each vCPU's next access, µs. */
+  private readonly nextAt: Float64Array;
+  /** Unthrottled length of the step whose access is pending (compute + access), µs. */
+  private readonly stepUs: Float64Array;
+  private readonly stalled: Uint8Array;
+  private readonly stalledPage: Float64Array;
+  private readonly stalledAt: Float64Array;
+  private readonly stalledWrite: Uint8Array;
+  private stalledCount = 0;
+  /** Source only: dirty tracking for `collectDirty`. */
+  private tracking = false;
+  private readonly dirtyBits: Uint8Array | null;
+  private readonly dirtyList: Uint32Array | null;
+  private dirtyCount = 0;
+
+  constructor(
+    readonly role: "source" | "destination",
+    private readonly shared: GuestShared,
+    private readonly onStall: StallHandler,
+  ) {
+    const w = shared.workload;
+    this.vcpus = w.vcpus;
+    this.memory = new Uint32Array(w.pageCount);
+    this.nextAt = new Float64Array(w.vcpus);
+    this.stepUs = new Float64Array(w.vcpus);
+    this.stalled = new Uint8Array(w.vcpus);
+    this.stalledPage = new Float64Array(w.vcpus);
+    this.stalledAt = new Float64Array(w.vcpus);
+    this.stalledWrite = new Uint8Array(w.vcpus);
+    if (role === "source") {
+      for (let p = 0; p < w.pageCount; p++) if (!isInitiallyZero(p, w.zeroShare)) this.memory[p] = p + 1;
+      this.present = null;
+      this.dirtyBits = new Uint8Array(w.pageCount);
+      this.dirtyList = new Uint32Array(w.pageCount);
+    } else {
+      this.present = new Uint8Array(w.pageCount);
+      this.dirtyBits = null;
+      this.dirtyList = null;
+    }
+  }
+
+  /** Boots the workload from its first step (the source guest at time `now`). */
+  boot(now: number): void {
+    const { phases, seed } = this.shared;
+    this.gens = Array.from({ length: this.vcpus }, (_, v) => new AccessGenerator(phases, this.vcpus, v, seed));
+    for (let v = 0; v < this.vcpus; v++) this.scheduleStep(v, now);
+    this.running = true;
+  }
+
+  setThrottle(ratio: number): void {
+    this.throttle = ratio;
+    this.scale = 1 / (1 - ratio);
+  }
+
+  /** Performs every access due at or before `t`. A vCPU that meets a missing page stalls there. */
+  runUntil(t: number): void {
+    if (!this.running) return;
+    const shared = this.shared;
+    const mem = this.memory;
+    const present = this.present;
+    const mirror = this.mirror;
+    const dirtyBits = this.tracking ? this.dirtyBits : null;
+    const dirtyList = this.dirtyList as Uint32Array;
+    const scale = this.scale;
+    let version = shared.lastVersion;
+    let work = 0;
+    let accesses = 0;
+    for (let v = 0; v < this.vcpus; v++) {
+      let at = this.nextAt[v];
+      if (at > t || this.stalled[v] === 1) continue;
+      const gen = this.gens[v];
+      let stepUs = this.stepUs[v];
+      while (at <= t) {
+        const p = gen.next();
+        if (present !== null && present[p] === 0) {
+          this.stall(v, p, at, gen.isWrite);
+          break;
+        }
+        if (gen.isWrite) {
+          mem[p] = ++version;
+          if (mirror !== null) mirror[p] = version;
+          if (dirtyBits !== null && dirtyBits[p] === 0) {
+            dirtyBits[p] = 1;
+            dirtyList[this.dirtyCount++] = p;
+          }
+        }
+        work += stepUs;
+        accesses++;
+        stepUs = gen.computeNs * 1e-3 + ACCESS_US;
+        at += stepUs * scale;
+      }
+      this.nextAt[v] = at;
+      this.stepUs[v] = stepUs;
+    }
+    shared.lastVersion = version;
+    shared.workUs += work;
+    shared.accesses += accesses;
+  }
+
+  // ------------------------------------------------------------ source side
+
+  readPage(page: number): number | null {
+    const v = this.memory[page];
+    return v === 0 ? null : v;
+  }
+
+  /** Pages written since the last call; the first call arms tracking. */
+  collectDirty(): Uint32Array {
+    if (!this.tracking) {
+      this.tracking = true;
+      return new Uint32Array(0);
+    }
+    const bits = this.dirtyBits as Uint8Array;
+    const list = (this.dirtyList as Uint32Array).slice(0, this.dirtyCount);
+    for (let i = 0; i < list.length; i++) bits[list[i]] = 0;
+    this.dirtyCount = 0;
+    return list;
+  }
+
+  /** Stops the vCPUs at `now` (every access up to `now` done) and serialises their state. */
+  pause(now: number): Uint8Array {
+    this.running = false;
+    const bytes = new Uint8Array(8 + this.vcpus * VCPU_STATE_BYTES);
+    const view = new DataView(bytes.buffer);
+    view.setUint32(0, STATE_MAGIC, true);
+    view.setUint32(4, this.vcpus, true);
+    for (let v = 0; v < this.vcpus; v++) {
+      const off = 8 + v * VCPU_STATE_BYTES;
+      this.gens[v].save(view, off);
+      // The step in progress keeps its remaining compute time across the move.
+      view.setFloat64(off + GENERATOR_STATE_BYTES, Math.max(0, this.nextAt[v] - now), true);
+    }
+    return bytes;
+  }
+
+  // ------------------------------------------------------- destination side
+
+  /** Starts the guest from a state serialised by `pause` (possibly of the other guest). */
+  resume(now: number, cpuState: Uint8Array): void {
+    const view = new DataView(cpuState.buffer, cpuState.byteOffset, cpuState.byteLength);
+    if (cpuState.byteLength !== 8 + this.vcpus * VCPU_STATE_BYTES || view.getUint32(0, true) !== STATE_MAGIC || view.getUint32(4, true) !== this.vcpus) {
+      throw new Error(`guest: cpu state of ${cpuState.byteLength} bytes is not a state of this ${this.vcpus}-vCPU workload`);
+    }
+    const { phases, seed } = this.shared;
+    for (let v = 0; v < this.vcpus; v++) {
+      const off = 8 + v * VCPU_STATE_BYTES;
+      this.gens[v] = AccessGenerator.restore(phases, this.vcpus, v, seed, view, off);
+      this.stepUs[v] = this.gens[v].computeNs * 1e-3 + ACCESS_US;
+      this.nextAt[v] = now + view.getFloat64(off + GENERATOR_STATE_BYTES, true);
+      this.stalled[v] = 0;
+    }
+    this.stalledCount = 0;
+    this.running = true;
+  }
+
+  /** Installs a page; wakes vCPUs stalled on it. */
+  install(page: number, version: number, now: number): void {
+    this.memory[page] = version;
+    (this.present as Uint8Array)[page] = 1;
+    if (this.stalledCount > 0) this.wakePage(page, now);
+  }
+
+  drop(pages: Uint32Array): void {
+    const present = this.present as Uint8Array;
+    for (let i = 0; i < pages.length; i++) present[pages[i]] = 0;
+  }
+
+  isPresent(page: number): boolean {
+    return this.present === null || this.present[page] === 1;
+  }
+
+  /** Is vCPU `v` stalled on `page` since `at` (that is, is its fault still pending)? */
+  isStalledOn(v: number, page: number, at: number): boolean {
+    return this.stalled[v] === 1 && this.stalledPage[v] === page && this.stalledAt[v] === at;
+  }
+
+  get stalledVcpus(): number {
+    return this.stalledCount;
+  }
+
+  wakePage(page: number, now: number): void {
+    for (let v = 0; v < this.vcpus; v++) {
+      if (this.stalled[v] === 1 && this.stalledPage[v] === page) this.wake(v, now);
+    }
+  }
+
+  /**
+   * Retries the stalled access. A vCPU may have run ahead of the event being
+   * processed (it stalled at a later time), so it never resumes before it stalled.
+   */
+  wake(v: number, now: number): void {
+    const page = this.stalledPage[v];
+    const at = Math.max(now, this.stalledAt[v]);
+    this.stalled[v] = 0;
+    this.stalledCount--;
+    if (this.stalledWrite[v] === 1) {
+      const version = ++this.shared.lastVersion;
+      this.memory[page] = version;
+      if (this.mirror !== null) this.mirror[page] = version;
+    }
+    this.shared.workUs += this.stepUs[v];
+    this.shared.accesses++;
+    this.stepUs[v] = this.gens[v].computeNs * 1e-3 + ACCESS_US;
+    this.nextAt[v] = at + this.stepUs[v] * this.scale;
+  }
+
+  private stall(v: number, page: number, at: number, write: boolean): void {
+    this.stalled[v] = 1;
+    this.stalledPage[v] = page;
+    this.stalledAt[v] = at;
+    this.stalledWrite[v] = write ? 1 : 0;
+    this.stalledCount++;
+    this.onStall(v, page, at);
+  }
+
+  private scheduleStep(v: number, now: number): void {
+    this.stepUs[v] = this.gens[v].computeNs * 1e-3 + ACCESS_US;
+    this.nextAt[v] = now + this.stepUs[v] * this.scale;
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * The network between source and destination: full duplex, and per direction
+ * one serialiser at the link's bandwidth fed by two queues. The urgent queue
+ * goes first whenever the serialiser picks its next message (never cutting a
+ * message short); with `sharedChannel` both channels share one FIFO, which
+ * shows demand requests waiting behind bulk pages. A message reaches the far
+ * side `latency` after its last byte left.
+ */
+import type { Channel } from "../engine/messages.js";
+
+export interface LinkSpec {
+  bandwidthBytesPerSec: number;
+  latencyUs: number;
+  sharedChannel?: boolean;
+}
+
+/** 0: source → destination, 1: destination → source. */
+export type Direction = 0 | 1;
+
+export type LinkEvent<M> =
+  | { type: "tx"; dir: Direction; epoch: number }
+  | { type: "deliver"; dir: Direction; channel: Channel; msg: M; epoch: number };
+
+export interface LinkHooks<M> {
+  schedule(time: number, event: LinkEvent<M>): void;
+  /** The message's last byte left the sender at `now`. */
+  transmitted(dir: Direction, channel: Channel, bytes: number, now: number): void;
+  delivered(dir: Direction, channel: Channel, msg: M, now: number): void;
+}
+
+interface Queued<M> {
+  channel: Channel;
+  msg: M;
+  bytes: number;
+}
+
+/** A FIFO that does not shift its array on every take. */
+class Fifo<T> {
+  private items: T[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  take(): T | undefined {
+    if (this.head === this.items.length) return undefined;
+    const item = this.items[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+  }
+}
+
+class Lane<M> {
+  readonly urgent = new Fifo<Queued<M>>();
+  readonly bulk = new Fifo<Queued<M>>();
+  sending: Queued<M> | null = null;
+  readonly bytes: Record<Channel, number> = { urgent: 0, bulk: 0 };
+  messages = 0;
+}
+
+export class Link<M> {
+  private readonly lanes: [Lane<M>, Lane<M>] = [new Lane<M>(), new Lane<M>()];
+  private readonly usPerByte: number;
+  private epoch = 0;
+  private up = true;
+  /** Messages lost to outages (queued, on the wire, or sent while down). */
+  lost = 0;
+
+  constructor(
+    readonly spec: LinkSpec,
+    private readonly hooks: LinkHooks<M>,
+  ) {
+    if (!(spec.bandwidthBytesPerSec > 0) || !Number.isFinite(spec.bandwidthBytesPerSec)) {
+      throw new Error(`link bandwidth must be a positive number of bytes/s, got ${spec.bandwidthBytesPerSec}`);
+    }
+    if (!(spec.latencyUs >= 0) || !Number.isFinite(spec.latencyUs)) throw new Error(`link latency must be ≥ 0 µs, got ${spec.latencyUs}`);
+    this.usPerByte = 1e6 / spec.bandwidthBytesPerSec;
+  }
+
+  get isUp(): boolean {
+    return this.up;
+  }
+
+  /** Bytes fully serialised so far, per channel, in one direction. */
+  bytesSent(dir: Direction): Readonly<Record<Channel, number>> {
+    return this.lanes[dir].bytes;
+  }
+
+  /** Messages waiting (not yet on the wire) in one direction. */
+  queued(dir: Direction): number {
+    const lane = this.lanes[dir];
+    return lane.urgent.length + lane.bulk.length;
+  }
+
+  send(dir: Direction, channel: Channel, msg: M, bytes: number, now: number): void {
+    if (!this.up) {
+      this.lost++;
+      return;
+    }
+    const lane = this.lanes[dir];
+    const q = { channel, msg, bytes };
+    if (channel === "urgent" && !this.spec.sharedChannel) lane.urgent.push(q);
+    else lane.bulk.push(q);
+    if (lane.sending === null) this.startNext(dir, now);
+  }
+
+  onEvent(ev: LinkEvent<M>, now: number): void {
+    if (ev.epoch !== this.epoch) return; // lost in an outage
+    if (ev.type === "deliver") {
+      this.hooks.delivered(ev.dir, ev.channel, ev.msg, now);
+      return;
+    }
+    const lane = this.lanes[ev.dir];
+    const done = lane.sending as Queued<M>;
+    lane.sending = null;
+    lane.bytes[done.channel] += done.bytes;
+    lane.messages++;
+    this.hooks.schedule(now + this.spec.latencyUs, { type: "deliver", dir: ev.dir, channel: done.channel, msg: done.msg, epoch: this.epoch });
+    this.hooks.transmitted(ev.dir, done.channel, done.bytes, now);
+    if (lane.sending === null) this.startNext(ev.dir, now);
+  }
+
+  /** The link breaks: everything queued or travelling is lost. */
+  goDown(): void {
+    if (!this.up) return;
+    this.up = false;
+    this.epoch++;
+    for (const lane of this.lanes) {
+      this.lost += lane.urgent.length + lane.bulk.length + (lane.sending ? 1 : 0);
+      lane.urgent.clear();
+      lane.bulk.clear();
+      lane.sending = null;
+    }
+  }
+
+  goUp(): void {
+    this.up = true;
+  }
+
+  private startNext(dir: Direction, now: number): void {
+    const lane = this.lanes[dir];
+    const next = lane.urgent.take() ?? lane.bulk.take();
+    if (next === undefined) return;
+    lane.sending = next;
+    this.hooks.schedule(now + next.bytes * this.usPerByte, { type: "tx", dir, epoch: this.epoch });
+  }
+}
+
+const RATE_UNITS: Record<string, number> = {
+  bit: 1 / 8,
+  kbit: 1e3 / 8,
+  mbit: 1e6 / 8,
+  gbit: 1e9 / 8,
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+};
+const TIME_UNITS: Record<string, number> = { us: 1, µs: 1, ms: 1000, s: 1e6 };
+
+/**
+ * "1Gbit,0.1ms", "10Gbit/s,50us", "100MB/s,1ms", optionally ",shared" for one
+ * FIFO for both channels. Rates in bit units are decimal (network
+ * convention); MB is 10^6 bytes, MiB 2^20.
+ */
+export function parseLink(text: string): LinkSpec {
+  const parts = text.split(",").map((s) => s.trim());
+  const usage = `expected "<bandwidth>,<latency>[,shared]" like "1Gbit,0.1ms" or "100MB/s,50us"`;
+  if (parts.length < 2 || parts.length > 3) throw new Error(`link "${text}": ${usage}`);
+  const rate = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]+)(?:\/s)?$/.exec(parts[0]);
+  const unit = rate ? RATE_UNITS[rate[2].toLowerCase()] : undefined;
+  if (!rate || unit === undefined) {
+    throw new Error(`link "${text}": bandwidth "${parts[0]}" must be a number with a unit (bit, Kbit, Mbit, Gbit, B, KB, MB, GB, KiB, MiB, GiB, optionally /s)`);
+  }
+  const bandwidthBytesPerSec = Number(rate[1]) * unit;
+  if (!(bandwidthBytesPerSec > 0)) throw new Error(`link "${text}": bandwidth must be positive`);
+  const lat = /^(\d+(?:\.\d+)?)\s*(us|µs|ms|s)$/.exec(parts[1]);
+  if (!lat) throw new Error(`link "${text}": latency "${parts[1]}" must be a number with a unit (us, ms or s), e.g. "0.1ms"`);
+  const latencyUs = Number(lat[1]) * TIME_UNITS[lat[2]];
+  const spec: LinkSpec = { bandwidthBytesPerSec, latencyUs };
+  if (parts.length === 3) {
+    if (parts[2] !== "shared") throw new Error(`link "${text}": the third field may only be "shared", got "${parts[2]}"`);
+    spec.sharedChannel = true;
+  }
+  return spec;
+}
+
+/** "1 Gbit/s, 100 µs" for reports and headers. */
+export function formatLink(spec: LinkSpec): string {
+  const bits = spec.bandwidthBytesPerSec * 8;
+  const rate = bits >= 1e9 ? `${bits / 1e9} Gbit/s` : bits >= 1e6 ? `${bits / 1e6} Mbit/s` : `${bits / 1e3} Kbit/s`;
+  return `${rate}, ${spec.latencyUs} µs${spec.sharedChannel ? ", shared channel" : ""}`;
+}

@@ -1,0 +1,345 @@
+/**
+ * The simulator's driver: wires a Source and a Destination engine to the
+ * simulated link and guests, and owns virtual time (µs; 0 = the guest boots,
+ * the migration starts after the workload's warmup).
+ */
+import { encodedSize } from "../engine/codec.js";
+import { Destination } from "../engine/destination.js";
+import type { DestinationAction, SourceAction } from "../engine/events.js";
+import type { Channel, Message } from "../engine/messages.js";
+import { buildReport, buildSnapshot } from "../engine/metrics.js";
+import { resolveOptions, type MigrationOptions } from "../engine/options.js";
+import type { Report, Snapshot } from "../engine/report.js";
+import { Source } from "../engine/source.js";
+import { compilePhases } from "../workload/generator.js";
+import type { Workload } from "../workload/types.js";
+import { EventQueue } from "./event-queue.js";
+import { Guest, GuestShared } from "./guest.js";
+import { formatLink, Link, type Direction, type LinkEvent, type LinkSpec } from "./link.js";
+import { ProgressMeter } from "./progress.js";
+
+export { parseLink, formatLink, type LinkSpec } from "./link.js";
+
+export interface Outage {
+  /** Relative to the migration start. */
+  atMs: number;
+  durationMs: number;
+}
+
+export interface SimConfig {
+  workload: Workload;
+  options?: Partial<MigrationOptions>;
+  link: LinkSpec;
+  seed?: number;
+  outages?: Outage[];
+  /** Virtual time after the migration start at which an unfinished run is declared failed. */
+  maxVirtualMs?: number;
+}
+
+export const DEFAULT_MAX_VIRTUAL_MS = 10 * 60 * 1000;
+const PROGRESS_WINDOW_US = 200_000;
+
+type Msg = Message<number>;
+type SimEvent =
+  | LinkEvent<Msg>
+  | { type: "start" }
+  | { type: "deadline" }
+  | { type: "timer"; generation: number }
+  | { type: "guestPaused"; cpuState: Uint8Array }
+  | { type: "fault"; vcpu: number; page: number; stalledAt: number }
+  | { type: "linkDown"; durationUs: number }
+  | { type: "linkUp" };
+
+export class Simulation {
+  readonly options: MigrationOptions;
+  readonly seed: number;
+  private readonly workload: Workload;
+  private readonly queue = new EventQueue<SimEvent>();
+  private readonly link: Link<Msg>;
+  private readonly shared: GuestShared;
+  private readonly srcGuest: Guest;
+  private readonly dstGuest: Guest;
+  private readonly source: Source<number>;
+  private readonly dest: Destination<number>;
+  private readonly progress: ProgressMeter;
+  private readonly startUs: number;
+  private readonly deadlineUs: number;
+  private now = 0;
+  private timerGeneration = 0;
+  private finished: { outcome: "completed" | "cancelled" | "failed"; reason: string } | null = null;
+  private final: Report | null = null;
+  private notice: string | null = null;
+  private refusal: string | null = null;
+  /** Source memory at switchover plus every later destination write: what the destination must end with. */
+  private expected: Uint32Array | null = null;
+  private workAtStart = 0;
+  private pagesReleased = 0;
+  private eventsProcessed = 0;
+
+  constructor(cfg: SimConfig) {
+    const w = cfg.workload;
+    this.workload = w;
+    this.options = resolveOptions(cfg.options);
+    this.seed = cfg.seed ?? 1;
+    if (!Number.isSafeInteger(this.seed)) throw new Error(`seed must be an integer, got ${cfg.seed}`);
+    const maxMs = cfg.maxVirtualMs ?? DEFAULT_MAX_VIRTUAL_MS;
+    if (!(maxMs > 0)) throw new Error(`maxVirtualMs must be positive, got ${maxMs}`);
+    this.startUs = w.warmupMs * 1000;
+    this.deadlineUs = this.startUs + maxMs * 1000;
+    this.shared = new GuestShared(w, compilePhases(w), this.seed);
+    const onStall = (vcpu: number, page: number, at: number) => this.queue.push(at, { type: "fault", vcpu, page, stalledAt: at });
+    this.srcGuest = new Guest("source", this.shared, onStall);
+    this.dstGuest = new Guest("destination", this.shared, onStall);
+    this.progress = new ProgressMeter(w.vcpus, PROGRESS_WINDOW_US);
+    this.link = new Link<Msg>(cfg.link, {
+      schedule: (time, ev) => this.queue.push(time, ev),
+      transmitted: (dir, channel, bytes, now) => this.onTransmitted(dir, channel, bytes, now),
+      delivered: (dir, channel, msg, now) => this.onDelivered(dir, channel, msg, now),
+    });
+    const layout = { pageSize: w.pageSize, pageCount: w.pageCount };
+    this.source = new Source<number>(this.options, layout, {
+      readPage: (p) => this.srcGuest.readPage(p),
+      collectDirty: () => this.srcGuest.collectDirty(),
+    });
+    this.dest = new Destination<number>(this.options, { expect: layout });
+    this.srcGuest.boot(0);
+    this.queue.push(this.startUs, { type: "start" });
+    this.queue.push(this.deadlineUs, { type: "deadline" });
+    for (const o of cfg.outages ?? []) {
+      if (!(o.atMs >= 0 && o.durationMs > 0)) throw new Error(`outage at ${o.atMs} ms for ${o.durationMs} ms: need atMs ≥ 0 and durationMs > 0`);
+      this.queue.push(this.startUs + o.atMs * 1000, { type: "linkDown", durationUs: o.durationMs * 1000 });
+    }
+  }
+
+  /** Virtual time since the migration started (negative during warmup), ms. */
+  get nowMs(): number {
+    return (this.now - this.startUs) / 1000;
+  }
+
+  get done(): boolean {
+    return this.finished !== null;
+  }
+
+  /** Runs until `virtualMs` after the migration start, or until the migration ends. */
+  advanceTo(virtualMs: number): void {
+    this.run(this.startUs + virtualMs * 1000);
+  }
+
+  runToEnd(): Report {
+    this.run(Infinity);
+    return this.report() as Report;
+  }
+
+  /** Asks the source to cancel. Returns null when it accepts, else why it refused. */
+  cancel(reason: string): string | null {
+    if (this.finished) return `the migration has already ended (${this.finished.outcome})`;
+    if (this.now < this.startUs) return "the migration has not started yet";
+    this.refusal = null;
+    this.sourceDo(this.source.handle({ kind: "cancel", reason }, this.now));
+    const refusal = this.refusal as string | null;
+    this.notice = refusal === null ? `cancelled: ${reason}` : `cancel refused: ${refusal}`;
+    return refusal;
+  }
+
+  report(): Report | null {
+    return this.final;
+  }
+
+  snapshot(): Snapshot {
+    return buildSnapshot(this.source.metrics, this.dest.metrics, {
+      backend: "sim",
+      workload: this.workload.name,
+      now: this.now,
+      guestProgress: this.progress.recent(this.now, this.shared.workUs),
+      report: this.final,
+      notice: this.notice,
+    });
+  }
+
+  /** Compares the destination's memory with what it must hold: source memory at switchover plus later writes. */
+  verify(): { ok: boolean; mismatches: number; firstMismatch?: number } {
+    const expected = this.expected;
+    if (expected === null) return { ok: false, mismatches: this.workload.pageCount, firstMismatch: 0 };
+    const mem = this.dstGuest.memory;
+    const present = this.dstGuest.present as Uint8Array;
+    let mismatches = 0;
+    let first = -1;
+    for (let p = 0; p < expected.length; p++) {
+      if (present[p] === 0 || mem[p] !== expected[p]) {
+        if (first < 0) first = p;
+        mismatches++;
+      }
+    }
+    return first < 0 ? { ok: true, mismatches: 0 } : { ok: false, mismatches, firstMismatch: first };
+  }
+
+  // ------------------------------------------------------------- the loop
+
+  private run(untilUs: number): void {
+    while (this.finished === null) {
+      const t = this.queue.peekTime();
+      if (t > untilUs) break;
+      // Guests go first: their accesses up to t happen before the event at t.
+      // A stall queues a fault at its own (earlier or equal) time, which then pops first.
+      this.srcGuest.runUntil(t);
+      this.dstGuest.runUntil(t);
+      const next = this.queue.pop();
+      if (next === undefined) break;
+      if (next.time > this.now) this.now = next.time;
+      this.eventsProcessed++;
+      this.dispatch(next.event);
+      this.progress.sample(this.now, this.shared.workUs);
+    }
+    if (this.finished === null && Number.isFinite(untilUs) && untilUs > this.now) {
+      this.srcGuest.runUntil(untilUs);
+      this.dstGuest.runUntil(untilUs);
+      this.now = untilUs;
+      this.progress.sample(this.now, this.shared.workUs);
+    }
+  }
+
+  private dispatch(ev: SimEvent): void {
+    const now = this.now;
+    switch (ev.type) {
+      case "tx":
+      case "deliver":
+        this.link.onEvent(ev, now);
+        return;
+      case "fault":
+        if (!this.dstGuest.isStalledOn(ev.vcpu, ev.page, ev.stalledAt)) return;
+        // Installed meanwhile: the vCPU would never have stopped.
+        if (this.dstGuest.isPresent(ev.page)) this.dstGuest.wake(ev.vcpu, now);
+        else this.destDo(this.dest.handle({ kind: "fault", page: ev.page, vcpu: ev.vcpu }, now));
+        return;
+      case "start":
+        this.workAtStart = this.shared.workUs;
+        this.progress.reset(now, this.shared.workUs);
+        this.sourceDo(this.source.handle({ kind: "start" }, now));
+        return;
+      case "timer":
+        if (ev.generation === this.timerGeneration) this.sourceDo(this.source.handle({ kind: "timer" }, now));
+        return;
+      case "guestPaused":
+        this.sourceDo(this.source.handle({ kind: "guestPaused", cpuState: ev.cpuState }, now));
+        return;
+      case "linkDown":
+        if (!this.link.isUp) return;
+        this.link.goDown();
+        this.queue.push(now + ev.durationUs, { type: "linkUp" });
+        this.sourceDo(this.source.handle({ kind: "linkDown" }, now));
+        this.destDo(this.dest.handle({ kind: "linkDown" }, now));
+        return;
+      case "linkUp":
+        this.link.goUp();
+        this.sourceDo(this.source.handle({ kind: "linkUp" }, now));
+        this.destDo(this.dest.handle({ kind: "linkUp" }, now));
+        return;
+      case "deadline":
+        this.finish("failed", `no end after ${(this.deadlineUs - this.startUs) / 1000} ms of virtual time (maxVirtualMs)`);
+        return;
+    }
+  }
+
+  private onTransmitted(dir: Direction, channel: Channel, bytes: number, now: number): void {
+    if (dir === 0) this.sourceDo(this.source.handle({ kind: "transmitted", channel, bytes }, now));
+    else this.destDo(this.dest.handle({ kind: "transmitted", channel, bytes }, now));
+  }
+
+  private onDelivered(dir: Direction, channel: Channel, msg: Msg, now: number): void {
+    if (dir === 0) this.destDo(this.dest.handle({ kind: "message", msg, channel }, now));
+    else this.sourceDo(this.source.handle({ kind: "message", msg }, now));
+  }
+
+  private sourceDo(actions: SourceAction<number>[]): void {
+    const now = this.now;
+    for (const a of actions) {
+      switch (a.kind) {
+        case "send":
+          this.link.send(0, a.channel, a.msg, encodedSize(a.msg, this.workload.pageSize), now);
+          break;
+        case "pauseGuest": {
+          const cpuState = this.srcGuest.pause(now);
+          this.expected = this.srcGuest.memory.slice();
+          this.dstGuest.mirror = this.expected;
+          this.queue.push(now, { type: "guestPaused", cpuState });
+          break;
+        }
+        case "resumeGuest":
+          if (!this.srcGuest.running) this.srcGuest.resume(now, this.srcGuest.pause(now));
+          this.expected = null;
+          this.dstGuest.mirror = null;
+          this.srcGuest.setThrottle(0);
+          break;
+        case "throttleGuest":
+          this.srcGuest.setThrottle(a.ratio);
+          break;
+        case "setTimer":
+          this.queue.push(Math.max(now, a.at), { type: "timer", generation: ++this.timerGeneration });
+          break;
+        case "releasePages":
+          this.pagesReleased += a.count;
+          break;
+        case "finished":
+          this.finish(a.outcome, a.reason);
+          break;
+        case "refused":
+          this.refusal = a.reason;
+          break;
+      }
+    }
+  }
+
+  private destDo(actions: DestinationAction<number>[]): void {
+    const now = this.now;
+    const guest = this.dstGuest;
+    for (const a of actions) {
+      switch (a.kind) {
+        case "send":
+          this.link.send(1, a.channel, a.msg, encodedSize(a.msg, this.workload.pageSize), now);
+          break;
+        case "installPage":
+          guest.install(a.page, a.data ?? 0, now);
+          break;
+        case "wake":
+          guest.wakePage(a.page, now);
+          break;
+        case "dropPages":
+          guest.drop(a.pages);
+          break;
+        case "resumeGuest":
+          guest.resume(now, a.cpuState);
+          break;
+        case "stopFaultHandling":
+        case "finished":
+          break;
+      }
+    }
+  }
+
+  private finish(outcome: "completed" | "cancelled" | "failed", reason: string): void {
+    if (this.finished) return;
+    this.finished = { outcome, reason };
+    const src = this.source.metrics;
+    // A run the engine did not end itself (the deadline) still needs an end and an outcome.
+    const srcMetrics = src.outcome === null ? { ...src, outcome, reason, finishedAt: this.now } : src;
+    const endUs = Math.max(srcMetrics.finishedAt ?? this.now, this.dest.metrics.completedAt ?? 0);
+    const spanUs = Math.max(1, endUs - this.startUs);
+    const guestProgress = Math.min(1, (this.shared.workUs - this.workAtStart) / (this.workload.vcpus * spanUs));
+    const verified = outcome === "completed" ? this.verify().ok : null;
+    this.final = buildReport(srcMetrics, this.dest.metrics, {
+      backend: "sim",
+      workload: this.workload.name,
+      guestProgress,
+      reason: srcMetrics.reason || reason,
+      link: { bandwidth_bytes_s: this.link.spec.bandwidthBytesPerSec, latency_us: this.link.spec.latencyUs, shared_channel: this.link.spec.sharedChannel === true, text: formatLink(this.link.spec) },
+      seed: this.seed,
+      verified,
+      sim: { events: this.eventsProcessed, guest_accesses: this.shared.accesses, messages_lost: this.link.lost, pages_released: this.pagesReleased },
+    });
+    this.notice = `${outcome}${reason ? `: ${reason}` : ""}`;
+  }
+}
+
+export function simulate(cfg: SimConfig): Report {
+  return new Simulation(cfg).runToEnd();
+}

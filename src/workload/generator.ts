@@ -1,0 +1,160 @@
+/**
+ * The access stream of one vCPU (SPEC.md): which page each step touches and
+ * whether it writes it. Called tens of millions of times per simulation, so a
+ * step allocates nothing: the result lands in the `page` and `isWrite` fields.
+ */
+import seedrandom from "seedrandom";
+import { regionPages, type Workload } from "./types.js";
+import { ZipfSampler } from "./zipf.js";
+
+const SEQUENTIAL = 0;
+const UNIFORM = 1;
+const HOTCOLD = 2;
+const ZIPF = 3;
+const KIND_CODE = { sequential: SEQUENTIAL, uniform: UNIFORM, hotcold: HOTCOLD, zipf: ZIPF } as const;
+
+/** A phase reduced to the numbers the inner loop needs; shared by every vCPU of a workload. */
+export interface CompiledPhase {
+  steps: number;
+  computeNs: number;
+  writeShare: number;
+  kind: number;
+  start: number;
+  end: number;
+  len: number;
+  stride: number;
+  hotLen: number;
+  coldLen: number;
+  hotAccess: number;
+  zipf: ZipfSampler | null;
+}
+
+export function compilePhases(w: Workload): CompiledPhase[] {
+  return w.phases.map((ph) => {
+    const { start, end } = regionPages(ph.pattern.region, w.pageCount);
+    const len = end - start;
+    const hotLen = Math.min(len, Math.max(1, Math.floor(ph.pattern.hotShare * len)));
+    return {
+      steps: ph.steps,
+      computeNs: ph.computeNs,
+      writeShare: ph.writeShare,
+      kind: KIND_CODE[ph.pattern.kind],
+      start,
+      end,
+      len,
+      stride: ph.pattern.stride,
+      hotLen,
+      coldLen: len - hotLen,
+      hotAccess: ph.pattern.hotAccess,
+      zipf: ph.pattern.kind === "zipf" ? new ZipfSampler(len, ph.pattern.exponent) : null,
+    };
+  });
+}
+
+type AleaState = seedrandom.State.Alea;
+
+/** Bytes of one generator's saved state (see `save`). */
+export const GENERATOR_STATE_BYTES = 8 * 8;
+
+export class AccessGenerator {
+  /** The page of the last access drawn by `next`. */
+  page = 0;
+  /** Whether that access writes (always a page this vCPU owns). */
+  isWrite = false;
+  /** Accesses drawn so far, over all phases. */
+  steps = 0;
+  phaseIndex = 0;
+  stepInPhase = 0;
+  /** sequential: the next page. */
+  cursor = 0;
+  private phase: CompiledPhase;
+  private readonly rng: seedrandom.StatefulPRNG<AleaState>;
+  private readonly rand: () => number;
+
+  constructor(
+    private readonly phases: readonly CompiledPhase[],
+    private readonly vcpus: number,
+    readonly vcpu: number,
+    seed: number,
+    state?: AleaState,
+  ) {
+    this.rng = seedrandom.alea(`${seed}:${vcpu}`, { state: state ?? true });
+    this.rand = this.rng;
+    this.phase = phases[0];
+    this.enterPhase();
+  }
+
+  /** Compute time before the next access, in ns (unthrottled). */
+  get computeNs(): number {
+    return this.phase.computeNs;
+  }
+
+  /** Draws the next access into `page` / `isWrite` and returns the page. */
+  next(): number {
+    const ph = this.phase;
+    const rand = this.rand;
+    const wantsWrite = ph.writeShare >= 1 || (ph.writeShare > 0 && rand() < ph.writeShare);
+    let p: number;
+    switch (ph.kind) {
+      case SEQUENTIAL:
+        p = this.cursor;
+        this.cursor += ph.stride;
+        if (this.cursor >= ph.end) this.cursor = ph.start + ((this.cursor - ph.start) % ph.len);
+        break;
+      case UNIFORM:
+        p = ph.start + Math.floor(rand() * ph.len);
+        break;
+      case HOTCOLD:
+        p = ph.coldLen === 0 || rand() < ph.hotAccess
+          ? ph.start + Math.floor(rand() * ph.hotLen)
+          : ph.start + ph.hotLen + Math.floor(rand() * ph.coldLen);
+        break;
+      default:
+        p = ph.start + (ph.zipf as ZipfSampler).sample(rand) - 1;
+    }
+    this.isWrite = false;
+    if (wantsWrite) {
+      // Ownership rule: only vCPU v writes pages p ≡ v (mod vcpus).
+      let q = p - (p % this.vcpus) + this.vcpu;
+      if (q < ph.start || q >= ph.end) q -= this.vcpus;
+      if (q >= ph.start && q < ph.end) {
+        p = q;
+        this.isWrite = true;
+      }
+    }
+    this.page = p;
+    this.steps++;
+    if (++this.stepInPhase === ph.steps) {
+      this.stepInPhase = 0;
+      this.phaseIndex = this.phaseIndex + 1 === this.phases.length ? 0 : this.phaseIndex + 1;
+      this.phase = this.phases[this.phaseIndex];
+      this.enterPhase();
+    }
+    return p;
+  }
+
+  /** Writes the generator's position and random state at `offset`. */
+  save(view: DataView, offset: number): void {
+    const s = this.rng.state();
+    const values = [this.steps, this.phaseIndex, this.stepInPhase, this.cursor, s.c, s.s0, s.s1, s.s2];
+    values.forEach((v, i) => view.setFloat64(offset + 8 * i, v, true));
+  }
+
+  /** A generator that continues exactly where a saved one stopped. */
+  static restore(phases: readonly CompiledPhase[], vcpus: number, vcpu: number, seed: number, view: DataView, offset: number): AccessGenerator {
+    const at = (i: number) => view.getFloat64(offset + 8 * i, true);
+    const g = new AccessGenerator(phases, vcpus, vcpu, seed, { c: at(4), s0: at(5), s1: at(6), s2: at(7) });
+    g.steps = at(0);
+    g.phaseIndex = at(1);
+    g.stepInPhase = at(2);
+    g.phase = phases[g.phaseIndex];
+    g.cursor = at(3);
+    return g;
+  }
+
+  /** A phase (re)starts: sequential vCPUs begin at their own share of the region. */
+  private enterPhase(): void {
+    const ph = this.phase;
+    this.cursor = ph.start + Math.floor((this.vcpu * ph.len) / this.vcpus);
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * A validated workload (see SPEC.md): every default filled in, sizes in bytes
+ * and pages, so that the simulator and the guest config writer never guess.
+ */
+
+export const WORKLOAD_SCHEMA_VERSION = 1;
+
+export type PatternKind = "sequential" | "uniform" | "hotcold" | "zipf";
+export const PATTERN_KINDS: readonly PatternKind[] = ["sequential", "uniform", "hotcold", "zipf"];
+
+/** Shares of memory: the pattern covers pages [floor(offset*N), floor((offset+size)*N)), at least one. */
+export interface Region {
+  offset: number;
+  size: number;
+}
+
+export interface Pattern {
+  kind: PatternKind;
+  region: Region;
+  /** sequential: pages advanced per access. */
+  stride: number;
+  /** hotcold: share of the region that is hot. */
+  hotShare: number;
+  /** hotcold: probability an access goes to the hot set. */
+  hotAccess: number;
+  /** zipf: P(rank r) ∝ r^-exponent. */
+  exponent: number;
+}
+
+export interface WorkloadPhase {
+  name: string | null;
+  /** Accesses per vCPU in this phase. */
+  steps: number;
+  computeNs: number;
+  writeShare: number;
+  pattern: Pattern;
+}
+
+export interface Workload {
+  name: string;
+  description: string;
+  memBytes: number;
+  pageSize: number;
+  /** memBytes / pageSize. */
+  pageCount: number;
+  vcpus: number;
+  zeroShare: number;
+  warmupMs: number;
+  phases: WorkloadPhase[];
+}
+
+export const PATTERN_DEFAULTS = {
+  region: { offset: 0, size: 1 },
+  stride: 1,
+  hotShare: 0.1,
+  hotAccess: 0.9,
+  exponent: 1.1,
+} as const;
+
+export const WORKLOAD_DEFAULTS = {
+  pageSize: 4096,
+  vcpus: 1,
+  zeroShare: 0,
+  warmupMs: 0,
+} as const;
+
+export const MAX_VCPUS = 64;
+
+/** Page p's region as [start, end) page indices, per SPEC.md. */
+export function regionPages(region: Region, pageCount: number): { start: number; end: number } {
+  const start = Math.floor(region.offset * pageCount);
+  const end = Math.min(pageCount, Math.max(start + 1, Math.floor((region.offset + region.size) * pageCount)));
+  return { start, end };
+}
+
+/** SPEC.md: page p is zero before the guest writes iff its golden-ratio hash falls below zeroShare. */
+export function isInitiallyZero(page: number, zeroShare: number): boolean {
+  return (Math.imul(page, 0x9e3779b1) >>> 0) / 4294967296 < zeroShare;
+}

@@ -214,25 +214,31 @@ export class Destination<P> {
   }
 
   private request(page: number): void {
-    this.send(this.opts.urgentChannel && this.urgentCapable ? "urgent" : "bulk", { type: "pageRequest", page });
+    this.send(this.requestChannel(), { type: "pageRequest", page });
+  }
+
+  private requestChannel(): Channel {
+    return this.opts.urgentChannel && this.urgentCapable ? "urgent" : "bulk";
   }
 
   // ----------------------------------------------------------------- recovery
 
   private onLinkUp(): void {
     this.linkUp = true;
-    if (this.stage !== "receiving" && this.stage !== "running") return;
+    if (this.stage !== "receiving" && this.stage !== "running" && this.stage !== "complete") return;
     if (this.stage === "running") this.metrics.phase = "postcopy";
-    // The recover message goes first on the urgent channel, so the source
-    // knows what we hold before it sees our repeated requests.
-    this.send("urgent", {
+    if (this.stage === "complete") this.metrics.phase = "complete";
+    // The recover message goes first, on the channel our requests take, so
+    // the source knows what we hold before it sees our repeated requests.
+    this.send(this.requestChannel(), {
       type: "recover",
       resumed: this.stage === "running",
       bulkBytes: this.bulkBytes,
       received: this.present.toBytes(),
     });
-    if (this.opts.urgentChannel && this.urgentCapable) for (const page of this.waiting.keys()) this.send("urgent", { type: "pageRequest", page });
-    else for (const page of this.waiting.keys()) this.request(page);
+    for (const page of this.waiting.keys()) this.request(page);
+    // Our earlier "complete" may have been lost with the link.
+    if (this.stage === "complete") this.send(this.requestChannel(), { type: "complete" });
   }
 
   // ------------------------------------------------------------------ helpers

@@ -174,7 +174,7 @@ export class Source<P> {
         if (!this.committed || msg.page >= this.layout.pageCount) {
           return this.protocolError(`unexpected request for page ${msg.page} (of ${this.layout.pageCount}) in stage ${this.stage}`);
         }
-        if (!this.awaitingRecover) this.requests.push(msg.page);
+        this.requests.push(msg.page);
         return;
       case "resumed":
         return;
@@ -299,7 +299,10 @@ export class Source<P> {
   }
 
   private onCancel(reason: string): void {
-    if (this.stage === "done") return;
+    if (this.stage === "done") {
+      this.out.push({ kind: "refused", reason: `the migration has already ended: ${this.metrics.reason}` });
+      return;
+    }
     if (this.committed) {
       this.out.push({
         kind: "refused",

@@ -1,0 +1,37 @@
+{
+  "targets": [
+    {
+      "target_name": "ppsim_native",
+      "sources": [
+        "src/addon.cc",
+        "src/util.cc",
+        "src/mem.cc",
+        "src/uffd.cc",
+        "src/fault_reader.cc",
+        "src/pagemap.cc",
+        "src/unix_socket.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-O2"]
+    },
+    {
+      "target_name": "ppsim-guest",
+      "type": "executable",
+      "sources": [
+        "guest/main.cc",
+        "guest/config.cc",
+        "guest/vcpu.cc",
+        "guest/control.cc",
+        "guest/memory.cc"
+      ],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-O2", "-pthread"],
+      "ldflags": ["-pthread"],
+      "libraries": ["-lpthread"]
+    }
+  ]
+}

@@ -1,0 +1,100 @@
+// ppsim-guest: plays the VMM. Owns guest RAM (memfd, MAP_SHARED), creates the
+// userfaultfd for its own address space, hands both to the agent over a unix
+// socket (SCM_RIGHTS) and runs the workload on vCPU threads under the
+// agent's control. Usage in docs/native.md.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "config.h"
+#include "control.h"
+#include "memory.h"
+#include "vcpu.h"
+
+using namespace guest;
+
+static int Usage(const char* msg) {
+  fprintf(stderr,
+          "ppsim-guest: %s\n"
+          "usage: ppsim-guest --role source|destination --config FILE --socket PATH [--steps N] [--minor] [--no-wp]\n",
+          msg);
+  return 2;
+}
+
+int main(int argc, char** argv) {
+  std::string role_s, config, socket_path;
+  uint64_t steps = 0;
+  bool minor = false, wp = true;
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    auto val = [&](const char* name) -> const char* {
+      if (i + 1 >= argc) {
+        Usage((std::string(name) + " needs a value").c_str());
+        exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--role") role_s = val("--role");
+    else if (a == "--config") config = val("--config");
+    else if (a == "--socket") socket_path = val("--socket");
+    else if (a == "--steps") {
+      const char* s = val("--steps");
+      char* end;
+      errno = 0;
+      steps = strtoull(s, &end, 10);
+      if (errno || *end || steps == 0 || s[0] == '-') return Usage("--steps must be a positive integer");
+    } else if (a == "--minor") minor = true;
+    else if (a == "--no-wp") wp = false;
+    else return Usage(("unknown argument " + a).c_str());
+  }
+  if (role_s != "source" && role_s != "destination") return Usage("--role must be source or destination");
+  if (config.empty() || socket_path.empty()) return Usage("--config and --socket are required");
+  Role role = role_s == "source" ? Role::Source : Role::Destination;
+  signal(SIGPIPE, SIG_IGN);  // a vanished agent shows up as a write error instead
+
+  Config cfg;
+  std::string err;
+  if (!LoadConfig(config, cfg, err)) {
+    fprintf(stderr, "ppsim-guest: bad config: %s\n", err.c_str());
+    return 2;
+  }
+  Ram ram;
+  if (!CreateRam(cfg, ram, err)) {
+    fprintf(stderr, "ppsim-guest: %s\n", err.c_str());
+    return 1;
+  }
+  // Fill before registering: the fill itself must not count as dirtying.
+  if (role == Role::Source) FillInitial(cfg, ram);
+  if (!SetupUffd(role, minor, wp, ram, err)) {
+    fprintf(stderr, "ppsim-guest: %s\n", err.c_str());
+    return 1;
+  }
+
+  int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof addr.sun_path) return Usage("--socket path too long");
+  memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  // sockaddr_un* -> sockaddr*: the standard sockets API cast.
+  if (sock < 0 || connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    fprintf(stderr, "ppsim-guest: connect(%s) failed: %s\n", socket_path.c_str(), strerror(errno));
+    return 1;
+  }
+  if (!SendHello(sock, cfg, ram, role, err)) {
+    fprintf(stderr, "ppsim-guest: %s\n", err.c_str());
+    return 1;
+  }
+  Machine m(cfg, ram.base, steps);
+  int rc = ServeControl(sock, cfg, ram, m);
+  fflush(stderr);
+  // _exit: vCPU threads may be parked or blocked in a fault; do not run
+  // static destructors under them.
+  _exit(rc);
+}

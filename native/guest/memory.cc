@@ -1,0 +1,131 @@
+#include "memory.h"
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "../common/uapi.h"
+
+namespace guest {
+
+static std::string Err(const std::string& what) { return what + " failed: " + strerror(errno); }
+
+bool CreateRam(const Config& c, Ram& ram, std::string& err) {
+  // No MFD_CLOEXEC is needed either way: we exec nothing. CLOEXEC for hygiene.
+  ram.memfd = memfd_create("ppsim-guest-ram", MFD_CLOEXEC);
+  if (ram.memfd < 0) return err = Err("memfd_create"), false;
+  if (ftruncate(ram.memfd, static_cast<off_t>(c.mem_bytes)) != 0) return err = Err("ftruncate(guest RAM)"), false;
+  void* p = mmap(nullptr, c.mem_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, ram.memfd, 0);
+  if (p == MAP_FAILED) return err = Err("mmap(guest RAM, MAP_SHARED)"), false;
+  ram.base = static_cast<uint8_t*>(p);
+  ram.bytes = c.mem_bytes;
+  return true;
+}
+
+void FillInitial(const Config& c, Ram& ram) {
+  const uint64_t words = c.page_size / 8;
+  for (uint64_t p = 0; p < c.pages; p++) {
+    if (InitiallyZero(c, p)) continue;  // untouched: stays a hole
+    // base is page aligned (mmap) and page_size a multiple of 8: aligned u64 stores.
+    auto* w = reinterpret_cast<uint64_t*>(ram.base + p * c.page_size);
+    uint64_t x = Mix64(c.seed ^ Mix64(p));
+    for (uint64_t i = 0; i < words; i++) w[i] = Mix64(x + i);
+    w[0] |= 1;  // guarantee a non-zero page
+  }
+}
+
+static int OpenUffd() {
+  // O_NONBLOCK: the agent poll()s this file description (shared via SCM_RIGHTS).
+  int flags = O_CLOEXEC | O_NONBLOCK;
+  int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+  if (dev >= 0) {
+    int fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+    int e = errno;
+    close(dev);
+    if (fd >= 0) return fd;
+    errno = e;
+  }
+  return static_cast<int>(syscall(SYS_userfaultfd, flags));
+}
+
+bool SetupUffd(Role role, bool minor, bool wp, Ram& ram, std::string& err) {
+  if (role == Role::Source && !wp) return true;
+  ram.uffd = OpenUffd();
+  if (ram.uffd < 0) {
+    err = Err("userfaultfd (/dev/userfaultfd and syscall)");
+    if (errno == EPERM || errno == EACCES)
+      err += "; grant access: run as root, `sysctl vm.unprivileged_userfaultfd=1`, or CAP_SYS_PTRACE";
+    return false;
+  }
+  uffdio_api api{};
+  api.api = UFFD_API;
+  if (role == Role::Source) {
+    // WP on shmem needs WP_HUGETLBFS_SHMEM; WP_ASYNC resolves write faults in
+    // the kernel (no message, the PTE just loses its WP bit = "written");
+    // WP_UNPOPULATED lets holes (never-touched zero pages) be protected too.
+    api.features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
+    ram.mode = UFFDIO_REGISTER_MODE_WP;
+  } else {
+    api.features = UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_MISSING_SHMEM | (minor ? UFFD_FEATURE_MINOR_SHMEM : 0);
+    ram.mode = UFFDIO_REGISTER_MODE_MISSING | (minor ? UFFDIO_REGISTER_MODE_MINOR : 0);
+  }
+  uint64_t want = api.features;
+  if (ioctl(ram.uffd, UFFDIO_API, &api) != 0) return err = Err("UFFDIO_API(features " + std::to_string(want) + ")"), false;
+  ram.features = api.features;
+  uffdio_register reg{};
+  // Pointer -> integer: the registered range is our own mapping.
+  reg.range.start = reinterpret_cast<uintptr_t>(ram.base);
+  reg.range.len = ram.bytes;
+  reg.mode = ram.mode;
+  if (ioctl(ram.uffd, UFFDIO_REGISTER, &reg) != 0) return err = Err("UFFDIO_REGISTER(guest RAM)"), false;
+  if (role == Role::Source) {
+    // Arm tracking: every page starts clean (protected); the first write to
+    // each one is then visible to PAGEMAP_SCAN as PAGE_IS_WRITTEN.
+    uffdio_writeprotect w{};
+    w.range = reg.range;
+    w.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+    if (ioctl(ram.uffd, UFFDIO_WRITEPROTECT, &w) != 0) return err = Err("UFFDIO_WRITEPROTECT(guest RAM)"), false;
+  }
+  return true;
+}
+
+bool HashRam(const Ram& ram, uint64_t& out, std::string& err) {
+  // xxh64-style accumulation in 4 lanes over little-endian u64 words, then
+  // a merge and avalanche. Not xxh64-compatible; defined in docs/native.md.
+  const uint64_t P1 = 0x9E3779B185EBCA87ull, P2 = 0xC2B2AE3D27D4EB4Full;
+  uint64_t acc[4] = {P1 + P2, P2, 0, 0 - P1};
+  std::vector<uint64_t> buf(1 << 17);  // 1 MiB
+  uint64_t off = 0;
+  while (off < ram.bytes) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size() * 8, ram.bytes - off));
+    ssize_t n = pread(ram.memfd, buf.data(), want, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return err = Err("pread(guest RAM)"), false;
+    if (n == 0) {  // memfd shorter than expected: count the rest as zeros
+      std::memset(buf.data(), 0, want);
+      n = static_cast<ssize_t>(want);
+    }
+    size_t words = static_cast<size_t>(n) / 8;  // mem_bytes is a multiple of page_size, so of 8
+    uint64_t first = off / 8;  // lanes follow the global word index, whatever the read sizes
+    for (size_t i = 0; i < words; i++) {
+      uint64_t& a = acc[(first + i) & 3];
+      a += buf[i] * P2;
+      a = (a << 31) | (a >> 33);
+      a *= P1;
+    }
+    off += static_cast<uint64_t>(n);
+  }
+  uint64_t h = ram.bytes;
+  for (int i = 0; i < 4; i++) h = Mix64(h ^ acc[i]);
+  out = h;
+  return true;
+}
+
+}  // namespace guest

@@ -1,0 +1,244 @@
+#include "vcpu.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "memory.h"
+
+namespace guest {
+
+namespace {
+
+uint64_t NowNs() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
+}
+
+inline uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+// xoshiro256** (Blackman & Vigna).
+inline uint64_t Next(uint64_t* s) {
+  uint64_t r = Rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = Rotl(s[3], 45);
+  return r;
+}
+inline double NextDouble(uint64_t* s) { return static_cast<double>(Next(s) >> 11) * 0x1.0p-53; }
+// Uniform in [0, n) by multiply-shift (bias < n / 2^64, negligible).
+inline uint64_t NextBelow(uint64_t* s, uint64_t n) {
+  return static_cast<uint64_t>((static_cast<unsigned __int128>(Next(s)) * n) >> 64);
+}
+
+// The busy loop's body: a dependent multiply chain the compiler cannot drop.
+inline uint64_t Spin(uint64_t iters, uint64_t x) {
+  for (uint64_t i = 0; i < iters; i++) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    asm volatile("" : "+r"(x));
+  }
+  return x;
+}
+
+constexpr uint32_t kStateMagic = 0x53565050;  // "PPVS"
+constexpr uint32_t kStateVersion = 1;
+
+}  // namespace
+
+Machine::Machine(const Config& cfg, uint8_t* base, uint64_t max_steps)
+    : cfg_(cfg), base_(base), max_steps_(max_steps), st_(cfg.vcpus), done_(new std::atomic<uint64_t>[cfg.vcpus]) {
+  for (size_t v = 0; v < cfg.vcpus; v++) {
+    // Seed each vCPU's stream from (seed, v) through splitmix64.
+    uint64_t sm = cfg.seed ^ Mix64(0x7070'7369'6d00'0000ull + v);
+    for (auto& w : st_[v].rng) w = Mix64(sm += 0x9E3779B97F4A7C15ull);
+    done_[v].store(0);
+  }
+  // Calibrate the compute loop once: iterations per nanosecond over ~20 ms.
+  uint64_t iters = 1 << 16, t0 = NowNs(), x = 1;
+  uint64_t total = 0;
+  while (NowNs() - t0 < 20'000'000) {
+    x = Spin(iters, x);
+    total += iters;
+  }
+  sink_ += x;
+  iters_per_ns_ = static_cast<double>(total) / static_cast<double>(NowNs() - t0);
+}
+
+Machine::~Machine() { Shutdown(); }
+
+void Machine::Shutdown() {
+  quit_ = true;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    pause_req_ = false;
+  }
+  cv_vcpu_.notify_all();
+  // A vCPU blocked in a userfaultfd fault cannot be joined; the process
+  // exits anyway (QUIT calls _exit after replying), so detach those.
+  for (auto& t : threads_)
+    if (t.joinable()) t.detach();
+  threads_.clear();
+}
+
+bool Machine::Start(std::string& err) {
+  if (state_ != RunState::Idle) return err = "RUN: vCPUs already started", false;
+  state_ = RunState::Running;
+  for (size_t v = 0; v < cfg_.vcpus; v++) threads_.emplace_back([this, v] { Run(v); });
+  return true;
+}
+
+bool Machine::Pause(std::string& err) {
+  if (state_ == RunState::Paused) return true;  // idempotent
+  if (state_ == RunState::Idle) return true;    // nothing runs: already at a safe point
+  std::unique_lock<std::mutex> l(mu_);
+  pause_req_ = true;
+  // Waits for every vCPU to park. One blocked in a missing-page fault parks
+  // only once the agent installs that page.
+  cv_ctrl_.wait(l, [&] { return parked_ == cfg_.vcpus; });
+  state_ = RunState::Paused;
+  (void)err;
+  return true;
+}
+
+bool Machine::Resume(std::string& err) {
+  if (state_ == RunState::Idle) return Start(err);  // RESUME of a fresh (destination) guest starts it
+  if (state_ == RunState::Running) return true;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    pause_req_ = false;
+    state_ = RunState::Running;
+  }
+  cv_vcpu_.notify_all();
+  return true;
+}
+
+std::vector<uint8_t> Machine::SaveState() const {
+  // Layout (little-endian, x86_64): u32 magic, u32 version, u32 vcpus,
+  // u32 reserved, u64 seed, then per vCPU: u64 step, u64 rng[4], u64 cursor.
+  std::vector<uint8_t> out(24 + st_.size() * 48);
+  uint32_t hdr[4] = {kStateMagic, kStateVersion, static_cast<uint32_t>(cfg_.vcpus), 0};
+  memcpy(out.data(), hdr, 16);
+  memcpy(out.data() + 16, &cfg_.seed, 8);
+  for (size_t v = 0; v < st_.size(); v++) memcpy(out.data() + 24 + v * 48, &st_[v], 48);
+  return out;
+}
+
+bool Machine::LoadState(const uint8_t* p, size_t n, std::string& err) {
+  static_assert(sizeof(VcpuState) == 48, "VcpuState is serialised as 6 x u64");
+  if (state_ != RunState::Idle) return err = "RESUME with a state is only allowed before the vCPUs start", false;
+  uint32_t hdr[4];
+  uint64_t seed;
+  if (n < 24) return err = "vCPU state too short", false;
+  memcpy(hdr, p, 16);
+  memcpy(&seed, p + 16, 8);
+  if (hdr[0] != kStateMagic || hdr[1] != kStateVersion) return err = "not a ppsim vCPU state (bad magic/version)", false;
+  if (hdr[2] != cfg_.vcpus || n != 24 + 48 * static_cast<size_t>(cfg_.vcpus))
+    return err = "vCPU state is for " + std::to_string(hdr[2]) + " vCPUs, this guest has " + std::to_string(cfg_.vcpus), false;
+  if (seed != cfg_.seed) return err = "vCPU state was saved with another seed", false;
+  for (size_t v = 0; v < st_.size(); v++) {
+    memcpy(&st_[v], p + 24 + v * 48, 48);
+    done_[v].store(st_[v].step);
+  }
+  return true;
+}
+
+void Machine::Compute(uint64_t ns) {
+  if (ns == 0) return;
+  sink_.fetch_add(Spin(static_cast<uint64_t>(static_cast<double>(ns) * iters_per_ns_), ns), std::memory_order_relaxed);
+}
+
+uint64_t Machine::ChoosePage(size_t v, VcpuState& s, const Phase& ph, uint64_t sip) {
+  switch (ph.pattern) {
+    case Pattern::Sequential: {
+      if (sip == 0) s.cursor = static_cast<uint64_t>((static_cast<unsigned __int128>(v) * ph.rlen) / cfg_.vcpus);
+      uint64_t p = ph.rstart + s.cursor;
+      s.cursor = (s.cursor + ph.stride % ph.rlen) % ph.rlen;
+      return p;
+    }
+    case Pattern::Uniform:
+      return ph.rstart + NextBelow(s.rng, ph.rlen);
+    case Pattern::HotCold: {
+      double u = NextDouble(s.rng);
+      if (u < ph.hot_access || ph.rlen == ph.hot) return ph.rstart + NextBelow(s.rng, ph.hot);
+      return ph.rstart + ph.hot + NextBelow(s.rng, ph.rlen - ph.hot);
+    }
+    case Pattern::Zipf: {
+      double u = NextDouble(s.rng);
+      size_t r = static_cast<size_t>(std::upper_bound(ph.zipf_cdf.begin(), ph.zipf_cdf.end(), u) - ph.zipf_cdf.begin());
+      if (r >= ph.rlen) r = ph.rlen - 1;
+      return ph.rstart + r;  // rank r+1
+    }
+  }
+  return ph.rstart;
+}
+
+void Machine::Step(size_t v, VcpuState& s) {
+  // Which phase: phases run in order and repeat.
+  uint64_t sip = s.step % cfg_.cycle_steps;
+  size_t pi = 0;
+  while (sip >= cfg_.phases[pi].steps) sip -= cfg_.phases[pi++].steps;
+  const Phase& ph = cfg_.phases[pi];
+
+  Compute(ph.compute_ns);
+  bool write = NextDouble(s.rng) < ph.write_share;  // drawn every step, so streams never depend on shares
+  uint64_t p = ChoosePage(v, s, ph, sip);
+  const uint64_t words = cfg_.page_size / 8;
+  uint64_t off = Mix64(s.step * 2 + 1) % words;  // step-derived word in the page
+  if (write) {
+    // Ownership (SPEC.md): write the page of this vCPU in p's group.
+    int64_t n = static_cast<int64_t>(cfg_.vcpus);
+    int64_t q = static_cast<int64_t>(p) - static_cast<int64_t>(p % cfg_.vcpus) + static_cast<int64_t>(v);
+    auto outside = [&](int64_t x) {
+      return x < static_cast<int64_t>(ph.rstart) || x >= static_cast<int64_t>(ph.rstart + ph.rlen);
+    };
+    if (outside(q)) q -= n;
+    if (outside(q)) write = false;  // region narrower than vcpus pages: a read of p
+    else p = static_cast<uint64_t>(q);
+  }
+  // Aligned u64 inside guest RAM (p < pages, off < words).
+  volatile uint64_t* w = reinterpret_cast<volatile uint64_t*>(base_ + p * cfg_.page_size) + off;
+  if (write) *w = Mix64(cfg_.seed ^ Mix64((static_cast<uint64_t>(v) << 56) ^ Mix64(s.step)));
+  else sink_.fetch_add(*w, std::memory_order_relaxed);
+  s.step++;
+}
+
+void Machine::Run(size_t v) {
+  VcpuState& s = st_[v];
+  double debt_ns = 0;  // throttle sleep owed
+  for (;;) {
+    if (quit_.load(std::memory_order_relaxed)) return;
+    bool finished = max_steps_ != 0 && s.step >= max_steps_;
+    if (finished || pause_req_.load(std::memory_order_acquire)) {
+      std::unique_lock<std::mutex> l(mu_);
+      parked_++;
+      cv_ctrl_.notify_all();
+      // A finished vCPU stays parked for good (it counts as paused).
+      cv_vcpu_.wait(l, [&] { return quit_.load() || (!finished && !pause_req_.load()); });
+      parked_--;
+      if (quit_) return;
+      continue;
+    }
+    double r = throttle_.load(std::memory_order_relaxed);
+    uint64_t t0 = r > 0 ? NowNs() : 0;
+    Step(v, s);
+    done_[v].store(s.step, std::memory_order_relaxed);
+    if (r > 0) {
+      // Sleep so that running time is (1 - r) of wall time.
+      debt_ns += static_cast<double>(NowNs() - t0) * r / (1 - r);
+      if (debt_ns >= 50'000) {
+        uint64_t t1 = NowNs();
+        timespec ts{static_cast<time_t>(debt_ns / 1e9), static_cast<long>(static_cast<uint64_t>(debt_ns) % 1000000000ull)};
+        nanosleep(&ts, nullptr);
+        debt_ns -= static_cast<double>(NowNs() - t1);
+      }
+    }
+  }
+}
+
+}  // namespace guest

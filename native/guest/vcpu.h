@@ -1,0 +1,68 @@
+// vCPU threads running the workload phases over guest RAM (SPEC.md).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config.h"
+
+namespace guest {
+
+// Everything a vCPU needs to continue exactly where it stopped: its step
+// counter (which also fixes the phase), its PRNG (xoshiro256**) and the
+// sequential cursor (offset in the phase's region).
+struct VcpuState {
+  uint64_t step = 0;
+  uint64_t rng[4] = {0, 0, 0, 0};
+  uint64_t cursor = 0;
+};
+
+enum class RunState : uint8_t { Idle = 0, Running = 1, Paused = 2 };
+
+class Machine {
+ public:
+  // max_steps == 0: run forever (phases repeat).
+  Machine(const Config& cfg, uint8_t* base, uint64_t max_steps);
+  ~Machine();
+
+  bool Start(std::string& err);                // RUN (from the current states)
+  bool Pause(std::string& err);                // stop at a safe point between steps
+  bool Resume(std::string& err);               // continue after PAUSE
+  std::vector<uint8_t> SaveState() const;      // only while not running
+  bool LoadState(const uint8_t* p, size_t n, std::string& err);
+  void SetThrottle(double r) { throttle_.store(r); }
+  RunState State() const { return state_; }
+  uint64_t StepsDone(size_t v) const { return done_[v].load(std::memory_order_relaxed); }
+  bool Finished(size_t v) const { return max_steps_ != 0 && StepsDone(v) >= max_steps_; }
+  void Shutdown();  // stop and join every thread
+
+ private:
+  void Run(size_t v);
+  void Step(size_t v, VcpuState& s);
+  void Compute(uint64_t ns);
+  uint64_t ChoosePage(size_t v, VcpuState& s, const Phase& ph, uint64_t sip);
+
+  const Config& cfg_;
+  uint8_t* base_;
+  uint64_t max_steps_;
+  std::vector<VcpuState> st_;
+  std::unique_ptr<std::atomic<uint64_t>[]> done_;
+  std::vector<std::thread> threads_;
+  RunState state_ = RunState::Idle;
+
+  std::mutex mu_;
+  std::condition_variable cv_vcpu_, cv_ctrl_;
+  std::atomic<bool> pause_req_{false};
+  std::atomic<bool> quit_{false};
+  size_t parked_ = 0;  // vCPUs paused or finished (under mu_)
+  std::atomic<double> throttle_{0};
+  double iters_per_ns_ = 1;
+  std::atomic<uint64_t> sink_{0};
+};
+
+}  // namespace guest

@@ -1,0 +1,23 @@
+// ppsim_native: thin wrappers over the kernel interfaces the real back end
+// needs (memfd, mmap, userfaultfd, PAGEMAP_SCAN, SCM_RIGHTS). Policy lives in
+// TypeScript (src/real/); this file only registers the modules.
+#include <napi.h>
+
+namespace ppsim {
+void InitMem(Napi::Env env, Napi::Object exports);
+void InitUffd(Napi::Env env, Napi::Object exports);
+void InitFaultReader(Napi::Env env, Napi::Object exports);
+void InitPagemap(Napi::Env env, Napi::Object exports);
+void InitUnixSocket(Napi::Env env, Napi::Object exports);
+}  // namespace ppsim
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  ppsim::InitMem(env, exports);
+  ppsim::InitUffd(env, exports);
+  ppsim::InitFaultReader(env, exports);
+  ppsim::InitPagemap(env, exports);
+  ppsim::InitUnixSocket(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(ppsim_native, Init)

@@ -1,0 +1,169 @@
+// FaultReader: one native thread per uffd poll()s it and hands batches of
+// events to a JS callback through a ThreadSafeFunction, so the event loop
+// never blocks on the uffd. stop() wakes the thread through an eventfd,
+// joins it and releases the TSFN.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <thread>
+#include <vector>
+
+#include "../common/uapi.h"
+#include "util.h"
+
+namespace ppsim {
+
+struct FaultEvent {
+  uint8_t event;
+  uint64_t flags;
+  uint64_t address;
+  uint32_t tid;
+};
+struct Batch {
+  std::vector<FaultEvent> events;
+  int err = 0;  // non-zero: the reader stopped on this errno
+  std::string what;
+};
+
+class FaultReader : public Napi::ObjectWrap<FaultReader> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "FaultReader",
+                       {InstanceMethod<&FaultReader::Stop>("stop"), InstanceMethod<&FaultReader::Ref>("ref"),
+                        InstanceMethod<&FaultReader::Unref>("unref")});
+  }
+
+  // new FaultReader(uffd, callback(err: Error|null, events: FaultEvent[]), maxBatch = 256)
+  explicit FaultReader(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FaultReader>(info) {
+    Napi::Env env = info.Env();
+    uffd_ = ArgFd(info, 0, "uffd");
+    if (info.Length() < 2 || !info[1].IsFunction()) ThrowType(env, "callback must be a function");
+    max_ = static_cast<size_t>(ArgU64Or(info, 2, "maxBatch", 256));
+    if (max_ == 0 || max_ > 65536) ThrowRange(env, "maxBatch must be in 1..65536");
+    // The fd's file description may be shared with the guest; O_NONBLOCK
+    // there is harmless (the guest never reads it) and required here: a
+    // blocking uffd makes poll() return POLLERR and read() sleep.
+    int fl = fcntl(uffd_, F_GETFL);
+    if (fl < 0) ThrowErrno(env, errno, "fcntl(F_GETFL, uffd " + std::to_string(uffd_) + ")");
+    if (!(fl & O_NONBLOCK) && fcntl(uffd_, F_SETFL, fl | O_NONBLOCK) != 0)
+      ThrowErrno(env, errno, "fcntl(F_SETFL O_NONBLOCK, uffd " + std::to_string(uffd_) + ")");
+    stopfd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (stopfd_ < 0) ThrowErrno(env, errno, "eventfd");
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "ppsim-fault-reader", 0, 1);
+    running_ = true;
+    thread_ = std::thread([this] { Loop(); });
+  }
+
+  ~FaultReader() override { Shutdown(); }
+
+ private:
+  void Shutdown() {
+    if (!running_) return;
+    running_ = false;
+    uint64_t one = 1;
+    // eventfd write of 8 bytes cannot fail short; an error would only mean
+    // the counter overflowed, which also wakes poll.
+    (void)!write(stopfd_, &one, sizeof one);
+    thread_.join();
+    close(stopfd_);
+    tsfn_.Release();
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    Shutdown();
+    return info.Env().Undefined();
+  }
+  Napi::Value Ref(const Napi::CallbackInfo& info) {
+    if (running_) tsfn_.Ref(info.Env());
+    return info.Env().Undefined();
+  }
+  Napi::Value Unref(const Napi::CallbackInfo& info) {
+    if (running_) tsfn_.Unref(info.Env());
+    return info.Env().Undefined();
+  }
+
+  void Deliver(Batch* b) {
+    // Ownership of b passes to the JS thread; if the call fails (TSFN
+    // closing) we free it here.
+    napi_status st = tsfn_.NonBlockingCall(b, [](Napi::Env env, Napi::Function cb, Batch* batch) {
+      Napi::Array arr = Napi::Array::New(env, batch->events.size());
+      for (size_t i = 0; i < batch->events.size(); i++) {
+        const FaultEvent& e = batch->events[i];
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("event", Napi::Number::New(env, e.event));
+        o.Set("address", U64(env, e.address));
+        o.Set("flags", Napi::Number::New(env, static_cast<double>(e.flags)));
+        o.Set("tid", Napi::Number::New(env, e.tid));
+        arr.Set(static_cast<uint32_t>(i), o);
+      }
+      Napi::Value err = batch->err != 0 ? ErrnoError(env, batch->err, batch->what).Value() : env.Null();
+      delete batch;
+      cb.Call({err, arr});
+    });
+    if (st != napi_ok) delete b;
+  }
+
+  void Loop() {
+    std::vector<uffd_msg> msgs(max_);
+    while (running_) {
+      pollfd p[2] = {{uffd_, POLLIN, 0}, {stopfd_, POLLIN, 0}};
+      int r = poll(p, 2, -1);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        auto* b = new Batch;
+        b->err = errno;
+        b->what = "poll(uffd " + std::to_string(uffd_) + ")";
+        Deliver(b);
+        return;
+      }
+      if (p[1].revents) return;  // stop requested
+      if (p[0].revents & (POLLERR | POLLNVAL | POLLHUP)) {
+        auto* b = new Batch;
+        b->err = (p[0].revents & POLLNVAL) ? EBADF : EPIPE;
+        b->what = "poll(uffd " + std::to_string(uffd_) + ") reported POLLERR/POLLHUP/POLLNVAL";
+        Deliver(b);
+        return;
+      }
+      // uffd read() returns whole uffd_msg records (32 bytes each).
+      ssize_t n = read(uffd_, msgs.data(), msgs.size() * sizeof(uffd_msg));
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR) continue;  // another reader or a spurious wakeup
+        auto* b = new Batch;
+        b->err = errno;
+        b->what = "read(uffd " + std::to_string(uffd_) + ")";
+        Deliver(b);
+        return;
+      }
+      size_t count = static_cast<size_t>(n) / sizeof(uffd_msg);
+      if (count == 0) continue;
+      auto* b = new Batch;
+      b->events.reserve(count);
+      for (size_t i = 0; i < count; i++) {
+        const uffd_msg& m = msgs[i];
+        FaultEvent e{m.event, 0, 0, 0};
+        if (m.event == UFFD_EVENT_PAGEFAULT) {
+          e.flags = m.arg.pagefault.flags;
+          e.address = m.arg.pagefault.address;
+          e.tid = m.arg.pagefault.feat.ptid;  // 0 unless UFFD_FEATURE_THREAD_ID was requested
+        }
+        b->events.push_back(e);
+      }
+      Deliver(b);
+    }
+  }
+
+  int uffd_ = -1;
+  int stopfd_ = -1;
+  size_t max_ = 256;
+  std::atomic<bool> running_{false};
+  std::thread thread_;
+  Napi::ThreadSafeFunction tsfn_;
+};
+
+void InitFaultReader(Napi::Env env, Napi::Object exports) { exports.Set("FaultReader", FaultReader::Init(env)); }
+
+}  // namespace ppsim

@@ -1,0 +1,259 @@
+#include "mem.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "util.h"
+
+namespace ppsim {
+
+Napi::FunctionReference* Mapping::ctor = nullptr;
+
+// ---- plain fd functions ----------------------------------------------------
+
+static Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
+  std::string name = ArgString(info, 0, "name");
+  uint64_t size = ArgU64(info, 1, "size");
+  // MFD_CLOEXEC: the agent spawns children; guest RAM must not leak into them.
+  int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
+  if (fd < 0) ThrowErrno(info.Env(), errno, "memfd_create(" + name + ")");
+  if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    int e = errno;
+    close(fd);
+    ThrowErrno(info.Env(), e, "ftruncate(memfd " + name + ", " + std::to_string(size) + ")");
+  }
+  return Napi::Number::New(info.Env(), fd);
+}
+
+static Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0, "fd");
+  uint64_t size = ArgU64(info, 1, "size");
+  if (ftruncate(fd, static_cast<off_t>(size)) != 0)
+    ThrowErrno(info.Env(), errno, "ftruncate(fd " + std::to_string(fd) + ", " + std::to_string(size) + ")");
+  return info.Env().Undefined();
+}
+
+static Napi::Value Close(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0, "fd");
+  // close() errors other than EBADF leave the fd closed anyway (Linux); report all.
+  if (close(fd) != 0) ThrowErrno(info.Env(), errno, "close(" + std::to_string(fd) + ")");
+  return info.Env().Undefined();
+}
+
+static Napi::Value PunchHole(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0, "fd");
+  uint64_t off = ArgU64(info, 1, "offset");
+  uint64_t len = ArgU64(info, 2, "length");
+  // KEEP_SIZE is mandatory with PUNCH_HOLE; the range becomes a hole (a
+  // missing page for userfaultfd MISSING mode again).
+  if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(len)) != 0)
+    ThrowErrno(info.Env(), errno,
+               "fallocate(PUNCH_HOLE, fd " + std::to_string(fd) + ", offset " + Hex(off) + ", len " + std::to_string(len) + ")");
+  return info.Env().Undefined();
+}
+
+// pread of a memfd never allocates: a hole reads as zeros (shmem's read path
+// does not insert a page), unlike a load through a mapping, which allocates a
+// page-cache page. So pread is the safe way to read a page that may be missing.
+static Napi::Value Pread(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0, "fd");
+  uint64_t off = ArgU64(info, 1, "offset");
+  uint64_t len = ArgU64(info, 2, "length");
+  if (len > (1ull << 31)) ThrowRange(info.Env(), "pread length too large");
+  Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(info.Env(), len);
+  uint64_t done = 0;
+  while (done < len) {
+    ssize_t n = pread(fd, buf.Data() + done, len - done, static_cast<off_t>(off + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) ThrowErrno(info.Env(), errno, "pread(fd " + std::to_string(fd) + ", offset " + Hex(off + done) + ")");
+    if (n == 0) {  // past EOF: the rest reads as zeros, like a hole
+      memset(buf.Data() + done, 0, len - done);
+      break;
+    }
+    done += static_cast<uint64_t>(n);
+  }
+  return buf;
+}
+
+static Napi::Value Pwrite(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0, "fd");
+  uint64_t off = ArgU64(info, 1, "offset");
+  Bytes b = ArgBytes(info, 2, "data");
+  uint64_t done = 0;
+  while (done < b.len) {
+    ssize_t n = pwrite(fd, b.data + done, b.len - done, static_cast<off_t>(off + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) ThrowErrno(info.Env(), errno, "pwrite(fd " + std::to_string(fd) + ", offset " + Hex(off + done) + ")");
+    done += static_cast<uint64_t>(n);
+  }
+  return info.Env().Undefined();
+}
+
+// ---- Mapping -----------------------------------------------------------------
+
+Napi::Function Mapping::Init(Napi::Env env) {
+  Napi::Function f = DefineClass(env, "Mapping",
+                                 {InstanceAccessor<&Mapping::Address>("address"),
+                                  InstanceAccessor<&Mapping::Length>("length"),
+                                  InstanceAccessor<&Mapping::Mapped>("mapped"),
+                                  InstanceMethod<&Mapping::Read>("read"),
+                                  InstanceMethod<&Mapping::ReadInto>("readInto"),
+                                  InstanceMethod<&Mapping::Write>("write"),
+                                  InstanceMethod<&Mapping::ReadU64>("readU64"),
+                                  InstanceMethod<&Mapping::WriteU64>("writeU64"),
+                                  InstanceMethod<&Mapping::TouchAsync>("touchAsync"),
+                                  InstanceMethod<&Mapping::Unmap>("unmap")});
+  ctor = new Napi::FunctionReference(Napi::Persistent(f));
+  return f;
+}
+
+// new Mapping(fd, length, offset = 0): mmap(PROT_READ|PROT_WRITE, MAP_SHARED).
+Mapping::Mapping(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mapping>(info) {
+  int fd = ArgFd(info, 0, "fd");
+  uint64_t len = ArgU64(info, 1, "length");
+  uint64_t off = ArgU64Or(info, 2, "offset", 0);
+  if (len == 0) ThrowRange(info.Env(), "mmap length must be > 0");
+  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(off));
+  if (p == MAP_FAILED)
+    ThrowErrno(info.Env(), errno, "mmap(MAP_SHARED, fd " + std::to_string(fd) + ", len " + std::to_string(len) + ", offset " + Hex(off) + ")");
+  addr_ = static_cast<uint8_t*>(p);
+  len_ = len;
+}
+
+Mapping::~Mapping() {
+  // GC of the handle unmaps; an async touch holds a reference to the JS
+  // object (see TouchAsync), so this never runs while one is in flight.
+  if (addr_ != nullptr) munmap(addr_, len_);
+}
+
+uint8_t* Mapping::Checked(Napi::Env env, uint64_t offset, uint64_t len, const char* what) {
+  if (addr_ == nullptr) ThrowErrno(env, EBADF, std::string(what) + " on an unmapped Mapping");
+  if (offset > len_ || len > len_ - offset)
+    ThrowRange(env, std::string(what) + ": range [" + Hex(offset) + ", +" + std::to_string(len) + ") outside mapping of " +
+                        std::to_string(len_) + " bytes");
+  return addr_ + offset;
+}
+
+Napi::Value Mapping::Address(const Napi::CallbackInfo& info) {
+  return U64(info.Env(), reinterpret_cast<uintptr_t>(addr_));
+}
+Napi::Value Mapping::Length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(len_)); }
+Napi::Value Mapping::Mapped(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), addr_ != nullptr); }
+
+// Copies out. NOTE: a load through a mapping of a memfd hole allocates the
+// page; never read a destination page that is not installed yet this way.
+Napi::Value Mapping::Read(const Napi::CallbackInfo& info) {
+  uint64_t off = ArgU64(info, 0, "offset");
+  uint64_t len = ArgU64(info, 1, "length");
+  uint8_t* p = Checked(info.Env(), off, len, "Mapping.read");
+  return Napi::Buffer<uint8_t>::Copy(info.Env(), p, len);
+}
+
+Napi::Value Mapping::ReadInto(const Napi::CallbackInfo& info) {
+  uint64_t off = ArgU64(info, 0, "offset");
+  Bytes b = ArgBytes(info, 1, "target");
+  uint8_t* p = Checked(info.Env(), off, b.len, "Mapping.readInto");
+  memcpy(b.data, p, b.len);
+  return info.Env().Undefined();
+}
+
+// Copies in. See DESIGN.md: at a running destination registered for MISSING
+// only, use UFFDIO_COPY instead, or a guest access can see a half-written page.
+Napi::Value Mapping::Write(const Napi::CallbackInfo& info) {
+  uint64_t off = ArgU64(info, 0, "offset");
+  Bytes b = ArgBytes(info, 1, "data");
+  uint8_t* p = Checked(info.Env(), off, b.len, "Mapping.write");
+  memcpy(p, b.data, b.len);
+  return info.Env().Undefined();
+}
+
+Napi::Value Mapping::ReadU64(const Napi::CallbackInfo& info) {
+  uint64_t off = ArgU64(info, 0, "offset");
+  if (off % 8 != 0) ThrowRange(info.Env(), "readU64 offset must be 8-byte aligned");
+  // Aligned (checked above) and inside the mapping (Checked): a plain load.
+  auto* p = reinterpret_cast<volatile uint64_t*>(Checked(info.Env(), off, 8, "Mapping.readU64"));
+  return U64(info.Env(), *p);
+}
+
+Napi::Value Mapping::WriteU64(const Napi::CallbackInfo& info) {
+  uint64_t off = ArgU64(info, 0, "offset");
+  uint64_t v = ArgU64(info, 1, "value");
+  if (off % 8 != 0) ThrowRange(info.Env(), "writeU64 offset must be 8-byte aligned");
+  auto* p = reinterpret_cast<volatile uint64_t*>(Checked(info.Env(), off, 8, "Mapping.writeU64"));
+  *p = v;
+  return info.Env().Undefined();
+}
+
+// touchAsync(offset, value?): loads (or stores, when value is given) one
+// aligned u64 on a libuv pool thread and resolves with the value seen. Its
+// purpose is to fault on a userfaultfd-registered range without blocking the
+// event loop: the pool thread sleeps in the kernel until the fault is served.
+class TouchWorker : public Napi::AsyncWorker {
+ public:
+  TouchWorker(Napi::Env env, Mapping* m, Napi::Object self, volatile uint64_t* p, bool store, uint64_t v)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), m_(m), p_(p), store_(store), v_(v) {
+    self_ = Napi::Persistent(self);  // keeps the Mapping alive (and mapped, see Unmap)
+    m_->inflight++;
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    if (store_) *p_ = v_;
+    result_ = *p_;
+  }
+  void OnOK() override {
+    m_->inflight--;
+    deferred_.Resolve(U64(Env(), result_));
+  }
+  void OnError(const Napi::Error& e) override {
+    m_->inflight--;
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference self_;
+  Mapping* m_;
+  volatile uint64_t* p_;
+  bool store_;
+  uint64_t v_;
+  uint64_t result_ = 0;
+};
+
+Napi::Value Mapping::TouchAsync(const Napi::CallbackInfo& info) {
+  uint64_t off = ArgU64(info, 0, "offset");
+  bool store = info.Length() > 1 && !info[1].IsUndefined();
+  uint64_t v = store ? ArgU64(info, 1, "value") : 0;
+  if (off % 8 != 0) ThrowRange(info.Env(), "touchAsync offset must be 8-byte aligned");
+  auto* p = reinterpret_cast<volatile uint64_t*>(Checked(info.Env(), off, 8, "Mapping.touchAsync"));
+  auto* w = new TouchWorker(info.Env(), this, info.This().As<Napi::Object>(), p, store, v);
+  Napi::Promise pr = w->Promise();
+  w->Queue();
+  return pr;
+}
+
+Napi::Value Mapping::Unmap(const Napi::CallbackInfo& info) {
+  if (addr_ == nullptr) return info.Env().Undefined();
+  // A pool thread may be blocked in a fault on this range; unmapping under it
+  // would turn its pending load into SIGSEGV.
+  if (inflight.load() > 0) ThrowErrno(info.Env(), EBUSY, "munmap while a touchAsync is in flight");
+  if (munmap(addr_, len_) != 0) ThrowErrno(info.Env(), errno, "munmap(" + Hex(reinterpret_cast<uintptr_t>(addr_)) + ")");
+  addr_ = nullptr;
+  return info.Env().Undefined();
+}
+
+void InitMem(Napi::Env env, Napi::Object exports) {
+  exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate));
+  exports.Set("ftruncate", Napi::Function::New(env, Ftruncate));
+  exports.Set("close", Napi::Function::New(env, Close));
+  exports.Set("punchHole", Napi::Function::New(env, PunchHole));
+  exports.Set("pread", Napi::Function::New(env, Pread));
+  exports.Set("pwrite", Napi::Function::New(env, Pwrite));
+  exports.Set("Mapping", Mapping::Init(env));
+}
+
+}  // namespace ppsim

@@ -3,7 +3,7 @@ import type { Report } from "../../src/engine/report.js";
 import { reportRows, type Row } from "../report-rows.js";
 import { COLOR, WIDTH } from "./theme.js";
 
-const KEY = 18;
+const KEY = 19;
 const CELL = WIDTH / 2;
 const GAP = 2;
 

@@ -98,8 +98,13 @@ describe("bitmap", () => {
         const model = new Set<number>();
         for (const [set, x] of ops) {
           const i = x % size;
-          if (set) expect(b.set(i)).toBe(!model.has(i)), model.add(i);
-          else expect(b.clear(i)).toBe(model.has(i)), model.delete(i);
+          if (set) {
+            expect(b.set(i)).toBe(!model.has(i));
+            model.add(i);
+          } else {
+            expect(b.clear(i)).toBe(model.has(i));
+            model.delete(i);
+          }
         }
         expect(b.count).toBe(model.size);
         expect([...b]).toEqual([...model].sort((x, y) => x - y));

@@ -6,7 +6,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { MODES, type Mode } from "../src/engine/index.js";
+import { MODES, type MigrationOptions, type Mode } from "../src/engine/index.js";
 import { Harness, type Op } from "./support/harness.js";
 
 const PAGES = 24;
@@ -36,7 +36,7 @@ const optionsArb = fc.record({
   downtimeLimitMs: fc.constantFrom(0.001, 1, 300),
 });
 
-function run(options: fc.RecordValue<typeof optionsArb>, ops: Op[]): Harness {
+function run(options: Partial<MigrationOptions>, ops: Op[]): Harness {
   const h = new Harness(PAGES, options);
   for (const op of ops) h.apply(op);
   h.drain();

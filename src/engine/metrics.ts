@@ -107,6 +107,9 @@ export function buildReport(src: SourceMetrics, dst: DestinationMetrics, extras:
     guest_progress: round3(guestProgress),
     background_mib_s: postcopyUs > 0 ? round3(src.postcopyBulkBytes / 1048576 / (postcopyUs / 1e6)) : 0,
     switchover_reason: src.switchoverReason,
+    /** Auto-converge throttle in force at the end (it only rises until then). */
+    throttle: src.throttle,
+    recoveries: src.recoveries,
     ...rest,
   };
 }

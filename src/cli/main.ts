@@ -1,0 +1,91 @@
+/**
+ * The ppsim command line.
+ *
+ *   ppsim --trace workload.json [flags]          simulate one migration
+ *   ppsim compare --trace workload.json [flags]  the three modes side by side
+ *   ppsim real --listen HOST:PORT                receive a migration (destination)
+ *   ppsim real --peer HOST:PORT --trace FILE     run a guest and migrate it (source)
+ *   ppsim real --demo --trace FILE               both ends on this machine
+ */
+import { parseArgs } from "node:util";
+import { WorkloadError } from "../workload/parse.js";
+import { runCompare } from "./compare.js";
+import { UsageError } from "./errors.js";
+import { SIM_FLAGS } from "./sim-args.js";
+import { runSimCommand } from "./sim-command.js";
+
+export const USAGE = `usage:
+  ppsim --trace FILE [--mode precopy|postcopy|hybrid] [--link BANDWIDTH,LATENCY[,shared]] [--seed N] [--json]
+  ppsim compare --trace FILE [--link …] [--json]
+  ppsim real --listen HOST:PORT
+  ppsim real --peer HOST:PORT --trace FILE [--mode …]
+  ppsim real --demo --trace FILE [--mode …]
+
+simulation flags:
+  --trace FILE            workload file (see examples/ and docs/workload.md)
+  --mode MODE             precopy (default), postcopy or hybrid
+  --link SPEC             bandwidth and one-way latency, default 1Gbit,0.1ms; ",shared" puts
+                          demand requests in the same queue as bulk pages
+  --seed N                random seed (default 1); same inputs and seed, same report
+  --json                  print the report as one JSON object
+  --plain                 progress lines instead of the live view
+  --speed S               live view: S ms of virtual time per wall ms (default: as fast as possible)
+  --memory SIZE           override the workload's memory size (e.g. 16GiB)
+  --outage AT:DURATION    break the link AT after the migration starts, for DURATION (repeatable)
+  --shared-channel        demand requests and replies queue behind bulk pages
+  --order linear|neighbourhood   post-copy background order (default neighbourhood)
+  --prefetch N            pages pushed after each fault (default 32)
+  --downtime-limit MS     pre-copy switches over when the rest fits this (default 300ms)
+  --max-rounds N          pre-copy round cap (default 30)
+  --hybrid-rounds N       hybrid: pre-copy rounds before post-copy (default 2)
+  --bandwidth-cap RATE    cap on background page traffic, e.g. 500Mbit
+  --no-auto-converge      never throttle the guest
+  --max-time DURATION     give up after this much virtual time (default 10 min)`;
+
+async function main(argv: string[], out: (line: string) => void): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === "--help" || first === "-h" || first === "help") {
+    out(USAGE);
+    return 0;
+  }
+  if (first === "real") {
+    const { runRealCommand } = await import("./real-command.js");
+    return runRealCommand(rest, out);
+  }
+  if (first === "compare") {
+    const { values } = parseArgs({ args: rest, options: SIM_FLAGS, strict: true, allowPositionals: false });
+    return runCompare(values, out);
+  }
+  if (argv.length === 0) throw new UsageError("nothing to do: give --trace FILE (try examples/web-server.json)");
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...SIM_FLAGS, speed: { type: "string" }, plain: { type: "boolean" } },
+    strict: true,
+    allowPositionals: false,
+  });
+  return runSimCommand(values, out);
+}
+
+/** Errors a user can act on get one line; anything else is a bug and keeps its stack. */
+export function describeFailure(e: unknown): { message: string; usage: boolean } {
+  if (e instanceof UsageError) return { message: e.message, usage: true };
+  if (e instanceof WorkloadError) return { message: e.message, usage: false };
+  const code = (e as { code?: string }).code;
+  if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS")) return { message: (e as Error).message, usage: true };
+  if (e instanceof Error && (e as { userFacing?: boolean }).userFacing) return { message: e.message, usage: false };
+  return { message: e instanceof Error ? (e.stack ?? e.message) : String(e), usage: false };
+}
+
+/** Runs ppsim with these arguments and exits with its code. */
+export function run(argv: string[]): void {
+  main(argv, (line) => process.stdout.write(line + "\n")).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      const { message, usage } = describeFailure(e);
+      process.stderr.write(`ppsim: ${message}\n${usage ? "run ppsim --help for the flags\n" : ""}`);
+      process.exit(2);
+    },
+  );
+}
+
+export { main };

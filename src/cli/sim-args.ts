@@ -1,0 +1,146 @@
+/**
+ * Flags shared by `ppsim --trace` and `ppsim compare`: they choose the
+ * workload, the link and the migration policy. Every value is checked here,
+ * so a bad one is reported with the flag's name before anything runs.
+ */
+import type { MigrationOptions } from "../engine/options.js";
+import { MODES, type Mode } from "../engine/messages.js";
+import { parseLink, type LinkSpec } from "../sim/link.js";
+import type { Outage } from "../sim/simulation.js";
+import { parseByteSize } from "../workload/size.js";
+import { UsageError } from "./errors.js";
+
+/** util.parseArgs option specs for the simulation flags. */
+export const SIM_FLAGS = {
+  trace: { type: "string" },
+  mode: { type: "string" },
+  link: { type: "string" },
+  seed: { type: "string" },
+  json: { type: "boolean" },
+  memory: { type: "string" },
+  outage: { type: "string", multiple: true },
+  "shared-channel": { type: "boolean" },
+  order: { type: "string" },
+  prefetch: { type: "string" },
+  "downtime-limit": { type: "string" },
+  "max-rounds": { type: "string" },
+  "hybrid-rounds": { type: "string" },
+  "bandwidth-cap": { type: "string" },
+  "no-auto-converge": { type: "boolean" },
+  "max-time": { type: "string" },
+} as const;
+
+export interface SimFlags {
+  trace?: string;
+  mode?: string;
+  link?: string;
+  seed?: string;
+  json?: boolean;
+  memory?: string;
+  outage?: string[];
+  "shared-channel"?: boolean;
+  order?: string;
+  prefetch?: string;
+  "downtime-limit"?: string;
+  "max-rounds"?: string;
+  "hybrid-rounds"?: string;
+  "bandwidth-cap"?: string;
+  "no-auto-converge"?: boolean;
+  "max-time"?: string;
+}
+
+export const DEFAULT_LINK = "1Gbit,0.1ms";
+
+export interface SimChoices {
+  trace: string;
+  mode: Mode;
+  link: LinkSpec;
+  seed: number;
+  memoryBytes: number | null;
+  outages: Outage[];
+  options: Partial<MigrationOptions>;
+  maxVirtualMs: number | undefined;
+}
+
+export function parseMode(text: string | undefined): Mode {
+  if (text === undefined) return "precopy";
+  if (!(MODES as readonly string[]).includes(text)) throw new UsageError(`--mode must be one of ${MODES.join(", ")}, got "${text}"`);
+  return text as Mode;
+}
+
+function integer(flag: string, text: string, min: number): number {
+  const n = Number(text);
+  if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`--${flag} must be an integer ≥ ${min}, got "${text}"`);
+  return n;
+}
+
+/** "250ms", "1.5s", "800us", or a plain number of ms. */
+export function parseDurationMs(flag: string, text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(us|µs|ms|s)?$/.exec(text.trim());
+  if (!m) throw new UsageError(`--${flag} must be a duration like 250ms, 1.5s or 800us, got "${text}"`);
+  const scale = m[2] === "s" ? 1000 : m[2] === "us" || m[2] === "µs" ? 0.001 : 1;
+  return Number(m[1]) * scale;
+}
+
+/** "500ms:200ms": down at 500 ms after the migration starts, for 200 ms. */
+export function parseOutage(text: string): Outage {
+  const parts = text.split(/[:+]/);
+  if (parts.length !== 2) throw new UsageError(`--outage must be AT:DURATION like 500ms:200ms, got "${text}"`);
+  const atMs = parseDurationMs("outage", parts[0]);
+  const durationMs = parseDurationMs("outage", parts[1]);
+  if (!(durationMs > 0)) throw new UsageError(`--outage duration must be positive, got "${parts[1]}"`);
+  return { atMs, durationMs };
+}
+
+function rateBytesPerSec(flag: string, text: string): number {
+  try {
+    return parseLink(`${text},0ms`).bandwidthBytesPerSec;
+  } catch {
+    throw new UsageError(`--${flag} must be a rate like 500Mbit or 50MB/s, got "${text}"`);
+  }
+}
+
+export function parseSimFlags(f: SimFlags): SimChoices {
+  if (f.trace === undefined) throw new UsageError("--trace FILE is required: the workload to migrate (see examples/)");
+  let link: LinkSpec;
+  try {
+    link = parseLink(f.link ?? DEFAULT_LINK);
+  } catch (e) {
+    throw new UsageError(`--link: ${(e as Error).message}`);
+  }
+  const options: Partial<MigrationOptions> = {};
+  if (f["shared-channel"]) {
+    link.sharedChannel = true;
+    options.urgentChannel = false;
+  }
+  if (link.sharedChannel) options.urgentChannel = false;
+  if (f.order !== undefined) {
+    if (f.order !== "linear" && f.order !== "neighbourhood") throw new UsageError(`--order must be linear or neighbourhood, got "${f.order}"`);
+    options.backgroundOrder = f.order;
+  }
+  if (f.prefetch !== undefined) options.prefetchPages = integer("prefetch", f.prefetch, 0);
+  if (f["downtime-limit"] !== undefined) {
+    options.downtimeLimitMs = parseDurationMs("downtime-limit", f["downtime-limit"]);
+    if (!(options.downtimeLimitMs > 0)) throw new UsageError("--downtime-limit must be positive");
+  }
+  if (f["max-rounds"] !== undefined) options.maxRounds = integer("max-rounds", f["max-rounds"], 1);
+  if (f["hybrid-rounds"] !== undefined) options.hybridRounds = integer("hybrid-rounds", f["hybrid-rounds"], 1);
+  if (f["bandwidth-cap"] !== undefined) options.bandwidthCap = rateBytesPerSec("bandwidth-cap", f["bandwidth-cap"]);
+  if (f["no-auto-converge"]) options.autoConverge = false;
+  let memoryBytes: number | null = null;
+  if (f.memory !== undefined) {
+    const size = parseByteSize(f.memory);
+    if (typeof size === "string") throw new UsageError(`--memory ${size}`);
+    memoryBytes = size;
+  }
+  return {
+    trace: f.trace,
+    mode: parseMode(f.mode),
+    link,
+    seed: f.seed === undefined ? 1 : integer("seed", f.seed, 0),
+    memoryBytes,
+    outages: (f.outage ?? []).map(parseOutage),
+    options,
+    maxVirtualMs: f["max-time"] === undefined ? undefined : parseDurationMs("max-time", f["max-time"]),
+  };
+}

@@ -21,6 +21,7 @@ const messageArb: fc.Arbitrary<Message<Uint8Array>> = fc.oneof(
   fc.record({ type: fc.constant("recover" as const), resumed: fc.boolean(), bulkBytes: fc.maxSafeNat(), received: fc.uint8Array({ maxLength: 64 }) }),
   fc.record({ type: fc.constant("cancel" as const), reason: text }),
   fc.record({ type: fc.constant("error" as const), code: fc.nat(65535), reason: text }),
+  fc.record({ type: fc.constant("report" as const), json: text }),
 );
 
 /** Typed arrays compare by content after a plain-object conversion. */

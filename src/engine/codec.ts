@@ -47,6 +47,8 @@ export function encodedSize(msg: Message<unknown>, pageSize: number): number {
       return HEADER_BYTES + 16 + msg.received.length;
     case "cancel":
       return HEADER_BYTES + utf8Length(msg.reason);
+    case "report":
+      return HEADER_BYTES + utf8Length(msg.json);
     case "error":
       return HEADER_BYTES + 2 + utf8Length(msg.reason);
   }
@@ -115,6 +117,9 @@ export function encodeMessage(msg: Message<Uint8Array>, pageSize: number): Uint8
       break;
     case "cancel":
       buf.write(msg.reason, o, "utf8");
+      break;
+    case "report":
+      buf.write(msg.json, o, "utf8");
       break;
     case "error":
       buf.writeUInt16LE(msg.code, o);
@@ -253,6 +258,8 @@ export function decodePayload(tag: number, payload: Buffer, pageSize: number): M
     }
     case MessageTag.Cancel:
       return { type: "cancel", reason: decodeUtf8(payload, "cancel") };
+    case MessageTag.Report:
+      return { type: "report", json: decodeUtf8(payload, "report") };
     case MessageTag.Error: {
       const r = new PayloadReader(payload, "error");
       const code = r.u16("code");
@@ -267,7 +274,7 @@ function decodeUtf8(b: Buffer, what: string): string {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(b);
   } catch {
-    throw new ProtocolError(`${what}: reason is not valid UTF-8`);
+    throw new ProtocolError(`${what}: text is not valid UTF-8`);
   }
 }
 

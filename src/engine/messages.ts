@@ -39,6 +39,7 @@ export const MessageTag = {
   Recover: 8,
   Cancel: 9,
   Error: 10,
+  Report: 11,
 } as const;
 
 export interface PageEntry<P> {
@@ -120,6 +121,16 @@ export interface ErrorMsg {
   reason: string;
 }
 
+/**
+ * destination → source, after completion: the destination agent's own
+ * figures and verification (JSON). The engines ignore it; agents use it to
+ * put one report together.
+ */
+export interface ReportMsg {
+  type: "report";
+  json: string;
+}
+
 export const ErrorCode = {
   VersionMismatch: 1,
   BadLayout: 2,
@@ -137,4 +148,5 @@ export type Message<P> =
   | CompleteMsg
   | RecoverMsg
   | CancelMsg
-  | ErrorMsg;
+  | ErrorMsg
+  | ReportMsg;

@@ -177,6 +177,7 @@ export class Source<P> {
         this.requests.push(msg.page);
         return;
       case "resumed":
+      case "report": // for the agent, not the engine
         return;
       case "complete":
         if (!this.switchoverSent) return this.protocolError("destination reported complete before switchover");

@@ -9,7 +9,8 @@
         "src/uffd.cc",
         "src/fault_reader.cc",
         "src/pagemap.cc",
-        "src/unix_socket.cc"
+        "src/unix_socket.cc",
+        "src/bench.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -9,6 +9,7 @@ void InitUffd(Napi::Env env, Napi::Object exports);
 void InitFaultReader(Napi::Env env, Napi::Object exports);
 void InitPagemap(Napi::Env env, Napi::Object exports);
 void InitUnixSocket(Napi::Env env, Napi::Object exports);
+void InitBench(Napi::Env env, Napi::Object exports);
 }  // namespace ppsim
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -17,6 +18,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ppsim::InitFaultReader(env, exports);
   ppsim::InitPagemap(env, exports);
   ppsim::InitUnixSocket(env, exports);
+  ppsim::InitBench(env, exports);
   return exports;
 }
 

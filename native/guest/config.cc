@@ -72,7 +72,7 @@ bool LoadConfig(const std::string& path, Config& cfg, std::string& err) {
   std::string line;
   int lineno = 0;
   auto fail = [&](const std::string& m) {
-    err = path + ":" + std::to_string(lineno) + ": " + m;
+    err = path + (lineno > 0 ? ":" + std::to_string(lineno) : std::string()) + ": " + m;
     return false;
   };
   while (std::getline(in, line)) {

@@ -121,6 +121,7 @@ export class GuestProcess {
     socket.on("close", () => {
       // Prefer the exit status and stderr in the message: wait briefly for it.
       const timer = setTimeout(() => this.failAll("the guest's control socket closed"), 2000);
+      timer.unref();
       void exited.then(() => clearTimeout(timer));
     });
     void exited.then(({ code, signal }) => {

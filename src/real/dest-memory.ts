@@ -1,0 +1,100 @@
+/**
+ * The destination engine's hands on guest RAM: install, wake, drop, and the
+ * fault reader that turns the guest's missing-page faults into page indexes.
+ *
+ * Installing (see DESIGN.md, "one trap to respect"): before the guest runs a
+ * plain pwrite into the memfd is fine and cheapest; once it may run (from the
+ * moment we ask it to resume) a page must appear whole or not at all, so it
+ * goes in with UFFDIO_COPY (UFFDIO_ZEROPAGE for a zero page). EEXIST means the
+ * page got there meanwhile — expected; the waiters are woken and we go on.
+ */
+import type { GuestProcess } from "./guest-process.js";
+import { constants, errnoCode, pwrite, punchHole, startFaultReader, uffdCopy, uffdWake, uffdZeropage, type FaultReaderHandle } from "./native.js";
+
+export class DestinationMemory {
+  readonly pageSize: number;
+  readonly pageCount: number;
+  private readonly base: bigint;
+  private readonly zero: Buffer;
+  private running = false;
+  private reader: FaultReaderHandle | null = null;
+  /** Installs that found the page already there (EEXIST). */
+  raced = 0;
+
+  constructor(private readonly guest: GuestProcess) {
+    if (guest.uffd < 0) throw new Error("the destination guest has no userfaultfd");
+    this.pageSize = guest.layout.pageSize;
+    this.pageCount = guest.layout.memBytes / this.pageSize;
+    this.base = guest.layout.base;
+    this.zero = Buffer.alloc(this.pageSize);
+  }
+
+  /** From now on the guest may run: installs must be atomic. */
+  guestMayRun(): void {
+    this.running = true;
+  }
+
+  install(page: number, data: Uint8Array | null): void {
+    const ps = this.pageSize;
+    const addr = this.base + BigInt(page * ps);
+    const uffd = this.guest.uffd;
+    if (!this.running) {
+      if (data !== null) return pwrite(this.guest.memfd, page * ps, data);
+      try {
+        uffdZeropage(uffd, addr, ps);
+      } catch (e) {
+        // A page resent as zero over an older non-zero copy.
+        if (errnoCode(e) !== "EEXIST") throw e;
+        pwrite(this.guest.memfd, page * ps, this.zero);
+      }
+      return;
+    }
+    try {
+      if (data === null) uffdZeropage(uffd, addr, ps);
+      else uffdCopy(uffd, addr, data);
+    } catch (e) {
+      if (errnoCode(e) !== "EEXIST") throw e;
+      this.raced++;
+      uffdWake(uffd, addr, ps);
+    }
+  }
+
+  wake(page: number): void {
+    uffdWake(this.guest.uffd, this.base + BigInt(page * this.pageSize), this.pageSize);
+  }
+
+  /** Punches the pages out of the memfd (runs of consecutive pages at once): the guest faults on them again. */
+  drop(pages: Uint32Array): void {
+    const sorted = Uint32Array.from(pages).sort();
+    const ps = this.pageSize;
+    let i = 0;
+    while (i < sorted.length) {
+      let j = i + 1;
+      while (j < sorted.length && sorted[j] === sorted[j - 1] + 1) j++;
+      punchHole(this.guest.memfd, sorted[i] * ps, (j - i) * ps);
+      i = j;
+    }
+  }
+
+  /** Starts the fault reader; `fault(page, tid)` for each missing-page fault inside guest RAM. */
+  startFaults(fault: (page: number, tid: number) => void, failed: (err: Error) => void): void {
+    const pf = constants().UFFD_EVENT_PAGEFAULT;
+    const ps = BigInt(this.pageSize);
+    const end = this.base + BigInt(this.guest.layout.memBytes);
+    this.reader = startFaultReader(
+      this.guest.uffd,
+      (events) => {
+        for (const e of events) {
+          if (e.event !== pf || e.address < this.base || e.address >= end) continue;
+          fault(Number((e.address - this.base) / ps), e.tid);
+        }
+      },
+      failed,
+    );
+  }
+
+  stopFaults(): void {
+    this.reader?.stop();
+    this.reader = null;
+  }
+}

@@ -1,0 +1,286 @@
+/**
+ * One incoming migration at the destination: its two connections (replaced
+ * as a pair when the source reconnects with a higher epoch), its guest
+ * (spawned when the hello arrives, with the layout and workload the source
+ * named), and a Destination engine driven by frames and by the guest's
+ * faults. After completion the guest runs its remaining steps; the session
+ * then hashes guest RAM and sends the source a final report.
+ */
+import type { DestinationAction, DestinationEvent } from "../engine/events.js";
+import { Destination } from "../engine/destination.js";
+import { ErrorCode, MIN_PROTOCOL_VERSION, type Channel, type HelloMsg, type Message } from "../engine/messages.js";
+import { resolveOptions } from "../engine/options.js";
+import { nowUs, sleep } from "./clock.js";
+import { DestinationMemory } from "./dest-memory.js";
+import { messageOf } from "./errors.js";
+import { GuestProcess } from "./guest-process.js";
+import { constants } from "./native.js";
+import { parseSessionInfo, type SessionInfo } from "./plan.js";
+import { totalSteps } from "./progress.js";
+import type { DestReport } from "./report-msg.js";
+import { FramedSocket, type Accepted } from "./transport.js";
+
+const PROGRESS_MS = 250;
+
+export interface SessionOptions {
+  /** How long a broken link may stay down before the migration is given up. */
+  reconnectWaitMs: number;
+  log: (line: string) => void;
+}
+
+export interface SessionEnd {
+  outcome: "completed" | "cancelled" | "failed";
+  reason: string;
+}
+
+export class DestSession {
+  private info: SessionInfo | null = null;
+  private epoch = 0;
+  private conns: Partial<Record<Channel, FramedSocket>> = {};
+  private everUp = false;
+  private pageSize = 0;
+  private engine: Destination<Uint8Array> | null = null;
+  private guest: GuestProcess | null = null;
+  private mem: DestinationMemory | null = null;
+  private queued: [Message<Uint8Array>, Channel][] | null = null;
+  private resumedAt: number | null = null;
+  private stepsAtResume = 0;
+  private latenciesSent = 0;
+  private progressTimer: NodeJS.Timeout | undefined;
+  private downTimer: NodeJS.Timeout | undefined;
+  private ended = false;
+  private reported = false;
+  private resolveEnd: (e: SessionEnd) => void = () => undefined;
+  readonly end: Promise<SessionEnd>;
+
+  constructor(
+    readonly id: string,
+    private readonly o: SessionOptions,
+  ) {
+    this.end = new Promise((r) => (this.resolveEnd = r));
+  }
+
+  private get tag(): string {
+    return `session ${this.id.slice(0, 8)}`;
+  }
+
+  attach(a: Accepted): void {
+    const { channel, epoch, info } = a.preamble;
+    if (epoch < this.epoch || this.ended) {
+      a.socket.destroy();
+      return;
+    }
+    if (info !== "" && this.info === null) {
+      try {
+        this.info = parseSessionInfo(info);
+      } catch (e) {
+        this.o.log(`${this.tag}: ${messageOf(e)}`);
+      }
+    }
+    if (epoch > this.epoch) {
+      this.linkDown(`the source reconnected (epoch ${epoch})`);
+      this.epoch = epoch;
+    }
+    this.conns[channel]?.close();
+    const fs = new FramedSocket(a.socket, channel, this.pageSize, {
+      message: (m) => this.onMessage(m, channel, fs),
+      down: (r) => this.onDown(r, fs),
+    }, a.rest);
+    this.conns[channel] = fs;
+    const { urgent, bulk } = this.conns;
+    if (urgent === undefined || bulk === undefined) return;
+    clearTimeout(this.downTimer);
+    urgent.start();
+    bulk.start();
+    if (this.everUp) {
+      this.o.log(`${this.tag}: link re-established (epoch ${epoch})`);
+      this.dispatch({ kind: "linkUp" });
+    }
+    this.everUp = true;
+  }
+
+  // ------------------------------------------------------------------ link
+
+  private onDown(reason: string, fs: FramedSocket): void {
+    if (this.conns[fs.channel] !== fs) return;
+    if (this.reported) return this.finish({ outcome: "completed", reason: "report delivered" });
+    this.o.log(`${this.tag}: link down: ${reason}`);
+    this.linkDown(reason);
+    if (this.engine === null || this.engine.finished) {
+      if (!this.ended && this.engine?.finished !== true) this.finish({ outcome: "failed", reason: `${reason} (during setup)` });
+      return;
+    }
+    const ms = this.o.reconnectWaitMs;
+    this.downTimer = setTimeout(() => this.finish({ outcome: "failed", reason: `the source did not reconnect within ${ms / 1000} s after: ${reason}` }), ms);
+  }
+
+  private linkDown(_reason: string): void {
+    const wasUp = this.conns.urgent !== undefined && this.conns.bulk !== undefined;
+    this.conns.urgent?.close();
+    this.conns.bulk?.close();
+    this.conns = {};
+    if (wasUp && this.everUp) this.dispatch({ kind: "linkDown" });
+  }
+
+  private send(channel: Channel, msg: Message<Uint8Array>): void {
+    this.conns[channel]?.send(msg, this.pageSize);
+  }
+
+  private sendReport(r: DestReport): void {
+    this.send("urgent", { type: "report", json: JSON.stringify(r) });
+  }
+
+  // --------------------------------------------------------------- messages
+
+  private onMessage(m: Message<Uint8Array>, channel: Channel, fs: FramedSocket): void {
+    if (this.conns[fs.channel] !== fs || this.ended) return;
+    if (this.queued !== null) {
+      this.queued.push([m, channel]);
+      return;
+    }
+    if (this.engine !== null) return this.dispatch({ kind: "message", msg: m, channel });
+    if (m.type !== "hello") return this.refuse(`expected a hello first, got ${m.type}`);
+    this.queued = [];
+    void this.setup(m).then(() => {
+      const q = this.queued ?? [];
+      this.queued = null;
+      for (const [msg, ch] of q) this.dispatch({ kind: "message", msg, channel: ch });
+    });
+  }
+
+  /** Spawns the guest the hello describes (unless the engine will refuse it anyway), then lets the engine answer. */
+  private async setup(h: HelloMsg): Promise<void> {
+    const info = this.info;
+    const opts = resolveOptions({ mode: h.mode });
+    if (info === null) return this.refuse("the source sent no session info (workload, seed, steps)");
+    const mem = /^mem_bytes (\d+)$/m.exec(info.config);
+    const expect = { pageSize: constants().PAGE_SIZE, pageCount: mem === null ? 0 : Number(mem[1]) / constants().PAGE_SIZE };
+    this.engine = new Destination<Uint8Array>(opts, { expect });
+    const acceptable = h.version >= MIN_PROTOCOL_VERSION && h.pageSize === expect.pageSize && h.pageCount === expect.pageCount;
+    if (acceptable) {
+      this.o.log(`${this.tag}: ${info.workload}, ${h.pageCount} pages of ${h.pageSize} bytes, ${h.mode}: starting the destination guest`);
+      try {
+        this.guest = await GuestProcess.spawn({ role: "destination", config: info.config, steps: info.steps });
+        this.mem = new DestinationMemory(this.guest);
+        this.mem.startFaults(
+          (page, tid) => this.dispatch({ kind: "fault", page, vcpu: tid }),
+          (err) => this.finish({ outcome: "failed", reason: `the fault reader stopped: ${err.message}` }),
+        );
+      } catch (e) {
+        return this.refuse(`the destination cannot start its guest: ${messageOf(e)}`, ErrorCode.BadLayout);
+      }
+    }
+    this.pageSize = h.pageSize;
+    for (const c of Object.values(this.conns)) c.decoder.pageSize = h.pageSize;
+    this.dispatch({ kind: "message", msg: h, channel: "bulk" });
+  }
+
+  private refuse(reason: string, code: number = ErrorCode.Protocol): void {
+    this.o.log(`${this.tag}: refused: ${reason}`);
+    this.send("bulk", { type: "error", code, reason });
+    this.finish({ outcome: "failed", reason });
+  }
+
+  // ----------------------------------------------------------------- engine
+
+  private dispatch(ev: DestinationEvent<Uint8Array>): void {
+    if (this.engine === null || this.ended) return;
+    try {
+      for (const a of this.engine.handle(ev, nowUs())) this.execute(a);
+    } catch (e) {
+      this.finish({ outcome: "failed", reason: `acting on guest memory failed: ${messageOf(e)}` });
+    }
+  }
+
+  private execute(a: DestinationAction<Uint8Array>): void {
+    const mem = this.mem;
+    switch (a.kind) {
+      case "send":
+        return this.send(a.channel, a.msg);
+      case "installPage":
+        return mem?.install(a.page, a.data);
+      case "wake":
+        return mem?.wake(a.page);
+      case "dropPages":
+        return mem?.drop(a.pages);
+      case "resumeGuest":
+        return this.resume(a.cpuState);
+      case "stopFaultHandling":
+        return mem?.stopFaults();
+      case "finished":
+        if (a.outcome === "completed") void this.afterComplete();
+        else this.finish({ outcome: a.outcome, reason: a.reason });
+        return;
+    }
+  }
+
+  private resume(cpuState: Uint8Array): void {
+    const g = this.guest;
+    if (g === null || this.mem === null) return;
+    this.mem.guestMayRun();
+    g.resume(cpuState).then(
+      async () => {
+        this.resumedAt = nowUs();
+        this.o.log(`${this.tag}: destination guest running`);
+        this.stepsAtResume = totalSteps(await g.progress());
+        this.progressTimer = setInterval(() => void this.reportProgress(), PROGRESS_MS);
+      },
+      (e: unknown) => this.finish({ outcome: "failed", reason: `resuming the destination guest failed: ${messageOf(e)}` }),
+    );
+  }
+
+  private async reportProgress(): Promise<void> {
+    const e = this.engine;
+    if (e === null || this.guest === null || this.conns.urgent === undefined) return;
+    const steps = totalSteps(await this.guest.progress());
+    const all = e.metrics.faultLatenciesUs;
+    const metrics = { ...e.metrics, resumedAt: this.resumedAt ?? e.metrics.resumedAt, faultLatenciesUs: all.slice(this.latenciesSent) };
+    this.latenciesSent = all.length;
+    this.sendReport({ kind: "progress", metrics, steps, at: nowUs() });
+  }
+
+  private async afterComplete(): Promise<void> {
+    const g = this.guest;
+    const e = this.engine;
+    if (g === null || e === null) return;
+    try {
+      const atComplete = await g.progress();
+      this.o.log(`${this.tag}: every page present; the guest runs its remaining steps`);
+      for (let p = atComplete; ; p = await g.progress()) {
+        if (p.vcpus.every((v) => v.finished)) break;
+        await sleep(20);
+      }
+      clearInterval(this.progressTimer);
+      await this.reportProgress();
+      const hash = await g.hash();
+      const atEnd = totalSteps(await g.progress());
+      const metrics = { ...e.metrics, resumedAt: this.resumedAt ?? e.metrics.resumedAt };
+      const finishedBeforeComplete = atComplete.vcpus.some((v) => v.finished);
+      this.sendReport({ kind: "final", metrics, hash, steps: { atResume: this.stepsAtResume, atComplete: totalSteps(atComplete), atEnd }, finishedBeforeComplete });
+      this.reported = true;
+      this.o.log(`${this.tag}: completed; guest RAM hash ${hash} sent to the source`);
+      // The source closes the link once it has the report; do not wait for ever.
+      setTimeout(() => this.finish({ outcome: "completed", reason: "report sent" }), 30_000).unref();
+    } catch (err) {
+      this.sendReport({ kind: "failed", reason: messageOf(err) });
+      this.finish({ outcome: "failed", reason: `after completion: ${messageOf(err)}` });
+    }
+  }
+
+  /** Ends the session: connections, fault reader and guest. */
+  finish(end: SessionEnd): void {
+    if (this.ended) return;
+    this.ended = true;
+    clearInterval(this.progressTimer);
+    clearTimeout(this.downTimer);
+    if (end.outcome !== "completed") this.o.log(`${this.tag}: ${end.outcome}: ${end.reason}`);
+    this.mem?.stopFaults();
+    // Let a last error frame leave before the sockets go.
+    setTimeout(() => {
+      this.conns.urgent?.close();
+      this.conns.bulk?.close();
+    }, 100).unref();
+    const g = this.guest;
+    void (g === null ? Promise.resolve() : g.quit()).finally(() => this.resolveEnd(end));
+  }
+}

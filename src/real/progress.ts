@@ -1,0 +1,36 @@
+/**
+ * Guest progress as the live view shows it: steps per second over the last
+ * second, as a share of the rate measured during warmup. Samples come from
+ * the source guest until it pauses, then from the destination's progress
+ * reports (its step counts continue the source's).
+ */
+const WINDOW_US = 1_000_000;
+
+export class ProgressWindow {
+  private readonly samples: { at: number; steps: number }[] = [];
+
+  /** `baseline`: the unmigrated rate, steps per µs over all vCPUs. */
+  constructor(private readonly baseline: number) {}
+
+  add(at: number, steps: number): void {
+    const last = this.samples[this.samples.length - 1];
+    if (last !== undefined && at <= last.at) return;
+    this.samples.push({ at, steps });
+    while (this.samples.length > 2 && this.samples[1].at < at - WINDOW_US) this.samples.shift();
+  }
+
+  /** 0..1; 1 before there are two samples. */
+  recent(now: number): number {
+    const first = this.samples[0];
+    const last = this.samples[this.samples.length - 1];
+    if (first === undefined || last === first || !(this.baseline > 0)) return 1;
+    // A guest that stopped reporting (paused, or between reports) counts as stalled since.
+    const span = Math.max(now, last.at) - first.at;
+    return Math.max(0, Math.min(1, (last.steps - first.steps) / span / this.baseline));
+  }
+}
+
+/** Sum of steps over vCPUs. */
+export function totalSteps(p: { vcpus: { steps: number }[] }): number {
+  return p.vcpus.reduce((a, v) => a + v.steps, 0);
+}

@@ -1,0 +1,75 @@
+/**
+ * What the destination agent tells the source agent in `report` messages
+ * (JSON; the engines ignore them). While the migration runs: `progress`, a
+ * few times a second, so the source's live view shows the destination's
+ * side (present pages, faults and their latencies, guest steps). After
+ * completion and the guest's remaining steps: `final`, with the hash of the
+ * destination's RAM. Or `failed`, when the destination cannot finish.
+ */
+import type { DestinationMetrics } from "../engine/metrics.js";
+import { RealError } from "./errors.js";
+
+export interface ProgressReport {
+  kind: "progress";
+  /** faultLatenciesUs holds only the latencies since the previous progress report. */
+  metrics: DestinationMetrics;
+  /** Destination guest's steps, summed over vCPUs (null before it runs). */
+  steps: number | null;
+  /** Destination clock, µs. */
+  at: number;
+}
+
+export interface FinalReport {
+  kind: "final";
+  /** Complete; resumedAt is when the guest actually ran again (the resume call returned). */
+  metrics: DestinationMetrics;
+  /** 16 hex digits: the destination guest's RAM after its last step. */
+  hash: string;
+  /** Summed over vCPUs: when resumed, when every page was present, at the end. */
+  steps: { atResume: number; atComplete: number; atEnd: number };
+  /** Whether some vCPU had already run all its steps when the last page arrived. */
+  finishedBeforeComplete: boolean;
+}
+
+export interface FailedReport {
+  kind: "failed";
+  reason: string;
+}
+
+export type DestReport = ProgressReport | FinalReport | FailedReport;
+
+const NUMBER_FIELDS = ["demandFaults", "faultEvents", "blocktimeUs", "pagesDropped"] as const;
+
+function checkMetrics(m: unknown): DestinationMetrics {
+  const o = m as Partial<DestinationMetrics> | null;
+  if (typeof o !== "object" || o === null) throw new RealError("destination report without metrics");
+  for (const k of NUMBER_FIELDS) if (typeof o[k] !== "number") throw new RealError(`destination report: metrics.${k} is not a number`);
+  if (!Array.isArray(o.faultLatenciesUs) || typeof o.present !== "object" || typeof o.bytesSent !== "object") {
+    throw new RealError("destination report: malformed metrics");
+  }
+  return o as DestinationMetrics;
+}
+
+/** Parses a report message's JSON; throws a RealError naming what is wrong. */
+export function parseDestReport(json: string): DestReport {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    throw new RealError("destination report is not JSON");
+  }
+  const o = v as { kind?: unknown; reason?: unknown; metrics?: unknown; hash?: unknown; steps?: unknown };
+  switch (o?.kind) {
+    case "progress":
+      checkMetrics(o.metrics);
+      return v as ProgressReport;
+    case "final":
+      checkMetrics(o.metrics);
+      if (typeof o.hash !== "string" || typeof o.steps !== "object") throw new RealError("destination final report lacks hash or steps");
+      return v as FinalReport;
+    case "failed":
+      return { kind: "failed", reason: String(o.reason) };
+    default:
+      throw new RealError(`destination report of unknown kind ${JSON.stringify(o?.kind)}`);
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * The source agent: spawns the source guest from the workload, lets it run
+ * its warmup (measuring its unmigrated rate), migrates it to a destination
+ * agent over TCP, and puts the report together: its own engine's figures,
+ * the destination's (sent at the end), and the verification — the
+ * destination's final RAM hash against that of an unmigrated run of the same
+ * workload, seed and steps, made here once the migration is over.
+ */
+import { resolveOptions, type MigrationOptions } from "../engine/options.js";
+import { buildReport, buildSnapshot } from "../engine/metrics.js";
+import type { Mode } from "../engine/messages.js";
+import type { Report, Snapshot } from "../engine/report.js";
+import { toGuestConfig } from "../workload/guest-config.js";
+import type { Workload } from "../workload/types.js";
+import { nowUs, sleep } from "./clock.js";
+import { messageOf, RealError } from "./errors.js";
+import { GuestProcess } from "./guest-process.js";
+import { chooseSteps, type SessionInfo } from "./plan.js";
+import { ProgressWindow, totalSteps } from "./progress.js";
+import type { FinalReport } from "./report-msg.js";
+import { SourceDriver, type DriverEnd } from "./source-driver.js";
+import { DEFAULT_RECONNECT, SourceLink, type ReconnectPolicy } from "./source-link.js";
+
+export interface SourceAgentOptions {
+  /** Already at the chosen memory size. */
+  workload: Workload;
+  mode: Mode;
+  seed: number;
+  /** Steps per vCPU; default chosen from the workload (plan.ts). */
+  steps?: number;
+  peer: { host: string; port: number };
+  options?: Partial<MigrationOptions>;
+  reconnect?: ReconnectPolicy;
+  setupTimeoutMs?: number;
+  /** How long to wait for the destination's final report after completion (default: long enough for the guest's remaining steps). */
+  reportTimeoutMs?: number;
+  breakLinkAfterPostcopyBytes?: number;
+  log?: (line: string) => void;
+}
+
+/**
+ * Defaults for the real back end: a deeper bulk window than the simulator's
+ * (the socket buffers of a fast link hold megabytes) and bigger batches (fewer
+ * frames, fewer write callbacks per MiB).
+ */
+export const REAL_DEFAULTS: Partial<MigrationOptions> = { bulkWindowBytes: 4 * 1024 * 1024, batchPages: 32 };
+
+const POLL_MS = 200;
+
+export class SourceAgent {
+  readonly steps: number;
+  readonly options: MigrationOptions;
+  private driver: SourceDriver | null = null;
+  private link: SourceLink | null = null;
+  private report: Report | null = null;
+  private window: ProgressWindow;
+  private stepsAtStart = 0;
+  private baseline = 0;
+  private poller: NodeJS.Timeout | undefined;
+  private readonly log: (line: string) => void;
+
+  private constructor(
+    readonly guest: GuestProcess,
+    private readonly o: SourceAgentOptions,
+    steps: number,
+  ) {
+    this.steps = steps;
+    this.options = resolveOptions({ ...REAL_DEFAULTS, ...o.options, mode: o.mode });
+    this.window = new ProgressWindow(0);
+    this.log = o.log ?? (() => undefined);
+  }
+
+  /** Spawns the source guest and starts it; `migrate()` then runs the warmup and the migration. */
+  static async start(o: SourceAgentOptions): Promise<SourceAgent> {
+    const steps = o.steps ?? chooseSteps(o.workload);
+    const guest = await GuestProcess.spawn({ role: "source", config: toGuestConfig(o.workload, o.seed), steps, noWp: o.mode === "postcopy" });
+    const agent = new SourceAgent(guest, o, steps);
+    try {
+      await guest.run();
+    } catch (e) {
+      guest.close();
+      throw e;
+    }
+    return agent;
+  }
+
+  get done(): boolean {
+    return this.report !== null;
+  }
+
+  snapshot(): Snapshot {
+    const now = nowUs();
+    const d = this.driver;
+    const fakeMetrics = { mode: this.o.mode, pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize };
+    if (d === null) {
+      // Warmup: the engine has not started yet.
+      return {
+        backend: "real", mode: this.o.mode, workload: this.o.workload.name, phase: "setup", elapsedMs: 0, round: 0,
+        pageCount: fakeMetrics.pageCount, present: { precopy: 0, background: 0, demand: 0 }, channelBytes: { urgent: 0, bulk: 0 },
+        demandFaults: 0, faultLatencyUs: null, faultHistogram: [], guestProgress: 1, throttle: 0, downtimeMs: null,
+        report: this.report, notice: "warming up the source guest",
+      };
+    }
+    return buildSnapshot(d.engine.metrics, d.remote, {
+      backend: "real",
+      workload: this.o.workload.name,
+      now,
+      guestProgress: this.window.recent(now),
+      report: this.report,
+      notice: d.notice,
+    });
+  }
+
+  /** null if cancelled, else why not (past switchover, or not started). */
+  cancel(): string | null {
+    if (this.driver === null) return "the migration has not started yet (warmup)";
+    return this.driver.cancel("operator quit");
+  }
+
+  /** Warmup, then the migration; resolves with the report (never throws for a peer's failure). */
+  async migrate(): Promise<Report> {
+    const { workload: w, peer } = this.o;
+    const warmupMs = Math.max(100, w.warmupMs);
+    const t0 = nowUs();
+    const s0 = totalSteps(await this.guest.progress());
+    await sleep(warmupMs);
+    const t1 = nowUs();
+    this.stepsAtStart = totalSteps(await this.guest.progress());
+    this.baseline = (this.stepsAtStart - s0) / (t1 - t0);
+    this.window = new ProgressWindow(this.baseline);
+    this.window.add(t1, this.stepsAtStart);
+
+    const info: SessionInfo = { workload: w.name, config: toGuestConfig(w, this.o.seed), seed: this.o.seed, steps: this.steps, mode: this.o.mode };
+    let driver: SourceDriver | undefined;
+    const link = new SourceLink(
+      peer.host,
+      peer.port,
+      JSON.stringify(info),
+      {
+        message: (m) => driver?.onMessage(m),
+        transmitted: (c, b) => driver?.onTransmitted(c, b),
+        down: (r) => driver?.onLinkDown(r),
+      },
+      this.o.reconnect ?? DEFAULT_RECONNECT,
+    );
+    this.link = link;
+    driver = new SourceDriver(this.guest, link, this.options, {
+      setupTimeoutMs: this.o.setupTimeoutMs ?? 15_000,
+      breakLinkAfterPostcopyBytes: this.o.breakLinkAfterPostcopyBytes,
+      log: this.log,
+    });
+    try {
+      await link.open();
+    } catch (e) {
+      return this.finishReport(driver, { outcome: "failed", reason: `${messageOf(e)}; the source guest keeps running` }, null, null);
+    }
+    this.driver = driver;
+    this.startPolling(driver);
+    driver.start();
+    const end = await driver.ended;
+    this.stopPolling();
+    if (end.outcome !== "completed") {
+      link.close();
+      return this.finishReport(driver, end, null, null);
+    }
+    this.log("every page is at the destination; waiting for its guest to finish and report");
+    const [final, expected] = await Promise.all([this.awaitFinal(driver), this.referenceHash()]);
+    link.close();
+    return this.finishReport(driver, end, final, expected);
+  }
+
+  /** Ends the source guest (whatever the outcome) and the link. */
+  async close(): Promise<void> {
+    this.stopPolling();
+    this.driver?.close();
+    this.link?.close();
+    await this.guest.quit();
+  }
+
+  private startPolling(d: SourceDriver): void {
+    this.poller = setInterval(() => {
+      if (d.engine.metrics.pausedAt === null) {
+        void this.guest.progress().then((p) => this.window.add(nowUs(), totalSteps(p)), () => undefined);
+      } else if (d.remoteSteps !== null) {
+        this.window.add(d.remoteSteps.at, d.remoteSteps.steps);
+      }
+    }, POLL_MS);
+  }
+
+  private stopPolling(): void {
+    clearInterval(this.poller);
+  }
+
+  private async awaitFinal(d: SourceDriver): Promise<FinalReport | string> {
+    const ms = this.o.reportTimeoutMs ?? Math.max(60_000, 4 * (this.steps / Math.max(1e-9, this.baseline / this.o.workload.vcpus)) / 1000);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<string>((r) => (timer = setTimeout(() => r(`no report from the destination within ${Math.round(ms / 1000)} s`), ms)));
+    const r = await Promise.race([d.finalReport, timeout]);
+    clearTimeout(timer);
+    return r;
+  }
+
+  /** The unmigrated run: a second source guest to the same steps. */
+  private async referenceHash(): Promise<string> {
+    const g = await GuestProcess.spawn({ role: "source", config: toGuestConfig(this.o.workload, this.o.seed), steps: this.steps, noWp: true });
+    try {
+      await g.run();
+      for (;;) {
+        const p = await g.progress();
+        if (p.vcpus.every((v) => v.finished)) break;
+        await sleep(20);
+      }
+      return await g.hash();
+    } finally {
+      await g.quit();
+    }
+  }
+
+  private finishReport(d: SourceDriver, end: DriverEnd, final: FinalReport | string | null, expected: string | null): Report {
+    const src = d.engine.metrics;
+    const srcMetrics = src.outcome === null ? { ...src, outcome: end.outcome, reason: end.reason, finishedAt: nowUs() } : src;
+    const got = typeof final === "object" && final !== null ? final : null;
+    const dst = got?.metrics ?? d.remote;
+    let guestProgress = 0;
+    if (got !== null && dst.completedAt !== null && src.startedAt !== null && this.baseline > 0) {
+      const rate = (got.steps.atComplete - this.stepsAtStart) / Math.max(1, dst.completedAt - src.startedAt);
+      guestProgress = Math.min(1, rate / this.baseline);
+    }
+    let reason = end.reason;
+    let verified: boolean | null = null;
+    if (end.outcome === "completed") {
+      verified = got !== null && expected !== null && got.hash === expected;
+      if (got === null) reason = `migration completed but ${typeof final === "string" ? final : "no report came"}`;
+      else if (!verified) reason = `the destination's memory hash ${got.hash} differs from the unmigrated run's ${expected ?? "?"}`;
+    }
+    this.report = buildReport(srcMetrics, dst, {
+      backend: "real",
+      workload: this.o.workload.name,
+      guestProgress,
+      reason,
+      seed: this.o.seed,
+      steps: this.steps,
+      verified,
+      hash: got === null ? null : { destination: got.hash, unmigrated: expected },
+      peer: `${this.o.peer.host}:${this.o.peer.port}`,
+      guest_rate_steps_s: Math.round(this.baseline * 1e6),
+      guest_finished_early: got?.finishedBeforeComplete ?? null,
+    });
+    if (end.outcome !== "completed" && !srcMetrics.pausedAt) reason = `${reason}`;
+    return this.report;
+  }
+}
+
+export { RealError };

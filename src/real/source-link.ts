@@ -1,0 +1,150 @@
+/**
+ * The source's side of the transport: opens the session's two connections,
+ * turns the failure of either into one link-down, and reconnects on request
+ * with a bounded backoff (the destination accepts the new pair for the same
+ * session, and the engines then recover).
+ */
+import { randomBytes } from "node:crypto";
+import type { Channel, Message } from "../engine/messages.js";
+import { sleep } from "./clock.js";
+import { messageOf, RealError } from "./errors.js";
+import { connectChannel, FramedSocket } from "./transport.js";
+
+export interface ReconnectPolicy {
+  /** Connection attempts after a failure, at most. */
+  attempts: number;
+  /** And no attempt starts after this long. */
+  totalMs: number;
+  connectTimeoutMs: number;
+  firstDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RECONNECT: ReconnectPolicy = { attempts: 30, totalMs: 60_000, connectTimeoutMs: 3000, firstDelayMs: 50, maxDelayMs: 2000 };
+
+export interface SourceLinkHandlers {
+  message(msg: Message<Uint8Array>, channel: Channel): void;
+  /** Bytes of a frame sent on `channel` left this process. */
+  transmitted(channel: Channel, bytes: number): void;
+  /** The link broke (once per epoch); `reconnect()` may bring it back. */
+  down(reason: string): void;
+}
+
+export class SourceLink {
+  readonly session = randomBytes(16).toString("hex");
+  private epoch = -1;
+  private conns: Record<Channel, FramedSocket> | null = null;
+  private closed = false;
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    /** SessionInfo JSON for the destination. */
+    private readonly info: string,
+    private readonly handlers: SourceLinkHandlers,
+    private readonly policy: ReconnectPolicy = DEFAULT_RECONNECT,
+  ) {}
+
+  get isUp(): boolean {
+    return this.conns !== null;
+  }
+
+  get peer(): string {
+    return `${this.host}:${this.port}`;
+  }
+
+  /** The first connection pair; throws a RealError saying why it failed. */
+  async open(): Promise<void> {
+    await this.connectPair();
+  }
+
+  /** Sends on a channel; a no-op while the link is down (the engine rebuilds what is lost). */
+  send(channel: Channel, msg: Message<Uint8Array>, pageSize: number): void {
+    const c = this.conns?.[channel];
+    if (c === undefined) return;
+    c.send(msg, pageSize, (bytes) => {
+      if (this.conns !== null && this.conns[channel] === c) this.handlers.transmitted(channel, bytes);
+    });
+  }
+
+  /** Bytes queued in this process on a channel (not yet in the kernel). */
+  buffered(channel: Channel): number {
+    return this.conns?.[channel].buffered ?? 0;
+  }
+
+  /**
+   * Tries to bring the link back. Resolves true once both connections of a
+   * new epoch are open, false when the policy's attempts or time ran out (or
+   * the link was closed). Each failed attempt is reported through `log`.
+   */
+  async reconnect(log: (line: string) => void): Promise<boolean> {
+    const start = Date.now();
+    let delay = this.policy.firstDelayMs;
+    for (let attempt = 1; attempt <= this.policy.attempts; attempt++) {
+      await sleep(delay);
+      if (this.closed) return false;
+      if (this.conns !== null) return true;
+      if (Date.now() - start > this.policy.totalMs) break;
+      try {
+        await this.connectPair();
+        log(`link to ${this.peer} re-established (attempt ${attempt})`);
+        return true;
+      } catch (e) {
+        log(`reconnect attempt ${attempt}/${this.policy.attempts} to ${this.peer} failed: ${messageOf(e)}`);
+      }
+      delay = Math.min(this.policy.maxDelayMs, delay * 2);
+    }
+    return false;
+  }
+
+  /** Breaks the link as a network failure would (tests, demos). */
+  breakLink(reason: string): void {
+    this.conns?.bulk.destroy(reason);
+  }
+
+  close(): void {
+    this.closed = true;
+    const c = this.conns;
+    this.conns = null;
+    c?.urgent.close();
+    c?.bulk.close();
+  }
+
+  private async connectPair(): Promise<void> {
+    if (this.closed) throw new RealError("the link was closed");
+    const epoch = ++this.epoch;
+    const t = this.policy.connectTimeoutMs;
+    const urgent = await connectChannel(this.host, this.port, { channel: "urgent", session: this.session, epoch, info: "" }, t);
+    let bulk;
+    try {
+      bulk = await connectChannel(this.host, this.port, { channel: "bulk", session: this.session, epoch, info: epoch === 0 ? this.info : "" }, t);
+    } catch (e) {
+      urgent.destroy();
+      throw e;
+    }
+    if (this.closed) {
+      urgent.destroy();
+      bulk.destroy();
+      throw new RealError("the link was closed");
+    }
+    const conns = {} as Record<Channel, FramedSocket>;
+    const down = (reason: string): void => {
+      if (this.conns !== conns) return;
+      this.conns = null;
+      conns.urgent.close();
+      conns.bulk.close();
+      this.handlers.down(reason);
+    };
+    for (const [channel, socket] of [["urgent", urgent], ["bulk", bulk]] as const) {
+      conns[channel] = new FramedSocket(socket, channel, 0, {
+        message: (m) => {
+          if (this.conns === conns) this.handlers.message(m, channel);
+        },
+        down,
+      });
+    }
+    this.conns = conns;
+    conns.urgent.start();
+    conns.bulk.start();
+  }
+}

@@ -67,6 +67,8 @@ class Lane<M> {
   readonly urgent = new Fifo<Queued<M>>();
   readonly bulk = new Fifo<Queued<M>>();
   sending: Queued<M> | null = null;
+  /** Messages past the sender, not yet delivered. */
+  propagating = 0;
   readonly bytes: Record<Channel, number> = { urgent: 0, bulk: 0 };
   messages = 0;
 }
@@ -120,6 +122,7 @@ export class Link<M> {
   onEvent(ev: LinkEvent<M>, now: number): void {
     if (ev.epoch !== this.epoch) return; // lost in an outage
     if (ev.type === "deliver") {
+      this.lanes[ev.dir].propagating--;
       this.hooks.delivered(ev.dir, ev.channel, ev.msg, now);
       return;
     }
@@ -128,6 +131,7 @@ export class Link<M> {
     lane.sending = null;
     lane.bytes[done.channel] += done.bytes;
     lane.messages++;
+    lane.propagating++;
     this.hooks.schedule(now + this.spec.latencyUs, { type: "deliver", dir: ev.dir, channel: done.channel, msg: done.msg, epoch: this.epoch });
     this.hooks.transmitted(ev.dir, done.channel, done.bytes, now);
     if (lane.sending === null) this.startNext(ev.dir, now);
@@ -139,7 +143,8 @@ export class Link<M> {
     this.up = false;
     this.epoch++;
     for (const lane of this.lanes) {
-      this.lost += lane.urgent.length + lane.bulk.length + (lane.sending ? 1 : 0);
+      this.lost += lane.urgent.length + lane.bulk.length + (lane.sending ? 1 : 0) + lane.propagating;
+      lane.propagating = 0;
       lane.urgent.clear();
       lane.bulk.clear();
       lane.sending = null;

@@ -77,3 +77,11 @@ export function regionPages(region: Region, pageCount: number): { start: number;
 export function isInitiallyZero(page: number, zeroShare: number): boolean {
   return (Math.imul(page, 0x9e3779b1) >>> 0) / 4294967296 < zeroShare;
 }
+
+/** The same workload over another memory size (regions are shares, so they scale with it). */
+export function withMemory(w: Workload, memBytes: number): Workload {
+  if (!Number.isSafeInteger(memBytes) || memBytes <= 0 || memBytes % w.pageSize !== 0) {
+    throw new Error(`memory of ${memBytes} bytes must be a positive multiple of the page size ${w.pageSize}`);
+  }
+  return { ...w, memBytes, pageCount: memBytes / w.pageSize };
+}

@@ -74,6 +74,8 @@ export class Simulation {
   private expected: Uint32Array | null = null;
   private workAtStart = 0;
   private pagesReleased = 0;
+  /** The source guest's vCPU state from its switchover pause, kept in case the migration is abandoned. */
+  private srcPausedState: Uint8Array | null = null;
   private eventsProcessed = 0;
 
   constructor(cfg: SimConfig) {
@@ -259,13 +261,14 @@ export class Simulation {
           break;
         case "pauseGuest": {
           const cpuState = this.srcGuest.pause(now);
+          this.srcPausedState = cpuState;
           this.expected = this.srcGuest.memory.slice();
           this.dstGuest.mirror = this.expected;
           this.queue.push(now, { type: "guestPaused", cpuState });
           break;
         }
         case "resumeGuest":
-          if (!this.srcGuest.running) this.srcGuest.resume(now, this.srcGuest.pause(now));
+          if (!this.srcGuest.running && this.srcPausedState !== null) this.srcGuest.resume(now, this.srcPausedState);
           this.expected = null;
           this.dstGuest.mirror = null;
           this.srcGuest.setThrottle(0);

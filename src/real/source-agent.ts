@@ -13,8 +13,9 @@ import type { Report, Snapshot } from "../engine/report.js";
 import { toGuestConfig } from "../workload/guest-config.js";
 import type { Workload } from "../workload/types.js";
 import { nowUs, sleep } from "./clock.js";
-import { messageOf, RealError } from "./errors.js";
+import { messageOf } from "./errors.js";
 import { GuestProcess } from "./guest-process.js";
+import { deprioritiseVcpus } from "./guest-spawn.js";
 import { chooseSteps, type SessionInfo } from "./plan.js";
 import { ProgressWindow, totalSteps } from "./progress.js";
 import type { FinalReport } from "./report-msg.js";
@@ -77,6 +78,7 @@ export class SourceAgent {
     const agent = new SourceAgent(guest, o, steps);
     try {
       await guest.run();
+      deprioritiseVcpus(guest);
     } catch (e) {
       guest.close();
       throw e;
@@ -131,24 +133,25 @@ export class SourceAgent {
     this.window.add(t1, this.stepsAtStart);
 
     const info: SessionInfo = { workload: w.name, config: toGuestConfig(w, this.o.seed), seed: this.o.seed, steps: this.steps, mode: this.o.mode };
-    let driver: SourceDriver | undefined;
+    const holder: { driver?: SourceDriver } = {};
     const link = new SourceLink(
       peer.host,
       peer.port,
       JSON.stringify(info),
       {
-        message: (m) => driver?.onMessage(m),
-        transmitted: (c, b) => driver?.onTransmitted(c, b),
-        down: (r) => driver?.onLinkDown(r),
+        message: (m) => holder.driver?.onMessage(m),
+        transmitted: (c, b) => holder.driver?.onTransmitted(c, b),
+        down: (r) => holder.driver?.onLinkDown(r),
       },
       this.o.reconnect ?? DEFAULT_RECONNECT,
     );
     this.link = link;
-    driver = new SourceDriver(this.guest, link, this.options, {
+    const driver = new SourceDriver(this.guest, link, this.options, {
       setupTimeoutMs: this.o.setupTimeoutMs ?? 15_000,
       breakLinkAfterPostcopyBytes: this.o.breakLinkAfterPostcopyBytes,
       log: this.log,
     });
+    holder.driver = driver;
     try {
       await link.open();
     } catch (e) {
@@ -205,6 +208,7 @@ export class SourceAgent {
     const g = await GuestProcess.spawn({ role: "source", config: toGuestConfig(this.o.workload, this.o.seed), steps: this.steps, noWp: true });
     try {
       await g.run();
+      deprioritiseVcpus(g);
       for (;;) {
         const p = await g.progress();
         if (p.vcpus.every((v) => v.finished)) break;
@@ -246,9 +250,7 @@ export class SourceAgent {
       guest_rate_steps_s: Math.round(this.baseline * 1e6),
       guest_finished_early: got?.finishedBeforeComplete ?? null,
     });
-    if (end.outcome !== "completed" && !srcMetrics.pausedAt) reason = `${reason}`;
     return this.report;
   }
 }
 
-export { RealError };

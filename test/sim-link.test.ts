@@ -49,7 +49,7 @@ describe("link model", () => {
     expect(log.filter((e) => e[0] === "rx").map((e) => [e[1], e[3]])).toEqual([[1000, "down"], [1000, "up"]]);
   });
 
-  it("urgent messages overtake queued bulk ones but never cut one short", () => {
+  it("urgent messages overtake queued bulk ones (a message shorter than a packet is not cut)", () => {
     const { log, runUntil, send, link } = rig({ bandwidthBytesPerSec: 1e6, latencyUs: 10 });
     send(0, "bulk", "b1", 1000, 0);
     send(0, "bulk", "b2", 1000, 0);
@@ -60,6 +60,32 @@ describe("link model", () => {
     expect(delivered(log, 0)).toEqual(["b1", "u", "b2", "b3"]);
     expect(log.find((e) => e[3] === "u")?.[1]).toBe(1000 + 20 + 10);
     expect(link.bytesSent(0)).toEqual({ urgent: 20, bulk: 3000 });
+  });
+
+  it("an urgent message cuts into a long bulk message at its next packet boundary", () => {
+    // 1 byte per µs; packets of 1500 bytes. The bulk message is on the wire from 0 to 64000.
+    const { log, runUntil, send, link } = rig({ bandwidthBytesPerSec: 1e6, latencyUs: 10 });
+    send(0, "bulk", "big", 64_000, 0);
+    send(0, "bulk", "next", 100, 0);
+    runUntil(2000);
+    send(0, "urgent", "u1", 20, 2000);
+    send(0, "urgent", "u2", 30, 2100);
+    runUntil(Infinity);
+    expect(delivered(log, 0)).toEqual(["u1", "u2", "big", "next"]);
+    // The cut comes at 3000 (two packets sent); both urgent messages go, then the rest of "big".
+    expect(log.find((e) => e[0] === "rx" && e[3] === "u1")?.[1]).toBe(3000 + 20 + 10);
+    expect(log.find((e) => e[0] === "rx" && e[3] === "u2")?.[1]).toBe(3050 + 10);
+    expect(log.find((e) => e[0] === "tx" && e[3] === "bulk:64000")?.[1]).toBe(64_050);
+    expect(link.bytesSent(0)).toEqual({ urgent: 50, bulk: 64_100 });
+  });
+
+  it("urgent messages queued behind another urgent one go before waiting bulk", () => {
+    const { log, runUntil, send } = rig({ bandwidthBytesPerSec: 1e6, latencyUs: 0, segmentBytes: 1000 });
+    send(0, "urgent", "u1", 500, 0);
+    send(0, "bulk", "big", 10_000, 0);
+    send(0, "urgent", "u2", 500, 100);
+    runUntil(Infinity);
+    expect(delivered(log, 0)).toEqual(["u1", "u2", "big"]);
   });
 
   it("with a shared channel, urgent messages wait behind bulk in one FIFO", () => {

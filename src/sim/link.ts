@@ -1,10 +1,12 @@
 /**
  * The network between source and destination: full duplex, and per direction
- * one serialiser at the link's bandwidth fed by two queues. The urgent queue
- * goes first whenever the serialiser picks its next message (never cutting a
- * message short); with `sharedChannel` both channels share one FIFO, which
- * shows demand requests waiting behind bulk pages. A message reaches the far
- * side `latency` after its last byte left.
+ * one serialiser at the link's bandwidth fed by two queues. Urgent messages go
+ * first: one that arrives while a bulk message is on the wire takes over at
+ * the next packet boundary (`segmentBytes`, an MTU by default), and the bulk
+ * message resumes after it — as a NIC interleaves the packets of two TCP
+ * connections. With `sharedChannel` both channels share one FIFO, which shows
+ * demand requests waiting behind bulk pages. A message reaches the far side
+ * `latency` after its last byte left.
  */
 import type { Channel } from "../engine/messages.js";
 
@@ -12,13 +14,20 @@ export interface LinkSpec {
   bandwidthBytesPerSec: number;
   latencyUs: number;
   sharedChannel?: boolean;
+  /** Granularity at which an urgent message can cut in (default 1500 bytes). */
+  segmentBytes?: number;
 }
+
+export const DEFAULT_SEGMENT_BYTES = 1500;
 
 /** 0: source → destination, 1: destination → source. */
 export type Direction = 0 | 1;
 
 export type LinkEvent<M> =
-  | { type: "tx"; dir: Direction; epoch: number }
+  /** The message on the wire is done (`gen` tells a stale one after a cut-in). */
+  | { type: "tx"; dir: Direction; epoch: number; gen: number }
+  /** A packet boundary of the bulk message on the wire: urgent messages take over here. */
+  | { type: "preempt"; dir: Direction; epoch: number; gen: number }
   | { type: "deliver"; dir: Direction; channel: Channel; msg: M; epoch: number };
 
 export interface LinkHooks<M> {
@@ -67,6 +76,14 @@ class Lane<M> {
   readonly urgent = new Fifo<Queued<M>>();
   readonly bulk = new Fifo<Queued<M>>();
   sending: Queued<M> | null = null;
+  /** When the message on the wire started, and how many of its bytes were left then. */
+  startedAt = 0;
+  remaining = 0;
+  /** A bulk message interrupted by urgent ones, with the bytes it has left. */
+  suspended: { q: Queued<M>; remaining: number } | null = null;
+  /** Bumped whenever the wire's schedule changes, so outdated tx events are ignored. */
+  gen = 0;
+  preemptPending = false;
   /** Messages past the sender, not yet delivered. */
   propagating = 0;
   readonly bytes: Record<Channel, number> = { urgent: 0, bulk: 0 };
@@ -114,9 +131,23 @@ export class Link<M> {
     }
     const lane = this.lanes[dir];
     const q = { channel, msg, bytes };
-    if (channel === "urgent" && !this.spec.sharedChannel) lane.urgent.push(q);
-    else lane.bulk.push(q);
+    if (channel === "urgent" && !this.spec.sharedChannel) {
+      lane.urgent.push(q);
+      if (lane.sending !== null && lane.sending.channel === "bulk") this.schedulePreempt(dir, now);
+    } else lane.bulk.push(q);
     if (lane.sending === null) this.startNext(dir, now);
+  }
+
+  /** An urgent message waits behind a bulk one on the wire: cut in at its next packet boundary. */
+  private schedulePreempt(dir: Direction, now: number): void {
+    const lane = this.lanes[dir];
+    if (lane.preemptPending) return;
+    const segment = this.spec.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    const sentBytes = (now - lane.startedAt) / this.usPerByte;
+    const boundary = Math.min(lane.remaining, Math.ceil(sentBytes / segment - 1e-9) * segment);
+    if (boundary >= lane.remaining) return; // it ends before a boundary: let it finish
+    lane.preemptPending = true;
+    this.hooks.schedule(lane.startedAt + boundary * this.usPerByte, { type: "preempt", dir, epoch: this.epoch, gen: lane.gen });
   }
 
   onEvent(ev: LinkEvent<M>, now: number): void {
@@ -127,6 +158,16 @@ export class Link<M> {
       return;
     }
     const lane = this.lanes[ev.dir];
+    if (ev.gen !== lane.gen) return; // rescheduled by a cut-in
+    if (ev.type === "preempt") {
+      lane.preemptPending = false;
+      const bulk = lane.sending as Queued<M>;
+      lane.suspended = { q: bulk, remaining: lane.remaining - (now - lane.startedAt) / this.usPerByte };
+      lane.sending = null;
+      lane.gen++;
+      this.startNext(ev.dir, now);
+      return;
+    }
     const done = lane.sending as Queued<M>;
     lane.sending = null;
     lane.bytes[done.channel] += done.bytes;
@@ -147,7 +188,11 @@ export class Link<M> {
       lane.propagating = 0;
       lane.urgent.clear();
       lane.bulk.clear();
+      if (lane.suspended) this.lost++;
+      lane.suspended = null;
       lane.sending = null;
+      lane.preemptPending = false;
+      lane.gen++;
     }
   }
 
@@ -157,10 +202,24 @@ export class Link<M> {
 
   private startNext(dir: Direction, now: number): void {
     const lane = this.lanes[dir];
-    const next = lane.urgent.take() ?? lane.bulk.take();
-    if (next === undefined) return;
+    let next = lane.urgent.take();
+    let remaining = next?.bytes ?? 0;
+    if (next === undefined && lane.suspended !== null) {
+      next = lane.suspended.q;
+      remaining = lane.suspended.remaining;
+      lane.suspended = null;
+    }
+    if (next === undefined) {
+      next = lane.bulk.take();
+      if (next === undefined) return;
+      remaining = next.bytes;
+    }
     lane.sending = next;
-    this.hooks.schedule(now + next.bytes * this.usPerByte, { type: "tx", dir, epoch: this.epoch });
+    lane.startedAt = now;
+    lane.remaining = remaining;
+    this.hooks.schedule(now + remaining * this.usPerByte, { type: "tx", dir, epoch: this.epoch, gen: lane.gen });
+    // Urgent messages that queued up while the wire was busy cut into a bulk message too.
+    if (next.channel === "bulk" && lane.urgent.length > 0) this.schedulePreempt(dir, now);
   }
 }
 

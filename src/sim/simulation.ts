@@ -204,6 +204,7 @@ export class Simulation {
     const now = this.now;
     switch (ev.type) {
       case "tx":
+      case "preempt":
       case "deliver":
         this.link.onEvent(ev, now);
         return;

@@ -77,7 +77,7 @@ export class StreamDecoder {
       let data: Uint8Array | null = null;
       if (!(flags & PAGE_FLAG_ZERO)) {
         need(ps, `entry ${i} data`);
-        data = frame.subarray(o, o + ps);
+        data = new Uint8Array(frame.buffer, frame.byteOffset + o, ps); // a view, as Uint8Array like the engine's
         o += ps;
       }
       pages[i] = { page, data };
@@ -90,7 +90,12 @@ export class StreamDecoder {
   private peek(n: number): Buffer {
     const first = this.chunks[0];
     if (first.length >= n) return first;
-    return Buffer.concat(this.chunks, Math.min(this.length, Math.max(n, 64))).subarray(0, n);
+    const parts: Buffer[] = [];
+    for (let i = 0, got = 0; got < n; i++) {
+      parts.push(this.chunks[i]);
+      got += this.chunks[i].length;
+    }
+    return Buffer.concat(parts).subarray(0, n);
   }
 
   /** Consumes n bytes (n ≤ buffered) as one Buffer of its own (page views into it stay valid). */
@@ -104,14 +109,19 @@ export class StreamDecoder {
     } else {
       out = Buffer.allocUnsafe(n);
       let o = 0;
-      while (o < n) {
-        const c = this.chunks[0];
+      let i = 0;
+      for (; o < n; i++) {
+        const c = this.chunks[i];
         const k = Math.min(c.length, n - o);
         c.copy(out, o, 0, k);
         o += k;
-        if (k === c.length) this.chunks.shift();
-        else this.chunks[0] = c.subarray(k);
+        if (k < c.length) {
+          this.chunks[i] = c.subarray(k);
+          break;
+        }
       }
+      // One splice for the chunks used up (a shift each would be quadratic in tiny chunks).
+      this.chunks.splice(0, i);
     }
     this.length -= n;
     return out;

@@ -129,12 +129,11 @@ export interface SnapshotExtras {
 }
 
 export function buildSnapshot(src: SourceMetrics, dst: DestinationMetrics, x: SnapshotExtras): Snapshot {
-  const phase: Phase = src.phase === "complete" || src.phase === "cancelled" || src.phase === "failed" ? src.phase : src.phase;
   return {
     backend: x.backend,
     mode: src.mode,
     workload: x.workload,
-    phase,
+    phase: src.phase,
     elapsedMs: src.startedAt === null ? 0 : ms(x.now - src.startedAt),
     round: src.rounds.length,
     pageCount: src.pageCount,

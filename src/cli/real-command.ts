@@ -83,9 +83,9 @@ export async function runRealCommand(argv: string[], out: Out): Promise<number> 
   const roles = [f.listen !== undefined, f.peer !== undefined, f.demo === true].filter(Boolean).length;
   if (roles !== 1) throw new UsageError("ppsim real needs exactly one of --listen HOST:PORT, --peer HOST:PORT or --demo\n" + REAL_USAGE);
   if (f.listen !== undefined) return runListen(parseHostPort("listen", f.listen), f.once === true, out);
+  const peer = f.peer === undefined ? null : parseHostPort("peer", f.peer);
   if (f.trace === undefined) throw new UsageError("--trace FILE is required: the workload to run and migrate (see examples/)");
-  if (f.demo === true) return runDemo(f, out);
-  return runSource(f, parseHostPort("peer", f.peer ?? ""), out);
+  return peer === null ? runDemo(f, out) : runSource(f, peer, out);
 }
 
 async function runListen(at: { host: string; port: number }, once: boolean, out: Out): Promise<number> {

@@ -13,7 +13,7 @@ import type { Report, Snapshot } from "../engine/report.js";
 import { toGuestConfig } from "../workload/guest-config.js";
 import type { Workload } from "../workload/types.js";
 import { nowUs, sleep } from "./clock.js";
-import { messageOf } from "./errors.js";
+import { messageOf, RealError } from "./errors.js";
 import { GuestProcess } from "./guest-process.js";
 import { deprioritiseVcpus } from "./guest-spawn.js";
 import { chooseSteps, type SessionInfo } from "./plan.js";
@@ -74,14 +74,19 @@ export class SourceAgent {
   /** Spawns the source guest and starts it; `migrate()` then runs the warmup and the migration. */
   static async start(o: SourceAgentOptions): Promise<SourceAgent> {
     const steps = o.steps ?? chooseSteps(o.workload);
-    const guest = await GuestProcess.spawn({ role: "source", config: toGuestConfig(o.workload, o.seed), steps, noWp: o.mode === "postcopy" });
+    let guest: GuestProcess;
+    try {
+      guest = await GuestProcess.spawn({ role: "source", config: toGuestConfig(o.workload, o.seed), steps, noWp: o.mode === "postcopy" });
+    } catch (e) {
+      throw new RealError(`cannot start the source guest: ${messageOf(e)}`);
+    }
     const agent = new SourceAgent(guest, o, steps);
     try {
       await guest.run();
       deprioritiseVcpus(guest);
     } catch (e) {
       guest.close();
-      throw e;
+      throw new RealError(`cannot run the source guest: ${messageOf(e)}`);
     }
     return agent;
   }
@@ -222,7 +227,9 @@ export class SourceAgent {
 
   private finishReport(d: SourceDriver, end: DriverEnd, final: FinalReport | string | null, expected: string | null): Report {
     const src = d.engine.metrics;
-    const srcMetrics = src.outcome === null ? { ...src, outcome: end.outcome, reason: end.reason, finishedAt: nowUs() } : src;
+    const now = nowUs();
+    // A run the engine did not end itself (no connection, link not re-established) still needs an end.
+    const srcMetrics = src.outcome === null ? { ...src, outcome: end.outcome, reason: end.reason, startedAt: src.startedAt ?? now, finishedAt: now } : src;
     const got = typeof final === "object" && final !== null ? final : null;
     const dst = got?.metrics ?? d.remote;
     let guestProgress = 0;

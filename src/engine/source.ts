@@ -397,8 +397,13 @@ export class Source<P> {
     if (!this.linkUp || this.awaitingRecover) return;
     switch (this.stage) {
       case "precopy":
-        this.pushPages(() => this.nextInOrder());
-        if (this.pending.count === 0) this.endRound();
+        // A round ends once its pages have all left: only then does the dirty
+        // log cover everything written while they were on their way.
+        while (this.stage === "precopy") {
+          this.pushPages(() => this.nextInOrder());
+          if (this.pending.count > 0 || this.queued.bulk > 0) return;
+          this.endRound();
+        }
         return;
       case "stopcopy":
         this.pushPages(() => this.nextInOrder());

@@ -22,8 +22,13 @@ export interface MigrationOptions {
   backgroundOrder: BackgroundOrderName;
   /** Pages pushed after each fault, around it (neighbourhood order). */
   prefetchPages: number;
-  /** Bytes the source keeps queued on the bulk channel; more waits (like a socket buffer). */
+  /** Bytes the source keeps queued on the bulk channel during pre-copy; more waits (like a socket buffer). */
   bulkWindowBytes: number;
+  /**
+   * The same after switchover, smaller: a fault on a page already queued for
+   * the background push waits for that copy, so the queue must stay short.
+   */
+  postcopyWindowBytes: number;
   /** Pages per bulk message. */
   batchPages: number;
   /** Demand requests and replies on their own channel (true) or behind bulk pages (false). */
@@ -43,6 +48,7 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   backgroundOrder: "neighbourhood",
   prefetchPages: 32,
   bulkWindowBytes: 256 * 1024,
+  postcopyWindowBytes: 64 * 1024,
   batchPages: 16,
   urgentChannel: true,
 };
@@ -59,6 +65,7 @@ export function resolveOptions(partial: Partial<MigrationOptions> = {}): Migrati
   }
   positive("downtimeLimitMs", o.downtimeLimitMs);
   positive("bulkWindowBytes", o.bulkWindowBytes);
+  positive("postcopyWindowBytes", o.postcopyWindowBytes);
   for (const k of ["maxRounds", "hybridRounds", "batchPages"] as const) {
     if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`option ${k} must be an integer ≥ 1, got ${o[k]}`);
   }

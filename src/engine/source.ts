@@ -24,6 +24,9 @@ export interface Layout {
 
 type Stage = "idle" | "setup" | "precopy" | "pausing" | "stopcopy" | "postcopy" | "draining" | "done";
 
+/** Hybrid goes post-copy once a round's dirty set is at least this share of the pages the round sent. */
+const STALLED_SHARE = 0.9;
+
 /** Marks a page whose newest copy went on the urgent channel, or none is in flight. */
 const NOT_ON_BULK = -1;
 
@@ -59,7 +62,6 @@ export class Source<P> {
   private awaitingRecover = false;
 
   private round = { startedAt: 0, pages: 0, bytes: 0 };
-  private prevDirty = Infinity;
   private busyRounds = 0;
   private throughput = { bytes: 0, busyUs: 0, lastAt: 0 };
   private cap = { tokens: 0, at: 0, timerAt: -1 };
@@ -336,13 +338,13 @@ export class Source<P> {
     }
     if (this.opts.mode === "hybrid") {
       if (rounds >= this.opts.hybridRounds) return this.beginSwitchover("hybrid-rounds");
-      if (dirty.length >= this.prevDirty) return this.beginSwitchover("hybrid-stalled");
+      // Another round would be hardly smaller than this one: go post-copy now.
+      if (dirty.length >= STALLED_SHARE * this.round.pages) return this.beginSwitchover("hybrid-stalled");
     } else if (rounds >= this.opts.maxRounds) {
       return this.beginSwitchover("round-cap");
     } else if (this.opts.autoConverge) {
       this.autoConverge(remainingBytes);
     }
-    this.prevDirty = dirty.length;
     this.startRound();
   }
 
@@ -450,7 +452,8 @@ export class Source<P> {
 
   private pushPages(next: () => number): void {
     const worstBatch = 4 + this.opts.batchPages * (PAGE_ENTRY_OVERHEAD + this.layout.pageSize);
-    while (this.pending.count > 0 && this.queued.bulk < this.opts.bulkWindowBytes && this.capAllows(worstBatch)) {
+    const window = this.committed ? this.opts.postcopyWindowBytes : this.opts.bulkWindowBytes;
+    while (this.pending.count > 0 && this.queued.bulk < window && this.capAllows(worstBatch)) {
       const batch: PageEntry<P>[] = [];
       while (batch.length < this.opts.batchPages) {
         const p = next();

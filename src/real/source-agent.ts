@@ -44,7 +44,7 @@ export interface SourceAgentOptions {
  * (the socket buffers of a fast link hold megabytes) and bigger batches (fewer
  * frames, fewer write callbacks per MiB).
  */
-export const REAL_DEFAULTS: Partial<MigrationOptions> = { bulkWindowBytes: 4 * 1024 * 1024, batchPages: 32 };
+export const REAL_DEFAULTS: Partial<MigrationOptions> = { bulkWindowBytes: 512 * 1024, batchPages: 16 };
 
 const POLL_MS = 200;
 

@@ -35,6 +35,8 @@ export class SourceLink {
   private epoch = -1;
   private conns: Record<Channel, FramedSocket> | null = null;
   private closed = false;
+  private sentBytes: Record<Channel, number> = { urgent: 0, bulk: 0 };
+  private flushScheduled = false;
 
   constructor(
     readonly host: string,
@@ -62,9 +64,31 @@ export class SourceLink {
   send(channel: Channel, msg: Message<Uint8Array>, pageSize: number): void {
     const c = this.conns?.[channel];
     if (c === undefined) return;
+    const conns = this.conns;
     c.send(msg, pageSize, (bytes) => {
-      if (this.conns !== null && this.conns[channel] === c) this.handlers.transmitted(channel, bytes);
+      if (this.conns !== conns) return;
+      this.sentBytes[channel] += bytes;
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flushTransmitted(conns));
+      }
     });
+  }
+
+  /**
+   * Write completions reach the engine once per turn of the event loop, after
+   * I/O. Why: a write the kernel takes at once completes on process.nextTick;
+   * reported straight away, each would make the engine send the next frame at
+   * once, and while the kernel keeps taking them the source would never get
+   * back to reading its sockets — the destination's page requests would wait
+   * for the whole bulk stream.
+   */
+  private flushTransmitted(conns: Record<Channel, FramedSocket> | null): void {
+    this.flushScheduled = false;
+    const sent = this.sentBytes;
+    this.sentBytes = { urgent: 0, bulk: 0 };
+    if (this.conns !== conns) return;
+    for (const channel of ["urgent", "bulk"] as const) if (sent[channel] > 0) this.handlers.transmitted(channel, sent[channel]);
   }
 
   /** Bytes queued in this process on a channel (not yet in the kernel). */

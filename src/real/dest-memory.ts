@@ -59,6 +59,45 @@ export class DestinationMemory {
     }
   }
 
+  /**
+   * Installs pages in order, each run of consecutive pages of one kind (data
+   * or zero) with one ioctl once the guest may run: a 16-page UFFDIO_COPY
+   * costs about half as much per page as 16 single ones (docs/native.md).
+   * A run that meets a page already there (EEXIST part-way) is redone page
+   * by page, where EEXIST is the expected race.
+   */
+  installMany(entries: readonly { page: number; data: Uint8Array | null }[]): void {
+    let i = 0;
+    while (i < entries.length) {
+      const zero = entries[i].data === null;
+      let j = i + 1;
+      while (j < entries.length && entries[j].page === entries[j - 1].page + 1 && (entries[j].data === null) === zero) j++;
+      if (j - i === 1 || !this.running || !this.installRun(entries, i, j, zero)) {
+        for (let k = i; k < j; k++) this.install(entries[k].page, entries[k].data);
+      }
+      i = j;
+    }
+  }
+
+  /** One ioctl for entries[i..j); false if it must be redone page by page. */
+  private installRun(entries: readonly { page: number; data: Uint8Array | null }[], i: number, j: number, zero: boolean): boolean {
+    const ps = this.pageSize;
+    const addr = this.base + BigInt(entries[i].page * ps);
+    try {
+      if (zero) {
+        uffdZeropage(this.guest.uffd, addr, (j - i) * ps);
+      } else {
+        const buf = Buffer.allocUnsafe((j - i) * ps);
+        for (let k = i; k < j; k++) buf.set(entries[k].data as Uint8Array, (k - i) * ps);
+        uffdCopy(this.guest.uffd, addr, buf);
+      }
+      return true;
+    } catch (e) {
+      if (errnoCode(e) !== "EEXIST") throw e;
+      return false;
+    }
+  }
+
   wake(page: number): void {
     uffdWake(this.guest.uffd, this.base + BigInt(page * this.pageSize), this.pageSize);
   }

@@ -187,7 +187,18 @@ export class DestSession {
   private dispatch(ev: DestinationEvent<Uint8Array>): void {
     if (this.engine === null || this.ended) return;
     try {
-      for (const a of this.engine.handle(ev, nowUs())) this.execute(a);
+      // Consecutive installs go to the memory together, so that runs of pages share an ioctl.
+      let installs: { page: number; data: Uint8Array | null }[] = [];
+      for (const a of this.engine.handle(ev, nowUs())) {
+        if (a.kind === "installPage") {
+          installs.push(a);
+          continue;
+        }
+        if (installs.length > 0) this.mem?.installMany(installs);
+        installs = [];
+        this.execute(a);
+      }
+      if (installs.length > 0) this.mem?.installMany(installs);
     } catch (e) {
       this.finish({ outcome: "failed", reason: `acting on guest memory failed: ${messageOf(e)}` });
     }
@@ -199,7 +210,7 @@ export class DestSession {
       case "send":
         return this.send(a.channel, a.msg);
       case "installPage":
-        return mem?.install(a.page, a.data);
+        return mem?.installMany([a]);
       case "wake":
         return mem?.wake(a.page);
       case "dropPages":

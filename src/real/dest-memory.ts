@@ -60,19 +60,20 @@ export class DestinationMemory {
   }
 
   /**
-   * Installs pages in order, each run of consecutive pages of one kind (data
-   * or zero) with one ioctl once the guest may run: a 16-page UFFDIO_COPY
-   * costs about half as much per page as 16 single ones (docs/native.md).
-   * A run that meets a page already there (EEXIST part-way) is redone page
-   * by page, where EEXIST is the expected race.
+   * Installs pages in order. Once the guest may run, each run of consecutive
+   * pages goes in with one UFFDIO_COPY, zero pages of the run included as
+   * zeros (a 16-page copy costs about half as much per page as 16 single
+   * ones, docs/native.md; zero pages are scattered through most workloads, so
+   * runs of one kind alone would be short; a shmem zero page takes a page of
+   * memory either way). A run that meets a page already there (EEXIST
+   * part-way) is redone page by page, where EEXIST is the expected race.
    */
   installMany(entries: readonly { page: number; data: Uint8Array | null }[]): void {
     let i = 0;
     while (i < entries.length) {
-      const zero = entries[i].data === null;
       let j = i + 1;
-      while (j < entries.length && entries[j].page === entries[j - 1].page + 1 && (entries[j].data === null) === zero) j++;
-      if (j - i === 1 || !this.running || !this.installRun(entries, i, j, zero)) {
+      while (j < entries.length && entries[j].page === entries[j - 1].page + 1) j++;
+      if (j - i === 1 || !this.running || !this.installRun(entries, i, j)) {
         for (let k = i; k < j; k++) this.install(entries[k].page, entries[k].data);
       }
       i = j;
@@ -80,15 +81,20 @@ export class DestinationMemory {
   }
 
   /** One ioctl for entries[i..j); false if it must be redone page by page. */
-  private installRun(entries: readonly { page: number; data: Uint8Array | null }[], i: number, j: number, zero: boolean): boolean {
+  private installRun(entries: readonly { page: number; data: Uint8Array | null }[], i: number, j: number): boolean {
     const ps = this.pageSize;
     const addr = this.base + BigInt(entries[i].page * ps);
     try {
-      if (zero) {
+      let allZero = true;
+      for (let k = i; k < j && allZero; k++) allZero = entries[k].data === null;
+      if (allZero) {
         uffdZeropage(this.guest.uffd, addr, (j - i) * ps);
       } else {
-        const buf = Buffer.allocUnsafe((j - i) * ps);
-        for (let k = i; k < j; k++) buf.set(entries[k].data as Uint8Array, (k - i) * ps);
+        const buf = Buffer.alloc((j - i) * ps);
+        for (let k = i; k < j; k++) {
+          const d = entries[k].data;
+          if (d !== null) buf.set(d, (k - i) * ps);
+        }
         uffdCopy(this.guest.uffd, addr, buf);
       }
       return true;

@@ -3,13 +3,15 @@
  * this process), each with its guest process, move a 256 MiB guest in
  * post-copy for every example workload; the destination's final memory must
  * hash like an unmigrated run of the same workload, seed and steps. One run
- * also loses its link mid-way through post-copy and must recover.
+ * also loses its link mid-way through post-copy and must recover; pre-copy
+ * and hybrid (dirty tracking through PAGEMAP_SCAN) run once each.
  *
  * These need userfaultfd. They skip, saying why, only when the kernel or the
  * permissions refuse it; pass/fail never depends on timing.
  */
 import { readdirSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
+import type { Mode } from "../src/engine/messages.js";
 import type { Report } from "../src/engine/report.js";
 import { DestinationAgent } from "../src/real/dest-agent.js";
 import { closeFd, uffdCreate } from "../src/real/native.js";
@@ -35,18 +37,18 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function migrate(file: string, extra: { breakLinkAfterPostcopyBytes?: number } = {}): Promise<{ report: Report; log: string[] }> {
+async function migrate(file: string, extra: { breakLinkAfterPostcopyBytes?: number; mode?: Mode } = {}): Promise<{ report: Report; log: string[] }> {
   const log: string[] = [];
   const dest = await DestinationAgent.listen("127.0.0.1", 0, { log: (l) => log.push(`[dst] ${l}`) });
   cleanups.push(() => dest.close());
   const workload = scaleWorkload(loadWorkload(file), MEM);
   const src = await SourceAgent.start({
     workload,
-    mode: "postcopy",
     seed: 7,
     peer: { host: "127.0.0.1", port: dest.port },
     log: (l) => log.push(`[src] ${l}`),
     ...extra,
+    mode: extra.mode ?? "postcopy",
   });
   cleanups.push(() => src.close());
   const report = await src.migrate();
@@ -84,4 +86,14 @@ describe.skipIf(unavailable !== null)("real post-copy migration of a 256 MiB gue
     expect(log.join("\n")).toMatch(/link down: link broken on purpose/);
     expect(log.join("\n")).toMatch(/link to 127\.0\.0\.1:\d+ re-established/);
   });
+
+  // The same driver with dirty tracking (async write-protect + PAGEMAP_SCAN on the source guest).
+  for (const mode of ["precopy", "hybrid"] as const) {
+    it(`web-server.json in ${mode}: completes and verifies`, async () => {
+      const { report: r, log } = await migrate("examples/web-server.json", { mode });
+      expect(r.outcome, explain(r, log)).toBe("completed");
+      expect(r.verified, explain(r, log)).toBe(true);
+      expect(r.rounds.length).toBeGreaterThanOrEqual(1);
+    });
+  }
 });

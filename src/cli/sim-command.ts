@@ -4,7 +4,7 @@ import { reportLines } from "../../tui/plain.js";
 import type { Report } from "../engine/report.js";
 import { Simulation, type SimConfig } from "../sim/simulation.js";
 import { loadWorkload } from "../workload/parse.js";
-import type { Workload } from "../workload/types.js";
+import { withMemory, type Workload } from "../workload/types.js";
 import { UsageError } from "./errors.js";
 import { parseSimFlags, type SimChoices, type SimFlags } from "./sim-args.js";
 
@@ -17,9 +17,11 @@ export interface SimCommandFlags extends SimFlags {
 export function workloadFor(choices: SimChoices): Workload {
   const w = loadWorkload(choices.trace);
   if (choices.memoryBytes === null) return w;
-  const bytes = choices.memoryBytes;
-  if (bytes % w.pageSize !== 0) throw new UsageError(`--memory must be a multiple of the workload's page size (${w.pageSize}), got ${bytes}`);
-  return { ...w, memBytes: bytes, pageCount: bytes / w.pageSize };
+  try {
+    return withMemory(w, choices.memoryBytes);
+  } catch (e) {
+    throw new UsageError(`--memory: ${(e as Error).message}`);
+  }
 }
 
 export function simConfig(choices: SimChoices, workload: Workload, mode = choices.mode): SimConfig {

@@ -14,7 +14,7 @@ import { nowUs, sleep } from "./clock.js";
 import { DestinationMemory } from "./dest-memory.js";
 import { messageOf } from "./errors.js";
 import { GuestProcess } from "./guest-process.js";
-import { deprioritiseVcpus } from "./guest-spawn.js";
+import { startingVcpus } from "./guest-spawn.js";
 import { constants } from "./native.js";
 import { parseSessionInfo, type SessionInfo } from "./plan.js";
 import { totalSteps } from "./progress.js";
@@ -230,10 +230,9 @@ export class DestSession {
     const g = this.guest;
     if (g === null || this.mem === null) return;
     this.mem.guestMayRun();
-    g.resume(cpuState).then(
+    startingVcpus(g, () => g.resume(cpuState)).then(
       async () => {
         this.resumedAt = nowUs();
-        deprioritiseVcpus(g);
         this.o.log(`${this.tag}: destination guest running`);
         this.stepsAtResume = totalSteps(await g.progress());
         this.progressTimer = setInterval(() => void this.reportProgress(), PROGRESS_MS);

@@ -15,7 +15,7 @@ import type { Workload } from "../workload/types.js";
 import { nowUs, sleep } from "./clock.js";
 import { messageOf, RealError } from "./errors.js";
 import { GuestProcess } from "./guest-process.js";
-import { deprioritiseVcpus } from "./guest-spawn.js";
+import { startingVcpus } from "./guest-spawn.js";
 import { chooseSteps, type SessionInfo } from "./plan.js";
 import { ProgressWindow, totalSteps } from "./progress.js";
 import type { FinalReport } from "./report-msg.js";
@@ -82,8 +82,7 @@ export class SourceAgent {
     }
     const agent = new SourceAgent(guest, o, steps);
     try {
-      await guest.run();
-      deprioritiseVcpus(guest);
+      await startingVcpus(guest, () => guest.run());
     } catch (e) {
       guest.close();
       throw new RealError(`cannot run the source guest: ${messageOf(e)}`);
@@ -212,8 +211,7 @@ export class SourceAgent {
   private async referenceHash(): Promise<string> {
     const g = await GuestProcess.spawn({ role: "source", config: toGuestConfig(this.o.workload, this.o.seed), steps: this.steps, noWp: true });
     try {
-      await g.run();
-      deprioritiseVcpus(g);
+      await startingVcpus(g, () => g.run());
       for (;;) {
         const p = await g.progress();
         if (p.vcpus.every((v) => v.finished)) break;

@@ -17,6 +17,7 @@ import { Source } from "../engine/source.js";
 import { nowUs } from "./clock.js";
 import { messageOf } from "./errors.js";
 import type { GuestProcess } from "./guest-process.js";
+import { restoreVcpus } from "./guest-spawn.js";
 import { punchHole } from "./native.js";
 import { parseDestReport, type FinalReport } from "./report-msg.js";
 import type { SourceLink } from "./source-link.js";
@@ -151,6 +152,7 @@ export class SourceDriver {
         this.maybeBreak();
         return;
       case "pauseGuest":
+        restoreVcpus(this.guest);
         this.guest.pause().then(
           (cpuState) => this.dispatch({ kind: "guestPaused", cpuState }),
           (e: unknown) => this.finish("failed", `pausing the source guest failed: ${messageOf(e)}`),

@@ -40,6 +40,7 @@ async function loopback(): Promise<{ mib_s: number; rtt_us: number }> {
   const port = await new Promise<number>((r) => p.stdout.once("data", (d: Buffer) => r(Number(d.toString().trim()))));
   const { connect } = await import("node:net");
   const sock = connect({ host: "127.0.0.1", port });
+  sock.on("error", () => undefined); // the child is killed at the end
   sock.setNoDelay(true);
   await new Promise((r) => sock.once("connect", r));
   // Round trip: 2000 one-byte pings.
@@ -59,6 +60,7 @@ async function loopback(): Promise<{ mib_s: number; rtt_us: number }> {
   }
   await new Promise<void>((r) => sock.end(r));
   const secs = (performance.now() - t0) / 1000;
+  sock.destroy();
   p.kill();
   return { mib_s: Math.round(total / MiB / secs), rtt_us: Math.round(percentiles(rtts).p50) };
 }

@@ -97,12 +97,11 @@ export class SourceAgent {
   snapshot(): Snapshot {
     const now = nowUs();
     const d = this.driver;
-    const fakeMetrics = { mode: this.o.mode, pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize };
     if (d === null) {
       // Warmup: the engine has not started yet.
       return {
         backend: "real", mode: this.o.mode, workload: this.o.workload.name, phase: "setup", elapsedMs: 0, round: 0,
-        pageCount: fakeMetrics.pageCount, present: { precopy: 0, background: 0, demand: 0 }, channelBytes: { urgent: 0, bulk: 0 },
+        pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize, present: { precopy: 0, background: 0, demand: 0 }, channelBytes: { urgent: 0, bulk: 0 },
         demandFaults: 0, faultLatencyUs: null, faultHistogram: [], guestProgress: 1, throttle: 0, downtimeMs: null,
         report: this.report, notice: "warming up the source guest",
       };
@@ -123,19 +122,9 @@ export class SourceAgent {
     return this.driver.cancel("operator quit");
   }
 
-  /** Warmup, then the migration; resolves with the report (never throws for a peer's failure). */
+  /** Warmup, then the migration; resolves with the report (never throws: every failure is a failed report). */
   async migrate(): Promise<Report> {
     const { workload: w, peer } = this.o;
-    const warmupMs = Math.max(100, w.warmupMs);
-    const t0 = nowUs();
-    const s0 = totalSteps(await this.guest.progress());
-    await sleep(warmupMs);
-    const t1 = nowUs();
-    this.stepsAtStart = totalSteps(await this.guest.progress());
-    this.baseline = (this.stepsAtStart - s0) / (t1 - t0);
-    this.window = new ProgressWindow(this.baseline);
-    this.window.add(t1, this.stepsAtStart);
-
     const info: SessionInfo = { workload: w.name, config: toGuestConfig(w, this.o.seed), seed: this.o.seed, steps: this.steps, mode: this.o.mode };
     const holder: { driver?: SourceDriver } = {};
     const link = new SourceLink(
@@ -157,6 +146,27 @@ export class SourceAgent {
     });
     holder.driver = driver;
     try {
+      return await this.run(driver, link);
+    } catch (e) {
+      this.stopPolling();
+      link.close();
+      const committed = driver.engine.isCommitted;
+      const tail = committed ? "the source guest stays paused and keeps every page" : "the source guest keeps running";
+      return this.finishReport(driver, { outcome: "failed", reason: `${messageOf(e)}; ${tail}` }, null, null);
+    }
+  }
+
+  private async run(driver: SourceDriver, link: SourceLink): Promise<Report> {
+    const warmupMs = Math.max(100, this.o.workload.warmupMs);
+    const t0 = nowUs();
+    const s0 = totalSteps(await this.guest.progress());
+    await sleep(warmupMs);
+    const t1 = nowUs();
+    this.stepsAtStart = totalSteps(await this.guest.progress());
+    this.baseline = (this.stepsAtStart - s0) / (t1 - t0);
+    this.window = new ProgressWindow(this.baseline);
+    this.window.add(t1, this.stepsAtStart);
+    try {
       await link.open();
     } catch (e) {
       return this.finishReport(driver, { outcome: "failed", reason: `${messageOf(e)}; the source guest keeps running` }, null, null);
@@ -171,7 +181,7 @@ export class SourceAgent {
       return this.finishReport(driver, end, null, null);
     }
     this.log("every page is at the destination; waiting for its guest to finish and report");
-    const [final, expected] = await Promise.all([this.awaitFinal(driver), this.referenceHash()]);
+    const [final, expected] = await Promise.all([this.awaitFinal(driver), this.referenceHash().catch((e: unknown) => new Error(messageOf(e)))]);
     link.close();
     return this.finishReport(driver, end, final, expected);
   }
@@ -223,7 +233,8 @@ export class SourceAgent {
     }
   }
 
-  private finishReport(d: SourceDriver, end: DriverEnd, final: FinalReport | string | null, expected: string | null): Report {
+  private finishReport(d: SourceDriver, end: DriverEnd, final: FinalReport | string | null, reference: string | Error | null): Report {
+    const expected = typeof reference === "string" ? reference : null;
     const src = d.engine.metrics;
     const now = nowUs();
     // A run the engine did not end itself (no connection, link not re-established) still needs an end.
@@ -240,6 +251,7 @@ export class SourceAgent {
     if (end.outcome === "completed") {
       verified = got !== null && expected !== null && got.hash === expected;
       if (got === null) reason = `migration completed but ${typeof final === "string" ? final : "no report came"}`;
+      else if (reference instanceof Error) reason = `migration completed but the unmigrated reference run failed: ${reference.message}`;
       else if (!verified) reason = `the destination's memory hash ${got.hash} differs from the unmigrated run's ${expected ?? "?"}`;
     }
     this.report = buildReport(srcMetrics, dst, {

@@ -201,6 +201,8 @@ export function connectChannel(host: string, port: number, preamble: Preamble, t
     socket.connect({ host, port }, () => {
       clearTimeout(timer);
       socket.removeAllListeners("error");
+      // Until a FramedSocket takes it (its own handlers report failures), an error must not go unhandled.
+      socket.on("error", () => undefined);
       if (preamble.channel === "urgent") socket.setNoDelay(true);
       socket.write(encodePreamble(preamble));
       resolve(socket);

@@ -22,6 +22,8 @@ import type { DestReport } from "./report-msg.js";
 import { FramedSocket, type Accepted } from "./transport.js";
 
 const PROGRESS_MS = 250;
+/** Bulk messages the destination handles per event-loop turn (16-page frames: ~2 ms of installing in all; 4 halves fault latency again but also the throughput). */
+const BULK_SLICE = 32;
 
 export interface SessionOptions {
   /** How long a broken link may stay down before the migration is given up. */
@@ -87,6 +89,9 @@ export class DestSession {
       message: (m) => this.onMessage(m, channel, fs),
       down: (r) => this.onDown(r, fs),
     }, a.rest);
+    // Bulk pages a few frames per turn: a page reply on the urgent channel or
+    // a fault never waits for more than that much installing.
+    if (channel === "bulk") fs.setSlice(BULK_SLICE);
     this.conns[channel] = fs;
     const { urgent, bulk } = this.conns;
     if (urgent === undefined || bulk === undefined) return;

@@ -27,6 +27,9 @@ export const PREAMBLE_VERSION = 1;
 export const PREAMBLE_BYTES = 32;
 const MAX_INFO_BYTES = 1 << 20;
 const CHANNELS: readonly Channel[] = ["urgent", "bulk"];
+/** Sliced delivery: pause reading above this many waiting messages, resume below the low mark. */
+const QUEUE_HIGH = 64;
+const QUEUE_LOW = 16;
 
 export interface Preamble {
   channel: Channel;
@@ -100,6 +103,11 @@ export class FramedSocket {
   private isDown = false;
   private started = false;
   private backlog: Buffer[] = [];
+  /** Messages per event-loop turn; 0: all at once. */
+  private slice = 0;
+  private queue: Message<Uint8Array>[] = [];
+  private head = 0;
+  private draining = false;
 
   constructor(
     readonly socket: Socket,
@@ -171,10 +179,48 @@ export class FramedSocket {
       this.destroy(`peer ${this.peer} sent bytes that are not a valid ppsim stream on the ${this.channel} channel: ${why}`);
       return;
     }
-    for (const m of msgs) {
+    if (this.slice === 0) {
+      for (const m of msgs) {
+        if (this.isDown) return;
+        this.handlers.message(m);
+      }
+      return;
+    }
+    for (const m of msgs) this.queue.push(m);
+    if (this.queue.length - this.head > QUEUE_HIGH) this.socket.pause();
+    this.scheduleDrain();
+  }
+
+  /**
+   * Sliced delivery (see `sliceMessages`): at most `slice` messages per turn
+   * of the event loop, so that other sockets' data and fault events get a
+   * turn in between; reading pauses while too many wait.
+   */
+  setSlice(messages: number): void {
+    this.slice = messages;
+  }
+
+  private scheduleDrain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    setImmediate(() => this.drain());
+  }
+
+  private drain(): void {
+    this.draining = false;
+    const end = Math.min(this.queue.length, this.head + this.slice);
+    while (this.head < end) {
       if (this.isDown) return;
+      const m = this.queue[this.head];
+      this.head++;
       this.handlers.message(m);
     }
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    }
+    if (this.queue.length - this.head < QUEUE_LOW && this.socket.isPaused()) this.socket.resume();
+    if (this.head < this.queue.length) this.scheduleDrain();
   }
 
   private fail(reason: string): void {

@@ -37,6 +37,7 @@ const FLAGS = {
   json: { type: "boolean" },
   plain: { type: "boolean" },
   "break-link-after": { type: "string" },
+  help: { type: "boolean", short: "h" },
 } as const;
 
 export const REAL_USAGE = `ppsim real:
@@ -80,6 +81,10 @@ function sizeFlag(flag: string, text: string | undefined): number | null {
 
 export async function runRealCommand(argv: string[], out: Out): Promise<number> {
   const { values: f } = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false });
+  if (f.help === true) {
+    out(REAL_USAGE);
+    return 0;
+  }
   const roles = [f.listen !== undefined, f.peer !== undefined, f.demo === true].filter(Boolean).length;
   if (roles !== 1) throw new UsageError("ppsim real needs exactly one of --listen HOST:PORT, --peer HOST:PORT or --demo\n" + REAL_USAGE);
   if (f.listen !== undefined) return runListen(parseHostPort("listen", f.listen), f.once === true, out);

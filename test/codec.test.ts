@@ -58,6 +58,20 @@ describe("codec", () => {
     );
   });
 
+  it("takes a stream one byte at a time", () => {
+    const msgs: Message<Uint8Array>[] = [
+      { type: "hello", version: 1, capabilities: 7, pageSize: PAGE, pageCount: 9, mode: "postcopy" },
+      { type: "pages", pages: [{ page: 3, data: new Uint8Array(PAGE).fill(7) }, { page: 4, data: null }] },
+      { type: "complete" },
+    ];
+    const stream = Buffer.concat(msgs.map((m) => encodeMessage(m, PAGE)));
+    const d = new FrameDecoder(PAGE);
+    const out: Message<Uint8Array>[] = [];
+    for (let i = 0; i < stream.length; i++) out.push(...d.push(stream.subarray(i, i + 1)));
+    expect(plain(out)).toEqual(plain(msgs));
+    expect(d.buffered).toBe(0);
+  });
+
   it("refuses any corruption of a frame with a ProtocolError, never garbage or a hang", () => {
     fc.assert(
       fc.property(messageArb, fc.nat(), fc.integer({ min: 1, max: 255 }), (msg, at, xor) => {

@@ -290,37 +290,78 @@ export function decodeMessage(frame: Uint8Array, pageSize: number): Message<Uint
 
 /**
  * Splits a byte stream into messages. Feed it chunks as they arrive; it keeps
- * a partial frame until the rest comes. Any malformed frame throws.
+ * a partial frame until the rest comes, joining bytes only once a whole frame
+ * is there (so many small chunks cost linear time, not quadratic). Any
+ * malformed frame throws.
  */
 export class FrameDecoder {
-  private pending: Buffer = Buffer.alloc(0);
+  /** Unconsumed chunks from `head` on; consumed ones are dropped in bulk, not shifted one by one. */
+  private chunks: Buffer[] = [];
+  private head = 0;
+  private size = 0;
   constructor(public pageSize: number) {}
 
   get buffered(): number {
-    return this.pending.length;
+    return this.size;
   }
 
   push(chunk: Uint8Array): Message<Uint8Array>[] {
-    const data = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    this.pending = this.pending.length === 0 ? data : Buffer.concat([this.pending, data]);
+    if (chunk.byteLength > 0) {
+      this.chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      this.size += chunk.byteLength;
+    }
     const out: Message<Uint8Array>[] = [];
-    let o = 0;
-    while (this.pending.length - o >= HEADER_BYTES) {
-      const magic = this.pending.readUInt16LE(o);
+    while (this.size >= HEADER_BYTES) {
+      const head = this.peek(HEADER_BYTES);
+      const magic = head.readUInt16LE(0);
       if (magic !== FRAME_MAGIC) throw new ProtocolError(`bad frame magic 0x${magic.toString(16).padStart(4, "0")} (expected 0x5050): not a ppsim peer, or a corrupted stream`);
-      const tag = this.pending.readUInt8(o + 2);
-      const reserved = this.pending.readUInt8(o + 3);
+      const tag = head.readUInt8(2);
+      const reserved = head.readUInt8(3);
       if (reserved !== 0) throw new ProtocolError(`frame header reserved byte is ${reserved}, expected 0`);
-      const len = this.pending.readUInt32LE(o + 4);
+      const len = head.readUInt32LE(4);
       if (len > MAX_PAYLOAD_BYTES) throw new ProtocolError(`frame payload of ${len} bytes exceeds the limit of ${MAX_PAYLOAD_BYTES}`);
-      if (this.pending.length - o - HEADER_BYTES < len) break;
-      const payload = this.pending.subarray(o + HEADER_BYTES, o + HEADER_BYTES + len);
-      const msg = decodePayload(tag, payload, this.pageSize);
+      if (this.size < HEADER_BYTES + len) break;
+      const frame = this.take(HEADER_BYTES + len);
+      const msg = decodePayload(tag, frame.subarray(HEADER_BYTES), this.pageSize);
       if (msg.type === "hello") this.pageSize = msg.pageSize;
       out.push(msg);
-      o += HEADER_BYTES + len;
     }
-    this.pending = o === this.pending.length ? Buffer.alloc(0) : Buffer.from(this.pending.subarray(o));
+    if (this.head > 64 && this.head * 2 > this.chunks.length) {
+      this.chunks = this.chunks.slice(this.head);
+      this.head = 0;
+    }
+    return out;
+  }
+
+  /** The first n buffered bytes (n ≤ a header), without consuming them. */
+  private peek(n: number): Buffer {
+    const first = this.chunks[this.head];
+    if (first.length >= n) return first;
+    const out = Buffer.allocUnsafe(n);
+    let o = 0;
+    for (let i = this.head; o < n; i++) o += this.chunks[i].copy(out, o, 0, Math.min(this.chunks[i].length, n - o));
+    return out;
+  }
+
+  /** Removes and returns the first n buffered bytes. */
+  private take(n: number): Buffer {
+    this.size -= n;
+    const first = this.chunks[this.head];
+    if (first.length >= n) {
+      if (first.length === n) this.head++;
+      else this.chunks[this.head] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let o = 0;
+    while (o < n) {
+      const c = this.chunks[this.head];
+      const k = Math.min(c.length, n - o);
+      c.copy(out, o, 0, k);
+      o += k;
+      if (k === c.length) this.head++;
+      else this.chunks[this.head] = c.subarray(k);
+    }
     return out;
   }
 }

@@ -11,7 +11,7 @@ import { Bitmap } from "./bitmap.js";
 import { encodedSize } from "./codec.js";
 import type { DestinationAction, DestinationEvent } from "./events.js";
 import { ALL_CAPABILITIES, Capability, ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Channel, type HelloMsg, type Message, type PageEntry } from "./messages.js";
-import type { DestinationMetrics } from "./metrics.js";
+import { emptyDestinationMetrics, type DestinationMetrics } from "./metrics.js";
 import type { MigrationOptions } from "./options.js";
 import type { Layout } from "./source.js";
 
@@ -46,18 +46,7 @@ export class Destination<P> {
     private readonly opts: MigrationOptions,
     private readonly config: DestinationConfig = {},
   ) {
-    this.metrics = {
-      phase: "setup",
-      resumedAt: null,
-      completedAt: null,
-      bytesSent: { urgent: 0, bulk: 0 },
-      present: { precopy: 0, background: 0, demand: 0 },
-      demandFaults: 0,
-      faultEvents: 0,
-      faultLatenciesUs: [],
-      blocktimeUs: 0,
-      pagesDropped: 0,
-    };
+    this.metrics = emptyDestinationMetrics();
   }
 
   get finished(): boolean {

@@ -4,7 +4,7 @@ export { decodeMessage, encodeMessage, encodedSize, FrameDecoder, HEADER_BYTES, 
 export { Destination, type DestinationConfig } from "./destination.js";
 export type { DestinationAction, DestinationEvent, Outcome, SourceAction, SourceEvent, SourceGuestPort } from "./events.js";
 export * from "./messages.js";
-export { buildReport, buildSnapshot, log2Histogram, percentiles, type DestinationMetrics, type ReportExtras, type SnapshotExtras, type SourceMetrics } from "./metrics.js";
+export { buildReport, buildSnapshot, emptyDestinationMetrics, log2Histogram, percentiles, type DestinationMetrics, type ReportExtras, type SnapshotExtras, type SourceMetrics } from "./metrics.js";
 export { DEFAULT_OPTIONS, resolveOptions, type BackgroundOrderName, type MigrationOptions } from "./options.js";
 export { LinearOrder, makeOrder, NeighbourhoodOrder, type BackgroundOrder } from "./order.js";
 export type { Percentiles, Phase, Report, RoundReport, Snapshot, SwitchoverReason } from "./report.js";

@@ -54,6 +54,22 @@ export interface DestinationMetrics {
   pagesDropped: number;
 }
 
+/** A destination's counters before anything happened. */
+export function emptyDestinationMetrics(): DestinationMetrics {
+  return {
+    phase: "setup",
+    resumedAt: null,
+    completedAt: null,
+    bytesSent: { urgent: 0, bulk: 0 },
+    present: { precopy: 0, background: 0, demand: 0 },
+    demandFaults: 0,
+    faultEvents: 0,
+    faultLatenciesUs: [],
+    blocktimeUs: 0,
+    pagesDropped: 0,
+  };
+}
+
 export function percentiles(values: readonly number[]): Percentiles {
   if (values.length === 0) return { p50: 0, p99: 0, max: 0 };
   const sorted = Float64Array.from(values).sort();

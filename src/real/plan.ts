@@ -15,7 +15,7 @@
  */
 import { availableParallelism } from "node:os";
 import type { Mode } from "../engine/messages.js";
-import type { Workload } from "../workload/types.js";
+import { withMemory, type Workload } from "../workload/types.js";
 import { RealError } from "./errors.js";
 
 /** Allowance per step for the access itself (a cache miss, the RNG), ns. */
@@ -34,13 +34,14 @@ export interface SessionInfo {
   mode: Mode;
 }
 
-/** The workload at another memory size (its regions are shares of memory, so they scale). */
+/** The workload at another memory size (`--memory`), or as it is. */
 export function scaleWorkload(w: Workload, memBytes: number | null): Workload {
   if (memBytes === null) return w;
-  if (!Number.isSafeInteger(memBytes) || memBytes <= 0 || memBytes % w.pageSize !== 0) {
-    throw new RealError(`--memory must be a positive multiple of the workload's page size (${w.pageSize}), got ${memBytes}`);
+  try {
+    return withMemory(w, memBytes);
+  } catch (e) {
+    throw new RealError(`--memory: ${(e as Error).message}`);
   }
-  return { ...w, memBytes, pageCount: memBytes / w.pageSize };
 }
 
 /** Expected steps per second of one vCPU when all vCPUs run. */

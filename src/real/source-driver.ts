@@ -11,7 +11,7 @@
  */
 import type { SourceAction, SourceEvent } from "../engine/events.js";
 import type { Message } from "../engine/messages.js";
-import type { DestinationMetrics } from "../engine/metrics.js";
+import { emptyDestinationMetrics, type DestinationMetrics } from "../engine/metrics.js";
 import type { MigrationOptions } from "../engine/options.js";
 import { Source } from "../engine/source.js";
 import { nowUs } from "./clock.js";
@@ -33,21 +33,6 @@ export interface SourceDriverOptions {
   /** Tests and demos: break the link once this many bulk bytes went out after switchover. */
   breakLinkAfterPostcopyBytes?: number;
   log: (line: string) => void;
-}
-
-export function emptyDestinationMetrics(): DestinationMetrics {
-  return {
-    phase: "setup",
-    resumedAt: null,
-    completedAt: null,
-    bytesSent: { urgent: 0, bulk: 0 },
-    present: { precopy: 0, background: 0, demand: 0 },
-    demandFaults: 0,
-    faultEvents: 0,
-    faultLatenciesUs: [],
-    blocktimeUs: 0,
-    pagesDropped: 0,
-  };
 }
 
 export class SourceDriver {

@@ -4,6 +4,7 @@
  *   ppsim real --listen HOST:PORT [--once]                 destination: serve migrations
  *   ppsim real --peer HOST:PORT --trace FILE [flags]       source: run the workload, migrate it
  *   ppsim real --demo --trace FILE [flags]                 both, on this machine over loopback
+ *   ppsim real cancel [--pid PID]                          ask running source agents to cancel
  *
  * The source shows the live view on a TTY (q cancels; refused past
  * switchover), plain lines otherwise, or one JSON object with --json. Exit
@@ -18,6 +19,7 @@ import { DestinationAgent } from "../real/dest-agent.js";
 import { spawnDemoDestination } from "../real/demo.js";
 import { messageOf } from "../real/errors.js";
 import { scaleWorkload } from "../real/plan.js";
+import { registerSource, runningSources } from "../real/registry.js";
 import { SourceAgent } from "../real/source-agent.js";
 import { loadWorkload } from "../workload/parse.js";
 import { formatBytes, parseByteSize } from "../workload/size.js";
@@ -41,6 +43,7 @@ const FLAGS = {
 } as const;
 
 export const REAL_USAGE = `ppsim real:
+  cancel [--pid PID]      ask the running source agent(s) on this machine to cancel (refused past switchover)
   --listen HOST:PORT      destination: receive migrations (port 0: any free port) until killed
   --once                  with --listen: serve one migration, then exit (0 if it completed)
   --peer HOST:PORT        source: run the workload's guest and migrate it to this destination
@@ -79,7 +82,23 @@ function sizeFlag(flag: string, text: string | undefined): number | null {
   return size;
 }
 
+/** `ppsim real cancel`: SIGINT to the running source agents (or one), which cancel if they still can. */
+function runCancel(argv: string[], out: Out): number {
+  const { values } = parseArgs({ args: argv, options: { pid: { type: "string" } }, strict: true, allowPositionals: false });
+  const wanted = integerFlag("pid", values.pid, 1);
+  const running = runningSources().filter((r) => wanted === undefined || r.pid === wanted);
+  if (running.length === 0) {
+    throw new UsageError(wanted === undefined ? "no running source agent on this machine (ppsim real --peer/--demo)" : `no running source agent with pid ${wanted}`);
+  }
+  for (const r of running) {
+    process.kill(r.pid, "SIGINT");
+    out(`asked source agent ${r.pid} (${r.workload}, ${r.mode} to ${r.peer}) to cancel; past switchover it refuses, and its output says so`);
+  }
+  return 0;
+}
+
 export async function runRealCommand(argv: string[], out: Out): Promise<number> {
+  if (argv[0] === "cancel") return runCancel(argv.slice(1), out);
   const { values: f } = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false });
   if (f.help === true) {
     out(REAL_USAGE);
@@ -146,6 +165,13 @@ async function runSource(f: SourceFlags, peer: { host: string; port: number }, o
 
   const agent = await SourceAgent.start({ workload, mode, seed, steps, peer, breakLinkAfterPostcopyBytes: breakAt, log });
   let report: Report;
+  // SIGINT (Ctrl+C, or `ppsim real cancel`) cancels in every output mode; past switchover it is refused.
+  const onSigint = () => {
+    const refused = agent.cancel();
+    if (refused !== null) log(`cancel refused: ${refused}`);
+  };
+  const unregister = registerSource({ workload: workload.name, peer: `${peer.host}:${peer.port}`, mode });
+  process.on("SIGINT", onSigint);
   try {
     log(`source guest: ${workload.name}, ${formatBytes(workload.memBytes)}, ${workload.vcpus} vCPUs, ${agent.steps} steps each; ${mode} to ${peer.host}:${peer.port}`);
     const migration = agent.migrate();
@@ -158,19 +184,12 @@ async function runSource(f: SourceFlags, peer: { host: string; port: number }, o
       report = await migration;
       for (const l of logLines) out(`· ${l}`);
     } else {
-      const onSigint = () => {
-        const refused = view.cancel();
-        if (refused !== null) out(`! cancel refused: ${refused}`);
-      };
-      process.on("SIGINT", onSigint);
-      try {
-        await runPlain(view, { write: out });
-        report = await migration;
-      } finally {
-        process.off("SIGINT", onSigint);
-      }
+      await runPlain(view, { write: out });
+      report = await migration;
     }
   } finally {
+    process.off("SIGINT", onSigint);
+    unregister();
     await agent.close().catch((e: unknown) => process.stderr.write(`ppsim: closing the source guest: ${messageOf(e)}\n`));
   }
   if (report.outcome === "completed" && report.verified === true) return 0;

@@ -5,5 +5,9 @@ export default defineConfig({
     include: ["test/**/*.test.ts", "test/**/*.test.tsx"],
     testTimeout: 120_000,
     hookTimeout: 120_000,
+    // Ink draws only its last frame when it believes it runs in CI; the TUI
+    // tests check the frames an operator sees on a terminal, so they run as
+    // on one wherever the suite runs.
+    env: { CI: "0" },
   },
 });

@@ -3,7 +3,7 @@
  * prediction for the same workload, mode, seed and link.
  *
  *   sudo node dist/bench/netns.js [--rate 1Gbit] [--memory 256MiB] [--workloads idle,web-server,database]
- *        [--modes precopy,postcopy,hybrid] [--seed 1] [--burst BYTES] [--tbf-latency 5ms] [--tcp-wmem-max BYTES] [--timeout SECONDS] [--json FILE]
+ *        [--modes precopy,postcopy,hybrid] [--seed 1] [--burst BYTES] [--tbf-latency 5ms] [--tcp-wmem-max BYTES] [--timeout SECONDS] [--max-guest-s 180] [--json FILE]
  *
  * ppsim-a (10.77.0.1, source) and ppsim-b (10.77.0.2, destination) are joined
  * by a veth pair, each end shaped by a tbf qdisc. netem is not available, so
@@ -11,6 +11,13 @@
  * measured first, and half of it is the simulator's one-way latency (it then
  * includes the same event-loop hops a fault request pays). The namespaces are
  * always removed: finally, signal handlers, and leftovers at start.
+ *
+ * Guest steps: src/real/plan.ts sizes the source guest for ~400 MiB/s of page
+ * traffic (loopback); over a slower link it would run out of steps mid-way and
+ * stop dirtying memory. So each row is simulated first and the real source
+ * gets `--steps` = step rate × (warmup + 1.5 × the simulator's total + 2 s),
+ * capped at --max-guest-s (default 180) of guest time. The row records the
+ * steps and whether the real report still says guest_finished_early.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -19,12 +26,13 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { Report } from "../src/engine/report.js";
 import { MODES, type Mode } from "../src/engine/messages.js";
-import { scaleWorkload } from "../src/real/plan.js";
+import { estimatedStepRate, scaleWorkload } from "../src/real/plan.js";
 import { REAL_DEFAULTS } from "../src/real/source-agent.js";
 import { parseLink } from "../src/sim/link.js";
 import { simulate } from "../src/sim/simulation.js";
 import { loadWorkload } from "../src/workload/parse.js";
 import { parseByteSize } from "../src/workload/size.js";
+import type { Workload } from "../src/workload/types.js";
 import { printBench, type Row } from "./table.js";
 
 const NS_A = "ppsim-a";
@@ -135,9 +143,9 @@ async function probe(): Promise<{ rtt_p50_us: number; rtt_min_us: number; rtt_p9
 }
 
 /** One real migration: a fresh `--once` destination in B, the source in A. */
-async function migrate(workload: string, mode: Mode, memory: string, seed: number, timeoutMs: number): Promise<{ report: Report | null; error: string }> {
+async function migrate(workload: string, mode: Mode, memory: string, seed: number, steps: number, timeoutMs: number): Promise<{ report: Report | null; error: string }> {
   const dest = await serveInB([bin, "real", "--listen", `${IP_B}:${PORT}`, "--once"], /^listening on /, timeoutMs + 30_000);
-  const args = [bin, "real", "--peer", `${IP_B}:${PORT}`, "--trace", `${examples}${workload}.json`, "--mode", mode, "--memory", memory, "--seed", String(seed), "--json"];
+  const args = [bin, "real", "--peer", `${IP_B}:${PORT}`, "--trace", `${examples}${workload}.json`, "--mode", mode, "--memory", memory, "--seed", String(seed), "--steps", String(steps), "--json"];
   const src = await inNs(NS_A, args, timeoutMs);
   const d = await Promise.race([dest.done, new Promise<null>((r) => setTimeout(() => r(null), 30_000).unref())]);
   let report: Report | null = null;
@@ -154,9 +162,17 @@ async function migrate(workload: string, mode: Mode, memory: string, seed: numbe
 const rel = (sim: number, real: number | undefined): number | null => (real === undefined || real === 0 ? null : Math.round(((sim - real) / real) * 1000) / 1000);
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
+/** Steps per vCPU so the real guest outlives the predicted migration: rate × (warmup + 1.5 × predicted + 2 s), at most maxGuestMs of guest time. */
+function stepsFor(w: Workload, predictedMs: number, maxGuestMs: number): { steps: number; guestMs: number; capped: boolean } {
+  const rate = estimatedStepRate(w); // steps per second per vCPU, vCPUs sharing this host's cores
+  const wanted = w.warmupMs + 1.5 * predictedMs + 2000;
+  const guestMs = Math.min(wanted, maxGuestMs);
+  return { steps: Math.max(1, Math.ceil((rate * guestMs) / 1000)), guestMs, capped: wanted > maxGuestMs };
+}
+
 async function main(): Promise<void> {
   const { values: f } = parseArgs({
-    options: { rate: { type: "string" }, memory: { type: "string" }, workloads: { type: "string" }, modes: { type: "string" }, seed: { type: "string" }, burst: { type: "string" }, "tbf-latency": { type: "string" }, "tcp-wmem-max": { type: "string" }, timeout: { type: "string" }, json: { type: "string" } },
+    options: { rate: { type: "string" }, memory: { type: "string" }, workloads: { type: "string" }, modes: { type: "string" }, seed: { type: "string" }, burst: { type: "string" }, "tbf-latency": { type: "string" }, "tcp-wmem-max": { type: "string" }, timeout: { type: "string" }, "max-guest-s": { type: "string" }, json: { type: "string" } },
   });
   if (process.getuid?.() !== 0) fail("must run as root (it creates network namespaces and tc qdiscs)");
   for (const tool of ["ip", "tc"]) if (spawnSync(tool, ["-V"]).error !== undefined) fail(`\`${tool}\` not found (install iproute2)`);
@@ -173,6 +189,8 @@ async function main(): Promise<void> {
   const modes = (f.modes ?? MODES.join(",")).split(",") as Mode[];
   const seed = Number(f.seed ?? 1);
   const timeoutMs = parseFloat(f.timeout ?? "300") * 1000;
+  const maxGuestMs = parseFloat(f["max-guest-s"] ?? "180") * 1000;
+  if (!(maxGuestMs > 0)) fail("--max-guest-s must be a positive number of seconds");
 
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, () => (cleanup(), process.exit(130)));
   process.on("exit", cleanup);
@@ -188,9 +206,12 @@ async function main(): Promise<void> {
     const link = { bandwidthBytesPerSec: bytesPerSec, latencyUs: net.rtt_p50_us / 2 };
     for (const w of workloads) {
       for (const mode of modes) {
-        const { report: real, error } = await migrate(w, mode, memory, seed, timeoutMs);
-        // The options the real source agent uses (its window and batch), so the engine decides alike.
-        const sim = simulate({ workload: scaleWorkload(loadWorkload(`${examples}${w}.json`), memBytes), options: { ...REAL_DEFAULTS, mode }, link: { ...link }, seed });
+        // Simulated first: its total sizes the real guest's run. The options are the real source agent's (its window and batch), so the engine decides alike.
+        const workload = scaleWorkload(loadWorkload(`${examples}${w}.json`), memBytes);
+        const sim = simulate({ workload, options: { ...REAL_DEFAULTS, mode }, link: { ...link }, seed });
+        const plan = stepsFor(workload, sim.total_ms, maxGuestMs);
+        console.error(`${w} ${mode}: sim ${sim.total_ms.toFixed(0)} ms → --steps ${plan.steps} (≈ ${(plan.guestMs / 1000).toFixed(1)} s of guest${plan.capped ? ", capped" : ""})`);
+        const { report: real, error } = await migrate(w, mode, memory, seed, plan.steps, timeoutMs);
         reports.push({ real, sim, error });
         const mib = (b: number) => r3(b / MiB);
         rows.push({
@@ -209,6 +230,9 @@ async function main(): Promise<void> {
           sim_mib_sent: mib(sim.bytes_sent),
           bytes_err: rel(sim.bytes_sent, real?.bytes_sent),
           faults: `${real?.demand_faults ?? "-"}; ${sim.demand_faults}`,
+          throttle: `${typeof real?.throttle === "number" ? r3(real.throttle) : "-"}; ${typeof sim.throttle === "number" ? r3(sim.throttle) : "-"}`,
+          steps: plan.steps,
+          finished_early: typeof real?.guest_finished_early === "boolean" ? real.guest_finished_early : null,
           error,
         });
         console.error(`${w} ${mode}: ${real === null ? "no report" : `${real.outcome}, verified ${String(real.verified)}, total ${real.total_ms} ms, downtime ${real.downtime_ms} ms`}${error ? ` — ${error}` : ""}`);

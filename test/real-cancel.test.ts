@@ -1,6 +1,6 @@
 /**
- * Cancel, for real: a source agent in pre-copy (a write-heavy guest that will
- * not converge soon) is asked to cancel from another command, `ppsim real
+ * Cancel, for real: a source agent in pre-copy (held to 5 MB/s by the
+ * bandwidth cap, so its first pass alone takes seconds) is asked to cancel from another command, `ppsim real
  * cancel`, as an operator would. The migration ends cancelled, the source
  * agent says so, and the destination releases its session. Pass/fail waits
  * for what it must see; it never depends on timing.
@@ -32,11 +32,12 @@ describe.skipIf(unavailable !== null)("ppsim real cancel", () => {
     if (!existsSync(bin)) execFileSync("npm", ["run", "-s", "build"]);
     const runDir = mkdtempSync(join(tmpdir(), "ppsim-run-"));
     process.env.PPSIM_RUN_DIR = runDir;
-    const dest = await DestinationAgent.listen("127.0.0.1", 0, { once: true, log: () => undefined });
+    const destLog: string[] = [];
+    const dest = await DestinationAgent.listen("127.0.0.1", 0, { once: true, log: (l) => destLog.push(l) });
     try {
       const child = spawn(
         process.execPath,
-        [bin, "real", "--peer", `127.0.0.1:${dest.port}`, "--trace", "examples/database.json", "--memory", "64MiB", "--mode", "precopy", "--steps", "100000000", "--plain"],
+        [bin, "real", "--peer", `127.0.0.1:${dest.port}`, "--trace", "examples/database.json", "--memory", "64MiB", "--mode", "precopy", "--bandwidth-cap", "5MB", "--plain"],
         { env: { ...process.env, PPSIM_RUN_DIR: runDir }, stdio: ["ignore", "pipe", "pipe"] },
       );
       let out = "";
@@ -51,10 +52,10 @@ describe.skipIf(unavailable !== null)("ppsim real cancel", () => {
       const lines: string[] = [];
       expect(await main(["real", "cancel", "--pid", String(child.pid)], (l) => lines.push(l))).toBe(0);
       expect(lines.join("\n")).toMatch(new RegExp(`asked source agent ${child.pid} \\(database, precopy to 127\\.0\\.0\\.1:\\d+\\) to cancel`));
-      expect(await exited).toBe(1);
+      expect(await exited, out).toBe(1);
       expect(out).toMatch(/migration cancelled: cancelled: operator quit; the source guest keeps running/);
       const ends = await dest.done;
-      expect(ends.map((e) => e.outcome)).toEqual(["cancelled"]);
+      expect(ends.map((e) => e.outcome), destLog.join("\n")).toEqual(["cancelled"]);
       // Its record is gone: nothing left to cancel.
       await expect(main(["real", "cancel"], () => undefined)).rejects.toThrow(/no running source agent/);
     } finally {

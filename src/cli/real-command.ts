@@ -24,9 +24,10 @@ import { SourceAgent } from "../real/source-agent.js";
 import { loadWorkload } from "../workload/parse.js";
 import { formatBytes, parseByteSize } from "../workload/size.js";
 import { UsageError } from "./errors.js";
-import { parseMode } from "./sim-args.js";
+import { parseMode, parsePolicyFlags, POLICY_FLAGS, type PolicyFlags } from "./sim-args.js";
 
 const FLAGS = {
+  ...POLICY_FLAGS,
   listen: { type: "string" },
   once: { type: "boolean" },
   peer: { type: "string" },
@@ -55,7 +56,9 @@ export const REAL_USAGE = `ppsim real:
   --memory SIZE           override the workload's memory size, e.g. 256MiB
   --json                  print the report as one JSON object
   --plain                 progress lines instead of the live view
-  --break-link-after SIZE break the link once SIZE of post-copy pages went out (recovery demo)`;
+  --break-link-after SIZE break the link once SIZE of post-copy pages went out (recovery demo)
+  policy flags as for the simulator (ppsim --help): --downtime-limit, --max-rounds, --hybrid-rounds,
+  --bandwidth-cap, --no-auto-converge, --order, --prefetch`;
 
 type Out = (line: string) => void;
 
@@ -124,7 +127,7 @@ async function runListen(at: { host: string; port: number }, once: boolean, out:
   return once && ends[0]?.outcome !== "completed" ? 1 : 0;
 }
 
-type SourceFlags = { trace?: string; mode?: string; seed?: string; steps?: string; memory?: string; json?: boolean; plain?: boolean; "break-link-after"?: string };
+type SourceFlags = PolicyFlags & { trace?: string; mode?: string; seed?: string; steps?: string; memory?: string; json?: boolean; plain?: boolean; "break-link-after"?: string };
 
 async function runDemo(f: SourceFlags, out: Out): Promise<number> {
   // The destination runs as a child process (its own event loop, like on
@@ -163,7 +166,8 @@ async function runSource(f: SourceFlags, peer: { host: string; port: number }, o
   const logLines: string[] = [];
   const log = (l: string) => (f.json === true ? process.stderr.write(`${l}\n`) : tty ? logLines.push(l) : out(`· ${l}`));
 
-  const agent = await SourceAgent.start({ workload, mode, seed, steps, peer, breakLinkAfterPostcopyBytes: breakAt, log });
+  const options = parsePolicyFlags(f);
+  const agent = await SourceAgent.start({ workload, mode, seed, steps, peer, options, breakLinkAfterPostcopyBytes: breakAt, log });
   let report: Report;
   // SIGINT (Ctrl+C, or `ppsim real cancel`) cancels in every output mode; past switchover it is refused.
   const onSigint = () => {

@@ -11,7 +11,29 @@ import { parseByteSize } from "../workload/size.js";
 import { UsageError } from "./errors.js";
 
 /** util.parseArgs option specs for the simulation flags. */
+/** Policy flags, the same for the simulator and the real back end. */
+export const POLICY_FLAGS = {
+  order: { type: "string" },
+  prefetch: { type: "string" },
+  "downtime-limit": { type: "string" },
+  "max-rounds": { type: "string" },
+  "hybrid-rounds": { type: "string" },
+  "bandwidth-cap": { type: "string" },
+  "no-auto-converge": { type: "boolean" },
+} as const;
+
+export interface PolicyFlags {
+  order?: string;
+  prefetch?: string;
+  "downtime-limit"?: string;
+  "max-rounds"?: string;
+  "hybrid-rounds"?: string;
+  "bandwidth-cap"?: string;
+  "no-auto-converge"?: boolean;
+}
+
 export const SIM_FLAGS = {
+  ...POLICY_FLAGS,
   trace: { type: "string" },
   mode: { type: "string" },
   link: { type: "string" },
@@ -20,17 +42,10 @@ export const SIM_FLAGS = {
   memory: { type: "string" },
   outage: { type: "string", multiple: true },
   "shared-channel": { type: "boolean" },
-  order: { type: "string" },
-  prefetch: { type: "string" },
-  "downtime-limit": { type: "string" },
-  "max-rounds": { type: "string" },
-  "hybrid-rounds": { type: "string" },
-  "bandwidth-cap": { type: "string" },
-  "no-auto-converge": { type: "boolean" },
   "max-time": { type: "string" },
 } as const;
 
-export interface SimFlags {
+export interface SimFlags extends PolicyFlags {
   trace?: string;
   mode?: string;
   link?: string;
@@ -39,13 +54,6 @@ export interface SimFlags {
   memory?: string;
   outage?: string[];
   "shared-channel"?: boolean;
-  order?: string;
-  prefetch?: string;
-  "downtime-limit"?: string;
-  "max-rounds"?: string;
-  "hybrid-rounds"?: string;
-  "bandwidth-cap"?: string;
-  "no-auto-converge"?: boolean;
   "max-time"?: string;
 }
 
@@ -108,25 +116,9 @@ export function parseSimFlags(f: SimFlags): SimChoices {
   } catch (e) {
     throw new UsageError(`--link: ${(e as Error).message}`);
   }
-  const options: Partial<MigrationOptions> = {};
-  if (f["shared-channel"]) {
-    link.sharedChannel = true;
-    options.urgentChannel = false;
-  }
+  const options = parsePolicyFlags(f);
+  if (f["shared-channel"]) link.sharedChannel = true;
   if (link.sharedChannel) options.urgentChannel = false;
-  if (f.order !== undefined) {
-    if (f.order !== "linear" && f.order !== "neighbourhood") throw new UsageError(`--order must be linear or neighbourhood, got "${f.order}"`);
-    options.backgroundOrder = f.order;
-  }
-  if (f.prefetch !== undefined) options.prefetchPages = integer("prefetch", f.prefetch, 0);
-  if (f["downtime-limit"] !== undefined) {
-    options.downtimeLimitMs = parseDurationMs("downtime-limit", f["downtime-limit"]);
-    if (!(options.downtimeLimitMs > 0)) throw new UsageError("--downtime-limit must be positive");
-  }
-  if (f["max-rounds"] !== undefined) options.maxRounds = integer("max-rounds", f["max-rounds"], 1);
-  if (f["hybrid-rounds"] !== undefined) options.hybridRounds = integer("hybrid-rounds", f["hybrid-rounds"], 1);
-  if (f["bandwidth-cap"] !== undefined) options.bandwidthCap = rateBytesPerSec("bandwidth-cap", f["bandwidth-cap"]);
-  if (f["no-auto-converge"]) options.autoConverge = false;
   let memoryBytes: number | null = null;
   if (f.memory !== undefined) {
     const size = parseByteSize(f.memory);
@@ -143,4 +135,23 @@ export function parseSimFlags(f: SimFlags): SimChoices {
     options,
     maxVirtualMs: f["max-time"] === undefined ? undefined : parseDurationMs("max-time", f["max-time"]),
   };
+}
+
+/** The migration policy chosen by flags (what is not given keeps the engine's default). */
+export function parsePolicyFlags(f: PolicyFlags): Partial<MigrationOptions> {
+  const options: Partial<MigrationOptions> = {};
+  if (f.order !== undefined) {
+    if (f.order !== "linear" && f.order !== "neighbourhood") throw new UsageError(`--order must be linear or neighbourhood, got "${f.order}"`);
+    options.backgroundOrder = f.order;
+  }
+  if (f.prefetch !== undefined) options.prefetchPages = integer("prefetch", f.prefetch, 0);
+  if (f["downtime-limit"] !== undefined) {
+    options.downtimeLimitMs = parseDurationMs("downtime-limit", f["downtime-limit"]);
+    if (!(options.downtimeLimitMs > 0)) throw new UsageError("--downtime-limit must be positive");
+  }
+  if (f["max-rounds"] !== undefined) options.maxRounds = integer("max-rounds", f["max-rounds"], 1);
+  if (f["hybrid-rounds"] !== undefined) options.hybridRounds = integer("hybrid-rounds", f["hybrid-rounds"], 1);
+  if (f["bandwidth-cap"] !== undefined) options.bandwidthCap = rateBytesPerSec("bandwidth-cap", f["bandwidth-cap"]);
+  if (f["no-auto-converge"]) options.autoConverge = false;
+  return options;
 }

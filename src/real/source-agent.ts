@@ -149,7 +149,7 @@ export class SourceAgent {
       return await this.run(driver, link);
     } catch (e) {
       this.stopPolling();
-      link.close();
+      void link.close();
       const committed = driver.engine.isCommitted;
       const tail = committed ? "the source guest stays paused and keeps every page" : "the source guest keeps running";
       return this.finishReport(driver, { outcome: "failed", reason: `${messageOf(e)}; ${tail}` }, null, null);
@@ -177,12 +177,12 @@ export class SourceAgent {
     const end = await driver.ended;
     this.stopPolling();
     if (end.outcome !== "completed") {
-      link.close();
+      void link.close();
       return this.finishReport(driver, end, null, null);
     }
     this.log("every page is at the destination; waiting for its guest to finish and report");
     const [final, expected] = await Promise.all([this.awaitFinal(driver), this.referenceHash().catch((e: unknown) => new Error(messageOf(e)))]);
-    link.close();
+    void link.close();
     return this.finishReport(driver, end, final, expected);
   }
 
@@ -190,8 +190,7 @@ export class SourceAgent {
   async close(): Promise<void> {
     this.stopPolling();
     this.driver?.close();
-    this.link?.close();
-    await this.guest.quit();
+    await Promise.all([this.link?.close(), this.guest.quit()]);
   }
 
   private startPolling(d: SourceDriver): void {

@@ -35,6 +35,7 @@ export class SourceLink {
   private epoch = -1;
   private conns: Record<Channel, FramedSocket> | null = null;
   private closed = false;
+  private closing: Promise<void> | null = null;
   private sentBytes: Record<Channel, number> = { urgent: 0, bulk: 0 };
   private flushScheduled = false;
 
@@ -126,12 +127,17 @@ export class SourceLink {
     this.conns?.bulk.destroy(reason);
   }
 
-  close(): void {
+  /** Resolves once the last frames have left (or a short grace time is over). */
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing;
     this.closed = true;
     const c = this.conns;
     this.conns = null;
-    c?.urgent.close();
-    c?.bulk.close();
+    // Bulk first, urgent once bulk's last frames (a cancel) have left: the
+    // destination takes a closed connection for a broken link, so the other
+    // one must still be open while it reads them.
+    this.closing = c === null ? Promise.resolve() : new Promise((resolve) => c.bulk.close(() => c.urgent.close(resolve)));
+    return this.closing;
   }
 
   private async connectPair(): Promise<void> {

@@ -25,6 +25,8 @@ import { StreamDecoder } from "./frames.js";
 export const PREAMBLE_MAGIC = 0x43535050;
 export const PREAMBLE_VERSION = 1;
 export const PREAMBLE_BYTES = 32;
+/** How long an intentionally closed connection may take to flush its last frames. */
+const CLOSE_GRACE_MS = 2000;
 const MAX_INFO_BYTES = 1 << 20;
 const CHANNELS: readonly Channel[] = ["urgent", "bulk"];
 /** Sliced delivery: pause reading above this many waiting messages, resume below the low mark. */
@@ -153,10 +155,29 @@ export class FramedSocket {
     return this.socket.writableLength;
   }
 
-  /** Closes without reporting `down` (an intentional close). */
-  close(): void {
+  /**
+   * Closes without reporting `down` (an intentional close). Frames already
+   * written (a cancel, an error) still reach the peer before the FIN; a peer
+   * that never reads them does not hold the socket open for long.
+   * `flushed` runs once they have left (or the grace time is over).
+   */
+  close(flushed?: () => void): void {
     this.isDown = true;
-    this.socket.destroy();
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      this.socket.destroy();
+      flushed?.();
+    };
+    // After our FIN, wait for the peer's: destroying a socket with unread
+    // data would send a reset, and a reset can discard what the peer has not read yet.
+    if (this.socket.closed || this.socket.destroyed) return finish();
+    this.socket.once("close", finish);
+    this.socket.end();
+    // Not unref'd: a process about to exit waits for its last frames, at most this long.
+    const grace = setTimeout(finish, CLOSE_GRACE_MS);
+    this.socket.once("close", () => clearTimeout(grace));
   }
 
   /** Breaks the connection as if the network failed (reports `down`). */
@@ -225,6 +246,12 @@ export class FramedSocket {
 
   private fail(reason: string): void {
     if (this.isDown) return;
+    // Whole messages already received are the peer's last words (a cancel,
+    // an error): they are handled before the link counts as down.
+    while (this.head < this.queue.length && !this.isDown) this.handlers.message(this.queue[this.head++]);
+    this.queue = [];
+    this.head = 0;
+    if (this.isDown) return; // one of them closed this connection on purpose
     this.isDown = true;
     this.socket.destroy();
     this.handlers.down(reason);

@@ -18,6 +18,7 @@ import {
   recvFds,
   scanWrittenAndProtect,
   sendFds,
+  setSendBuffer,
   socketPair,
   startFaultReader,
   uffdApi,
@@ -177,6 +178,26 @@ describe("SCM_RIGHTS", () => {
     closeFd(a);
     await expect(recvFds(b, 10, 1, 5000)).rejects.toMatchObject({ code: "ECONNRESET" });
     closeFd(b);
+  });
+});
+
+describe("socket send buffer", () => {
+  it("bounds SO_SNDBUF, reporting the kernel's doubled size; a bad fd is an errno error", () => {
+    const [a, b] = socketPair();
+    try {
+      expect(setSendBuffer(a, 64 * 1024)).toBe(128 * 1024);
+    } finally {
+      closeFd(a);
+      closeFd(b);
+    }
+    let err: unknown;
+    try {
+      setSendBuffer(a, 4096);
+    } catch (e) {
+      err = e;
+    }
+    expect(errnoCode(err)).toBe("EBADF");
+    expect((err as Error).message).toMatch(/setsockopt\(SO_SNDBUF\)/);
   });
 });
 

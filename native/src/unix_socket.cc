@@ -70,6 +70,19 @@ static Napi::Value PeerCred(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// setSendBuffer(fd, bytes) -> number: SO_SNDBUF on any socket (a TCP one
+// here). Assumes fd is a socket; the kernel doubles the value for its own
+// bookkeeping and reports the doubled figure, which is returned.
+static Napi::Value SetSendBuffer(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0, "fd");
+  int bytes = info[1].As<Napi::Number>().Int32Value();
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes) != 0) ThrowErrno(info.Env(), errno, "setsockopt(SO_SNDBUF)");
+  int got = 0;
+  socklen_t l = sizeof got;
+  if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &got, &l) != 0) ThrowErrno(info.Env(), errno, "getsockopt(SO_SNDBUF)");
+  return Napi::Number::New(info.Env(), got);
+}
+
 // sendFds(fd, data: Uint8Array (>= 1 byte), fds: number[]) -> void
 // The fds ride on the first byte; the rest of data follows in the stream.
 static Napi::Value SendFds(const Napi::CallbackInfo& info) {
@@ -256,6 +269,7 @@ void InitUnixSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("unixAccept", Napi::Function::New(env, UnixAccept));
   exports.Set("socketPair", Napi::Function::New(env, SocketPair));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred));
+  exports.Set("setSendBuffer", Napi::Function::New(env, SetSendBuffer));
   exports.Set("sendFds", Napi::Function::New(env, SendFds));
   exports.Set("recvFds", Napi::Function::New(env, RecvFds));
 }

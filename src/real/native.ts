@@ -177,6 +177,7 @@ interface RawAddon {
   unixAccept(fd: number, timeoutMs?: number): Promise<number>;
   socketPair(): [number, number];
   peerCred(fd: number): PeerCred;
+  setSendBuffer(fd: number, bytes: number): number;
   sendFds(fd: number, data: Uint8Array, fds: number[]): void;
   recvFds(fd: number, length: number, maxFds?: number, timeoutMs?: number): Promise<ReceivedFds>;
 }
@@ -376,6 +377,13 @@ export function socketPair(): [number, number] {
 /** SO_PEERCRED of a connected unix socket. */
 export function peerCred(fd: number): PeerCred {
   return addon().peerCred(fd);
+}
+/**
+ * SO_SNDBUF of a socket: bounds the bytes the kernel queues for it. Returns
+ * the size the kernel reports (double what was asked: its bookkeeping).
+ */
+export function setSendBuffer(fd: number, bytes: number): number {
+  return addon().setSendBuffer(fd, bytes);
 }
 /** sendmsg with SCM_RIGHTS: the fds ride on data's first byte (data must not be empty). */
 export function sendFds(fd: number, data: Uint8Array, fds: number[]): void {

@@ -21,6 +21,7 @@ import { encodeMessage, ProtocolError } from "../engine/codec.js";
 import { ErrorCode, type Channel, type Message } from "../engine/messages.js";
 import { messageOf, RealError } from "./errors.js";
 import { StreamDecoder } from "./frames.js";
+import { setSendBuffer } from "./native.js";
 
 export const PREAMBLE_MAGIC = 0x43535050;
 export const PREAMBLE_VERSION = 1;
@@ -259,6 +260,21 @@ export class FramedSocket {
 }
 
 /** Opens one channel's TCP connection and writes its preamble. */
+/**
+ * The kernel's send queue of the bulk connection, bounded: pages the engine
+ * counts as gone still wait there, and a demand request for one of them waits
+ * behind everything queued ahead of it. Left alone, Linux grows it to
+ * megabytes (tcp_wmem); this keeps it to about as much as the engine's own
+ * window. Node exposes no setsockopt, hence the addon and the handle's fd.
+ */
+export const BULK_KERNEL_QUEUE_BYTES = 256 * 1024;
+
+function boundKernelQueue(socket: Socket): void {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== "number" || fd < 0) return; // not a plain TCP handle: keep the kernel's default
+  setSendBuffer(fd, BULK_KERNEL_QUEUE_BYTES / 2); // the kernel doubles it
+}
+
 export function connectChannel(host: string, port: number, preamble: Preamble, timeoutMs: number): Promise<Socket> {
   return new Promise<Socket>((resolve, reject) => {
     const socket = new Socket();
@@ -277,6 +293,7 @@ export function connectChannel(host: string, port: number, preamble: Preamble, t
       // Until a FramedSocket takes it (its own handlers report failures), an error must not go unhandled.
       socket.on("error", () => undefined);
       if (preamble.channel === "urgent") socket.setNoDelay(true);
+      else boundKernelQueue(socket);
       socket.write(encodePreamble(preamble));
       resolve(socket);
     });

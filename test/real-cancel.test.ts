@@ -5,24 +5,15 @@
  * agent says so, and the destination releases its session. Pass/fail waits
  * for what it must see; it never depends on timing.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { main } from "../src/cli/main.js";
 import { DestinationAgent } from "../src/real/dest-agent.js";
-import { closeFd, uffdCreate } from "../src/real/native.js";
+import { userfaultfdUnavailable } from "./support/uffd.js";
 
-function userfaultfdUnavailable(): string | null {
-  try {
-    closeFd(uffdCreate());
-    return null;
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e);
-  }
-}
 const unavailable = userfaultfdUnavailable();
 if (unavailable !== null) console.log(`skipping real cancel: userfaultfd is unavailable here: ${unavailable}`);
 

@@ -14,19 +14,10 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Mode } from "../src/engine/messages.js";
 import type { Report } from "../src/engine/report.js";
 import { DestinationAgent } from "../src/real/dest-agent.js";
-import { closeFd, uffdCreate } from "../src/real/native.js";
+import { userfaultfdUnavailable } from "./support/uffd.js";
 import { scaleWorkload } from "../src/real/plan.js";
 import { SourceAgent } from "../src/real/source-agent.js";
 import { loadWorkload } from "../src/workload/parse.js";
-
-function userfaultfdUnavailable(): string | null {
-  try {
-    closeFd(uffdCreate());
-    return null;
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e);
-  }
-}
 
 const unavailable = userfaultfdUnavailable();
 if (unavailable !== null) console.log(`skipping real migrations: userfaultfd is unavailable here: ${unavailable}`);

@@ -163,7 +163,9 @@ class PayloadReader {
   }
   bytes(n: number, field: string): Uint8Array {
     this.need(n, field);
-    const v = new Uint8Array(this.buf.subarray(this.o, this.o + n)); // a copy: frames are reused
+    // A view, not a copy: a frame's bytes belong to it alone (see FrameDecoder),
+    // and copying every page costs more than the rest of decoding.
+    const v = new Uint8Array(this.buf.buffer, this.buf.byteOffset + this.o, n);
     this.o += n;
     return v;
   }
@@ -292,7 +294,9 @@ export function decodeMessage(frame: Uint8Array, pageSize: number): Message<Uint
  * Splits a byte stream into messages. Feed it chunks as they arrive; it keeps
  * a partial frame until the rest comes, joining bytes only once a whole frame
  * is there (so many small chunks cost linear time, not quadratic). Any
- * malformed frame throws.
+ * malformed frame throws. Page data and other byte fields of the messages are
+ * views into the pushed chunks: a chunk must not be modified once pushed
+ * (socket chunks never are).
  */
 export class FrameDecoder {
   /** Unconsumed chunks from `head` on; consumed ones are dropped in bulk, not shifted one by one. */

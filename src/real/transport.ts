@@ -3,7 +3,7 @@
  * `urgent` (TCP_NODELAY) for page requests and their replies, `bulk` for
  * everything else. Each connection starts with a preamble from the source
  * naming its channel, the session and the link epoch (bumped at every
- * reconnection); then both directions carry frames of the engine's codec (decoded by StreamDecoder, frames.ts).
+ * reconnection); then both directions carry frames of the engine's codec (FrameDecoder).
  *
  * Preamble (little-endian, 32 bytes, then `infoLength` bytes of UTF-8 JSON):
  *
@@ -17,10 +17,9 @@
  * closed socket becomes one `down` call with a sentence naming the peer.
  */
 import { createServer, Socket, type AddressInfo, type Server } from "node:net";
-import { encodeMessage, ProtocolError } from "../engine/codec.js";
+import { encodeMessage, FrameDecoder, ProtocolError } from "../engine/codec.js";
 import { ErrorCode, type Channel, type Message } from "../engine/messages.js";
 import { messageOf, RealError } from "./errors.js";
-import { StreamDecoder } from "./frames.js";
 import { setSendBuffer } from "./native.js";
 
 export const PREAMBLE_MAGIC = 0x43535050;
@@ -101,7 +100,7 @@ export interface FramedHandlers {
  * this process (socket write callback): the engine's `transmitted`.
  */
 export class FramedSocket {
-  readonly decoder: StreamDecoder;
+  readonly decoder: FrameDecoder;
   readonly peer: string;
   private isDown = false;
   private started = false;
@@ -120,7 +119,7 @@ export class FramedSocket {
     leftover?: Buffer,
   ) {
     this.peer = peerName(socket);
-    this.decoder = new StreamDecoder(pageSize);
+    this.decoder = new FrameDecoder(pageSize);
     if (channel === "urgent") socket.setNoDelay(true);
     if (leftover !== undefined && leftover.length > 0) this.backlog.push(leftover);
     socket.on("data", (chunk: Buffer) => this.onData(chunk));

@@ -1,8 +1,10 @@
 /**
  * Protocol properties under adversarial schedules: random guest accesses,
- * message deliveries in any order the channels allow, link outages and
- * cancels, for every mode. fast-check prints the seed and path of a failure
- * and shrinks it to the shortest sequence of steps that shows it.
+ * message deliveries in any order the lanes allow, pauses that complete late,
+ * time that moves (the bandwidth cap, timers), link outages and cancels, for
+ * every mode. The harness checks its invariants after every step; fast-check
+ * prints the seed and path of a failure and shrinks it to the shortest
+ * sequence of steps that shows it.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -14,11 +16,14 @@ const PAGES = 24;
 const SCALE = Number(process.env.PPSIM_PROPERTY_RUNS ?? 1);
 const runs = (n: number) => ({ numRuns: Math.round(n * SCALE) });
 
-const opArb = (outages: boolean): fc.Arbitrary<Op> =>
+const opArb = (outages: boolean, timers = false): fc.Arbitrary<Op> =>
   fc.oneof(
     { weight: 4, arbitrary: fc.record({ op: fc.constant("write" as const), page: fc.nat(PAGES - 1) }) },
     { weight: 2, arbitrary: fc.record({ op: fc.constant("read" as const), page: fc.nat(PAGES - 1) }) },
     { weight: 8, arbitrary: fc.record({ op: fc.constant("deliver" as const), pick: fc.nat(3) }) },
+    { weight: 2, arbitrary: fc.constant<Op>({ op: "pauseDone" }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant("wait" as const), us: fc.integer({ min: 1, max: 200_000 }) }) },
+    ...(timers ? [{ weight: 1, arbitrary: fc.constant<Op>({ op: "timer" }) }] : []),
     ...(outages
       ? [
           { weight: 1, arbitrary: fc.constant<Op>({ op: "linkDown" }) },
@@ -34,10 +39,14 @@ const optionsArb = fc.record({
   hybridRounds: fc.integer({ min: 1, max: 3 }),
   maxRounds: fc.integer({ min: 1, max: 4 }),
   downtimeLimitMs: fc.constantFrom(0.001, 1, 300),
+  // 0: no cap; else a few pages per virtual second, so the pacer holds pages back between steps.
+  bandwidthCap: fc.constantFrom(0, 0, 20_000, 200_000),
 });
 
-function run(options: Partial<MigrationOptions>, ops: Op[]): Harness {
-  const h = new Harness(PAGES, options);
+const windowArb = fc.integer({ min: 1, max: 4 });
+
+function run(options: Partial<MigrationOptions>, ops: Op[], window: number): Harness {
+  const h = new Harness(PAGES, options, 3, window);
   for (const op of ops) h.apply(op);
   h.drain();
   return h;
@@ -46,8 +55,9 @@ function run(options: Partial<MigrationOptions>, ops: Op[]): Harness {
 describe("engine protocol properties", () => {
   it("without outages every migration completes and the destination holds exactly the guest's memory", () => {
     fc.assert(
-      fc.property(optionsArb, fc.array(opArb(false), { minLength: 30, maxLength: 250 }), (options, ops) => {
-        const h = run(options, ops);
+      fc.property(optionsArb, windowArb, fc.array(opArb(false), { minLength: 30, maxLength: 250 }), (options, window, ops) => {
+        const h = run(options, ops, window);
+        expect(h.violations).toEqual([]);
         expect(h.srcOutcome).toBe("completed");
         expect(h.dstOutcome).toBe("completed");
         expect(h.mismatches()).toEqual([]);
@@ -59,8 +69,9 @@ describe("engine protocol properties", () => {
 
   it("in pure post-copy without outages no page is sent twice", () => {
     fc.assert(
-      fc.property(optionsArb, fc.array(opArb(false), { minLength: 30, maxLength: 250 }), (options, ops) => {
-        const h = run({ ...options, mode: "postcopy" }, ops);
+      fc.property(optionsArb, windowArb, fc.array(opArb(false), { minLength: 30, maxLength: 250 }), (options, window, ops) => {
+        const h = run({ ...options, mode: "postcopy" }, ops, window);
+        expect(h.violations).toEqual([]);
         expect(Math.max(...h.sendsPerPage)).toBe(1);
         expect(h.source.metrics.pagesResent).toBe(0);
       }),
@@ -70,8 +81,9 @@ describe("engine protocol properties", () => {
 
   it("with outages: a migration past switchover is recovered without loss or stale pages; one before it leaves the source running", () => {
     fc.assert(
-      fc.property(optionsArb, fc.array(opArb(true), { minLength: 30, maxLength: 300 }), (options, ops) => {
-        const h = run(options, ops);
+      fc.property(optionsArb, windowArb, fc.array(opArb(true), { minLength: 30, maxLength: 300 }), (options, window, ops) => {
+        const h = run(options, ops, window);
+        expect(h.violations).toEqual([]);
         if (h.expected === null) {
           // Failed before switchover: the source guest was never paused.
           expect(h.guestAt).toBe("source");
@@ -87,14 +99,37 @@ describe("engine protocol properties", () => {
     );
   });
 
+  it("with timers firing (setup and reconnect deadlines) nothing is ever corrupted, and a run that ends in time completes", () => {
+    fc.assert(
+      fc.property(optionsArb, windowArb, fc.array(opArb(true, true), { minLength: 30, maxLength: 300 }), (options, window, ops) => {
+        const h = run({ ...options, setupTimeoutMs: 50, reconnectTimeoutMs: 100 }, ops, window);
+        expect(h.violations).toEqual([]);
+        const cause = h.source.metrics.cause;
+        if (h.expected === null) {
+          expect(h.guestAt).toBe("source");
+          return;
+        }
+        if (cause === "reconnect-timeout" || h.dest.metrics.phase === "failed") {
+          // Given up after switchover: the source keeps every page; what the destination shows is current.
+          expect(h.srcOutcome === "failed" || h.dstOutcome === "failed").toBe(true);
+          return;
+        }
+        expect(h.srcOutcome).toBe("completed");
+        expect(h.mismatches()).toEqual([]);
+      }),
+      runs(300),
+    );
+  });
+
   it("cancel is honoured before switchover and refused after it", () => {
     fc.assert(
-      fc.property(optionsArb, fc.array(opArb(false), { minLength: 10, maxLength: 150 }), (options, ops) => {
-        const h = new Harness(PAGES, options);
+      fc.property(optionsArb, windowArb, fc.array(opArb(false), { minLength: 10, maxLength: 150 }), (options, window, ops) => {
+        const h = new Harness(PAGES, options, 3, window);
         for (const op of ops) h.apply(op);
         const committed = h.source.isCommitted;
         h.apply({ op: "cancel" });
         h.drain();
+        expect(h.violations).toEqual([]);
         if (committed) {
           expect(h.refusals).toBe(1);
           expect(h.srcOutcome).toBe("completed");
@@ -106,6 +141,24 @@ describe("engine protocol properties", () => {
         }
       }),
       runs(300),
+    );
+  });
+
+  it("the bandwidth cap is honoured: background bytes never run ahead of the token bucket", () => {
+    fc.assert(
+      fc.property(fc.constantFrom<Mode>(...MODES), fc.integer({ min: 10_000, max: 1_000_000 }), (mode, cap) => {
+        const h = new Harness(PAGES, { mode, bandwidthCap: cap, downtimeLimitMs: 300 }, 3, 2);
+        const t0 = h.now;
+        h.drain();
+        expect(h.violations).toEqual([]);
+        expect(h.srcOutcome).toBe("completed");
+        const m = h.source.metrics;
+        const paced = m.rounds.reduce((a, r) => a + r.bytes, 0) + m.postcopyBulkBytes;
+        const burst = h.opts.laneWindowBytes + 2 * (4096 + 5) + 4;
+        // Every paced byte beyond one burst waited for its tokens.
+        expect(paced).toBeLessThanOrEqual(burst + ((h.now - t0) / 1e6) * cap + 1);
+      }),
+      runs(60),
     );
   });
 });

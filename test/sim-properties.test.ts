@@ -121,6 +121,25 @@ describe("simulated migration properties", () => {
     );
   });
 
+  it("gives the identical report however the run is stepped, paused or watched", () => {
+    const schedule = fc.array(fc.oneof(fc.integer({ min: 1, max: 50 }), fc.double({ min: 0.001, max: 5, noNaN: true })), { minLength: 1, maxLength: 40 });
+    fc.assert(
+      fc.property(configArb, schedule, fc.boolean(), (cfg, steps, watch) => {
+        const whole = run(cfg).report;
+        const sim = new Simulation(cfg);
+        let at = 0;
+        for (let i = 0; !sim.done; i++) {
+          at += steps[i % steps.length];
+          sim.advanceTo(at);
+          if (watch) sim.snapshot();
+          if (i > 100_000) throw new Error("stepping did not end");
+        }
+        expect(JSON.stringify(sim.report())).toBe(JSON.stringify(whole));
+      }),
+      runs(30),
+    );
+  });
+
   it("is deterministic: the same input gives the identical report", () => {
     fc.assert(
       fc.property(configArb, (cfg) => {

@@ -6,10 +6,14 @@
  * vCPU fault on a missing page into one urgent request (however many vCPUs
  * wait on that page) and wakes the waiters when the page is installed. After a
  * broken link it tells the source what it holds and re-sends its requests.
+ *
+ * The driving contract is the source's (see source.ts): inputs through
+ * `handle` / `handleTimeout`, then `pollAction` and `pollTransmit` per lane
+ * until null, then `pollTimeout`.
  */
 import { Bitmap } from "./bitmap.js";
 import { encodedSize } from "./codec.js";
-import type { DestinationAction, DestinationEvent } from "./events.js";
+import { EndCause, type DestinationAction, type DestinationInput, type Outcome } from "./events.js";
 import { ALL_CAPABILITIES, Capability, ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Channel, type HelloMsg, type Message, type PageEntry } from "./messages.js";
 import { emptyDestinationMetrics, type DestinationMetrics } from "./metrics.js";
 import type { MigrationOptions } from "./options.js";
@@ -31,7 +35,10 @@ export class Destination<P> {
   readonly metrics: DestinationMetrics;
   private stage: Stage = "awaitingHello";
   private now = 0;
-  private out: DestinationAction<P>[] = [];
+  private readonly actions: DestinationAction<P>[] = [];
+  private readonly outbox: Record<Channel, Message<P>[]> = { urgent: [], bulk: [] };
+  /** When the link broke, the deadline for it to come back (null while up). */
+  private reconnectBy: number | null = null;
   private layout: Layout | null = null;
   private present = new Bitmap(0);
   /** How each present page came (Origin), to keep the per-origin counts right when one is dropped. */
@@ -63,29 +70,51 @@ export class Destination<P> {
     return this.present.has(page);
   }
 
-  handle(ev: DestinationEvent<P>, now: number): DestinationAction<P>[] {
+  handle(ev: DestinationInput<P>, now: number): void {
     this.now = now;
     switch (ev.kind) {
       case "message":
         if (ev.channel === "bulk") this.bulkBytes += encodedSize(ev.msg, this.layout?.pageSize ?? 0);
-        this.onMessage(ev.msg);
-        break;
-      case "transmitted":
-        break;
+        return this.onMessage(ev.msg);
       case "fault":
-        this.onFault(ev.page, ev.vcpu);
-        break;
+        return this.onFault(ev.page, ev.vcpu);
       case "linkDown":
+        if (this.linkUp && !this.finished) this.reconnectBy = now + this.opts.reconnectTimeoutMs * 1000;
         this.linkUp = false;
-        if (this.stage !== "done" && this.stage !== "complete") this.metrics.phase = "recovering";
-        break;
+        // What would have gone out is rebuilt at recovery.
+        this.outbox.urgent.length = 0;
+        this.outbox.bulk.length = 0;
+        if (!this.finished) this.metrics.phase = "recovering";
+        return;
       case "linkUp":
-        this.onLinkUp();
-        break;
+        return this.onLinkUp();
+      case "malformed":
+        return this.protocolError(`the source sent bytes that do not decode: ${ev.reason}`);
     }
-    const out = this.out;
-    this.out = [];
-    return out;
+  }
+
+  handleTimeout(now: number): void {
+    this.now = now;
+    if (this.reconnectBy === null || now < this.reconnectBy || this.linkUp || this.finished) return;
+    this.reconnectBy = null;
+    this.finish("failed", EndCause.ReconnectTimeout, `the source did not reconnect within ${this.opts.reconnectTimeoutMs / 1000} s`);
+  }
+
+  pollTimeout(): number | null {
+    return this.linkUp || this.finished ? null : this.reconnectBy;
+  }
+
+  pollAction(): DestinationAction<P> | null {
+    return this.actions.shift() ?? null;
+  }
+
+  /** The next message for this lane, which has room for one; null when there is none. */
+  pollTransmit(channel: Channel, now: number): Message<P> | null {
+    void now;
+    const msg = this.outbox[channel].shift();
+    if (msg === undefined) return null;
+    this.metrics.bytesSent[channel] += encodedSize(msg, this.layout?.pageSize ?? 0);
+    return msg;
   }
 
   // ----------------------------------------------------------------- messages
@@ -104,16 +133,17 @@ export class Destination<P> {
         return this.onSwitchover(msg.stale, msg.cpuState);
       case "cancel":
         if (this.stage === "running") return this.protocolError(`cancel after switchover: ${msg.reason}`);
-        return this.finish("cancelled", `source cancelled: ${msg.reason}`);
+        return this.finish("cancelled", EndCause.PeerCancelled, `source cancelled: ${msg.reason}`);
       case "error":
         if (this.stage === "running") {
           // Our guest runs: giving up would lose the VM. Keep serving what we have; the operator recovers.
           this.metrics.phase = "failed";
-          this.out.push({ kind: "finished", outcome: "failed", reason: `source reported error ${msg.code}: ${msg.reason}; the destination guest keeps its pages` });
+          const reason = `source reported error ${msg.code}: ${msg.reason}; the destination guest keeps its pages`;
+          this.actions.push({ kind: "finished", outcome: "failed", cause: EndCause.PeerError, reason });
           this.stage = "done";
           return;
         }
-        return this.finish("failed", `source reported error ${msg.code}: ${msg.reason}`);
+        return this.finish("failed", EndCause.PeerError, `source reported error ${msg.code}: ${msg.reason}`);
       default:
         return this.protocolError(`unexpected ${msg.type} message from the source`);
     }
@@ -150,12 +180,14 @@ export class Destination<P> {
 
   private onPages(pages: PageEntry<P>[]): void {
     const count = this.layout!.pageCount;
-    for (const { page, data } of pages) {
-      if (!(page < count)) return this.protocolError(`page ${page} is beyond the guest's ${count} pages`);
+    for (const { page } of pages) if (!(page < count)) return this.protocolError(`page ${page} is beyond the guest's ${count} pages`);
+    const install: PageEntry<P>[] = [];
+    for (const entry of pages) {
+      const page = entry.page;
       const waiter = this.waiting.get(page);
       if (this.stage === "running" && this.present.has(page)) continue; // a duplicate: the copy we hold is current
       const origin = waiter ? Origin.Demand : this.stage === "running" ? Origin.Background : Origin.Precopy;
-      this.out.push({ kind: "installPage", page, data });
+      install.push(entry);
       this.setPresent(page, origin);
       if (waiter) {
         this.waiting.delete(page);
@@ -163,6 +195,7 @@ export class Destination<P> {
         for (const t of waiter.faultTimes) this.metrics.blocktimeUs += this.now - t;
       }
     }
+    if (install.length > 0) this.actions.push({ kind: "installPages", pages: install });
     this.completeIfWhole();
   }
 
@@ -172,12 +205,12 @@ export class Destination<P> {
     if (stale.length > 0) {
       for (const p of stale) this.clearPresent(p);
       this.metrics.pagesDropped += stale.length;
-      this.out.push({ kind: "dropPages", pages: stale });
+      this.actions.push({ kind: "dropPages", pages: stale });
     }
     this.stage = "running";
     this.metrics.phase = this.present.count === count ? "complete" : "postcopy";
     this.metrics.resumedAt = this.now;
-    this.out.push({ kind: "resumeGuest", cpuState });
+    this.actions.push({ kind: "resumeGuest", cpuState });
     this.send("urgent", { type: "resumed" });
     this.completeIfWhole();
   }
@@ -188,7 +221,7 @@ export class Destination<P> {
     if (this.stage === "done" || this.layout === null || !(page < this.layout.pageCount)) return;
     this.metrics.faultEvents++;
     if (this.present.has(page)) {
-      this.out.push({ kind: "wake", page });
+      this.actions.push({ kind: "wake", page });
       return;
     }
     const w = this.waiting.get(page);
@@ -214,6 +247,7 @@ export class Destination<P> {
 
   private onLinkUp(): void {
     this.linkUp = true;
+    this.reconnectBy = null;
     if (this.stage !== "receiving" && this.stage !== "running" && this.stage !== "complete") return;
     if (this.stage === "running") this.metrics.phase = "postcopy";
     if (this.stage === "complete") this.metrics.phase = "complete";
@@ -253,21 +287,19 @@ export class Destination<P> {
     this.stage = "complete";
     this.metrics.phase = "complete";
     this.metrics.completedAt = this.now;
-    this.out.push({ kind: "stopFaultHandling" });
+    this.actions.push({ kind: "stopFaultHandling" });
     this.send("urgent", { type: "complete" });
-    this.out.push({ kind: "finished", outcome: "completed", reason: "every page is present" });
+    this.actions.push({ kind: "finished", outcome: "completed", cause: EndCause.Completed, reason: "every page is present" });
   }
 
-  /** Sends while the link is up; what would go out while it is down is rebuilt at recovery. */
+  /** Queues while the link is up; what would go out while it is down is rebuilt at recovery. */
   private send(channel: Channel, msg: Message<P>): void {
-    if (!this.linkUp) return;
-    this.metrics.bytesSent[channel] += encodedSize(msg, this.layout?.pageSize ?? 0);
-    this.out.push({ kind: "send", channel, msg });
+    if (this.linkUp) this.outbox[channel].push(msg);
   }
 
-  private refuse(code: number, reason: string): void {
+  private refuse(code: number, reason: string, cause: EndCause = EndCause.Incompatible): void {
     this.send("bulk", { type: "error", code, reason });
-    this.finish("failed", reason);
+    this.finish("failed", cause, reason);
   }
 
   private protocolError(reason: string): void {
@@ -276,13 +308,13 @@ export class Destination<P> {
       this.send("urgent", { type: "error", code: ErrorCode.Protocol, reason });
       return;
     }
-    this.refuse(ErrorCode.Protocol, reason);
+    this.refuse(ErrorCode.Protocol, reason, EndCause.ProtocolError);
   }
 
-  private finish(outcome: "completed" | "cancelled" | "failed", reason: string): void {
+  private finish(outcome: Outcome, cause: EndCause, reason: string): void {
     if (this.stage === "done") return;
     this.stage = "done";
     this.metrics.phase = outcome === "completed" ? "complete" : outcome;
-    this.out.push({ kind: "finished", outcome, reason });
+    this.actions.push({ kind: "finished", outcome, cause, reason });
   }
 }

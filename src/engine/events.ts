@@ -1,43 +1,64 @@
 /**
- * What drivers feed the engines (events) and what the engines ask of their
- * drivers (actions). Time is always an argument (`now`, in microseconds of the
- * driver's clock); the engines never read a clock themselves.
+ * What drivers feed the engines (inputs) and what they pull out of them
+ * (actions; messages come from `pollTransmit`). Time is always an argument
+ * (`now`, in microseconds of the driver's clock); the engines never read a
+ * clock themselves.
  */
-import type { Channel, Message } from "./messages.js";
+import type { Channel, Message, PageEntry } from "./messages.js";
+
+export type Outcome = "completed" | "cancelled" | "failed";
+
+/** Why a migration ended, for drivers and reports (the text says it for people). */
+export const EndCause = {
+  Completed: "completed",
+  /** The operator cancelled (before switchover). */
+  Cancelled: "cancelled",
+  /** The peer cancelled, or reported an error. */
+  PeerCancelled: "peer-cancelled",
+  PeerError: "peer-error",
+  /** The peer sent something the protocol does not allow, or bytes that do not decode. */
+  ProtocolError: "protocol-error",
+  /** No common protocol version, or a layout/mode the other side cannot take. */
+  Incompatible: "incompatible",
+  /** The link broke before switchover (the source guest runs on). */
+  LinkLost: "link-lost",
+  SetupTimeout: "setup-timeout",
+  /** The link stayed down past the reconnect deadline. */
+  ReconnectTimeout: "reconnect-timeout",
+} as const;
+export type EndCause = (typeof EndCause)[keyof typeof EndCause];
+
+export interface Ending {
+  outcome: Outcome;
+  cause: EndCause;
+  reason: string;
+}
 
 // ---------------------------------------------------------------- source side
 
-export type SourceEvent<P> =
-  /** Begin: send the handshake. */
-  | { kind: "start" }
+export type SourceInput<P> =
   | { kind: "message"; msg: Message<P> }
-  /** The driver has put `bytes` of this channel's queued messages on the wire. */
-  | { kind: "transmitted"; channel: Channel; bytes: number }
   /** Answer to a `pauseGuest` action: the guest is stopped; here is its vCPU state. */
   | { kind: "guestPaused"; cpuState: Uint8Array }
   | { kind: "linkDown" }
   /** The link is back; the source waits for the destination's `recover`. */
   | { kind: "linkUp" }
-  /** The timer set by the last `setTimer` action has fired. */
-  | { kind: "timer" }
-  /** The operator asks to cancel (only honoured before switchover). */
-  | { kind: "cancel"; reason: string };
+  /** The peer's bytes did not decode (the decoder's message). */
+  | { kind: "malformed"; reason: string };
 
-export type SourceAction<P> =
-  | { kind: "send"; channel: Channel; msg: Message<P> }
+export type SourceAction =
   | { kind: "pauseGuest" }
   /** Pre-copy was abandoned: the source guest continues (it was never paused, or is resumed). */
   | { kind: "resumeGuest" }
   /** Slow the guest's vCPUs to (1 - ratio) of their speed; 0 lifts the throttle. */
   | { kind: "throttleGuest"; ratio: number }
-  /** Fire a `timer` event at this time (replaces any earlier timer). */
-  | { kind: "setTimer"; at: number }
   /** Post-copy: the destination holds these pages; the source may free its copies. */
   | { kind: "releasePages"; count: number }
   /** The migration has ended (completed, cancelled or failed). */
-  | { kind: "finished"; outcome: Outcome; reason: string }
-  /** A cancel request that cannot be honoured, with why. */
-  | { kind: "refused"; reason: string };
+  | ({ kind: "finished" } & Ending);
+
+/** The answer to an operator's request. */
+export type CommandResult = { ok: true } | { ok: false; reason: string };
 
 /**
  * Synchronous access to the source guest's memory. Reading memory is not I/O
@@ -55,23 +76,22 @@ export interface SourceGuestPort<P> {
 
 // ----------------------------------------------------------- destination side
 
-export type DestinationEvent<P> =
+export type DestinationInput<P> =
   /** A message, and the channel it came on (the destination counts bulk bytes for recovery). */
   | { kind: "message"; msg: Message<P>; channel: Channel }
-  | { kind: "transmitted"; channel: Channel; bytes: number }
   /** A vCPU touched a page that is not present and is now stalled on it. */
   | { kind: "fault"; page: number; vcpu: number }
   | { kind: "linkDown" }
   /** The link is back: the destination sends its received bitmap. */
-  | { kind: "linkUp" };
+  | { kind: "linkUp" }
+  | { kind: "malformed"; reason: string };
 
 export type DestinationAction<P> =
-  | { kind: "send"; channel: Channel; msg: Message<P> }
   /**
-   * Put this page into guest memory and wake any vCPU stalled on it. While the
-   * guest runs this must be atomic (UFFDIO_COPY / ZEROPAGE, or write then CONTINUE).
+   * Put these pages into guest memory and wake any vCPU stalled on them. While
+   * the guest runs this must be atomic (UFFDIO_COPY / ZEROPAGE, or write then CONTINUE).
    */
-  | { kind: "installPage"; page: number; data: P | null }
+  | { kind: "installPages"; pages: PageEntry<P>[] }
   /** A fault arrived for a page that is already present (a lost race): just wake its waiters. */
   | { kind: "wake"; page: number }
   /** Make these pages missing again (stale copies dropped at switchover). */
@@ -80,6 +100,4 @@ export type DestinationAction<P> =
   | { kind: "resumeGuest"; cpuState: Uint8Array }
   /** Every page is present: stop intercepting faults. */
   | { kind: "stopFaultHandling" }
-  | { kind: "finished"; outcome: Outcome; reason: string };
-
-export type Outcome = "completed" | "cancelled" | "failed";
+  | ({ kind: "finished" } & Ending);

@@ -2,9 +2,15 @@
 export { Bitmap } from "./bitmap.js";
 export { decodeMessage, encodeMessage, encodedSize, FrameDecoder, HEADER_BYTES, PAGE_ENTRY_OVERHEAD, ProtocolError } from "./codec.js";
 export { Destination, type DestinationConfig } from "./destination.js";
-export type { DestinationAction, DestinationEvent, Outcome, SourceAction, SourceEvent, SourceGuestPort } from "./events.js";
+export { EndCause, type CommandResult, type DestinationAction, type DestinationInput, type Ending, type Outcome, type SourceAction, type SourceInput, type SourceGuestPort } from "./events.js";
+export { CHANNELS, driveDestination, driveSource, type DestinationEffects, type SourceEffects } from "./drive.js";
+export { PageLedger, reconcileHeld, type RecoverInput } from "./ledger.js";
+export { Pacer } from "./pacer.js";
+export { SwitchoverPolicy, STALLED_SHARE, type Decision, type RoundEnd } from "./switchover.js";
+export { ThroughputEstimator } from "./throughput.js";
+export { TimerTable } from "./timers.js";
 export * from "./messages.js";
-export { buildReport, buildSnapshot, emptyDestinationMetrics, log2Histogram, percentiles, type DestinationMetrics, type ReportExtras, type SnapshotExtras, type SourceMetrics } from "./metrics.js";
+export { buildReport, buildSnapshot, emptyDestinationMetrics, newSourceMetrics, log2Histogram, percentiles, type DestinationMetrics, type PrecopyFigures, type ReportExtras, type SnapshotExtras, type SourceMetrics } from "./metrics.js";
 export { DEFAULT_OPTIONS, resolveOptions, type BackgroundOrderName, type MigrationOptions } from "./options.js";
 export { LinearOrder, makeOrder, NeighbourhoodOrder, type BackgroundOrder } from "./order.js";
 export type { Percentiles, Phase, Report, RoundReport, Snapshot, SwitchoverReason } from "./report.js";

@@ -4,6 +4,7 @@
  * and a destination's counters into a Report or a live Snapshot. In the real
  * back end the destination sends its metrics to the source as JSON at the end.
  */
+import type { EndCause } from "./events.js";
 import type { Mode } from "./messages.js";
 import type { Percentiles, Phase, Report, RoundReport, Snapshot, SwitchoverReason } from "./report.js";
 
@@ -19,6 +20,8 @@ export interface SourceMetrics {
   pausedAt: number | null;
   finishedAt: number | null;
   outcome: "completed" | "cancelled" | "failed" | null;
+  /** Why it ended, as an enum (drivers branch on this, never on `reason`). */
+  cause: EndCause | null;
   reason: string;
   switchoverReason: SwitchoverReason;
   throttle: number;
@@ -34,6 +37,50 @@ export interface SourceMetrics {
   /** Requests for a page already on its way (answered by that copy). */
   requestsAlreadySent: number;
   recoveries: number;
+  /** Pre-copy's convergence figures as of the last round's end (null before one ended). */
+  precopy: PrecopyFigures | null;
+}
+
+export interface PrecopyFigures {
+  /** Pages dirtied during the last round: what the next round (or the stop-and-copy) sends. */
+  remainingPages: number;
+  /** The guest's dirty rate over the last round, bytes of pages per second. */
+  dirtyRateBytesPerSec: number;
+  /** Measured bulk bandwidth (0 until measured). */
+  bandwidthBytesPerSec: number;
+  /** Sending the remaining pages at that bandwidth would take this long, ms. */
+  expectedDowntimeMs: number;
+  downtimeLimitMs: number;
+}
+
+/** A source's counters before anything happened. */
+export function newSourceMetrics(mode: Mode, layout: { pageSize: number; pageCount: number }): SourceMetrics {
+  return {
+    mode,
+    pageSize: layout.pageSize,
+    pageCount: layout.pageCount,
+    phase: "setup",
+    startedAt: null,
+    setupDoneAt: null,
+    rounds: [],
+    pausedAt: null,
+    finishedAt: null,
+    outcome: null,
+    cause: null,
+    reason: "",
+    switchoverReason: "none",
+    throttle: 0,
+    bytesSent: { urgent: 0, bulk: 0 },
+    pagesSent: 0,
+    pagesZero: 0,
+    pagesResent: 0,
+    postcopyPushedPages: 0,
+    postcopyBulkBytes: 0,
+    requestsServed: 0,
+    requestsAlreadySent: 0,
+    recoveries: 0,
+    precopy: null,
+  };
 }
 
 export interface DestinationMetrics {

@@ -22,17 +22,23 @@ export interface MigrationOptions {
   backgroundOrder: BackgroundOrderName;
   /** Pages pushed after each fault, around it (neighbourhood order). */
   prefetchPages: number;
-  /** Bytes the source keeps queued on the bulk channel during pre-copy; more waits (like a socket buffer). */
-  bulkWindowBytes: number;
   /**
-   * The same after switchover, smaller: a fault on a page already queued for
-   * the background push waits for that copy, so the queue must stay short.
+   * The one send window: bytes a lane (a link direction's channel) may hold
+   * that have left the engine and not yet the wire — the simulated link's
+   * queue, the real socket's kernel send buffer. The engine chooses each
+   * message only when its lane has room, so a page request waits behind at
+   * most this much, and a fault on a page already in the window waits for
+   * that copy.
    */
-  postcopyWindowBytes: number;
+  laneWindowBytes: number;
   /** Pages per bulk message. */
   batchPages: number;
   /** Demand requests and replies on their own channel (true) or behind bulk pages (false). */
   urgentChannel: boolean;
+  /** The source gives up a handshake the destination does not answer within this long. */
+  setupTimeoutMs: number;
+  /** After switchover, how long either side waits for a broken link to come back before giving up. */
+  reconnectTimeoutMs: number;
 }
 
 export const DEFAULT_OPTIONS: MigrationOptions = {
@@ -47,10 +53,11 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   bandwidthCap: 0,
   backgroundOrder: "neighbourhood",
   prefetchPages: 32,
-  bulkWindowBytes: 256 * 1024,
-  postcopyWindowBytes: 64 * 1024,
+  laneWindowBytes: 256 * 1024,
   batchPages: 16,
   urgentChannel: true,
+  setupTimeoutMs: 15_000,
+  reconnectTimeoutMs: 60_000,
 };
 
 /** Checks option values; throws an Error naming the bad one. */
@@ -64,8 +71,9 @@ export function resolveOptions(partial: Partial<MigrationOptions> = {}): Migrati
     throw new Error(`option backgroundOrder must be linear or neighbourhood, got ${o.backgroundOrder}`);
   }
   positive("downtimeLimitMs", o.downtimeLimitMs);
-  positive("bulkWindowBytes", o.bulkWindowBytes);
-  positive("postcopyWindowBytes", o.postcopyWindowBytes);
+  positive("laneWindowBytes", o.laneWindowBytes);
+  positive("setupTimeoutMs", o.setupTimeoutMs);
+  positive("reconnectTimeoutMs", o.reconnectTimeoutMs);
   for (const k of ["maxRounds", "hybridRounds", "batchPages"] as const) {
     if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`option ${k} must be an integer ≥ 1, got ${o[k]}`);
   }

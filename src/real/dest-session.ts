@@ -6,8 +6,9 @@
  * faults. After completion the guest runs its remaining steps; the session
  * then hashes guest RAM and sends the source a final report.
  */
-import type { DestinationAction, DestinationEvent } from "../engine/events.js";
 import { Destination } from "../engine/destination.js";
+import { driveDestination, type DestinationEffects } from "../engine/drive.js";
+import type { DestinationInput } from "../engine/events.js";
 import { ErrorCode, MIN_PROTOCOL_VERSION, type Channel, type HelloMsg, type Message } from "../engine/messages.js";
 import { resolveOptions } from "../engine/options.js";
 import { nowUs, sleep } from "./clock.js";
@@ -50,7 +51,9 @@ export class DestSession {
   private stepsAtResume = 0;
   private latenciesSent = 0;
   private progressTimer: NodeJS.Timeout | undefined;
-  private downTimer: NodeJS.Timeout | undefined;
+  private engineTimer: NodeJS.Timeout | undefined;
+  private engineTimerAt: number | null = null;
+  private fx: DestinationEffects<Uint8Array> | null = null;
   private ended = false;
   private reported = false;
   private resolveEnd: (e: SessionEnd) => void = () => undefined;
@@ -87,15 +90,18 @@ export class DestSession {
     this.conns[channel]?.close();
     const fs = new FramedSocket(a.socket, channel, this.pageSize, {
       message: (m) => this.onMessage(m, channel, fs),
+      malformed: (r) => this.onMalformed(r, fs),
       down: (r) => this.onDown(r, fs),
     }, a.rest);
+    a.socket.on("drain", () => {
+      if (this.conns[channel] === fs) this.drive();
+    });
     // Bulk pages a few frames per turn: a page reply on the urgent channel or
     // a fault never waits for more than that much installing.
     if (channel === "bulk") fs.setSlice(BULK_SLICE);
     this.conns[channel] = fs;
     const { urgent, bulk } = this.conns;
     if (urgent === undefined || bulk === undefined) return;
-    clearTimeout(this.downTimer);
     urgent.start();
     bulk.start();
     if (this.everUp) {
@@ -114,10 +120,16 @@ export class DestSession {
     this.linkDown(reason);
     if (this.engine === null || this.engine.finished) {
       if (!this.ended && this.engine?.finished !== true) this.finish({ outcome: "failed", reason: `${reason} (during setup)` });
-      return;
     }
-    const ms = this.o.reconnectWaitMs;
-    this.downTimer = setTimeout(() => this.finish({ outcome: "failed", reason: `the source did not reconnect within ${ms / 1000} s after: ${reason}` }), ms);
+    // Otherwise the engine's reconnect deadline decides.
+  }
+
+  /** The source's bytes did not decode: the engine hears it as such; the connection is gone, so the link is down too. */
+  private onMalformed(reason: string, fs: FramedSocket): void {
+    if (this.conns[fs.channel] !== fs) return;
+    this.o.log(`${this.tag}: ${reason}`);
+    this.dispatch({ kind: "malformed", reason });
+    this.onDown(reason, fs);
   }
 
   private linkDown(_reason: string): void {
@@ -157,7 +169,7 @@ export class DestSession {
   /** Spawns the guest the hello describes (unless the engine will refuse it anyway), then lets the engine answer. */
   private async setup(h: HelloMsg): Promise<void> {
     const info = this.info;
-    const opts = resolveOptions({ mode: h.mode });
+    const opts = resolveOptions({ mode: h.mode, reconnectTimeoutMs: this.o.reconnectWaitMs });
     if (info === null) return this.refuse("the source sent no session info (workload, seed, steps)");
     const mem = /^mem_bytes (\d+)$/m.exec(info.config);
     const expect = { pageSize: constants().PAGE_SIZE, pageCount: mem === null ? 0 : Number(mem[1]) / constants().PAGE_SIZE };
@@ -189,46 +201,50 @@ export class DestSession {
 
   // ----------------------------------------------------------------- engine
 
-  private dispatch(ev: DestinationEvent<Uint8Array>): void {
+  private dispatch(ev: DestinationInput<Uint8Array>): void {
     if (this.engine === null || this.ended) return;
+    this.engine.handle(ev, nowUs());
+    this.drive();
+  }
+
+  /** The engine's shared loop with this session's effects (see driveDestination). */
+  private drive(): void {
+    const engine = this.engine;
+    if (engine === null || this.ended) return;
+    this.fx ??= this.effects(engine);
     try {
-      // Consecutive installs go to the memory together, so that runs of pages share an ioctl.
-      let installs: { page: number; data: Uint8Array | null }[] = [];
-      for (const a of this.engine.handle(ev, nowUs())) {
-        if (a.kind === "installPage") {
-          installs.push(a);
-          continue;
-        }
-        if (installs.length > 0) this.mem?.installMany(installs);
-        installs = [];
-        this.execute(a);
-      }
-      if (installs.length > 0) this.mem?.installMany(installs);
+      driveDestination(engine, this.fx, nowUs());
     } catch (e) {
       this.finish({ outcome: "failed", reason: `acting on guest memory failed: ${messageOf(e)}` });
     }
   }
 
-  private execute(a: DestinationAction<Uint8Array>): void {
-    const mem = this.mem;
-    switch (a.kind) {
-      case "send":
-        return this.send(a.channel, a.msg);
-      case "installPage":
-        return mem?.installMany([a]);
-      case "wake":
-        return mem?.wake(a.page);
-      case "dropPages":
-        return mem?.drop(a.pages);
-      case "resumeGuest":
-        return this.resume(a.cpuState);
-      case "stopFaultHandling":
-        return mem?.stopFaults();
-      case "finished":
-        if (a.outcome === "completed") void this.afterComplete();
-        else this.finish({ outcome: a.outcome, reason: a.reason });
-        return;
-    }
+  private effects(engine: Destination<Uint8Array>): DestinationEffects<Uint8Array> {
+    return {
+      // A small message waits behind at most what this process still holds unwritten.
+      canSend: (channel) => (this.conns[channel]?.buffered ?? Infinity) < 64 * 1024,
+      send: (channel, msg) => this.send(channel, msg),
+      setTimer: (at) => {
+        if (at === this.engineTimerAt) return;
+        clearTimeout(this.engineTimer);
+        this.engineTimerAt = at;
+        if (at === null) return;
+        this.engineTimer = setTimeout(() => {
+          this.engineTimerAt = null;
+          engine.handleTimeout(nowUs());
+          this.drive();
+        }, Math.max(0, (at - nowUs()) / 1000));
+      },
+      installPages: (pages) => this.mem?.installMany(pages),
+      wake: (page) => this.mem?.wake(page),
+      dropPages: (pages) => this.mem?.drop(pages),
+      resumeGuest: (cpuState) => this.resume(cpuState),
+      stopFaultHandling: () => this.mem?.stopFaults(),
+      finished: (end) => {
+        if (end.outcome === "completed") void this.afterComplete();
+        else this.finish({ outcome: end.outcome, reason: end.reason });
+      },
+    };
   }
 
   private resume(cpuState: Uint8Array): void {
@@ -289,7 +305,7 @@ export class DestSession {
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.progressTimer);
-    clearTimeout(this.downTimer);
+    clearTimeout(this.engineTimer);
     if (end.outcome !== "completed") this.o.log(`${this.tag}: ${end.outcome}: ${end.reason}`);
     this.mem?.stopFaults();
     // Let a last error frame leave before the sockets go.

@@ -32,19 +32,14 @@ export interface SourceAgentOptions {
   peer: { host: string; port: number };
   options?: Partial<MigrationOptions>;
   reconnect?: ReconnectPolicy;
-  setupTimeoutMs?: number;
   /** How long to wait for the destination's final report after completion (default: long enough for the guest's remaining steps). */
   reportTimeoutMs?: number;
   breakLinkAfterPostcopyBytes?: number;
   log?: (line: string) => void;
 }
 
-/**
- * Defaults for the real back end: a deeper bulk window than the simulator's
- * (the socket buffers of a fast link hold megabytes) and bigger batches (fewer
- * frames, fewer write callbacks per MiB).
- */
-export const REAL_DEFAULTS: Partial<MigrationOptions> = { bulkWindowBytes: 512 * 1024, batchPages: 16 };
+/** Defaults for the real back end (none differ from the engine's today; the lane window is the bulk socket's kernel buffer). */
+export const REAL_DEFAULTS: Partial<MigrationOptions> = {};
 
 const POLL_MS = 200;
 
@@ -133,14 +128,15 @@ export class SourceAgent {
       JSON.stringify(info),
       {
         message: (m) => holder.driver?.onMessage(m),
-        transmitted: (c, b) => holder.driver?.onTransmitted(c, b),
+        writable: () => holder.driver?.onWritable(),
+        malformed: (r) => holder.driver?.onMalformed(r),
         down: (r) => holder.driver?.onLinkDown(r),
       },
       this.o.reconnect ?? DEFAULT_RECONNECT,
+      this.options.laneWindowBytes,
     );
     this.link = link;
     const driver = new SourceDriver(this.guest, link, this.options, {
-      setupTimeoutMs: this.o.setupTimeoutMs ?? 15_000,
       breakLinkAfterPostcopyBytes: this.o.breakLinkAfterPostcopyBytes,
       log: this.log,
     });

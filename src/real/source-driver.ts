@@ -1,16 +1,19 @@
 /**
- * Drives a Source engine for real: its events come from the TCP link (frames,
- * write completions, link failures), the guest (paused) and timers; its
- * actions become socket writes, guest control calls and timers. Like the
- * simulator's driver, but with the wall clock and real effects.
+ * Drives a Source engine for real, through the engine's shared loop
+ * (driveSource) with real effects: a lane has room while its socket has
+ * nothing waiting in this process (the kernel send buffer, bounded to the
+ * engine's lane window, is the window), guest control goes to the guest
+ * process, timers are Node timers on the wall clock. The loop runs after
+ * every input and whenever a socket drains.
  *
  * A failed link is recovered only once the source is committed (past
  * switchover): before that the engine abandons the migration and the source
  * guest runs on. The destination's `report` messages (progress, final) are
  * for this driver, not the engine.
  */
-import type { SourceAction, SourceEvent } from "../engine/events.js";
-import type { Message } from "../engine/messages.js";
+import { driveSource, type SourceEffects } from "../engine/drive.js";
+import { EndCause, type Ending } from "../engine/events.js";
+import type { Channel, Message } from "../engine/messages.js";
 import { emptyDestinationMetrics, type DestinationMetrics } from "../engine/metrics.js";
 import type { MigrationOptions } from "../engine/options.js";
 import { Source } from "../engine/source.js";
@@ -29,11 +32,17 @@ export interface DriverEnd {
 }
 
 export interface SourceDriverOptions {
-  setupTimeoutMs: number;
   /** Tests and demos: break the link once this many bulk bytes went out after switchover. */
   breakLinkAfterPostcopyBytes?: number;
   log: (line: string) => void;
 }
+
+/**
+ * Bytes one run of the loop may write before it yields to the event loop
+ * (and so to the urgent socket's page requests), even if the kernel keeps
+ * taking them.
+ */
+const BYTES_PER_TURN = 1 << 20;
 
 export class SourceDriver {
   readonly engine: Source<Uint8Array>;
@@ -43,10 +52,12 @@ export class SourceDriver {
   notice: string | null = null;
   final: FinalReport | null = null;
   private readonly port: SourceMemoryPort;
+  private readonly fx: SourceEffects<Uint8Array>;
   private timer: NodeJS.Timeout | undefined;
-  private setupTimer: NodeJS.Timeout | undefined;
+  private timerAt: number | null = null;
+  private budget = 0;
+  private again = false;
   private linkReason: string | null = null;
-  private refusal: string | null = null;
   private broken = false;
   private end: DriverEnd | null = null;
   private resolveEnd: (e: DriverEnd) => void = () => undefined;
@@ -58,12 +69,13 @@ export class SourceDriver {
   constructor(
     private readonly guest: GuestProcess,
     private readonly link: SourceLink,
-    private readonly opts: MigrationOptions,
+    opts: MigrationOptions,
     private readonly dopts: SourceDriverOptions,
   ) {
     const { pageSize, memBytes } = guest.layout;
     this.port = new SourceMemoryPort(guest, opts.mode !== "postcopy");
     this.engine = new Source<Uint8Array>(opts, { pageSize, pageCount: memBytes / pageSize }, this.port);
+    this.fx = this.effects();
     this.ended = new Promise((r) => (this.resolveEnd = r));
     this.finalReport = new Promise((r) => (this.resolveFinal = r));
   }
@@ -72,100 +84,119 @@ export class SourceDriver {
     return this.end !== null;
   }
 
-  /** Link handlers, for the SourceLink constructor. */
+  // ------------------------------------------------------------ link inputs
+
   onMessage(msg: Message<Uint8Array>): void {
     if (msg.type === "report") return this.onReport(msg.json);
-    this.dispatch({ kind: "message", msg });
+    this.engine.handle({ kind: "message", msg }, nowUs());
+    this.drive();
   }
 
-  onTransmitted(channel: "urgent" | "bulk", bytes: number): void {
-    this.dispatch({ kind: "transmitted", channel, bytes });
+  /** A socket drained: its lane has room again. */
+  onWritable(): void {
+    this.drive();
+  }
+
+  /** The destination's bytes did not decode: the engine decides (no reconnecting to a peer that sends garbage). */
+  onMalformed(reason: string): void {
+    this.linkReason = reason;
+    this.engine.handle({ kind: "malformed", reason }, nowUs());
+    this.drive();
+    void this.link.close();
   }
 
   onLinkDown(reason: string): void {
     this.linkReason = reason;
     if (this.end === null) this.dopts.log(`link down: ${reason}`);
-    this.dispatch({ kind: "linkDown" });
+    this.engine.handle({ kind: "linkDown" }, nowUs());
+    this.drive();
     if (this.end !== null) {
       this.resolveFinal(`the link to the destination failed before its report came: ${reason}`);
       return;
     }
-    void this.link.reconnect(this.dopts.log).then((ok) => {
-      if (ok) {
-        this.notice = "link re-established; recovering";
-        this.dispatch({ kind: "linkUp" });
-      } else if (this.end === null) {
-        this.finish("failed", `link lost (${reason}) and not re-established; the source guest stays paused and keeps every page, for recovery`);
-      }
+    // Reconnect until the engine's reconnect deadline ends the migration.
+    void this.link.reconnect(this.dopts.log, () => this.end !== null).then((ok) => {
+      if (!ok || this.end !== null) return;
+      this.notice = "link re-established; recovering";
+      this.engine.handle({ kind: "linkUp" }, nowUs());
+      this.drive();
     });
   }
 
   start(): void {
-    this.setupTimer = setTimeout(() => {
-      if (this.engine.metrics.setupDoneAt === null && this.end === null) {
-        this.link.breakLink(`the destination did not answer the handshake within ${this.dopts.setupTimeoutMs} ms`);
-      }
-    }, this.dopts.setupTimeoutMs);
-    this.dispatch({ kind: "start" });
+    this.engine.start(nowUs());
+    this.drive();
   }
 
   /** null if cancelled, else why not. */
   cancel(reason: string): string | null {
-    this.refusal = null;
-    this.dispatch({ kind: "cancel", reason });
-    const r = this.refusal as string | null;
-    this.notice = r === null ? `cancelled: ${reason}` : `cancel refused: ${r}`;
-    return r;
+    const r = this.engine.cancel(reason, nowUs());
+    this.drive();
+    this.notice = r.ok ? `cancelled: ${reason}` : `cancel refused: ${r.reason}`;
+    return r.ok ? null : r.reason;
   }
 
   close(): void {
     clearTimeout(this.timer);
-    clearTimeout(this.setupTimer);
     this.port.close();
     this.resolveFinal("the source closed before the destination's report came");
   }
 
-  private dispatch(ev: SourceEvent<Uint8Array>): void {
-    const actions = this.engine.handle(ev, nowUs());
-    for (const a of actions) this.execute(a);
+  // ------------------------------------------------------------ the loop
+
+  private drive(): void {
+    this.budget = BYTES_PER_TURN;
+    driveSource(this.engine, this.fx, nowUs());
+    if (this.budget <= 0 && !this.again) {
+      // The kernel still takes bytes: carry on after other I/O had its turn.
+      this.again = true;
+      setImmediate(() => {
+        this.again = false;
+        this.drive();
+      });
+    }
   }
 
-  private execute(a: SourceAction<Uint8Array>): void {
-    switch (a.kind) {
-      case "send":
-        this.link.send(a.channel, a.msg, this.guest.layout.pageSize);
+  private effects(): SourceEffects<Uint8Array> {
+    const pageSize = this.guest.layout.pageSize;
+    return {
+      canSend: (channel: Channel) => this.budget > 0 && this.link.isUp && this.link.buffered(channel) === 0,
+      send: (channel, msg) => {
+        this.budget -= this.link.send(channel, msg, pageSize);
         this.maybeBreak();
-        return;
-      case "pauseGuest":
+      },
+      setTimer: (at) => {
+        if (at === this.timerAt) return;
+        clearTimeout(this.timer);
+        this.timerAt = at;
+        if (at === null) return;
+        this.timer = setTimeout(() => {
+          this.timerAt = null;
+          this.engine.handleTimeout(nowUs());
+          this.drive();
+        }, Math.max(0, (at - nowUs()) / 1000));
+      },
+      pauseGuest: () => {
         restoreVcpus(this.guest);
         this.guest.pause().then(
-          (cpuState) => this.dispatch({ kind: "guestPaused", cpuState }),
+          (cpuState) => {
+            this.engine.handle({ kind: "guestPaused", cpuState }, nowUs());
+            this.drive();
+          },
           (e: unknown) => this.finish("failed", `pausing the source guest failed: ${messageOf(e)}`),
         );
-        return;
-      case "resumeGuest":
-        void this.guest.resume().catch((e: unknown) => this.dopts.log(`resuming the source guest failed: ${messageOf(e)}`));
-        return;
-      case "throttleGuest":
-        void this.guest.throttle(a.ratio).catch((e: unknown) => this.dopts.log(`throttling the source guest failed: ${messageOf(e)}`));
-        return;
-      case "setTimer":
-        clearTimeout(this.timer);
-        this.timer = setTimeout(() => this.dispatch({ kind: "timer" }), Math.max(0, (a.at - nowUs()) / 1000));
-        return;
-      case "releasePages":
+      },
+      resumeGuest: () => void this.guest.resume().catch((e: unknown) => this.dopts.log(`resuming the source guest failed: ${messageOf(e)}`)),
+      throttleGuest: (ratio) => void this.guest.throttle(ratio).catch((e: unknown) => this.dopts.log(`throttling the source guest failed: ${messageOf(e)}`)),
+      releasePages: (count) => {
         // Every page is at the destination: the source's copy of RAM is no longer needed.
-        if (a.count === this.engine.metrics.pageCount) punchHole(this.guest.memfd, 0, this.guest.layout.memBytes);
-        return;
-      case "finished": {
-        const linkLost = a.reason.startsWith("link lost") && this.linkReason !== null;
-        this.finish(a.outcome, linkLost ? `${this.linkReason}; ${a.reason}` : a.reason);
-        return;
-      }
-      case "refused":
-        this.refusal = a.reason;
-        return;
-    }
+        if (count === this.engine.metrics.pageCount) punchHole(this.guest.memfd, 0, this.guest.layout.memBytes);
+      },
+      finished: (end: Ending) => {
+        const linkLost = (end.cause === EndCause.LinkLost || end.cause === EndCause.ReconnectTimeout) && this.linkReason !== null;
+        this.finish(end.outcome, linkLost ? `${this.linkReason}; ${end.reason}` : end.reason);
+      },
+    };
   }
 
   private maybeBreak(): void {
@@ -199,8 +230,8 @@ export class SourceDriver {
 
   private finish(outcome: DriverEnd["outcome"], reason: string): void {
     if (this.end !== null) return;
-    clearTimeout(this.setupTimer);
     clearTimeout(this.timer);
+    this.timerAt = null;
     this.end = { outcome, reason };
     this.notice = `${outcome}: ${reason}`;
     if (outcome !== "completed") this.resolveFinal(reason);

@@ -24,8 +24,10 @@ export const DEFAULT_RECONNECT: ReconnectPolicy = { attempts: 30, totalMs: 60_00
 
 export interface SourceLinkHandlers {
   message(msg: Message<Uint8Array>, channel: Channel): void;
-  /** Bytes of a frame sent on `channel` left this process. */
-  transmitted(channel: Channel, bytes: number): void;
+  /** Everything written on `channel` has reached the kernel: its lane has room. */
+  writable(channel: Channel): void;
+  /** The peer's bytes did not decode; the connection is closed (reported instead of `down`). */
+  malformed(reason: string): void;
   /** The link broke (once per epoch); `reconnect()` may bring it back. */
   down(reason: string): void;
 }
@@ -36,8 +38,7 @@ export class SourceLink {
   private conns: Record<Channel, FramedSocket> | null = null;
   private closed = false;
   private closing: Promise<void> | null = null;
-  private sentBytes: Record<Channel, number> = { urgent: 0, bulk: 0 };
-  private flushScheduled = false;
+  private readonly wakeScheduled: Record<Channel, boolean> = { urgent: false, bulk: false };
 
   constructor(
     readonly host: string,
@@ -46,6 +47,8 @@ export class SourceLink {
     private readonly info: string,
     private readonly handlers: SourceLinkHandlers,
     private readonly policy: ReconnectPolicy = DEFAULT_RECONNECT,
+    /** The bulk lane's window: its kernel send buffer. */
+    private readonly windowBytes?: number,
   ) {}
 
   get isUp(): boolean {
@@ -61,35 +64,27 @@ export class SourceLink {
     await this.connectPair();
   }
 
-  /** Sends on a channel; a no-op while the link is down (the engine rebuilds what is lost). */
-  send(channel: Channel, msg: Message<Uint8Array>, pageSize: number): void {
-    const c = this.conns?.[channel];
-    if (c === undefined) return;
+  /** Sends on a channel, returning the frame's size; a no-op while the link is down (the engine rebuilds what is lost). */
+  send(channel: Channel, msg: Message<Uint8Array>, pageSize: number): number {
     const conns = this.conns;
-    c.send(msg, pageSize, (bytes) => {
-      if (this.conns !== conns) return;
-      this.sentBytes[channel] += bytes;
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flushTransmitted(conns));
-      }
-    });
+    const c = conns?.[channel];
+    if (c === undefined) return 0;
+    return c.send(msg, pageSize, () => this.wakeWhenWritten(conns, channel));
   }
 
   /**
-   * Write completions reach the engine once per turn of the event loop, after
-   * I/O. Why: a write the kernel takes at once completes on process.nextTick;
-   * reported straight away, each would make the engine send the next frame at
-   * once, and while the kernel keeps taking them the source would never get
-   * back to reading its sockets — the destination's page requests would wait
-   * for the whole bulk stream.
+   * A write reached the kernel: the lane may have room again. Node emits
+   * 'drain' only after a write that overflowed its own buffer, so the write
+   * callbacks are the wake-up; they come once per turn of the event loop, after
+   * I/O, so that reading the sockets (page requests) is never starved.
    */
-  private flushTransmitted(conns: Record<Channel, FramedSocket> | null): void {
-    this.flushScheduled = false;
-    const sent = this.sentBytes;
-    this.sentBytes = { urgent: 0, bulk: 0 };
-    if (this.conns !== conns) return;
-    for (const channel of ["urgent", "bulk"] as const) if (sent[channel] > 0) this.handlers.transmitted(channel, sent[channel]);
+  private wakeWhenWritten(conns: Record<Channel, FramedSocket> | null, channel: Channel): void {
+    if (this.wakeScheduled[channel]) return;
+    this.wakeScheduled[channel] = true;
+    setImmediate(() => {
+      this.wakeScheduled[channel] = false;
+      if (this.conns === conns && conns !== null && conns[channel].buffered === 0) this.handlers.writable(channel);
+    });
   }
 
   /** Bytes queued in this process on a channel (not yet in the kernel). */
@@ -102,12 +97,12 @@ export class SourceLink {
    * new epoch are open, false when the policy's attempts or time ran out (or
    * the link was closed). Each failed attempt is reported through `log`.
    */
-  async reconnect(log: (line: string) => void): Promise<boolean> {
+  async reconnect(log: (line: string) => void, giveUp: () => boolean = () => false): Promise<boolean> {
     const start = Date.now();
     let delay = this.policy.firstDelayMs;
     for (let attempt = 1; attempt <= this.policy.attempts; attempt++) {
       await sleep(delay);
-      if (this.closed) return false;
+      if (this.closed || giveUp()) return false;
       if (this.conns !== null) return true;
       if (Date.now() - start > this.policy.totalMs) break;
       try {
@@ -147,7 +142,7 @@ export class SourceLink {
     const urgent = await connectChannel(this.host, this.port, { channel: "urgent", session: this.session, epoch, info: "" }, t);
     let bulk;
     try {
-      bulk = await connectChannel(this.host, this.port, { channel: "bulk", session: this.session, epoch, info: epoch === 0 ? this.info : "" }, t);
+      bulk = await connectChannel(this.host, this.port, { channel: "bulk", session: this.session, epoch, info: epoch === 0 ? this.info : "" }, t, this.windowBytes);
     } catch (e) {
       urgent.destroy();
       throw e;
@@ -170,7 +165,17 @@ export class SourceLink {
         message: (m) => {
           if (this.conns === conns) this.handlers.message(m, channel);
         },
+        malformed: (reason) => {
+          if (this.conns !== conns) return;
+          this.conns = null;
+          conns.urgent.close();
+          conns.bulk.close();
+          this.handlers.malformed(reason);
+        },
         down,
+      });
+      socket.on("drain", () => {
+        if (this.conns === conns) this.handlers.writable(channel);
       });
     }
     this.conns = conns;

@@ -89,6 +89,12 @@ export function peerName(s: Socket): string {
 
 export interface FramedHandlers {
   message(msg: Message<Uint8Array>): void;
+  /**
+   * The peer sent bytes that do not decode (the decoder's message). Whole
+   * messages before them have been delivered; the socket is closed. Without
+   * this handler a malformed stream is reported as `down`.
+   */
+  malformed?(reason: string): void;
   /** Called once, when the connection is unusable: closed, errored, or the peer sent garbage. */
   down(reason: string): void;
 }
@@ -197,7 +203,13 @@ export class FramedSocket {
       msgs = this.decoder.push(chunk);
     } catch (e) {
       const why = e instanceof ProtocolError ? e.message : messageOf(e);
-      this.destroy(`peer ${this.peer} sent bytes that are not a valid ppsim stream on the ${this.channel} channel: ${why}`);
+      const reason = `peer ${this.peer} sent bytes that are not a valid ppsim stream on the ${this.channel} channel: ${why}`;
+      if (this.handlers.malformed === undefined) return this.destroy(reason);
+      this.flushQueued();
+      if (this.isDown) return;
+      this.isDown = true;
+      this.socket.destroy();
+      this.handlers.malformed(reason);
       return;
     }
     if (this.slice === 0) {
@@ -244,13 +256,16 @@ export class FramedSocket {
     if (this.head < this.queue.length) this.scheduleDrain();
   }
 
-  private fail(reason: string): void {
-    if (this.isDown) return;
-    // Whole messages already received are the peer's last words (a cancel,
-    // an error): they are handled before the link counts as down.
+  /** Whole messages already received are the peer's last words (a cancel, an error): they go first. */
+  private flushQueued(): void {
     while (this.head < this.queue.length && !this.isDown) this.handlers.message(this.queue[this.head++]);
     this.queue = [];
     this.head = 0;
+  }
+
+  private fail(reason: string): void {
+    if (this.isDown) return;
+    this.flushQueued();
     if (this.isDown) return; // one of them closed this connection on purpose
     this.isDown = true;
     this.socket.destroy();
@@ -260,21 +275,28 @@ export class FramedSocket {
 
 /** Opens one channel's TCP connection and writes its preamble. */
 /**
- * The kernel's send queue of the bulk connection, bounded: pages the engine
- * counts as gone still wait there, and a demand request for one of them waits
- * behind everything queued ahead of it. Left alone, Linux grows it to
- * megabytes (tcp_wmem); this keeps it to about as much as the engine's own
- * window. Node exposes no setsockopt, hence the addon and the handle's fd.
+ * The kernel's send queue of the bulk connection, bounded to the engine's
+ * lane window: it is the only send window there is (the engine pulls the
+ * next message only when this process holds nothing unwritten), so a page
+ * request waits behind at most this much. Left alone, Linux grows it to
+ * megabytes (tcp_wmem). Node exposes no setsockopt, hence the addon and the
+ * handle's fd.
  */
 export const BULK_KERNEL_QUEUE_BYTES = 256 * 1024;
 
-function boundKernelQueue(socket: Socket): void {
+function boundKernelQueue(socket: Socket, bytes: number): void {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd !== "number" || fd < 0) return; // not a plain TCP handle: keep the kernel's default
-  setSendBuffer(fd, BULK_KERNEL_QUEUE_BYTES / 2); // the kernel doubles it
+  setSendBuffer(fd, Math.max(4096, Math.floor(bytes / 2))); // the kernel doubles it
 }
 
-export function connectChannel(host: string, port: number, preamble: Preamble, timeoutMs: number): Promise<Socket> {
+export function connectChannel(
+  host: string,
+  port: number,
+  preamble: Preamble,
+  timeoutMs: number,
+  sendBufferBytes = BULK_KERNEL_QUEUE_BYTES,
+): Promise<Socket> {
   return new Promise<Socket>((resolve, reject) => {
     const socket = new Socket();
     const timer = setTimeout(() => {
@@ -292,7 +314,7 @@ export function connectChannel(host: string, port: number, preamble: Preamble, t
       // Until a FramedSocket takes it (its own handlers report failures), an error must not go unhandled.
       socket.on("error", () => undefined);
       if (preamble.channel === "urgent") socket.setNoDelay(true);
-      else boundKernelQueue(socket);
+      else boundKernelQueue(socket, sendBufferBytes);
       socket.write(encodePreamble(preamble));
       resolve(socket);
     });

@@ -7,6 +7,11 @@
  * connections. With `sharedChannel` both channels share one FIFO, which shows
  * demand requests waiting behind bulk pages. A message reaches the far side
  * `latency` after its last byte left.
+ *
+ * Each channel of each direction is a lane with a send window: the sender
+ * may add a message while fewer than `windowBytes` of that lane's bytes are
+ * queued or on the wire (shared channel: of both lanes together), as a
+ * socket takes a write while its kernel buffer has room.
  */
 import type { Channel } from "../engine/messages.js";
 
@@ -32,7 +37,7 @@ export type LinkEvent<M> =
 
 export interface LinkHooks<M> {
   schedule(time: number, event: LinkEvent<M>): void;
-  /** The message's last byte left the sender at `now`. */
+  /** The message's last byte left the sender at `now`: its lane has room again. */
   transmitted(dir: Direction, channel: Channel, bytes: number, now: number): void;
   delivered(dir: Direction, channel: Channel, msg: M, now: number): void;
 }
@@ -87,8 +92,12 @@ class Lane<M> {
   /** Messages past the sender, not yet delivered. */
   propagating = 0;
   readonly bytes: Record<Channel, number> = { urgent: 0, bulk: 0 };
+  /** Bytes given to the lane and not yet fully serialised. */
+  readonly inWindow: Record<Channel, number> = { urgent: 0, bulk: 0 };
   messages = 0;
 }
+
+export const DEFAULT_WINDOW_BYTES = 256 * 1024;
 
 export class Link<M> {
   private readonly lanes: [Lane<M>, Lane<M>] = [new Lane<M>(), new Lane<M>()];
@@ -101,6 +110,7 @@ export class Link<M> {
   constructor(
     readonly spec: LinkSpec,
     private readonly hooks: LinkHooks<M>,
+    readonly windowBytes: number = DEFAULT_WINDOW_BYTES,
   ) {
     if (!(spec.bandwidthBytesPerSec > 0) || !Number.isFinite(spec.bandwidthBytesPerSec)) {
       throw new Error(`link bandwidth must be a positive number of bytes/s, got ${spec.bandwidthBytesPerSec}`);
@@ -124,12 +134,20 @@ export class Link<M> {
     return lane.urgent.length + lane.bulk.length;
   }
 
+  /** Whether this direction's channel can take another message now. */
+  hasRoom(dir: Direction, channel: Channel): boolean {
+    if (!this.up) return false;
+    const w = this.lanes[dir].inWindow;
+    return (this.spec.sharedChannel ? w.urgent + w.bulk : w[channel]) < this.windowBytes;
+  }
+
   send(dir: Direction, channel: Channel, msg: M, bytes: number, now: number): void {
     if (!this.up) {
       this.lost++;
       return;
     }
     const lane = this.lanes[dir];
+    lane.inWindow[channel] += bytes;
     const q = { channel, msg, bytes };
     if (channel === "urgent" && !this.spec.sharedChannel) {
       lane.urgent.push(q);
@@ -171,6 +189,7 @@ export class Link<M> {
     const done = lane.sending as Queued<M>;
     lane.sending = null;
     lane.bytes[done.channel] += done.bytes;
+    lane.inWindow[done.channel] -= done.bytes;
     lane.messages++;
     lane.propagating++;
     this.hooks.schedule(now + this.spec.latencyUs, { type: "deliver", dir: ev.dir, channel: done.channel, msg: done.msg, epoch: this.epoch });
@@ -193,6 +212,8 @@ export class Link<M> {
       lane.sending = null;
       lane.preemptPending = false;
       lane.gen++;
+      lane.inWindow.urgent = 0;
+      lane.inWindow.bulk = 0;
     }
   }
 

@@ -5,7 +5,7 @@
  */
 import { encodedSize } from "../engine/codec.js";
 import { Destination } from "../engine/destination.js";
-import type { DestinationAction, SourceAction } from "../engine/events.js";
+import { driveDestination, driveSource, type DestinationEffects, type SourceEffects } from "../engine/drive.js";
 import type { Channel, Message } from "../engine/messages.js";
 import { buildReport, buildSnapshot } from "../engine/metrics.js";
 import { resolveOptions, type MigrationOptions } from "../engine/options.js";
@@ -44,7 +44,7 @@ type SimEvent =
   | LinkEvent<Msg>
   | { type: "start" }
   | { type: "deadline" }
-  | { type: "timer"; generation: number }
+  | { type: "timer"; side: Direction; generation: number }
   | { type: "guestPaused"; cpuState: Uint8Array }
   | { type: "fault"; vcpu: number; page: number; stalledAt: number }
   | { type: "linkDown"; durationUs: number }
@@ -64,8 +64,20 @@ export class Simulation {
   private readonly progress: ProgressMeter;
   private readonly startUs: number;
   private readonly deadlineUs: number;
+  /** Time of the event being handled: the engines' and the guests' clock. */
   private now = 0;
-  private timerGeneration = 0;
+  /**
+   * Where an observer stepped the run to (`advanceTo`): may be past `now`.
+   * Only views read it; the engines never see it, so how a run is stepped
+   * or watched cannot change its result.
+   */
+  private observedAt = 0;
+  private readonly timers: [{ at: number | null; generation: number }, { at: number | null; generation: number }] = [
+    { at: null, generation: 0 },
+    { at: null, generation: 0 },
+  ];
+  private readonly srcFx: SourceEffects<number>;
+  private readonly dstFx: DestinationEffects<number>;
   private finished: { outcome: "completed" | "cancelled" | "failed"; reason: string } | null = null;
   private final: Report | null = null;
   private notice: string | null = null;
@@ -93,17 +105,23 @@ export class Simulation {
     this.srcGuest = new Guest("source", this.shared, onStall);
     this.dstGuest = new Guest("destination", this.shared, onStall);
     this.progress = new ProgressMeter(w.vcpus, PROGRESS_WINDOW_US);
-    this.link = new Link<Msg>(cfg.link, {
-      schedule: (time, ev) => this.queue.push(time, ev),
-      transmitted: (dir, channel, bytes, now) => this.onTransmitted(dir, channel, bytes, now),
-      delivered: (dir, channel, msg, now) => this.onDelivered(dir, channel, msg, now),
-    });
+    this.link = new Link<Msg>(
+      cfg.link,
+      {
+        schedule: (time, ev) => this.queue.push(time, ev),
+        transmitted: (dir) => this.drive(dir),
+        delivered: (dir, channel, msg, now) => this.onDelivered(dir, channel, msg, now),
+      },
+      this.options.laneWindowBytes,
+    );
     const layout = { pageSize: w.pageSize, pageCount: w.pageCount };
     this.source = new Source<number>(this.options, layout, {
       readPage: (p) => this.srcGuest.readPage(p),
       collectDirty: () => this.srcGuest.collectDirty(),
     });
     this.dest = new Destination<number>(this.options, { expect: layout });
+    this.srcFx = this.sourceEffects();
+    this.dstFx = this.destinationEffects();
     this.srcGuest.boot(0);
     this.queue.push(this.startUs, { type: "start" });
     this.queue.push(this.deadlineUs, { type: "deadline" });
@@ -115,7 +133,11 @@ export class Simulation {
 
   /** Virtual time since the migration started (negative during warmup), ms. */
   get nowMs(): number {
-    return (this.now - this.startUs) / 1000;
+    return (this.observed - this.startUs) / 1000;
+  }
+
+  private get observed(): number {
+    return Math.max(this.now, this.observedAt);
   }
 
   get done(): boolean {
@@ -136,11 +158,10 @@ export class Simulation {
   cancel(reason: string): string | null {
     if (this.finished) return `the migration has already ended (${this.finished.outcome})`;
     if (this.now < this.startUs) return "the migration has not started yet";
-    this.refusal = null;
-    this.sourceDo(this.source.handle({ kind: "cancel", reason }, this.now));
-    const refusal = this.refusal as string | null;
-    this.notice = refusal === null ? `cancelled: ${reason}` : `cancel refused: ${refusal}`;
-    return refusal;
+    const r = this.source.cancel(reason, this.now);
+    this.drive(0);
+    this.notice = r.ok ? `cancelled: ${reason}` : `cancel refused: ${r.reason}`;
+    return r.ok ? null : r.reason;
   }
 
   report(): Report | null {
@@ -151,8 +172,8 @@ export class Simulation {
     return buildSnapshot(this.source.metrics, this.dest.metrics, {
       backend: "sim",
       workload: this.workload.name,
-      now: this.now,
-      guestProgress: this.progress.recent(this.now, this.shared.workUs),
+      now: this.observed,
+      guestProgress: this.progress.recent(this.observed, this.shared.workUs),
       report: this.final,
       notice: this.notice,
     });
@@ -192,11 +213,14 @@ export class Simulation {
       this.dispatch(next.event);
       this.progress.sample(this.now, this.shared.workUs);
     }
-    if (this.finished === null && Number.isFinite(untilUs) && untilUs > this.now) {
+    if (this.finished === null && Number.isFinite(untilUs) && untilUs > this.observed) {
+      // The guests' work up to the boundary, for the live view. A stall found
+      // on the way queues its fault at its own time, which the next run
+      // handles then: the engines' clock never jumps to the boundary.
       this.srcGuest.runUntil(untilUs);
       this.dstGuest.runUntil(untilUs);
-      this.now = untilUs;
-      this.progress.sample(this.now, this.shared.workUs);
+      this.observedAt = untilUs;
+      this.progress.sample(untilUs, this.shared.workUs);
     }
   }
 
@@ -212,30 +236,45 @@ export class Simulation {
         if (!this.dstGuest.isStalledOn(ev.vcpu, ev.page, ev.stalledAt)) return;
         // Installed meanwhile: the vCPU would never have stopped.
         if (this.dstGuest.isPresent(ev.page)) this.dstGuest.wake(ev.vcpu, now);
-        else this.destDo(this.dest.handle({ kind: "fault", page: ev.page, vcpu: ev.vcpu }, now));
+        else {
+          this.dest.handle({ kind: "fault", page: ev.page, vcpu: ev.vcpu }, now);
+          this.drive(1);
+        }
         return;
       case "start":
         this.workAtStart = this.shared.workUs;
         this.progress.reset(now, this.shared.workUs);
-        this.sourceDo(this.source.handle({ kind: "start" }, now));
+        this.source.start(now);
+        this.drive(0);
         return;
-      case "timer":
-        if (ev.generation === this.timerGeneration) this.sourceDo(this.source.handle({ kind: "timer" }, now));
+      case "timer": {
+        const t = this.timers[ev.side];
+        if (ev.generation !== t.generation) return;
+        t.at = null;
+        if (ev.side === 0) this.source.handleTimeout(now);
+        else this.dest.handleTimeout(now);
+        this.drive(ev.side);
         return;
+      }
       case "guestPaused":
-        this.sourceDo(this.source.handle({ kind: "guestPaused", cpuState: ev.cpuState }, now));
+        this.source.handle({ kind: "guestPaused", cpuState: ev.cpuState }, now);
+        this.drive(0);
         return;
       case "linkDown":
         if (!this.link.isUp) return;
         this.link.goDown();
         this.queue.push(now + ev.durationUs, { type: "linkUp" });
-        this.sourceDo(this.source.handle({ kind: "linkDown" }, now));
-        this.destDo(this.dest.handle({ kind: "linkDown" }, now));
+        this.source.handle({ kind: "linkDown" }, now);
+        this.dest.handle({ kind: "linkDown" }, now);
+        this.drive(0);
+        this.drive(1);
         return;
       case "linkUp":
         this.link.goUp();
-        this.sourceDo(this.source.handle({ kind: "linkUp" }, now));
-        this.destDo(this.dest.handle({ kind: "linkUp" }, now));
+        this.source.handle({ kind: "linkUp" }, now);
+        this.dest.handle({ kind: "linkUp" }, now);
+        this.drive(0);
+        this.drive(1);
         return;
       case "deadline":
         this.finish("failed", `no end after ${(this.deadlineUs - this.startUs) / 1000} ms of virtual time (maxVirtualMs)`);
@@ -243,81 +282,74 @@ export class Simulation {
     }
   }
 
-  private onTransmitted(dir: Direction, channel: Channel, bytes: number, now: number): void {
-    if (dir === 0) this.sourceDo(this.source.handle({ kind: "transmitted", channel, bytes }, now));
-    else this.destDo(this.dest.handle({ kind: "transmitted", channel, bytes }, now));
-  }
-
   private onDelivered(dir: Direction, channel: Channel, msg: Msg, now: number): void {
-    if (dir === 0) this.destDo(this.dest.handle({ kind: "message", msg, channel }, now));
-    else this.sourceDo(this.source.handle({ kind: "message", msg }, now));
-  }
-
-  private sourceDo(actions: SourceAction<number>[]): void {
-    const now = this.now;
-    for (const a of actions) {
-      switch (a.kind) {
-        case "send":
-          this.link.send(0, a.channel, a.msg, encodedSize(a.msg, this.workload.pageSize), now);
-          break;
-        case "pauseGuest": {
-          const cpuState = this.srcGuest.pause(now);
-          this.srcPausedState = cpuState;
-          this.expected = this.srcGuest.memory.slice();
-          this.dstGuest.mirror = this.expected;
-          this.queue.push(now, { type: "guestPaused", cpuState });
-          break;
-        }
-        case "resumeGuest":
-          if (!this.srcGuest.running && this.srcPausedState !== null) this.srcGuest.resume(now, this.srcPausedState);
-          this.expected = null;
-          this.dstGuest.mirror = null;
-          this.srcGuest.setThrottle(0);
-          break;
-        case "throttleGuest":
-          this.srcGuest.setThrottle(a.ratio);
-          break;
-        case "setTimer":
-          this.queue.push(Math.max(now, a.at), { type: "timer", generation: ++this.timerGeneration });
-          break;
-        case "releasePages":
-          this.pagesReleased += a.count;
-          break;
-        case "finished":
-          this.finish(a.outcome, a.reason);
-          break;
-        case "refused":
-          this.refusal = a.reason;
-          break;
-      }
+    if (dir === 0) {
+      this.dest.handle({ kind: "message", msg, channel }, now);
+      this.drive(1);
+    } else {
+      this.source.handle({ kind: "message", msg }, now);
+      this.drive(0);
     }
   }
 
-  private destDo(actions: DestinationAction<number>[]): void {
-    const now = this.now;
+  /** Runs one side's engine loop (0: source, 1: destination) at the current time. */
+  private drive(side: Direction): void {
+    if (this.finished !== null) return;
+    if (side === 0) driveSource(this.source, this.srcFx, this.now);
+    else driveDestination(this.dest, this.dstFx, this.now);
+  }
+
+  private setTimer(side: Direction, at: number | null): void {
+    const t = this.timers[side];
+    if (at === t.at) return;
+    t.at = at;
+    t.generation++;
+    if (at !== null) this.queue.push(Math.max(this.now, at), { type: "timer", side, generation: t.generation });
+  }
+
+  private sourceEffects(): SourceEffects<number> {
+    const pageSize = this.workload.pageSize;
+    return {
+      canSend: (channel) => this.link.hasRoom(0, channel),
+      send: (channel, msg) => this.link.send(0, channel, msg, encodedSize(msg, pageSize), this.now),
+      setTimer: (at) => this.setTimer(0, at),
+      pauseGuest: () => {
+        const cpuState = this.srcGuest.pause(this.now);
+        this.srcPausedState = cpuState;
+        this.expected = this.srcGuest.memory.slice();
+        this.dstGuest.mirror = this.expected;
+        this.queue.push(this.now, { type: "guestPaused", cpuState });
+      },
+      resumeGuest: () => {
+        if (!this.srcGuest.running && this.srcPausedState !== null) this.srcGuest.resume(this.now, this.srcPausedState);
+        this.expected = null;
+        this.dstGuest.mirror = null;
+        this.srcGuest.setThrottle(0);
+      },
+      throttleGuest: (ratio) => this.srcGuest.setThrottle(ratio),
+      releasePages: (count) => {
+        this.pagesReleased += count;
+      },
+      finished: (end) => this.finish(end.outcome, end.reason),
+    };
+  }
+
+  private destinationEffects(): DestinationEffects<number> {
+    const pageSize = this.workload.pageSize;
     const guest = this.dstGuest;
-    for (const a of actions) {
-      switch (a.kind) {
-        case "send":
-          this.link.send(1, a.channel, a.msg, encodedSize(a.msg, this.workload.pageSize), now);
-          break;
-        case "installPage":
-          guest.install(a.page, a.data ?? 0, now);
-          break;
-        case "wake":
-          guest.wakePage(a.page, now);
-          break;
-        case "dropPages":
-          guest.drop(a.pages);
-          break;
-        case "resumeGuest":
-          guest.resume(now, a.cpuState);
-          break;
-        case "stopFaultHandling":
-        case "finished":
-          break;
-      }
-    }
+    return {
+      canSend: (channel) => this.link.hasRoom(1, channel),
+      send: (channel, msg) => this.link.send(1, channel, msg, encodedSize(msg, pageSize), this.now),
+      setTimer: (at) => this.setTimer(1, at),
+      installPages: (pages) => {
+        for (const e of pages) guest.install(e.page, e.data ?? 0, this.now);
+      },
+      wake: (page) => guest.wakePage(page, this.now),
+      dropPages: (pages) => guest.drop(pages),
+      resumeGuest: (cpuState) => guest.resume(this.now, cpuState),
+      stopFaultHandling: () => undefined,
+      finished: () => undefined,
+    };
   }
 
   private finish(outcome: "completed" | "cancelled" | "failed", reason: string): void {

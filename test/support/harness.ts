@@ -1,18 +1,27 @@
 /**
- * An adversarial driver for the engine, for property tests: the test decides
- * every step (which message is delivered next, when the guest writes or
- * faults, when the link breaks), and a trivially correct model says what the
- * destination's memory must hold at the end.
+ * An adversarial driver for the engine, for property tests (in the spirit of
+ * TigerBeetle's VOPR, with fast-check's shrinking): the test decides every
+ * step — which message is delivered next, when the guest writes or faults,
+ * when the source guest's pause completes, when time moves and timers fire,
+ * when the link breaks — and a trivially correct model says what the
+ * destination's memory must hold. Invariants are checked after every step,
+ * not only at the end (`violations`).
+ *
+ * Lanes have a window of `window` messages: the harness pulls from an engine
+ * only while a lane holds fewer, as a socket takes writes while it has room.
  */
 import {
+  CHANNELS,
   Destination,
+  driveDestination,
+  driveSource,
   resolveOptions,
   Source,
   type Channel,
-  type DestinationAction,
+  type DestinationEffects,
   type Message,
   type MigrationOptions,
-  type SourceAction,
+  type SourceEffects,
 } from "../../src/engine/index.js";
 import { encodedSize } from "../../src/engine/codec.js";
 
@@ -21,16 +30,24 @@ export type Op =
   | { op: "write"; page: number }
   /** The guest reads page `page` (a fault at the destination when missing). */
   | { op: "read"; page: number }
-  /** Deliver the oldest message of one of the non-empty channel queues (picked by `pick`). */
+  /** Deliver the oldest message of one of the non-empty lanes (picked by `pick`). */
   | { op: "deliver"; pick: number }
   | { op: "linkDown" }
   | { op: "linkUp" }
-  | { op: "cancel" };
+  | { op: "cancel" }
+  /** The source guest's pause, if one was asked for, completes now. */
+  | { op: "pauseDone" }
+  /** Time moves on by `us`; timers that fall due fire. */
+  | { op: "wait"; us: number }
+  /** Time jumps to the next engine deadline, which fires. */
+  | { op: "timer" };
 
 interface InFlight {
   msg: Message<number>;
   bytes: number;
 }
+
+type Dir = "toDest" | "toSrc";
 
 export class Harness {
   readonly opts: MigrationOptions;
@@ -44,12 +61,12 @@ export class Harness {
   expected: Uint32Array | null = null;
   private nextVersion: number;
   private dirty = new Set<number>();
-  private queues: Record<"toDest" | "toSrc", Record<Channel, InFlight[]>> = {
+  private lanes: Record<Dir, Record<Channel, InFlight[]>> = {
     toDest: { urgent: [], bulk: [] },
     toSrc: { urgent: [], bulk: [] },
   };
   /** Where the guest runs: on the source, paused in between, or on the destination. */
-  guestAt: "source" | "paused" | "dest" = "source";
+  guestAt: "source" | "pausing" | "paused" | "dest" = "source";
   /** Accesses stalled on a missing page at the destination: page → writes to apply when it arrives. */
   readonly stalled = new Map<number, number>();
   linkUp = true;
@@ -57,14 +74,28 @@ export class Harness {
   dstOutcome: string | null = null;
   refusals = 0;
   now = 0;
-  sendsPerPage: Uint32Array;
+  readonly sendsPerPage: Uint32Array;
+  /** Invariant violations seen after any step (a correct engine leaves this empty). */
+  readonly violations: string[] = [];
+  /** Page requests the destination sent in this link epoch and that were not yet answered, per page. */
+  private readonly outstanding = new Map<number, number>();
+  private srcTimer: number | null = null;
+  private dstTimer: number | null = null;
+  private readonly srcFx: SourceEffects<number>;
+  private readonly dstFx: DestinationEffects<number>;
+  /** Bulk bytes sent by the source / taken by the destination in this epoch's accounting. */
+  private bulkOut = 0;
+  private bulkIn = 0;
+  /** False from a link break until the destination's recover resets both counts. */
+  private countsComparable = true;
 
   constructor(
     readonly pageCount: number,
     options: Partial<MigrationOptions>,
     zeroEvery = 3,
+    readonly window = 3,
   ) {
-    this.opts = resolveOptions({ bulkWindowBytes: 3 * 4096, batchPages: 2, ...options });
+    this.opts = resolveOptions({ laneWindowBytes: 3 * 4096, batchPages: 2, ...options });
     this.srcMem = new Uint32Array(pageCount);
     for (let p = 0; p < pageCount; p++) this.srcMem[p] = p % zeroEvery === 0 ? 0 : p + 1;
     this.nextVersion = pageCount + 1;
@@ -81,7 +112,10 @@ export class Harness {
       },
     });
     this.dest = new Destination<number>(this.opts, { expect: layout });
-    this.srcActions(this.source.handle({ kind: "start" }, this.tick()));
+    this.srcFx = this.sourceEffects();
+    this.dstFx = this.destinationEffects();
+    this.source.start(this.tick());
+    this.driveBoth();
   }
 
   private tick(): number {
@@ -89,32 +123,63 @@ export class Harness {
   }
 
   apply(op: Op): void {
+    this.step(op);
+    this.driveBoth();
+    this.checkInvariants();
+  }
+
+  private step(op: Op): void {
     switch (op.op) {
       case "write":
       case "read":
         return this.access(op.page % this.pageCount, op.op === "write");
       case "deliver": {
-        const busy = this.busyQueues();
+        const busy = this.busyLanes();
         if (busy.length === 0) return;
         const [dir, channel] = busy[op.pick % busy.length];
-        return this.deliver(dir === "toDest", channel);
+        return this.deliver(dir, channel);
       }
       case "linkDown":
         if (!this.linkUp) return;
         this.linkUp = false;
-        for (const dir of ["toDest", "toSrc"] as const) for (const c of ["urgent", "bulk"] as const) this.queues[dir][c] = [];
-        this.srcActions(this.source.handle({ kind: "linkDown" }, this.tick()));
-        this.dstActions(this.dest.handle({ kind: "linkDown" }, this.tick()));
+        for (const dir of ["toDest", "toSrc"] as const) for (const c of CHANNELS) this.lanes[dir][c] = [];
+        this.outstanding.clear();
+        this.countsComparable = false;
+        this.source.handle({ kind: "linkDown" }, this.tick());
+        this.dest.handle({ kind: "linkDown" }, this.now);
         return;
       case "linkUp":
         if (this.linkUp) return;
         this.linkUp = true;
-        this.srcActions(this.source.handle({ kind: "linkUp" }, this.tick()));
-        this.dstActions(this.dest.handle({ kind: "linkUp" }, this.tick()));
+        this.source.handle({ kind: "linkUp" }, this.tick());
+        this.dest.handle({ kind: "linkUp" }, this.now);
         return;
-      case "cancel":
-        return this.srcActions(this.source.handle({ kind: "cancel", reason: "test" }, this.tick()));
+      case "cancel": {
+        const r = this.source.cancel("test", this.tick());
+        if (!r.ok) this.refusals++;
+        return;
+      }
+      case "pauseDone":
+        if (this.guestAt !== "pausing") return;
+        this.guestAt = "paused";
+        this.expected = Uint32Array.from(this.srcMem);
+        this.source.handle({ kind: "guestPaused", cpuState: new Uint8Array([1, 2, 3]) }, this.tick());
+        return;
+      case "wait":
+        this.now += op.us;
+        return this.fireTimers();
+      case "timer": {
+        const next = [this.srcTimer, this.dstTimer].filter((t): t is number => t !== null);
+        if (next.length === 0) return;
+        this.now = Math.max(this.now, Math.min(...next));
+        return this.fireTimers();
+      }
     }
+  }
+
+  private fireTimers(): void {
+    if (this.srcTimer !== null && this.srcTimer <= this.now) this.source.handleTimeout(this.now);
+    if (this.dstTimer !== null && this.dstTimer <= this.now) this.dest.handleTimeout(this.now);
   }
 
   private access(page: number, write: boolean): void {
@@ -128,7 +193,7 @@ export class Harness {
         if (write) this.writeAtDest(page);
       } else {
         this.stalled.set(page, (this.stalled.get(page) ?? 0) + (write ? 1 : 0));
-        this.dstActions(this.dest.handle({ kind: "fault", page, vcpu: 0 }, this.tick()));
+        this.dest.handle({ kind: "fault", page, vcpu: 0 }, this.tick());
       }
     }
   }
@@ -139,72 +204,83 @@ export class Harness {
     this.expected![page] = v;
   }
 
-  private deliver(toDest: boolean, channel: Channel): void {
-    const q = this.queues[toDest ? "toDest" : "toSrc"][channel];
-    const m = q.shift();
+  private deliver(dir: Dir, channel: Channel): void {
+    const m = this.lanes[dir][channel].shift();
     if (!m) return;
-    if (toDest) {
-      this.srcActions(this.source.handle({ kind: "transmitted", channel, bytes: m.bytes }, this.tick()));
-      this.dstActions(this.dest.handle({ kind: "message", msg: m.msg, channel }, this.tick()));
+    if (dir === "toDest") {
+      if (channel === "bulk") this.bulkIn += m.bytes;
+      this.dest.handle({ kind: "message", msg: m.msg, channel }, this.tick());
     } else {
-      this.dstActions(this.dest.handle({ kind: "transmitted", channel, bytes: m.bytes }, this.tick()));
-      this.srcActions(this.source.handle({ kind: "message", msg: m.msg }, this.tick()));
+      this.source.handle({ kind: "message", msg: m.msg }, this.tick());
     }
   }
 
-  private srcActions(actions: SourceAction<number>[]): void {
-    for (const a of actions) {
-      switch (a.kind) {
-        case "send":
-          if (a.msg.type === "pages") for (const e of a.msg.pages) this.sendsPerPage[e.page]++;
-          if (this.linkUp) this.queues.toDest[a.channel].push({ msg: a.msg, bytes: encodedSize(a.msg, 4096) });
-          break;
-        case "pauseGuest":
-          this.guestAt = "paused";
-          this.expected = Uint32Array.from(this.srcMem);
-          this.srcActions(this.source.handle({ kind: "guestPaused", cpuState: new Uint8Array([1, 2, 3]) }, this.tick()));
-          break;
-        case "finished":
-          this.srcOutcome = a.outcome;
-          break;
-        case "refused":
-          this.refusals++;
-          break;
-        default:
-          break;
-      }
-    }
+  private driveBoth(): void {
+    // Either side's actions may feed the other (a pause the test completes later, pages the destination installs).
+    driveSource(this.source, this.srcFx, this.now);
+    driveDestination(this.dest, this.dstFx, this.now);
   }
 
-  private dstActions(actions: DestinationAction<number>[]): void {
-    for (const a of actions) {
-      switch (a.kind) {
-        case "send":
-          if (this.linkUp) this.queues.toSrc[a.channel].push({ msg: a.msg, bytes: encodedSize(a.msg, 4096) });
-          break;
-        case "installPage": {
-          this.dstMem[a.page] = a.data ?? 0;
-          this.present[a.page] = 1;
-          this.wake(a.page);
-          break;
+  private sourceEffects(): SourceEffects<number> {
+    return {
+      canSend: (c) => this.linkUp && this.lanes.toDest[c].length < this.window,
+      send: (c, msg) => {
+        const bytes = encodedSize(msg, 4096);
+        if (msg.type === "pages") {
+          for (const e of msg.pages) {
+            this.sendsPerPage[e.page]++;
+            this.outstanding.delete(e.page);
+          }
         }
-        case "wake":
-          this.wake(a.page);
-          break;
-        case "dropPages":
-          for (const p of a.pages) this.present[p] = 0;
-          break;
-        case "resumeGuest":
-          if (a.cpuState.join() !== "1,2,3") throw new Error("cpu state corrupted in transit");
-          this.guestAt = "dest";
-          break;
-        case "finished":
-          this.dstOutcome = a.outcome;
-          break;
-        default:
-          break;
-      }
-    }
+        if (c === "bulk") this.bulkOut += bytes;
+        this.lanes.toDest[c].push({ msg, bytes });
+      },
+      setTimer: (at) => (this.srcTimer = at),
+      pauseGuest: () => {
+        if (this.guestAt === "source") this.guestAt = "pausing";
+      },
+      resumeGuest: () => undefined,
+      throttleGuest: () => undefined,
+      releasePages: () => undefined,
+      finished: (end) => (this.srcOutcome = end.outcome),
+    };
+  }
+
+  private destinationEffects(): DestinationEffects<number> {
+    return {
+      canSend: (c) => this.linkUp && this.lanes.toSrc[c].length < this.window,
+      send: (c, msg) => {
+        if (msg.type === "pageRequest") {
+          const n = (this.outstanding.get(msg.page) ?? 0) + 1;
+          this.outstanding.set(msg.page, n);
+          if (n > 1) this.violations.push(`two requests outstanding for page ${msg.page}`);
+        }
+        if (msg.type === "recover") {
+          this.bulkOut = this.bulkIn = msg.bulkBytes;
+          this.countsComparable = true;
+        }
+        this.lanes.toSrc[c].push({ msg, bytes: encodedSize(msg, 4096) });
+      },
+      setTimer: (at) => (this.dstTimer = at),
+      installPages: (pages) => {
+        for (const { page, data } of pages) {
+          if (this.guestAt === "dest" && this.present[page]) this.violations.push(`page ${page} installed while present and the guest runs`);
+          this.dstMem[page] = data ?? 0;
+          this.present[page] = 1;
+          this.wake(page);
+        }
+      },
+      wake: (page) => this.wake(page),
+      dropPages: (pages) => {
+        for (const p of pages) this.present[p] = 0;
+      },
+      resumeGuest: (cpuState) => {
+        if (cpuState.join() !== "1,2,3") this.violations.push("cpu state corrupted in transit");
+        this.guestAt = "dest";
+      },
+      stopFaultHandling: () => undefined,
+      finished: (end) => (this.dstOutcome = end.outcome),
+    };
   }
 
   private wake(page: number): void {
@@ -214,19 +290,50 @@ export class Harness {
     for (let i = 0; i < writes; i++) this.writeAtDest(page);
   }
 
-  private busyQueues(): (readonly ["toDest" | "toSrc", Channel])[] {
-    return (["toSrc", "toDest"] as const)
-      .flatMap((dir) => (["urgent", "bulk"] as const).map((c) => [dir, c] as const))
-      .filter(([dir, c]) => this.queues[dir][c].length > 0);
+  private checkInvariants(): void {
+    // Once the destination guest runs, every page it can see is current.
+    if (this.guestAt === "dest" && this.expected !== null) {
+      for (let p = 0; p < this.pageCount; p++) {
+        if (this.present[p] && this.dstMem[p] !== this.expected[p]) {
+          this.violations.push(`page ${p} is stale at the running destination (${this.dstMem[p]} ≠ ${this.expected[p]})`);
+          break;
+        }
+      }
+    }
+    // The destination never counts more bulk bytes than the source sent; with nothing in flight, exactly as many.
+    if (!this.countsComparable) return;
+    if (this.bulkIn > this.bulkOut) this.violations.push(`destination took ${this.bulkIn} bulk bytes, source sent ${this.bulkOut}`);
+    if (this.linkUp && this.lanes.toDest.bulk.length === 0 && this.bulkIn !== this.bulkOut) {
+      this.violations.push(`bulk bytes disagree with nothing in flight: sent ${this.bulkOut}, taken ${this.bulkIn}`);
+    }
   }
 
-  /** Link up, then deliver everything until nothing moves. */
+  private busyLanes(): (readonly [Dir, Channel])[] {
+    return (["toSrc", "toDest"] as const).flatMap((dir) => CHANNELS.map((c) => [dir, c] as const)).filter(([dir, c]) => this.lanes[dir][c].length > 0);
+  }
+
+  /** Link up, the pause done, then deliver everything (firing timers when idle) until nothing moves. */
   drain(maxSteps = 1_000_000): void {
     this.apply({ op: "linkUp" });
     for (let i = 0; i < maxSteps; i++) {
-      const busy = this.busyQueues();
-      if (busy.length === 0) return;
-      this.deliver(busy[0][0] === "toDest", busy[0][1]);
+      if (this.guestAt === "pausing") {
+        this.apply({ op: "pauseDone" });
+        continue;
+      }
+      const busy = this.busyLanes();
+      if (busy.length > 0) {
+        this.deliver(busy[0][0], busy[0][1]);
+        this.driveBoth();
+        this.checkInvariants();
+        continue;
+      }
+      // Idle: only a pacing timer can move things on (the others end the run, which a drain must not force).
+      const pace = this.srcTimer;
+      if (pace === null || this.source.finished || this.srcOutcome !== null) return;
+      if (!this.source.isPacing) return;
+      this.now = Math.max(this.now, pace);
+      this.source.handleTimeout(this.now);
+      this.driveBoth();
     }
     throw new Error("drain did not settle");
   }

@@ -1,0 +1,110 @@
+/**
+ * The one driving loop both back ends share. A driver implements the effects
+ * (what "send on a lane", "pause the guest", "install pages" mean for it) and
+ * calls `driveSource` / `driveDestination` after every input it fed the
+ * engine and whenever a lane gains room; the loop drains the engine's actions
+ * and pulls messages while the lanes have room, in the order the engine's
+ * contract names, then hands the next deadline to the driver's timer.
+ */
+import type { Destination } from "./destination.js";
+import type { DestinationAction, Ending, SourceAction } from "./events.js";
+import type { Channel, Message, PageEntry } from "./messages.js";
+import type { Source } from "./source.js";
+
+export const CHANNELS: readonly Channel[] = ["urgent", "bulk"];
+
+interface LaneEffects<P> {
+  /** Whether this lane can take another message now (its window has room and the link is up). */
+  canSend(channel: Channel): boolean;
+  send(channel: Channel, msg: Message<P>): void;
+  /** The engine's next deadline (µs, driver clock), or null for none; replaces any earlier one. */
+  setTimer(at: number | null): void;
+  finished(end: Ending): void;
+}
+
+export interface SourceEffects<P> extends LaneEffects<P> {
+  pauseGuest(): void;
+  resumeGuest(): void;
+  throttleGuest(ratio: number): void;
+  releasePages(count: number): void;
+}
+
+export interface DestinationEffects<P> extends LaneEffects<P> {
+  installPages(pages: PageEntry<P>[]): void;
+  wake(page: number): void;
+  dropPages(pages: Uint32Array): void;
+  resumeGuest(cpuState: Uint8Array): void;
+  stopFaultHandling(): void;
+}
+
+function applySource<P>(a: SourceAction, fx: SourceEffects<P>): void {
+  switch (a.kind) {
+    case "pauseGuest":
+      return fx.pauseGuest();
+    case "resumeGuest":
+      return fx.resumeGuest();
+    case "throttleGuest":
+      return fx.throttleGuest(a.ratio);
+    case "releasePages":
+      return fx.releasePages(a.count);
+    case "finished":
+      return fx.finished({ outcome: a.outcome, cause: a.cause, reason: a.reason });
+  }
+}
+
+function applyDestination<P>(a: DestinationAction<P>, fx: DestinationEffects<P>): void {
+  switch (a.kind) {
+    case "installPages":
+      return fx.installPages(a.pages);
+    case "wake":
+      return fx.wake(a.page);
+    case "dropPages":
+      return fx.dropPages(a.pages);
+    case "resumeGuest":
+      return fx.resumeGuest(a.cpuState);
+    case "stopFaultHandling":
+      return fx.stopFaultHandling();
+    case "finished":
+      return fx.finished({ outcome: a.outcome, cause: a.cause, reason: a.reason });
+  }
+}
+
+interface Engine<A, P> {
+  pollAction(): A | null;
+  pollTransmit(channel: Channel, now: number): Message<P> | null;
+  pollTimeout(): number | null;
+}
+
+function drive<A, P>(engine: Engine<A, P>, fx: LaneEffects<P>, apply: (a: A) => void, now: number): void {
+  const applyAll = (): boolean => {
+    let any = false;
+    for (let a = engine.pollAction(); a !== null; a = engine.pollAction()) {
+      apply(a);
+      any = true;
+    }
+    return any;
+  };
+  // Pulling can raise actions (a round's end pauses the guest) and actions can
+  // free messages, so go round until neither moves.
+  for (;;) {
+    let moved = applyAll();
+    for (const channel of CHANNELS) {
+      while (fx.canSend(channel)) {
+        const msg = engine.pollTransmit(channel, now);
+        if (msg === null) break;
+        fx.send(channel, msg);
+        moved = true;
+      }
+    }
+    if (!applyAll() && !moved) break;
+  }
+  fx.setTimer(engine.pollTimeout());
+}
+
+export function driveSource<P>(engine: Source<P>, fx: SourceEffects<P>, now: number): void {
+  drive(engine, fx, (a: SourceAction) => applySource(a, fx), now);
+}
+
+export function driveDestination<P>(engine: Destination<P>, fx: DestinationEffects<P>, now: number): void {
+  drive(engine, fx, (a: DestinationAction<P>) => applyDestination(a, fx), now);
+}

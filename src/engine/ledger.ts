@@ -1,0 +1,107 @@
+/**
+ * What the source knows about where each page's current copy is: held by the
+ * destination (or on its way there), or still to send; which pages were ever
+ * sent (re-sends are counted, and stale copies found at switchover); and, for
+ * each page whose newest copy went on the bulk channel, the bulk-stream
+ * offset it went at. Bulk is FIFO, so after a broken link the destination's
+ * count of bulk bytes received says exactly which of those copies arrived.
+ */
+import { Bitmap } from "./bitmap.js";
+import type { Channel } from "./messages.js";
+
+/** Marks a page whose newest copy went on the urgent channel, or none is in flight. */
+const NOT_ON_BULK = -1;
+
+export interface RecoverInput {
+  /** Whether the destination had taken the switchover (and so dropped its stale copies). */
+  resumed: boolean;
+  /** Bulk bytes the destination took over the whole migration. */
+  bulkBytes: number;
+  received: Bitmap;
+}
+
+export class PageLedger {
+  /** Pages of which the destination holds (or is being sent) a current copy. */
+  sent: Bitmap;
+  readonly everSent: Bitmap;
+  /** Pages to send: this round's (pre-copy), or all not yet sent (after switchover). */
+  pending: Bitmap;
+  private readonly sentAtOffset: Float64Array;
+  /** Bytes put on the bulk channel so far (as the destination will count them). */
+  bulkOffset = 0;
+
+  constructor(readonly pageCount: number) {
+    this.sent = new Bitmap(pageCount);
+    this.everSent = new Bitmap(pageCount);
+    this.pending = new Bitmap(pageCount);
+    this.sentAtOffset = new Float64Array(pageCount).fill(NOT_ON_BULK);
+  }
+
+  /** A copy of `page` goes out now, in the message that starts at the current bulk offset (or on urgent). Returns whether it was sent before. */
+  markSent(page: number, channel: Channel): boolean {
+    this.pending.clear(page);
+    this.sent.set(page);
+    this.sentAtOffset[page] = channel === "bulk" ? this.bulkOffset : NOT_ON_BULK;
+    return !this.everSent.set(page);
+  }
+
+  /** The guest wrote these pages: whatever copy the destination has of them is out of date. */
+  dirtied(pages: Uint32Array): void {
+    for (const p of pages) {
+      this.sent.clear(p);
+      this.pending.set(p);
+    }
+  }
+
+  /** Pages sent at least once whose current content the destination does not have. */
+  stale(): Uint32Array {
+    const stale: number[] = [];
+    for (const p of this.everSent) if (!this.sent.has(p)) stale.push(p);
+    return Uint32Array.from(stale);
+  }
+
+  /** From now on, every page the destination lacks is pending. */
+  pendAllUnsent(): void {
+    const b = Bitmap.full(this.pageCount);
+    for (const p of this.sent) b.clear(p);
+    this.pending = b;
+  }
+
+  /**
+   * After a reconnection: what the destination holds, as far as the source can
+   * vouch for it. Returns the pages the destination holds an out-of-date copy
+   * of (its newest copy was lost in flight, or the page changed since), which
+   * it must drop if it has not taken the switchover yet.
+   */
+  reconcile(r: RecoverInput): number[] {
+    const { held, lost, mustDrop } = reconcileHeld(this.sent, this.sentAtOffset, r);
+    for (const p of lost) this.sentAtOffset[p] = NOT_ON_BULK;
+    this.sent = held;
+    // The lost bytes are forgotten: from here both sides count from the destination's figure.
+    this.bulkOffset = r.bulkBytes;
+    this.pendAllUnsent();
+    return mustDrop;
+  }
+}
+
+/**
+ * The pure part of recovery. Held = received, minus pages whose newest copy
+ * was sent at or past the destination's bulk count (lost: it may hold an older
+ * one), minus pages dirtied since sent (not in `sent`).
+ */
+export function reconcileHeld(
+  sent: Bitmap,
+  sentAtOffset: Float64Array,
+  r: RecoverInput,
+): { held: Bitmap; lost: number[]; mustDrop: number[] } {
+  const held = new Bitmap(sent.size);
+  const lost: number[] = [];
+  const mustDrop: number[] = [];
+  for (let p = 0; p < sent.size; p++) {
+    const isLost = sentAtOffset[p] !== NOT_ON_BULK && sentAtOffset[p] >= r.bulkBytes;
+    if (isLost) lost.push(p);
+    if (r.received.has(p) && !isLost && sent.has(p)) held.set(p);
+    else if (r.received.has(p) && !r.resumed) mustDrop.push(p);
+  }
+  return { held, lost, mustDrop };
+}

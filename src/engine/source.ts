@@ -18,14 +18,15 @@
  * recovered, not abandoned. Before that, any failure leaves the guest running.
  */
 import { Bitmap } from "./bitmap.js";
-import { encodedSize, PAGE_ENTRY_OVERHEAD } from "./codec.js";
+import { encodedSize } from "./codec.js";
 import { EndCause, type CommandResult, type Outcome, type SourceAction, type SourceGuestPort, type SourceInput } from "./events.js";
 import { PageLedger } from "./ledger.js";
-import { ALL_CAPABILITIES, Capability, ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Channel, type Message, type PageEntry } from "./messages.js";
+import { ALL_CAPABILITIES, Capability, ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Channel, type Message } from "./messages.js";
 import { newSourceMetrics, type SourceMetrics } from "./metrics.js";
 import type { MigrationOptions } from "./options.js";
 import { makeOrder, type BackgroundOrder } from "./order.js";
 import { Pacer } from "./pacer.js";
+import { PageSender } from "./page-sender.js";
 import type { Phase, SwitchoverReason } from "./report.js";
 import { SwitchoverPolicy } from "./switchover.js";
 import { ThroughputEstimator } from "./throughput.js";
@@ -67,7 +68,6 @@ export class Source<P> {
   private readonly actions: SourceAction[] = [];
   private readonly outbox: Record<Channel, Message<P>[]> = { urgent: [], bulk: [] };
   private readonly ledger: PageLedger;
-  private readonly requests: number[] = [];
   private readonly order: BackgroundOrder;
   private readonly policy: SwitchoverPolicy;
   private readonly pacer: Pacer;
@@ -75,7 +75,7 @@ export class Source<P> {
   private readonly timers = new TimerTable<Timer>();
   private peerCapabilities = 0;
   private cursor = 0;
-  private readonly worstBatchBytes: number;
+  private readonly sender: PageSender<P>;
 
   constructor(
     private readonly opts: MigrationOptions,
@@ -87,8 +87,8 @@ export class Source<P> {
     this.order = makeOrder(opts.backgroundOrder, opts.prefetchPages);
     this.policy = new SwitchoverPolicy(opts, layout.pageSize);
     this.pacer = new Pacer(opts.bandwidthCap, opts.laneWindowBytes);
-    this.worstBatchBytes = 4 + opts.batchPages * (PAGE_ENTRY_OVERHEAD + layout.pageSize);
     this.metrics = newSourceMetrics(opts.mode, layout);
+    this.sender = new PageSender(layout.pageSize, opts.batchPages, guest, this.ledger, this.metrics, this.pacer);
   }
 
   get finished(): boolean {
@@ -198,7 +198,7 @@ export class Source<P> {
           return this.protocolError(`unexpected request for page ${msg.page} (of ${this.layout.pageCount}) in stage ${s.name}`, now);
         }
         this.order.onFault(msg.page);
-        this.requests.push(msg.page);
+        this.sender.request(msg.page);
         return;
       case "resumed":
       case "report": // for the agent, not the engine
@@ -251,7 +251,7 @@ export class Source<P> {
   private onLinkDown(now: number): void {
     this.outbox.urgent.length = 0;
     this.outbox.bulk.length = 0;
-    this.requests.length = 0;
+    this.sender.dropRequests();
     this.throughput.onStarved();
     const s = this.stage;
     if (s.name === "done") return;
@@ -299,7 +299,7 @@ export class Source<P> {
     if (s.name === "precopy") return channel === "bulk" ? this.precopyBatch(now) : null;
     if (s.name !== "committed" || s.link !== "up") return null;
     if (channel === this.replyChannel()) {
-      const reply = this.demandReply();
+      const reply = this.sender.demandReply(channel);
       if (reply !== null) return reply;
     }
     if (channel !== "bulk" || s.switchover === null) return null;
@@ -336,66 +336,30 @@ export class Source<P> {
     return this.opts.urgentChannel && this.peerCapabilities & Capability.UrgentChannel ? "urgent" : "bulk";
   }
 
-  private demandReply(): Message<P> | null {
-    while (this.requests.length > 0) {
-      const page = this.requests.shift() as number;
-      if (this.ledger.sent.has(page)) {
-        // Already on its way (or there): that copy answers the request.
-        this.metrics.requestsAlreadySent++;
-        continue;
-      }
-      this.metrics.requestsServed++;
-      return { type: "pages", pages: [this.takePage(page, this.replyChannel())] };
-    }
-    return null;
-  }
-
-  /** Up to batchPages pages from `next`, within the bandwidth cap (paced: null, with a timer set). */
+  /** A background batch for the bulk lane, booked to the round or the post-copy push; null when paced or none is left. */
   private batch(next: () => number, now: number, paced: boolean): Message<P> | null {
-    if (this.ledger.pending.count === 0) return null;
-    if (paced) {
-      const wait = this.pacer.delay(this.worstBatchBytes, now);
-      if (wait > 0) {
-        this.timers.set("pace", now + wait);
-        return null;
-      }
-      this.timers.clear("pace");
+    const b = this.sender.batch(next, now, paced);
+    if (b.kind === "paced") {
+      this.timers.set("pace", b.until);
+      return null;
     }
-    const pages: PageEntry<P>[] = [];
-    while (pages.length < this.opts.batchPages) {
-      const p = next();
-      if (p < 0) break;
-      pages.push(this.takePage(p, "bulk"));
-    }
-    if (pages.length === 0) return null;
-    const msg: Message<P> = { type: "pages", pages };
-    const bytes = encodedSize(msg, this.layout.pageSize);
-    if (paced) this.pacer.spend(bytes, now);
+    this.timers.clear("pace");
+    if (b.kind === "none") return null;
     const s = this.stage;
     if (s.name === "precopy") {
-      s.round.pages += pages.length;
-      s.round.bytes += bytes;
+      s.round.pages += b.pages;
+      s.round.bytes += b.bytes;
     } else if (s.name === "committed" && s.postcopy) {
-      this.metrics.postcopyPushedPages += pages.length;
-      this.metrics.postcopyBulkBytes += bytes;
+      this.metrics.postcopyPushedPages += b.pages;
+      this.metrics.postcopyBulkBytes += b.bytes;
     }
-    return msg;
+    return b.msg;
   }
 
   private nextInOrder(): number {
     const p = this.ledger.pending.nextSet(this.cursor);
     if (p >= 0) this.cursor = p + 1;
     return p;
-  }
-
-  /** Reads a page for sending and counts it; it goes out next, on `channel`. */
-  private takePage(page: number, channel: Channel): PageEntry<P> {
-    const data = this.guest.readPage(page);
-    const m = this.metrics;
-    m.pagesSent++;
-    if (data === null) m.pagesZero++;
-    if (this.ledger.markSent(page, channel)) m.pagesResent++;
-    return { page, data };
   }
 
   private switchoverMessage(s: Committed): Message<P> {

@@ -1,0 +1,91 @@
+/**
+ * Turns "the next page(s) to send" into page messages: demand replies (one
+ * page each, skipping pages whose current copy is already on its way) and
+ * background batches (up to `batchPages`, within the bandwidth cap). Reads
+ * each page from the guest at the moment it is chosen and books it in the
+ * ledger and the counters. It decides nothing about stages: the source tells
+ * it what order to take pages in and whether the cap applies.
+ */
+import { encodedSize, PAGE_ENTRY_OVERHEAD } from "./codec.js";
+import type { SourceGuestPort } from "./events.js";
+import type { PageLedger } from "./ledger.js";
+import type { Channel, Message, PageEntry } from "./messages.js";
+import type { SourceMetrics } from "./metrics.js";
+import type { Pacer } from "./pacer.js";
+
+export type Batch<P> =
+  | { kind: "pages"; msg: Message<P>; pages: number; bytes: number }
+  /** The cap holds the batch back until this time. */
+  | { kind: "paced"; until: number }
+  | { kind: "none" };
+
+export class PageSender<P> {
+  private readonly worstBatchBytes: number;
+  private readonly requests: number[] = [];
+
+  constructor(
+    private readonly pageSize: number,
+    private readonly batchPages: number,
+    private readonly guest: SourceGuestPort<P>,
+    private readonly ledger: PageLedger,
+    private readonly metrics: SourceMetrics,
+    private readonly pacer: Pacer,
+  ) {
+    this.worstBatchBytes = 4 + batchPages * (PAGE_ENTRY_OVERHEAD + pageSize);
+  }
+
+  /** A vCPU waits for this page at the destination. */
+  request(page: number): void {
+    this.requests.push(page);
+  }
+
+  /** Requests die with the link (the destination repeats them after recovery). */
+  dropRequests(): void {
+    this.requests.length = 0;
+  }
+
+  /** The reply to the oldest request whose page has not gone out yet, or null. */
+  demandReply(channel: Channel): Message<P> | null {
+    while (this.requests.length > 0) {
+      const page = this.requests.shift() as number;
+      if (this.ledger.sent.has(page)) {
+        // Already on its way (or there): that copy answers the request.
+        this.metrics.requestsAlreadySent++;
+        continue;
+      }
+      this.metrics.requestsServed++;
+      return { type: "pages", pages: [this.take(page, channel)] };
+    }
+    return null;
+  }
+
+  /** Up to batchPages pages from `next` (-1: none left) for the bulk lane. */
+  batch(next: () => number, now: number, paced: boolean): Batch<P> {
+    if (this.ledger.pending.count === 0) return { kind: "none" };
+    if (paced) {
+      const wait = this.pacer.delay(this.worstBatchBytes, now);
+      if (wait > 0) return { kind: "paced", until: now + wait };
+    }
+    const pages: PageEntry<P>[] = [];
+    while (pages.length < this.batchPages) {
+      const p = next();
+      if (p < 0) break;
+      pages.push(this.take(p, "bulk"));
+    }
+    if (pages.length === 0) return { kind: "none" };
+    const msg: Message<P> = { type: "pages", pages };
+    const bytes = encodedSize(msg, this.pageSize);
+    if (paced) this.pacer.spend(bytes, now);
+    return { kind: "pages", msg, pages: pages.length, bytes };
+  }
+
+  /** Reads a page for sending and books it; it goes out next, on `channel`. */
+  private take(page: number, channel: Channel): PageEntry<P> {
+    const data = this.guest.readPage(page);
+    const m = this.metrics;
+    m.pagesSent++;
+    if (data === null) m.pagesZero++;
+    if (this.ledger.markSent(page, channel)) m.pagesResent++;
+    return { page, data };
+  }
+}

@@ -11,7 +11,7 @@ import { driveDestination, type DestinationEffects } from "../engine/drive.js";
 import type { DestinationInput } from "../engine/events.js";
 import { ErrorCode, MIN_PROTOCOL_VERSION, type Channel, type HelloMsg, type Message } from "../engine/messages.js";
 import { resolveOptions } from "../engine/options.js";
-import { nowUs, sleep } from "./clock.js";
+import { DeadlineTimer, nowUs, sleep } from "./clock.js";
 import { DestinationMemory } from "./dest-memory.js";
 import { messageOf } from "./errors.js";
 import { GuestProcess } from "./guest-process.js";
@@ -51,8 +51,10 @@ export class DestSession {
   private stepsAtResume = 0;
   private latenciesSent = 0;
   private progressTimer: NodeJS.Timeout | undefined;
-  private engineTimer: NodeJS.Timeout | undefined;
-  private engineTimerAt: number | null = null;
+  private readonly engineTimer = new DeadlineTimer((now) => {
+    this.engine?.handleTimeout(now);
+    this.drive();
+  });
   private fx: DestinationEffects<Uint8Array> | null = null;
   private ended = false;
   private reported = false;
@@ -211,7 +213,7 @@ export class DestSession {
   private drive(): void {
     const engine = this.engine;
     if (engine === null || this.ended) return;
-    this.fx ??= this.effects(engine);
+    this.fx ??= this.effects();
     try {
       driveDestination(engine, this.fx, nowUs());
     } catch (e) {
@@ -219,22 +221,12 @@ export class DestSession {
     }
   }
 
-  private effects(engine: Destination<Uint8Array>): DestinationEffects<Uint8Array> {
+  private effects(): DestinationEffects<Uint8Array> {
     return {
       // A small message waits behind at most what this process still holds unwritten.
       canSend: (channel) => (this.conns[channel]?.buffered ?? Infinity) < 64 * 1024,
       send: (channel, msg) => this.send(channel, msg),
-      setTimer: (at) => {
-        if (at === this.engineTimerAt) return;
-        clearTimeout(this.engineTimer);
-        this.engineTimerAt = at;
-        if (at === null) return;
-        this.engineTimer = setTimeout(() => {
-          this.engineTimerAt = null;
-          engine.handleTimeout(nowUs());
-          this.drive();
-        }, Math.max(0, (at - nowUs()) / 1000));
-      },
+      setTimer: (at) => this.engineTimer.set(at),
       installPages: (pages) => this.mem?.installMany(pages),
       wake: (page) => this.mem?.wake(page),
       dropPages: (pages) => this.mem?.drop(pages),
@@ -305,7 +297,7 @@ export class DestSession {
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.progressTimer);
-    clearTimeout(this.engineTimer);
+    this.engineTimer.clear();
     if (end.outcome !== "completed") this.o.log(`${this.tag}: ${end.outcome}: ${end.reason}`);
     this.mem?.stopFaults();
     // Let a last error frame leave before the sockets go.

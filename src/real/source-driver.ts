@@ -17,7 +17,7 @@ import type { Channel, Message } from "../engine/messages.js";
 import { emptyDestinationMetrics, type DestinationMetrics } from "../engine/metrics.js";
 import type { MigrationOptions } from "../engine/options.js";
 import { Source } from "../engine/source.js";
-import { nowUs } from "./clock.js";
+import { DeadlineTimer, nowUs } from "./clock.js";
 import { messageOf } from "./errors.js";
 import type { GuestProcess } from "./guest-process.js";
 import { restoreVcpus } from "./guest-spawn.js";
@@ -53,8 +53,10 @@ export class SourceDriver {
   final: FinalReport | null = null;
   private readonly port: SourceMemoryPort;
   private readonly fx: SourceEffects<Uint8Array>;
-  private timer: NodeJS.Timeout | undefined;
-  private timerAt: number | null = null;
+  private readonly timer = new DeadlineTimer((now) => {
+    this.engine.handleTimeout(now);
+    this.drive();
+  });
   private budget = 0;
   private again = false;
   private linkReason: string | null = null;
@@ -137,7 +139,7 @@ export class SourceDriver {
   }
 
   close(): void {
-    clearTimeout(this.timer);
+    this.timer.clear();
     this.port.close();
     this.resolveFinal("the source closed before the destination's report came");
   }
@@ -165,17 +167,7 @@ export class SourceDriver {
         this.budget -= this.link.send(channel, msg, pageSize);
         this.maybeBreak();
       },
-      setTimer: (at) => {
-        if (at === this.timerAt) return;
-        clearTimeout(this.timer);
-        this.timerAt = at;
-        if (at === null) return;
-        this.timer = setTimeout(() => {
-          this.timerAt = null;
-          this.engine.handleTimeout(nowUs());
-          this.drive();
-        }, Math.max(0, (at - nowUs()) / 1000));
-      },
+      setTimer: (at) => this.timer.set(at),
       pauseGuest: () => {
         restoreVcpus(this.guest);
         this.guest.pause().then(
@@ -230,8 +222,7 @@ export class SourceDriver {
 
   private finish(outcome: DriverEnd["outcome"], reason: string): void {
     if (this.end !== null) return;
-    clearTimeout(this.timer);
-    this.timerAt = null;
+    this.timer.clear();
     this.end = { outcome, reason };
     this.notice = `${outcome}: ${reason}`;
     if (outcome !== "completed") this.resolveFinal(reason);

@@ -42,7 +42,7 @@ export interface SourceDriverOptions {
  * (and so to the urgent socket's page requests), even if the kernel keeps
  * taking them.
  */
-const BYTES_PER_TURN = 1 << 20;
+const BYTES_PER_TURN = 256 * 1024;
 
 export class SourceDriver {
   readonly engine: Source<Uint8Array>;

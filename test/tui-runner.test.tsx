@@ -72,7 +72,7 @@ describe("tui runPlain", () => {
     expect(head[2]).toMatch(/^\[\s*1\.00 s\]\s+pre-copy r2\s+present\s+20\.0%\s+faults 0 \(0\.0\/s\)\s+urgent 9\.77 KiB\/s\s+bulk 977 KiB\/s$/);
     expect(head[6]).toContain("downtime 42.0 ms");
     expect(lines).toContain("report: completed");
-    expect(lines.some((l) => /^ {2}downtime_ms\s+42\.1 ms$/.test(l))).toBe(true);
+    expect(lines.some((l) => /^ {2}downtime\s+42\.1 ms$/.test(l))).toBe(true);
     expect(lines.some((l) => /^ {2}switchover_reason\s+hybrid-rounds$/.test(l))).toBe(true);
   });
 

@@ -58,7 +58,7 @@ export const REAL_USAGE = `ppsim real:
   --plain                 progress lines instead of the live view
   --break-link-after SIZE break the link once SIZE of post-copy pages went out (recovery demo)
   policy flags as for the simulator (ppsim --help): --downtime-limit, --max-rounds, --hybrid-rounds,
-  --bandwidth-cap, --no-auto-converge, --order, --prefetch`;
+  --bandwidth-cap, --no-auto-converge, --background-order, --prefetch-pages`;
 
 type Out = (line: string) => void;
 

@@ -169,6 +169,15 @@ export class Simulation {
     return r.ok ? null : r.reason;
   }
 
+  /**
+   * ux (issue 13): ends the simulated run where it stands, outcome
+   * "cancelled" — what quitting does past switchover, where a real migration
+   * must refuse (the guest lives on the destination) but a simulation need not.
+   */
+  stop(reason: string): void {
+    if (this.finished === null) this.finish("cancelled", reason);
+  }
+
   report(): Report | null {
     return this.final;
   }

@@ -68,6 +68,9 @@ export function View({ snapshot: s, history, status = {} }: ViewProps) {
   const notices = [s.notice, status.notice].filter((n): n is string => !!n);
   const unique = [...new Set(notices)];
   const ended = s.report !== null;
+  // The migration ended but the run has not (a real source waits for its guest): nothing left to quit.
+  const settled = s.phase === "complete" || s.phase === "cancelled" || s.phase === "failed";
+  if (settled && !ended) unique.push("migration over: waiting for the guest to finish its steps, then the report");
   const keys = ["q quit", status.canPause ? `p ${status.paused ? "resume" : "pause"}` : null, status.canSpeedUp ? "f faster · e to the end" : null];
   return (
     <Box flexDirection="column" width={width}>
@@ -80,7 +83,7 @@ export function View({ snapshot: s, history, status = {} }: ViewProps) {
       {!ended && <Guest snapshot={s} progress={history?.progress ?? []} width={width} />}
       <Notices lines={unique} />
       {s.report && <ReportTable report={s.report} width={width} />}
-      {status.keys && !ended && <Text color={COLOR.label}>{keys.filter(Boolean).join(" · ")}</Text>}
+      {status.keys && !ended && !settled && <Text color={COLOR.label}>{keys.filter(Boolean).join(" · ")}</Text>}
     </Box>
   );
 }

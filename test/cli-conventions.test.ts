@@ -47,7 +47,7 @@ describe("ppsim conventions", () => {
     const cmd = `${process.execPath} ${bin} --trace examples/idle.json --memory 8MiB --speed max`;
     const live = (env: Record<string, string>) =>
       spawnSync("script", ["-qec", cmd, "/dev/null"], { encoding: "utf8", env: { ...process.env, TERM: "xterm-256color", CI: "", ...env }, timeout: 60_000 });
-    const sgr = /\x1b\[(3[0-9]|9[0-7]|1;3)/; // a foreground colour
+    const sgr = new RegExp(`${String.fromCharCode(27)}\\[(3[0-9]|9[0-7])`); // a foreground colour
     const coloured = live({ FORCE_COLOR: "1" });
     expect(coloured.stdout).toContain("report: completed");
     expect(coloured.stdout).toMatch(sgr);

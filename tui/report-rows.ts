@@ -110,6 +110,8 @@ function special(key: string, r: Report): Row[] | null {
       return r.outages ? [["outages", fmtOutages(r.outages)]] : [];
     case "options":
       return r.options ? [["options", fmtOptions(r.options)]] : [];
+    case "workload_spec":
+      return []; // the workload file itself: for `ppsim rerun`, not for reading
     case "hash": {
       const h = r.hash as HashReport | null | undefined;
       if (!h) return [];

@@ -7,7 +7,7 @@ import { simulate } from "../sim/simulation.js";
 import { UsageError } from "./errors.js";
 import { stderrProgress, type StderrProgress } from "./progress.js";
 import { parseSimFlags, type SimFlags } from "./sim-args.js";
-import { simConfig, workloadFor } from "./sim-command.js";
+import { simConfig, workloadFor, workloadSpec } from "./sim-command.js";
 
 export const COMPARE_USAGE = `usage: ppsim compare --trace FILE [--mode MODE[,MODE…]] [simulation flags] [--json]
 
@@ -28,8 +28,8 @@ const ROWS: [string, (r: Report) => string][] = [
   ["pages zero", (r) => fmtCount(r.pages_zero)],
   ["pages re-sent", (r) => fmtCount(r.pages_resent)],
   ["demand faults", (r) => fmtCount(r.demand_faults)],
-  ["fault latency p50", (r) => fmtUs(r.fault_latency_us.p50)],
-  ["fault latency p99", (r) => fmtUs(r.fault_latency_us.p99)],
+  ["fault latency p50", (r) => (r.demand_faults > 0 ? fmtUs(r.fault_latency_us.p50) : "–")],
+  ["fault latency p99", (r) => (r.demand_faults > 0 ? fmtUs(r.fault_latency_us.p99) : "–")],
   ["vCPU blocktime", (r) => fmtDuration(r.blocktime_ms)],
   ["guest progress", (r) => fmtPercent(r.guest_progress)],
   ["auto-converge throttle", (r) => fmtPercent(r.throttle, 0)],
@@ -51,8 +51,8 @@ export function compareReports(flags: SimFlags, progress?: StderrProgress): Repo
   const modes = compareModes(flags.mode);
   const workload = workloadFor(choices);
   return modes.map((mode, i) => {
-    progress?.show(`ppsim compare: ${workload.name}, ${mode} (${i + 1}/${modes.length})…`);
-    const r = simulate(simConfig(choices, workload, mode));
+    progress?.show(`ppsim compare: ${workload.name}, ${mode} (${i + 1}/${modes.length})…`, true);
+    const r: Report = { ...simulate(simConfig(choices, workload, mode)), workload_spec: workloadSpec(choices.trace) };
     progress?.show(`ppsim compare: ${workload.name}, ${mode} (${i + 1}/${modes.length}): ${r.outcome}, total ${fmtDuration(r.total_ms)}`);
     return r;
   });

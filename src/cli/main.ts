@@ -3,6 +3,7 @@
  *
  *   ppsim --trace workload.json [flags]          simulate one migration
  *   ppsim compare --trace workload.json [flags]  the three modes side by side
+ *   ppsim rerun report.json                      run a saved report's simulation again
  *   ppsim real --listen HOST:PORT                receive a migration (destination)
  *   ppsim real --peer HOST:PORT --trace FILE     run a guest and migrate it (source)
  *   ppsim real --demo --trace FILE               both ends on this machine
@@ -61,6 +62,10 @@ async function main(argv: string[], out: (line: string) => void): Promise<number
   if (first === "real") {
     const { runRealCommand } = await import("./real-command.js");
     return runRealCommand(rest, out);
+  }
+  if (first === "rerun") {
+    const { runRerun } = await import("./rerun.js");
+    return runRerun(rest, out);
   }
   if (first === "compare") {
     const { values } = parseArgs({ args: rest, options: { ...SIM_FLAGS, help: { type: "boolean", short: "h" } }, strict: true, allowPositionals: false });

@@ -18,11 +18,12 @@ export class StderrProgress {
 
   constructor(private readonly o: ProgressOptions) {}
 
-  show(line: string): void {
+  /** `transient`: a line only worth showing in place ("running…"), not in a log. */
+  show(line: string, transient = false): void {
     if (this.o.tty) {
       this.o.write(`\r\x1b[2K${line}`);
       this.shown = true;
-    } else if (!this.o.quietUnlessTty) this.o.write(`${line}\n`);
+    } else if (!this.o.quietUnlessTty && !transient) this.o.write(`${line}\n`);
   }
 
   /** Clears the line on a terminal. */

@@ -1,4 +1,5 @@
 /** `ppsim --trace workload.json`: simulate one migration, shown live (TTY) or as lines, or as one JSON object. */
+import { readFileSync } from "node:fs";
 import { runPlain, runTui, type ViewSource } from "../../tui/index.js";
 import { watchableSpeed } from "../../tui/pacer.js";
 import { reportLines } from "../../tui/plain.js";
@@ -13,6 +14,15 @@ import { parseSimFlags, type SimChoices, type SimFlags } from "./sim-args.js";
 export interface SimCommandFlags extends SimFlags {
   speed?: string;
   plain?: boolean;
+}
+
+/** The workload file's JSON as it was read, for the report (so that `ppsim rerun` needs nothing else). */
+export function workloadSpec(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as unknown;
+  } catch {
+    return null; // loadWorkload has read it already, and says what is wrong if anything is
+  }
 }
 
 /** The workload of the run, with --memory applied. */
@@ -80,8 +90,8 @@ export async function runSimCommand(flags: SimCommandFlags, out: (line: string) 
   if (flags.json) {
     // One call to the end: advancing in steps can change a simulation's outcome in detail, and --json must be exact.
     const progress = stderrProgress();
-    progress.show(`ppsim: simulating ${workload.name}, ${choices.mode}… (one pass over memory ≈ ${(predictedMs(workload, choices.link) / 1000).toFixed(1)} s of virtual time)`);
-    report = sim.runToEnd();
+    progress.show(`ppsim: simulating ${workload.name}, ${choices.mode}… (one pass over memory ≈ ${(predictedMs(workload, choices.link) / 1000).toFixed(1)} s of virtual time)`, true);
+    report = { ...sim.runToEnd(), workload_spec: workloadSpec(choices.trace) };
     progress.end();
     out(JSON.stringify(report, null, 2));
   } else if (process.stdout.isTTY && !flags.plain) {

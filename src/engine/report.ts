@@ -113,6 +113,8 @@ export interface Report {
   options?: MigrationOptions;
   /** Simulator. */
   link?: LinkReport;
+  /** The workload file as given (the ppsim command adds it: `ppsim rerun` reads it back). */
+  workload_spec?: unknown;
   outages?: OutageReport[];
   /** Virtual time after which an unfinished simulation fails, ms. */
   max_virtual_ms?: number;

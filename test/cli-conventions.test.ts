@@ -1,11 +1,14 @@
 /** Conventions of the command line: --version, --help everywhere, NO_COLOR, compare's modes and exit status, named option errors. */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { compareExitCode, compareModes } from "../src/cli/compare.js";
 import { main } from "../src/cli/main.js";
 import { parseSpeed, viewOf } from "../src/cli/sim-command.js";
 import { OptionError, resolveOptions } from "../src/engine/options.js";
+import type { Report } from "../src/engine/report.js";
 import { Simulation } from "../src/sim/simulation.js";
 import { loadWorkload } from "../src/workload/parse.js";
 import { withMemory } from "../src/workload/types.js";
@@ -127,5 +130,29 @@ describe("quitting a simulation", () => {
     expect(parseSpeed("max")).toBe("max");
     expect(parseSpeed("2.5")).toBe(2.5);
     expect(() => parseSpeed("0")).toThrow(/--speed must be a positive number/);
+  });
+});
+
+describe("ppsim rerun", () => {
+  it("reproduces a saved report exactly, and refuses one it cannot rerun", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ppsim-rerun-"));
+    const saved = await run(["--trace", "examples/web-server.json", "--memory", "16MiB", "--mode", "hybrid", "--seed", "3", "--prefetch-pages", "8", "--outage", "300ms:20ms", "--json"]);
+    const file = join(dir, "report.json");
+    writeFileSync(file, saved.out);
+    const r = JSON.parse(saved.out) as Report;
+    expect(r.options?.prefetchPages).toBe(8);
+    expect(r.outages).toEqual([{ atMs: 300, durationMs: 20 }]);
+    expect(r.link?.text).toBe("1 Gbit/s, 100 µs");
+    expect(r.workload_spec).toMatchObject({ name: "web-server" });
+    const again = await run(["rerun", file, "--json"]);
+    expect(JSON.parse(again.out)).toEqual(r);
+    expect(again.code).toBe(saved.code);
+    // A report changed by hand is not reproduced, and says where.
+    writeFileSync(file, JSON.stringify({ ...r, downtime_ms: r.downtime_ms + 1 }));
+    const text = await run(["rerun", file]);
+    expect(text.code).toBe(1);
+    expect(text.out).toMatch(/differs in downtime_ms/);
+    writeFileSync(file, JSON.stringify({ ...r, workload_spec: undefined }));
+    await expect(run(["rerun", file])).rejects.toThrow(/cannot rerun: the report has no valid "workload_spec"/);
   });
 });

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { compareExitCode, compareModes } from "../src/cli/compare.js";
+import { runShowingProgress, StderrProgress } from "../src/cli/progress.js";
 import { main } from "../src/cli/main.js";
 import { parseSpeed, viewOf } from "../src/cli/sim-command.js";
 import { OptionError, resolveOptions } from "../src/engine/options.js";
@@ -154,5 +155,25 @@ describe("ppsim rerun", () => {
     expect(text.out).toMatch(/differs in downtime_ms/);
     writeFileSync(file, JSON.stringify({ ...r, workload_spec: undefined }));
     await expect(run(["rerun", file])).rejects.toThrow(/cannot rerun: the report has no valid "workload_spec"/);
+  });
+});
+
+describe("progress on stderr", () => {
+  it("shows lines in place on a terminal while a simulation runs, and ends with the report one run to the end gives", () => {
+    const writes: string[] = [];
+    const progress = new StderrProgress({ write: (t) => writes.push(t), tty: true });
+    const cfg = () => ({ workload: withMemory(loadWorkload("examples/web-server.json"), 16 << 20), options: { mode: "postcopy" as const }, link: { bandwidthBytesPerSec: 125e6, latencyUs: 100 } });
+    const stepped = runShowingProgress(new Simulation(cfg()), progress, "ppsim: test:", 0);
+    progress.end();
+    expect(writes.length).toBeGreaterThan(1);
+    expect(writes[0].startsWith("\r\x1b[2Kppsim: test: [")).toBe(true);
+    expect(writes.at(-1)).toBe("\r\x1b[2K");
+    expect(stepped).toEqual(new Simulation(cfg()).runToEnd());
+    // Into a pipe, transient lines are not written at all.
+    const piped: string[] = [];
+    const quiet = new StderrProgress({ write: (t) => piped.push(t), tty: false });
+    quiet.show("running…", true);
+    quiet.show("done");
+    expect(piped).toEqual(["done\n"]);
   });
 });

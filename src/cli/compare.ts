@@ -3,9 +3,9 @@ import { fmtBytes, fmtCount, fmtDuration, fmtPercent, fmtUs } from "../../tui/fo
 import { MODES, type Mode } from "../engine/messages.js";
 import type { Report } from "../engine/report.js";
 import { formatLink } from "../sim/link.js";
-import { simulate } from "../sim/simulation.js";
+import { Simulation } from "../sim/simulation.js";
 import { UsageError } from "./errors.js";
-import { stderrProgress, type StderrProgress } from "./progress.js";
+import { runShowingProgress, stderrProgress, type StderrProgress } from "./progress.js";
 import { parseSimFlags, type SimFlags } from "./sim-args.js";
 import { simConfig, workloadFor, workloadSpec } from "./sim-command.js";
 
@@ -52,7 +52,9 @@ export function compareReports(flags: SimFlags, progress?: StderrProgress): Repo
   const workload = workloadFor(choices);
   return modes.map((mode, i) => {
     progress?.show(`ppsim compare: ${workload.name}, ${mode} (${i + 1}/${modes.length})…`, true);
-    const r: Report = { ...simulate(simConfig(choices, workload, mode)), workload_spec: workloadSpec(choices.trace) };
+    const sim = new Simulation(simConfig(choices, workload, mode));
+    const run = progress ? runShowingProgress(sim, progress, `ppsim compare: ${mode} (${i + 1}/${modes.length})`) : sim.runToEnd();
+    const r: Report = { ...run, workload_spec: workloadSpec(choices.trace) };
     progress?.show(`ppsim compare: ${workload.name}, ${mode} (${i + 1}/${modes.length}): ${r.outcome}, total ${fmtDuration(r.total_ms)}`);
     return r;
   });

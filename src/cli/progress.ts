@@ -2,9 +2,12 @@
  * Progress on stderr for runs whose stdout is one result (--json, compare),
  * so a long run is not silent: on a terminal one line rewritten in place and
  * cleared at the end; into a pipe or a log, plain lines (or none, quiet).
- * A simulation is run in one call to its end (advancing it in steps can
- * change it in detail, and --json must be exact), so progress is per run.
+ * A simulation advanced in steps ends exactly as one run to its end, so
+ * `runShowingProgress` steps it and shows a progress line once a second.
  */
+import type { Report } from "../engine/report.js";
+import type { Simulation } from "../sim/simulation.js";
+import { progressLine } from "../../tui/plain.js";
 export interface ProgressOptions {
   write: (text: string) => void;
   /** Rewrite one line in place (stderr is a terminal). */
@@ -36,4 +39,18 @@ export class StderrProgress {
 /** stderr: lines on a terminal; into a pipe only when `pipe` (compare, whose runs are several). */
 export function stderrProgress(pipe = false): StderrProgress {
   return new StderrProgress({ write: (t) => process.stderr.write(t), tty: process.stderr.isTTY === true, quietUnlessTty: !pipe });
+}
+
+/** Runs a simulation to its end, a line of progress on `progress` every `everyMs` of wall time. */
+export function runShowingProgress(sim: Simulation, progress: StderrProgress, label: string, everyMs = 1000): Report {
+  let next = performance.now() + everyMs;
+  while (!sim.done) {
+    sim.advanceTo(sim.nowMs + 500);
+    const now = performance.now();
+    if (now >= next) {
+      next = now + everyMs;
+      progress.show(`${label} ${progressLine(sim.snapshot(), null)}`, true);
+    }
+  }
+  return sim.report() as Report;
 }

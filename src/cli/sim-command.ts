@@ -8,7 +8,7 @@ import { Simulation, type SimConfig } from "../sim/simulation.js";
 import { loadWorkload } from "../workload/parse.js";
 import { withMemory, type Workload } from "../workload/types.js";
 import { UsageError } from "./errors.js";
-import { stderrProgress } from "./progress.js";
+import { runShowingProgress, stderrProgress } from "./progress.js";
 import { parseSimFlags, type SimChoices, type SimFlags } from "./sim-args.js";
 
 export interface SimCommandFlags extends SimFlags {
@@ -88,10 +88,8 @@ export async function runSimCommand(flags: SimCommandFlags, out: (line: string) 
   const sim = new Simulation(simConfig(choices, workload));
   let report: Report;
   if (flags.json) {
-    // One call to the end: advancing in steps can change a simulation's outcome in detail, and --json must be exact.
     const progress = stderrProgress();
-    progress.show(`ppsim: simulating ${workload.name}, ${choices.mode}… (one pass over memory ≈ ${(predictedMs(workload, choices.link) / 1000).toFixed(1)} s of virtual time)`, true);
-    report = { ...sim.runToEnd(), workload_spec: workloadSpec(choices.trace) };
+    report = { ...runShowingProgress(sim, progress, `ppsim: ${workload.name}, ${choices.mode}:`), workload_spec: workloadSpec(choices.trace) };
     progress.end();
     out(JSON.stringify(report, null, 2));
   } else if (process.stdout.isTTY && !flags.plain) {

@@ -9,6 +9,7 @@ import { fmtBytes, fmtCount, fmtDuration, fmtNumber, fmtPercent, fmtRate, fmtUs 
 
 export type Row = [key: string, value: string];
 
+/** Values are cut to this many cells (the frame may ask for fewer). */
 const MAX_VALUE = 60;
 const UNIT_SUFFIX = /_(ms|us|bytes_s|bytes|mib_s)$/;
 
@@ -35,9 +36,9 @@ function fmtRounds(rounds: readonly RoundReport[]): string {
 }
 
 /** Pages per round, "262,144 › 9,120 › 880", cut to fit (the newest rounds kept). */
-export function fmtRoundPages(rounds: readonly RoundReport[]): string {
+export function fmtRoundPages(rounds: readonly RoundReport[], max = MAX_VALUE): string {
   const all = rounds.map((r) => fmtCount(r.pages)).join(" › ");
-  return all.length > MAX_VALUE ? `…${all.slice(all.length - MAX_VALUE + 1)}` : all;
+  return all.length > max ? `…${all.slice(all.length - max + 1)}` : all;
 }
 
 function cut(s: string): string {
@@ -96,10 +97,12 @@ export function fmtValue(key: string, v: unknown): string {
 }
 
 /** Rows for the keys that hold objects; null = the generic formatting. */
-function special(key: string, r: Report): Row[] | null {
+function special(key: string, r: Report, max: number): Row[] | null {
   switch (key) {
     case "rounds":
-      return r.rounds.length > 1 ? [["rounds", fmtRounds(r.rounds)], ["round pages", fmtRoundPages(r.rounds)]] : [["rounds", fmtRounds(r.rounds)]];
+      return r.rounds.length > 1 ? [["rounds", fmtRounds(r.rounds)], ["round pages", fmtRoundPages(r.rounds, max)]] : [["rounds", fmtRounds(r.rounds)]];
+    case "fault_latency_us":
+      return [["fault_latency", r.demand_faults > 0 ? fmtLatency(r.fault_latency_us) : "– (no demand faults)"]];
     case "precopy":
       return r.precopy ? [["precopy", fmtPrecopy(r.precopy)], ["expected downtime", fmtExpectedDowntime(r.precopy)]] : [];
     case "link":
@@ -122,12 +125,13 @@ function special(key: string, r: Report): Row[] | null {
   }
 }
 
-export function reportRows(r: Report): Row[] {
+/** `maxValue`: the cells a value may take (a narrow frame asks for fewer; longer ones are cut with "…"). */
+export function reportRows(r: Report, maxValue = MAX_VALUE): Row[] {
   const rows: Row[] = [];
   for (const [key, v] of Object.entries(r)) {
-    const own = special(key, r);
+    const own = special(key, r, maxValue);
     if (own !== null) rows.push(...own);
     else rows.push([labelOf(key), fmtValue(key, v)]);
   }
-  return rows;
+  return rows.map(([k, v]) => [k, v.length > maxValue ? `${v.slice(0, maxValue - 1)}…` : v]);
 }

@@ -12,7 +12,7 @@ import { barCells } from "./width.js";
  */
 export function Guest({ snapshot: s, progress, width }: { snapshot: Snapshot; progress: readonly { t: number; v: number }[]; width: number }) {
   const series = progress.length > 0 ? progress : [{ t: s.elapsedMs, v: s.guestProgress }];
-  const spark = barCells(width, 37);
+  const spark = barCells(width, 40);
   return (
     <Box flexDirection="column">
       <Text wrap="truncate">

@@ -45,8 +45,8 @@ function Cell({ row: [k, v], last, keyCells, cell }: { row: Row; last: boolean; 
 /** The final report: a compact table of its keys. */
 export function ReportTable({ report, width = 80 }: { report: Report; width?: number }) {
   const color = report.outcome === "completed" ? COLOR.done : COLOR.bad;
-  const rows = reportRows(report);
-  const key = keyWidth(rows);
+  const key = keyWidth(reportRows(report));
+  const rows = reportRows(report, Math.min(60, width - key));
   const cell = Math.floor(width / 2);
   return (
     <Box flexDirection="column" marginTop={1}>

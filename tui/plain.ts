@@ -27,7 +27,7 @@ export function progressLine(s: Snapshot, prev: Snapshot | null): string {
   const parts = [
     `[${fmtDuration(s.elapsedMs).padStart(8)}]`,
     phaseLabel(s).padEnd(13),
-    `present ${fmtPercent(s.pageCount > 0 ? present / s.pageCount : 0).padStart(6)}`,
+    `${s.presentFrom === "source" ? "sent   " : "present"} ${fmtPercent(s.pageCount > 0 ? present / s.pageCount : 0).padStart(6)}`,
     `faults ${fmtCount(s.demandFaults)}${faults === null ? "" : ` (${faults.toFixed(1)}/s)`}`,
   ];
   if (urgent !== null && bulk !== null) parts.push(`urgent ${fmtRate(urgent)}`, `bulk ${fmtRate(bulk)}`);

@@ -51,8 +51,11 @@ describe("ppsim --trace", () => {
   it("compares the three modes in one table", async () => {
     const { code, out } = await run(["compare", "--trace", "examples/database.json", "--memory", "16MiB", "--link", "100Mbit,1ms"]);
     expect(code).toBe(0);
-    expect(out.split("\n")[0]).toMatch(/\| database @ 100 Mbit\/s, 1000 µs \| precopy \| postcopy \| hybrid \|/);
-    expect(out).toMatch(/\| downtime \|/);
+    expect(out.split("\n")[0]).toMatch(/^\| database @ 100 Mbit\/s, 1000 µs \|\s+precopy \|\s+postcopy \|\s+hybrid \|$/);
+    expect(out).toMatch(/\| downtime\s+\|/);
+    // Aligned: every line of the table is as long as the first.
+    const lines = out.split("\n");
+    for (const l of lines) expect(l.length).toBe(lines[0].length);
   });
 
   it("names the problem with each bad flag or file", async () => {

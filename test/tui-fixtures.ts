@@ -54,6 +54,13 @@ export function report(over: Partial<Report> = {}): Report {
     guest_progress: 0.873,
     background_mib_s: 118.4,
     switchover_reason: "hybrid-rounds",
+    throttle: 0,
+    recoveries: 0,
+    precopy: null,
+    reason: "",
+    verified: true,
+    seed: 1,
+    version: "0.1.0",
     ...over,
   };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { emptyHistory, historyOf, observe } from "../tui/history.js";
-import { fmtValue, reportRows } from "../tui/report-rows.js";
+import { fmtValue, labelOf, reportRows } from "../tui/report-rows.js";
 import { report, snap } from "./tui-fixtures.js";
 
 const at = (t: number, bulk: number, faults = 0, guestProgress = 1) =>
@@ -44,14 +44,18 @@ describe("tui report rows", () => {
     expect(fmtValue("background_mib_s", 118.4)).toBe("118.4 MiB/s");
     expect(fmtValue("guest_progress", 0.5)).toBe("50.0%");
     expect(fmtValue("verified", true)).toBe("yes");
-    expect(fmtValue("link", { mbps: 1000 })).toBe('{"mbps":1000}');
+    expect(fmtValue("throttle", 0.8999999999999999)).toBe("90.0%");
+    expect(fmtValue("extra", { at_ms: 1500, total_bytes: 2048 })).toBe("at 1.50 s · total 2.00 KiB");
     expect(fmtValue("x", "y".repeat(100))).toHaveLength(60);
   });
 
   it("lists every key of a report, rounds summarised", () => {
     const r = report({ seed: 42 });
     const rows = reportRows(r);
-    expect(rows.map(([k]) => k)).toEqual([...Object.keys(r).slice(0, 8), "round pages", ...Object.keys(r).slice(8)]);
+    const labels = Object.keys(r).flatMap((k) => (k === "precopy" ? [] : k === "rounds" ? ["rounds", "round pages"] : [labelOf(k)]));
+    expect(rows.map(([k]) => k)).toEqual(labels);
+    expect(labels).toContain("blocktime");
+    expect(labels).toContain("memory");
     expect(rows).toContainEqual(["seed", "42"]);
     expect(rows).toContainEqual(["pages_sent", "281,000"]);
   });

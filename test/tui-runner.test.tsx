@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { describe, expect, it } from "vitest";
-import { Pacer, nextChunk, MAX_CHUNK_MS, MIN_CHUNK_MS } from "../tui/pacer.js";
+import { Pacer, nextChunk, MAX_CHUNK_MS, MIN_CHUNK_MS, watchableSpeed } from "../tui/pacer.js";
 import { progressLine, runPlain } from "../tui/plain.js";
 import { runTui } from "../tui/run-tui.js";
 import { FakeSource, plain, snap } from "./tui-fixtures.js";
@@ -72,7 +72,7 @@ describe("tui runPlain", () => {
     expect(head[2]).toMatch(/^\[\s*1\.00 s\]\s+pre-copy r2\s+present\s+20\.0%\s+faults 0 \(0\.0\/s\)\s+urgent 9\.77 KiB\/s\s+bulk 977 KiB\/s$/);
     expect(head[6]).toContain("downtime 42.0 ms");
     expect(lines).toContain("report: completed");
-    expect(lines.some((l) => /^ {2}downtime_ms\s+42\.1 ms$/.test(l))).toBe(true);
+    expect(lines.some((l) => /^ {2}downtime\s+42\.1 ms$/.test(l))).toBe(true);
     expect(lines.some((l) => /^ {2}switchover_reason\s+hybrid-rounds$/.test(l))).toBe(true);
   });
 
@@ -203,5 +203,57 @@ describe("tui runTui", () => {
     expect(atPause).toBeGreaterThanOrEqual(500);
     expect(afterWait).toBe(atPause);
     expect(src.t).toBeGreaterThanOrEqual(afterWait + 100); // running again after the second p
+  });
+});
+
+describe("tui pace and width", () => {
+  it("shows its pace; f goes 4× faster, e runs flat out to the end", async () => {
+    const { stdout, stdin, opts } = streams(true);
+    const src = new FakeSource(1e8);
+    let step = 0;
+    const speeds: number[] = [];
+    src.onAdvance = () => {
+      step++;
+      if (step === 3) setImmediate(() => stdin.press("f"));
+      if (step === 30) setImmediate(() => stdin.press("e"));
+    };
+    const pacer = new Pacer(src, { speed: 2, frameMs: 5 });
+    expect(pacer.label).toBe("×2.0");
+    pacer.faster();
+    expect(pacer.label).toBe("×8.0");
+    pacer.toEnd();
+    expect(pacer.label).toBe("max");
+    expect(pacer.canSpeedUp).toBe(false);
+    // The same through the keys: the run (10^8 ms, 10^7 frames at ×2) ends in time only because e lets it run flat out.
+    const last = { t: 0 };
+    const tracker = src.onAdvance;
+    src.onAdvance = (t) => {
+      speeds.push(t - last.t);
+      last.t = t;
+      tracker(t);
+    };
+    const final = await runTui(src, { ...opts, speed: 2, frameMs: 5 });
+    expect(final.phase).toBe("complete");
+    expect(speeds[0]).toBe(10);
+    expect(speeds).toContain(40);
+    const out = plain(stdout.out);
+    expect(out).toContain("virtual clock ×2.0");
+    expect(out).toContain("virtual clock ×8.0");
+    expect(out).toContain("f faster · e to the end");
+  });
+
+  it("fits a terminal narrower than 80 columns", async () => {
+    const { stdout, opts } = streams(false);
+    stdout.columns = 60;
+    await runTui(new FakeSource(5000), { ...opts, frameMs: 5 });
+    const out = plain(stdout.out);
+    expect(out).toContain("report: completed");
+    for (const line of out.split("\n")) expect(line.length).toBeLessThanOrEqual(60);
+  });
+
+  it("picks a watchable pace from the predicted length", () => {
+    expect(watchableSpeed(3000)).toBe(1);
+    expect(watchableSpeed(150_000)).toBe(10);
+    expect(watchableSpeed(NaN)).toBe(1);
   });
 });

@@ -109,19 +109,19 @@ describe("tui view", () => {
       round: 3,
       downtimeMs: 42.1,
       present: { precopy: PAGES / 2, background: PAGES / 4, demand: PAGES / 4 },
-      report: report({ link: "1 Gbit/s, 0.5 ms", seed: 7 }),
+      report: report({ link: { bandwidth_bytes_s: 125e6, latency_us: 500, shared_channel: false, text: "1 Gbit/s, 0.5 ms" }, seed: 7 }),
     });
     const f = frame(s);
     expect(f).toContain("setup › pre-copy r3 › switchover › post-copy › [complete]");
     expect(f).toContain("100.0%");
     expect(f).toContain("report: completed");
-    expect(f).toMatch(/downtime_ms\s+42\.1 ms/);
-    expect(f).toMatch(/total_ms\s+14\.32 s/);
+    expect(f).toMatch(/downtime\s+42\.1 ms/);
+    expect(f).toMatch(/total\s+14\.32 s/);
     expect(f).toMatch(/rounds\s+3 · 1\.04 GiB · 9\.45 s/);
     expect(f).toMatch(/round pages\s+262,144 › 9,120 › 880/);
-    expect(f).toMatch(/fault_latency_us\s+p50 180 µs · p99 2\.10 ms · max 8\.19 ms/);
+    expect(f).toMatch(/fault_latency\s+p50 180 µs · p99 2\.10 ms · max 8\.19 ms/);
     expect(f).toMatch(/guest_progress\s+87\.3%/);
-    expect(f).toMatch(/background_mib_s\s+118\.4 MiB\/s/);
+    expect(f).toMatch(/background\s+118\.4 MiB\/s/);
     expect(f).toMatch(/switchover_reason\s+hybrid-rounds/);
     expect(f).toMatch(/link\s+1 Gbit\/s, 0\.5 ms/);
     expect(f).toMatch(/seed\s+7/);

@@ -24,9 +24,14 @@ export interface PacerOptions {
   now?: () => number;
 }
 
+/** What `f` multiplies a paced run's speed by. */
+export const FASTER = 4;
+
 export class Pacer {
   paused = false;
   chunkMs = 1;
+  /** Virtual ms per wall ms; undefined = as fast as possible. */
+  speed: number | undefined;
   private readonly now: () => number;
 
   constructor(
@@ -34,6 +39,29 @@ export class Pacer {
     private readonly opts: PacerOptions,
   ) {
     this.now = opts.now ?? (() => performance.now());
+    this.speed = opts.speed;
+  }
+
+  /** A paced simulation can go faster (f) or run to the end flat out (e). */
+  get canSpeedUp(): boolean {
+    return this.canPause && this.speed !== undefined;
+  }
+
+  faster(): void {
+    if (this.canSpeedUp) this.speed = (this.speed ?? 1) * FASTER;
+  }
+
+  toEnd(): void {
+    if (this.canPause) {
+      this.speed = undefined;
+      this.paused = false;
+    }
+  }
+
+  /** The pace for the header: "×2.5", "max", or "" for the real back end. */
+  get label(): string {
+    if (!this.canPause) return "";
+    return this.speed === undefined ? "max" : `×${fmtSpeed(this.speed)}`;
   }
 
   get canPause(): boolean {
@@ -42,7 +70,7 @@ export class Pacer {
 
   /** Whether the runner should start the next frame at once (running flat out). */
   get flatOut(): boolean {
-    return this.canPause && !this.paused && this.opts.speed === undefined;
+    return this.canPause && !this.paused && this.speed === undefined;
   }
 
   togglePause(): void {
@@ -53,14 +81,30 @@ export class Pacer {
   step(): void {
     const { source, opts } = this;
     if (!source.advance || this.paused || source.done()) return;
-    if (opts.speed !== undefined) {
-      source.advance(opts.speed * opts.frameMs);
+    if (this.speed !== undefined) {
+      source.advance(this.speed * opts.frameMs);
       return;
     }
     const t0 = this.now();
     source.advance(this.chunkMs);
     this.chunkMs = nextChunk(this.chunkMs, this.now() - t0, opts.frameMs);
   }
+}
+
+function fmtSpeed(x: number): string {
+  return x >= 10 ? x.toFixed(0) : x >= 1 ? x.toFixed(1) : x.toPrecision(2);
+}
+
+/** Wall seconds a paced run aims to last: long enough to watch, short enough to wait for. */
+export const WATCH_SECONDS = 15;
+
+/**
+ * A default pace from the run's predicted virtual length: about WATCH_SECONDS
+ * of wall time, never slower than real time.
+ */
+export function watchableSpeed(predictedMs: number): number {
+  if (!(predictedMs > 0) || !Number.isFinite(predictedMs)) return 1;
+  return Math.max(1, predictedMs / (WATCH_SECONDS * 1000));
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

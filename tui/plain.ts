@@ -27,10 +27,16 @@ export function progressLine(s: Snapshot, prev: Snapshot | null): string {
   const parts = [
     `[${fmtDuration(s.elapsedMs).padStart(8)}]`,
     phaseLabel(s).padEnd(13),
-    `present ${fmtPercent(s.pageCount > 0 ? present / s.pageCount : 0).padStart(6)}`,
+    `${s.presentFrom === "source" ? "sent   " : "present"} ${fmtPercent(s.pageCount > 0 ? present / s.pageCount : 0).padStart(6)}`,
     `faults ${fmtCount(s.demandFaults)}${faults === null ? "" : ` (${faults.toFixed(1)}/s)`}`,
   ];
   if (urgent !== null && bulk !== null) parts.push(`urgent ${fmtRate(urgent)}`, `bulk ${fmtRate(bulk)}`);
+  const p = s.phase === "precopy" ? s.precopy : null;
+  if (p) {
+    parts.push(`remaining ${fmtCount(p.remainingPages)}`);
+    if (p.dirtyRateBytesPerSec !== null) parts.push(`dirty ${fmtRate(p.dirtyRateBytesPerSec)}`);
+    if (p.expectedDowntimeMs !== null && p.downtimeLimitMs !== null) parts.push(`expect ${fmtDuration(p.expectedDowntimeMs)}/${fmtDuration(p.downtimeLimitMs)}`);
+  }
   if (s.throttle > 0) parts.push(`throttle ${fmtPercent(s.throttle, 0)}`);
   if (s.downtimeMs !== null) parts.push(`downtime ${fmtDuration(s.downtimeMs)}`);
   return parts.join("  ");

@@ -21,7 +21,8 @@ export interface TuiOptions {
  * Run the live view until the source is done; resolves with the final
  * snapshot once the last frame (with the report) is drawn and Ink has exited.
  * Keys (TTY only): q cancels (a refusal is shown, the run goes on), p pauses
- * the simulated clock.
+ * the simulated clock, f makes a paced simulation 4× faster, e runs it flat
+ * out to the end.
  */
 export async function runTui(source: ViewSource, opts: TuiOptions = {}): Promise<Snapshot> {
   const frameMs = opts.frameMs ?? 50;
@@ -40,13 +41,23 @@ export async function runTui(source: ViewSource, opts: TuiOptions = {}): Promise
     pacer.togglePause();
     draw();
   };
+  const onFaster = () => {
+    pacer.faster();
+    draw();
+  };
+  const onToEnd = () => {
+    pacer.toEnd();
+    draw();
+  };
   const element = () => (
     <Live
       snapshot={snapshot}
       history={history}
-      status={{ paused: pacer.paused, canPause: pacer.canPause, notice }}
+      status={{ paused: pacer.paused, canPause: pacer.canPause, notice, speed: pacer.label, canSpeedUp: pacer.canSpeedUp }}
       onQuit={onQuit}
       onPause={onPause}
+      onFaster={onFaster}
+      onToEnd={onToEnd}
     />
   );
   const ink = render(element(), {

@@ -1,50 +1,92 @@
-/** `ppsim compare --trace workload.json`: the three modes on one workload and link, side by side. */
-import { MODES } from "../engine/messages.js";
+/** `ppsim compare --trace workload.json`: the modes on one workload and link, side by side. */
+import { fmtBytes, fmtCount, fmtDuration, fmtPercent, fmtUs } from "../../tui/format.js";
+import { MODES, type Mode } from "../engine/messages.js";
 import type { Report } from "../engine/report.js";
-import { simulate } from "../sim/simulation.js";
 import { formatLink } from "../sim/link.js";
+import { Simulation } from "../sim/simulation.js";
+import { UsageError } from "./errors.js";
+import { runShowingProgress, stderrProgress, type StderrProgress } from "./progress.js";
 import { parseSimFlags, type SimFlags } from "./sim-args.js";
-import { simConfig, workloadFor } from "./sim-command.js";
+import { simConfig, workloadFor, workloadSpec } from "./sim-command.js";
+
+export const COMPARE_USAGE = `usage: ppsim compare --trace FILE [--mode MODE[,MODE…]] [simulation flags] [--json]
+
+Simulates the workload once per mode (default: precopy, postcopy and hybrid)
+on the same link, seed and policy, and prints the figures side by side (or,
+with --json, the reports as a JSON array). Progress goes to stderr. Exit
+status: 0 when every mode completed and verified, 1 otherwise, 2 for bad input.
+Every flag of \`ppsim --trace\` applies (ppsim --help lists them).`;
 
 const ROWS: [string, (r: Report) => string][] = [
   ["outcome", (r) => r.outcome + (r.verified === false ? " (NOT verified)" : "")],
   ["switchover", (r) => r.switchover_reason],
-  ["pre-copy rounds", (r) => String(r.rounds.length)],
-  ["downtime", (r) => ms(r.downtime_ms)],
-  ["total time", (r) => ms(r.total_ms)],
-  ["bytes on the wire", (r) => mib(r.bytes_sent)],
-  ["pages sent / zero / re-sent", (r) => `${r.pages_sent} / ${r.pages_zero} / ${r.pages_resent}`],
-  ["demand faults", (r) => String(r.demand_faults)],
-  ["fault latency p50 / p99", (r) => `${us(r.fault_latency_us.p50)} / ${us(r.fault_latency_us.p99)}`],
-  ["vCPU blocktime", (r) => ms(r.blocktime_ms)],
-  ["guest progress", (r) => `${(r.guest_progress * 100).toFixed(1)} %`],
-  ["auto-converge throttle", (r) => `${Math.round(Number(r.throttle ?? 0) * 100)} %`],
-  ["background", (r) => `${r.background_mib_s.toFixed(1)} MiB/s`],
+  ["pre-copy rounds", (r) => fmtCount(r.rounds.length)],
+  ["downtime", (r) => fmtDuration(r.downtime_ms)],
+  ["total time", (r) => fmtDuration(r.total_ms)],
+  ["bytes on the wire", (r) => fmtBytes(r.bytes_sent)],
+  ["pages sent", (r) => fmtCount(r.pages_sent)],
+  ["pages zero", (r) => fmtCount(r.pages_zero)],
+  ["pages re-sent", (r) => fmtCount(r.pages_resent)],
+  ["demand faults", (r) => fmtCount(r.demand_faults)],
+  ["fault latency p50", (r) => (r.demand_faults > 0 ? fmtUs(r.fault_latency_us.p50) : "–")],
+  ["fault latency p99", (r) => (r.demand_faults > 0 ? fmtUs(r.fault_latency_us.p99) : "–")],
+  ["vCPU blocktime", (r) => fmtDuration(r.blocktime_ms)],
+  ["guest progress", (r) => fmtPercent(r.guest_progress)],
+  ["auto-converge throttle", (r) => fmtPercent(r.throttle, 0)],
+  ["background push", (r) => `${r.background_mib_s.toFixed(1)} MiB/s`],
 ];
 
-const ms = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(1)} ms`);
-const us = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(2)} ms` : `${Math.round(x)} µs`);
-const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
+/** --mode for compare: one mode or a comma-separated list; default all three. */
+export function compareModes(text: string | undefined): Mode[] {
+  if (text === undefined) return [...MODES];
+  const modes = text.split(",").map((m) => m.trim());
+  for (const m of modes) {
+    if (!(MODES as readonly string[]).includes(m)) throw new UsageError(`--mode must be one or more of ${MODES.join(", ")}, comma-separated, got "${m}"`);
+  }
+  return [...new Set(modes)] as Mode[];
+}
 
-export function compareReports(flags: SimFlags): Report[] {
-  const choices = parseSimFlags(flags);
+export function compareReports(flags: SimFlags, progress?: StderrProgress): Report[] {
+  const choices = parseSimFlags({ ...flags, mode: undefined });
+  const modes = compareModes(flags.mode);
   const workload = workloadFor(choices);
-  return MODES.map((mode) => simulate(simConfig(choices, workload, mode)));
+  return modes.map((mode, i) => {
+    progress?.show(`ppsim compare: ${workload.name}, ${mode} (${i + 1}/${modes.length})…`, true);
+    const sim = new Simulation(simConfig(choices, workload, mode));
+    const run = progress ? runShowingProgress(sim, progress, `ppsim compare: ${mode} (${i + 1}/${modes.length})`) : sim.runToEnd();
+    const r: Report = { ...run, workload_spec: workloadSpec(choices.trace) };
+    progress?.show(`ppsim compare: ${workload.name}, ${mode} (${i + 1}/${modes.length}): ${r.outcome}, total ${fmtDuration(r.total_ms)}`);
+    return r;
+  });
 }
 
-/** A markdown table: one row per figure, one column per mode. */
+/** A markdown table, columns padded so that it reads aligned as text too; figures right-aligned. */
 export function compareTable(reports: Report[]): string {
-  const head = `| ${reports[0].workload} @ ${String((reports[0].link as { text?: string } | undefined)?.text ?? "")} | ${reports.map((r) => r.mode).join(" | ")} |`;
-  const rule = `| --- | ${reports.map(() => "---").join(" | ")} |`;
-  const body = ROWS.map(([name, f]) => `| ${name} | ${reports.map(f).join(" | ")} |`);
-  return [head, rule, ...body].join("\n");
+  const link = reports[0].link ? reports[0].link.text : "";
+  const head = [`${reports[0].workload} @ ${link}`, ...reports.map((r) => r.mode)];
+  const body = ROWS.map(([name, f]) => [name, ...reports.map(f)]);
+  const widths = head.map((h, c) => Math.max(3, h.length, ...body.map((row) => row[c].length)));
+  const line = (cells: string[]) => `| ${cells.map((x, c) => (c === 0 ? x.padEnd(widths[c]) : x.padStart(widths[c]))).join(" | ")} |`;
+  const rule = `| ${widths.map((w, c) => (c === 0 ? "-".repeat(w) : `${"-".repeat(w - 1)}:`)).join(" | ")} |`;
+  return [line(head), rule, ...body.map(line)].join("\n");
 }
 
-export function runCompare(flags: SimFlags, out: (line: string) => void): number {
-  const reports = compareReports(flags);
+/** Exit status: 0 only when every mode completed and verified. */
+export function compareExitCode(reports: readonly Report[]): number {
+  return reports.every((r) => r.outcome === "completed" && r.verified === true) ? 0 : 1;
+}
+
+export function runCompare(flags: SimFlags & { help?: boolean }, out: (line: string) => void): number {
+  if (flags.help) {
+    out(COMPARE_USAGE);
+    return 0;
+  }
+  const progress = stderrProgress(true);
+  const reports = compareReports(flags, progress);
+  progress.end();
   if (flags.json) out(JSON.stringify(reports, null, 2));
   else out(compareTable(reports));
-  return reports.every((r) => r.verified !== false) ? 0 : 1;
+  return compareExitCode(reports);
 }
 
 export { formatLink };

@@ -3,11 +3,14 @@
  *
  *   ppsim --trace workload.json [flags]          simulate one migration
  *   ppsim compare --trace workload.json [flags]  the three modes side by side
+ *   ppsim rerun report.json                      run a saved report's simulation again
  *   ppsim real --listen HOST:PORT                receive a migration (destination)
  *   ppsim real --peer HOST:PORT --trace FILE     run a guest and migrate it (source)
  *   ppsim real --demo --trace FILE               both ends on this machine
  */
 import { parseArgs } from "node:util";
+import { OptionError } from "../engine/options.js";
+import { VERSION } from "../version.js";
 import { WorkloadError } from "../workload/parse.js";
 import { runCompare } from "./compare.js";
 import { UsageError } from "./errors.js";
@@ -16,7 +19,9 @@ import { runSimCommand } from "./sim-command.js";
 
 export const USAGE = `usage:
   ppsim --trace FILE [--mode precopy|postcopy|hybrid] [--link BANDWIDTH,LATENCY[,shared]] [--seed N] [--json]
-  ppsim compare --trace FILE [--link …] [--json]
+  ppsim compare --trace FILE [--mode MODE,…] [--link …] [--json]
+  ppsim rerun REPORT.json [--json]
+  ppsim --version
   ppsim real --listen HOST:PORT
   ppsim real --peer HOST:PORT --trace FILE [--mode …]
   ppsim real --demo --trace FILE [--mode …]
@@ -29,12 +34,14 @@ simulation flags:
   --seed N                random seed (default 1); same inputs and seed, same report
   --json                  print the report as one JSON object
   --plain                 progress lines instead of the live view
-  --speed S               live view: S ms of virtual time per wall ms (default: as fast as possible)
+  --speed S|max           live view: S ms of virtual time per wall ms, or max (as fast as
+                          possible); default: a pace from the run's predicted length (f: faster,
+                          e: to the end)
   --memory SIZE           override the workload's memory size (e.g. 16GiB)
   --outage AT:DURATION    break the link AT after the migration starts, for DURATION (repeatable)
   --shared-channel        demand requests and replies queue behind bulk pages
-  --order linear|neighbourhood   post-copy background order (default neighbourhood)
-  --prefetch N            pages pushed after each fault (default 32)
+  --background-order linear|neighbourhood   post-copy background order (default neighbourhood)
+  --prefetch-pages N      pages pushed after each fault (default 32)
   --downtime-limit MS     pre-copy switches over when the rest fits this (default 300ms)
   --max-rounds N          pre-copy round cap (default 30)
   --hybrid-rounds N       hybrid: pre-copy rounds before post-copy (default 2)
@@ -48,21 +55,33 @@ async function main(argv: string[], out: (line: string) => void): Promise<number
     out(USAGE);
     return 0;
   }
+  if (first === "--version" || first === "-V") {
+    out(`ppsim ${VERSION}`);
+    return 0;
+  }
   if (first === "real") {
     const { runRealCommand } = await import("./real-command.js");
     return runRealCommand(rest, out);
   }
+  if (first === "rerun") {
+    const { runRerun } = await import("./rerun.js");
+    return runRerun(rest, out);
+  }
   if (first === "compare") {
-    const { values } = parseArgs({ args: rest, options: SIM_FLAGS, strict: true, allowPositionals: false });
+    const { values } = parseArgs({ args: rest, options: { ...SIM_FLAGS, help: { type: "boolean", short: "h" } }, strict: true, allowPositionals: false });
     return runCompare(values, out);
   }
   if (argv.length === 0) throw new UsageError("nothing to do: give --trace FILE (try examples/web-server.json)");
   const { values } = parseArgs({
     args: argv,
-    options: { ...SIM_FLAGS, speed: { type: "string" }, plain: { type: "boolean" } },
+    options: { ...SIM_FLAGS, speed: { type: "string" }, plain: { type: "boolean" }, help: { type: "boolean", short: "h" } },
     strict: true,
     allowPositionals: false,
   });
+  if (values.help) {
+    out(USAGE);
+    return 0;
+  }
   return runSimCommand(values, out);
 }
 
@@ -70,6 +89,7 @@ async function main(argv: string[], out: (line: string) => void): Promise<number
 export function describeFailure(e: unknown): { message: string; usage: boolean } {
   if (e instanceof UsageError) return { message: e.message, usage: true };
   if (e instanceof WorkloadError) return { message: e.message, usage: false };
+  if (e instanceof OptionError) return { message: e.message, usage: false };
   const code = (e as { code?: string }).code;
   if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS")) return { message: (e as Error).message, usage: true };
   if (e instanceof Error && (e as { userFacing?: boolean }).userFacing) return { message: e.message, usage: false };

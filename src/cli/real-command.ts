@@ -44,7 +44,7 @@ const FLAGS = {
 } as const;
 
 export const REAL_USAGE = `ppsim real:
-  cancel [--pid PID]      ask the running source agent(s) on this machine to cancel (refused past switchover)
+  cancel [--pid PID]      ask your running source agent(s) on this machine to cancel (refused past switchover)
   --listen HOST:PORT      destination: receive migrations (port 0: any free port) until killed
   --once                  with --listen: serve one migration, then exit (0 if it completed)
   --peer HOST:PORT        source: run the workload's guest and migrate it to this destination
@@ -58,7 +58,7 @@ export const REAL_USAGE = `ppsim real:
   --plain                 progress lines instead of the live view
   --break-link-after SIZE break the link once SIZE of post-copy pages went out (recovery demo)
   policy flags as for the simulator (ppsim --help): --downtime-limit, --max-rounds, --hybrid-rounds,
-  --bandwidth-cap, --no-auto-converge, --order, --prefetch`;
+  --bandwidth-cap, --no-auto-converge, --background-order, --prefetch-pages`;
 
 type Out = (line: string) => void;
 
@@ -91,7 +91,7 @@ function runCancel(argv: string[], out: Out): number {
   const wanted = integerFlag("pid", values.pid, 1);
   const running = runningSources().filter((r) => wanted === undefined || r.pid === wanted);
   if (running.length === 0) {
-    throw new UsageError(wanted === undefined ? "no running source agent on this machine (ppsim real --peer/--demo)" : `no running source agent with pid ${wanted}`);
+    throw new UsageError(wanted === undefined ? "no running source agent of yours on this machine (ppsim real --peer/--demo)" : `no running source agent with pid ${wanted}`);
   }
   for (const r of running) {
     process.kill(r.pid, "SIGINT");

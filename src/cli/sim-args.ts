@@ -10,11 +10,13 @@ import type { Outage } from "../sim/simulation.js";
 import { parseByteSize } from "../workload/size.js";
 import { UsageError } from "./errors.js";
 
-/** util.parseArgs option specs for the simulation flags. */
-/** Policy flags, the same for the simulator and the real back end. */
+/**
+ * Policy flags, the same for the simulator and the real back end: each is
+ * its option's name in kebab case (--prefetch-pages sets prefetchPages).
+ */
 export const POLICY_FLAGS = {
-  order: { type: "string" },
-  prefetch: { type: "string" },
+  "background-order": { type: "string" },
+  "prefetch-pages": { type: "string" },
   "downtime-limit": { type: "string" },
   "max-rounds": { type: "string" },
   "hybrid-rounds": { type: "string" },
@@ -23,8 +25,8 @@ export const POLICY_FLAGS = {
 } as const;
 
 export interface PolicyFlags {
-  order?: string;
-  prefetch?: string;
+  "background-order"?: string;
+  "prefetch-pages"?: string;
   "downtime-limit"?: string;
   "max-rounds"?: string;
   "hybrid-rounds"?: string;
@@ -140,11 +142,12 @@ export function parseSimFlags(f: SimFlags): SimChoices {
 /** The migration policy chosen by flags (what is not given keeps the engine's default). */
 export function parsePolicyFlags(f: PolicyFlags): Partial<MigrationOptions> {
   const options: Partial<MigrationOptions> = {};
-  if (f.order !== undefined) {
-    if (f.order !== "linear" && f.order !== "neighbourhood") throw new UsageError(`--order must be linear or neighbourhood, got "${f.order}"`);
-    options.backgroundOrder = f.order;
+  const order = f["background-order"];
+  if (order !== undefined) {
+    if (order !== "linear" && order !== "neighbourhood") throw new UsageError(`--background-order must be linear or neighbourhood, got "${order}"`);
+    options.backgroundOrder = order;
   }
-  if (f.prefetch !== undefined) options.prefetchPages = integer("prefetch", f.prefetch, 0);
+  if (f["prefetch-pages"] !== undefined) options.prefetchPages = integer("prefetch-pages", f["prefetch-pages"], 0);
   if (f["downtime-limit"] !== undefined) {
     options.downtimeLimitMs = parseDurationMs("downtime-limit", f["downtime-limit"]);
     if (!(options.downtimeLimitMs > 0)) throw new UsageError("--downtime-limit must be positive");

@@ -6,7 +6,8 @@
  */
 import type { EndCause } from "./events.js";
 import type { Mode } from "./messages.js";
-import type { Percentiles, Phase, Report, RoundReport, Snapshot, SwitchoverReason } from "./report.js";
+import { VERSION } from "../version.js";
+import type { Percentiles, Phase, PrecopyReport, PrecopyView, Report, RoundReport, Snapshot, SwitchoverReason } from "./report.js";
 
 export interface SourceMetrics {
   mode: Mode;
@@ -134,16 +135,17 @@ export function log2Histogram(values: readonly number[], buckets = 24): number[]
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 const ms = (us: number) => round3(us / 1000);
 
-export interface ReportExtras {
-  backend: "sim" | "real";
-  workload: string;
-  /** Guest progress during the migration as a share of its unmigrated rate (0..1). */
-  guestProgress: number;
-  [extra: string]: unknown;
-}
+/** Report keys the engine's counters cannot know: the driver's, and the backend-specific ones. */
+type DriverKeys = "reason" | "verified" | "seed" | "options" | "link" | "outages" | "max_virtual_ms" | "sim" | "steps" | "hash" | "peer" | "guest_rate_steps_s" | "guest_finished_early";
+
+export type ReportExtras = Pick<Report, "backend" | "workload" | "reason" | "verified" | "seed"> &
+  Partial<Pick<Report, DriverKeys>> & {
+    /** Guest progress during the migration as a share of its unmigrated rate (0..1). */
+    guestProgress: number;
+  };
 
 export function buildReport(src: SourceMetrics, dst: DestinationMetrics, extras: ReportExtras): Report {
-  const { backend, workload, guestProgress, ...rest } = extras;
+  const { backend, workload, guestProgress, reason, verified, seed, ...rest } = extras;
   const start = src.startedAt ?? 0;
   const end = Math.max(src.finishedAt ?? start, dst.completedAt ?? start);
   const downtime = src.pausedAt !== null && dst.resumedAt !== null ? dst.resumedAt - src.pausedAt : 0;
@@ -170,10 +172,26 @@ export function buildReport(src: SourceMetrics, dst: DestinationMetrics, extras:
     guest_progress: round3(guestProgress),
     background_mib_s: postcopyUs > 0 ? round3(src.postcopyBulkBytes / 1048576 / (postcopyUs / 1e6)) : 0,
     switchover_reason: src.switchoverReason,
-    /** Auto-converge throttle in force at the end (it only rises until then). */
-    throttle: src.throttle,
+    throttle: round3(src.throttle),
     recoveries: src.recoveries,
+    precopy: precopyReport(src),
+    reason,
+    verified,
+    seed,
+    version: VERSION,
     ...rest,
+  };
+}
+
+function precopyReport(src: SourceMetrics): PrecopyReport | null {
+  const p = src.precopy;
+  if (!p) return null;
+  return {
+    remaining_pages: p.remainingPages,
+    dirty_rate_bytes_s: Math.round(p.dirtyRateBytesPerSec),
+    bandwidth_bytes_s: Math.round(p.bandwidthBytesPerSec),
+    expected_downtime_ms: round3(p.expectedDowntimeMs),
+    downtime_limit_ms: p.downtimeLimitMs,
   };
 }
 
@@ -192,15 +210,18 @@ export interface SnapshotExtras {
 }
 
 export function buildSnapshot(src: SourceMetrics, dst: DestinationMetrics, x: SnapshotExtras): Snapshot {
+  // The destination has not reported yet (a real run before switchover): show what the source sent.
+  const fromSource = dst.phase === "setup" && src.pagesSent > 0;
   return {
     backend: x.backend,
     mode: src.mode,
     workload: x.workload,
     phase: src.phase,
     elapsedMs: src.startedAt === null ? 0 : ms(x.now - src.startedAt),
-    round: src.rounds.length,
+    round: src.phase === "precopy" ? src.rounds.length + 1 : src.rounds.length,
     pageCount: src.pageCount,
-    present: { ...dst.present },
+    present: fromSource ? sentBySource(src) : { ...dst.present },
+    presentFrom: fromSource ? "source" : "destination",
     channelBytes: {
       urgent: src.bytesSent.urgent + dst.bytesSent.urgent,
       bulk: src.bytesSent.bulk + dst.bytesSent.bulk,
@@ -213,5 +234,32 @@ export function buildSnapshot(src: SourceMetrics, dst: DestinationMetrics, x: Sn
     downtimeMs: src.pausedAt !== null && dst.resumedAt !== null ? ms(dst.resumedAt - src.pausedAt) : null,
     report: x.report,
     notice: x.notice,
+    precopy: precopyView(src),
+  };
+}
+
+/** Distinct pages the source has sent, by how (pre-copy pages first; then pushes and demand replies). */
+function sentBySource(src: SourceMetrics): Snapshot["present"] {
+  const distinct = Math.min(src.pageCount, src.pagesSent - src.pagesResent);
+  const background = Math.min(distinct, src.postcopyPushedPages);
+  const demand = Math.min(distinct - background, src.requestsServed);
+  return { precopy: distinct - background - demand, background, demand };
+}
+
+function precopyView(src: SourceMetrics): PrecopyView | null {
+  if (src.mode === "postcopy" || (src.rounds.length === 0 && src.phase !== "precopy")) return null;
+  const p = src.precopy;
+  const toSend = p === null ? src.pageCount : p.remainingPages;
+  // Pre-copy sends only bulk pages, one count per page: what this round sent is the excess over past rounds.
+  const sentBefore = src.rounds.reduce((a, r) => a + r.pages, 0);
+  const sentNow = src.phase === "precopy" ? Math.max(0, src.pagesSent - sentBefore) : 0;
+  const remainingPages = src.phase === "precopy" ? Math.max(0, toSend - sentNow) : (p?.remainingPages ?? 0);
+  return {
+    remainingPages,
+    remainingBytes: remainingPages * src.pageSize,
+    dirtyRateBytesPerSec: p?.dirtyRateBytesPerSec ?? null,
+    bandwidthBytesPerSec: p && p.bandwidthBytesPerSec > 0 ? p.bandwidthBytesPerSec : null,
+    expectedDowntimeMs: p?.expectedDowntimeMs ?? null,
+    downtimeLimitMs: p?.downtimeLimitMs ?? null,
   };
 }

@@ -60,27 +60,96 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   reconnectTimeoutMs: 60_000,
 };
 
-/** Checks option values; throws an Error naming the bad one. */
+/** A bad migration option: `option` names it (an unknown key, a wrong type, a value out of range). */
+export class OptionError extends Error {
+  override name = "OptionError";
+  constructor(
+    readonly option: string,
+    message: string,
+  ) {
+    super(`option ${option} ${message}`);
+  }
+}
+
+type Check = (v: unknown) => string | null;
+
+const MODE_NAMES = ["precopy", "postcopy", "hybrid"];
+const ORDER_NAMES = ["linear", "neighbourhood"];
+const show = (v: unknown) => (typeof v === "string" ? JSON.stringify(v) : String(v));
+const positive: Check = (v) => (typeof v === "number" && Number.isFinite(v) && v > 0 ? null : `must be a positive number, got ${show(v)}`);
+const intFrom =
+  (min: number): Check =>
+  (v) =>
+    typeof v === "number" && Number.isSafeInteger(v) && v >= min ? null : `must be an integer ≥ ${min}, got ${show(v)}`;
+const ratio: Check = (v) => (typeof v === "number" && v > 0 && v < 1 ? null : `must be in (0, 1), got ${show(v)}`);
+const oneOf =
+  (names: string[]): Check =>
+  (v) =>
+    typeof v === "string" && names.includes(v) ? null : `must be ${names.slice(0, -1).join(", ")} or ${names[names.length - 1]}, got ${show(v)}`;
+const boolean: Check = (v) => (typeof v === "boolean" ? null : `must be true or false, got ${show(v)}`);
+
+/** One check per option: the keys of this table are the only option names. */
+const CHECKS: Record<keyof MigrationOptions, Check> = {
+  mode: oneOf(MODE_NAMES),
+  downtimeLimitMs: positive,
+  maxRounds: intFrom(1),
+  autoConverge: boolean,
+  throttleInitial: ratio,
+  throttleStep: ratio,
+  throttleMax: ratio,
+  hybridRounds: intFrom(1),
+  bandwidthCap: (v) => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? null : `must be ≥ 0 bytes/s (0 = unlimited), got ${show(v)}`),
+  backgroundOrder: oneOf(ORDER_NAMES),
+  prefetchPages: intFrom(0),
+  laneWindowBytes: positive,
+  batchPages: intFrom(1),
+  urgentChannel: boolean,
+  setupTimeoutMs: positive,
+  reconnectTimeoutMs: positive,
+};
+
+/** The closest option name, for "did you mean". */
+function nearest(key: string): string | null {
+  const lower = key.toLowerCase();
+  let best: string | null = null;
+  let bestScore = Infinity;
+  const stem = lower.slice(0, Math.max(4, lower.length - 2));
+  for (const name of Object.keys(CHECKS)) {
+    // A typo at the end of a name ("prefetchh", "prefetch") counts as near.
+    const d = name.toLowerCase().startsWith(stem) ? 1 : editDistance(lower, name.toLowerCase());
+    if (d < bestScore) [best, bestScore] = [name, d];
+  }
+  return bestScore <= Math.max(2, Math.floor(key.length / 3)) ? best : null;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur.push(Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+/**
+ * Fills in the defaults and checks every option: an unknown key, a value of
+ * the wrong type or out of range throws an OptionError naming the option.
+ */
 export function resolveOptions(partial: Partial<MigrationOptions> = {}): MigrationOptions {
-  const o: MigrationOptions = { ...DEFAULT_OPTIONS, ...partial };
-  const positive = (name: keyof MigrationOptions, v: number) => {
-    if (!Number.isFinite(v) || v <= 0) throw new Error(`option ${name} must be a positive number, got ${v}`);
-  };
-  if (!["precopy", "postcopy", "hybrid"].includes(o.mode)) throw new Error(`option mode must be precopy, postcopy or hybrid, got ${o.mode}`);
-  if (!["linear", "neighbourhood"].includes(o.backgroundOrder)) {
-    throw new Error(`option backgroundOrder must be linear or neighbourhood, got ${o.backgroundOrder}`);
+  if (typeof partial !== "object" || partial === null) throw new OptionError("(options)", `must be an object, got ${String(partial)}`);
+  for (const key of Object.keys(partial)) {
+    if (!Object.hasOwn(CHECKS, key)) {
+      const guess = nearest(key);
+      throw new OptionError(key, `is not an option${guess ? ` (did you mean ${guess}?)` : ""}; the options are ${Object.keys(CHECKS).join(", ")}`);
+    }
   }
-  positive("downtimeLimitMs", o.downtimeLimitMs);
-  positive("laneWindowBytes", o.laneWindowBytes);
-  positive("setupTimeoutMs", o.setupTimeoutMs);
-  positive("reconnectTimeoutMs", o.reconnectTimeoutMs);
-  for (const k of ["maxRounds", "hybridRounds", "batchPages"] as const) {
-    if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`option ${k} must be an integer ≥ 1, got ${o[k]}`);
+  const defined = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined));
+  const o: MigrationOptions = { ...DEFAULT_OPTIONS, ...defined };
+  for (const [key, check] of Object.entries(CHECKS)) {
+    const problem = check(o[key as keyof MigrationOptions]);
+    if (problem !== null) throw new OptionError(key, problem);
   }
-  if (!Number.isInteger(o.prefetchPages) || o.prefetchPages < 0) throw new Error(`option prefetchPages must be an integer ≥ 0, got ${o.prefetchPages}`);
-  if (!(o.bandwidthCap >= 0)) throw new Error(`option bandwidthCap must be ≥ 0 bytes/s, got ${o.bandwidthCap}`);
-  for (const k of ["throttleInitial", "throttleStep", "throttleMax"] as const) {
-    if (!(o[k] > 0 && o[k] < 1)) throw new Error(`option ${k} must be in (0, 1), got ${o[k]}`);
-  }
+  if (o.throttleInitial > o.throttleMax) throw new OptionError("throttleInitial", `must be ≤ throttleMax (${o.throttleMax}), got ${o.throttleInitial}`);
   return o;
 }

@@ -4,6 +4,7 @@
  * Keys of `Report` are the JSON keys of `ppsim --json`.
  */
 import type { Mode } from "./messages.js";
+import type { MigrationOptions } from "./options.js";
 
 export interface Percentiles {
   p50: number;
@@ -33,6 +34,47 @@ export type SwitchoverReason =
   /** no switchover happened (cancelled or failed before it). */
   | "none";
 
+/** The simulated link a run used (simulator reports). */
+export interface LinkReport {
+  bandwidth_bytes_s: number;
+  latency_us: number;
+  shared_channel: boolean;
+  /** As `--link` takes it, e.g. "1 Gbit/s, 100 µs". */
+  text: string;
+}
+
+/** A link outage, relative to the migration start. */
+export interface OutageReport {
+  atMs: number;
+  durationMs: number;
+}
+
+/** The simulator's own counters (simulator reports). */
+export interface SimStats {
+  events: number;
+  guest_accesses: number;
+  messages_lost: number;
+  pages_released: number;
+}
+
+/** What decided pre-copy's convergence, as of the last round that ended. */
+export interface PrecopyReport {
+  /** Pages dirtied during that round: what the next round (or stop-and-copy) had to send. */
+  remaining_pages: number;
+  dirty_rate_bytes_s: number;
+  /** Bulk throughput measured while the bulk queue was busy. */
+  bandwidth_bytes_s: number;
+  /** Time to send the remaining pages at that bandwidth. */
+  expected_downtime_ms: number;
+  downtime_limit_ms: number;
+}
+
+/** The memory hashes a real run compared (real reports). */
+export interface HashReport {
+  destination: string;
+  unmigrated: string | null;
+}
+
 export interface Report {
   backend: "sim" | "real";
   outcome: "completed" | "cancelled" | "failed";
@@ -54,8 +96,35 @@ export interface Report {
   guest_progress: number;
   background_mib_s: number;
   switchover_reason: SwitchoverReason;
-  /** Free-form extras a driver adds (link, seed, throttle, verification...). */
-  [extra: string]: unknown;
+  /** Auto-converge throttle in force at the end (0..1; it only rises until then). */
+  throttle: number;
+  /** Link outages recovered from after switchover. */
+  recoveries: number;
+  /** Pre-copy's convergence figures of its last round; null without a finished round. */
+  precopy: PrecopyReport | null;
+  /** Why the run ended as it did. */
+  reason: string;
+  /** The destination's memory is exactly what the guest wrote; null when the run did not complete. */
+  verified: boolean | null;
+  seed: number;
+  /** The ppsim version that made the report. */
+  version: string;
+  /** The options in force (every one, defaults included): with link, outages and seed, enough to rerun. */
+  options?: MigrationOptions;
+  /** Simulator. */
+  link?: LinkReport;
+  /** The workload file as given (the ppsim command adds it: `ppsim rerun` reads it back). */
+  workload_spec?: unknown;
+  outages?: OutageReport[];
+  /** Virtual time after which an unfinished simulation fails, ms. */
+  max_virtual_ms?: number;
+  sim?: SimStats;
+  /** Real back end. */
+  steps?: number;
+  hash?: HashReport | null;
+  peer?: string;
+  guest_rate_steps_s?: number;
+  guest_finished_early?: boolean | null;
 }
 
 export type Phase =
@@ -76,7 +145,7 @@ export interface Snapshot {
   phase: Phase;
   /** Time since the migration started, in the driver's clock (virtual for the simulator). */
   elapsedMs: number;
-  /** Current (or last) pre-copy round, 0 before the first. */
+  /** Current (or last) pre-copy round, counting from 1; 0 before the first. */
   round: number;
   pageCount: number;
   /** Pages present at the destination, by how they arrived. */
@@ -96,4 +165,24 @@ export interface Snapshot {
   report: Report | null;
   /** A line for the operator (e.g. "cancel refused: past switchover"). */
   notice: string | null;
+  /** Pre-copy and hybrid, from the first round on: what decides convergence. */
+  precopy?: PrecopyView | null;
+  /**
+   * Where `present` comes from: the destination's counters, or (a real run
+   * before the destination reported) the pages the source has sent.
+   */
+  presentFrom?: "destination" | "source";
+}
+
+export interface PrecopyView {
+  /** Pages still to send in the current round, and their bytes. */
+  remainingPages: number;
+  remainingBytes: number;
+  /** As of the last round that ended; null during the first. */
+  dirtyRateBytesPerSec: number | null;
+  bandwidthBytesPerSec: number | null;
+  /** The dirty set of the last round at the measured bandwidth. */
+  expectedDowntimeMs: number | null;
+  /** Known from the first round's end on. */
+  downtimeLimitMs: number | null;
 }

@@ -89,6 +89,9 @@ export class Simulation {
   /** The source guest's vCPU state from its switchover pause, kept in case the migration is abandoned. */
   private srcPausedState: Uint8Array | null = null;
   private eventsProcessed = 0;
+  /** ux (issue 13): kept for the report, so that a saved report can be rerun. */
+  private readonly outages: Outage[];
+  private readonly maxVirtualMs: number;
 
   constructor(cfg: SimConfig) {
     const w = cfg.workload;
@@ -100,6 +103,8 @@ export class Simulation {
     if (!(maxMs > 0)) throw new Error(`maxVirtualMs must be positive, got ${maxMs}`);
     this.startUs = w.warmupMs * 1000;
     this.deadlineUs = this.startUs + maxMs * 1000;
+    this.maxVirtualMs = maxMs;
+    this.outages = (cfg.outages ?? []).map((o) => ({ atMs: o.atMs, durationMs: o.durationMs }));
     this.shared = new GuestShared(w, compilePhases(w), this.seed);
     const onStall = (vcpu: number, page: number, at: number) => this.queue.push(at, { type: "fault", vcpu, page, stalledAt: at });
     this.srcGuest = new Guest("source", this.shared, onStall);
@@ -162,6 +167,15 @@ export class Simulation {
     this.drive(0);
     this.notice = r.ok ? `cancelled: ${reason}` : `cancel refused: ${r.reason}`;
     return r.ok ? null : r.reason;
+  }
+
+  /**
+   * ux (issue 13): ends the simulated run where it stands, outcome
+   * "cancelled" — what quitting does past switchover, where a real migration
+   * must refuse (the guest lives on the destination) but a simulation need not.
+   */
+  stop(reason: string): void {
+    if (this.finished === null) this.finish("cancelled", reason);
   }
 
   report(): Report | null {
@@ -370,6 +384,9 @@ export class Simulation {
       link: { bandwidth_bytes_s: this.link.spec.bandwidthBytesPerSec, latency_us: this.link.spec.latencyUs, shared_channel: this.link.spec.sharedChannel === true, text: formatLink(this.link.spec) },
       seed: this.seed,
       verified,
+      options: { ...this.options },
+      outages: this.outages,
+      max_virtual_ms: this.maxVirtualMs,
       sim: { events: this.eventsProcessed, guest_accesses: this.shared.accesses, messages_lost: this.link.lost, pages_released: this.pagesReleased },
     });
     this.notice = `${outcome}${reason ? `: ${reason}` : ""}`;

@@ -17,10 +17,47 @@ import {
   type WorkloadPhase,
 } from "./types.js";
 
+/** A bad workload: `problems` lists every one found (the message has them one a line). */
 export class WorkloadError extends Error {
-  constructor(message: string) {
+  readonly problems: string[];
+  constructor(message: string, problems?: string[]) {
     super(message);
     this.name = "WorkloadError";
+    this.problems = problems ?? [message];
+  }
+}
+
+/**
+ * Collects the problems of a file, so that all are reported at once: each
+ * independent check runs in `attempt`, which records its failure and lets
+ * the others go on.
+ */
+class Problems {
+  readonly list: string[] = [];
+
+  attempt<T>(check: () => T): T | undefined {
+    try {
+      return check();
+    } catch (e) {
+      if (!(e instanceof WorkloadError)) throw e;
+      this.list.push(...e.problems);
+      return undefined;
+    }
+  }
+
+  /** The fields of an object, its unknown keys recorded as problems; undefined (recorded) if not an object. */
+  fields(value: unknown, path: string, origin: string, allowed: readonly string[]): Fields | undefined {
+    try {
+      return Fields.of(value, path, origin, allowed);
+    } catch (e) {
+      if (!(e instanceof WorkloadError)) throw e;
+      this.list.push(...e.problems);
+      return typeof value === "object" && value !== null && !Array.isArray(value) ? Fields.of(value, path, origin, Object.keys(value)) : undefined;
+    }
+  }
+
+  throwIfAny(): void {
+    if (this.list.length > 0) throw new WorkloadError(this.list.join("\n"), this.list);
   }
 }
 
@@ -39,10 +76,10 @@ class Fields {
     if (typeof value !== "object" || value === null || Array.isArray(value)) {
       throw new WorkloadError(`${origin}${where} must be an object, got ${describe(value)}`);
     }
-    for (const key of Object.keys(value)) {
-      if (!allowed.includes(key)) {
-        throw new WorkloadError(`${origin}${join(path, key)} is not a known field (expected one of: ${allowed.join(", ")})`);
-      }
+    const unknown = Object.keys(value).filter((key) => !allowed.includes(key));
+    if (unknown.length > 0) {
+      const problems = unknown.map((key) => `${origin}${join(path, key)} is not a known field (expected one of: ${allowed.join(", ")})`);
+      throw new WorkloadError(problems.join("\n"), problems);
     }
     return new Fields(value as Obj, path, origin);
   }
@@ -95,7 +132,8 @@ function join(path: string, key: string): string {
   return path === "" ? key : `${path}.${key}`;
 }
 
-const TOP_FIELDS = ["ppsim_workload", "name", "description", "memory", "page_size", "vcpus", "zero_share", "warmup_ms", "phases"];
+/** "$schema": where an editor finds the file's JSON Schema (docs/workload.schema.json); ppsim itself ignores it. */
+const TOP_FIELDS = ["$schema", "ppsim_workload", "name", "description", "memory", "page_size", "vcpus", "zero_share", "warmup_ms", "phases"];
 const PHASE_FIELDS = ["name", "steps", "compute_ns", "write_share", "pattern"];
 const PATTERN_FIELDS = ["kind", "region", "stride", "hot_share", "hot_access", "exponent"];
 /** Fields that only mean something for one pattern kind: naming them elsewhere is a mistake worth reporting. */
@@ -107,62 +145,107 @@ const KIND_ONLY: Record<string, PatternKind> = { stride: "sequential", hot_share
  */
 export function parseWorkload(json: unknown, origin?: string): Workload {
   const prefix = origin ? `${origin}: ` : "";
-  const top: Fields = Fields.of(json, "", prefix, TOP_FIELDS);
+  const p = new Problems();
+  const fields = p.fields(json, "", prefix, TOP_FIELDS);
+  if (fields === undefined) return p.throwIfAny() as never;
+  const top: Fields = fields; // annotated: fail()'s `never` narrows only through a declared type
   const version = top.required("ppsim_workload");
   if (version !== WORKLOAD_SCHEMA_VERSION) {
+    // Another version's fields mean something else: nothing more to say about them.
     top.fail("ppsim_workload", `must be ${WORKLOAD_SCHEMA_VERSION} (the only schema version this build reads), got ${describe(version)}`);
   }
-  const name = top.string("name");
-  if (name.trim() === "") top.fail("name", "must not be empty");
-  const description = top.string("description", "");
-  const pageSize = top.integer("page_size", 512, 1 << 30, WORKLOAD_DEFAULTS.pageSize);
-  if ((pageSize & (pageSize - 1)) !== 0) top.fail("page_size", `must be a power of two, got ${pageSize}`);
-  const memBytes = parseByteSize(top.required("memory"));
-  if (typeof memBytes === "string") top.fail("memory", memBytes);
-  if (memBytes % pageSize !== 0) {
-    top.fail("memory", `must be a multiple of page_size (${pageSize}), got ${memBytes} bytes (${formatBytes(memBytes)})`);
-  }
-  const pageCount = memBytes / pageSize;
-  if (pageCount > 0xffffffff) top.fail("memory", `must hold at most 2^32-1 pages, got ${pageCount}`);
-  const vcpus = top.integer("vcpus", 1, MAX_VCPUS, WORKLOAD_DEFAULTS.vcpus);
-  const zeroShare = top.share("zero_share", WORKLOAD_DEFAULTS.zeroShare);
-  const warmupMs = top.number("warmup_ms", WORKLOAD_DEFAULTS.warmupMs);
-  if (warmupMs < 0) top.fail("warmup_ms", `must be ≥ 0, got ${warmupMs}`);
-  const phasesRaw = top.required("phases");
-  if (!Array.isArray(phasesRaw) || phasesRaw.length === 0) {
-    top.fail("phases", `must be a non-empty array of phases, got ${Array.isArray(phasesRaw) ? "an empty array" : describe(phasesRaw)}`);
-  }
-  const phases = phasesRaw.map((p: unknown, i: number) => parsePhase(p, `phases[${i}]`, prefix, pageCount));
-  return { name, description, memBytes, pageSize, pageCount, vcpus, zeroShare, warmupMs, phases };
+  if (top.has("$schema")) p.attempt(() => top.string("$schema"));
+  const name = p.attempt(() => {
+    const n = top.string("name");
+    if (n.trim() === "") top.fail("name", "must not be empty");
+    return n;
+  });
+  const description = p.attempt(() => top.string("description", ""));
+  const pageSize = p.attempt(() => {
+    const size = top.integer("page_size", 512, 1 << 30, WORKLOAD_DEFAULTS.pageSize);
+    if ((size & (size - 1)) !== 0) top.fail("page_size", `must be a power of two, got ${size}`);
+    return size;
+  });
+  const memBytes = p.attempt(() => {
+    const bytes = parseByteSize(top.required("memory"));
+    if (typeof bytes === "string") top.fail("memory", bytes);
+    if (pageSize === undefined) return bytes;
+    if (bytes % pageSize !== 0) top.fail("memory", `must be a multiple of page_size (${pageSize}), got ${bytes} bytes (${formatBytes(bytes)})`);
+    if (bytes / pageSize > 0xffffffff) top.fail("memory", `must hold at most 2^32-1 pages, got ${bytes / pageSize}`);
+    return bytes;
+  });
+  const vcpus = p.attempt(() => top.integer("vcpus", 1, MAX_VCPUS, WORKLOAD_DEFAULTS.vcpus));
+  const zeroShare = p.attempt(() => top.share("zero_share", WORKLOAD_DEFAULTS.zeroShare));
+  const warmupMs = p.attempt(() => {
+    const ms = top.number("warmup_ms", WORKLOAD_DEFAULTS.warmupMs);
+    if (ms < 0) top.fail("warmup_ms", `must be ≥ 0, got ${ms}`);
+    return ms;
+  });
+  // Regions are checked against the page count: a rough one will do while other fields are wrong.
+  const pageCount = memBytes !== undefined && pageSize !== undefined ? memBytes / pageSize : 1;
+  const phasesRaw = p.attempt(() => {
+    const raw = top.required("phases");
+    if (!Array.isArray(raw) || raw.length === 0) {
+      top.fail("phases", `must be a non-empty array of phases, got ${Array.isArray(raw) ? "an empty array" : describe(raw)}`);
+    }
+    return raw as unknown[];
+  });
+  const phases = (phasesRaw ?? []).map((ph, i) => parsePhase(ph, `phases[${i}]`, prefix, pageCount, p));
+  p.throwIfAny();
+  return {
+    name: name as string,
+    description: description as string,
+    memBytes: memBytes as number,
+    pageSize: pageSize as number,
+    pageCount,
+    vcpus: vcpus as number,
+    zeroShare: zeroShare as number,
+    warmupMs: warmupMs as number,
+    phases: phases as WorkloadPhase[],
+  };
 }
 
-function parsePhase(value: unknown, path: string, prefix: string, pageCount: number): WorkloadPhase {
-  const f: Fields = Fields.of(value, path, prefix, PHASE_FIELDS);
-  const name = f.has("name") ? f.string("name") : null;
-  const steps = f.integer("steps", 1, Number.MAX_SAFE_INTEGER);
-  const computeNs = f.number("compute_ns");
-  if (computeNs < 0) f.fail("compute_ns", `must be ≥ 0, got ${computeNs}`);
-  const writeShare = f.share("write_share");
-  const pattern = parsePattern(f.required("pattern"), `${path}.pattern`, prefix, pageCount);
-  return { name, steps, computeNs, writeShare, pattern };
+function parsePhase(value: unknown, path: string, prefix: string, pageCount: number, p: Problems): WorkloadPhase | undefined {
+  const fields = p.fields(value, path, prefix, PHASE_FIELDS);
+  if (fields === undefined) return undefined;
+  const f: Fields = fields;
+  const name = p.attempt(() => (f.has("name") ? f.string("name") : null));
+  const steps = p.attempt(() => f.integer("steps", 1, Number.MAX_SAFE_INTEGER));
+  const computeNs = p.attempt(() => {
+    const ns = f.number("compute_ns");
+    if (ns < 0) f.fail("compute_ns", `must be ≥ 0, got ${ns}`);
+    return ns;
+  });
+  const writeShare = p.attempt(() => f.share("write_share"));
+  const raw = p.attempt(() => f.required("pattern"));
+  const pattern = raw === undefined ? undefined : parsePattern(raw, `${path}.pattern`, prefix, pageCount, p);
+  return { name: name ?? null, steps: steps as number, computeNs: computeNs as number, writeShare: writeShare as number, pattern: pattern as Pattern };
 }
 
-function parsePattern(value: unknown, path: string, prefix: string, pageCount: number): Pattern {
-  const f: Fields = Fields.of(value, path, prefix, PATTERN_FIELDS);
-  const kind = f.string("kind");
-  if (!(PATTERN_KINDS as readonly string[]).includes(kind)) {
-    f.fail("kind", `must be one of ${PATTERN_KINDS.join(", ")}, got ${JSON.stringify(kind)}`);
+function parsePattern(value: unknown, path: string, prefix: string, pageCount: number, p: Problems): Pattern | undefined {
+  const fields = p.fields(value, path, prefix, PATTERN_FIELDS);
+  if (fields === undefined) return undefined;
+  const f: Fields = fields;
+  const kind = p.attempt(() => {
+    const k = f.string("kind");
+    if (!(PATTERN_KINDS as readonly string[]).includes(k)) f.fail("kind", `must be one of ${PATTERN_KINDS.join(", ")}, got ${JSON.stringify(k)}`);
+    return k as PatternKind;
+  });
+  if (kind !== undefined) {
+    for (const [key, only] of Object.entries(KIND_ONLY)) {
+      if (f.has(key) && kind !== only) p.attempt(() => f.fail(key, `only applies to the ${only} pattern, not ${kind}`));
+    }
   }
-  for (const [key, only] of Object.entries(KIND_ONLY)) {
-    if (f.has(key) && kind !== only) f.fail(key, `only applies to the ${only} pattern, not ${kind}`);
-  }
-  const region = f.has("region") ? parseRegion(f.raw("region"), `${path}.region`, prefix, pageCount) : { ...PATTERN_DEFAULTS.region };
-  const stride = f.integer("stride", 1, Number.MAX_SAFE_INTEGER, PATTERN_DEFAULTS.stride);
-  const hotShare = f.share("hot_share", PATTERN_DEFAULTS.hotShare);
-  const hotAccess = f.share("hot_access", PATTERN_DEFAULTS.hotAccess);
-  const exponent = f.number("exponent", PATTERN_DEFAULTS.exponent);
-  if (exponent <= 0) f.fail("exponent", `must be > 0, got ${exponent}`);
-  return { kind: kind as PatternKind, region, stride, hotShare, hotAccess, exponent };
+  const region = f.has("region") ? p.attempt(() => parseRegion(f.raw("region"), `${path}.region`, prefix, pageCount)) : { ...PATTERN_DEFAULTS.region };
+  const stride = p.attempt(() => f.integer("stride", 1, Number.MAX_SAFE_INTEGER, PATTERN_DEFAULTS.stride));
+  const hotShare = p.attempt(() => f.share("hot_share", PATTERN_DEFAULTS.hotShare));
+  const hotAccess = p.attempt(() => f.share("hot_access", PATTERN_DEFAULTS.hotAccess));
+  const exponent = p.attempt(() => {
+    const x = f.number("exponent", PATTERN_DEFAULTS.exponent);
+    if (x <= 0) f.fail("exponent", `must be > 0, got ${x}`);
+    return x;
+  });
+  return { kind: kind as PatternKind, region: region as Region, stride: stride as number, hotShare: hotShare as number, hotAccess: hotAccess as number, exponent: exponent as number };
 }
 
 function parseRegion(value: unknown, path: string, prefix: string, pageCount: number): Region {
@@ -185,11 +268,22 @@ export function loadWorkload(path: string): Workload {
   } catch (e) {
     throw new WorkloadError(`${path}: cannot read the workload file: ${(e as Error).message}`);
   }
-  let json: unknown;
+  return parseWorkload(parseJson(text, path), path);
+}
+
+/** JSON.parse, with the line and column of a syntax error (V8 gives only a character offset). */
+export function parseJson(text: string, origin: string): unknown {
   try {
-    json = JSON.parse(text);
+    return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new WorkloadError(`${path}: not valid JSON: ${(e as Error).message}`);
+    const message = (e as Error).message;
+    const at = /at position (\d+)/.exec(message);
+    const offset = at ? Number(at[1]) : /end of JSON input/.test(message) ? text.length : null;
+    if (offset === null) throw new WorkloadError(`${origin}: not valid JSON: ${message}`);
+    const before = text.slice(0, offset).split("\n");
+    const line = before.length;
+    const column = before[before.length - 1].length + 1;
+    const why = message.replace(/\s*(in JSON )?at position \d+.*$/, "").replace(/\s*\(line \d+ column \d+\)/, "");
+    throw new WorkloadError(`${origin}:${line}:${column}: not valid JSON: ${why} (line ${line}, column ${column})`);
   }
-  return parseWorkload(json, path);
 }

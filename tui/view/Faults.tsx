@@ -19,7 +19,7 @@ export function Faults({ snapshot: s, faultsPerSec }: { snapshot: Snapshot; faul
   const span = histogramSpan(s.faultHistogram);
   return (
     <Box flexDirection="column">
-      <Text>
+      <Text wrap="truncate">
         <Label>faults</Label>
         <Text bold>{fmtCount(s.demandFaults)}</Text>
         <Text color={COLOR.label}> total  </Text>
@@ -36,7 +36,7 @@ export function Faults({ snapshot: s, faultsPerSec }: { snapshot: Snapshot; faul
         )}
       </Text>
       {span && (
-        <Text>
+        <Text wrap="truncate">
           <Label>latency</Label>
           <Text color={COLOR.demand}>{sparkline(s.faultHistogram.slice(span[0], span[1] + 1), { blankZero: true })}</Text>
           <Text color={COLOR.label}>

@@ -9,7 +9,7 @@ import { COLOR } from "./theme.js";
 export function Link({ snapshot: s, rates }: { snapshot: Snapshot; rates: Rates | null }) {
   const rate = (x: number | undefined) => (x === undefined ? "–" : fmtRate(x));
   return (
-    <Text>
+    <Text wrap="truncate">
       <Label>link</Label>
       <Text color={COLOR.label}>urgent </Text>
       <Text bold>{rate(rates?.urgent).padEnd(12)}</Text>

@@ -3,24 +3,37 @@ import type { Snapshot } from "../../src/engine/report.js";
 import { barWidths, fmtCount, fmtPercent } from "../format.js";
 import { Label } from "./Label.js";
 import { COLOR, GLYPH } from "./theme.js";
+import { barCells } from "./width.js";
 
-const BAR = 40;
-const KINDS = ["precopy", "background", "demand"] as const;
-const NAMES = { precopy: "pre-copy", background: "background", demand: "demand" } as const;
+type Kind = "precopy" | "dirty" | "background" | "demand";
+const NAMES: Record<Kind, string> = { precopy: "pre-copy", dirty: "dirty", background: "background", demand: "demand" };
 
-/** Pages present at the destination, by how they came, over pageCount; and a legend. */
-export function Presence({ snapshot: s }: { snapshot: Snapshot }) {
+/**
+ * Pages at the destination by how they came, over pageCount, and a legend.
+ * During pre-copy the pages dirtied since they were sent are stale copies:
+ * they show as "dirty", so the bar tracks what is left to send, not only
+ * what was sent once. A real run shows what the source sent ("sent") until
+ * the destination reports.
+ */
+export function Presence({ snapshot: s, width }: { snapshot: Snapshot; width: number }) {
   const total = s.pageCount;
-  const values = KINDS.map((k) => s.present[k]);
-  const present = values.reduce((a, b) => a + b, 0);
-  const widths = barWidths(values, total, BAR);
-  const missing = BAR - widths.reduce((a, b) => a + b, 0);
+  const inPrecopy = s.phase === "precopy" && s.precopy;
+  const dirty = inPrecopy ? Math.min(s.present.precopy, s.precopy?.remainingPages ?? 0) : 0;
+  const counts: Record<Kind, number> = { precopy: s.present.precopy - dirty, dirty, background: s.present.background, demand: s.present.demand };
+  // Only the kinds this phase can have: a legend that fits one line.
+  const shown: Kind[] = inPrecopy ? ["precopy", "dirty"] : s.mode === "precopy" ? ["precopy"] : ["precopy", "background", "demand"];
+  const values = shown.map((k) => counts[k]);
+  const present = s.present.precopy + s.present.background + s.present.demand;
+  const bar = barCells(width, 33);
+  const widths = barWidths(values, total, bar);
+  const missing = bar - widths.reduce((a, b) => a + b, 0);
   const share = (n: number) => (total > 0 ? n / total : 0);
+  const label = s.presentFrom === "source" ? "sent" : "present";
   return (
     <Box flexDirection="column">
-      <Text>
-        <Label>present</Label>
-        {KINDS.map((k, i) => (
+      <Text wrap="truncate">
+        <Label>{label}</Label>
+        {shown.map((k, i) => (
           <Text key={k} color={COLOR[k]}>
             {GLYPH[k].repeat(widths[i])}
           </Text>
@@ -32,9 +45,9 @@ export function Presence({ snapshot: s }: { snapshot: Snapshot }) {
           {fmtCount(present)}/{fmtCount(total)}
         </Text>
       </Text>
-      <Text>
+      <Text wrap="truncate">
         <Label>{""}</Label>
-        {KINDS.map((k, i) => (
+        {shown.map((k, i) => (
           <Text key={k}>
             <Text color={COLOR[k]}>{GLYPH[k]}</Text> {NAMES[k]} {fmtPercent(share(values[i]))}
             {"  "}

@@ -2,7 +2,7 @@ import { Box, Text } from "ink";
 import type { Mode } from "../../src/engine/messages.js";
 import type { Phase, Snapshot } from "../../src/engine/report.js";
 import { fmtDuration } from "../format.js";
-import { COLOR, WIDTH } from "./theme.js";
+import { COLOR } from "./theme.js";
 
 type Stage = "setup" | "precopy" | "switchover" | "postcopy" | "end";
 
@@ -40,13 +40,13 @@ function reached(stage: Stage, s: Snapshot, seen: readonly Phase[]): boolean {
 }
 
 /** setup › pre-copy r3 › [switchover] › post-copy › complete        12.34 s */
-export function Timeline({ snapshot: s, seen = [] }: { snapshot: Snapshot; seen?: readonly Phase[] }) {
+export function Timeline({ snapshot: s, seen = [], width }: { snapshot: Snapshot; seen?: readonly Phase[]; width: number }) {
   const stages = STAGES[s.mode];
   const cur = stages.indexOf(stageOf(s.phase));
   const ended = s.phase === "cancelled" || s.phase === "failed";
   return (
-    <Box width={WIDTH} justifyContent="space-between">
-      <Text>
+    <Box width={width} justifyContent="space-between">
+      <Text wrap="truncate">
         {stages.map((st, i) => {
           const text = label(st, s);
           const sep = i > 0 ? <Text color={COLOR.future}> › </Text> : null;

@@ -3,9 +3,10 @@ export const WIDTH = 80;
 /** Width of the left-hand labels ("present ", "faults  "...). */
 export const LABEL = 9;
 
-export const GLYPH = { precopy: "█", background: "▓", demand: "▒", missing: "░" } as const;
+export const GLYPH = { precopy: "█", dirty: "▚", background: "▓", demand: "▒", missing: "░" } as const;
 export const COLOR = {
   precopy: "cyan",
+  dirty: "yellow",
   background: "green",
   demand: "magenta",
   missing: "gray",

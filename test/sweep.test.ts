@@ -70,7 +70,7 @@ describe("sweep run and merge", () => {
     const whole = await runSweep(g, { workers: 0, shard: null, out: join(tmp, "whole"), progress: null });
     expect(whole.rows).toHaveLength(g.runs.length);
     expect(whole.rows.every((r) => r.outcome === "completed" && r.verified === true)).toBe(true);
-    const dirs = [];
+    const dirs: string[] = [];
     for (const index of [2, 1, 3]) {
       const dir = join(tmp, `shard-${index}`);
       await runSweep(g, { workers: 1, shard: { index, count: 3 }, out: dir, progress: null });

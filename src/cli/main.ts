@@ -53,6 +53,7 @@ async function main(argv: string[], out: (line: string) => void): Promise<number
     return runRealCommand(rest, out);
   }
   if (first === "sweep") return (await import("./sweep-command.js")).runSweepCommand(rest, out);
+  if (first === "advise") return (await import("./advise-command.js")).runAdviseCommand(rest, out);
   if (first === "compare") {
     const { values } = parseArgs({ args: rest, options: SIM_FLAGS, strict: true, allowPositionals: false });
     return runCompare(values, out);

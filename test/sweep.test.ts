@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { main } from "../src/cli/main.js";
 import { parseGrid, type Grid } from "../src/sweep/grid.js";
 import { inShard, mergeShards, parseShard, runSweep } from "../src/sweep/sweep.js";
 
@@ -89,5 +90,23 @@ describe("sweep run and merge", () => {
     expect(() => mergeShards([other, ...dirs], join(tmp, "m4"))).toThrow(/another grid/);
     writeFileSync(join(dirs[0], "rows.jsonl"), "");
     expect(() => mergeShards(dirs, join(tmp, "m5"))).toThrow(/rows.jsonl has 0 rows, sweep.json says/);
+  });
+});
+
+describe("ppsim sweep command", () => {
+  it("runs a grid file into a folder and prints the summary; bad input is one line", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "ppsim-sweep-cli-"));
+    const gridPath = join(tmp, "g.json");
+    writeFileSync(gridPath, JSON.stringify({ ppsim_sweep: 1, name: "cli", workloads: [join(EXAMPLES, "idle.json")], memory: ["4MiB"], links: ["1Gbit,0.1ms"], modes: ["postcopy"] }));
+    const lines: string[] = [];
+    const code = await main(["sweep", gridPath, "--out", join(tmp, "out"), "--workers", "0", "--quiet"], (l) => lines.push(l));
+    expect(code).toBe(0);
+    expect(lines.join("\n")).toMatch(/\| idle \| 4 MiB \| 1Gbit,0.1ms \| postcopy \| 1 \| 1 \|/);
+    expect(JSON.parse(readFileSync(join(tmp, "out", "sweep.json"), "utf8"))).toMatchObject({ grid: "cli", runs: 1, grid_runs: 1, shard: null });
+    await expect(main(["sweep"], () => {})).rejects.toThrow(/sweep takes one grid file, got none/);
+    await expect(main(["sweep", gridPath, "--shard", "3/2"], () => {})).rejects.toThrow(/--shard must be I\/N/);
+    await expect(main(["sweep", gridPath, "--workers", "many"], () => {})).rejects.toThrow(/--workers must be an integer/);
+    await expect(main(["sweep", "merge", tmp], () => {})).rejects.toThrow(/sweep merge needs --out/);
+    await expect(main(["sweep", "merge", tmp, "--out", join(tmp, "m")], () => {})).rejects.toThrow(/no sweep.json here/);
   });
 });

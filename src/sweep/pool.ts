@@ -2,6 +2,7 @@
  * Runs simulations on every core through a worker-thread pool (tinypool), and
  * hands their reports back in the order given, whatever order they finish in.
  */
+import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import Tinypool from "tinypool";
 import type { Report } from "../engine/report.js";
@@ -28,6 +29,7 @@ export async function runAll(configs: readonly SimConfig[], { workers, onReport 
     configs.forEach((c, i) => onReport(i, simulate(c)));
     return;
   }
+  if (!existsSync(WORKER)) throw new Error(`the sweep's worker thread ${WORKER.pathname} is not built: run npm run build first`);
   const pool = new Tinypool({ filename: WORKER.href, minThreads: workers, maxThreads: workers, idleTimeout: 1000 });
   const done = new Map<number, Report>();
   let next = 0;

@@ -10,7 +10,7 @@ import { parsePolicyFlags, type PolicyFlags } from "../cli/sim-args.js";
 export type PolicyKey = "downtime-limit" | "max-rounds" | "auto-converge" | "hybrid-rounds" | "prefetch" | "order" | "bandwidth-cap";
 
 /**
- * Which modes each parameter changes anything in (read off src/engine/source.ts:
+ * Which modes each parameter changes anything in (read off src/engine/switchover.ts:
  * hybrid checks the downtime limit but neither the round cap nor auto-converge;
  * prefetch and the background order only exist after switchover). A sweep
  * runs a mode once per value of the parameters it uses, not of every one.

@@ -4,6 +4,8 @@
  *   ppsim --trace workload.json [flags]          simulate one migration
  *   ppsim compare --trace workload.json [flags]  the three modes side by side
  *   ppsim rerun report.json                      run a saved report's simulation again
+ *   ppsim sweep grid.json                        many simulations, one row each
+ *   ppsim advise --trace FILE --slo …            the mode and policy that meet the objectives
  *   ppsim real --listen HOST:PORT                receive a migration (destination)
  *   ppsim real --peer HOST:PORT --trace FILE     run a guest and migrate it (source)
  *   ppsim real --demo --trace FILE               both ends on this machine
@@ -21,6 +23,9 @@ export const USAGE = `usage:
   ppsim --trace FILE [--mode precopy|postcopy|hybrid] [--link BANDWIDTH,LATENCY[,shared]] [--seed N] [--json]
   ppsim compare --trace FILE [--mode MODE,…] [--link …] [--json]
   ppsim rerun REPORT.json [--json]
+  ppsim sweep GRID.json [--out DIR] [--workers N] [--shard I/N]   (ppsim sweep --help)
+  ppsim sweep merge DIR… --out DIR                                  join sharded sweeps
+  ppsim advise --trace FILE --link SPEC --slo "OBJECTIVES"          (ppsim advise --help)
   ppsim --version
   ppsim real --listen HOST:PORT
   ppsim real --peer HOST:PORT --trace FILE [--mode …]
@@ -67,6 +72,8 @@ async function main(argv: string[], out: (line: string) => void): Promise<number
     const { runRerun } = await import("./rerun.js");
     return runRerun(rest, out);
   }
+  if (first === "sweep") return (await import("./sweep-command.js")).runSweepCommand(rest, out);
+  if (first === "advise") return (await import("./advise-command.js")).runAdviseCommand(rest, out);
   if (first === "compare") {
     const { values } = parseArgs({ args: rest, options: { ...SIM_FLAGS, help: { type: "boolean", short: "h" } }, strict: true, allowPositionals: false });
     return runCompare(values, out);

@@ -36,7 +36,7 @@ describe("README", () => {
     .map((l) => l.replace(/#.*$/, "").trim())
     .flatMap((l) => l.split("&&").map((c) => c.trim()))
     .filter((c) => c.startsWith("ppsim"))
-    .map((c) => c.replace(/\s*>.*$/, "").split(/\s+/).slice(1));
+    .map((c) => [...c.replace(/\s*>.*$/, "").matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]).slice(1));
 
   it("has ppsim command lines", () => expect(commands.length).toBeGreaterThanOrEqual(8));
 
@@ -45,8 +45,8 @@ describe("README", () => {
     // --help after the flags: they are parsed (an unknown one throws), nothing runs.
     const lines: string[] = [];
     expect(await main([...args, "--help"], (l) => lines.push(l))).toBe(0);
-    expect(lines.join("\n")).toMatch(/usage|ppsim real/);
-    if (args[0] !== "real" && args[0] !== "rerun") {
+    expect(lines.join("\n")).toMatch(/usage|ppsim /);
+    if (!["real", "rerun", "sweep", "advise"].includes(args[0])) {
       const compare = args[0] === "compare";
       const { values } = parseArgs({ args: compare ? args.slice(1) : args, options: SIM_FLAGS, strict: true });
       if (compare) expect(() => compareModes(values.mode)).not.toThrow();

@@ -242,7 +242,12 @@ export function fuzzFraming(inputs: number, seed: string): FuzzReport {
       const fs = new FramedSocket(socket as unknown as Socket, r() < 0.5 ? "bulk" : "urgent", layout.pageSize, { message: () => rep.messages++, down: () => downs++ });
       fs.decoder.setLayout(layout.pageSize, layout.pageCount);
       fs.start();
-      for (const c of parts) socket.emit("data", c);
+      const bound = largestFrame(layout);
+      for (const c of parts) {
+        socket.emit("data", c);
+        rep.max_buffered = Math.max(rep.max_buffered, fs.decoder.buffered);
+        if (fs.decoder.buffered > bound) rep.buffered_bound_violations++;
+      }
       if (downs === 1 && socket.destroyed) rep.refused++; // a bad frame took it down
       socket.emit("close");
       if (downs !== 1 && rep.failures.length < 20) rep.failures.push(`input ${i}: ${downs} down calls`);

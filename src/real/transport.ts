@@ -316,8 +316,12 @@ export function connectChannel(
       socket.removeAllListeners("error");
       // Until a FramedSocket takes it (its own handlers report failures), an error must not go unhandled.
       socket.on("error", () => undefined);
-      socket.write(encodePreamble(preamble));
-      resolve(socket);
+      // Resolved once the preamble has left this process: the engine sends only into an empty lane
+      // (writableLength 0), and over TLS the write completes only after encryption.
+      socket.write(encodePreamble(preamble), (err) => {
+        if (err === undefined || err === null) resolve(socket);
+        else reject(new RealError(`writing the preamble to ${host}:${port} failed: ${err.message}`));
+      });
     };
     raw.once("error", (err: Error) => {
       clearTimeout(timer);

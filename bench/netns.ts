@@ -144,8 +144,8 @@ async function probe(): Promise<{ rtt_p50_us: number; rtt_min_us: number; rtt_p9
 
 /** One real migration: a fresh `--once` destination in B, the source in A. */
 async function migrate(workload: string, mode: Mode, memory: string, seed: number, steps: number, timeoutMs: number): Promise<{ report: Report | null; error: string }> {
-  const dest = await serveInB([bin, "real", "--listen", `${IP_B}:${PORT}`, "--once"], /^listening on /, timeoutMs + 30_000);
-  const args = [bin, "real", "--peer", `${IP_B}:${PORT}`, "--trace", `${examples}${workload}.json`, "--mode", mode, "--memory", memory, "--seed", String(seed), "--steps", String(steps), "--json"];
+  const dest = await serveInB([bin, "real", "--listen", `${IP_B}:${PORT}`, "--once", "--insecure"], /^listening on /, timeoutMs + 30_000);
+  const args = [bin, "real", "--peer", `${IP_B}:${PORT}`, "--trace", `${examples}${workload}.json`, "--mode", mode, "--memory", memory, "--seed", String(seed), "--steps", String(steps), "--json", "--insecure"];
   const src = await inNs(NS_A, args, timeoutMs);
   const d = await Promise.race([dest.done, new Promise<null>((r) => setTimeout(() => r(null), 30_000).unref())]);
   let report: Report | null = null;

@@ -41,7 +41,6 @@ describe("codec", () => {
   it("reassembles a stream cut at any points", () => {
     fc.assert(
       fc.property(fc.array(messageArb, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 8 }), (raw, cuts) => {
-        // A hello sets the decoder's page size for what follows, as in a real stream.
         const msgs = raw.map((m) => (m.type === "hello" ? { ...m, pageSize: PAGE } : m));
         const stream = Buffer.concat(msgs.map((m) => encodeMessage(m, PAGE)));
         const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
@@ -96,8 +95,9 @@ describe("codec", () => {
     expect(bad([0x47, 0x45, 0x54, 0x20, 0, 0, 0, 0])).toThrow(/bad frame magic 0x4547/);
     expect(bad([0x50, 0x50, 99, 0, 0, 0, 0, 0])).toThrow(/unknown message tag 99/);
     expect(bad([0x50, 0x50, 4, 0, 2, 0, 0, 0, 1, 2])).toThrow(/pageRequest: truncated at page/);
-    expect(bad([0x50, 0x50, 4, 0, 5, 0, 0, 0, 1, 2, 3, 4, 5])).toThrow(/1 unexpected trailing bytes/);
-    expect(bad([0x50, 0x50, 3, 0, 4, 0, 0, 0, 255, 255, 255, 255])).toThrow(/count 4294967295 does not fit/);
+    expect(bad([0x50, 0x50, 4, 0, 5, 0, 0, 0, 1, 2, 3, 4, 5])).toThrow(/payload of 5 bytes exceeds the limit of 4 for tag 4/);
+    expect(bad([0x50, 0x50, 3, 0, 5, 0, 0, 0, 0, 0, 0, 0, 9])).toThrow(/1 unexpected trailing bytes/);
+    expect(bad([0x50, 0x50, 3, 0, 4, 0, 0, 0, 255, 255, 255, 255])).toThrow(/count 4294967295 exceeds the limit of 256 entries/);
     expect(bad([0x50, 0x50, 1, 0, 255, 255, 255, 255])).toThrow(/exceeds the limit/);
     expect(bad([0x50, 0x50, 6, 0, 0, 0])).toThrow(/frame truncated/);
     expect(() => new FrameDecoder(0).push(encodeMessage({ type: "pages", pages: [] }, PAGE))).toThrow(/before the handshake/);

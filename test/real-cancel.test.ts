@@ -28,7 +28,7 @@ describe.skipIf(unavailable !== null)("ppsim real cancel", () => {
     try {
       const child = spawn(
         process.execPath,
-        [bin, "real", "--peer", `127.0.0.1:${dest.port}`, "--trace", "examples/database.json", "--memory", "64MiB", "--mode", "precopy", "--bandwidth-cap", "5MB", "--plain"],
+        [bin, "real", "--peer", `127.0.0.1:${dest.port}`, "--trace", "examples/database.json", "--memory", "64MiB", "--mode", "precopy", "--bandwidth-cap", "5MB", "--plain", "--insecure"],
         { env: { ...process.env, PPSIM_RUN_DIR: runDir }, stdio: ["ignore", "pipe", "pipe"] },
       );
       let out = "";

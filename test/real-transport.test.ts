@@ -7,7 +7,8 @@
 import { createHash } from "node:crypto";
 import { connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { encodeMessage, FrameDecoder } from "../src/engine/codec.js";
+import { encodeMessage } from "../src/engine/codec.js";
+import { FrameDecoder } from "../src/engine/frame-decoder.js";
 import { ErrorCode, PROTOCOL_VERSION, type Message } from "../src/engine/messages.js";
 import { DestinationAgent } from "../src/real/dest-agent.js";
 import { scaleWorkload } from "../src/real/plan.js";
@@ -101,6 +102,8 @@ describe("framing", () => {
     const port = await fakeDestination((a) => {
       const fs = new FramedSocket(a.socket, a.preamble.channel, 0, {
         message: (m) => {
+          // The decoder takes the layout from its owner, not from a hello it reads.
+          if (m.type === "hello") fs.decoder.setLayout(m.pageSize, m.pageCount);
           received.push(m);
           if (received.length === msgs.length) done();
         },
@@ -126,7 +129,6 @@ describe("framing", () => {
   });
 
   it("refuses corrupt pages frames, naming what is wrong", () => {
-    const hello = encodeMessage(sampleMessages()[0], PS);
     const pages = Buffer.from(encodeMessage({ type: "pages", pages: [{ page: 1, data: randomPage(1) }] }, PS));
     const variants: Buffer[] = [];
     const badFlags = Buffer.from(pages);
@@ -139,8 +141,7 @@ describe("framing", () => {
     short.writeUInt32LE(short.length - 8, 4);
     variants.push(short);
     for (const v of variants) {
-      const frames = Buffer.concat([hello, v]);
-      expect(() => new FrameDecoder(0).push(frames)).toThrow(/pages: /);
+      expect(() => new FrameDecoder(PS).push(v)).toThrow(/pages: /);
     }
   });
 });

@@ -16,6 +16,7 @@ import { VERSION } from "../version.js";
 import { WorkloadError } from "../workload/parse.js";
 import { runCompare } from "./compare.js";
 import { UsageError } from "./errors.js";
+import { joinNegativeValues } from "./negative-values.js";
 import { SIM_FLAGS } from "./sim-args.js";
 import { runSimCommand } from "./sim-command.js";
 
@@ -75,13 +76,15 @@ async function main(argv: string[], out: (line: string) => void): Promise<number
   if (first === "sweep") return (await import("./sweep-command.js")).runSweepCommand(rest, out);
   if (first === "advise") return (await import("./advise-command.js")).runAdviseCommand(rest, out);
   if (first === "compare") {
-    const { values } = parseArgs({ args: rest, options: { ...SIM_FLAGS, help: { type: "boolean", short: "h" } }, strict: true, allowPositionals: false });
+    const options = { ...SIM_FLAGS, help: { type: "boolean", short: "h" } } as const;
+    const { values } = parseArgs({ args: joinNegativeValues(rest, options), options, strict: true, allowPositionals: false });
     return runCompare(values, out);
   }
   if (argv.length === 0) throw new UsageError("nothing to do: give --trace FILE (try examples/web-server.json)");
+  const options = { ...SIM_FLAGS, speed: { type: "string" }, plain: { type: "boolean" }, help: { type: "boolean", short: "h" } } as const;
   const { values } = parseArgs({
-    args: argv,
-    options: { ...SIM_FLAGS, speed: { type: "string" }, plain: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    args: joinNegativeValues(argv, options),
+    options,
     strict: true,
     allowPositionals: false,
   });

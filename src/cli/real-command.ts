@@ -15,15 +15,18 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runPlain, runTui, type ViewSource } from "../../tui/index.js";
 import type { Report } from "../engine/report.js";
-import { DestinationAgent } from "../real/dest-agent.js";
+import { DEFAULT_MAX_SESSIONS, DestinationAgent, type DestinationAgentOptions } from "../real/dest-agent.js";
 import { spawnDemoDestination } from "../real/demo.js";
 import { messageOf } from "../real/errors.js";
 import { scaleWorkload } from "../real/plan.js";
 import { registerSource, runningSources } from "../real/registry.js";
 import { SourceAgent } from "../real/source-agent.js";
+import { sanitize } from "../real/peer-text.js";
+import { securityFromFlags, type Security, type SecurityFlags } from "../real/tls.js";
 import { loadWorkload } from "../workload/parse.js";
 import { formatBytes, parseByteSize } from "../workload/size.js";
 import { UsageError } from "./errors.js";
+import { joinNegativeValues } from "./negative-values.js";
 import { parseMode, parsePolicyFlags, POLICY_FLAGS, type PolicyFlags } from "./sim-args.js";
 
 const FLAGS = {
@@ -40,6 +43,13 @@ const FLAGS = {
   json: { type: "boolean" },
   plain: { type: "boolean" },
   "break-link-after": { type: "string" },
+  "psk-file": { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "tls-ca": { type: "string" },
+  insecure: { type: "boolean" },
+  "max-memory": { type: "string" },
+  "max-sessions": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -57,6 +67,15 @@ export const REAL_USAGE = `ppsim real:
   --json                  print the report as one JSON object
   --plain                 progress lines instead of the live view
   --break-link-after SIZE break the link once SIZE of post-copy pages went out (recovery demo)
+  --psk-file FILE         TLS with a pre-shared key, the same file on both hosts: one line IDENTITY:HEXKEY,
+                          e.g. printf 'ppsim:%s\n' "$(openssl rand -hex 32)" > keys.psk
+  --tls-cert FILE --tls-key FILE --tls-ca FILE
+                          TLS with x509 certificates, verified both ways against the CA
+  --insecure              no TLS: memory in the clear, any host that reaches the port may migrate
+                          (--listen and --peer need one of the three; --demo defaults to --insecure on loopback)
+  --max-memory SIZE       with --listen: guest memory of all migrations together, at most
+                          (default: 3/4 of the host's free memory at start)
+  --max-sessions N        with --listen: concurrent migrations, at most (default 4)
   policy flags as for the simulator (ppsim --help): --downtime-limit, --max-rounds, --hybrid-rounds,
   --bandwidth-cap, --no-auto-converge, --background-order, --prefetch-pages`;
 
@@ -102,22 +121,50 @@ function runCancel(argv: string[], out: Out): number {
 
 export async function runRealCommand(argv: string[], out: Out): Promise<number> {
   if (argv[0] === "cancel") return runCancel(argv.slice(1), out);
-  const { values: f } = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false });
+  const { values: f } = parseArgs({ args: joinNegativeValues(argv, FLAGS), options: FLAGS, strict: true, allowPositionals: false });
   if (f.help === true) {
     out(REAL_USAGE);
     return 0;
   }
   const roles = [f.listen !== undefined, f.peer !== undefined, f.demo === true].filter(Boolean).length;
   if (roles !== 1) throw new UsageError("ppsim real needs exactly one of --listen HOST:PORT, --peer HOST:PORT or --demo\n" + REAL_USAGE);
-  if (f.listen !== undefined) return runListen(parseHostPort("listen", f.listen), f.once === true, out);
+  const demo = f.demo === true;
+  const security = securityOf(f, demo);
+  if (f.listen !== undefined) return runListen(parseHostPort("listen", f.listen), { once: f.once === true, security, ...limitsOf(f) }, out);
+  if (f["max-memory"] !== undefined || f["max-sessions"] !== undefined) throw new UsageError("--max-memory and --max-sessions are for the destination (--listen)");
   const peer = f.peer === undefined ? null : parseHostPort("peer", f.peer);
   if (f.trace === undefined) throw new UsageError("--trace FILE is required: the workload to run and migrate (see examples/)");
-  return peer === null ? runDemo(f, out) : runSource(f, peer, out);
+  return peer === null ? runDemo(f, security, out) : runSource(f, peer, security, out);
 }
 
-async function runListen(at: { host: string; port: number }, once: boolean, out: Out): Promise<number> {
-  const agent = await DestinationAgent.listen(at.host, at.port, { once, log: (l) => out(l) });
+function securityOf(f: SecurityFlags, demo: boolean): Security {
+  try {
+    return securityFromFlags(f, demo);
+  } catch (e) {
+    throw new UsageError(messageOf(e));
+  }
+}
+
+/** The security flags again, for the demo's destination child. */
+function securityArgs(f: SecurityFlags): string[] {
+  const args: string[] = [];
+  for (const k of ["psk-file", "tls-cert", "tls-key", "tls-ca"] as const) {
+    const v = f[k];
+    if (v !== undefined) args.push(`--${k}`, v);
+  }
+  return args.length === 0 ? ["--insecure"] : args;
+}
+
+function limitsOf(f: { "max-memory"?: string; "max-sessions"?: string }): { maxMemoryBytes?: number; maxSessions?: number } {
+  return { maxMemoryBytes: sizeFlag("max-memory", f["max-memory"]) ?? undefined, maxSessions: integerFlag("max-sessions", f["max-sessions"], 1) };
+}
+
+async function runListen(at: { host: string; port: number }, o: DestinationAgentOptions & { once: boolean; security: Security }, out: Out): Promise<number> {
+  const once = o.once;
+  const agent = await DestinationAgent.listen(at.host, at.port, { ...o, log: (l) => out(l) });
   out(`listening on ${at.host}:${agent.port}`);
+  const auth = o.security.kind === "insecure" ? "no TLS (--insecure): any host that reaches the port may migrate here" : o.security.kind === "psk" ? "TLS with a pre-shared key" : "TLS with x509 certificates";
+  out(`  ${auth}; at most ${o.maxSessions ?? DEFAULT_MAX_SESSIONS} migrations and ${(agent.maxMemoryBytes / 2 ** 30).toFixed(1)} GiB of guest memory at once`);
   const stop = () => void agent.close();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
@@ -127,27 +174,33 @@ async function runListen(at: { host: string; port: number }, once: boolean, out:
   return once && ends[0]?.outcome !== "completed" ? 1 : 0;
 }
 
-type SourceFlags = PolicyFlags & { trace?: string; mode?: string; seed?: string; steps?: string; memory?: string; json?: boolean; plain?: boolean; "break-link-after"?: string };
+type SourceFlags = PolicyFlags & SecurityFlags & { trace?: string; mode?: string; seed?: string; steps?: string; memory?: string; json?: boolean; plain?: boolean; "break-link-after"?: string };
 
-async function runDemo(f: SourceFlags, out: Out): Promise<number> {
+async function runDemo(f: SourceFlags, security: Security, out: Out): Promise<number> {
+  sourceChoices(f);
   // The destination runs as a child process (its own event loop, like on
   // another host) when the built CLI is there; else in this process.
   const bin = fileURLToPath(new URL("./bin.js", import.meta.url));
   const destLines: string[] = [];
   const quiet = f.json === true || (process.stdout.isTTY && f.plain !== true);
   const destLog = (l: string) => (quiet ? destLines.push(l) : out(`  [destination] ${l}`));
+  if (security.kind === "insecure") {
+    const note = "ppsim: the demo runs over loopback without TLS (--insecure); give --psk-file FILE to try it encrypted";
+    if (quiet) process.stderr.write(`${note}\n`);
+    else out(note);
+  }
   if (!existsSync(bin)) {
-    const agent = await DestinationAgent.listen("127.0.0.1", 0, { once: true, log: destLog });
+    const agent = await DestinationAgent.listen("127.0.0.1", 0, { once: true, log: destLog, security });
     try {
-      return await runSource(f, { host: "127.0.0.1", port: agent.port }, out);
+      return await runSource(f, { host: "127.0.0.1", port: agent.port }, security, out);
     } finally {
       await agent.close();
     }
   }
-  const dest = await spawnDemoDestination(bin, destLog);
+  const dest = await spawnDemoDestination(bin, destLog, securityArgs(f));
   let code = 1;
   try {
-    code = await runSource(f, { host: "127.0.0.1", port: dest.port }, out);
+    code = await runSource(f, { host: "127.0.0.1", port: dest.port }, security, out);
   } finally {
     const destCode = await dest.finish(30_000);
     if (destCode !== 0 && code === 0) code = 1;
@@ -156,18 +209,25 @@ async function runDemo(f: SourceFlags, out: Out): Promise<number> {
   return code;
 }
 
-async function runSource(f: SourceFlags, peer: { host: string; port: number }, out: Out): Promise<number> {
-  const mode = parseMode(f.mode ?? "precopy");
-  const seed = integerFlag("seed", f.seed, 0) ?? 1;
-  const steps = integerFlag("steps", f.steps, 1);
-  const workload = scaleWorkload(loadWorkload(f.trace ?? ""), sizeFlag("memory", f.memory));
-  const breakAt = sizeFlag("break-link-after", f["break-link-after"]) ?? undefined;
+/** The source's flags, checked (before the demo spawns its destination: a bad flag must not leave it waiting). */
+function sourceChoices(f: SourceFlags) {
+  return {
+    mode: parseMode(f.mode ?? "precopy"),
+    seed: integerFlag("seed", f.seed, 0) ?? 1,
+    steps: integerFlag("steps", f.steps, 1),
+    workload: scaleWorkload(loadWorkload(f.trace ?? ""), sizeFlag("memory", f.memory)),
+    breakAt: sizeFlag("break-link-after", f["break-link-after"]) ?? undefined,
+    options: parsePolicyFlags(f),
+  };
+}
+
+async function runSource(f: SourceFlags, peer: { host: string; port: number }, security: Security, out: Out): Promise<number> {
+  const { mode, seed, steps, workload, breakAt, options } = sourceChoices(f);
   const tty = process.stdout.isTTY && f.plain !== true && f.json !== true;
   const logLines: string[] = [];
   const log = (l: string) => (f.json === true ? process.stderr.write(`${l}\n`) : tty ? logLines.push(l) : out(`· ${l}`));
 
-  const options = parsePolicyFlags(f);
-  const agent = await SourceAgent.start({ workload, mode, seed, steps, peer, options, breakLinkAfterPostcopyBytes: breakAt, log });
+  const agent = await SourceAgent.start({ workload, mode, seed, steps, peer, options, breakLinkAfterPostcopyBytes: breakAt, log, security });
   let report: Report;
   // SIGINT (Ctrl+C, or `ppsim real cancel`) cancels in every output mode; past switchover it is refused.
   const onSigint = () => {
@@ -197,6 +257,7 @@ async function runSource(f: SourceFlags, peer: { host: string; port: number }, o
     await agent.close().catch((e: unknown) => process.stderr.write(`ppsim: closing the source guest: ${messageOf(e)}\n`));
   }
   if (report.outcome === "completed" && report.verified === true) return 0;
-  process.stderr.write(`ppsim: migration ${report.outcome === "completed" ? "not verified" : report.outcome}: ${String(report.reason)}\n`);
+  // The reason may quote the destination: shown through sanitize, like every peer text.
+  process.stderr.write(`ppsim: migration ${report.outcome === "completed" ? "not verified" : report.outcome}: ${sanitize(String(report.reason), 2000)}\n`);
   return 1;
 }

@@ -92,6 +92,12 @@ export function parseDurationMs(flag: string, text: string): number {
   return Number(m[1]) * scale;
 }
 
+function positiveDuration(flag: string, text: string): number {
+  const ms = parseDurationMs(flag, text);
+  if (!(ms > 0)) throw new UsageError(`--${flag} must be a positive duration like 30s or 600000ms, got "${text}"`);
+  return ms;
+}
+
 /** "500ms:200ms": down at 500 ms after the migration starts, for 200 ms. */
 export function parseOutage(text: string): Outage {
   const parts = text.split(/[:+]/);
@@ -135,7 +141,7 @@ export function parseSimFlags(f: SimFlags): SimChoices {
     memoryBytes,
     outages: (f.outage ?? []).map(parseOutage),
     options,
-    maxVirtualMs: f["max-time"] === undefined ? undefined : parseDurationMs("max-time", f["max-time"]),
+    maxVirtualMs: f["max-time"] === undefined ? undefined : positiveDuration("max-time", f["max-time"]),
   };
 }
 

@@ -6,7 +6,9 @@
  *
  * All integers are little-endian. Decoding checks every length against what
  * is left before reading, so malformed bytes raise a ProtocolError naming the
- * problem instead of reading garbage.
+ * problem instead of reading garbage. What a peer can make the decoder hold
+ * is bounded by the layout (see maxPayloadBytes): a frame is refused from its
+ * header alone, before its payload is buffered.
  */
 import { MessageTag, type Message, type Mode, type PageEntry } from "./messages.js";
 
@@ -14,8 +16,26 @@ export const FRAME_MAGIC = 0x5050;
 export const HEADER_BYTES = 8;
 /** Bytes each page entry adds besides its payload: page number (u32) and flags (u8). */
 export const PAGE_ENTRY_OVERHEAD = 5;
-/** Largest payload accepted: bounds memory a misbehaving peer can make us allocate. */
+/** Largest payload of any frame, whatever the layout: what a frame of unknown layout may carry at most. */
 export const MAX_PAYLOAD_BYTES = 256 * 1024 * 1024;
+/**
+ * Page entries one pages message may carry. The engine batches far fewer
+ * (batchPages, 16 by default); the bound keeps a frame to about a MiB at 4 KiB
+ * pages, and the objects decoding makes to a few hundred per frame.
+ */
+export const MAX_PAGES_PER_MESSAGE = 256;
+/** Reasons of cancel and error messages. */
+export const MAX_TEXT_BYTES = 64 * 1024;
+/** The destination's report JSON (its final one lists every fault latency). */
+export const MAX_REPORT_BYTES = 32 * 1024 * 1024;
+/** Serialised vCPU state (48 bytes per vCPU today). */
+export const MAX_CPU_STATE_BYTES = 1024 * 1024;
+
+/** What the handshake fixed. pageCount 0: not known to this decoder (the bounds that need it fall back to MAX_PAYLOAD_BYTES). */
+export interface Layout {
+  pageSize: number;
+  pageCount: number;
+}
 
 const PAGE_FLAG_ZERO = 1;
 const MODE_CODES: readonly Mode[] = ["precopy", "postcopy", "hybrid"];
@@ -79,6 +99,7 @@ export function encodeMessage(msg: Message<Uint8Array>, pageSize: number): Uint8
       buf.writeUInt32LE(msg.capabilities >>> 0, o + 4);
       break;
     case "pages":
+      if (msg.pages.length > MAX_PAGES_PER_MESSAGE) throw new RangeError(`a pages message carries at most ${MAX_PAGES_PER_MESSAGE} entries, got ${msg.pages.length}`);
       buf.writeUInt32LE(msg.pages.length, o);
       o += 4;
       for (const e of msg.pages) {
@@ -169,6 +190,14 @@ class PayloadReader {
     this.o += n;
     return v;
   }
+  zero8(field: string): void {
+    const v = this.u8(field);
+    if (v !== 0) throw new ProtocolError(`${this.what}: ${field} byte is ${v}, must be 0`);
+  }
+  zero16(field: string): void {
+    const v = this.u16(field);
+    if (v !== 0) throw new ProtocolError(`${this.what}: ${field} field is ${v}, must be 0`);
+  }
   rest(): Buffer {
     const v = this.buf.subarray(this.o);
     this.o = this.buf.length;
@@ -189,7 +218,7 @@ export function decodePayload(tag: number, payload: Buffer, pageSize: number): M
       const r = new PayloadReader(payload, "hello");
       const version = r.u16("version");
       const modeCode = r.u8("mode");
-      r.u8("reserved");
+      r.zero8("reserved");
       const capabilities = r.u32("capabilities");
       const ps = r.u32("pageSize");
       const pageCount = r.u32("pageCount");
@@ -201,7 +230,7 @@ export function decodePayload(tag: number, payload: Buffer, pageSize: number): M
     case MessageTag.HelloAck: {
       const r = new PayloadReader(payload, "helloAck");
       const version = r.u16("version");
-      r.u16("reserved");
+      r.zero16("reserved");
       const capabilities = r.u32("capabilities");
       r.end();
       return { type: "helloAck", version, capabilities };
@@ -210,6 +239,7 @@ export function decodePayload(tag: number, payload: Buffer, pageSize: number): M
       if (pageSize <= 0) throw new ProtocolError("pages: received before the handshake set the page size");
       const r = new PayloadReader(payload, "pages");
       const count = r.u32("count");
+      if (count > MAX_PAGES_PER_MESSAGE) throw new ProtocolError(`pages: count ${count} exceeds the limit of ${MAX_PAGES_PER_MESSAGE} entries per message`);
       if (count * PAGE_ENTRY_OVERHEAD > payload.length) throw new ProtocolError(`pages: count ${count} does not fit a payload of ${payload.length} bytes`);
       const pages: PageEntry<Uint8Array>[] = new Array(count);
       for (let i = 0; i < count; i++) {
@@ -248,8 +278,8 @@ export function decodePayload(tag: number, payload: Buffer, pageSize: number): M
       const r = new PayloadReader(payload, "recover");
       const resumed = r.u8("resumed");
       if (resumed > 1) throw new ProtocolError(`recover: resumed flag must be 0 or 1, got ${resumed}`);
-      r.u8("reserved");
-      r.u16("reserved");
+      r.zero8("reserved");
+      r.zero16("reserved");
       const low = r.u32("bulk bytes");
       const high = r.u32("bulk bytes");
       if (high >= 2 ** 21) throw new ProtocolError(`recover: bulk byte count ${high} * 2^32 is beyond 2^53`);
@@ -274,98 +304,9 @@ export function decodePayload(tag: number, payload: Buffer, pageSize: number): M
 
 function decodeUtf8(b: Buffer, what: string): string {
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(b);
+    // ignoreBOM: a leading U+FEFF is text like any other, so a reason round-trips exactly.
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(b);
   } catch {
     throw new ProtocolError(`${what}: text is not valid UTF-8`);
-  }
-}
-
-/** Decodes exactly one whole frame (header + payload). */
-export function decodeMessage(frame: Uint8Array, pageSize: number): Message<Uint8Array> {
-  const d = new FrameDecoder(pageSize);
-  const msgs = d.push(frame);
-  if (msgs.length !== 1 || d.buffered !== 0) {
-    throw new ProtocolError(d.buffered !== 0 ? `frame truncated: ${d.buffered} bytes of an incomplete frame` : `expected one frame, got ${msgs.length}`);
-  }
-  return msgs[0];
-}
-
-/**
- * Splits a byte stream into messages. Feed it chunks as they arrive; it keeps
- * a partial frame until the rest comes, joining bytes only once a whole frame
- * is there (so many small chunks cost linear time, not quadratic). Any
- * malformed frame throws. Page data and other byte fields of the messages are
- * views into the pushed chunks: a chunk must not be modified once pushed
- * (socket chunks never are).
- */
-export class FrameDecoder {
-  /** Unconsumed chunks from `head` on; consumed ones are dropped in bulk, not shifted one by one. */
-  private chunks: Buffer[] = [];
-  private head = 0;
-  private size = 0;
-  constructor(public pageSize: number) {}
-
-  get buffered(): number {
-    return this.size;
-  }
-
-  push(chunk: Uint8Array): Message<Uint8Array>[] {
-    if (chunk.byteLength > 0) {
-      this.chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      this.size += chunk.byteLength;
-    }
-    const out: Message<Uint8Array>[] = [];
-    while (this.size >= HEADER_BYTES) {
-      const head = this.peek(HEADER_BYTES);
-      const magic = head.readUInt16LE(0);
-      if (magic !== FRAME_MAGIC) throw new ProtocolError(`bad frame magic 0x${magic.toString(16).padStart(4, "0")} (expected 0x5050): not a ppsim peer, or a corrupted stream`);
-      const tag = head.readUInt8(2);
-      const reserved = head.readUInt8(3);
-      if (reserved !== 0) throw new ProtocolError(`frame header reserved byte is ${reserved}, expected 0`);
-      const len = head.readUInt32LE(4);
-      if (len > MAX_PAYLOAD_BYTES) throw new ProtocolError(`frame payload of ${len} bytes exceeds the limit of ${MAX_PAYLOAD_BYTES}`);
-      if (this.size < HEADER_BYTES + len) break;
-      const frame = this.take(HEADER_BYTES + len);
-      const msg = decodePayload(tag, frame.subarray(HEADER_BYTES), this.pageSize);
-      if (msg.type === "hello") this.pageSize = msg.pageSize;
-      out.push(msg);
-    }
-    if (this.head > 64 && this.head * 2 > this.chunks.length) {
-      this.chunks = this.chunks.slice(this.head);
-      this.head = 0;
-    }
-    return out;
-  }
-
-  /** The first n buffered bytes (n ≤ a header), without consuming them. */
-  private peek(n: number): Buffer {
-    const first = this.chunks[this.head];
-    if (first.length >= n) return first;
-    const out = Buffer.allocUnsafe(n);
-    let o = 0;
-    for (let i = this.head; o < n; i++) o += this.chunks[i].copy(out, o, 0, Math.min(this.chunks[i].length, n - o));
-    return out;
-  }
-
-  /** Removes and returns the first n buffered bytes. */
-  private take(n: number): Buffer {
-    this.size -= n;
-    const first = this.chunks[this.head];
-    if (first.length >= n) {
-      if (first.length === n) this.head++;
-      else this.chunks[this.head] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    const out = Buffer.allocUnsafe(n);
-    let o = 0;
-    while (o < n) {
-      const c = this.chunks[this.head];
-      const k = Math.min(c.length, n - o);
-      c.copy(out, o, 0, k);
-      o += k;
-      if (k === c.length) this.head++;
-      else this.chunks[this.head] = c.subarray(k);
-    }
-    return out;
   }
 }

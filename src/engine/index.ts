@@ -1,6 +1,7 @@
 /** The migration engine: pure state machines, protocol, codec and metrics. */
 export { Bitmap } from "./bitmap.js";
-export { decodeMessage, encodeMessage, encodedSize, FrameDecoder, HEADER_BYTES, PAGE_ENTRY_OVERHEAD, ProtocolError } from "./codec.js";
+export { encodeMessage, encodedSize, HEADER_BYTES, MAX_PAGES_PER_MESSAGE, PAGE_ENTRY_OVERHEAD, ProtocolError } from "./codec.js";
+export { decodeMessage, FrameDecoder, maxPayloadBytes, StreamError } from "./frame-decoder.js";
 export { Destination, type DestinationConfig } from "./destination.js";
 export { EndCause, type CommandResult, type DestinationAction, type DestinationInput, type Ending, type Outcome, type SourceAction, type SourceInput, type SourceGuestPort } from "./events.js";
 export { CHANNELS, driveDestination, driveSource, type DestinationEffects, type SourceEffects } from "./drive.js";

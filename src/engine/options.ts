@@ -1,5 +1,6 @@
 /** Migration policy: everything a run can choose, with the defaults both drivers use. */
 import type { Mode } from "./messages.js";
+import { MAX_PAGES_PER_MESSAGE } from "./codec.js";
 
 export type BackgroundOrderName = "linear" | "neighbourhood";
 
@@ -102,7 +103,8 @@ const CHECKS: Record<keyof MigrationOptions, Check> = {
   backgroundOrder: oneOf(ORDER_NAMES),
   prefetchPages: intFrom(0),
   laneWindowBytes: positive,
-  batchPages: intFrom(1),
+  // The codec refuses bigger pages messages (a peer's bound, issue 15): the engine must not make them.
+  batchPages: (v) => intFrom(1)(v) ?? ((v as number) <= MAX_PAGES_PER_MESSAGE ? null : `must be at most ${MAX_PAGES_PER_MESSAGE} (a pages message's limit), got ${show(v)}`),
   urgentChannel: boolean,
   setupTimeoutMs: positive,
   reconnectTimeoutMs: positive,

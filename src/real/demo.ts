@@ -13,8 +13,9 @@ export interface DemoDestination {
   finish(timeoutMs: number): Promise<number>;
 }
 
-export function spawnDemoDestination(bin: string, log: (line: string) => void): Promise<DemoDestination> {
-  const child = spawn(process.execPath, [bin, "real", "--listen", "127.0.0.1:0", "--once"], { stdio: ["ignore", "pipe", "pipe"] });
+/** `security`: the child's security flags (default --insecure: loopback). */
+export function spawnDemoDestination(bin: string, log: (line: string) => void, security: string[] = ["--insecure"]): Promise<DemoDestination> {
+  const child = spawn(process.execPath, [bin, "real", "--listen", "127.0.0.1:0", "--once", ...security], { stdio: ["ignore", "pipe", "pipe"] });
   const exited = new Promise<number>((r) => child.on("close", (code, signal) => r(code ?? (signal !== null ? 128 : 1))));
   const stderr: string[] = [];
   createInterface({ input: child.stderr }).on("line", (l) => {

@@ -43,6 +43,8 @@ export class DestSession {
   private conns: Partial<Record<Channel, FramedSocket>> = {};
   private everUp = false;
   private pageSize = 0;
+  /** Issue 15: with pageSize, bounds what each frame may carry (FrameDecoder.setLayout). */
+  private pageCount = 0;
   private engine: Destination<Uint8Array> | null = null;
   private guest: GuestProcess | null = null;
   private mem: DestinationMemory | null = null;
@@ -94,7 +96,8 @@ export class DestSession {
       message: (m) => this.onMessage(m, channel, fs),
       malformed: (r) => this.onMalformed(r, fs),
       down: (r) => this.onDown(r, fs),
-    }, a.rest);
+    }, a.rest, a.framing); // issue 15: a.framing bounds stalls mid-frame
+    if (this.pageSize > 0) fs.decoder.setLayout(this.pageSize, this.pageCount); // issue 15: a reconnection's frames are bounded too
     a.socket.on("drain", () => {
       if (this.conns[channel] === fs) this.drive();
     });
@@ -191,7 +194,8 @@ export class DestSession {
       }
     }
     this.pageSize = h.pageSize;
-    for (const c of Object.values(this.conns)) c.decoder.pageSize = h.pageSize;
+    this.pageCount = h.pageCount;
+    for (const c of Object.values(this.conns)) c.decoder.setLayout(h.pageSize, h.pageCount); // issue 15
     this.dispatch({ kind: "message", msg: h, channel: "bulk" });
   }
 

@@ -21,6 +21,7 @@ import { ProgressWindow, totalSteps } from "./progress.js";
 import type { FinalReport } from "./report-msg.js";
 import { SourceDriver, type DriverEnd } from "./source-driver.js";
 import { DEFAULT_RECONNECT, SourceLink, type ReconnectPolicy } from "./source-link.js";
+import type { Security } from "./tls.js";
 
 export interface SourceAgentOptions {
   /** Already at the chosen memory size. */
@@ -36,6 +37,8 @@ export interface SourceAgentOptions {
   reportTimeoutMs?: number;
   breakLinkAfterPostcopyBytes?: number;
   log?: (line: string) => void;
+  /** Issue 15: TLS (PSK or x509) for every connection; default insecure. */
+  security?: Security;
 }
 
 /** Defaults for the real back end (none differ from the engine's today; the lane window is the bulk socket's kernel buffer). */
@@ -134,6 +137,7 @@ export class SourceAgent {
       },
       this.o.reconnect ?? DEFAULT_RECONNECT,
       this.options.laneWindowBytes,
+      this.o.security,
     );
     this.link = link;
     const driver = new SourceDriver(this.guest, link, this.options, {

@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import type { Channel, Message } from "../engine/messages.js";
 import { sleep } from "./clock.js";
 import { messageOf, RealError } from "./errors.js";
+import { INSECURE, type Security } from "./tls.js";
 import { connectChannel, FramedSocket } from "./transport.js";
 
 export interface ReconnectPolicy {
@@ -49,6 +50,8 @@ export class SourceLink {
     private readonly policy: ReconnectPolicy = DEFAULT_RECONNECT,
     /** The bulk lane's window: its kernel send buffer. */
     private readonly windowBytes?: number,
+    /** Issue 15: every connection (both channels, every epoch) in TLS with these credentials. */
+    private readonly security: Security = INSECURE,
   ) {}
 
   get isUp(): boolean {
@@ -139,10 +142,10 @@ export class SourceLink {
     if (this.closed) throw new RealError("the link was closed");
     const epoch = ++this.epoch;
     const t = this.policy.connectTimeoutMs;
-    const urgent = await connectChannel(this.host, this.port, { channel: "urgent", session: this.session, epoch, info: "" }, t);
+    const urgent = await connectChannel(this.host, this.port, { channel: "urgent", session: this.session, epoch, info: "" }, t, undefined, this.security);
     let bulk;
     try {
-      bulk = await connectChannel(this.host, this.port, { channel: "bulk", session: this.session, epoch, info: epoch === 0 ? this.info : "" }, t, this.windowBytes);
+      bulk = await connectChannel(this.host, this.port, { channel: "bulk", session: this.session, epoch, info: epoch === 0 ? this.info : "" }, t, this.windowBytes, this.security);
     } catch (e) {
       urgent.destroy();
       throw e;

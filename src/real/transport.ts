@@ -1,91 +1,40 @@
 /**
- * TCP between the agents. A migration (a "session") uses two connections:
- * `urgent` (TCP_NODELAY) for page requests and their replies, `bulk` for
- * everything else. Each connection starts with a preamble from the source
- * naming its channel, the session and the link epoch (bumped at every
- * reconnection); then both directions carry frames of the engine's codec (FrameDecoder).
+ * TCP (in TLS unless --insecure) between the agents. A migration (a
+ * "session") uses two connections: `urgent` (TCP_NODELAY) for page requests
+ * and their replies, `bulk` for everything else. Each connection starts with
+ * a preamble from the source naming its channel, the session and the link
+ * epoch (bumped at every reconnection; preamble.ts); then both directions
+ * carry frames of the engine's codec (FrameDecoder). The destination's side
+ * of accepting connections is listener.ts.
  *
- * Preamble (little-endian, 32 bytes, then `infoLength` bytes of UTF-8 JSON):
- *
- *   0  u32 magic 0x43535050 ("PPSC")   4  u16 preamble version   6  u8 channel (0 urgent, 1 bulk)
- *   7  u8 reserved                     8  16 bytes session id   24  u32 epoch   28  u32 infoLength
- *
- * The info (bulk channel, epoch 0) tells the destination how to build its
- * guest: workload config, seed and steps (see SessionInfo).
- *
- * Nothing here throws at a peer's bytes: a bad preamble, a corrupt frame or a
- * closed socket becomes one `down` call with a sentence naming the peer.
+ * Nothing here throws at a peer's bytes: a bad preamble, a corrupt frame, a
+ * connection that stalls mid-frame or a closed socket becomes one `down`
+ * call with a sentence naming the peer.
  */
-import { createServer, Socket, type AddressInfo, type Server } from "node:net";
-import { encodeMessage, FrameDecoder, ProtocolError } from "../engine/codec.js";
-import { ErrorCode, type Channel, type Message } from "../engine/messages.js";
+import { Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+import { encodeMessage } from "../engine/codec.js";
+import { FrameDecoder } from "../engine/frame-decoder.js";
+import type { Channel, Message } from "../engine/messages.js";
 import { messageOf, RealError } from "./errors.js";
 import { setSendBuffer } from "./native.js";
+import { peerName } from "./peer-text.js";
+import { encodePreamble, type Preamble } from "./preamble.js";
+import { clientTlsOptions, describeTlsError, INSECURE, type Security } from "./tls.js";
 
-export const PREAMBLE_MAGIC = 0x43535050;
-export const PREAMBLE_VERSION = 1;
-export const PREAMBLE_BYTES = 32;
+export { encodePreamble, parsePreamble, PREAMBLE_BYTES, PREAMBLE_MAGIC, PREAMBLE_VERSION, type Preamble } from "./preamble.js";
+export { Listener, type Accepted, type FramedOptions, type ListenerOptions } from "./listener.js";
+import type { FramedOptions } from "./listener.js";
+export { peerName } from "./peer-text.js";
+
 /** How long an intentionally closed connection may take to flush its last frames. */
 const CLOSE_GRACE_MS = 2000;
-const MAX_INFO_BYTES = 1 << 20;
-const CHANNELS: readonly Channel[] = ["urgent", "bulk"];
-/** Sliced delivery: pause reading above this many waiting messages, resume below the low mark. */
-const QUEUE_HIGH = 64;
-const QUEUE_LOW = 16;
-
-export interface Preamble {
-  channel: Channel;
-  /** 32 hex digits. */
-  session: string;
-  epoch: number;
-  /** JSON (SessionInfo) on the first bulk connection; "" otherwise. */
-  info: string;
-}
-
-export function encodePreamble(p: Preamble): Buffer {
-  const info = Buffer.from(p.info, "utf8");
-  const b = Buffer.alloc(PREAMBLE_BYTES + info.length);
-  b.writeUInt32LE(PREAMBLE_MAGIC, 0);
-  b.writeUInt16LE(PREAMBLE_VERSION, 4);
-  b.writeUInt8(CHANNELS.indexOf(p.channel), 6);
-  Buffer.from(p.session, "hex").copy(b, 8, 0, 16);
-  b.writeUInt32LE(p.epoch >>> 0, 24);
-  b.writeUInt32LE(info.length, 28);
-  info.copy(b, PREAMBLE_BYTES);
-  return b;
-}
-
-/**
- * Parses a preamble from the first bytes of a connection. Returns null while
- * incomplete; throws ProtocolError on anything that is not a ppsim preamble.
- */
-export function parsePreamble(buf: Buffer): { preamble: Preamble; rest: Buffer } | null {
-  if (buf.length >= 4 && buf.readUInt32LE(0) !== PREAMBLE_MAGIC) {
-    throw new ProtocolError(`bad preamble magic 0x${buf.readUInt32LE(0).toString(16)}: not a ppsim source`);
-  }
-  if (buf.length < PREAMBLE_BYTES) return null;
-  const version = buf.readUInt16LE(4);
-  if (version !== PREAMBLE_VERSION) {
-    throw new ProtocolError(`the source's transport preamble is version ${version}; this destination speaks ${PREAMBLE_VERSION}`);
-  }
-  const channel = CHANNELS[buf.readUInt8(6)];
-  if (channel === undefined) throw new ProtocolError(`preamble names unknown channel ${buf.readUInt8(6)}`);
-  const infoLength = buf.readUInt32LE(28);
-  if (infoLength > MAX_INFO_BYTES) throw new ProtocolError(`preamble info of ${infoLength} bytes exceeds ${MAX_INFO_BYTES}`);
-  if (buf.length < PREAMBLE_BYTES + infoLength) return null;
-  const preamble: Preamble = {
-    channel,
-    session: buf.subarray(8, 24).toString("hex"),
-    epoch: buf.readUInt32LE(24),
-    info: buf.subarray(PREAMBLE_BYTES, PREAMBLE_BYTES + infoLength).toString("utf8"),
-  };
-  return { preamble, rest: buf.subarray(PREAMBLE_BYTES + infoLength) };
-}
-
-export function peerName(s: Socket): string {
-  const a = s.remoteAddress ?? "?";
-  return `${a.includes(":") ? `[${a}]` : a}:${s.remotePort ?? "?"}`;
-}
+/** Before `start()` a legitimate source has sent its hello at most: more than this is refused. */
+export const MAX_UNSTARTED_BYTES = 64 * 1024;
+/** A connection holding part of a frame and silent this long is taken for dead (or hostile). */
+export const DEFAULT_STALL_MS = 30_000;
+/** Sliced delivery: reading pauses while a whole frame waits and this much is buffered. */
+const BUFFER_HIGH = 2 * 1024 * 1024;
 
 export interface FramedHandlers {
   message(msg: Message<Uint8Array>): void;
@@ -111,11 +60,13 @@ export class FramedSocket {
   private isDown = false;
   private started = false;
   private backlog: Buffer[] = [];
+  private backlogBytes = 0;
   /** Messages per event-loop turn; 0: all at once. */
   private slice = 0;
-  private queue: Message<Uint8Array>[] = [];
-  private head = 0;
   private draining = false;
+  private lastDataAt = 0;
+  private stallTimer: NodeJS.Timeout | undefined;
+  private readonly stallMs: number;
 
   constructor(
     readonly socket: Socket,
@@ -123,11 +74,16 @@ export class FramedSocket {
     pageSize: number,
     private readonly handlers: FramedHandlers,
     leftover?: Buffer,
+    o: FramedOptions = {},
   ) {
+    this.stallMs = o.stallMs ?? DEFAULT_STALL_MS;
     this.peer = peerName(socket);
     this.decoder = new FrameDecoder(pageSize);
     if (channel === "urgent") socket.setNoDelay(true);
-    if (leftover !== undefined && leftover.length > 0) this.backlog.push(leftover);
+    if (leftover !== undefined && leftover.length > 0) {
+      this.backlog.push(leftover);
+      this.backlogBytes += leftover.length;
+    }
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("error", (err) => this.fail(`${channel} connection to ${this.peer}: ${err.message}`));
     socket.on("close", () => this.fail(`${channel} connection to ${this.peer} closed`));
@@ -143,6 +99,7 @@ export class FramedSocket {
     this.started = true;
     const backlog = this.backlog;
     this.backlog = [];
+    this.backlogBytes = 0;
     for (const b of backlog) this.onData(b);
   }
 
@@ -189,39 +146,79 @@ export class FramedSocket {
   /** Breaks the connection as if the network failed (reports `down`). */
   destroy(reason: string): void {
     this.socket.destroy();
-    this.fail(reason);
+    this.fail(reason, false);
   }
 
   private onData(chunk: Buffer): void {
     if (this.isDown) return;
     if (!this.started) {
+      this.backlogBytes += chunk.length;
+      if (this.backlogBytes > MAX_UNSTARTED_BYTES) {
+        this.destroy(`peer ${this.peer} sent over ${MAX_UNSTARTED_BYTES} bytes on the ${this.channel} channel before its session formed`);
+        return;
+      }
       this.backlog.push(chunk);
       return;
     }
-    let msgs: Message<Uint8Array>[];
-    try {
-      msgs = this.decoder.push(chunk);
-    } catch (e) {
-      const why = e instanceof ProtocolError ? e.message : messageOf(e);
-      const reason = `peer ${this.peer} sent bytes that are not a valid ppsim stream on the ${this.channel} channel: ${why}`;
-      if (this.handlers.malformed === undefined) return this.destroy(reason);
-      this.flushQueued();
-      if (this.isDown) return;
-      this.isDown = true;
-      this.socket.destroy();
-      this.handlers.malformed(reason);
-      return;
-    }
+    this.lastDataAt = Date.now();
+    this.decoder.write(chunk);
     if (this.slice === 0) {
-      for (const m of msgs) {
-        if (this.isDown) return;
-        this.handlers.message(m);
-      }
-      return;
+      this.deliver(Infinity);
+    } else {
+      // Refuse a bad or oversized header now, not once the queue gets to it; pause while a whole frame waits.
+      if (!this.guard(() => this.decoder.hasFrame() && this.decoder.buffered > BUFFER_HIGH && this.socket.pause())) return;
+      this.scheduleDrain();
     }
-    for (const m of msgs) this.queue.push(m);
-    if (this.queue.length - this.head > QUEUE_HIGH) this.socket.pause();
-    this.scheduleDrain();
+    this.watchStall();
+  }
+
+  /** Runs a decoder step; a ProtocolError takes the connection down. Returns false then. */
+  private guard(step: () => unknown): boolean {
+    try {
+      step();
+      return true;
+    } catch (e) {
+      // Messages before the bad frame were delivered already (one decoded at a time).
+      const reason = `peer ${this.peer} sent bytes that are not a valid ppsim stream on the ${this.channel} channel: ${messageOf(e)}`;
+      if (this.handlers.malformed === undefined) {
+        this.destroy(reason);
+      } else if (!this.isDown) {
+        this.isDown = true;
+        clearTimeout(this.stallTimer);
+        this.socket.destroy();
+        this.handlers.malformed(reason);
+      }
+      return false;
+    }
+  }
+
+  /** Hands up to `n` whole messages to the handler, one decoded at a time (a handler may change the decoder's layout in between). */
+  private deliver(n: number): void {
+    for (let i = 0; i < n && !this.isDown; i++) {
+      let m: Message<Uint8Array> | null = null;
+      if (!this.guard(() => (m = this.decoder.next()))) return;
+      if (m === null) return;
+      this.handlers.message(m);
+    }
+  }
+
+  /** Arms the mid-frame stall check when part of a frame is buffered and the rest is the peer's to send. */
+  private watchStall(): void {
+    if (this.stallTimer !== undefined || this.isDown) return;
+    if (this.decoder.buffered === 0) return;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      if (this.isDown || this.decoder.buffered === 0) return;
+      let waitingOnUs = false;
+      if (!this.guard(() => (waitingOnUs = this.decoder.hasFrame() || this.socket.isPaused()))) return;
+      const silent = Date.now() - this.lastDataAt;
+      if (!waitingOnUs && silent >= this.stallMs) {
+        this.destroy(`peer ${this.peer} stopped sending for ${Math.round(silent / 1000)} s in the middle of a frame on the ${this.channel} channel (${this.decoder.buffered} bytes of it received)`);
+        return;
+      }
+      this.watchStall();
+    }, Math.max(10, this.stallMs - (Date.now() - this.lastDataAt)));
+    this.stallTimer.unref();
   }
 
   /**
@@ -241,46 +238,48 @@ export class FramedSocket {
 
   private drain(): void {
     this.draining = false;
-    const end = Math.min(this.queue.length, this.head + this.slice);
-    while (this.head < end) {
-      if (this.isDown) return;
-      const m = this.queue[this.head];
-      this.head++;
-      this.handlers.message(m);
-    }
-    if (this.head === this.queue.length) {
-      this.queue = [];
-      this.head = 0;
-    }
-    if (this.queue.length - this.head < QUEUE_LOW && this.socket.isPaused()) this.socket.resume();
-    if (this.head < this.queue.length) this.scheduleDrain();
-  }
-
-  /** Whole messages already received are the peer's last words (a cancel, an error): they go first. */
-  private flushQueued(): void {
-    while (this.head < this.queue.length && !this.isDown) this.handlers.message(this.queue[this.head++]);
-    this.queue = [];
-    this.head = 0;
-  }
-
-  private fail(reason: string): void {
     if (this.isDown) return;
-    this.flushQueued();
+    this.deliver(this.slice);
+    if (this.isDown) return;
+    let more = false;
+    if (!this.guard(() => (more = this.decoder.hasFrame()))) return;
+    if (!more && this.socket.isPaused()) this.socket.resume();
+    if (more) this.scheduleDrain();
+    else if (this.decoder.buffered > 0) this.watchStall();
+  }
+
+  private fail(reason: string, lastWords = true): void {
+    if (this.isDown) return;
+    clearTimeout(this.stallTimer);
+    // Whole messages already received are the peer's last words (a cancel,
+    // an error): they are handled before the link counts as down.
+    if (this.started && lastWords) this.deliverLastWords();
     if (this.isDown) return; // one of them closed this connection on purpose
     this.isDown = true;
     this.socket.destroy();
     this.handlers.down(reason);
   }
-}
 
-/** Opens one channel's TCP connection and writes its preamble. */
+  private deliverLastWords(): void {
+    for (;;) {
+      let m: Message<Uint8Array> | null = null;
+      try {
+        m = this.decoder.next();
+      } catch {
+        return; // what follows a bad frame is not the peer's words
+      }
+      if (m === null || this.isDown) return;
+      this.handlers.message(m);
+    }
+  }
+}
 /**
  * The kernel's send queue of the bulk connection, bounded to the engine's
  * lane window: it is the only send window there is (the engine pulls the
  * next message only when this process holds nothing unwritten), so a page
  * request waits behind at most this much. Left alone, Linux grows it to
  * megabytes (tcp_wmem). Node exposes no setsockopt, hence the addon and the
- * handle's fd.
+ * handle's fd. With TLS it bounds the TCP socket under the TLS layer.
  */
 export const BULK_KERNEL_QUEUE_BYTES = 256 * 1024;
 
@@ -290,116 +289,59 @@ function boundKernelQueue(socket: Socket, bytes: number): void {
   setSendBuffer(fd, Math.max(4096, Math.floor(bytes / 2))); // the kernel doubles it
 }
 
+/**
+ * Opens one channel's connection and writes its preamble: TCP, the kernel
+ * queue bound (bulk) or TCP_NODELAY (urgent) on the TCP socket itself, then
+ * the TLS handshake over it unless `security` is insecure. Resolves with the
+ * socket to frame (the TLSSocket when TLS is on).
+ */
 export function connectChannel(
   host: string,
   port: number,
   preamble: Preamble,
   timeoutMs: number,
   sendBufferBytes = BULK_KERNEL_QUEUE_BYTES,
+  security: Security = INSECURE,
 ): Promise<Socket> {
   return new Promise<Socket>((resolve, reject) => {
-    const socket = new Socket();
+    const raw = new Socket();
+    let tls: Socket | null = null;
     const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new RealError(`connecting to ${host}:${port} timed out after ${timeoutMs} ms`));
+      raw.destroy();
+      tls?.destroy();
+      reject(new RealError(`connecting to ${host}:${port} timed out after ${timeoutMs} ms${tls !== null ? " (in the TLS handshake)" : ""}`));
     }, timeoutMs);
-    socket.once("error", (err: Error) => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(new RealError(`cannot connect to ${host}:${port}: ${err.message}`));
-    });
-    socket.connect({ host, port }, () => {
+    const ready = (socket: Socket): void => {
       clearTimeout(timer);
       socket.removeAllListeners("error");
       // Until a FramedSocket takes it (its own handlers report failures), an error must not go unhandled.
       socket.on("error", () => undefined);
-      if (preamble.channel === "urgent") socket.setNoDelay(true);
-      else boundKernelQueue(socket, sendBufferBytes);
-      socket.write(encodePreamble(preamble));
-      resolve(socket);
-    });
-  });
-}
-
-export interface Accepted {
-  socket: Socket;
-  preamble: Preamble;
-  /** Bytes that came after the preamble (the first frames). */
-  rest: Buffer;
-}
-
-/**
- * The destination's listening socket: accepts connections, reads their
- * preamble (bounded in time and size), and hands each good one on. A bad
- * one is answered with an error frame and closed, and logged.
- */
-export class Listener {
-  private constructor(
-    private readonly server: Server,
-    readonly host: string,
-    readonly port: number,
-  ) {}
-
-  static listen(host: string, port: number, onAccepted: (a: Accepted) => void, log: (line: string) => void, preambleTimeoutMs = 10_000): Promise<Listener> {
-    const server = createServer({ noDelay: false }, (socket) => readPreamble(socket, preambleTimeoutMs, onAccepted, log));
-    return new Promise<Listener>((resolve, reject) => {
-      server.once("error", (err) => reject(new RealError(`cannot listen on ${host}:${port}: ${err.message}`)));
-      server.listen({ host, port }, () => {
-        server.removeAllListeners("error");
-        server.on("error", (err) => log(`listener error: ${err.message}`));
-        const a = server.address() as AddressInfo;
-        resolve(new Listener(server, host, a.port));
+      // Resolved once the preamble has left this process: the engine sends only into an empty lane
+      // (writableLength 0), and over TLS the write completes only after encryption.
+      socket.write(encodePreamble(preamble), (err) => {
+        if (err === undefined || err === null) resolve(socket);
+        else reject(new RealError(`writing the preamble to ${host}:${port} failed: ${err.message}`));
       });
+    };
+    raw.once("error", (err: Error) => {
+      clearTimeout(timer);
+      raw.destroy();
+      reject(new RealError(`cannot connect to ${host}:${port}: ${err.message}`));
     });
-  }
-
-  close(): Promise<void> {
-    return new Promise((r) => this.server.close(() => r()));
-  }
-}
-
-function readPreamble(socket: Socket, timeoutMs: number, onAccepted: (a: Accepted) => void, log: (line: string) => void): void {
-  const peer = peerName(socket);
-  let buf: Buffer = Buffer.alloc(0);
-  let done = false;
-  const finish = (): void => {
-    done = true;
-    clearTimeout(timer);
-    socket.off("data", onData);
-  };
-  const refuse = (why: string): void => {
-    finish();
-    log(`connection from ${peer} refused: ${why}`);
-    // An error frame: a ppsim source shows it as the destination's reason.
-    socket.end(encodeMessage({ type: "error", code: ErrorCode.Protocol, reason: why }, 0));
-    setTimeout(() => socket.destroy(), 1000).unref();
-  };
-  const timer = setTimeout(() => refuse(`no preamble within ${timeoutMs} ms`), timeoutMs);
-  const onData = (chunk: Buffer): void => {
-    if (done) return;
-    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-    let parsed: ReturnType<typeof parsePreamble>;
-    try {
-      parsed = parsePreamble(buf);
-    } catch (e) {
-      refuse(messageOf(e));
-      return;
-    }
-    if (parsed === null) return;
-    finish();
-    onAccepted({ socket, preamble: parsed.preamble, rest: Buffer.from(parsed.rest) });
-  };
-  socket.on("data", onData);
-  socket.on("error", () => {
-    if (!done) {
-      finish();
-      log(`connection from ${peer} failed before its preamble`);
-    }
-  });
-  socket.on("close", () => {
-    if (!done) {
-      finish();
-      log(`connection from ${peer} closed before its preamble`);
-    }
+    raw.connect({ host, port }, () => {
+      if (preamble.channel === "urgent") raw.setNoDelay(true);
+      else boundKernelQueue(raw, sendBufferBytes);
+      if (security.kind === "insecure") return ready(raw);
+      raw.removeAllListeners("error");
+      raw.on("error", () => undefined); // the TLS socket reports it
+      const t = tlsConnect({ socket: raw, host, ...clientTlsOptions(security, host) });
+      tls = t;
+      t.once("error", (err: Error) => {
+        clearTimeout(timer);
+        t.destroy();
+        reject(new RealError(`TLS handshake with ${host}:${port} failed: ${describeTlsError(err, "source")}`));
+      });
+      t.once("secureConnect", () => ready(t));
+    });
   });
 }

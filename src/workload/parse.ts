@@ -2,10 +2,12 @@
  * Validation of workload files. Every error names the field path and says
  * what was expected, because users write these files by hand.
  */
-import { readFileSync } from "node:fs";
+import { LocalFileError, readBoundedFile } from "./read-bounded.js";
 import { describe, formatBytes, parseByteSize } from "./size.js";
 import {
+  MAX_MEMORY_BYTES,
   MAX_VCPUS,
+  MAX_WARMUP_MS,
   PATTERN_DEFAULTS,
   PATTERN_KINDS,
   WORKLOAD_DEFAULTS,
@@ -169,6 +171,7 @@ export function parseWorkload(json: unknown, origin?: string): Workload {
   const memBytes = p.attempt(() => {
     const bytes = parseByteSize(top.required("memory"));
     if (typeof bytes === "string") top.fail("memory", bytes);
+    if (bytes > MAX_MEMORY_BYTES) top.fail("memory", `must be at most 1TiB (${MAX_MEMORY_BYTES} bytes), got ${formatBytes(bytes)}`);
     if (pageSize === undefined) return bytes;
     if (bytes % pageSize !== 0) top.fail("memory", `must be a multiple of page_size (${pageSize}), got ${bytes} bytes (${formatBytes(bytes)})`);
     if (bytes / pageSize > 0xffffffff) top.fail("memory", `must hold at most 2^32-1 pages, got ${bytes / pageSize}`);
@@ -178,7 +181,7 @@ export function parseWorkload(json: unknown, origin?: string): Workload {
   const zeroShare = p.attempt(() => top.share("zero_share", WORKLOAD_DEFAULTS.zeroShare));
   const warmupMs = p.attempt(() => {
     const ms = top.number("warmup_ms", WORKLOAD_DEFAULTS.warmupMs);
-    if (ms < 0) top.fail("warmup_ms", `must be ≥ 0, got ${ms}`);
+    if (ms < 0 || ms > MAX_WARMUP_MS) top.fail("warmup_ms", `must be in [0, ${MAX_WARMUP_MS}] (an hour), got ${ms}`);
     return ms;
   });
   // Regions are checked against the page count: a rough one will do while other fields are wrong.
@@ -260,13 +263,16 @@ function parseRegion(value: unknown, path: string, prefix: string, pageCount: nu
   return { offset, size };
 }
 
-/** Reads and validates a workload file. */
+/** Workload files are a few KiB; this leaves room for long hand-written ones, and refuses /dev/zero. */
+export const MAX_WORKLOAD_FILE_BYTES = 16 * 1024 * 1024;
+
+/** Reads and validates a workload file (a regular file of at most MAX_WORKLOAD_FILE_BYTES). */
 export function loadWorkload(path: string): Workload {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readBoundedFile(path, MAX_WORKLOAD_FILE_BYTES, "workload file").toString("utf8");
   } catch (e) {
-    throw new WorkloadError(`${path}: cannot read the workload file: ${(e as Error).message}`);
+    throw new WorkloadError(e instanceof LocalFileError ? e.message : `${path}: cannot read the workload file: ${(e as Error).message}`);
   }
   return parseWorkload(parseJson(text, path), path);
 }

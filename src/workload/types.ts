@@ -65,6 +65,13 @@ export const WORKLOAD_DEFAULTS = {
 } as const;
 
 export const MAX_VCPUS = 64;
+/**
+ * Guest memory at most (1 TiB): the simulator holds a few bytes per page (a
+ * 16 TiB guest would need tens of GiB of it) and the guest process maps it all.
+ */
+export const MAX_MEMORY_BYTES = 2 ** 40;
+/** Warmup at most: an hour of running before a migration is a mistake, not a workload. */
+export const MAX_WARMUP_MS = 3_600_000;
 
 /** Page p's region as [start, end) page indices, per SPEC.md. */
 export function regionPages(region: Region, pageCount: number): { start: number; end: number } {
@@ -83,5 +90,6 @@ export function withMemory(w: Workload, memBytes: number): Workload {
   if (!Number.isSafeInteger(memBytes) || memBytes <= 0 || memBytes % w.pageSize !== 0) {
     throw new Error(`memory of ${memBytes} bytes must be a positive multiple of the page size ${w.pageSize}`);
   }
+  if (memBytes > MAX_MEMORY_BYTES) throw new Error(`memory of ${memBytes} bytes is more than the ${MAX_MEMORY_BYTES} (1TiB) a guest may have`);
   return { ...w, memBytes, pageCount: memBytes / w.pageSize };
 }

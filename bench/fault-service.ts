@@ -34,7 +34,8 @@ for (const name of ["web-server", "memory-scan", "database"]) {
       fault_p99_us: r.fault_latency_us.p99,
       "2×latency×faults_ms": Number(naiveMs.toFixed(1)),
       blocktime_ms: r.blocktime_ms,
-      guest_progress: r.guest_progress,
+      guest_work_lost_vcpu_s: r.guest?.work_lost_vcpu_s ?? null,
+      guest_mmu_100ms: r.guest?.mmu.find((m) => m.window_ms === 100)?.min_utilization ?? null,
       total_ms: r.total_ms,
       verified: r.verified as boolean,
     });

@@ -30,7 +30,8 @@ for (const name of ["idle", "web-server", "memory-scan", "database"]) {
       demand_faults: r.demand_faults,
       fault_p99_us: r.fault_latency_us.p99,
       blocktime_ms: r.blocktime_ms,
-      guest_progress: r.guest_progress,
+      guest_work_lost_vcpu_s: r.guest?.work_lost_vcpu_s ?? null,
+      guest_mmu_100ms: r.guest?.mmu.find((m) => m.window_ms === 100)?.min_utilization ?? null,
       verified: r.verified as boolean,
     });
   }

@@ -1,6 +1,6 @@
 /** The ppsim command: reports, the comparison table, and one clear line for every kind of bad input. */
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -9,7 +9,7 @@ import { describeFailure, main } from "../src/cli/main.js";
 const REPORT_KEYS = [
   "mode", "workload", "mem_bytes", "page_size", "setup_ms", "rounds", "downtime_ms", "total_ms", "bytes_sent",
   "pages_sent", "pages_zero", "pages_resent", "demand_faults", "fault_latency_us", "blocktime_ms",
-  "guest_progress", "background_mib_s", "switchover_reason",
+  "guest", "background_mib_s", "switchover_reason",
 ];
 
 async function run(argv: string[]): Promise<{ code: number; out: string }> {
@@ -82,5 +82,33 @@ describe("ppsim --trace", () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^ppsim: --mode must be one of/);
     expect(r.stdout).toBe("");
+  });
+});
+
+describe("--report FILE.html", () => {
+  const dir = mkdtempSync(join(tmpdir(), "ppsim-cli-report-"));
+  const data = (file: string) => {
+    const html = readFileSync(file, "utf8");
+    const m = /<script type="application\/json" id="ppsim-data">(.*?)<\/script>/s.exec(html);
+    return JSON.parse(m?.[1] ?? "null") as { runs: { label: string; samples: unknown[]; report: { mode: string } }[] };
+  };
+
+  it("ppsim --trace --json and --plain write one run with samples", async () => {
+    for (const flag of ["--json", "--plain"]) {
+      const file = join(dir, `run${flag}.html`);
+      const { code } = await run(["--trace", "examples/web-server.json", "--memory", "16MiB", "--mode", "hybrid", flag, "--report", file]);
+      expect(code).toBe(0);
+      const d = data(file);
+      expect(d.runs.map((r) => r.label)).toEqual(["hybrid"]);
+      expect(d.runs[0].samples.length).toBeGreaterThan(1);
+    }
+  });
+
+  it("compare writes the three modes, and says where", async () => {
+    const file = join(dir, "compare.html");
+    const { code, out } = await run(["compare", "--trace", "examples/idle.json", "--memory", "16MiB", "--report", file]);
+    expect(code).toBe(0);
+    expect(out).toContain(`HTML report: ${file}`);
+    expect(data(file).runs.map((r) => r.report.mode)).toEqual(["precopy", "postcopy", "hybrid"]);
   });
 });

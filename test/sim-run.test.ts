@@ -31,8 +31,17 @@ describe("simulated migrations", () => {
     expect(report.mode).toBe(mode);
     expect(report.mem_bytes).toBe(64 * MIB);
     expect(report.pages_sent).toBeGreaterThanOrEqual(64 * MIB / 4096);
-    expect(report.guest_progress).toBeGreaterThanOrEqual(0);
-    expect(report.guest_progress).toBeLessThanOrEqual(1);
+    const g = report.guest;
+    expect(g).not.toBeNull();
+    expect(g?.utilization).toBeGreaterThanOrEqual(0);
+    expect(g?.utilization).toBeLessThanOrEqual(1);
+    expect(g?.work_lost_vcpu_s).toBeGreaterThanOrEqual(0);
+    expect(g?.span_ms).toBeCloseTo(report.total_ms, 0);
+    // The log holds every step's work: what it adds up to is the reported utilization.
+    const trace = sim.progressTrace();
+    const logged = trace.work.reduce((a, w) => a + w.reduce((x, y) => x + y, 0), 0);
+    expect(logged / (trace.spanUs * trace.work.length)).toBeCloseTo(g?.utilization ?? -1, 3);
+    if (mode === "postcopy" && report.demand_faults > 0) expect(g?.faults?.vcpu_faults).toBeGreaterThan(0);
     if (mode === "postcopy") expect(report.downtime_ms).toBeLessThan(1);
     expect(sim.done).toBe(true);
   });

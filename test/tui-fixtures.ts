@@ -1,5 +1,6 @@
 /** Hand-made snapshots and reports for the TUI tests, and a fake ViewSource. */
 import { stripVTControlCharacters } from "node:util";
+import { deriveDisruption } from "../src/disruption/derive.js";
 import type { Report, Snapshot } from "../src/engine/report.js";
 import type { ViewSource } from "../tui/source.js";
 
@@ -51,7 +52,7 @@ export function report(over: Partial<Report> = {}): Report {
     demand_faults: 1234,
     fault_latency_us: { p50: 180, p99: 2100, max: 8190 },
     blocktime_ms: 310.2,
-    guest_progress: 0.873,
+    guest: deriveDisruption({ slotUs: 1000, spanUs: 1_000_000, baselinePerUs: 1, work: [Float64Array.from({ length: 1000 }, (_, i) => (i >= 100 && i < 227 ? 0 : 1000))] }),
     background_mib_s: 118.4,
     switchover_reason: "hybrid-rounds",
     throttle: 0,

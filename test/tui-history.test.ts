@@ -42,7 +42,7 @@ describe("tui report rows", () => {
     expect(fmtValue("setup_ms", 12.5)).toBe("12.5 ms");
     expect(fmtValue("mem_bytes", 1073741824)).toBe("1.00 GiB");
     expect(fmtValue("background_mib_s", 118.4)).toBe("118.4 MiB/s");
-    expect(fmtValue("guest_progress", 0.5)).toBe("50.0%");
+    expect(fmtValue("throttle", 0.5)).toBe("50.0%");
     expect(fmtValue("verified", true)).toBe("yes");
     expect(fmtValue("throttle", 0.8999999999999999)).toBe("90.0%");
     expect(fmtValue("extra", { at_ms: 1500, total_bytes: 2048 })).toBe("at 1.50 s · total 2.00 KiB");
@@ -52,10 +52,12 @@ describe("tui report rows", () => {
   it("lists every key of a report, rounds summarised", () => {
     const r = report({ seed: 42 });
     const rows = reportRows(r);
-    const labels = Object.keys(r).flatMap((k) => (k === "precopy" ? [] : k === "rounds" ? ["rounds", "round pages"] : [labelOf(k)]));
+    const guest = ["guest", "guest stalls", "guest MMU", "guest responsive"];
+    const labels = Object.keys(r).flatMap((k) => (k === "precopy" ? [] : k === "rounds" ? ["rounds", "round pages"] : k === "guest" ? guest : [labelOf(k)]));
     expect(rows.map(([k]) => k)).toEqual(labels);
     expect(labels).toContain("blocktime");
     expect(labels).toContain("memory");
+    expect(rows).toContainEqual(["guest MMU", "10.0 ms 0% · 100 ms 0% · 1.00 s 87% · 10.00 s 99%"]);
     expect(rows).toContainEqual(["seed", "42"]);
     expect(rows).toContainEqual(["pages_sent", "281,000"]);
   });

@@ -46,7 +46,7 @@ describe("tui view", () => {
     expect(f).toContain("▒ demand 0.0%");
     expect(f).toMatch(/urgent 1\.00 MiB\/s\s+bulk 100 MiB\/s\s+sent 301 MiB/);
     expect(f).toContain("throttle 30%");
-    expect(f).toContain("70.0% of unmigrated rate");
+    expect(f).toContain("70.0% speed (200 ms)");
     expect(f).not.toContain("downtime");
   });
 
@@ -73,6 +73,7 @@ describe("tui view", () => {
       faultLatencyUs: { p50: 180, p99: 2100, max: 8190 },
       faultHistogram: hist,
       guestProgress: 0.4,
+      guestSoFar: { utilization: 0.625, workLostVcpuS: 1.5 },
     });
     const f = frame(b, [a]);
     expect(f).toContain("setup › switchover › [post-copy] › complete");
@@ -82,7 +83,8 @@ describe("tui view", () => {
     expect(f).toMatch(/urgent 4\.00 MiB\/s\s+bulk 100 MiB\/s/);
     expect(f).toMatch(/faults\s+172 total\s+144\.0\/s\s+p50 180 µs\s+p99 2\.10 ms\s+max 8\.19 ms/);
     expect(f).toContain("▃█ ▅  ▁  64 µs … 8.19 ms");
-    expect(f).toContain("40.0% of unmigrated rate");
+    expect(f).toContain("40.0% speed (200 ms)");
+    expect(f).toMatch(/lost\s+1\.5 vCPU-s · 62\.5% of unmigrated work so far/);
     expect(f).toContain("downtime 3.20 ms");
   });
 
@@ -120,7 +122,8 @@ describe("tui view", () => {
     expect(f).toMatch(/rounds\s+3 · 1\.04 GiB · 9\.45 s/);
     expect(f).toMatch(/round pages\s+262,144 › 9,120 › 880/);
     expect(f).toMatch(/fault_latency\s+p50 180 µs · p99 2\.10 ms · max 8\.19 ms/);
-    expect(f).toMatch(/guest_progress\s+87\.3%/);
+    expect(f).toMatch(/guest\s+87\.3% of unmigrated work · lost 0\.127 vCPU-s/);
+    expect(f).toMatch(/guest stalls\s+1 · longest 127 ms/);
     expect(f).toMatch(/background\s+118\.4 MiB\/s/);
     expect(f).toMatch(/switchover_reason\s+hybrid-rounds/);
     expect(f).toMatch(/link\s+1 Gbit\/s, 0\.5 ms/);

@@ -3,6 +3,7 @@
  * their unit suffix (the value carries its own unit: "blocktime 5m 03s", not
  * "blocktime_ms 5m 03s"); nested objects get a summary of their own.
  */
+import type { GuestDisruption } from "../src/disruption/derive.js";
 import { DEFAULT_OPTIONS, type MigrationOptions } from "../src/engine/options.js";
 import type { HashReport, LinkReport, OutageReport, Percentiles, PrecopyReport, Report, RoundReport, SimStats } from "../src/engine/report.js";
 import { fmtBytes, fmtCount, fmtDuration, fmtNumber, fmtPercent, fmtRate, fmtUs } from "./format.js";
@@ -77,7 +78,7 @@ export function fmtValue(key: string, v: unknown): string {
     if (key.endsWith("_bytes") || key === "page_size" || key === "bytes_sent") return fmtBytes(v);
     if (key.endsWith("_mib_s")) return `${fmtNumber(v)} MiB/s`;
     if (key.endsWith("_us")) return fmtUs(v);
-    if (key === "guest_progress" || key === "throttle") return fmtPercent(v);
+    if (key === "throttle") return fmtPercent(v);
     if (key.endsWith("_steps_s")) return `${fmtCount(v)} steps/s`;
     return fmtNumber(v);
   }
@@ -107,6 +108,10 @@ function special(key: string, r: Report, max: number): Row[] | null {
       return r.precopy ? [["precopy", fmtPrecopy(r.precopy)], ["expected downtime", fmtExpectedDowntime(r.precopy)]] : [];
     case "link":
       return r.link ? [["link", (r.link as LinkReport).text]] : [];
+    case "real_link":
+      return r.real_link ? [["link", r.real_link.text]] : [];
+    case "guest":
+      return guestRows(r.guest);
     case "sim":
       return r.sim ? [["sim", fmtSim(r.sim)]] : [];
     case "outages":
@@ -134,4 +139,18 @@ export function reportRows(r: Report, maxValue = MAX_VALUE): Row[] {
     else rows.push([labelOf(key), fmtValue(key, v)]);
   }
   return rows.map(([k, v]) => [k, v.length > maxValue ? `${v.slice(0, maxValue - 1)}…` : v]);
+}
+
+/** The guest's disruption figures (docs/disruption.md) in a few rows. */
+export function guestRows(g: GuestDisruption | null): Row[] {
+  if (g === null) return [["guest", "–"]];
+  const mmu = g.mmu.filter((m) => [10, 100, 1000, 10000].includes(m.window_ms) && m.min_utilization !== null);
+  const rows: Row[] = [
+    ["guest", `${fmtPercent(g.utilization)} of unmigrated work · lost ${fmtNumber(g.work_lost_vcpu_s)} vCPU-s`],
+    ["guest stalls", `${fmtCount(g.stalls.count)} · longest ${fmtDuration(g.longest_stall_ms)} · p99 ${fmtDuration(g.stalls.p99_ms)}`],
+    ["guest MMU", mmu.map((m) => `${fmtDuration(m.window_ms)} ${fmtPercent(m.min_utilization as number, 0)}`).join(" · ")],
+    ["guest responsive", `after ${fmtDuration(g.time_to_responsive_ms)}`],
+  ];
+  if (g.faults !== null && g.faults.vcpu_faults > 0) rows.push(["postcopy latency", `${fmtUs(g.faults.postcopy_latency_us)} mean over ${fmtCount(g.faults.vcpu_faults)} vCPU waits`]);
+  return rows;
 }

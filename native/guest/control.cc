@@ -172,6 +172,12 @@ int ServeControl(int sock, const Config& cfg, const Ram& ram, Machine& m) {
         }
         break;
       }
+      case kProgressLog: {
+        std::vector<uint8_t> out;
+        if (!m.ProgressLogBytes(out)) ok = ReplyErr(sock, "PROGRESS_LOG needs the vCPUs paused or finished");
+        else ok = ReplyOk(sock, out);
+        break;
+      }
       case kQuit:
         ReplyOk(sock);
         return 0;

@@ -51,8 +51,28 @@ constexpr uint32_t kStateVersion = 1;
 
 }  // namespace
 
+void ProgressLog::Add(uint64_t since_origin_ns, uint64_t steps) {
+  uint64_t i = since_origin_ns / slot_ns;
+  while (i >= kSlots) {
+    for (size_t k = 0; k < kSlots / 2; k++) {
+      uint64_t sum = static_cast<uint64_t>(slots[2 * k]) + slots[2 * k + 1];
+      slots[k] = static_cast<uint32_t>(std::min<uint64_t>(sum, UINT32_MAX));
+    }
+    std::fill(slots.begin() + kSlots / 2, slots.end(), 0);
+    used = (used + 1) / 2;
+    slot_ns *= 2;
+    i = since_origin_ns / slot_ns;
+  }
+  slots[i] = static_cast<uint32_t>(std::min<uint64_t>(static_cast<uint64_t>(slots[i]) + steps, UINT32_MAX));
+  used = std::max<size_t>(used, i + 1);
+}
+
 Machine::Machine(const Config& cfg, uint8_t* base, uint64_t max_steps)
-    : cfg_(cfg), base_(base), max_steps_(max_steps), st_(cfg.vcpus), done_(new std::atomic<uint64_t>[cfg.vcpus]) {
+    : cfg_(cfg), base_(base), max_steps_(max_steps), st_(cfg.vcpus), logs_(cfg.vcpus), done_(new std::atomic<uint64_t>[cfg.vcpus]) {
+  uint64_t fastest = UINT64_MAX;
+  for (const Phase& ph : cfg.phases) fastest = std::min<uint64_t>(fastest, ph.compute_ns);
+  // ~100 ns per step for the access and the bookkeeping on top of compute.
+  clock_stride_ = std::clamp<uint64_t>(10'000 / (fastest + 100), 1, 64);
   for (size_t v = 0; v < cfg.vcpus; v++) {
     // Seed each vCPU's stream from (seed, v) through splitmix64.
     uint64_t sm = cfg.seed ^ Mix64(0x7070'7369'6d00'0000ull + v);
@@ -89,6 +109,7 @@ void Machine::Shutdown() {
 bool Machine::Start(std::string& err) {
   if (state_ != RunState::Idle) return err = "RUN: vCPUs already started", false;
   state_ = RunState::Running;
+  log_origin_ns_ = NowNs();
   for (size_t v = 0; v < cfg_.vcpus; v++) threads_.emplace_back([this, v] { Run(v); });
   return true;
 }
@@ -208,13 +229,48 @@ void Machine::Step(size_t v, VcpuState& s) {
   s.step++;
 }
 
+bool Machine::ProgressLogBytes(std::vector<uint8_t>& out) {
+  // A vCPU credits its last steps before it counts itself parked, under mu_:
+  // holding mu_ with every vCPU parked, no thread writes a log.
+  std::lock_guard<std::mutex> lock(mu_);
+  if (state_ == RunState::Running && parked_ != cfg_.vcpus) return false;
+  // Little-endian like every control reply (x86_64 host order).
+  auto put = [](std::vector<uint8_t>& o, const void* p, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    o.insert(o.end(), b, b + n);
+  };
+  out.clear();
+  uint64_t now = NowNs();
+  uint32_t n = static_cast<uint32_t>(cfg_.vcpus);
+  put(out, &log_origin_ns_, 8);
+  put(out, &now, 8);
+  put(out, &n, 4);
+  for (const ProgressLog& l : logs_) {
+    uint32_t used = static_cast<uint32_t>(l.used);
+    put(out, &l.slot_ns, 8);
+    put(out, &used, 4);
+    put(out, l.slots.data(), l.used * sizeof(uint32_t));
+  }
+  return true;
+}
+
+void Machine::Credit(size_t v, uint64_t& pending) {
+  if (pending == 0) return;
+  uint64_t t = NowNs();
+  logs_[v].Add(t > log_origin_ns_ ? t - log_origin_ns_ : 0, pending);
+  pending = 0;
+}
+
 void Machine::Run(size_t v) {
   VcpuState& s = st_[v];
   double debt_ns = 0;  // throttle sleep owed
+  uint64_t pending = 0;  // steps done since the last clock read
+  uint64_t stride_left = clock_stride_;
   for (;;) {
     if (quit_.load(std::memory_order_relaxed)) return;
     bool finished = max_steps_ != 0 && s.step >= max_steps_;
     if (finished || pause_req_.load(std::memory_order_acquire)) {
+      Credit(v, pending);
       std::unique_lock<std::mutex> l(mu_);
       parked_++;
       cv_ctrl_.notify_all();
@@ -228,6 +284,11 @@ void Machine::Run(size_t v) {
     uint64_t t0 = r > 0 ? NowNs() : 0;
     Step(v, s);
     done_[v].store(s.step, std::memory_order_relaxed);
+    pending++;
+    if (--stride_left == 0) {
+      stride_left = clock_stride_;
+      Credit(v, pending);
+    }
     if (r > 0) {
       // Sleep so that running time is (1 - r) of wall time.
       debt_ns += static_cast<double>(NowNs() - t0) * r / (1 - r);

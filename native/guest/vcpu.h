@@ -24,6 +24,19 @@ struct VcpuState {
 
 enum class RunState : uint8_t { Idle = 0, Running = 1, Paused = 2 };
 
+// One vCPU's progress on a fine clock, like jitterd inside a guest: steps
+// completed per time slot since the vCPUs started. Fixed memory: when the
+// slots run out, pairs merge and the slot width doubles. Written only by its
+// vCPU thread; read only while the vCPUs are parked (the park mutex orders both).
+struct ProgressLog {
+  static constexpr size_t kSlots = 1 << 15;
+  static constexpr uint64_t kFirstSlotNs = 100'000;
+  uint64_t slot_ns = kFirstSlotNs;
+  size_t used = 0;
+  std::vector<uint32_t> slots = std::vector<uint32_t>(kSlots, 0);
+  void Add(uint64_t since_origin_ns, uint64_t steps);
+};
+
 class Machine {
  public:
   // max_steps == 0: run forever (phases repeat).
@@ -39,10 +52,15 @@ class Machine {
   RunState State() const { return state_; }
   uint64_t StepsDone(size_t v) const { return done_[v].load(std::memory_order_relaxed); }
   bool Finished(size_t v) const { return max_steps_ != 0 && StepsDone(v) >= max_steps_; }
+  // Only while every vCPU is parked (paused or finished): false otherwise.
+  // u64 origin (CLOCK_MONOTONIC ns when the vCPUs started; 0 before), u64 now
+  // (same clock), u32 vcpus, then per vCPU: u64 slot_ns, u32 n, n x u32 steps.
+  bool ProgressLogBytes(std::vector<uint8_t>& out);
   void Shutdown();  // stop and join every thread
 
  private:
   void Run(size_t v);
+  void Credit(size_t v, uint64_t& pending);
   void Step(size_t v, VcpuState& s);
   void Compute(uint64_t ns);
   uint64_t ChoosePage(size_t v, VcpuState& s, const Phase& ph, uint64_t sip);
@@ -51,6 +69,11 @@ class Machine {
   uint8_t* base_;
   uint64_t max_steps_;
   std::vector<VcpuState> st_;
+  std::vector<ProgressLog> logs_;
+  uint64_t log_origin_ns_ = 0;
+  // Steps between two clock reads: about 10 µs of the fastest phase's work,
+  // so the clock costs little and a slot (100 µs) still sees every stall.
+  uint64_t clock_stride_ = 1;
   std::unique_ptr<std::atomic<uint64_t>[]> done_;
   std::vector<std::thread> threads_;
   RunState state_ = RunState::Idle;

@@ -3,6 +3,7 @@ import { fmtBytes, fmtCount, fmtDuration, fmtPercent, fmtUs } from "../../tui/fo
 import { MODES, type Mode } from "../engine/messages.js";
 import type { Report } from "../engine/report.js";
 import { formatLink } from "../sim/link.js";
+import { recordSimulation, writeHtmlReport, type RunRecording } from "../html-report/index.js";
 import { Simulation } from "../sim/simulation.js";
 import { UsageError } from "./errors.js";
 import { runShowingProgress, stderrProgress, type StderrProgress } from "./progress.js";
@@ -15,7 +16,12 @@ Simulates the workload once per mode (default: precopy, postcopy and hybrid)
 on the same link, seed and policy, and prints the figures side by side (or,
 with --json, the reports as a JSON array). Progress goes to stderr. Exit
 status: 0 when every mode completed and verified, 1 otherwise, 2 for bad input.
-Every flag of \`ppsim --trace\` applies (ppsim --help lists them).`;
+Every flag of \`ppsim --trace\` applies (ppsim --help lists them), --report FILE.html
+too (the modes overlaid).
+
+  ppsim compare --trace FILE --real (--demo | --peer HOST:PORT) [--mode MODE] [--link …] [--steps N]
+      the simulator beside a real run of one mode (same workload, options, seed): each figure
+      simulated, real and the relative error; give --link as the real link is.`;
 
 const ROWS: [string, (r: Report) => string][] = [
   ["outcome", (r) => r.outcome + (r.verified === false ? " (NOT verified)" : "")],
@@ -31,10 +37,22 @@ const ROWS: [string, (r: Report) => string][] = [
   ["fault latency p50", (r) => (r.demand_faults > 0 ? fmtUs(r.fault_latency_us.p50) : "–")],
   ["fault latency p99", (r) => (r.demand_faults > 0 ? fmtUs(r.fault_latency_us.p99) : "–")],
   ["vCPU blocktime", (r) => fmtDuration(r.blocktime_ms)],
-  ["guest progress", (r) => fmtPercent(r.guest_progress)],
+  ["guest work lost", (r) => (r.guest ? `${r.guest.work_lost_vcpu_s.toFixed(2)} vCPU-s` : "–")],
+  ["guest utilization", (r) => (r.guest ? fmtPercent(r.guest.utilization) : "–")],
+  ["longest guest stall", (r) => (r.guest ? fmtDuration(r.guest.longest_stall_ms) : "–")],
+  ["guest MMU 10 ms / 100 ms / 1 s", (r) => (r.guest ? [10, 100, 1000].map((w) => pct(mmuAt(r, w))).join(" / ") : "–")],
+  ["time to responsiveness", (r) => (r.guest ? fmtDuration(r.guest.time_to_responsive_ms) : "–")],
   ["auto-converge throttle", (r) => fmtPercent(r.throttle, 0)],
   ["background push", (r) => `${r.background_mib_s.toFixed(1)} MiB/s`],
 ];
+
+function pct(x: number | null): string {
+  return x === null ? "–" : fmtPercent(x);
+}
+
+function mmuAt(r: Report, w: number): number | null {
+  return r.guest?.mmu.find((m) => m.window_ms === w)?.min_utilization ?? null;
+}
 
 /** --mode for compare: one mode or a comma-separated list; default all three. */
 export function compareModes(text: string | undefined): Mode[] {
@@ -60,6 +78,16 @@ export function compareReports(flags: SimFlags, progress?: StderrProgress): Repo
   });
 }
 
+/** The modes, each recorded for an HTML report (snapshots sampled as it runs). */
+export function compareRecordings(flags: SimFlags): RunRecording[] {
+  const choices = parseSimFlags({ ...flags, mode: undefined });
+  const workload = workloadFor(choices);
+  return compareModes(flags.mode).map((mode) => {
+    const rec = recordSimulation(new Simulation(simConfig(choices, workload, mode)), mode);
+    return { ...rec, report: { ...rec.report, workload_spec: workloadSpec(choices.trace) } };
+  });
+}
+
 /** A markdown table, columns padded so that it reads aligned as text too; figures right-aligned. */
 export function compareTable(reports: Report[]): string {
   const link = reports[0].link ? reports[0].link.text : "";
@@ -81,11 +109,19 @@ export function runCompare(flags: SimFlags & { help?: boolean }, out: (line: str
     out(COMPARE_USAGE);
     return 0;
   }
-  const progress = stderrProgress(true);
-  const reports = compareReports(flags, progress);
-  progress.end();
+  let reports: Report[];
+  if (flags.report !== undefined) {
+    const runs = compareRecordings(flags);
+    reports = runs.map((r) => r.report);
+    writeHtmlReport(flags.report, `ppsim compare: ${reports[0].workload} @ ${reports[0].link?.text ?? ""}`, runs);
+  } else {
+    const progress = stderrProgress(true);
+    reports = compareReports(flags, progress);
+    progress.end();
+  }
   if (flags.json) out(JSON.stringify(reports, null, 2));
   else out(compareTable(reports));
+  if (flags.report !== undefined && !flags.json) out(`HTML report: ${flags.report}`);
   return compareExitCode(reports);
 }
 

@@ -15,6 +15,7 @@ import { OptionError } from "../engine/options.js";
 import { VERSION } from "../version.js";
 import { WorkloadError } from "../workload/parse.js";
 import { runCompare } from "./compare.js";
+import { COMPARE_REAL_FLAGS } from "./compare-real-flags.js";
 import { UsageError } from "./errors.js";
 import { joinNegativeValues } from "./negative-values.js";
 import { SIM_FLAGS } from "./sim-args.js";
@@ -23,6 +24,9 @@ import { runSimCommand } from "./sim-command.js";
 export const USAGE = `usage:
   ppsim --trace FILE [--mode precopy|postcopy|hybrid] [--link BANDWIDTH,LATENCY[,shared]] [--seed N] [--json]
   ppsim compare --trace FILE [--mode MODE,…] [--link …] [--json]
+  ppsim compare --trace FILE --real (--demo | --peer HOST:PORT) [--mode …] [--link …] [--steps N]
+                          the simulator beside a real run (same workload, options, seed): each figure
+                          simulated, real and the relative error; give --link as the real link is
   ppsim rerun REPORT.json [--json]
   ppsim sweep GRID.json [--out DIR] [--workers N] [--shard I/N]   (ppsim sweep --help)
   ppsim sweep merge DIR… --out DIR                                  join sharded sweeps
@@ -53,7 +57,17 @@ simulation flags:
   --hybrid-rounds N       hybrid: pre-copy rounds before post-copy (default 2)
   --bandwidth-cap RATE    cap on background page traffic, e.g. 500Mbit
   --no-auto-converge      never throttle the guest
-  --max-time DURATION     give up after this much virtual time (default 10 min)`;
+  --max-time DURATION     give up after this much virtual time (default 10 min)
+  --report FILE.html      also write an HTML report with charts (one file, opens offline; compare: modes overlaid)
+
+what the guest felt (report key "guest", docs/disruption.md), per vCPU and overall, from the start of
+the migration to its end, against an unmigrated run of the same guest:
+  work_lost_vcpu_s        vCPU-seconds of work the guest did not do
+  utilization             work done as a share of the unmigrated run's (the live view shows it so far)
+  longest_stall_ms, stalls   a stall: a vCPU below 10 % of its speed (resolution: slot_us)
+  mmu                     minimum utilization over any window of 1 ms … 10 s
+  time_to_responsive_ms   until every later 100 ms window runs at ≥ 90 % of the speed
+  faults                  QEMU 10.1's postcopy-latency, postcopy-vcpu-latency, postcopy-latency-dist`;
 
 async function main(argv: string[], out: (line: string) => void): Promise<number> {
   const [first, ...rest] = argv;
@@ -76,8 +90,13 @@ async function main(argv: string[], out: (line: string) => void): Promise<number
   if (first === "sweep") return (await import("./sweep-command.js")).runSweepCommand(rest, out);
   if (first === "advise") return (await import("./advise-command.js")).runAdviseCommand(rest, out);
   if (first === "compare") {
-    const options = { ...SIM_FLAGS, help: { type: "boolean", short: "h" } } as const;
+    const options = { ...SIM_FLAGS, ...COMPARE_REAL_FLAGS, help: { type: "boolean", short: "h" } } as const;
     const { values } = parseArgs({ args: joinNegativeValues(rest, options), options, strict: true, allowPositionals: false });
+    if (values.real === true) {
+      const { runCompareReal } = await import("./compare-real.js");
+      return runCompareReal(values, out);
+    }
+    if (values.peer !== undefined || values.demo === true || values.steps !== undefined) throw new UsageError("--peer, --demo and --steps go with compare --real");
     return runCompare(values, out);
   }
   if (argv.length === 0) throw new UsageError("nothing to do: give --trace FILE (try examples/web-server.json)");

@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runPlain, runTui, type ViewSource } from "../../tui/index.js";
 import type { Report } from "../engine/report.js";
+import { SampleLog, writeHtmlReport } from "../html-report/index.js";
 import { DEFAULT_MAX_SESSIONS, DestinationAgent, type DestinationAgentOptions } from "../real/dest-agent.js";
 import { spawnDemoDestination } from "../real/demo.js";
 import { messageOf } from "../real/errors.js";
@@ -42,6 +43,7 @@ const FLAGS = {
   memory: { type: "string" },
   json: { type: "boolean" },
   plain: { type: "boolean" },
+  report: { type: "string" },
   "break-link-after": { type: "string" },
   "psk-file": { type: "string" },
   "tls-cert": { type: "string" },
@@ -66,6 +68,7 @@ export const REAL_USAGE = `ppsim real:
   --memory SIZE           override the workload's memory size, e.g. 256MiB
   --json                  print the report as one JSON object
   --plain                 progress lines instead of the live view
+  --report FILE.html      also write an HTML report with charts (see ppsim --help)
   --break-link-after SIZE break the link once SIZE of post-copy pages went out (recovery demo)
   --psk-file FILE         TLS with a pre-shared key, the same file on both hosts: one line IDENTITY:HEXKEY,
                           e.g. printf 'ppsim:%s\n' "$(openssl rand -hex 32)" > keys.psk
@@ -80,6 +83,9 @@ export const REAL_USAGE = `ppsim real:
   --bandwidth-cap, --no-auto-converge, --background-order, --prefetch-pages`;
 
 type Out = (line: string) => void;
+
+/** With --json and --report, how often the source's snapshot is sampled for the charts. */
+const REPORT_POLL_MS = 50;
 
 /** "HOST:PORT", ":PORT" (all interfaces) or "[v6]:PORT". */
 export function parseHostPort(flag: string, text: string): { host: string; port: number } {
@@ -174,7 +180,7 @@ async function runListen(at: { host: string; port: number }, o: DestinationAgent
   return once && ends[0]?.outcome !== "completed" ? 1 : 0;
 }
 
-type SourceFlags = PolicyFlags & SecurityFlags & { trace?: string; mode?: string; seed?: string; steps?: string; memory?: string; json?: boolean; plain?: boolean; "break-link-after"?: string };
+type SourceFlags = PolicyFlags & SecurityFlags & { trace?: string; mode?: string; seed?: string; steps?: string; memory?: string; json?: boolean; plain?: boolean; report?: string; "break-link-after"?: string };
 
 async function runDemo(f: SourceFlags, security: Security, out: Out): Promise<number> {
   sourceChoices(f);
@@ -192,7 +198,7 @@ async function runDemo(f: SourceFlags, security: Security, out: Out): Promise<nu
   if (!existsSync(bin)) {
     const agent = await DestinationAgent.listen("127.0.0.1", 0, { once: true, log: destLog, security });
     try {
-      return await runSource(f, { host: "127.0.0.1", port: agent.port }, security, out);
+      return await runSource(f, { host: "127.0.0.1", port: agent.port }, security, out, LOOPBACK);
     } finally {
       await agent.close();
     }
@@ -200,7 +206,7 @@ async function runDemo(f: SourceFlags, security: Security, out: Out): Promise<nu
   const dest = await spawnDemoDestination(bin, destLog, securityArgs(f));
   let code = 1;
   try {
-    code = await runSource(f, { host: "127.0.0.1", port: dest.port }, security, out);
+    code = await runSource(f, { host: "127.0.0.1", port: dest.port }, security, out, LOOPBACK);
   } finally {
     const destCode = await dest.finish(30_000);
     if (destCode !== 0 && code === 0) code = 1;
@@ -221,13 +227,15 @@ function sourceChoices(f: SourceFlags) {
   };
 }
 
-async function runSource(f: SourceFlags, peer: { host: string; port: number }, security: Security, out: Out): Promise<number> {
+const LOOPBACK = { kind: "loopback", text: "loopback (ppsim real --demo)" } as const;
+
+async function runSource(f: SourceFlags, peer: { host: string; port: number }, security: Security, out: Out, link?: { kind: "loopback"; text: string }): Promise<number> {
   const { mode, seed, steps, workload, breakAt, options } = sourceChoices(f);
   const tty = process.stdout.isTTY && f.plain !== true && f.json !== true;
   const logLines: string[] = [];
   const log = (l: string) => (f.json === true ? process.stderr.write(`${l}\n`) : tty ? logLines.push(l) : out(`· ${l}`));
 
-  const agent = await SourceAgent.start({ workload, mode, seed, steps, peer, options, breakLinkAfterPostcopyBytes: breakAt, log, security });
+  const agent = await SourceAgent.start({ workload, mode, seed, steps, peer, options, breakLinkAfterPostcopyBytes: breakAt, log, security, link });
   let report: Report;
   // SIGINT (Ctrl+C, or `ppsim real cancel`) cancels in every output mode; past switchover it is refused.
   const onSigint = () => {
@@ -239,9 +247,19 @@ async function runSource(f: SourceFlags, peer: { host: string; port: number }, s
   try {
     log(`source guest: ${workload.name}, ${formatBytes(workload.memBytes)}, ${workload.vcpus} vCPUs, ${agent.steps} steps each; ${mode} to ${peer.host}:${peer.port}`);
     const migration = agent.migrate();
-    const view: ViewSource = { snapshot: () => agent.snapshot(), done: () => agent.done, cancel: () => agent.cancel() };
+    // The live view's snapshots (or, with --json, a poll) are the HTML report's samples.
+    const samples = f.report !== undefined ? new SampleLog() : null;
+    const snapshot = () => {
+      const s = agent.snapshot();
+      samples?.add(s);
+      return s;
+    };
+    const poll = samples !== null && f.json === true ? setInterval(snapshot, REPORT_POLL_MS) : undefined;
+    const view: ViewSource = { snapshot, done: () => agent.done, cancel: () => agent.cancel() };
     if (f.json === true) {
       report = await migration;
+      clearInterval(poll);
+      snapshot();
       out(JSON.stringify(report, null, 2));
     } else if (tty) {
       await runTui(view);
@@ -250,6 +268,10 @@ async function runSource(f: SourceFlags, peer: { host: string; port: number }, s
     } else {
       await runPlain(view, { write: out });
       report = await migration;
+    }
+    if (samples !== null && f.report !== undefined) {
+      writeHtmlReport(f.report, `ppsim real: ${workload.name}, ${mode}`, [samples.recording("real", report, null)]);
+      if (f.json !== true) out(`HTML report: ${f.report}`);
     }
   } finally {
     process.off("SIGINT", onSigint);

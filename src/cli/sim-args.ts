@@ -45,6 +45,7 @@ export const SIM_FLAGS = {
   outage: { type: "string", multiple: true },
   "shared-channel": { type: "boolean" },
   "max-time": { type: "string" },
+  report: { type: "string" },
 } as const;
 
 export interface SimFlags extends PolicyFlags {
@@ -57,6 +58,8 @@ export interface SimFlags extends PolicyFlags {
   outage?: string[];
   "shared-channel"?: boolean;
   "max-time"?: string;
+  /** Write an HTML report (charts) to this file. */
+  report?: string;
 }
 
 export const DEFAULT_LINK = "1Gbit,0.1ms";

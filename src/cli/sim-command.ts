@@ -4,6 +4,7 @@ import { runPlain, runTui, type ViewSource } from "../../tui/index.js";
 import { watchableSpeed } from "../../tui/pacer.js";
 import { reportLines } from "../../tui/plain.js";
 import type { Report } from "../engine/report.js";
+import { recordSimulation, SampleLog, writeHtmlReport } from "../html-report/index.js";
 import { Simulation, type SimConfig } from "../sim/simulation.js";
 import { loadWorkload } from "../workload/parse.js";
 import { withMemory, type Workload } from "../workload/types.js";
@@ -86,18 +87,28 @@ export async function runSimCommand(flags: SimCommandFlags, out: (line: string) 
   const speedFlag = parseSpeed(flags.speed);
   const workload = workloadFor(choices);
   const sim = new Simulation(simConfig(choices, workload));
+  const title = `ppsim: ${workload.name}, ${choices.mode}`;
   let report: Report;
+  // The live view's snapshots are the HTML report's samples (with --json, recordSimulation samples them).
+  const samples = flags.report !== undefined && !flags.json ? new SampleLog() : null;
+  const sampled = (v: ViewSource): ViewSource => (samples === null ? v : { ...v, snapshot: () => { const s = v.snapshot(); samples.add(s); return s; } });
   if (flags.json) {
-    const progress = stderrProgress();
-    report = { ...runShowingProgress(sim, progress, `ppsim: ${workload.name}, ${choices.mode}:`), workload_spec: workloadSpec(choices.trace) };
-    progress.end();
+    if (flags.report !== undefined) {
+      const rec = recordSimulation(sim, choices.mode);
+      report = { ...rec.report, workload_spec: workloadSpec(choices.trace) };
+      writeHtmlReport(flags.report, title, [{ ...rec, report }]);
+    } else {
+      const progress = stderrProgress();
+      report = { ...runShowingProgress(sim, progress, `${title}:`), workload_spec: workloadSpec(choices.trace) };
+      progress.end();
+    }
     out(JSON.stringify(report, null, 2));
   } else if (process.stdout.isTTY && !flags.plain) {
     const speed = speedFlag === "max" ? undefined : speedFlag === "auto" ? watchableSpeed(predictedMs(workload, choices.link)) : speedFlag;
-    const final = await runTui(viewOf(sim), { speed });
+    const final = await runTui(sampled(viewOf(sim)), { speed });
     report = final.report ?? sim.runToEnd();
   } else {
-    const view = viewOf(sim);
+    const view = sampled(viewOf(sim));
     const onSigint = () => {
       const refused = view.cancel();
       if (refused !== null) out(`! cancel refused: ${refused}`);
@@ -109,6 +120,10 @@ export async function runSimCommand(flags: SimCommandFlags, out: (line: string) 
     } finally {
       process.off("SIGINT", onSigint);
     }
+  }
+  if (samples !== null && flags.report !== undefined) {
+    writeHtmlReport(flags.report, title, [samples.recording(choices.mode, report, sim.progressTrace())]);
+    out(`HTML report: ${flags.report}`);
   }
   return report.outcome === "completed" && report.verified !== false ? 0 : 1;
 }

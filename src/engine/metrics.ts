@@ -4,6 +4,7 @@
  * and a destination's counters into a Report or a live Snapshot. In the real
  * back end the destination sends its metrics to the source as JSON at the end.
  */
+import type { GuestDisruption } from "../disruption/derive.js";
 import type { EndCause } from "./events.js";
 import type { Mode } from "./messages.js";
 import { VERSION } from "../version.js";
@@ -136,16 +137,16 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
 const ms = (us: number) => round3(us / 1000);
 
 /** Report keys the engine's counters cannot know: the driver's, and the backend-specific ones. */
-type DriverKeys = "reason" | "verified" | "seed" | "options" | "link" | "outages" | "max_virtual_ms" | "sim" | "steps" | "hash" | "peer" | "guest_rate_steps_s" | "guest_finished_early";
+type DriverKeys = "reason" | "verified" | "seed" | "options" | "link" | "real_link" | "outages" | "max_virtual_ms" | "sim" | "steps" | "hash" | "peer" | "guest_rate_steps_s" | "guest_finished_early";
 
 export type ReportExtras = Pick<Report, "backend" | "workload" | "reason" | "verified" | "seed"> &
   Partial<Pick<Report, DriverKeys>> & {
-    /** Guest progress during the migration as a share of its unmigrated rate (0..1). */
-    guestProgress: number;
+    /** What the guest felt, from its progress log (null: no log). */
+    guest: GuestDisruption | null;
   };
 
 export function buildReport(src: SourceMetrics, dst: DestinationMetrics, extras: ReportExtras): Report {
-  const { backend, workload, guestProgress, reason, verified, seed, ...rest } = extras;
+  const { backend, workload, guest, reason, verified, seed, ...rest } = extras;
   const start = src.startedAt ?? 0;
   const end = Math.max(src.finishedAt ?? start, dst.completedAt ?? start);
   const downtime = src.pausedAt !== null && dst.resumedAt !== null ? dst.resumedAt - src.pausedAt : 0;
@@ -169,7 +170,7 @@ export function buildReport(src: SourceMetrics, dst: DestinationMetrics, extras:
     demand_faults: dst.demandFaults,
     fault_latency_us: mapPercentiles(percentiles(dst.faultLatenciesUs), round3),
     blocktime_ms: ms(dst.blocktimeUs),
-    guest_progress: round3(guestProgress),
+    guest,
     background_mib_s: postcopyUs > 0 ? round3(src.postcopyBulkBytes / 1048576 / (postcopyUs / 1e6)) : 0,
     switchover_reason: src.switchoverReason,
     throttle: round3(src.throttle),
@@ -205,6 +206,7 @@ export interface SnapshotExtras {
   /** Driver clock now, µs. */
   now: number;
   guestProgress: number;
+  guestSoFar?: { utilization: number; workLostVcpuS: number };
   report: Report | null;
   notice: string | null;
 }
@@ -230,6 +232,7 @@ export function buildSnapshot(src: SourceMetrics, dst: DestinationMetrics, x: Sn
     faultLatencyUs: dst.faultLatenciesUs.length ? percentiles(dst.faultLatenciesUs) : null,
     faultHistogram: log2Histogram(dst.faultLatenciesUs),
     guestProgress: x.guestProgress,
+    ...(x.guestSoFar ? { guestSoFar: x.guestSoFar } : {}),
     throttle: src.throttle,
     downtimeMs: src.pausedAt !== null && dst.resumedAt !== null ? ms(dst.resumedAt - src.pausedAt) : null,
     report: x.report,

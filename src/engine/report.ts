@@ -3,6 +3,7 @@
  * snapshot a view (the TUI, progress lines) samples while it runs.
  * Keys of `Report` are the JSON keys of `ppsim --json`.
  */
+import type { GuestDisruption } from "../disruption/derive.js";
 import type { Mode } from "./messages.js";
 import type { MigrationOptions } from "./options.js";
 
@@ -40,6 +41,12 @@ export interface LinkReport {
   latency_us: number;
   shared_channel: boolean;
   /** As `--link` takes it, e.g. "1 Gbit/s, 100 µs". */
+  text: string;
+}
+
+/** The link a real migration ran over. */
+export interface RealLinkReport {
+  kind: "loopback" | "netns" | "peer";
   text: string;
 }
 
@@ -93,7 +100,8 @@ export interface Report {
   demand_faults: number;
   fault_latency_us: Percentiles;
   blocktime_ms: number;
-  guest_progress: number;
+  /** What the guest felt (docs/disruption.md); null where the back end has no progress log. */
+  guest: GuestDisruption | null;
   background_mib_s: number;
   switchover_reason: SwitchoverReason;
   /** Auto-converge throttle in force at the end (0..1; it only rises until then). */
@@ -123,6 +131,8 @@ export interface Report {
   steps?: number;
   hash?: HashReport | null;
   peer?: string;
+  /** What a real migration ran over (loopback, a shaped netns link, a peer). */
+  real_link?: RealLinkReport;
   guest_rate_steps_s?: number;
   guest_finished_early?: boolean | null;
 }
@@ -156,8 +166,10 @@ export interface Snapshot {
   faultLatencyUs: Percentiles | null;
   /** Fault service latencies in buckets: index i counts latencies in [2^i, 2^(i+1)) µs. */
   faultHistogram: number[];
-  /** Guest progress over the recent past as a share of its unmigrated rate (0..1). */
+  /** Guest speed over the last 200 ms as a share of its unmigrated speed (0..1). */
   guestProgress: number;
+  /** Since the migration started: work done as a share of an unmigrated run's, and vCPU-seconds lost (the report's guest.utilization and guest.work_lost_vcpu_s). */
+  guestSoFar?: { utilization: number; workLostVcpuS: number };
   /** Throttle ratio currently applied to the source guest (0 = none). */
   throttle: number;
   downtimeMs: number | null;

@@ -6,6 +6,7 @@
  * faults. After completion the guest runs its remaining steps; the session
  * then hashes guest RAM and sends the source a final report.
  */
+import { logToSend } from "../disruption/guest-log.js";
 import { Destination } from "../engine/destination.js";
 import { driveDestination, type DestinationEffects } from "../engine/drive.js";
 import type { DestinationInput } from "../engine/events.js";
@@ -283,9 +284,14 @@ export class DestSession {
       await this.reportProgress();
       const hash = await g.hash();
       const atEnd = totalSteps(await g.progress());
+      // guestview: the guest's per-vCPU progress log (it started at the resume), for the source's disruption figures.
+      const progressLog = await g.progressLog().then(
+        (l) => logToSend(l, l.originUs, e.metrics.completedAt ?? Infinity),
+        (err: unknown) => (this.o.log(`${this.tag}: no progress log from the guest: ${messageOf(err)}`), undefined),
+      );
       const metrics = { ...e.metrics, resumedAt: this.resumedAt ?? e.metrics.resumedAt };
       const finishedBeforeComplete = atComplete.vcpus.some((v) => v.finished);
-      this.sendReport({ kind: "final", metrics, hash, steps: { atResume: this.stepsAtResume, atComplete: totalSteps(atComplete), atEnd }, finishedBeforeComplete });
+      this.sendReport({ kind: "final", metrics, hash, steps: { atResume: this.stepsAtResume, atComplete: totalSteps(atComplete), atEnd }, finishedBeforeComplete, progressLog });
       this.reported = true;
       this.o.log(`${this.tag}: completed; guest RAM hash ${hash} sent to the source`);
       // The source closes the link once it has the report; do not wait for ever.

@@ -21,6 +21,8 @@ import {
   unixListen,
   type Mapping,
 } from "./native.js";
+import { MAX_LOG_SLOTS, type GuestLog, type VcpuLog } from "../disruption/guest-log.js";
+import { nowUs } from "./clock.js";
 
 export type GuestRole = "source" | "destination";
 
@@ -76,8 +78,9 @@ const enum Op {
   Progress = 5,
   Hash = 6,
   Quit = 7,
+  ProgressLog = 8,
 }
-const OP_NAMES = ["", "PAUSE", "RESUME", "RUN", "THROTTLE", "PROGRESS", "HASH", "QUIT"];
+const OP_NAMES = ["", "PAUSE", "RESUME", "RUN", "THROTTLE", "PROGRESS", "HASH", "QUIT", "PROGRESS_LOG"];
 
 interface Pending {
   op: Op;
@@ -276,6 +279,36 @@ export class GuestProcess {
       vcpus.push({ steps: Number(p.readBigUInt64LE(o)), finished: p[o + 8] === 1 });
     }
     return { state: states[p[0]] ?? "idle", vcpus };
+  }
+
+  /**
+   * Each vCPU's steps per time slot since the vCPUs started (vCPUs must be
+   * paused or finished), on this process's clock: the guest and the agent
+   * share CLOCK_MONOTONIC, and the reply's "now" fixes the offset.
+   */
+  async progressLog(): Promise<GuestLog> {
+    const p = await this.request(Op.ProgressLog);
+    const atUs = nowUs();
+    const bad = (why: string) => new GuestError(`PROGRESS_LOG reply: ${why}`);
+    if (p.length < 20) throw bad(`${p.length} bytes`);
+    const originNs = Number(p.readBigUInt64LE(0));
+    const guestNowNs = Number(p.readBigUInt64LE(8));
+    const n = p.readUInt32LE(16);
+    if (n !== this.layout.vcpus) throw bad(`${n} vCPUs, the guest has ${this.layout.vcpus}`);
+    const vcpus: VcpuLog[] = [];
+    let o = 20;
+    for (let v = 0; v < n; v++) {
+      if (o + 12 > p.length) throw bad("truncated");
+      const slotNs = Number(p.readBigUInt64LE(o));
+      const used = p.readUInt32LE(o + 8);
+      o += 12;
+      if (used > MAX_LOG_SLOTS || o + used * 4 > p.length || slotNs < 1000) throw bad(`vCPU ${v}: ${used} slots of ${slotNs} ns`);
+      const steps = new Array<number>(used);
+      for (let i = 0; i < used; i++) steps[i] = p.readUInt32LE(o + i * 4);
+      o += used * 4;
+      vcpus.push({ slotUs: slotNs / 1000, steps });
+    }
+    return { originUs: atUs - (guestNowNs - originNs) / 1000, vcpus };
   }
 
   /** 64-bit hash of guest RAM as 16 hex digits (vCPUs must be paused or finished). */

@@ -29,6 +29,8 @@ export interface FinalReport {
   steps: { atResume: number; atComplete: number; atEnd: number };
   /** Whether some vCPU had already run all its steps when the last page arrived. */
   finishedBeforeComplete: boolean;
+  /** The destination guest's per-vCPU progress log from its resume (unchecked: the source checks it). */
+  progressLog?: unknown;
 }
 
 export interface FailedReport {

@@ -6,6 +6,8 @@
  * destination's final RAM hash against that of an unmigrated run of the same
  * workload, seed and steps, made here once the migration is over.
  */
+import { deriveDisruption, type GuestDisruption } from "../disruption/derive.js";
+import { checkGuestLog, traceFromLogs, type GuestLog } from "../disruption/guest-log.js";
 import { resolveOptions, type MigrationOptions } from "../engine/options.js";
 import { buildReport, buildSnapshot } from "../engine/metrics.js";
 import type { Mode } from "../engine/messages.js";
@@ -39,6 +41,8 @@ export interface SourceAgentOptions {
   log?: (line: string) => void;
   /** Issue 15: TLS (PSK or x509) for every connection; default insecure. */
   security?: Security;
+  /** What the migration runs over, recorded in the report (default: the peer's address). */
+  link?: { kind: "loopback" | "netns" | "peer"; text: string };
 }
 
 /** Defaults for the real back end (none differ from the engine's today; the lane window is the bulk socket's kernel buffer). */
@@ -55,6 +59,7 @@ export class SourceAgent {
   private window: ProgressWindow;
   private stepsAtStart = 0;
   private baseline = 0;
+  private sourceLog: GuestLog | null = null;
   private poller: NodeJS.Timeout | undefined;
   private readonly log: (line: string) => void;
 
@@ -176,6 +181,8 @@ export class SourceAgent {
     driver.start();
     const end = await driver.ended;
     this.stopPolling();
+    // The source guest is paused now (switchover): its log covers the migration up to the pause.
+    if (end.outcome === "completed") this.sourceLog = await this.guest.progressLog().catch(() => null);
     if (end.outcome !== "completed") {
       void link.close();
       return this.finishReport(driver, end, null, null);
@@ -240,10 +247,19 @@ export class SourceAgent {
     const srcMetrics = src.outcome === null ? { ...src, outcome: end.outcome, reason: end.reason, startedAt: src.startedAt ?? now, finishedAt: now } : src;
     const got = typeof final === "object" && final !== null ? final : null;
     const dst = got?.metrics ?? d.remote;
-    let guestProgress = 0;
+    // Both guests' progress logs joined (docs/disruption.md); without the destination's, one slot: the whole migration.
+    let guest: GuestDisruption | null = null;
     if (got !== null && dst.completedAt !== null && src.startedAt !== null && this.baseline > 0) {
-      const rate = (got.steps.atComplete - this.stepsAtStart) / Math.max(1, dst.completedAt - src.startedAt);
-      guestProgress = Math.min(1, rate / this.baseline);
+      const vcpus = this.o.workload.vcpus;
+      const baseline = this.baseline / vcpus;
+      const destLog = checkGuestLog(got.progressLog, vcpus);
+      if (this.sourceLog !== null && destLog !== null) {
+        guest = deriveDisruption(traceFromLogs([this.sourceLog, destLog], src.startedAt, dst.completedAt, baseline));
+      } else {
+        const spanUs = Math.max(1, dst.completedAt - src.startedAt);
+        const perVcpu = (got.steps.atComplete - this.stepsAtStart) / vcpus;
+        guest = deriveDisruption({ slotUs: spanUs, spanUs, baselinePerUs: baseline, work: Array.from({ length: vcpus }, () => Float64Array.of(perVcpu)) });
+      }
     }
     let reason = end.reason;
     let verified: boolean | null = null;
@@ -256,13 +272,14 @@ export class SourceAgent {
     this.report = buildReport(srcMetrics, dst, {
       backend: "real",
       workload: this.o.workload.name,
-      guestProgress,
+      guest,
       reason,
       seed: this.o.seed,
       steps: this.steps,
       verified,
       hash: got === null ? null : { destination: got.hash, unmigrated: expected },
       peer: `${this.o.peer.host}:${this.o.peer.port}`,
+      real_link: this.o.link ?? { kind: "peer", text: `peer ${this.o.peer.host}:${this.o.peer.port}` },
       guest_rate_steps_s: Math.round(this.baseline * 1e6),
       guest_finished_early: got?.finishedBeforeComplete ?? null,
     });

@@ -11,6 +11,8 @@
  */
 import { AccessGenerator, GENERATOR_STATE_BYTES, type CompiledPhase } from "../workload/generator.js";
 import { isInitiallyZero, type Workload } from "../workload/types.js";
+import { FaultLog } from "../disruption/faults.js";
+import { ProgressRecorder } from "../disruption/recorder.js";
 
 /** What one memory access costs on top of a step's compute time (µs). */
 export const ACCESS_US = 0.05;
@@ -25,6 +27,10 @@ export class GuestShared {
   workUs = 0;
   /** Accesses performed by either guest. */
   accesses = 0;
+  /** Each vCPU's work on a fine clock (recording while the migration runs): what the guest felt. */
+  readonly progress: ProgressRecorder;
+  /** Every wait of a vCPU on a missing page. */
+  readonly faults: FaultLog;
 
   constructor(
     readonly workload: Workload,
@@ -32,6 +38,8 @@ export class GuestShared {
     readonly seed: number,
   ) {
     this.lastVersion = workload.pageCount;
+    this.progress = new ProgressRecorder(workload.vcpus);
+    this.faults = new FaultLog(workload.vcpus);
   }
 }
 
@@ -117,6 +125,7 @@ export class Guest {
     let version = shared.lastVersion;
     let work = 0;
     let accesses = 0;
+    const progress = shared.progress.active ? shared.progress : null;
     for (let v = 0; v < this.vcpus; v++) {
       let at = this.nextAt[v];
       if (at > t || this.stalled[v] === 1) continue;
@@ -137,6 +146,7 @@ export class Guest {
           }
         }
         work += stepUs;
+        if (progress !== null) progress.add(v, at, stepUs);
         accesses++;
         stepUs = gen.computeNs * 1e-3 + ACCESS_US;
         at += stepUs * scale;
@@ -251,6 +261,9 @@ export class Guest {
       if (this.mirror !== null) this.mirror[page] = version;
     }
     this.shared.workUs += this.stepUs[v];
+    this.shared.progress.add(v, at, this.stepUs[v]);
+    // A page installed before the fault was even handled never stopped the vCPU.
+    if (at > this.stalledAt[v]) this.shared.faults.add(v, at - this.stalledAt[v]);
     this.shared.accesses++;
     this.stepUs[v] = this.gens[v].computeNs * 1e-3 + ACCESS_US;
     this.nextAt[v] = at + this.stepUs[v] * this.scale;

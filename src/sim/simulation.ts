@@ -11,6 +11,8 @@ import { buildReport, buildSnapshot } from "../engine/metrics.js";
 import { resolveOptions, type MigrationOptions } from "../engine/options.js";
 import type { Report, Snapshot } from "../engine/report.js";
 import { Source } from "../engine/source.js";
+import { deriveDisruption } from "../disruption/derive.js";
+import type { ProgressTrace } from "../disruption/recorder.js";
 import { compilePhases } from "../workload/generator.js";
 import type { Workload } from "../workload/types.js";
 import { EventQueue } from "./event-queue.js";
@@ -188,9 +190,23 @@ export class Simulation {
       workload: this.workload.name,
       now: this.observed,
       guestProgress: this.progress.recent(this.observed, this.shared.workUs),
+      guestSoFar: this.guestSoFar(),
       report: this.final,
       notice: this.notice,
     });
+  }
+
+  /** Each vCPU's progress log from the migration start (so far, or to the end). */
+  progressTrace(): ProgressTrace {
+    return this.shared.progress.trace(this.observed);
+  }
+
+  private guestSoFar(): { utilization: number; workLostVcpuS: number } | undefined {
+    const spanUs = this.observed - this.startUs;
+    if (spanUs <= 0 || this.final !== null) return undefined;
+    const should = spanUs * this.workload.vcpus;
+    const lost = Math.max(0, should - (this.shared.workUs - this.workAtStart));
+    return { utilization: Math.round((1 - lost / should) * 1e4) / 1e4, workLostVcpuS: Math.round(lost / 100) / 1e4 };
   }
 
   /** Compares the destination's memory with what it must hold: source memory at switchover plus later writes. */
@@ -257,6 +273,7 @@ export class Simulation {
         return;
       case "start":
         this.workAtStart = this.shared.workUs;
+        this.shared.progress.start(now);
         this.progress.reset(now, this.shared.workUs);
         this.source.start(now);
         this.drive(0);
@@ -373,13 +390,13 @@ export class Simulation {
     // A run the engine did not end itself (the deadline) still needs an end and an outcome.
     const srcMetrics = src.outcome === null ? { ...src, outcome, reason, finishedAt: this.now } : src;
     const endUs = Math.max(srcMetrics.finishedAt ?? this.now, this.dest.metrics.completedAt ?? 0);
-    const spanUs = Math.max(1, endUs - this.startUs);
-    const guestProgress = Math.min(1, (this.shared.workUs - this.workAtStart) / (this.workload.vcpus * spanUs));
+    this.shared.progress.stop(endUs);
+    const guest = endUs > this.startUs ? deriveDisruption(this.shared.progress.trace(), this.shared.faults.figures()) : null;
     const verified = outcome === "completed" ? this.verify().ok : null;
     this.final = buildReport(srcMetrics, this.dest.metrics, {
       backend: "sim",
       workload: this.workload.name,
-      guestProgress,
+      guest,
       reason: srcMetrics.reason || reason,
       link: { bandwidth_bytes_s: this.link.spec.bandwidthBytesPerSec, latency_us: this.link.spec.latencyUs, shared_channel: this.link.spec.sharedChannel === true, text: formatLink(this.link.spec) },
       seed: this.seed,

@@ -1,14 +1,14 @@
 import { Box, Text } from "ink";
 import type { Snapshot } from "../../src/engine/report.js";
-import { fmtDuration, fmtPercent, resample, sparkline } from "../format.js";
+import { fmtDuration, fmtNumber, fmtPercent, resample, sparkline } from "../format.js";
 import { Label } from "./Label.js";
 import { COLOR } from "./theme.js";
 import { barCells } from "./width.js";
 
 /**
- * Guest progress over the run (share of its unmigrated rate, over the recent
- * past: the report's guest_progress is the average over the whole migration),
- * throttle (outside pre-copy, which shows its own) and downtime.
+ * Guest speed over the run (share of its unmigrated speed over the last
+ * 200 ms), work lost so far (the report's guest.work_lost_vcpu_s and
+ * guest.utilization), throttle (outside pre-copy, which shows its own) and downtime.
  */
 export function Guest({ snapshot: s, progress, width }: { snapshot: Snapshot; progress: readonly { t: number; v: number }[]; width: number }) {
   const series = progress.length > 0 ? progress : [{ t: s.elapsedMs, v: s.guestProgress }];
@@ -19,8 +19,17 @@ export function Guest({ snapshot: s, progress, width }: { snapshot: Snapshot; pr
         <Label>guest</Label>
         <Text color={COLOR.current}>{sparkline(resample(series, spark), { max: 1 }).padEnd(spark)}</Text>
         <Text bold> {fmtPercent(s.guestProgress).padStart(6)}</Text>
-        <Text color={COLOR.label}> of unmigrated rate now</Text>
+        <Text color={COLOR.label}> speed (200 ms)</Text>
       </Text>
+      {s.guestSoFar !== undefined && (
+        <Text wrap="truncate">
+          <Label>lost</Label>
+          <Text bold>{fmtNumber(s.guestSoFar.workLostVcpuS)} vCPU-s</Text>
+          <Text color={COLOR.label}> · </Text>
+          <Text bold>{fmtPercent(s.guestSoFar.utilization)}</Text>
+          <Text color={COLOR.label}> of unmigrated work so far</Text>
+        </Text>
+      )}
       {s.throttle > 0 && !(s.phase === "precopy" && s.precopy) && (
         <Text>
           <Label>throttle</Label>

@@ -6,7 +6,7 @@
  */
 import type { Report } from "../engine/report.js";
 import { parseByteSize } from "../workload/size.js";
-import { lostWorkVcpuS } from "../sweep/rows.js";
+import { guestShare, lostWorkVcpuS } from "../sweep/rows.js";
 
 export type Kind = "duration" | "size" | "share";
 
@@ -48,7 +48,7 @@ export const FIGURES: readonly Figure[] = [
   { key: "fault_p99", kind: "duration", what: "demand fault service time, 99th percentile", of: (r) => ({ value: r.fault_latency_us.p99 / 1000 }) },
   { key: "lost_work", kind: "duration", what: "guest work lost, vCPU-seconds against an unmigrated run", of: (r, vcpus) => ({ value: lostWorkVcpuS(r, vcpus) * 1000 }) },
   { key: "bytes", kind: "size", what: "bytes on the wire", of: (r) => ({ value: r.bytes_sent }) },
-  { key: "guest_progress", kind: "share", what: "guest speed during migration, share of unmigrated", of: (r) => ({ value: r.guest_progress }) },
+  { key: "guest_progress", kind: "share", what: "guest speed during migration, share of unmigrated", of: (r) => ({ value: guestShare(r) }) },
 ];
 
 export type Op = "<=" | "<" | ">=" | ">";

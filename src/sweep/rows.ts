@@ -13,7 +13,14 @@ export type Row = Record<string, Cell>;
 
 /** vCPU-seconds the guest did not run during the migration, against an unmigrated run of the same span. */
 export function lostWorkVcpuS(report: Report, vcpus: number): number {
-  return round3(vcpus * (report.total_ms / 1000) * (1 - report.guest_progress));
+  // guestview: the report's own figure (docs/disruption.md) where it has one.
+  if (report.guest) return round3(report.guest.work_lost_vcpu_s);
+  return round3(vcpus * (report.total_ms / 1000) * (1 - guestShare(report)));
+}
+
+/** Work done during the migration as a share of an unmigrated run's (the report's guest.utilization; 1 without it). */
+export function guestShare(report: Report): number {
+  return report.guest?.utilization ?? 1;
 }
 
 function round3(x: number): number {
@@ -50,7 +57,7 @@ export function rowOf(key: RunKey, policyKeys: readonly PolicyKey[], r: Report):
     fault_p99_us: r.fault_latency_us.p99,
     fault_max_us: r.fault_latency_us.max,
     blocktime_ms: r.blocktime_ms,
-    guest_progress: r.guest_progress,
+    guest_progress: guestShare(r),
     lost_work_vcpu_s: lostWorkVcpuS(r, key.vcpus),
     background_mib_s: r.background_mib_s,
   } satisfies Row);

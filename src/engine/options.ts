@@ -54,7 +54,7 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   bandwidthCap: 0,
   backgroundOrder: "neighbourhood",
   prefetchPages: 32,
-  laneWindowBytes: 256 * 1024,
+  laneWindowBytes: 64 * 1024,
   batchPages: 16,
   urgentChannel: true,
   setupTimeoutMs: 15_000,

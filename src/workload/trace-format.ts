@@ -136,6 +136,7 @@ export function parseTraceText(text: string, origin = "trace"): Trace {
   for (let i = 2; i < lines.length; i++) {
     lineNo = i + 1;
     const line = lines[i];
+    if (line === "" && i === lines.length - 1) break; // the newline ending the last line
     if (line.startsWith("end")) {
       const m = /^end (\d+) (\d+)$/.exec(line);
       if (m === null) return fail(`the end line must be "end WINDOWS INSTRUCTIONS", got ${JSON.stringify(line.slice(0, 80))}`);

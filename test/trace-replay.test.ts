@@ -93,6 +93,7 @@ describe("trace phases", () => {
     expect(() => workload({ trace: "nope.trace.gz" })).toThrow(WorkloadError);
     expect(() => workload({ trace: "nope.trace.gz" })).toThrow(/^t\.json: phases\[0\]\.trace cannot be replayed: .*nope\.trace\.gz: cannot read the trace/);
     expect(workload({ speed: "recorded" }).phases[0].trace?.traces[0].speed).toBe(3400 / 2);
+    expect(() => workload({}, { page_size: 8192 })).toThrow(/phases\[0\]\.trace was recorded in pages of 4096 bytes, the workload's page_size is 8192/);
   });
 
   it("a pass without loop ends the phase; the next phase follows", () => {

@@ -16,6 +16,7 @@ export const DEFAULT_TRACE_SPEED = 1000;
 export function parseTracePhase(
   f: Fields,
   baseDir: string,
+  pageSize: number,
   parseRegion: (value: unknown, path: string) => Region,
 ): WorkloadPhase {
   const name = f.has("name") ? f.string("name") : null;
@@ -43,6 +44,9 @@ export function parseTracePhase(
     } catch (e) {
       if (e instanceof TraceError) f.fail(Array.isArray(raw) ? `trace[${i}]` : "trace", `cannot be replayed: ${e.message}`);
       throw e;
+    }
+    if (trace.header.page_size !== pageSize) {
+      f.fail(Array.isArray(raw) ? `trace[${i}]` : "trace", `was recorded in pages of ${trace.header.page_size} bytes, the workload's page_size is ${pageSize}`);
     }
     let speed: number;
     if (speedRaw === "recorded") {

@@ -28,10 +28,10 @@ function positiveInt(text: string | undefined, flag: string, fallback: number): 
 }
 
 export function summaryLines(s: TraceSummary): string[] {
-  const mib = (pages: number) => `${((pages * 4096) / 1048576).toFixed(1)} MiB`;
+  const mib = (pages: number) => `${((pages * s.page_size) / 1048576).toFixed(1)} MiB`;
   return [
     `windows: ${s.windows} of ${s.window_instructions} instructions (${s.instructions} in all)`,
-    `footprint: ${s.footprint_pages} pages (${mib(s.footprint_pages)} at 4 KiB), of which code: ${s.code_pages}`,
+    `footprint: ${s.footprint_pages} pages (${mib(s.footprint_pages)}), of which code: ${s.code_pages}`,
     `pages written: ${s.written_pages}`,
     `write working set per window: mean ${s.write_set_per_window.mean}, median ${s.write_set_per_window.p50}, max ${s.write_set_per_window.max} pages`,
     `share of written pages rewritten (in more than one window): ${(s.rewritten_share * 100).toFixed(1)} %`,

@@ -185,6 +185,7 @@ export interface TraceSummary {
   windows: number;
   instructions: number;
   window_instructions: number;
+  page_size: number;
   /** Distinct pages touched at all (read, written or executed). */
   footprint_pages: number;
   code_pages: number;
@@ -220,6 +221,7 @@ export function summarizeTrace(t: Trace): TraceSummary {
     windows: t.windows.length,
     instructions: t.instructions,
     window_instructions: t.header.window.size,
+    page_size: t.header.page_size,
     footprint_pages: all.size,
     code_pages: code.size,
     written_pages: writes.size,

@@ -157,4 +157,15 @@ describe("the native guest replays what the simulator replays", () => {
       await g.quit();
     }
   });
+
+  it("refuses a trace layout that would leave its memory (a destination's config comes from its peer)", async () => {
+    const good = toGuestConfig(workload({ copies: 2 }), 5);
+    const cases: [string, RegExp][] = [
+      [good.replace(/slot=\d+/, "slot=3"), /more frames than slot/],
+      [good.replace(/copies=\d+/, "copies=999"), /do not fit in mem_bytes/],
+      [good.replace(/base=\d+/, "base=1"), /base must be a multiple of vcpus/],
+      [good.replace(/\ntw [^\n]*\n/, "\n"), /fewer 'tw' lines|windows do not add up/],
+    ];
+    for (const [config, msg] of cases) await expect(GuestProcess.spawn({ role: "source", config, steps: 10 })).rejects.toThrow(msg);
+  });
 });

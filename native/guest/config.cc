@@ -108,8 +108,12 @@ bool ParseTracePhase(std::map<std::string, std::string>& kv, const Config& cfg, 
   if (!ParseU64(kv["slot"], p.slot) || p.slot < 1) return why = "slot must be an integer >= 1", false;
   if (!ParseU64(kv["loop"], loop) || loop > 1) return why = "loop must be 0 or 1", false;
   p.loop = loop == 1;
-  for (size_t i : p.traces)
+  for (size_t i : p.traces) {
     if (cfg.programs[i].max_frame >= p.slot) return why = "a trace of this tphase has more frames than slot", false;
+    // Step arithmetic (copies * accesses) must not wrap, or a position could leave the layout.
+    if (static_cast<unsigned __int128>(p.copies) * cfg.programs[i].accesses >= (static_cast<unsigned __int128>(1) << 63))
+      return why = "copies * accesses of a tphase exceed 2^63 steps", false;
+  }
   return true;
 }
 

@@ -1,7 +1,8 @@
 /**
  * `ppsim record [--out FILE] [--window N] [--time-native] -- CMD ARGS…`: record a program's page accesses.
  * `ppsim record --summary FILE`: what an existing trace holds.
- * Messages go to stderr: the recorded program owns stdout.
+ * While recording, messages go to stderr (the recorded program owns stdout);
+ * --help and --summary print to `out`.
  */
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
@@ -38,7 +39,11 @@ export function summaryLines(s: TraceSummary): string[] {
   ];
 }
 
-export async function runRecordCommand(argv: string[], err: (line: string) => void = (l) => process.stderr.write(l + "\n")): Promise<number> {
+export async function runRecordCommand(
+  argv: string[],
+  out: (line: string) => void = (l) => process.stdout.write(l + "\n"),
+  err: (line: string) => void = (l) => process.stderr.write(l + "\n"),
+): Promise<number> {
   const dash = argv.indexOf("--");
   const own = dash < 0 ? argv : argv.slice(0, dash);
   const command = dash < 0 ? [] : argv.slice(dash + 1);
@@ -56,28 +61,28 @@ export async function runRecordCommand(argv: string[], err: (line: string) => vo
     allowPositionals: false,
   });
   if (values.help === true) {
-    err(RECORD_USAGE);
+    out(RECORD_USAGE);
     return 0;
   }
   if (values.summary !== undefined) {
     if (command.length > 0) throw new UsageError("--summary reads an existing trace: give no command");
-    for (const l of summaryLines(summarizeTrace(loadTrace(values.summary)))) err(l);
+    for (const l of summaryLines(summarizeTrace(loadTrace(values.summary)))) out(l);
     return 0;
   }
   if (command.length === 0) throw new UsageError("nothing to record: put the command after --, e.g. ppsim record --out gz.trace.gz -- gzip -c FILE");
   const pageSize = positiveInt(values["page-size"], "--page-size", 4096);
   if ((pageSize & (pageSize - 1)) !== 0 || pageSize < 512) throw new UsageError(`--page-size must be a power of two ≥ 512, got ${pageSize}`);
-  const out = values.out ?? `${basename(command[0])}.trace.gz`;
+  const file = values.out ?? `${basename(command[0])}.trace.gz`;
   const result = await record({
     command,
-    out,
+    out: file,
     window: positiveInt(values.window, "--window", 1_000_000),
     pageSize,
     timeNative: values["time-native"] === true,
     log: err,
   });
-  err(`ppsim record: wrote ${out}`);
-  for (const l of summaryLines(summarizeTrace(loadTrace(out)))) err(`  ${l}`);
+  err(`ppsim record: wrote ${file}`);
+  for (const l of summaryLines(summarizeTrace(loadTrace(file)))) err(`  ${l}`);
   if (result.exitCode !== 0) {
     err(`ppsim record: note: ${command[0]} exited with ${result.signal ?? String(result.exitCode)}; the trace covers what it ran`);
     return 1;

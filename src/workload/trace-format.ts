@@ -7,8 +7,8 @@
  * Pages are the recorded program's virtual page numbers, sparse as recorded;
  * replay remaps them to dense guest frames (trace-replay.ts).
  */
-import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
+import { LocalFileError, readBoundedFile } from "./read-bounded.js";
 
 export const TRACE_MAGIC = "ppsim-trace";
 export const TRACE_FORMAT_VERSION = 1;
@@ -166,11 +166,10 @@ export function parseTraceText(text: string, origin = "trace"): Trace {
 export function loadTrace(path: string): Trace {
   let bytes: Buffer;
   try {
-    bytes = readFileSync(path);
+    bytes = readBoundedFile(path, MAX_TRACE_FILE_BYTES, "trace");
   } catch (e) {
-    throw new TraceError(`${path}: cannot read the trace: ${(e as Error).message}`);
+    throw new TraceError(e instanceof LocalFileError ? e.message : `${path}: cannot read the trace: ${(e as Error).message}`);
   }
-  if (bytes.length > MAX_TRACE_FILE_BYTES) throw new TraceError(`${path}: ${bytes.length} bytes, more than the ${MAX_TRACE_FILE_BYTES} a trace may have`);
   if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) throw new TraceError(`${path}:1: not gzip data (a trace is gzip-compressed text)`);
   let text: string;
   try {

@@ -3,7 +3,7 @@
  * simulator's figures for the same workload on a link modelled after the
  * measured loopback.
  *
- *   npm run build && node dist/bench/real-postcopy.js [--workload FILE] [--sizes 256MiB,1GiB,4GiB] [--runs N] [--json FILE]
+ *   npm run build && node dist/bench/real-postcopy.js [--workload FILE] [--sizes 256MiB,1GiB,4GiB] [--runs N] [--mode postcopy|precopy|hybrid] [--json FILE]
  *
  * For each size: a destination agent as a child process (`ppsim real
  * --listen 127.0.0.1:0 --once`, its own event loop as on another host), the
@@ -19,6 +19,7 @@ import { availableParallelism, cpus, release } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { percentiles } from "../src/engine/metrics.js";
+import { MODES, type Mode } from "../src/engine/messages.js";
 import type { Report } from "../src/engine/report.js";
 import { spawnDemoDestination } from "../src/real/demo.js";
 import { closeFd, constants, mapShared, memfdCreate, startFaultReader, uffdApi, uffdCopy, uffdCreate, uffdRegister } from "../src/real/native.js";
@@ -93,10 +94,10 @@ async function uffdRoundTrip(): Promise<{ p50_us: number; p99_us: number }> {
   return { p50_us: Math.round(p.p50), p99_us: Math.round(p.p99) };
 }
 
-async function migrateOnce(file: string, memBytes: number, bin: string): Promise<Report> {
+async function migrateOnce(file: string, memBytes: number, bin: string, mode: Mode): Promise<Report> {
   const dest = await spawnDemoDestination(bin, () => undefined);
   const workload = scaleWorkload(loadWorkload(file), memBytes);
-  const agent = await SourceAgent.start({ workload, mode: "postcopy", seed: 1, peer: { host: "127.0.0.1", port: dest.port } });
+  const agent = await SourceAgent.start({ workload, mode, seed: 1, peer: { host: "127.0.0.1", port: dest.port } });
   try {
     return await agent.migrate();
   } finally {
@@ -111,7 +112,9 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { workload: { type: "string" }, sizes: { type: "string" }, runs: { type: "string" }, json: { type: "string" } } });
+  const { values } = parseArgs({ options: { workload: { type: "string" }, sizes: { type: "string" }, runs: { type: "string" }, mode: { type: "string" }, json: { type: "string" } } });
+  const mode = (values.mode ?? "postcopy") as Mode;
+  if (!MODES.includes(mode)) throw new Error(`--mode must be one of ${MODES.join(", ")}`);
   const file = values.workload ?? "examples/web-server.json";
   const sizes = (values.sizes ?? "256MiB,1GiB,4GiB").split(",").map((s) => {
     const b = parseByteSize(s);
@@ -127,7 +130,7 @@ async function main(): Promise<void> {
   const rows = [];
   for (const mem of sizes) {
     const reports: Report[] = [];
-    for (let i = 0; i < runs; i++) reports.push(await migrateOnce(file, mem, bin));
+    for (let i = 0; i < runs; i++) reports.push(await migrateOnce(file, mem, bin, mode));
     const ok = reports.filter((r) => r.outcome === "completed" && r.verified === true);
     // The run with the median total time stands for the size; every run's figures are kept.
     const pick = ok.length > 0 ? ok.sort((a, b) => a.total_ms - b.total_ms)[Math.floor((ok.length - 1) / 2)] : reports[0];
@@ -135,7 +138,7 @@ async function main(): Promise<void> {
     const w = scaleWorkload(loadWorkload(file), mem);
     const sim = simulate({
       workload: w,
-      options: { ...REAL_DEFAULTS, mode: "postcopy" },
+      options: { ...REAL_DEFAULTS, mode },
       link: { bandwidthBytesPerSec: lo.mib_s * MiB, latencyUs: lo.rtt_us / 2 },
       seed: 1,
     });
@@ -150,7 +153,7 @@ async function main(): Promise<void> {
     });
     console.error(`${formatBytes(mem)}: ${ok.length}/${reports.length} verified, downtime ${pick.downtime_ms} ms, total ${pick.total_ms} ms`);
   }
-  const result = { workload: file, host, loopback: lo, uffd_round_trip_us: rt, options: REAL_DEFAULTS, rows };
+  const result = { workload: file, mode, host, loopback: lo, uffd_round_trip_us: rt, options: REAL_DEFAULTS, rows };
   const json = JSON.stringify(result, null, 2);
   if (values.json !== undefined) writeFileSync(values.json, json + "\n");
   console.log(json);

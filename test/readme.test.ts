@@ -44,9 +44,12 @@ describe("README", () => {
     if (args[0] === "real" && args[1] === "cancel") return; // it would signal this user's running sources
     // --help after the flags: they are parsed (an unknown one throws), nothing runs.
     const lines: string[] = [];
-    expect(await main([...args, "--help"], (l) => lines.push(l))).toBe(0);
+    // ppsim record: what follows -- is the recorded command, so --help goes before it.
+    const dash = args[0] === "record" ? args.indexOf("--") : -1;
+    const withHelp = dash >= 0 ? [...args.slice(0, dash), "--help", ...args.slice(dash)] : [...args, "--help"];
+    expect(await main(withHelp, (l) => lines.push(l))).toBe(0);
     expect(lines.join("\n")).toMatch(/usage|ppsim /);
-    if (!["real", "rerun", "sweep", "advise"].includes(args[0])) {
+    if (!["real", "rerun", "sweep", "advise", "record"].includes(args[0])) {
       const compare = args[0] === "compare";
       const { values } = parseArgs({ args: compare ? args.slice(1) : args, options: SIM_FLAGS, strict: true });
       if (compare) expect(() => compareModes(values.mode)).not.toThrow();

@@ -23,7 +23,10 @@ const pattern = (p: object) => phase({ pattern: p });
 const BAD: [string, unknown][] = [
   ["no name", { ...good(), name: undefined }],
   ["empty name", { ...good(), name: " " }],
-  ["version 2", { ...good(), ppsim_workload: 2 }],
+  ["version 3", { ...good(), ppsim_workload: 3 }],
+  ["a phase kind in version 1", phase({ kind: "pattern" })],
+  ["a trace phase without its trace", { ...good(), ppsim_workload: 2, phases: [{ kind: "trace" }] }],
+  ["a trace phase with copies 0", { ...good(), ppsim_workload: 2, phases: [{ kind: "trace", trace: "x.trace.gz", copies: 0 }] }],
   ["an unknown field", { ...good(), memroy: "1MiB" }],
   ["a size with a bad unit", { ...good(), memory: "1 parsec" }],
   ["no phases", { ...good(), phases: [] }],
@@ -50,6 +53,10 @@ describe("workload JSON Schema", () => {
       const json = JSON.parse(readFileSync(join("examples", f), "utf8")) as unknown;
       expect(validate(json), `${f}: ${JSON.stringify(validate.errors)}`).toBe(true);
       expect(() => parseWorkload(json, f)).not.toThrow();
+    }
+    for (const f of readdirSync("examples/traces").filter((f) => f.endsWith(".json"))) {
+      const json = JSON.parse(readFileSync(join("examples/traces", f), "utf8")) as unknown;
+      expect(validate(json), `traces/${f}: ${JSON.stringify(validate.errors)}`).toBe(true);
     }
     expect(validate(good())).toBe(true);
     expect(parseWorkload(good()).name).toBe("w");

@@ -80,7 +80,8 @@ describe("workload files", () => {
 
   const cases: [string, unknown, RegExp][] = [
     ["ppsim_workload", DELETE, /^ppsim_workload is required/],
-    ["ppsim_workload", 2, /^ppsim_workload must be 1 .*got number 2/],
+    ["ppsim_workload", 3, /^ppsim_workload must be 1 or 2 .*got number 3/],
+    ["phases[0].kind", "trace", /^phases\[0\]\.kind needs "ppsim_workload": 2/],
     ["name", " ", /^name must not be empty/],
     ["memory", "12XB", /^memory has an unknown unit "XB"/],
     ["memory", 5000, /^memory must be a multiple of page_size \(4096\), got 5000 bytes/],

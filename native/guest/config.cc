@@ -59,6 +59,64 @@ void DeriveRegion(const Config& c, Phase& p) {
   }
 }
 
+// `tw WINDOW_NS N_CODE N_READ N_WRITE` then the three frame lists, each
+// delta-encoded from 0. Appends the window to `t`.
+bool ParseWindow(std::istringstream& ls, TraceProgram& t, std::string& why) {
+  std::string tok;
+  double ns;
+  uint64_t n[3];
+  if (!(ls >> tok) || !ParseF64(tok, ns) || ns < 0) return why = "tw: window_ns must be a number >= 0", false;
+  for (uint64_t& x : n)
+    if (!(ls >> tok) || !ParseU64(tok, x) || x > (1u << 30)) return why = "tw: the three access counts must be integers", false;
+  if (n[0] + n[1] + n[2] == 0) return why = "tw: a window without accesses", false;
+  t.start.push_back(t.frames.size());
+  t.write_from.push_back(n[0] + n[1]);
+  t.window_ns.push_back(ns);
+  for (uint64_t count : n) {
+    uint64_t acc = 0;
+    for (uint64_t i = 0; i < count; i++) {
+      uint64_t d;
+      if (!(ls >> tok) || !ParseU64(tok, d)) return why = "tw: fewer frames than its counts say", false;
+      acc += d;
+      if (acc > 0xffffffffull) return why = "tw: frame beyond 2^32", false;
+      t.frames.push_back(static_cast<uint32_t>(acc));
+      if (acc > t.max_frame) t.max_frame = acc;
+    }
+  }
+  if (ls >> tok) return why = "tw: more frames than its counts say", false;
+  return true;
+}
+
+// `tphase traces=I,J,… copies=K base=B slot=S loop=0|1`.
+bool ParseTracePhase(std::map<std::string, std::string>& kv, const Config& cfg, Phase& p, std::string& why) {
+  static const char* keys[] = {"traces", "copies", "base", "slot", "loop"};
+  for (const char* k : keys)
+    if (!kv.count(k)) return why = std::string("tphase is missing ") + k + "=", false;
+  if (kv.size() != sizeof keys / sizeof keys[0]) return why = "tphase has an unknown field", false;
+  p.is_trace = true;
+  std::istringstream ts(kv["traces"]);
+  std::string id;
+  while (std::getline(ts, id, ',')) {
+    uint64_t i;
+    if (!ParseU64(id, i) || i >= cfg.programs.size()) return why = "tphase traces= names a trace not defined above it", false;
+    p.traces.push_back(static_cast<size_t>(i));
+  }
+  if (p.traces.empty()) return why = "tphase traces= is empty", false;
+  uint64_t loop;
+  if (!ParseU64(kv["copies"], p.copies) || p.copies < 1) return why = "copies must be an integer >= 1", false;
+  if (!ParseU64(kv["base"], p.base)) return why = "base must be an integer", false;
+  if (!ParseU64(kv["slot"], p.slot) || p.slot < 1) return why = "slot must be an integer >= 1", false;
+  if (!ParseU64(kv["loop"], loop) || loop > 1) return why = "loop must be 0 or 1", false;
+  p.loop = loop == 1;
+  for (size_t i : p.traces) {
+    if (cfg.programs[i].max_frame >= p.slot) return why = "a trace of this tphase has more frames than slot", false;
+    // Step arithmetic (copies * accesses) must not wrap, or a position could leave the layout.
+    if (static_cast<unsigned __int128>(p.copies) * cfg.programs[i].accesses >= (static_cast<unsigned __int128>(1) << 63))
+      return why = "copies * accesses of a tphase exceed 2^63 steps", false;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool LoadConfig(const std::string& path, Config& cfg, std::string& err) {
@@ -75,11 +133,49 @@ bool LoadConfig(const std::string& path, Config& cfg, std::string& err) {
     err = path + (lineno > 0 ? ":" + std::to_string(lineno) : std::string()) + ": " + m;
     return false;
   };
+  uint64_t tw_left = 0;  // window lines the current `trace` block still needs
   while (std::getline(in, line)) {
     lineno++;
     std::istringstream ls(line);
     std::string key;
     if (!(ls >> key) || key[0] == '#') continue;
+    if (tw_left > 0 && key != "tw") return fail("a trace block has fewer 'tw' lines than its windows=");
+    if (key == "tw") {
+      std::string why;
+      if (tw_left == 0) return fail("'tw' outside a trace block");
+      if (!ParseWindow(ls, cfg.programs.back(), why)) return fail(why);
+      if (--tw_left == 0) {
+        TraceProgram& t = cfg.programs.back();
+        t.start.push_back(t.frames.size());
+        if (t.frames.size() != t.accesses) return fail("the trace's windows do not add up to its accesses=");
+      }
+      continue;
+    }
+    if (key == "trace") {
+      // `trace windows=N accesses=A`, then N `tw` lines.
+      std::string a, b, extra;
+      TraceProgram t;
+      if (!(ls >> a >> b) || (ls >> extra) || a.rfind("windows=", 0) != 0 || b.rfind("accesses=", 0) != 0 ||
+          !ParseU64(a.substr(8), t.windows) || !ParseU64(b.substr(9), t.accesses) || t.windows < 1 || t.accesses < 1 ||
+          t.windows > (1u << 24) || t.accesses > (1ull << 32))
+        return fail("expected 'trace windows=N accesses=A' (N, A >= 1)");
+      tw_left = t.windows;
+      cfg.programs.push_back(std::move(t));
+      continue;
+    }
+    if (key == "tphase") {
+      std::map<std::string, std::string> kv;
+      std::string tok, why;
+      while (ls >> tok) {
+        size_t eq = tok.find('=');
+        if (eq == std::string::npos || !kv.emplace(tok.substr(0, eq), tok.substr(eq + 1)).second)
+          return fail("tphase field '" + tok + "' is not key=value, or repeated");
+      }
+      Phase p;
+      if (!ParseTracePhase(kv, cfg, p, why)) return fail(why);
+      cfg.phases.push_back(std::move(p));
+      continue;
+    }
     if (key == "phase") {
       std::map<std::string, std::string> kv;
       std::string tok;
@@ -135,6 +231,7 @@ bool LoadConfig(const std::string& path, Config& cfg, std::string& err) {
     }
     if (!ok) return fail("bad value for " + key + ": '" + val + "'");
   }
+  if (tw_left > 0) return fail("the file ends inside a trace block");
   lineno = 0;
   for (int i = 0; i < 5; i++)
     if (!seen[i]) return fail(std::string("missing '") + names[i] + "'");
@@ -146,10 +243,17 @@ bool LoadConfig(const std::string& path, Config& cfg, std::string& err) {
   if (cfg.vcpus < 1 || cfg.vcpus > 64) return fail("vcpus must be in 1..64");
   if (cfg.phases.empty()) return fail("at least one 'phase' line is required");
   cfg.pages = cfg.mem_bytes / cfg.page_size;
-  cfg.cycle_steps = 0;
-  for (Phase& p : cfg.phases) {
-    DeriveRegion(cfg, p);
-    cfg.cycle_steps += p.steps;
+  for (size_t i = 0; i < cfg.phases.size(); i++) {
+    Phase& p = cfg.phases[i];
+    if (!p.is_trace) {
+      DeriveRegion(cfg, p);
+      continue;
+    }
+    // Every page a copy can touch, base + (copies*slot - 1)*vcpus + vcpus - 1, lies in RAM; ownership needs base % vcpus == 0.
+    unsigned __int128 end = static_cast<unsigned __int128>(p.copies) * p.slot * cfg.vcpus + p.base;
+    if (p.base % cfg.vcpus != 0) return fail("tphase base must be a multiple of vcpus");
+    if (end > cfg.pages) return fail("tphase copies*slot*vcpus pages from base do not fit in mem_bytes");
+    if (p.loop && i + 1 != cfg.phases.size()) return fail("a looping tphase must be the last phase");
   }
   return true;
 }

@@ -10,7 +10,25 @@ namespace guest {
 
 enum class Pattern { Sequential, Uniform, HotCold, Zipf };
 
+// A recorded trace as dense frames (src/workload/trace-replay.ts): window
+// r's accesses are frames[start[r] .. start[r+1]); those from
+// start[r] + write_from[r] on are writes, the others reads.
+struct TraceProgram {
+  uint64_t windows = 0, accesses = 0;
+  uint64_t max_frame = 0;  // largest frame any access names
+  std::vector<uint32_t> frames;
+  std::vector<uint64_t> start;
+  std::vector<uint64_t> write_from;
+  std::vector<double> window_ns;
+};
+
 struct Phase {
+  // A trace phase (a `tphase` line): vCPU v replays programs[traces[v % n]],
+  // `copies` copies of it; frame f of copy j is page base + (j*slot + f)*vcpus + v.
+  bool is_trace = false;
+  std::vector<size_t> traces;
+  uint64_t copies = 0, base = 0, slot = 0;
+  bool loop = false;
   uint64_t steps = 0;
   uint64_t compute_ns = 0;
   double write_share = 0;
@@ -28,9 +46,15 @@ struct Config {
   uint64_t mem_bytes = 0, page_size = 0, vcpus = 0, seed = 0;
   double zero_share = 0;
   std::vector<Phase> phases;
+  std::vector<TraceProgram> programs;
   uint64_t pages = 0;        // N = mem_bytes / page_size
-  uint64_t cycle_steps = 0;  // sum of phase steps; phases repeat after it
 };
+
+// Steps of phase `ph` on vCPU v (a trace phase: one pass of its copies).
+inline uint64_t PhaseSteps(const Config& c, const Phase& ph, uint64_t v) {
+  if (!ph.is_trace) return ph.steps;
+  return ph.copies * c.programs[ph.traces[v % ph.traces.size()]].accesses;
+}
 
 // Parses and validates; on failure returns false with a message naming the
 // file, line and problem.

@@ -199,18 +199,53 @@ uint64_t Machine::ChoosePage(size_t v, VcpuState& s, const Phase& ph, uint64_t s
   return ph.rstart;
 }
 
+// SPEC.md "Trace phases": the access of local step `sip` of a trace phase,
+// a pure function of the step: window r (the last one beginning at or before
+// it), then copy and index inside the window.
+uint64_t Machine::TracePage(size_t v, const Phase& ph, uint64_t sip, bool& write, double& compute_ns) const {
+  const TraceProgram& t = cfg_.programs[ph.traces[v % ph.traces.size()]];
+  uint64_t lo = 0, hi = t.windows - 1;
+  while (lo < hi) {
+    uint64_t mid = (lo + hi + 1) / 2;
+    if (ph.copies * t.start[mid] <= sip) lo = mid;
+    else hi = mid - 1;
+  }
+  uint64_t n = t.start[lo + 1] - t.start[lo];  // >= 1: config.cc refuses empty windows
+  uint64_t rem = sip - ph.copies * t.start[lo];
+  uint64_t copy = rem / n, index = rem % n;
+  write = index >= t.write_from[lo];
+  compute_ns = t.window_ns[lo] / static_cast<double>(n);
+  // < pages: config.cc checked base + copies*slot*vcpus <= pages and every frame < slot.
+  return ph.base + (copy * ph.slot + t.frames[t.start[lo] + index]) * cfg_.vcpus + v;
+}
+
 void Machine::Step(size_t v, VcpuState& s) {
-  // Which phase: phases run in order and repeat.
-  uint64_t sip = s.step % cfg_.cycle_steps;
+  // Which phase: phases run in order and repeat; a looping trace phase (the
+  // last one, config.cc checks) never ends. Lengths may differ per vCPU.
+  const size_t last = cfg_.phases.size() - 1;
+  const bool endless = cfg_.phases[last].is_trace && cfg_.phases[last].loop;
+  uint64_t sip = s.step;
+  if (!endless) {
+    uint64_t cycle = 0;
+    for (const Phase& p : cfg_.phases) cycle += PhaseSteps(cfg_, p, v);
+    sip %= cycle;
+  }
   size_t pi = 0;
-  while (sip >= cfg_.phases[pi].steps) sip -= cfg_.phases[pi++].steps;
+  while (pi < last && sip >= PhaseSteps(cfg_, cfg_.phases[pi], v)) sip -= PhaseSteps(cfg_, cfg_.phases[pi++], v);
   const Phase& ph = cfg_.phases[pi];
+  if (ph.is_trace) {
+    if (endless) sip %= PhaseSteps(cfg_, ph, v);
+    bool write;
+    double ns;
+    uint64_t p = TracePage(v, ph, sip, write, ns);
+    Compute(static_cast<uint64_t>(ns));
+    Access(v, s, p, write);
+    return;
+  }
 
   Compute(ph.compute_ns);
   bool write = NextDouble(s.rng) < ph.write_share;  // drawn every step, so streams never depend on shares
   uint64_t p = ChoosePage(v, s, ph, sip);
-  const uint64_t words = cfg_.page_size / 8;
-  uint64_t off = Mix64(s.step * 2 + 1) % words;  // step-derived word in the page
   if (write) {
     // Ownership (SPEC.md): write the page of this vCPU in p's group.
     int64_t n = static_cast<int64_t>(cfg_.vcpus);
@@ -222,6 +257,12 @@ void Machine::Step(size_t v, VcpuState& s) {
     if (outside(q)) write = false;  // region narrower than vcpus pages: a read of p
     else p = static_cast<uint64_t>(q);
   }
+  Access(v, s, p, write);
+}
+
+void Machine::Access(size_t v, VcpuState& s, uint64_t p, bool write) {
+  const uint64_t words = cfg_.page_size / 8;
+  uint64_t off = Mix64(s.step * 2 + 1) % words;  // step-derived word in the page
   // Aligned u64 inside guest RAM (p < pages, off < words).
   volatile uint64_t* w = reinterpret_cast<volatile uint64_t*>(base_ + p * cfg_.page_size) + off;
   if (write) *w = Mix64(cfg_.seed ^ Mix64((static_cast<uint64_t>(v) << 56) ^ Mix64(s.step)));

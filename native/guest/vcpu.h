@@ -64,6 +64,8 @@ class Machine {
   void Step(size_t v, VcpuState& s);
   void Compute(uint64_t ns);
   uint64_t ChoosePage(size_t v, VcpuState& s, const Phase& ph, uint64_t sip);
+  uint64_t TracePage(size_t v, const Phase& ph, uint64_t sip, bool& write, double& compute_ns) const;
+  void Access(size_t v, VcpuState& s, uint64_t p, bool write);  // one load or store, then the step is done
 
   const Config& cfg_;
   uint8_t* base_;

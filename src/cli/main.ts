@@ -35,6 +35,7 @@ export const USAGE = `usage:
   ppsim real --listen HOST:PORT
   ppsim real --peer HOST:PORT --trace FILE [--mode …]
   ppsim real --demo --trace FILE [--mode …]
+  ppsim record [--out FILE] -- CMD ARGS…     record a program's page accesses (ppsim record --help)
 
 simulation flags:
   --trace FILE            workload file (see examples/ and docs/workload.md)
@@ -89,6 +90,7 @@ async function main(argv: string[], out: (line: string) => void): Promise<number
   }
   if (first === "sweep") return (await import("./sweep-command.js")).runSweepCommand(rest, out);
   if (first === "advise") return (await import("./advise-command.js")).runAdviseCommand(rest, out);
+  if (first === "record") return (await import("./record-command.js")).runRecordCommand(rest, out);
   if (first === "compare") {
     const options = { ...SIM_FLAGS, ...COMPARE_REAL_FLAGS, help: { type: "boolean", short: "h" } } as const;
     const { values } = parseArgs({ args: joinNegativeValues(rest, options), options, strict: true, allowPositionals: false });

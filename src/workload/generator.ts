@@ -4,6 +4,7 @@
  * step allocates nothing: the result lands in the `page` and `isWrite` fields.
  */
 import seedrandom from "seedrandom";
+import { compileTrace, positionOf, type CompiledTrace, type ReplayProgram } from "./trace-replay.js";
 import { regionPages, type Workload } from "./types.js";
 import { ZipfSampler } from "./zipf.js";
 
@@ -27,10 +28,12 @@ export interface CompiledPhase {
   coldLen: number;
   hotAccess: number;
   zipf: ZipfSampler | null;
+  /** A trace phase: what it replays (then the pattern fields are unused). */
+  trace: CompiledTrace | null;
 }
 
 export function compilePhases(w: Workload): CompiledPhase[] {
-  return w.phases.map((ph) => {
+  return w.phases.map((ph, i) => {
     const { start, end } = regionPages(ph.pattern.region, w.pageCount);
     const len = end - start;
     const hotLen = Math.min(len, Math.max(1, Math.floor(ph.pattern.hotShare * len)));
@@ -46,7 +49,8 @@ export function compilePhases(w: Workload): CompiledPhase[] {
       hotLen,
       coldLen: len - hotLen,
       hotAccess: ph.pattern.hotAccess,
-      zipf: ph.pattern.kind === "zipf" ? new ZipfSampler(len, ph.pattern.exponent) : null,
+      zipf: ph.trace === undefined && ph.pattern.kind === "zipf" ? new ZipfSampler(len, ph.pattern.exponent) : null,
+      trace: ph.trace === undefined ? null : compileTrace(ph.trace, ph.pattern.region, w.pageCount, w.vcpus, `workload "${w.name}", phases[${i}]`),
     };
   });
 }
@@ -68,6 +72,14 @@ export class AccessGenerator {
   /** sequential: the next page. */
   cursor = 0;
   private phase: CompiledPhase;
+  /** Steps of the current phase for this vCPU (a trace phase: one pass of its copies). */
+  private phaseSteps = 0;
+  private nextNs = 0;
+  /** Trace phases: this vCPU's program and its position (window, copy, access in the window). */
+  private prog: ReplayProgram | null = null;
+  private tw = 0;
+  private tc = 0;
+  private ta = 0;
   private readonly rng: seedrandom.StatefulPRNG<AleaState>;
   private readonly rand: () => number;
 
@@ -86,12 +98,13 @@ export class AccessGenerator {
 
   /** Compute time before the next access, in ns (unthrottled). */
   get computeNs(): number {
-    return this.phase.computeNs;
+    return this.nextNs;
   }
 
   /** Draws the next access into `page` / `isWrite` and returns the page. */
   next(): number {
     const ph = this.phase;
+    if (this.prog !== null) return this.nextTraced(ph, this.prog);
     const rand = this.rand;
     const wantsWrite = ph.writeShare >= 1 || (ph.writeShare > 0 && rand() < ph.writeShare);
     let p: number;
@@ -124,13 +137,41 @@ export class AccessGenerator {
     }
     this.page = p;
     this.steps++;
-    if (++this.stepInPhase === ph.steps) {
-      this.stepInPhase = 0;
-      this.phaseIndex = this.phaseIndex + 1 === this.phases.length ? 0 : this.phaseIndex + 1;
-      this.phase = this.phases[this.phaseIndex];
-      this.enterPhase();
+    if (++this.stepInPhase === this.phaseSteps) this.nextPhase();
+    return p;
+  }
+
+  /** SPEC.md: the access of the current trace position, on this vCPU's own frames; then one position on. */
+  private nextTraced(ph: CompiledPhase, prog: ReplayProgram): number {
+    const t = ph.trace as CompiledTrace;
+    const p = t.base + (this.tc * t.slot + prog.frames[prog.start[this.tw] + this.ta]) * this.vcpus + this.vcpu;
+    this.isWrite = this.ta >= prog.writeFrom[this.tw];
+    this.page = p;
+    this.steps++;
+    if (++this.stepInPhase === this.phaseSteps) {
+      if (t.loop) {
+        this.stepInPhase = 0;
+        this.enterPhase();
+      } else this.nextPhase();
+      return p;
+    }
+    if (++this.ta === prog.start[this.tw + 1] - prog.start[this.tw]) {
+      this.ta = 0;
+      if (++this.tc === t.copies) {
+        this.tc = 0;
+        do this.tw++;
+        while (prog.start[this.tw + 1] === prog.start[this.tw]);
+        this.nextNs = prog.windowNs[this.tw] / (prog.start[this.tw + 1] - prog.start[this.tw]);
+      }
     }
     return p;
+  }
+
+  private nextPhase(): void {
+    this.stepInPhase = 0;
+    this.phaseIndex = this.phaseIndex + 1 === this.phases.length ? 0 : this.phaseIndex + 1;
+    this.phase = this.phases[this.phaseIndex];
+    this.enterPhase();
   }
 
   /** Writes the generator's position and random state at `offset`. */
@@ -148,13 +189,33 @@ export class AccessGenerator {
     g.phaseIndex = at(1);
     g.stepInPhase = at(2);
     g.phase = phases[g.phaseIndex];
+    g.enterPhase();
     g.cursor = at(3);
+    if (g.prog !== null) g.seekTrace(g.prog, (g.phase.trace as CompiledTrace).copies, g.stepInPhase);
     return g;
   }
 
-  /** A phase (re)starts: sequential vCPUs begin at their own share of the region. */
+  /** A phase (re)starts: sequential vCPUs begin at their own share of the region; a trace at its first access. */
   private enterPhase(): void {
     const ph = this.phase;
     this.cursor = ph.start + Math.floor((this.vcpu * ph.len) / this.vcpus);
+    const t = ph.trace;
+    if (t === null) {
+      this.prog = null;
+      this.phaseSteps = ph.steps;
+      this.nextNs = ph.computeNs;
+      return;
+    }
+    this.prog = t.programs[this.vcpu % t.programs.length];
+    this.phaseSteps = t.copies * this.prog.accesses;
+    this.seekTrace(this.prog, t.copies, 0);
+  }
+
+  private seekTrace(prog: ReplayProgram, copies: number, step: number): void {
+    const at = positionOf(prog, copies, step);
+    this.tw = at.window;
+    this.tc = at.copy;
+    this.ta = at.index;
+    this.nextNs = prog.windowNs[this.tw] / (prog.start[this.tw + 1] - prog.start[this.tw]);
   }
 }

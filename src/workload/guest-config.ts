@@ -3,7 +3,33 @@
  * lines, then one `phase k=v ...` line per phase with every key present, so
  * that the C++ side needs no defaults of its own.
  */
+import { compilePhases } from "./generator.js";
+import type { ReplayProgram } from "./trace-replay.js";
 import type { Workload } from "./types.js";
+
+/** Frames [from, to) as the guest reads a list: the first absolute, then differences (the list is ascending). */
+function deltas(frames: Uint32Array, from: number, to: number): string {
+  let out = "";
+  let prev = 0;
+  for (let i = from; i < to; i++) {
+    out += ` ${frames[i] - prev}`;
+    prev = frames[i];
+  }
+  return out;
+}
+
+/** `trace windows=N accesses=A`, then per window `tw WINDOW_NS N_CODE N_READ N_WRITE` and the three lists. */
+function traceBlock(p: ReplayProgram): string[] {
+  const lines = [`trace windows=${p.windows} accesses=${p.accesses}`];
+  for (let r = 0; r < p.windows; r++) {
+    const a = p.start[r];
+    const rf = a + p.readFrom[r];
+    const wf = a + p.writeFrom[r];
+    const b = p.start[r + 1];
+    lines.push(`tw ${p.windowNs[r]} ${rf - a} ${wf - rf} ${b - wf}${deltas(p.frames, a, rf)}${deltas(p.frames, rf, wf)}${deltas(p.frames, wf, b)}`);
+  }
+  return lines;
+}
 
 export function toGuestConfig(w: Workload, seed: number): string {
   if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`seed must be a non-negative integer, got ${seed}`);
@@ -14,7 +40,17 @@ export function toGuestConfig(w: Workload, seed: number): string {
     `seed ${seed}`,
     `zero_share ${w.zeroShare}`,
   ];
-  for (const ph of w.phases) {
+  // Trace phases: their programs first (numbered in order), then a `tphase` line in the phase's place.
+  const compiled = compilePhases(w);
+  for (const c of compiled) for (const p of c.trace?.programs ?? []) lines.push(...traceBlock(p));
+  let program = 0;
+  for (const [i, ph] of w.phases.entries()) {
+    const t = compiled[i].trace;
+    if (t !== null) {
+      const ids = t.programs.map(() => program++);
+      lines.push(`tphase traces=${ids.join(",")} copies=${t.copies} base=${t.base} slot=${t.slot} loop=${t.loop ? 1 : 0}`);
+      continue;
+    }
     const p = ph.pattern;
     const fields: [string, number | string][] = [
       ["steps", ph.steps],

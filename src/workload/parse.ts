@@ -2,6 +2,7 @@
  * Validation of workload files. Every error names the field path and says
  * what was expected, because users write these files by hand.
  */
+import { dirname } from "node:path";
 import { LocalFileError, readBoundedFile } from "./read-bounded.js";
 import { describe, formatBytes, parseByteSize } from "./size.js";
 import {
@@ -11,13 +12,14 @@ import {
   PATTERN_DEFAULTS,
   PATTERN_KINDS,
   WORKLOAD_DEFAULTS,
-  WORKLOAD_SCHEMA_VERSION,
+  WORKLOAD_SCHEMA_VERSIONS,
   type Pattern,
   type PatternKind,
   type Region,
   type Workload,
   type WorkloadPhase,
 } from "./types.js";
+import { parseTracePhase, TRACE_PHASE_FIELDS } from "./trace-phase.js";
 
 /** A bad workload: `problems` lists every one found (the message has them one a line). */
 export class WorkloadError extends Error {
@@ -66,7 +68,7 @@ class Problems {
 type Obj = Record<string, unknown>;
 
 /** Reading fields of one JSON object, under a path used in every message. */
-class Fields {
+export class Fields {
   constructor(
     private readonly obj: Obj,
     readonly path: string,
@@ -137,24 +139,26 @@ function join(path: string, key: string): string {
 /** "$schema": where an editor finds the file's JSON Schema (docs/workload.schema.json); ppsim itself ignores it. */
 const TOP_FIELDS = ["$schema", "ppsim_workload", "name", "description", "memory", "page_size", "vcpus", "zero_share", "warmup_ms", "phases"];
 const PHASE_FIELDS = ["name", "steps", "compute_ns", "write_share", "pattern"];
+/** Schema 2: a phase says its kind; "pattern" (the default) is a version 1 phase. */
+const PHASE_KINDS = ["pattern", "trace"];
 const PATTERN_FIELDS = ["kind", "region", "stride", "hot_share", "hot_access", "exponent"];
 /** Fields that only mean something for one pattern kind: naming them elsewhere is a mistake worth reporting. */
 const KIND_ONLY: Record<string, PatternKind> = { stride: "sequential", hot_share: "hotcold", hot_access: "hotcold", exponent: "zipf" };
 
 /**
  * Validates a parsed JSON workload and fills in defaults. `origin` (a file
- * name) prefixes error messages.
+ * name) prefixes error messages; trace files are found relative to `baseDir`.
  */
-export function parseWorkload(json: unknown, origin?: string): Workload {
+export function parseWorkload(json: unknown, origin?: string, baseDir = process.cwd()): Workload {
   const prefix = origin ? `${origin}: ` : "";
   const p = new Problems();
   const fields = p.fields(json, "", prefix, TOP_FIELDS);
   if (fields === undefined) return p.throwIfAny() as never;
   const top: Fields = fields; // annotated: fail()'s `never` narrows only through a declared type
   const version = top.required("ppsim_workload");
-  if (version !== WORKLOAD_SCHEMA_VERSION) {
+  if (typeof version !== "number" || !WORKLOAD_SCHEMA_VERSIONS.includes(version)) {
     // Another version's fields mean something else: nothing more to say about them.
-    top.fail("ppsim_workload", `must be ${WORKLOAD_SCHEMA_VERSION} (the only schema version this build reads), got ${describe(version)}`);
+    top.fail("ppsim_workload", `must be ${WORKLOAD_SCHEMA_VERSIONS.join(" or ")} (the schema versions this build reads), got ${describe(version)}`);
   }
   if (top.has("$schema")) p.attempt(() => top.string("$schema"));
   const name = p.attempt(() => {
@@ -193,7 +197,11 @@ export function parseWorkload(json: unknown, origin?: string): Workload {
     }
     return raw as unknown[];
   });
-  const phases = (phasesRaw ?? []).map((ph, i) => parsePhase(ph, `phases[${i}]`, prefix, pageCount, p));
+  const phases = (phasesRaw ?? []).map((ph, i) => parsePhase(ph, `phases[${i}]`, prefix, pageCount, p, version, baseDir, pageSize ?? WORKLOAD_DEFAULTS.pageSize));
+  const endless = phases.findIndex((ph) => ph?.trace?.loop === true);
+  if (endless >= 0 && endless < phases.length - 1) {
+    p.attempt(() => top.fail(`phases[${endless}]`, `replays its trace in a loop forever, so the phases after it would never run (give it "loop": false, or make it the last phase)`));
+  }
   p.throwIfAny();
   return {
     name: name as string,
@@ -208,8 +216,24 @@ export function parseWorkload(json: unknown, origin?: string): Workload {
   };
 }
 
-function parsePhase(value: unknown, path: string, prefix: string, pageCount: number, p: Problems): WorkloadPhase | undefined {
-  const fields = p.fields(value, path, prefix, PHASE_FIELDS);
+function parsePhase(value: unknown, path: string, prefix: string, pageCount: number, p: Problems, version: number, baseDir: string, pageSize: number): WorkloadPhase | undefined {
+  const kind = typeof value === "object" && value !== null ? (value as Record<string, unknown>).kind : undefined;
+  if (version >= 2 && kind !== undefined && (typeof kind !== "string" || !PHASE_KINDS.includes(kind))) {
+    return p.attempt(() => {
+      throw new WorkloadError(`${prefix}${path}.kind must be one of ${PHASE_KINDS.join(", ")}, got ${describe(kind)}`);
+    });
+  }
+  if (version < 2 && kind !== undefined) {
+    return p.attempt(() => {
+      throw new WorkloadError(`${prefix}${path}.kind needs "ppsim_workload": 2 (version 1 phases are all patterns)`);
+    });
+  }
+  if (kind === "trace") {
+    const tf = p.fields(value, path, prefix, TRACE_PHASE_FIELDS);
+    if (tf === undefined) return undefined;
+    return p.attempt(() => parseTracePhase(tf, baseDir, pageSize, (v, at) => parseRegion(v, at, prefix, pageCount)));
+  }
+  const fields = p.fields(value, path, prefix, version >= 2 ? ["kind", ...PHASE_FIELDS] : PHASE_FIELDS);
   if (fields === undefined) return undefined;
   const f: Fields = fields;
   const name = p.attempt(() => (f.has("name") ? f.string("name") : null));
@@ -274,7 +298,7 @@ export function loadWorkload(path: string): Workload {
   } catch (e) {
     throw new WorkloadError(e instanceof LocalFileError ? e.message : `${path}: cannot read the workload file: ${(e as Error).message}`);
   }
-  return parseWorkload(parseJson(text, path), path);
+  return parseWorkload(parseJson(text, path), path, dirname(path));
 }
 
 /** JSON.parse, with the line and column of a syntax error (V8 gives only a character offset). */

@@ -3,7 +3,11 @@
  * and pages, so that the simulator and the guest config writer never guess.
  */
 
-export const WORKLOAD_SCHEMA_VERSION = 1;
+import type { Trace } from "./trace-format.js";
+
+/** The newest schema version; version 1 files (no trace phases) are read too. */
+export const WORKLOAD_SCHEMA_VERSION = 2;
+export const WORKLOAD_SCHEMA_VERSIONS: readonly number[] = [1, 2];
 
 export type PatternKind = "sequential" | "uniform" | "hotcold" | "zipf";
 export const PATTERN_KINDS: readonly PatternKind[] = ["sequential", "uniform", "hotcold", "zipf"];
@@ -27,7 +31,23 @@ export interface Pattern {
   exponent: number;
 }
 
+/** A recorded trace replayed by a phase (schema 2, SPEC.md "Trace phases"). */
+export interface TraceReplay {
+  /** vCPU v replays traces[v % traces.length]. `speed`: instructions per µs of guest time. */
+  traces: { path: string; trace: Trace; speed: number }[];
+  /** true: the trace starts over at its end and the phase never ends; false: one pass, then the next phase. */
+  loop: boolean;
+  /** Copies of the program per vCPU, each in its own memory; "fill": as many as the region holds. */
+  copies: number | "fill";
+}
+
+/**
+ * A phase. With `trace` set it replays a recorded program: then `steps`,
+ * `computeNs` and `writeShare` describe one pass of one copy of the first
+ * trace (for estimates only) and `pattern` holds only the region.
+ */
 export interface WorkloadPhase {
+  trace?: TraceReplay;
   name: string | null;
   /** Accesses per vCPU in this phase. */
   steps: number;

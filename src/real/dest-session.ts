@@ -24,6 +24,8 @@ import type { DestReport } from "./report-msg.js";
 import { FramedSocket, type Accepted } from "./transport.js";
 
 const PROGRESS_MS = 250;
+/** How long a completed session waits for its guest's remaining steps before giving up. */
+const AFTER_COMPLETE_WAIT_MS = 30 * 60_000;
 /** Bulk messages the destination handles per event-loop turn (16-page frames: ~2 ms of installing in all; 4 halves fault latency again but also the throughput). */
 const BULK_SLICE = 32;
 
@@ -276,8 +278,11 @@ export class DestSession {
     try {
       const atComplete = await g.progress();
       this.o.log(`${this.tag}: every page present; the guest runs its remaining steps`);
+      // The peer chose the steps; the wait for them is bounded all the same.
+      const deadline = Date.now() + AFTER_COMPLETE_WAIT_MS;
       for (let p = atComplete; ; p = await g.progress()) {
         if (p.vcpus.every((v) => v.finished)) break;
+        if (Date.now() > deadline) throw new Error(`the guest did not finish its steps within ${AFTER_COMPLETE_WAIT_MS / 60_000} min of completion`);
         await sleep(20);
       }
       clearInterval(this.progressTimer);

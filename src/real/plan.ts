@@ -64,6 +64,9 @@ export function chooseSteps(w: Workload, cores = availableParallelism()): number
 }
 
 /** Validates the JSON a source sends in its bulk preamble; throws a sentence on anything off. */
+/** A peer decides how long the destination guest runs after completion: bounded (about an hour of the fastest example's steps). */
+export const MAX_SESSION_STEPS = 2 ** 31;
+
 export function parseSessionInfo(text: string): SessionInfo {
   let v: unknown;
   try {
@@ -76,6 +79,7 @@ export function parseSessionInfo(text: string): SessionInfo {
   if (typeof o.workload !== "string" || typeof o.config !== "string") throw new RealError("the source's session info lacks workload or config");
   if (typeof o.seed !== "number" || !Number.isSafeInteger(o.seed) || o.seed < 0) throw new RealError("the source's session info has a bad seed");
   if (typeof o.steps !== "number" || !Number.isSafeInteger(o.steps) || o.steps < 1) throw new RealError("the source's session info has a bad steps count");
+  if (o.steps > MAX_SESSION_STEPS) throw new RealError(`the source's session info asks for ${o.steps} steps per vCPU; this destination runs at most ${MAX_SESSION_STEPS}`);
   if (o.mode !== "precopy" && o.mode !== "postcopy" && o.mode !== "hybrid") throw new RealError("the source's session info has a bad mode");
   return { workload: o.workload, config: o.config, seed: o.seed, steps: o.steps, mode: o.mode };
 }

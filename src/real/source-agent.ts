@@ -143,6 +143,7 @@ export class SourceAgent {
       this.o.reconnect ?? DEFAULT_RECONNECT,
       this.options.laneWindowBytes,
       this.o.security,
+      { pageSize: this.guest.layout.pageSize, pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize },
     );
     this.link = link;
     const driver = new SourceDriver(this.guest, link, this.options, {

@@ -22,6 +22,7 @@ import { messageOf } from "./errors.js";
 import type { GuestProcess } from "./guest-process.js";
 import { restoreVcpus } from "./guest-spawn.js";
 import { punchHole } from "./native.js";
+import { sanitize } from "./peer-text.js";
 import { parseDestReport, type FinalReport } from "./report-msg.js";
 import type { SourceLink } from "./source-link.js";
 import { SourceMemoryPort } from "./source-port.js";
@@ -220,8 +221,10 @@ export class SourceDriver {
     }
   }
 
-  private finish(outcome: DriverEnd["outcome"], reason: string): void {
+  private finish(outcome: DriverEnd["outcome"], rawReason: string): void {
     if (this.end !== null) return;
+    // The reason may quote the destination's own words: no control characters reach a log, the TUI or the report.
+    const reason = sanitize(rawReason, 4096);
     this.timer.clear();
     this.end = { outcome, reason };
     this.notice = `${outcome}: ${reason}`;

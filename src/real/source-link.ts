@@ -52,6 +52,8 @@ export class SourceLink {
     private readonly windowBytes?: number,
     /** Issue 15: every connection (both channels, every epoch) in TLS with these credentials. */
     private readonly security: Security = INSECURE,
+    /** The guest's layout: what the destination's frames may carry is bounded by it, as at the destination. */
+    private readonly layout?: { pageSize: number; pageCount: number },
   ) {}
 
   get isUp(): boolean {
@@ -177,6 +179,7 @@ export class SourceLink {
         },
         down,
       });
+      if (this.layout !== undefined) conns[channel].decoder.setLayout(this.layout.pageSize, this.layout.pageCount);
       socket.on("drain", () => {
         if (this.conns === conns) this.handlers.writable(channel);
       });

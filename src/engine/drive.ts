@@ -75,20 +75,24 @@ interface Engine<A, P> {
   pollTimeout(): number | null;
 }
 
-function drive<A, P>(engine: Engine<A, P>, fx: LaneEffects<P>, apply: (a: A) => void, now: number): void {
-  const applyAll = (): boolean => {
-    let any = false;
-    for (let a = engine.pollAction(); a !== null; a = engine.pollAction()) {
-      apply(a);
-      any = true;
-    }
-    return any;
-  };
+/** Applies every pending action; whether there was any. */
+function applyAll<A, P, F>(engine: Engine<A, P>, fx: F, apply: (a: A, fx: F) => void): boolean {
+  let any = false;
+  for (let a = engine.pollAction(); a !== null; a = engine.pollAction()) {
+    apply(a, fx);
+    any = true;
+  }
+  return any;
+}
+
+// Called after every simulated event: written to allocate nothing per call.
+function drive<A, P, F extends LaneEffects<P>>(engine: Engine<A, P>, fx: F, apply: (a: A, fx: F) => void, now: number): void {
   // Pulling can raise actions (a round's end pauses the guest) and actions can
   // free messages, so go round until neither moves.
   for (;;) {
-    let moved = applyAll();
-    for (const channel of CHANNELS) {
+    let moved = applyAll(engine, fx, apply);
+    for (let i = 0; i < CHANNELS.length; i++) {
+      const channel = CHANNELS[i];
       while (fx.canSend(channel)) {
         const msg = engine.pollTransmit(channel, now);
         if (msg === null) break;
@@ -96,15 +100,15 @@ function drive<A, P>(engine: Engine<A, P>, fx: LaneEffects<P>, apply: (a: A) => 
         moved = true;
       }
     }
-    if (!applyAll() && !moved) break;
+    if (!applyAll(engine, fx, apply) && !moved) break;
   }
   fx.setTimer(engine.pollTimeout());
 }
 
 export function driveSource<P>(engine: Source<P>, fx: SourceEffects<P>, now: number): void {
-  drive(engine, fx, (a: SourceAction) => applySource(a, fx), now);
+  drive(engine, fx, applySource, now);
 }
 
 export function driveDestination<P>(engine: Destination<P>, fx: DestinationEffects<P>, now: number): void {
-  drive(engine, fx, (a: DestinationAction<P>) => applyDestination(a, fx), now);
+  drive(engine, fx, applyDestination, now);
 }

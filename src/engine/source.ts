@@ -173,11 +173,16 @@ export class Source<P> {
   /** The next message for this lane, which has room for one; null when there is nothing to send on it now. */
   pollTransmit(channel: Channel, now: number): Message<P> | null {
     const msg = this.nextMessage(channel, now);
-    if (channel === "bulk") {
-      if (msg !== null) this.throughput.onPull(encodedSize(msg, this.layout.pageSize), now);
-      else if (!this.timers.isSet("pace")) this.throughput.onStarved();
+    if (msg === null) {
+      if (channel === "bulk" && !this.timers.isSet("pace")) this.throughput.onStarved();
+      return null;
     }
-    if (msg !== null) this.account(channel, msg);
+    const bytes = encodedSize(msg, this.layout.pageSize);
+    this.metrics.bytesSent[channel] += bytes;
+    if (channel === "bulk") {
+      this.throughput.onPull(bytes, now);
+      this.ledger.bulkOffset += bytes;
+    }
     return msg;
   }
 
@@ -372,13 +377,6 @@ export class Source<P> {
 
   private queue(channel: Channel, msg: Message<P>): void {
     this.outbox[channel].push(msg);
-  }
-
-  /** Every message pulled is counted once, here. */
-  private account(channel: Channel, msg: Message<P>): void {
-    const bytes = encodedSize(msg, this.layout.pageSize);
-    this.metrics.bytesSent[channel] += bytes;
-    if (channel === "bulk") this.ledger.bulkOffset += bytes;
   }
 
   // ---------------------------------------------------------- pre-copy rounds

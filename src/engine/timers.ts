@@ -26,8 +26,9 @@ export class TimerTable<Name extends string> {
 
   /** The earliest deadline, or null when no timer is set. */
   next(): number | null {
-    let min: number | null = null;
-    for (const t of this.at.values()) if (min === null || t < min) min = t;
+    if (this.at.size === 0) return null;
+    let min = Infinity;
+    for (const t of this.at.values()) if (t < min) min = t;
     return min;
   }
 

@@ -87,21 +87,20 @@ function applyAll<A, P, F>(engine: Engine<A, P>, fx: F, apply: (a: A, fx: F) => 
 
 // Called after every simulated event: written to allocate nothing per call.
 function drive<A, P, F extends LaneEffects<P>>(engine: Engine<A, P>, fx: F, apply: (a: A, fx: F) => void, now: number): void {
-  // Pulling can raise actions (a round's end pauses the guest) and actions can
-  // free messages, so go round until neither moves.
-  for (;;) {
-    let moved = applyAll(engine, fx, apply);
+  // A lane is pulled until it is full or the engine has nothing for it.
+  // Pulling can raise actions (a round's end pauses the guest), and only an
+  // action can free more messages: go round again only after one.
+  applyAll(engine, fx, apply);
+  do {
     for (let i = 0; i < CHANNELS.length; i++) {
       const channel = CHANNELS[i];
       while (fx.canSend(channel)) {
         const msg = engine.pollTransmit(channel, now);
         if (msg === null) break;
         fx.send(channel, msg);
-        moved = true;
       }
     }
-    if (!applyAll(engine, fx, apply) && !moved) break;
-  }
+  } while (applyAll(engine, fx, apply));
   fx.setTimer(engine.pollTimeout());
 }
 

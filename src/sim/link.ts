@@ -102,6 +102,7 @@ export const DEFAULT_WINDOW_BYTES = 256 * 1024;
 export class Link<M> {
   private readonly lanes: [Lane<M>, Lane<M>] = [new Lane<M>(), new Lane<M>()];
   private readonly usPerByte: number;
+  private readonly shared: boolean;
   private epoch = 0;
   private up = true;
   /** Messages lost to outages (queued, on the wire, or sent while down). */
@@ -117,6 +118,7 @@ export class Link<M> {
     }
     if (!(spec.latencyUs >= 0) || !Number.isFinite(spec.latencyUs)) throw new Error(`link latency must be ≥ 0 µs, got ${spec.latencyUs}`);
     this.usPerByte = 1e6 / spec.bandwidthBytesPerSec;
+    this.shared = spec.sharedChannel === true;
   }
 
   get isUp(): boolean {
@@ -138,7 +140,7 @@ export class Link<M> {
   hasRoom(dir: Direction, channel: Channel): boolean {
     if (!this.up) return false;
     const w = this.lanes[dir].inWindow;
-    return (this.spec.sharedChannel ? w.urgent + w.bulk : w[channel]) < this.windowBytes;
+    return (this.shared ? w.urgent + w.bulk : channel === "bulk" ? w.bulk : w.urgent) < this.windowBytes;
   }
 
   send(dir: Direction, channel: Channel, msg: M, bytes: number, now: number): void {

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeMessage } from "../src/engine/codec.js";
 import { ErrorCode, MessageTag } from "../src/engine/messages.js";
 import { DestinationAgent } from "../src/real/dest-agent.js";
-import { sanitize } from "../src/real/peer-text.js";
+import { sanitize, UNSAFE_CHARS } from "../src/real/peer-text.js";
 import { scaleWorkload } from "../src/real/plan.js";
 import { SourceAgent } from "../src/real/source-agent.js";
 import { connectChannel } from "../src/real/transport.js";
@@ -156,8 +156,7 @@ describe.skipIf(unavailable !== null)("a destination agent against a hostile sou
     }
     const line = await logged(/evil/);
     expect(line).toContain("evil\\x1b[2J\\x0aFAKE destination line\\u202e");
-    // eslint-disable-next-line no-control-regex
-    for (const l of log) expect(l).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u202e]/);
+    for (const l of log) expect(l).not.toMatch(new RegExp(UNSAFE_CHARS.source));
   });
 });
 

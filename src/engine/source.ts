@@ -132,7 +132,10 @@ export class Source<P> {
       case "linkDown":
         return this.onLinkDown(now);
       case "linkUp":
-        if (this.stage.name === "committed" && this.stage.link === "down") this.stage.link = "awaitingRecover";
+        if (this.stage.name === "committed" && this.stage.link === "down") {
+          this.stage.link = "awaitingRecover";
+          this.setStage(this.stage);
+        }
         return;
       case "malformed":
         return this.fail(EndCause.ProtocolError, `the destination sent bytes that do not decode: ${input.reason}`, null, now);
@@ -313,12 +316,16 @@ export class Source<P> {
         const batch = this.batch(() => this.nextInOrder(), now, false);
         if (batch !== null) return batch;
         s.step = "draining";
+        this.setStage(s);
         return this.switchoverMessage(s);
       }
       case "pushing": {
         if (!s.switchover.sent) return this.switchoverMessage(s);
         const batch = this.batch(() => this.order.next(this.ledger.pending), now, true);
-        if (batch === null && this.ledger.pending.count === 0) s.step = "draining";
+        if (batch === null && this.ledger.pending.count === 0) {
+          s.step = "draining";
+          this.setStage(s);
+        }
         return batch;
       }
       default:

@@ -99,8 +99,8 @@ export class DestSession {
       message: (m) => this.onMessage(m, channel, fs),
       malformed: (r) => this.onMalformed(r, fs),
       down: (r) => this.onDown(r, fs),
-    }, a.rest, a.framing); // issue 15: a.framing bounds stalls mid-frame
-    if (this.pageSize > 0) fs.decoder.setLayout(this.pageSize, this.pageCount); // issue 15: a reconnection's frames are bounded too
+    }, a.rest, a.framing); // a.framing bounds stalls mid-frame
+    if (this.pageSize > 0) fs.decoder.setLayout(this.pageSize, this.pageCount); // a reconnection's frames are bounded too
     a.socket.on("drain", () => {
       if (this.conns[channel] === fs) this.drive();
     });
@@ -198,7 +198,7 @@ export class DestSession {
     }
     this.pageSize = h.pageSize;
     this.pageCount = h.pageCount;
-    for (const c of Object.values(this.conns)) c.decoder.setLayout(h.pageSize, h.pageCount); // issue 15
+    for (const c of Object.values(this.conns)) c.decoder.setLayout(h.pageSize, h.pageCount); // from here on, frames are bounded by the accepted layout
     this.dispatch({ kind: "message", msg: h, channel: "bulk" });
   }
 
@@ -289,7 +289,7 @@ export class DestSession {
       await this.reportProgress();
       const hash = await g.hash();
       const atEnd = totalSteps(await g.progress());
-      // guestview: the guest's per-vCPU progress log (it started at the resume), for the source's disruption figures.
+      // The guest's per-vCPU progress log (it started at the resume), for the source's disruption figures.
       const progressLog = await g.progressLog().then(
         (l) => logToSend(l, l.originUs, e.metrics.completedAt ?? Infinity),
         (err: unknown) => (this.o.log(`${this.tag}: no progress log from the guest: ${messageOf(err)}`), undefined),

@@ -14,9 +14,11 @@ const MAX_SHOWN = 500;
  * bidi controls become visible escapes (\x1b, \u202e); the result is cut to
  * `max` characters.
  */
+// eslint-disable-next-line no-control-regex -- matching control characters is this pattern's job
+export const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g;
+
 export function sanitize(text: string, max = MAX_SHOWN): string {
-  // eslint-disable-next-line no-control-regex
-  const safe = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g, (c) => {
+  const safe = text.replace(UNSAFE_CHARS, (c) => {
     const n = c.charCodeAt(0);
     return n < 0x100 ? `\\x${n.toString(16).padStart(2, "0")}` : `\\u${n.toString(16).padStart(4, "0")}`;
   });

@@ -180,9 +180,6 @@ export class SourceLink {
         down,
       });
       if (this.layout !== undefined) conns[channel].decoder.setLayout(this.layout.pageSize, this.layout.pageCount);
-      socket.on("drain", () => {
-        if (this.conns === conns) this.handlers.writable(channel);
-      });
     }
     this.conns = conns;
     conns.urgent.start();

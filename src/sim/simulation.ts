@@ -83,7 +83,6 @@ export class Simulation {
   private finished: { outcome: "completed" | "cancelled" | "failed"; reason: string } | null = null;
   private final: Report | null = null;
   private notice: string | null = null;
-  private refusal: string | null = null;
   /** Source memory at switchover plus every later destination write: what the destination must end with. */
   private expected: Uint32Array | null = null;
   private workAtStart = 0;
@@ -91,7 +90,7 @@ export class Simulation {
   /** The source guest's vCPU state from its switchover pause, kept in case the migration is abandoned. */
   private srcPausedState: Uint8Array | null = null;
   private eventsProcessed = 0;
-  /** ux (issue 13): kept for the report, so that a saved report can be rerun. */
+  /** Kept for the report, so that a saved report can be rerun. */
   private readonly outages: Outage[];
   private readonly maxVirtualMs: number;
 
@@ -172,7 +171,7 @@ export class Simulation {
   }
 
   /**
-   * ux (issue 13): ends the simulated run where it stands, outcome
+   * Ends the simulated run where it stands, outcome
    * "cancelled" — what quitting does past switchover, where a real migration
    * must refuse (the guest lives on the destination) but a simulation need not.
    */

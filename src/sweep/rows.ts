@@ -13,7 +13,7 @@ export type Row = Record<string, Cell>;
 
 /** vCPU-seconds the guest did not run during the migration, against an unmigrated run of the same span. */
 export function lostWorkVcpuS(report: Report, vcpus: number): number {
-  // guestview: the report's own figure (docs/disruption.md) where it has one.
+  // The report's own figure (docs/disruption.md) where it has one.
   if (report.guest) return round3(report.guest.work_lost_vcpu_s);
   return round3(vcpus * (report.total_ms / 1000) * (1 - guestShare(report)));
 }

@@ -101,7 +101,10 @@ describe("SwitchoverPolicy", () => {
 describe("Pacer", () => {
   it("lets a burst go, then holds sends to the rate", () => {
     const p = new Pacer(1e6, 1000); // 1 byte/µs, 1000-byte burst
-    expect(p.delay(1000, 0)).toBe(1000); // starts empty
+    p.start(0);
+    expect(p.delay(1000, 0)).toBe(0); // starts full
+    p.spend(1000, 0);
+    expect(p.delay(1000, 0)).toBe(1000);
     expect(p.delay(1000, 1000)).toBe(0);
     p.spend(1000, 1000);
     expect(p.delay(500, 1000)).toBe(500);
@@ -111,6 +114,14 @@ describe("Pacer", () => {
   });
   it("never limits without a cap", () => {
     expect(new Pacer(0, 0).delay(1e9, 0)).toBe(0);
+  });
+  it("fills from the migration's start, not from the clock's zero (the real clock is wall time)", () => {
+    for (const origin of [0, 1_796_127_122_963_920]) {
+      const p = new Pacer(1e6, 1000);
+      p.start(origin);
+      p.spend(1000, origin);
+      expect(p.delay(1000, origin + 400)).toBe(600);
+    }
   });
 });
 

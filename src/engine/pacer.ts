@@ -5,7 +5,8 @@
  */
 export class Pacer {
   private tokens = 0;
-  private at: number;
+  /** When tokens were last added: the bucket fills from the migration's start, wherever the driver's clock begins. */
+  private at: number | null = null;
   /** Bytes per µs; 0 = unlimited. */
   private readonly rate: number;
 
@@ -13,10 +14,15 @@ export class Pacer {
     bytesPerSec: number,
     /** The most that may go at once after an idle spell (a message larger than this still goes, alone). */
     private readonly burstBytes: number,
-    now = 0,
   ) {
     this.rate = bytesPerSec / 1e6;
+  }
+
+  /** The bucket starts full at the migration's start: one burst may go at once. */
+  start(now: number): void {
+    if (this.at !== null) return;
     this.at = now;
+    this.tokens = this.burstBytes;
   }
 
   /** µs until `bytes` may be sent (0 = now). */
@@ -33,9 +39,11 @@ export class Pacer {
   }
 
   private refill(now: number, bytes: number): void {
+    if (this.at === null) this.start(now);
     const cap = Math.max(this.burstBytes, bytes);
-    if (now > this.at) this.tokens += (now - this.at) * this.rate;
+    const at = this.at as number;
+    if (now > at) this.tokens += (now - at) * this.rate;
     this.tokens = Math.min(cap, this.tokens);
-    this.at = Math.max(this.at, now);
+    this.at = Math.max(at, now);
   }
 }

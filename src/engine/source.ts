@@ -112,6 +112,7 @@ export class Source<P> {
     if (this.stage.name !== "idle") return;
     this.setStage({ name: "setup" });
     this.metrics.startedAt = now;
+    this.pacer.start(now);
     this.timers.set("setup", now + this.opts.setupTimeoutMs * 1000);
     this.queue("bulk", {
       type: "hello",

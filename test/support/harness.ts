@@ -75,6 +75,8 @@ export class Harness {
   refusals = 0;
   now = 0;
   readonly sendsPerPage: Uint32Array;
+  /** What each side sent, in order: lane, message type, pages. */
+  readonly sent: string[] = [];
   /** Invariant violations seen after any step (a correct engine leaves this empty). */
   readonly violations: string[] = [];
   /** Page requests the destination sent in this link epoch and that were not yet answered, per page. */
@@ -94,7 +96,10 @@ export class Harness {
     options: Partial<MigrationOptions>,
     zeroEvery = 3,
     readonly window = 3,
+    /** Where the clock starts: the real driver's clock is wall time in µs (~1.8e15), the simulator's starts at 0. */
+    clockOrigin = 0,
   ) {
+    this.now = clockOrigin;
     this.opts = resolveOptions({ laneWindowBytes: 3 * 4096, batchPages: 2, ...options });
     this.srcMem = new Uint32Array(pageCount);
     for (let p = 0; p < pageCount; p++) this.srcMem[p] = p % zeroEvery === 0 ? 0 : p + 1;
@@ -233,6 +238,7 @@ export class Harness {
           }
         }
         if (c === "bulk") this.bulkOut += bytes;
+        this.sent.push(msg.type === "pages" ? `${c} pages ${msg.pages.map((e) => e.page).join(",")}` : `${c} ${msg.type}`);
         this.lanes.toDest[c].push({ msg, bytes });
       },
       setTimer: (at) => (this.srcTimer = at),
@@ -250,6 +256,7 @@ export class Harness {
     return {
       canSend: (c) => this.linkUp && this.lanes.toSrc[c].length < this.window,
       send: (c, msg) => {
+        this.sent.push(`from the destination: ${c} ${msg.type === "pageRequest" ? `pageRequest ${msg.page}` : msg.type}`);
         if (msg.type === "pageRequest") {
           const n = (this.outstanding.get(msg.page) ?? 0) + 1;
           this.outstanding.set(msg.page, n);

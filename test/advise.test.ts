@@ -14,9 +14,9 @@ const input = (slo: string) => ({ trace: "examples/web-server.json", workload, m
 
 describe("SLO parsing", () => {
   it("reads figures, bounds and units", () => {
-    const o = parseSlo("max_stall<=50ms, total<30s,downtime<=300us, bytes<=2GiB, guest_progress>=90%, lost_work<=1.5min");
+    const o = parseSlo("max_stall<=50ms, total<30s,downtime<=300us, bytes<=2GiB, utilization>=90%, lost_work<=1.5min");
     expect(o.map((x) => [x.figure.key, x.op, x.limit])).toEqual([
-      ["max_stall", "<=", 50], ["total", "<", 30000], ["downtime", "<=", 0.3], ["bytes", "<=", 2 * 1024 ** 3], ["guest_progress", ">=", 0.9], ["lost_work", "<=", 90000],
+      ["max_stall", "<=", 50], ["total", "<", 30000], ["downtime", "<=", 0.3], ["bytes", "<=", 2 * 1024 ** 3], ["utilization", ">=", 0.9], ["lost_work", "<=", 90000],
     ]);
   });
 
@@ -35,7 +35,8 @@ describe("SLO parsing", () => {
     expect(err("totl<=30s")).toMatch(/unknown figure "totl" \(did you mean total\?\); known: max_stall, downtime/);
     expect(err("total<=30GB")).toMatch(/total is a duration, expected a value like 30s/);
     expect(err("bytes<=fast")).toMatch(/bytes is a size, expected a value like 2GiB/);
-    expect(err("guest_progress>=120%")).toMatch(/guest_progress is a share/);
+    expect(err("utilization>=120%")).toMatch(/utilization is a share/);
+    expect(err("guest_progress>=90%")).toMatch(/guest_progress is gone.*use utilization/);
     expect(err("downtime=300ms")).toMatch(/use <= or >=/);
     expect(err("total<=30s, total<10s")).toMatch(/total bounded above twice/);
   });

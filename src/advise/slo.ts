@@ -48,7 +48,7 @@ export const FIGURES: readonly Figure[] = [
   { key: "fault_p99", kind: "duration", what: "demand fault service time, 99th percentile", of: (r) => ({ value: r.fault_latency_us.p99 / 1000 }) },
   { key: "lost_work", kind: "duration", what: "guest work lost, vCPU-seconds against an unmigrated run", of: (r, vcpus) => ({ value: lostWorkVcpuS(r, vcpus) * 1000 }) },
   { key: "bytes", kind: "size", what: "bytes on the wire", of: (r) => ({ value: r.bytes_sent }) },
-  { key: "guest_progress", kind: "share", what: "guest speed during migration, share of unmigrated", of: (r) => ({ value: guestShare(r) }) },
+  { key: "utilization", kind: "share", what: "guest work done during migration, share of an unmigrated run's (the report's guest.utilization)", of: (r) => ({ value: guestShare(r) }) },
 ];
 
 export type Op = "<=" | "<" | ">=" | ">";
@@ -113,6 +113,7 @@ export function parseSlo(text: string): Objective[] {
     const [, key, op, valueText] = m;
     const figure = FIGURES.find((f) => f.key === key.toLowerCase());
     if (!figure) {
+      if (key.toLowerCase() === "guest_progress") throw new SloError(`--slo: guest_progress is gone (it measured recent speed, which ranked the modes wrongly); use utilization (work done during migration, share of unmigrated) or lost_work`);
       const near = FIGURES.filter((f) => distance(f.key, key.toLowerCase()) <= 2).map((f) => f.key);
       throw new SloError(`--slo: unknown figure "${key}"${near.length ? ` (did you mean ${near.join(" or ")}?)` : ""}; known: ${FIGURES.map((f) => f.key).join(", ")}`);
     }

@@ -19,6 +19,11 @@ export class ProgressWindow {
     while (this.samples.length > 2 && this.samples[1].at < at - WINDOW_US) this.samples.shift();
   }
 
+  /** The newest sample, or null before any. */
+  get latest(): { at: number; steps: number } | null {
+    return this.samples[this.samples.length - 1] ?? null;
+  }
+
   /** 0..1; 1 before there are two samples. */
   recent(now: number): number {
     const first = this.samples[0];
@@ -28,6 +33,28 @@ export class ProgressWindow {
     const span = Math.max(now, last.at) - first.at;
     return Math.max(0, Math.min(1, (last.steps - first.steps) / span / this.baseline));
   }
+}
+
+/**
+ * Since the migration started (`startAt`, when the guest had done `startSteps`):
+ * work done as a share of an unmigrated run's and vCPU-seconds lost — the live
+ * counterparts of the report's guest.utilization and guest.work_lost_vcpu_s,
+ * up to the newest sample (a stall shows once the guest reports again:
+ * counting to `now` would count the samples' age as lost work).
+ */
+export function workSoFar(
+  latest: { at: number; steps: number } | null,
+  startAt: number,
+  startSteps: number,
+  baseline: number,
+  vcpus: number,
+): { utilization: number; workLostVcpuS: number } | undefined {
+  if (latest === null) return undefined;
+  const spanUs = latest.at - startAt;
+  if (!(baseline > 0) || !(spanUs > 0) || vcpus <= 0) return undefined;
+  const expected = spanUs * baseline;
+  const done = Math.max(0, Math.min(expected, latest.steps - startSteps));
+  return { utilization: done / expected, workLostVcpuS: (expected - done) / (baseline / vcpus) / 1e6 };
 }
 
 /** Sum of steps over vCPUs. */

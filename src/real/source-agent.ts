@@ -19,7 +19,7 @@ import { messageOf, RealError } from "./errors.js";
 import { GuestProcess } from "./guest-process.js";
 import { startingVcpus } from "./guest-spawn.js";
 import { chooseSteps, type SessionInfo } from "./plan.js";
-import { ProgressWindow, totalSteps } from "./progress.js";
+import { ProgressWindow, totalSteps, workSoFar } from "./progress.js";
 import type { FinalReport } from "./report-msg.js";
 import { SourceDriver, type DriverEnd } from "./source-driver.js";
 import { DEFAULT_RECONNECT, SourceLink, type ReconnectPolicy } from "./source-link.js";
@@ -123,6 +123,7 @@ export class SourceAgent {
       workload: this.o.workload.name,
       now,
       guestProgress: this.window.recent(now),
+      guestSoFar: d.engine.metrics.startedAt === null ? undefined : workSoFar(this.window.latest, d.engine.metrics.startedAt, this.stepsAtStart, this.baseline, this.o.workload.vcpus),
       report: this.report,
       notice: d.notice,
     });

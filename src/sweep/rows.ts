@@ -57,7 +57,7 @@ export function rowOf(key: RunKey, policyKeys: readonly PolicyKey[], r: Report):
     fault_p99_us: r.fault_latency_us.p99,
     fault_max_us: r.fault_latency_us.max,
     blocktime_ms: r.blocktime_ms,
-    guest_progress: guestShare(r),
+    utilization: guestShare(r),
     lost_work_vcpu_s: lostWorkVcpuS(r, key.vcpus),
     background_mib_s: r.background_mib_s,
   } satisfies Row);

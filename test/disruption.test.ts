@@ -148,3 +148,48 @@ describe("FaultLog (QEMU 10.1 vocabulary)", () => {
     expect(q.postcopy_vcpu_blocktime_ms).toEqual([0.4, 0.001, 0]);
   });
 });
+
+describe("per-vCPU fault figures of a real run", () => {
+  it("maps the destination's thread ids to vCPUs and ignores waits of other threads", async () => {
+    const { vcpuFaultFigures } = await import("../src/disruption/faults.js");
+    const waits = { ids: [501, 77, 500], count: [2, 1, 1], sumUs: [300, 9, 40], dist: Array.from({ length: 24 }, (_, i) => (i === 5 ? 3 : i === 8 ? 1 : 0)) };
+    const f = vcpuFaultFigures(waits, [500, 501], 2);
+    expect(f?.postcopy_vcpu_latency_us).toEqual([40, 150]);
+    expect(f?.postcopy_vcpu_blocktime_ms).toEqual([0.04, 0.3]);
+    expect(f?.vcpu_faults).toBe(3);
+    expect(vcpuFaultFigures(waits, [500], 2)).toBeNull();
+    expect(vcpuFaultFigures(waits, [500, "501"], 2)).toBeNull();
+  });
+  it("the destination engine counts each waiting vCPU's wait once its page arrives", async () => {
+    const { Destination, resolveOptions } = await import("../src/engine/index.js");
+    const d = new Destination<number>(resolveOptions({ mode: "postcopy" }));
+    d.handle({ kind: "message", channel: "bulk", msg: { type: "hello", version: 1, capabilities: 7, pageSize: 4096, pageCount: 8, mode: "postcopy" } }, 0);
+    d.handle({ kind: "message", channel: "bulk", msg: { type: "switchover", stale: new Uint32Array(0), cpuState: new Uint8Array(0) } }, 10);
+    d.handle({ kind: "fault", page: 3, vcpu: 9 }, 100);
+    d.handle({ kind: "fault", page: 3, vcpu: 4 }, 150);
+    d.handle({ kind: "message", channel: "bulk", msg: { type: "pages", pages: [{ page: 3, data: 1 }] } }, 400);
+    const w = d.metrics.vcpuWaits;
+    expect(w.ids).toEqual([9, 4]);
+    expect(w.count).toEqual([1, 1]);
+    expect(w.sumUs).toEqual([300, 250]);
+    expect(w.dist[8]).toBe(1); // 300 µs: [256, 512)
+    expect(w.dist[7]).toBe(1); // 250 µs: [128, 256)
+  });
+});
+
+describe("a destination report's per-vCPU waits come from a peer", () => {
+  it("are refused when malformed or oversized", async () => {
+    const { parseDestReport } = await import("../src/real/report-msg.js");
+    const { emptyDestinationMetrics } = await import("../src/engine/metrics.js");
+    const report = (vcpuWaits: unknown) => JSON.stringify({ kind: "progress", metrics: { ...emptyDestinationMetrics(), vcpuWaits }, steps: null, at: 0 });
+    expect(parseDestReport(report(emptyDestinationMetrics().vcpuWaits)).kind).toBe("progress");
+    const bad = [
+      undefined,
+      { ids: [1], count: [], sumUs: [], dist: new Array(24).fill(0) },
+      { ids: [], count: [], sumUs: [], dist: [1] },
+      { ids: [-1], count: [1], sumUs: [1], dist: new Array(24).fill(0) },
+      { ids: new Array(5000).fill(1), count: new Array(5000).fill(1), sumUs: new Array(5000).fill(1), dist: new Array(24).fill(0) },
+    ];
+    for (const w of bad) expect(() => parseDestReport(report(w))).toThrow(/vcpuWaits is malformed/);
+  });
+});

@@ -66,6 +66,14 @@ describe.skipIf(unavailable !== null)("real post-copy migration of a 256 MiB gue
       expect(r.switchover_reason).toBe("postcopy");
       // The destination reported its side: what it holds came from somewhere.
       expect(r.downtime_ms).toBeGreaterThan(0);
+      // QEMU's fault vocabulary, per vCPU: every wait the destination counted belongs to a vCPU thread.
+      const faults = r.guest?.faults;
+      expect(faults, explain(r, log)).toBeTruthy();
+      if (faults) {
+        expect(faults.postcopy_vcpu_latency_us).toHaveLength(r.guest?.per_vcpu.length ?? -1);
+        expect(faults.vcpu_faults).toBe(faults.postcopy_latency_dist.reduce((a, b) => a + b, 0));
+        expect(faults.vcpu_faults).toBeGreaterThanOrEqual(r.demand_faults);
+      }
     });
   }
 

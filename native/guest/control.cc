@@ -145,7 +145,8 @@ int ServeControl(int sock, const Config& cfg, const Ram& ram, Machine& m) {
         break;
       }
       case kProgress: {
-        // u8 run state, u32 vcpus, then per vCPU: u64 steps done, u8 finished.
+        // u8 run state, u32 vcpus, then per vCPU: u64 steps done, u8 finished;
+        // then per vCPU: u32 thread id (0 before it ran), which names it in fault messages.
         std::vector<uint8_t> out;
         Put<uint8_t>(out, static_cast<uint8_t>(m.State()));
         Put<uint32_t>(out, static_cast<uint32_t>(cfg.vcpus));
@@ -153,6 +154,7 @@ int ServeControl(int sock, const Config& cfg, const Ram& ram, Machine& m) {
           Put<uint64_t>(out, m.StepsDone(v));
           Put<uint8_t>(out, m.Finished(v) ? 1 : 0);
         }
+        for (size_t v = 0; v < cfg.vcpus; v++) Put<uint32_t>(out, m.Tid(v));
         ok = ReplyOk(sock, out);
         break;
       }

@@ -1,6 +1,8 @@
 #include "vcpu.h"
 
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -68,7 +70,7 @@ void ProgressLog::Add(uint64_t since_origin_ns, uint64_t steps) {
 }
 
 Machine::Machine(const Config& cfg, uint8_t* base, uint64_t max_steps)
-    : cfg_(cfg), base_(base), max_steps_(max_steps), st_(cfg.vcpus), logs_(cfg.vcpus), done_(new std::atomic<uint64_t>[cfg.vcpus]) {
+    : cfg_(cfg), base_(base), max_steps_(max_steps), st_(cfg.vcpus), logs_(cfg.vcpus), done_(new std::atomic<uint64_t>[cfg.vcpus]), tids_(new std::atomic<uint32_t>[cfg.vcpus]) {
   uint64_t fastest = UINT64_MAX;
   for (const Phase& ph : cfg.phases) fastest = std::min<uint64_t>(fastest, ph.compute_ns);
   // ~100 ns per step for the access and the bookkeeping on top of compute.
@@ -78,6 +80,7 @@ Machine::Machine(const Config& cfg, uint8_t* base, uint64_t max_steps)
     uint64_t sm = cfg.seed ^ Mix64(0x7070'7369'6d00'0000ull + v);
     for (auto& w : st_[v].rng) w = Mix64(sm += 0x9E3779B97F4A7C15ull);
     done_[v].store(0);
+    tids_[v].store(0);
   }
   // Calibrate the compute loop once: iterations per nanosecond over ~20 ms.
   uint64_t iters = 1 << 16, t0 = NowNs(), x = 1;
@@ -303,6 +306,8 @@ void Machine::Credit(size_t v, uint64_t& pending) {
 }
 
 void Machine::Run(size_t v) {
+  // gettid() is a pid_t (int), positive for a live thread: it fits a u32.
+  tids_[v].store(static_cast<uint32_t>(syscall(SYS_gettid)), std::memory_order_relaxed);
   VcpuState& s = st_[v];
   double debt_ns = 0;  // throttle sleep owed
   uint64_t pending = 0;  // steps done since the last clock read

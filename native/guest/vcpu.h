@@ -52,6 +52,8 @@ class Machine {
   RunState State() const { return state_; }
   uint64_t StepsDone(size_t v) const { return done_[v].load(std::memory_order_relaxed); }
   bool Finished(size_t v) const { return max_steps_ != 0 && StepsDone(v) >= max_steps_; }
+  // The vCPU's kernel thread id (what a userfaultfd fault message names); 0 before it first ran.
+  uint32_t Tid(size_t v) const { return tids_[v].load(std::memory_order_relaxed); }
   // Only while every vCPU is parked (paused or finished): false otherwise.
   // u64 origin (CLOCK_MONOTONIC ns when the vCPUs started; 0 before), u64 now
   // (same clock), u32 vcpus, then per vCPU: u64 slot_ns, u32 n, n x u32 steps.
@@ -77,6 +79,7 @@ class Machine {
   // so the clock costs little and a slot (100 µs) still sees every stall.
   uint64_t clock_stride_ = 1;
   std::unique_ptr<std::atomic<uint64_t>[]> done_;
+  std::unique_ptr<std::atomic<uint32_t>[]> tids_;
   std::vector<std::thread> threads_;
   RunState state_ = RunState::Idle;
 

@@ -6,7 +6,9 @@
  * power-of-two microsecond buckets ([2^N, 2^(N+1)) µs, N = 0 … 23; below
  * 1 µs counts in bucket 0, 2^23 µs or more in the last).
  */
-export const LATENCY_BUCKETS = 24;
+import { LATENCY_BUCKETS, latencyBucket, type VcpuWaitFigures } from "../engine/vcpu-waits.js";
+
+export { LATENCY_BUCKETS, latencyBucket };
 
 export interface FaultFigures {
   /** Mean wait of a vCPU on a missing page, µs (QEMU: postcopy-latency). */
@@ -19,10 +21,6 @@ export interface FaultFigures {
   vcpu_faults: number;
   /** Per vCPU, total time waited, ms (QEMU: postcopy-vcpu-blocktime). */
   postcopy_vcpu_blocktime_ms: number[];
-}
-
-export function latencyBucket(us: number): number {
-  return Math.min(LATENCY_BUCKETS - 1, Math.max(0, Math.floor(Math.log2(Math.max(1, us)))));
 }
 
 export class FaultLog {
@@ -61,4 +59,22 @@ export function faultFigures(count: readonly number[], sumUs: readonly number[],
     vcpu_faults: n,
     postcopy_vcpu_blocktime_ms: sumUs.map((s) => r3(s / 1000)),
   };
+}
+
+/**
+ * The figures of a real run: the destination engine counted waits by thread
+ * id (`waits`), the destination guest said which thread is which vCPU
+ * (`tids`, from its peer: checked here). Null when the ids do not fit.
+ */
+export function vcpuFaultFigures(waits: VcpuWaitFigures, tids: unknown, vcpus: number): FaultFigures | null {
+  if (!Array.isArray(tids) || tids.length !== vcpus || !tids.every((t) => Number.isInteger(t) && t > 0)) return null;
+  const count = new Array<number>(vcpus).fill(0);
+  const sumUs = new Array<number>(vcpus).fill(0);
+  for (let i = 0; i < waits.ids.length; i++) {
+    const v = tids.indexOf(waits.ids[i]);
+    if (v < 0) continue; // not a vCPU thread (none should fault, but the count is the peer's)
+    count[v] += waits.count[i];
+    sumUs[v] += waits.sumUs[i];
+  }
+  return faultFigures(count, sumUs, waits.dist);
 }

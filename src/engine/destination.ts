@@ -18,6 +18,7 @@ import { ALL_CAPABILITIES, Capability, ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL
 import { emptyDestinationMetrics, type DestinationMetrics } from "./metrics.js";
 import type { MigrationOptions } from "./options.js";
 import type { Layout } from "./source.js";
+import { addVcpuWait } from "./vcpu-waits.js";
 
 type Stage = "awaitingHello" | "receiving" | "running" | "complete" | "done";
 
@@ -44,7 +45,8 @@ export class Destination<P> {
   /** How each present page came (Origin), to keep the per-origin counts right when one is dropped. */
   private origin = new Uint8Array(0);
   /** Pages requested and not yet installed, with the fault time of each waiting vCPU. */
-  private readonly waiting = new Map<number, { firstFaultAt: number; faultTimes: number[] }>();
+  private readonly waiting = new Map<number, { firstFaultAt: number; faultTimes: number[]; vcpus: number[] }>();
+  private readonly vcpuIndex = new Map<number, number>();
   private urgentCapable = false;
   private linkUp = true;
   private bulkBytes = 0;
@@ -192,7 +194,11 @@ export class Destination<P> {
       if (waiter) {
         this.waiting.delete(page);
         this.metrics.faultLatenciesUs.push(this.now - waiter.firstFaultAt);
-        for (const t of waiter.faultTimes) this.metrics.blocktimeUs += this.now - t;
+        for (let i = 0; i < waiter.faultTimes.length; i++) {
+          const us = this.now - waiter.faultTimes[i];
+          this.metrics.blocktimeUs += us;
+          addVcpuWait(this.metrics.vcpuWaits, this.vcpuIndex, waiter.vcpus[i], us);
+        }
       }
     }
     if (install.length > 0) this.actions.push({ kind: "installPages", pages: install });
@@ -226,11 +232,12 @@ export class Destination<P> {
     }
     const w = this.waiting.get(page);
     if (w) {
+      // All vCPUs waiting on a page share one request.
       w.faultTimes.push(this.now);
+      w.vcpus.push(vcpu);
       return;
     }
-    void vcpu; // all vCPUs waiting on a page share one request
-    this.waiting.set(page, { firstFaultAt: this.now, faultTimes: [this.now] });
+    this.waiting.set(page, { firstFaultAt: this.now, faultTimes: [this.now], vcpus: [vcpu] });
     this.metrics.demandFaults++;
     if (this.linkUp) this.request(page);
   }

@@ -9,6 +9,7 @@ import type { EndCause } from "./events.js";
 import type { Mode } from "./messages.js";
 import { VERSION } from "../version.js";
 import type { Percentiles, Phase, PrecopyReport, PrecopyView, Report, RoundReport, Snapshot, SwitchoverReason } from "./report.js";
+import { emptyVcpuWaits, type VcpuWaitFigures } from "./vcpu-waits.js";
 
 export interface SourceMetrics {
   mode: Mode;
@@ -100,6 +101,8 @@ export interface DestinationMetrics {
   faultLatenciesUs: number[];
   /** Sum over vCPUs of time stalled on missing pages, µs. */
   blocktimeUs: number;
+  /** Each vCPU's waits on missing pages, by the driver's vCPU id. */
+  vcpuWaits: VcpuWaitFigures;
   pagesDropped: number;
 }
 
@@ -115,6 +118,7 @@ export function emptyDestinationMetrics(): DestinationMetrics {
     faultEvents: 0,
     faultLatenciesUs: [],
     blocktimeUs: 0,
+    vcpuWaits: emptyVcpuWaits(),
     pagesDropped: 0,
   };
 }

@@ -296,7 +296,7 @@ export class DestSession {
       );
       const metrics = { ...e.metrics, resumedAt: this.resumedAt ?? e.metrics.resumedAt };
       const finishedBeforeComplete = atComplete.vcpus.some((v) => v.finished);
-      this.sendReport({ kind: "final", metrics, hash, steps: { atResume: this.stepsAtResume, atComplete: totalSteps(atComplete), atEnd }, finishedBeforeComplete, progressLog });
+      this.sendReport({ kind: "final", metrics, hash, steps: { atResume: this.stepsAtResume, atComplete: totalSteps(atComplete), atEnd }, finishedBeforeComplete, progressLog, vcpuTids: atComplete.vcpus.map((v) => v.tid) });
       this.reported = true;
       this.o.log(`${this.tag}: completed; guest RAM hash ${hash} sent to the source`);
       // The source closes the link once it has the report; do not wait for ever.

@@ -59,6 +59,8 @@ export interface GuestSpawnOptions {
 export interface VcpuProgress {
   steps: number;
   finished: boolean;
+  /** The vCPU thread's kernel id, as userfaultfd fault messages name it; 0 before it ran. */
+  tid: number;
 }
 
 export interface GuestProgress {
@@ -274,9 +276,11 @@ export class GuestProcess {
     const states = ["idle", "running", "paused"] as const;
     const n = p.readUInt32LE(1);
     const vcpus: VcpuProgress[] = [];
+    const tids = 5 + n * 9;
+    if (p.length < tids + 4 * n) throw new GuestError(`PROGRESS reply: ${p.length} bytes for ${n} vCPUs`);
     for (let v = 0; v < n; v++) {
       const o = 5 + v * 9;
-      vcpus.push({ steps: Number(p.readBigUInt64LE(o)), finished: p[o + 8] === 1 });
+      vcpus.push({ steps: Number(p.readBigUInt64LE(o)), finished: p[o + 8] === 1, tid: p.readUInt32LE(tids + 4 * v) });
     }
     return { state: states[p[0]] ?? "idle", vcpus };
   }

@@ -7,6 +7,7 @@
  * destination's RAM. Or `failed`, when the destination cannot finish.
  */
 import type { DestinationMetrics } from "../engine/metrics.js";
+import { LATENCY_BUCKETS, MAX_VCPU_IDS, type VcpuWaitFigures } from "../engine/vcpu-waits.js";
 import { RealError } from "./errors.js";
 
 export interface ProgressReport {
@@ -31,6 +32,8 @@ export interface FinalReport {
   finishedBeforeComplete: boolean;
   /** The destination guest's per-vCPU progress log from its resume (unchecked: the source checks it). */
   progressLog?: unknown;
+  /** Each vCPU's thread id, the ids metrics.vcpuWaits counts by (unchecked: the source checks it). */
+  vcpuTids?: unknown;
 }
 
 export interface FailedReport {
@@ -49,7 +52,18 @@ function checkMetrics(m: unknown): DestinationMetrics {
   if (!Array.isArray(o.faultLatenciesUs) || typeof o.present !== "object" || typeof o.bytesSent !== "object") {
     throw new RealError("destination report: malformed metrics");
   }
+  checkVcpuWaits(o.vcpuWaits);
   return o as DestinationMetrics;
+}
+
+const numbers = (a: unknown, max: number): boolean => Array.isArray(a) && a.length <= max && a.every((x) => typeof x === "number" && Number.isFinite(x) && x >= 0);
+
+function checkVcpuWaits(w: unknown): void {
+  const o = w as Partial<VcpuWaitFigures> | null;
+  const ok =
+    typeof o === "object" && o !== null && numbers(o.ids, MAX_VCPU_IDS) && numbers(o.count, MAX_VCPU_IDS) && numbers(o.sumUs, MAX_VCPU_IDS) &&
+    numbers(o.dist, LATENCY_BUCKETS) && o.dist?.length === LATENCY_BUCKETS && o.count?.length === o.ids?.length && o.sumUs?.length === o.ids?.length;
+  if (!ok) throw new RealError("destination report: metrics.vcpuWaits is malformed");
 }
 
 /** Parses a report message's JSON; throws a RealError naming what is wrong. */

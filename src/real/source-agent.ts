@@ -7,6 +7,7 @@
  * workload, seed and steps, made here once the migration is over.
  */
 import { deriveDisruption, type GuestDisruption } from "../disruption/derive.js";
+import { vcpuFaultFigures } from "../disruption/faults.js";
 import { checkGuestLog, traceFromLogs, type GuestLog } from "../disruption/guest-log.js";
 import { resolveOptions, type MigrationOptions } from "../engine/options.js";
 import { buildReport, buildSnapshot } from "../engine/metrics.js";
@@ -264,12 +265,13 @@ export class SourceAgent {
       const vcpus = this.o.workload.vcpus;
       const baseline = this.baseline / vcpus;
       const destLog = checkGuestLog(got.progressLog, vcpus);
+      const faults = vcpuFaultFigures(dst.vcpuWaits, got.vcpuTids, vcpus);
       if (this.sourceLog !== null && destLog !== null) {
-        guest = deriveDisruption(traceFromLogs([this.sourceLog, destLog], src.startedAt, dst.completedAt, baseline));
+        guest = deriveDisruption(traceFromLogs([this.sourceLog, destLog], src.startedAt, dst.completedAt, baseline), faults);
       } else {
         const spanUs = Math.max(1, dst.completedAt - src.startedAt);
         const perVcpu = (got.steps.atComplete - this.stepsAtStart) / vcpus;
-        guest = deriveDisruption({ slotUs: spanUs, spanUs, baselinePerUs: baseline, work: Array.from({ length: vcpus }, () => Float64Array.of(perVcpu)) });
+        guest = deriveDisruption({ slotUs: spanUs, spanUs, baselinePerUs: baseline, work: Array.from({ length: vcpus }, () => Float64Array.of(perVcpu)) }, faults);
       }
     }
     let reason = end.reason;

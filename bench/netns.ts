@@ -143,9 +143,9 @@ async function probe(): Promise<{ rtt_p50_us: number; rtt_min_us: number; rtt_p9
 }
 
 /** One real migration: a fresh `--once` destination in B, the source in A. */
-async function migrate(workload: string, mode: Mode, memory: string, seed: number, steps: number, timeoutMs: number): Promise<{ report: Report | null; error: string }> {
+async function migrate(workload: string, mode: Mode, memory: string, seed: number, steps: number, timeoutMs: number, shaping: string): Promise<{ report: Report | null; error: string }> {
   const dest = await serveInB([bin, "real", "--listen", `${IP_B}:${PORT}`, "--once", "--insecure"], /^listening on /, timeoutMs + 30_000);
-  const args = [bin, "real", "--peer", `${IP_B}:${PORT}`, "--trace", `${examples}${workload}.json`, "--mode", mode, "--memory", memory, "--seed", String(seed), "--steps", String(steps), "--json", "--insecure"];
+  const args = [bin, "real", "--peer", `${IP_B}:${PORT}`, "--trace", `${examples}${workload}.json`, "--mode", mode, "--memory", memory, "--seed", String(seed), "--steps", String(steps), "--json", "--insecure", "--netns", shaping];
   const src = await inNs(NS_A, args, timeoutMs);
   const d = await Promise.race([dest.done, new Promise<null>((r) => setTimeout(() => r(null), 30_000).unref())]);
   let report: Report | null = null;
@@ -211,7 +211,7 @@ async function main(): Promise<void> {
         const sim = simulate({ workload, options: { ...REAL_DEFAULTS, mode }, link: { ...link }, seed });
         const plan = stepsFor(workload, sim.total_ms, maxGuestMs);
         console.error(`${w} ${mode}: sim ${sim.total_ms.toFixed(0)} ms → --steps ${plan.steps} (≈ ${(plan.guestMs / 1000).toFixed(1)} s of guest${plan.capped ? ", capped" : ""})`);
-        const { report: real, error } = await migrate(w, mode, memory, seed, plan.steps, timeoutMs);
+        const { report: real, error } = await migrate(w, mode, memory, seed, plan.steps, timeoutMs, `veth ${NS_A}↔${NS_B}, tbf ${rate} (burst ${burst} B, latency ${tbfLatency}) each way`);
         reports.push({ real, sim, error });
         const mib = (b: number) => r3(b / MiB);
         rows.push({

@@ -177,3 +177,10 @@ describe("progress on stderr", () => {
     expect(piped).toEqual(["done\n"]);
   });
 });
+
+describe("ppsim real --netns", () => {
+  it("is refused without a --peer, and without a description", async () => {
+    await expect(run(["real", "--demo", "--trace", "examples/idle.json", "--netns", "tbf 1Gbit"])).rejects.toThrow(/--netns describes the link to a --peer/);
+    await expect(run(["real", "--peer", "127.0.0.1:1", "--insecure", "--trace", "examples/idle.json", "--netns", " "])).rejects.toThrow(/--netns needs a short description/);
+  });
+});

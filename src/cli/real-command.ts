@@ -45,6 +45,7 @@ const FLAGS = {
   plain: { type: "boolean" },
   report: { type: "string" },
   "break-link-after": { type: "string" },
+  netns: { type: "string" },
   "psk-file": { type: "string" },
   "tls-cert": { type: "string" },
   "tls-key": { type: "string" },
@@ -70,6 +71,8 @@ export const REAL_USAGE = `ppsim real:
   --plain                 progress lines instead of the live view
   --report FILE.html      also write an HTML report with charts (see ppsim --help)
   --break-link-after SIZE break the link once SIZE of post-copy pages went out (recovery demo)
+  --netns TEXT            with --peer: the peer is across a network-namespace link shaped as TEXT
+                          (e.g. "veth, tbf 1Gbit"); the report's real_link records it (bench/netns.ts)
   --psk-file FILE         TLS with a pre-shared key, the same file on both hosts: one line IDENTITY:HEXKEY,
                           e.g. printf 'ppsim:%s\n' "$(openssl rand -hex 32)" > keys.psk
   --tls-cert FILE --tls-key FILE --tls-ca FILE
@@ -140,7 +143,10 @@ export async function runRealCommand(argv: string[], out: Out): Promise<number> 
   if (f["max-memory"] !== undefined || f["max-sessions"] !== undefined) throw new UsageError("--max-memory and --max-sessions are for the destination (--listen)");
   const peer = f.peer === undefined ? null : parseHostPort("peer", f.peer);
   if (f.trace === undefined) throw new UsageError("--trace FILE is required: the workload to run and migrate (see examples/)");
-  return peer === null ? runDemo(f, security, out) : runSource(f, peer, security, out);
+  if (f.netns !== undefined && peer === null) throw new UsageError("--netns describes the link to a --peer; the demo runs over loopback");
+  if (f.netns !== undefined && (f.netns.trim() === "" || f.netns.length > 200)) throw new UsageError("--netns needs a short description of the link's shaping (1–200 characters)");
+  const netns = f.netns === undefined ? undefined : ({ kind: "netns", text: `netns link to ${f.peer}: ${f.netns.trim()}` } as const);
+  return peer === null ? runDemo(f, security, out) : runSource(f, peer, security, out, netns);
 }
 
 function securityOf(f: SecurityFlags, demo: boolean): Security {
@@ -229,7 +235,7 @@ function sourceChoices(f: SourceFlags) {
 
 const LOOPBACK = { kind: "loopback", text: "loopback (ppsim real --demo)" } as const;
 
-async function runSource(f: SourceFlags, peer: { host: string; port: number }, security: Security, out: Out, link?: { kind: "loopback"; text: string }): Promise<number> {
+async function runSource(f: SourceFlags, peer: { host: string; port: number }, security: Security, out: Out, link?: { kind: "loopback" | "netns"; text: string }): Promise<number> {
   const { mode, seed, steps, workload, breakAt, options } = sourceChoices(f);
   const tty = process.stdout.isTTY && f.plain !== true && f.json !== true;
   const logLines: string[] = [];

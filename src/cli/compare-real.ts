@@ -13,6 +13,7 @@ import { recordSimulation, SampleLog, writeHtmlReport, type RunRecording } from 
 import { spawnDemoDestination } from "../real/demo.js";
 import { DestinationAgent } from "../real/dest-agent.js";
 import { REAL_DEFAULTS, SourceAgent } from "../real/source-agent.js";
+import { DEFAULT_HOST } from "../sim/host.js";
 import { Simulation } from "../sim/simulation.js";
 import type { Workload } from "../workload/types.js";
 import { UsageError } from "./errors.js";
@@ -131,7 +132,9 @@ export async function compareReal(flags: CompareRealFlags, log: (line: string) =
       ? await runReal({ ...base, peer: parseHostPort("peer", flags.peer), link: { kind: "peer", text: `peer ${flags.peer}` } })
       : await runDemoReal(base);
   const cfg = simConfig(choices, workload);
-  const sim = recordSimulation(new Simulation({ ...cfg, options: { ...REAL_DEFAULTS, ...cfg.options } }), "sim");
+  // Predicting a real run needs its host's costs: the shipped profile unless --host says otherwise.
+  const host = choices.host === undefined ? DEFAULT_HOST : choices.host;
+  const sim = recordSimulation(new Simulation({ ...cfg, host, options: { ...REAL_DEFAULTS, ...cfg.options } }), "sim");
   return { sim, real };
 }
 

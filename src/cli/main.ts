@@ -36,6 +36,7 @@ export const USAGE = `usage:
   ppsim real --peer HOST:PORT --trace FILE [--mode …]
   ppsim real --demo --trace FILE [--mode …]
   ppsim record [--out FILE] -- CMD ARGS…     record a program's page accesses (ppsim record --help)
+  ppsim calibrate [--out FILE]               measure this host's costs for --host (ppsim calibrate --help)
 
 simulation flags:
   --trace FILE            workload file (see examples/ and docs/workload.md)
@@ -60,6 +61,9 @@ simulation flags:
   --no-auto-converge      never throttle the guest
   --max-time DURATION     give up after this much virtual time (default 10 min)
   --report FILE.html      also write an HTML report with charts (one file, opens offline; compare: modes overlaid)
+  --host FILE|default|none  charge the hosts' CPU costs measured by \`ppsim calibrate\` (docs/host-profile.md):
+                          default is the profile shipped with ppsim; without --host the hosts are free,
+                          except in compare --real, which uses default
 
 what the guest felt (report key "guest", docs/disruption.md), per vCPU and overall, from the start of
 the migration to its end, against an unmigrated run of the same guest:
@@ -91,6 +95,7 @@ async function main(argv: string[], out: (line: string) => void): Promise<number
   if (first === "sweep") return (await import("./sweep-command.js")).runSweepCommand(rest, out);
   if (first === "advise") return (await import("./advise-command.js")).runAdviseCommand(rest, out);
   if (first === "record") return (await import("./record-command.js")).runRecordCommand(rest, out);
+  if (first === "calibrate") return (await import("./calibrate-command.js")).runCalibrateCommand(rest, out);
   if (first === "compare") {
     const options = { ...SIM_FLAGS, ...COMPARE_REAL_FLAGS, help: { type: "boolean", short: "h" } } as const;
     const { values } = parseArgs({ args: joinNegativeValues(rest, options), options, strict: true, allowPositionals: false });

@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { reportLines } from "../../tui/plain.js";
 import type { MigrationOptions } from "../engine/options.js";
 import type { Report } from "../engine/report.js";
+import { checkHostProfile } from "../sim/host.js";
 import { simulate, type SimConfig } from "../sim/simulation.js";
 import { VERSION } from "../version.js";
 import { parseWorkload } from "../workload/parse.js";
@@ -52,6 +53,7 @@ export function configOf(r: Saved, origin = "report"): SimConfig {
     seed,
     outages,
     maxVirtualMs: typeof r.max_virtual_ms === "number" ? r.max_virtual_ms : undefined,
+    host: r.host === undefined ? null : checkHostProfile(r.host, `${origin} host`),
   };
 }
 

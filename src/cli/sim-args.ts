@@ -5,7 +5,9 @@
  */
 import type { MigrationOptions } from "../engine/options.js";
 import { MODES, type Mode } from "../engine/messages.js";
+import { checkHostProfile, DEFAULT_HOST, type HostProfile } from "../sim/host.js";
 import { parseLink, type LinkSpec } from "../sim/link.js";
+import { readBoundedFile } from "../workload/read-bounded.js";
 import type { Outage } from "../sim/simulation.js";
 import { parseByteSize } from "../workload/size.js";
 import { UsageError } from "./errors.js";
@@ -46,6 +48,7 @@ export const SIM_FLAGS = {
   "shared-channel": { type: "boolean" },
   "max-time": { type: "string" },
   report: { type: "string" },
+  host: { type: "string" },
 } as const;
 
 export interface SimFlags extends PolicyFlags {
@@ -60,6 +63,8 @@ export interface SimFlags extends PolicyFlags {
   "max-time"?: string;
   /** Write an HTML report (charts) to this file. */
   report?: string;
+  /** A host profile: a file from `ppsim calibrate`, "default" or "none". */
+  host?: string;
 }
 
 export const DEFAULT_LINK = "1Gbit,0.1ms";
@@ -73,6 +78,8 @@ export interface SimChoices {
   outages: Outage[];
   options: Partial<MigrationOptions>;
   maxVirtualMs: number | undefined;
+  /** undefined: not given (the command's own default). */
+  host: HostProfile | null | undefined;
 }
 
 export function parseMode(text: string | undefined): Mode {
@@ -119,6 +126,23 @@ function rateBytesPerSec(flag: string, text: string): number {
   }
 }
 
+/** A profile file is small: anything larger is not one. */
+const MAX_PROFILE_BYTES = 64 * 1024;
+
+/** --host FILE|default|none: a profile from `ppsim calibrate`, the shipped one, or free hosts. */
+export function loadHostProfile(text: string): HostProfile | null {
+  if (text === "none") return null;
+  if (text === "default") return DEFAULT_HOST;
+  const bytes = readBoundedFile(text, MAX_PROFILE_BYTES, "--host profile");
+  let v: unknown;
+  try {
+    v = JSON.parse(bytes.toString("utf8"));
+  } catch (e) {
+    throw new UsageError(`--host ${text}: not JSON (${(e as Error).message}); ppsim calibrate --out FILE writes a profile`);
+  }
+  return checkHostProfile(v, `--host ${text}`);
+}
+
 export function parseSimFlags(f: SimFlags): SimChoices {
   if (f.trace === undefined) throw new UsageError("--trace FILE is required: the workload to migrate (see examples/)");
   let link: LinkSpec;
@@ -145,6 +169,7 @@ export function parseSimFlags(f: SimFlags): SimChoices {
     outages: (f.outage ?? []).map(parseOutage),
     options,
     maxVirtualMs: f["max-time"] === undefined ? undefined : positiveDuration("max-time", f["max-time"]),
+    host: f.host === undefined ? undefined : loadHostProfile(f.host),
   };
 }
 

@@ -45,6 +45,7 @@ export function simConfig(choices: SimChoices, workload: Workload, mode = choice
     seed: choices.seed,
     outages: choices.outages,
     maxVirtualMs: choices.maxVirtualMs,
+    host: choices.host ?? null,
   };
 }
 

@@ -127,6 +127,8 @@ export interface Report {
   /** Virtual time after which an unfinished simulation fails, ms. */
   max_virtual_ms?: number;
   sim?: SimStats;
+  /** Simulator: the host profile it charged (src/sim/host.ts); absent: free hosts. */
+  host?: { ppsim_host_profile: number; measured_on: string } & Record<string, number | string>;
   /** Real back end. */
   steps?: number;
   hash?: HashReport | null;

@@ -46,6 +46,10 @@ interface Queued<M> {
   channel: Channel;
   msg: M;
   bytes: number;
+  /** How long it holds the serialiser, in bytes at the link's speed: its bytes, or more when a host's work is slower (src/sim/host.ts). */
+  occupancy: number;
+  /** Added to the latency: the receiver's work before its engine hears of the message, µs. */
+  extraUs: number;
 }
 
 /** A FIFO that does not shift its array on every take. */
@@ -143,14 +147,20 @@ export class Link<M> {
     return (this.shared ? w.urgent + w.bulk : channel === "bulk" ? w.bulk : w.urgent) < this.windowBytes;
   }
 
-  send(dir: Direction, channel: Channel, msg: M, bytes: number, now: number): void {
+  /** Microseconds per byte on the wire. */
+  get usPerWireByte(): number {
+    return this.usPerByte;
+  }
+
+  /** `occupancy` (≥ bytes) and `extraUs`: a host's work for the message, from src/sim/host.ts. */
+  send(dir: Direction, channel: Channel, msg: M, bytes: number, now: number, occupancy = bytes, extraUs = 0): void {
     if (!this.up) {
       this.lost++;
       return;
     }
     const lane = this.lanes[dir];
     lane.inWindow[channel] += bytes;
-    const q = { channel, msg, bytes };
+    const q = { channel, msg, bytes, occupancy: Math.max(bytes, occupancy), extraUs };
     if (channel === "urgent" && !this.spec.sharedChannel) {
       lane.urgent.push(q);
       if (lane.sending !== null && lane.sending.channel === "bulk") this.schedulePreempt(dir, now);
@@ -194,7 +204,7 @@ export class Link<M> {
     lane.inWindow[done.channel] -= done.bytes;
     lane.messages++;
     lane.propagating++;
-    this.hooks.schedule(now + this.spec.latencyUs, { type: "deliver", dir: ev.dir, channel: done.channel, msg: done.msg, epoch: this.epoch });
+    this.hooks.schedule(now + this.spec.latencyUs + done.extraUs, { type: "deliver", dir: ev.dir, channel: done.channel, msg: done.msg, epoch: this.epoch });
     this.hooks.transmitted(ev.dir, done.channel, done.bytes, now);
     if (lane.sending === null) this.startNext(ev.dir, now);
   }
@@ -226,7 +236,7 @@ export class Link<M> {
   private startNext(dir: Direction, now: number): void {
     const lane = this.lanes[dir];
     let next = lane.urgent.take();
-    let remaining = next?.bytes ?? 0;
+    let remaining = next?.occupancy ?? 0;
     if (next === undefined && lane.suspended !== null) {
       next = lane.suspended.q;
       remaining = lane.suspended.remaining;
@@ -235,7 +245,7 @@ export class Link<M> {
     if (next === undefined) {
       next = lane.bulk.take();
       if (next === undefined) return;
-      remaining = next.bytes;
+      remaining = next.occupancy;
     }
     lane.sending = next;
     lane.startedAt = now;

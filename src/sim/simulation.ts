@@ -18,6 +18,7 @@ import type { Workload } from "../workload/types.js";
 import { EventQueue } from "./event-queue.js";
 import { Guest, GuestShared } from "./guest.js";
 import { formatLink, Link, type Direction, type LinkEvent, type LinkSpec } from "./link.js";
+import { checkHostProfile, messageCostUs, occupancyBytes, type HostProfile } from "./host.js";
 import { ProgressMeter } from "./progress.js";
 
 export { parseLink, formatLink, type LinkSpec } from "./link.js";
@@ -36,6 +37,8 @@ export interface SimConfig {
   outages?: Outage[];
   /** Virtual time after the migration start at which an unfinished run is declared failed. */
   maxVirtualMs?: number;
+  /** What the hosts' CPUs cost (src/sim/host.ts); none: free hosts. */
+  host?: HostProfile | null;
 }
 
 export const DEFAULT_MAX_VIRTUAL_MS = 10 * 60 * 1000;
@@ -93,6 +96,7 @@ export class Simulation {
   /** Kept for the report, so that a saved report can be rerun. */
   private readonly outages: Outage[];
   private readonly maxVirtualMs: number;
+  private readonly host: HostProfile | null;
 
   constructor(cfg: SimConfig) {
     const w = cfg.workload;
@@ -106,8 +110,10 @@ export class Simulation {
     this.deadlineUs = this.startUs + maxMs * 1000;
     this.maxVirtualMs = maxMs;
     this.outages = (cfg.outages ?? []).map((o) => ({ atMs: o.atMs, durationMs: o.durationMs }));
+    this.host = cfg.host ? checkHostProfile(cfg.host, "host profile") : null;
+    const faultDelayUs = this.host?.fault_delivery_us ?? 0;
     this.shared = new GuestShared(w, compilePhases(w), this.seed);
-    const onStall = (vcpu: number, page: number, at: number) => this.queue.push(at, { type: "fault", vcpu, page, stalledAt: at });
+    const onStall = (vcpu: number, page: number, at: number) => this.queue.push(at + faultDelayUs, { type: "fault", vcpu, page, stalledAt: at });
     this.srcGuest = new Guest("source", this.shared, onStall);
     this.dstGuest = new Guest("destination", this.shared, onStall);
     this.progress = new ProgressMeter(w.vcpus, PROGRESS_WINDOW_US);
@@ -329,6 +335,13 @@ export class Simulation {
     else driveDestination(this.dest, this.dstFx, this.now);
   }
 
+  private send(dir: Direction, channel: Channel, msg: Msg, bytes: number): void {
+    const h = this.host;
+    if (h === null) return this.link.send(dir, channel, msg, bytes, this.now);
+    const cost = messageCostUs(h, msg);
+    this.link.send(dir, channel, msg, bytes, this.now, occupancyBytes(bytes, cost, this.link.usPerWireByte), cost.recvUs + cost.extraUs);
+  }
+
   private setTimer(side: Direction, at: number | null): void {
     const t = this.timers[side];
     if (at === t.at) return;
@@ -341,14 +354,14 @@ export class Simulation {
     const pageSize = this.workload.pageSize;
     return {
       canSend: (channel) => this.link.hasRoom(0, channel),
-      send: (channel, msg) => this.link.send(0, channel, msg, encodedSize(msg, pageSize), this.now),
+      send: (channel, msg) => this.send(0, channel, msg, encodedSize(msg, pageSize)),
       setTimer: (at) => this.setTimer(0, at),
       pauseGuest: () => {
         const cpuState = this.srcGuest.pause(this.now);
         this.srcPausedState = cpuState;
         this.expected = this.srcGuest.memory.slice();
         this.dstGuest.mirror = this.expected;
-        this.queue.push(this.now, { type: "guestPaused", cpuState });
+        this.queue.push(this.now + (this.host?.pause_us ?? 0), { type: "guestPaused", cpuState });
       },
       resumeGuest: () => {
         if (!this.srcGuest.running && this.srcPausedState !== null) this.srcGuest.resume(this.now, this.srcPausedState);
@@ -369,7 +382,7 @@ export class Simulation {
     const guest = this.dstGuest;
     return {
       canSend: (channel) => this.link.hasRoom(1, channel),
-      send: (channel, msg) => this.link.send(1, channel, msg, encodedSize(msg, pageSize), this.now),
+      send: (channel, msg) => this.send(1, channel, msg, encodedSize(msg, pageSize)),
       setTimer: (at) => this.setTimer(1, at),
       installPages: (pages) => {
         for (const e of pages) guest.install(e.page, e.data ?? 0, this.now);
@@ -404,6 +417,7 @@ export class Simulation {
       outages: this.outages,
       max_virtual_ms: this.maxVirtualMs,
       sim: { events: this.eventsProcessed, guest_accesses: this.shared.accesses, messages_lost: this.link.lost, pages_released: this.pagesReleased },
+      ...(this.host ? { host: { ...this.host } } : {}),
     });
     this.notice = `${outcome}${reason ? `: ${reason}` : ""}`;
   }

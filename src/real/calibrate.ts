@@ -1,0 +1,277 @@
+/**
+ * `ppsim calibrate`: measures on this machine what the simulator's host
+ * profile (src/sim/host.ts) charges, through the same addon calls and code
+ * paths the real agents use, and writes the profile.
+ *
+ * Each figure is the median of `reps` timed repetitions (a shared machine is
+ * noisy: the spread is reported beside it):
+ * - send, per page: pread of a 16-page run from a memfd, the zero check, the
+ *   codec's frame — as the source port and transport do; pages with data,
+ *   and holes (zero pages);
+ * - install, per page: decoding that frame and UFFDIO_COPY (UFFDIO_ZEROPAGE
+ *   for zeros) into a userfaultfd-registered memfd mapping, as the
+ *   destination installs once its guest runs;
+ * - per message: one small frame encoded, written to a loopback TCP socket,
+ *   read and decoded in this process, halved (one end's share);
+ * - fault delivery: a thread of the addon touches a missing page, the fault
+ *   reader hands it to JavaScript, which answers with UFFDIO_COPY; minus one
+ *   install;
+ * - pause and resume: PAUSE and RESUME through a spawned guest's control
+ *   socket; guest start: spawning a destination guest until it connected.
+ */
+import { createServer, connect, type Socket } from "node:net";
+import { availableParallelism, cpus, release } from "node:os";
+import { encodeMessage } from "../engine/codec.js";
+import { FrameDecoder } from "../engine/frame-decoder.js";
+import type { Message, PageEntry } from "../engine/messages.js";
+import { HOST_PROFILE_VERSION, type HostProfile } from "../sim/host.js";
+import { toGuestConfig } from "../workload/guest-config.js";
+import { parseWorkload } from "../workload/parse.js";
+import { GuestProcess } from "./guest-process.js";
+import { startingVcpus } from "./guest-spawn.js";
+import { closeFd, constants, mapShared, memfdCreate, pread, punchHole, pwrite, startFaultReader, uffdApi, uffdCopy, uffdCreate, uffdRegister, uffdZeropage } from "./native.js";
+
+const RUN = 16;
+
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export interface Calibration {
+  profile: HostProfile;
+  /** Every figure's spread over the repetitions, in the profile's units. */
+  spread: Record<string, Spread>;
+  host: { cpus: number; cpu: string; kernel: string; node: string };
+}
+
+function spreadOf(xs: number[]): Spread {
+  const s = [...xs].sort((a, b) => a - b);
+  const r = (x: number) => Math.round(x * 10) / 10;
+  return { median: r(s[Math.floor((s.length - 1) / 2)]), min: r(s[0]), max: r(s[s.length - 1]) };
+}
+
+function timeNs(f: () => void): number {
+  const t = process.hrtime.bigint();
+  f();
+  return Number(process.hrtime.bigint() - t);
+}
+
+/** Source side: ns per page to read a run, check it for zeros and frame it. */
+function sendPerPage(pages: number, zero: boolean): number {
+  const PS = constants().PAGE_SIZE;
+  const fd = memfdCreate("ppsim-calibrate-send", pages * PS);
+  try {
+    if (!zero) for (let p = 0; p < pages; p += RUN) pwrite(fd, p * PS, Buffer.alloc(RUN * PS, p % 251 | 1));
+    const zeros = Buffer.alloc(PS);
+    return (
+      timeNs(() => {
+        for (let p = 0; p < pages; p += RUN) {
+          const chunk = pread(fd, p * PS, RUN * PS);
+          const entries: PageEntry<Uint8Array>[] = [];
+          for (let i = 0; i < RUN; i++) {
+            const data = chunk.subarray(i * PS, (i + 1) * PS);
+            entries.push({ page: p + i, data: data.equals(zeros) ? null : data });
+          }
+          encodeMessage({ type: "pages", pages: entries }, PS);
+        }
+      }) / pages
+    );
+  } finally {
+    closeFd(fd);
+  }
+}
+
+/** Destination side: ns per page to decode a run's frame and install it into a registered mapping. */
+function installPerPage(pages: number, zero: boolean): number {
+  const C = constants();
+  const PS = C.PAGE_SIZE;
+  const fd = memfdCreate("ppsim-calibrate-install", pages * PS);
+  const map = mapShared(fd, pages * PS);
+  const uffd = uffdCreate();
+  try {
+    uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM);
+    uffdRegister(uffd, map.address, pages * PS, C.UFFDIO_REGISTER_MODE_MISSING);
+    const frames: Uint8Array[] = [];
+    for (let p = 0; p < pages; p += RUN) {
+      const entries: PageEntry<Uint8Array>[] = [];
+      for (let i = 0; i < RUN; i++) entries.push({ page: p + i, data: zero ? null : Buffer.alloc(PS, (p + i) % 251 | 1) });
+      frames.push(encodeMessage({ type: "pages", pages: entries }, PS));
+    }
+    const decoder = new FrameDecoder(PS, pages);
+    return (
+      timeNs(() => {
+        for (const f of frames) {
+          for (const msg of decoder.push(f)) {
+            if (msg.type !== "pages") continue;
+            const first = msg.pages[0].page;
+            const at = map.address + BigInt(first * PS);
+            if (zero) uffdZeropage(uffd, at, msg.pages.length * PS);
+            else uffdCopy(uffd, at, Buffer.concat(msg.pages.map((e) => e.data as Uint8Array)));
+          }
+        }
+      }) / pages
+    );
+  } finally {
+    map.unmap();
+    closeFd(uffd);
+    punchHole(fd, 0, pages * PS);
+    closeFd(fd);
+  }
+}
+
+/** One end's ns per small message: encode, write, read, decode over loopback TCP, halved. */
+async function perMessage(count: number): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const accepted = new Promise<Socket>((r) => server.once("connection", r));
+  const client = connect({ host: "127.0.0.1", port });
+  await new Promise((r) => client.once("connect", r));
+  const peer = await accepted;
+  try {
+    client.setNoDelay(true);
+    const decoder = new FrameDecoder(4096, 1 << 20);
+    let got = 0;
+    const done = new Promise<void>((r) =>
+      peer.on("data", (chunk: Buffer) => {
+        got += decoder.push(chunk).length;
+        if (got >= count) r();
+      }),
+    );
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < count; i++) {
+      const msg: Message<Uint8Array> = { type: "pageRequest", page: i };
+      if (!client.write(encodeMessage(msg, 4096))) await new Promise((r) => client.once("drain", r));
+    }
+    await done;
+    return Number(process.hrtime.bigint() - t) / count / 2;
+  } finally {
+    client.destroy();
+    peer.destroy();
+    server.close();
+  }
+}
+
+/** µs from a vCPU-like thread's fault to JavaScript's UFFDIO_COPY waking it, per fault (median). */
+async function faultRoundTripUs(faults: number): Promise<number> {
+  const C = constants();
+  const PS = C.PAGE_SIZE;
+  const fd = memfdCreate("ppsim-calibrate-fault", faults * PS);
+  const map = mapShared(fd, faults * PS);
+  const uffd = uffdCreate();
+  const page = Buffer.alloc(PS, 7);
+  const reader = (() => {
+    uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM);
+    uffdRegister(uffd, map.address, faults * PS, C.UFFDIO_REGISTER_MODE_MISSING);
+    return startFaultReader(uffd, (evs) => {
+      for (const e of evs) uffdCopy(uffd, e.address & ~BigInt(PS - 1), page);
+    });
+  })();
+  try {
+    const us: number[] = [];
+    for (let i = 0; i < faults; i++) {
+      const t = performance.now();
+      await map.touchAsync(i * PS);
+      us.push((performance.now() - t) * 1000);
+    }
+    return spreadOf(us).median;
+  } finally {
+    reader.stop();
+    map.unmap();
+    closeFd(uffd);
+    closeFd(fd);
+  }
+}
+
+/** µs for PAUSE and RESUME of a running one-vCPU guest through its control socket, and for starting one (medians). */
+async function guestCosts(count: number): Promise<{ pauseUs: number; resumeUs: number; startUs: number }> {
+  const w = parseWorkload(
+    { ppsim_workload: 1, name: "calibrate", memory: "16MiB", vcpus: 1, phases: [{ steps: 1e12, compute_ns: 1000, write_share: 0.1, pattern: { kind: "uniform" } }] },
+    "calibration guest",
+  );
+  const config = toGuestConfig(w, 1);
+  const start: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    const d = await GuestProcess.spawn({ role: "destination", config });
+    start.push((performance.now() - t) * 1000);
+    await d.quit();
+  }
+  const g = await GuestProcess.spawn({ role: "source", config, noWp: true });
+  try {
+    await startingVcpus(g, () => g.run());
+    const pause: number[] = [];
+    const resume: number[] = [];
+    for (let i = 0; i < count; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+      let t = performance.now();
+      await g.pause();
+      pause.push((performance.now() - t) * 1000);
+      t = performance.now();
+      await g.resume();
+      resume.push((performance.now() - t) * 1000);
+    }
+    return { pauseUs: spreadOf(pause).median, resumeUs: spreadOf(resume).median, startUs: spreadOf(start).median };
+  } finally {
+    await g.quit();
+  }
+}
+
+export interface CalibrateOptions {
+  /** Repetitions of each figure (default 5). */
+  reps?: number;
+  /** Pages per send/install repetition (default 16384: 64 MiB). */
+  pages?: number;
+  log?: (line: string) => void;
+}
+
+export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> {
+  const reps = o.reps ?? 5;
+  const pages = o.pages ?? 16384;
+  const log = o.log ?? (() => undefined);
+  const runs: Record<string, number[]> = {
+    send_ns_per_page: [],
+    send_ns_per_zero_page: [],
+    install_ns_per_page: [],
+    install_ns_per_zero_page: [],
+    message_ns: [],
+    fault_delivery_us: [],
+    pause_us: [],
+    resume_us: [],
+    guest_start_us: [],
+  };
+  for (let i = 0; i < reps; i++) {
+    log(`repetition ${i + 1} of ${reps}`);
+    runs.send_ns_per_page.push(sendPerPage(pages, false));
+    runs.send_ns_per_zero_page.push(sendPerPage(pages, true));
+    const install = installPerPage(pages, false);
+    runs.install_ns_per_page.push(install);
+    runs.install_ns_per_zero_page.push(installPerPage(pages, true));
+    runs.message_ns.push(await perMessage(20_000));
+    runs.fault_delivery_us.push(Math.max(0, (await faultRoundTripUs(2000)) - install / 1000));
+    const g = await guestCosts(10);
+    runs.pause_us.push(g.pauseUs);
+    runs.resume_us.push(g.resumeUs);
+    runs.guest_start_us.push(g.startUs);
+  }
+  const spread: Record<string, Spread> = {};
+  for (const [k, xs] of Object.entries(runs)) spread[k] = spreadOf(xs);
+  const host = { cpus: availableParallelism(), cpu: cpus()[0]?.model ?? "?", kernel: release(), node: process.version };
+  const m = (k: string) => spread[k].median;
+  const profile: HostProfile = {
+    ppsim_host_profile: HOST_PROFILE_VERSION,
+    measured_on: `${host.cpus} CPUs (${host.cpu}), Linux ${host.kernel}, Node ${host.node}, ppsim calibrate ${new Date().toISOString().slice(0, 10)}, median of ${reps}`,
+    send_ns_per_page: m("send_ns_per_page"),
+    send_ns_per_zero_page: m("send_ns_per_zero_page"),
+    install_ns_per_page: m("install_ns_per_page"),
+    install_ns_per_zero_page: m("install_ns_per_zero_page"),
+    message_ns: m("message_ns"),
+    fault_delivery_us: m("fault_delivery_us"),
+    pause_us: m("pause_us"),
+    resume_us: m("resume_us"),
+    guest_start_us: m("guest_start_us"),
+  };
+  return { profile, spread, host };
+}

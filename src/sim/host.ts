@@ -1,0 +1,146 @@
+/**
+ * What the hosts' CPUs cost, for the simulator to charge: the real back end
+ * spends time per page and per message at both ends (reading guest memory,
+ * checking for zeros, framing, installing with userfaultfd), hands each
+ * fault to its agent through the kernel, and pauses its guest through a
+ * control socket. Without a profile the simulator's hosts are free, which
+ * at loopback speed predicts a fraction of the real time.
+ *
+ * A profile is measured on a machine by `ppsim calibrate` (src/real/calibrate.ts)
+ * and given with `--host FILE`; `--host default` is the profile shipped below.
+ *
+ * How the simulator charges it (src/sim/link.ts, simulation.ts):
+ * - a message occupies its direction's serialiser for the longest of its wire
+ *   time, the sender's work and the receiver's work: the three run as a
+ *   pipeline, so the slowest stage sets the throughput;
+ * - it reaches the receiver's engine the link's latency plus the receiver's
+ *   work after its last byte left (installed before the engine hears of it);
+ * - a vCPU's fault reaches the destination engine `faultDeliveryUs` after
+ *   the vCPU stopped;
+ * - the source guest's pause completes `pause_us` after it was asked;
+ * - the destination engine hears of the hello `guest_start_us` late (it
+ *   starts its guest first) and of the switchover `resume_us` late (its guest
+ *   runs once the resume returned, which is when the real agent reports it).
+ */
+import { PAGE_ENTRY_OVERHEAD } from "../engine/codec.js";
+import type { Message } from "../engine/messages.js";
+
+export const HOST_PROFILE_VERSION = 1;
+
+export interface HostProfile {
+  ppsim_host_profile: typeof HOST_PROFILE_VERSION;
+  /** Where and how it was measured, for a reader (free text). */
+  measured_on: string;
+  /** Source: reading a page with data and framing it, ns. */
+  send_ns_per_page: number;
+  /** Source: reading a page and finding it zero (sent as a flag), ns. */
+  send_ns_per_zero_page: number;
+  /** Destination: installing a page with data (UFFDIO_COPY or pwrite), ns. */
+  install_ns_per_page: number;
+  /** Destination: installing a zero page (UFFDIO_ZEROPAGE), ns. */
+  install_ns_per_zero_page: number;
+  /** Either end, per message: encoding or decoding, the socket call, the event-loop turn, ns. */
+  message_ns: number;
+  /** A guest's fault reaching the agent's engine (userfaultfd read, wake-up), µs. */
+  fault_delivery_us: number;
+  /** Pausing the source guest through its control socket, µs. */
+  pause_us: number;
+  /** Resuming a paused guest (its vCPU threads running again), µs. */
+  resume_us: number;
+  /** The destination starting its guest process when the source's hello comes, µs. */
+  guest_start_us: number;
+}
+
+/**
+ * Shipped with ppsim: `ppsim calibrate --reps 3` on the development machine
+ * (2 cores, Linux 6.18, Node 20) on 2026-12-01, while other builds shared it
+ * (load ~6): docs/host-profile.md has the runs and their spread.
+ */
+export const DEFAULT_HOST: HostProfile = {
+  ppsim_host_profile: 1,
+  measured_on: "ppsim's development machine: 2 CPUs (AMD EPYC), Linux 6.18, Node 20.20, ppsim calibrate --reps 3, 2026-12-01 (shared, load ~6)",
+  send_ns_per_page: 4637,
+  send_ns_per_zero_page: 2101,
+  install_ns_per_page: 4455,
+  install_ns_per_zero_page: 2142,
+  message_ns: 1901,
+  fault_delivery_us: 31.8,
+  pause_us: 50.6,
+  resume_us: 30.3,
+  guest_start_us: 10139,
+};
+
+const NUMBER_KEYS = [
+  "send_ns_per_page",
+  "send_ns_per_zero_page",
+  "install_ns_per_page",
+  "install_ns_per_zero_page",
+  "message_ns",
+  "fault_delivery_us",
+  "pause_us",
+  "resume_us",
+  "guest_start_us",
+] as const;
+
+/** A profile no larger than this is taken: each cost at most a second (a typo, not a host). */
+const MAX_COST = 1e9;
+
+export class HostProfileError extends Error {
+  override name = "HostProfileError";
+  readonly userFacing = true;
+}
+
+/** Checks a parsed profile (from a file: `where` names it). */
+export function checkHostProfile(v: unknown, where: string): HostProfile {
+  const o = v as Record<string, unknown> | null;
+  if (typeof o !== "object" || o === null || Array.isArray(o)) throw new HostProfileError(`${where}: a host profile is a JSON object (ppsim calibrate writes one)`);
+  if (o.ppsim_host_profile !== HOST_PROFILE_VERSION) {
+    throw new HostProfileError(`${where}: "ppsim_host_profile" must be ${HOST_PROFILE_VERSION}, got ${JSON.stringify(o.ppsim_host_profile)}`);
+  }
+  for (const k of NUMBER_KEYS) {
+    const x = o[k];
+    if (typeof x !== "number" || !Number.isFinite(x) || x < 0 || x > MAX_COST) throw new HostProfileError(`${where}: "${k}" must be a number in [0, ${MAX_COST}], got ${JSON.stringify(x)}`);
+  }
+  const known = new Set<string>(["ppsim_host_profile", "measured_on", ...NUMBER_KEYS]);
+  for (const k of Object.keys(o)) if (!known.has(k)) throw new HostProfileError(`${where}: unknown key "${k}"`);
+  return { ...(o as unknown as HostProfile), measured_on: typeof o.measured_on === "string" ? o.measured_on.slice(0, 500) : "" };
+}
+
+/**
+ * Sender's and receiver's work for one message, µs; `extraUs`: what the
+ * receiver does before its engine hears of it that does not hold up the
+ * next message (starting or resuming its guest).
+ */
+export function messageCostUs(h: HostProfile, msg: Message<unknown>): { sendUs: number; recvUs: number; extraUs: number } {
+  let sendNs = h.message_ns;
+  let recvNs = h.message_ns;
+  if (msg.type === "pages") {
+    for (const e of msg.pages) {
+      if (e.data === null) {
+        sendNs += h.send_ns_per_zero_page;
+        recvNs += h.install_ns_per_zero_page;
+      } else {
+        sendNs += h.send_ns_per_page;
+        recvNs += h.install_ns_per_page;
+      }
+    }
+  }
+  let extraUs = 0;
+  if (msg.type === "hello") extraUs = h.guest_start_us;
+  else if (msg.type === "switchover") extraUs = h.resume_us;
+  return { sendUs: sendNs / 1000, recvUs: recvNs / 1000, extraUs };
+}
+
+/** The bytes a message's host work is worth on a link of this speed (its serialiser occupancy, in wire bytes). */
+export function occupancyBytes(wireBytes: number, cost: { sendUs: number; recvUs: number }, usPerByte: number): number {
+  return Math.max(wireBytes, Math.max(cost.sendUs, cost.recvUs) / usPerByte);
+}
+
+/** For a reader: what the profile makes of a page stream (pages/s each end can move). */
+export function pageRates(h: HostProfile, pageSize: number): { sendPagesPerS: number; installPagesPerS: number; wireBytesPerPage: number } {
+  return {
+    sendPagesPerS: 1e9 / Math.max(1, h.send_ns_per_page),
+    installPagesPerS: 1e9 / Math.max(1, h.install_ns_per_page),
+    wireBytesPerPage: pageSize + PAGE_ENTRY_OVERHEAD,
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * The simulator's host profile (src/sim/host.ts) and `ppsim calibrate`
+ * (src/real/calibrate.ts): free hosts change nothing, costs are charged
+ * where the profile says, a bad profile is refused with its reason, and the
+ * calibration measures every figure through the real back end's calls.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { configOf } from "../src/cli/rerun.js";
+import { loadHostProfile } from "../src/cli/sim-args.js";
+import { calibrate } from "../src/real/calibrate.js";
+import { checkHostProfile, DEFAULT_HOST, type HostProfile } from "../src/sim/host.js";
+import { simulate } from "../src/sim/simulation.js";
+import { loadWorkload } from "../src/workload/parse.js";
+import { withMemory } from "../src/workload/types.js";
+import { userfaultfdUnavailable } from "./support/uffd.js";
+
+const FREE: HostProfile = {
+  ...DEFAULT_HOST,
+  send_ns_per_page: 0,
+  send_ns_per_zero_page: 0,
+  install_ns_per_page: 0,
+  install_ns_per_zero_page: 0,
+  message_ns: 0,
+  fault_delivery_us: 0,
+  pause_us: 0,
+  resume_us: 0,
+  guest_start_us: 0,
+};
+const fast = { bandwidthBytesPerSec: 10e9, latencyUs: 20 };
+
+describe("the simulator's host profile", () => {
+  const web = withMemory(loadWorkload("examples/web-server.json"), 64 * 1024 * 1024);
+  const idle = withMemory(loadWorkload("examples/idle.json"), 64 * 1024 * 1024);
+
+  it("a host that costs nothing gives the report of free hosts", () => {
+    for (const mode of ["precopy", "postcopy", "hybrid"] as const) {
+      const { host, ...withFree } = simulate({ workload: web, options: { mode }, link: fast, host: FREE });
+      expect(host?.ppsim_host_profile).toBe(1);
+      expect(withFree).toEqual(simulate({ workload: web, options: { mode }, link: fast }));
+    }
+  });
+
+  it("charges per page: on a fast link the slowest host stage sets the background rate", () => {
+    const slow: HostProfile = { ...FREE, install_ns_per_page: 20_000, install_ns_per_zero_page: 20_000 };
+    const r = simulate({ workload: idle, options: { mode: "postcopy" }, link: fast, host: slow });
+    const free = simulate({ workload: idle, options: { mode: "postcopy" }, link: fast });
+    // 16384 pages at 20 µs each to install: at least 328 ms, where the wire alone takes ~7 ms.
+    expect(free.total_ms).toBeLessThan(50);
+    expect(r.total_ms).toBeGreaterThan((16384 * 20) / 1000);
+    expect(r.total_ms).toBeLessThan((16384 * 20) / 1000 + 50);
+    expect(r.verified).toBe(true);
+  });
+
+  it("charges the pause, the resume and the guest start where the real agents pay them", () => {
+    const h: HostProfile = { ...FREE, pause_us: 5000, resume_us: 3000, guest_start_us: 40_000 };
+    const r = simulate({ workload: idle, options: { mode: "postcopy" }, link: fast, host: h });
+    const free = simulate({ workload: idle, options: { mode: "postcopy" }, link: fast });
+    expect(r.downtime_ms - free.downtime_ms).toBeCloseTo(8, 0);
+    expect(r.setup_ms - free.setup_ms).toBeCloseTo(40, 0);
+  });
+
+  it("delays each fault by its delivery to the agent", () => {
+    const h: HostProfile = { ...FREE, fault_delivery_us: 500 };
+    const r = simulate({ workload: web, options: { mode: "postcopy" }, link: fast, host: h });
+    const free = simulate({ workload: web, options: { mode: "postcopy" }, link: fast });
+    expect(r.verified).toBe(true);
+    // Waits get longer (some of the extra time is cut short by a background copy arriving meanwhile).
+    expect(r.guest?.faults?.postcopy_latency_us ?? 0).toBeGreaterThan(free.guest?.faults?.postcopy_latency_us ?? Infinity);
+    // The engine's own figures start when it hears of a fault, as the real agent's do: the delivery is not in them.
+    expect(r.fault_latency_us.p50).toBeLessThanOrEqual(free.fault_latency_us.p50 + 1);
+  });
+
+  it("a report that charged a host reruns to itself", () => {
+    const r = simulate({ workload: web, options: { mode: "hybrid" }, link: fast, host: DEFAULT_HOST });
+    const saved = { ...r, workload_spec: JSON.parse(readFileSync("examples/web-server.json", "utf8")) as unknown };
+    const again = simulate(configOf(JSON.parse(JSON.stringify(saved)) as typeof saved));
+    expect(again.host).toEqual(DEFAULT_HOST);
+    expect(again.total_ms).toBe(r.total_ms);
+  });
+
+  it("refuses a bad profile, saying what is wrong", () => {
+    expect(() => checkHostProfile([], "p")).toThrow(/a host profile is a JSON object/);
+    expect(() => checkHostProfile({ ...DEFAULT_HOST, ppsim_host_profile: 2 }, "p")).toThrow(/"ppsim_host_profile" must be 1/);
+    expect(() => checkHostProfile({ ...DEFAULT_HOST, install_ns_per_page: -1 }, "p")).toThrow(/"install_ns_per_page" must be a number/);
+    expect(() => checkHostProfile({ ...DEFAULT_HOST, typo: 1 }, "p")).toThrow(/unknown key "typo"/);
+    const dir = mkdtempSync(join(tmpdir(), "ppsim-host-"));
+    writeFileSync(join(dir, "bad.json"), "{ not json");
+    expect(() => loadHostProfile(join(dir, "bad.json"))).toThrow(/not JSON/);
+    expect(() => loadHostProfile(join(dir, "missing.json"))).toThrow();
+    expect(loadHostProfile("default")).toBe(DEFAULT_HOST);
+    expect(loadHostProfile("none")).toBeNull();
+  });
+});
+
+describe.skipIf(userfaultfdUnavailable() !== null)("ppsim calibrate", () => {
+  it("measures every figure of a profile through the real back end's calls", async () => {
+    const c = await calibrate({ reps: 1, pages: 1024 });
+    const p = checkHostProfile(c.profile, "measured");
+    for (const [k, v] of Object.entries(p)) if (typeof v === "number" && k !== "ppsim_host_profile") expect(v, k).toBeGreaterThan(0);
+    expect(Object.keys(c.spread).sort()).toEqual(Object.keys(p).filter((k) => k !== "ppsim_host_profile" && k !== "measured_on").sort());
+  }, 60_000);
+});

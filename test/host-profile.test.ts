@@ -103,3 +103,18 @@ describe.skipIf(userfaultfdUnavailable() !== null)("ppsim calibrate", () => {
     expect(Object.keys(c.spread).sort()).toEqual(Object.keys(p).filter((k) => k !== "ppsim_host_profile" && k !== "measured_on").sort());
   }, 60_000);
 });
+
+describe("compare --real's simulated guest", () => {
+  it("runs at the speed the real guest measured in warmup", async () => {
+    const { atGuestRate } = await import("../src/cli/compare-real.js");
+    const { ACCESS_US } = await import("../src/sim/guest.js");
+    const w = loadWorkload("examples/web-server.json");
+    const nominal = (w.vcpus * 1e6) / (w.phases[0].computeNs * 1e-3 + ACCESS_US);
+    const slow = atGuestRate(w, nominal / 3);
+    expect((slow.vcpus * 1e6) / (slow.phases[0].computeNs * 1e-3 + ACCESS_US)).toBeCloseTo(nominal / 3, 6);
+    // Every phase slows by the same factor: their relative speeds stay the workload's.
+    const ratio = (x: typeof w, i: number) => x.phases[i].computeNs * 1e-3 + ACCESS_US;
+    expect(ratio(slow, 1) / ratio(slow, 0)).toBeCloseTo(ratio(w, 1) / ratio(w, 0), 9);
+    expect(atGuestRate(w, nominal).phases[0].computeNs).toBeCloseTo(w.phases[0].computeNs, 6);
+  });
+});

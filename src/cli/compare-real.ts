@@ -14,6 +14,7 @@ import { spawnDemoDestination } from "../real/demo.js";
 import { DestinationAgent } from "../real/dest-agent.js";
 import { REAL_DEFAULTS, SourceAgent } from "../real/source-agent.js";
 import { DEFAULT_HOST } from "../sim/host.js";
+import { ACCESS_US } from "../sim/guest.js";
 import { Simulation } from "../sim/simulation.js";
 import type { Workload } from "../workload/types.js";
 import { UsageError } from "./errors.js";
@@ -118,6 +119,21 @@ async function runDemoReal(o: Omit<RealRun, "peer" | "link">): Promise<RunRecord
   }
 }
 
+/**
+ * The workload with its vCPUs as fast as the real guest's were in warmup
+ * (`stepsPerS`, all vCPUs): every generated phase's step time scaled by the
+ * first phase's measured/nominal ratio (the warmup runs the first phase).
+ * Trace phases keep their own speed.
+ */
+export function atGuestRate(w: Workload, stepsPerS: number): Workload {
+  const first = w.phases[0];
+  if (first === undefined || first.trace !== undefined) return w;
+  const stepUs = (ph: { computeNs: number }) => ph.computeNs * 1e-3 + ACCESS_US;
+  const factor = ((w.vcpus * 1e6) / stepsPerS) / stepUs(first);
+  if (!(factor > 0 && Number.isFinite(factor))) return w;
+  return { ...w, phases: w.phases.map((ph) => (ph.trace !== undefined ? ph : { ...ph, computeNs: Math.max(0, (stepUs(ph) * factor - ACCESS_US) * 1000) })) };
+}
+
 /** Both runs, the real one first (the simulator is quick and deterministic). */
 export async function compareReal(flags: CompareRealFlags, log: (line: string) => void): Promise<{ sim: RunRecording; real: RunRecording }> {
   if ((flags.peer === undefined) === (flags.demo !== true)) throw new UsageError("compare --real needs exactly one of --peer HOST:PORT or --demo");
@@ -131,8 +147,10 @@ export async function compareReal(flags: CompareRealFlags, log: (line: string) =
     flags.peer !== undefined
       ? await runReal({ ...base, peer: parseHostPort("peer", flags.peer), link: { kind: "peer", text: `peer ${flags.peer}` } })
       : await runDemoReal(base);
-  const cfg = simConfig(choices, workload);
-  // Predicting a real run needs its host's costs: the shipped profile unless --host says otherwise.
+  // Predicting a real run needs its host's costs (the shipped profile unless --host says otherwise)
+  // and its guest's speed: the real guest's vCPUs share the host's cores with the agents.
+  const rate = real.report.guest_rate_steps_s;
+  const cfg = simConfig(choices, rate !== undefined && rate > 0 ? atGuestRate(workload, rate) : workload);
   const host = choices.host === undefined ? DEFAULT_HOST : choices.host;
   const sim = recordSimulation(new Simulation({ ...cfg, host, options: { ...REAL_DEFAULTS, ...cfg.options } }), "sim");
   return { sim, real };

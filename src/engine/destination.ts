@@ -182,25 +182,51 @@ export class Destination<P> {
 
   private onPages(pages: PageEntry<P>[]): void {
     const count = this.layout!.pageCount;
-    for (const { page } of pages) if (!(page < count)) return this.protocolError(`page ${page} is beyond the guest's ${count} pages`);
+    for (let i = 0; i < pages.length; i++) {
+      const page = pages[i].page;
+      if (!(page < count)) return this.protocolError(`page ${page} is beyond the guest's ${count} pages`);
+    }
     const install: PageEntry<P>[] = [];
-    for (const entry of pages) {
+    const running = this.stage === "running";
+    const present = this.present;
+    const origins = this.origin;
+    // Per-origin counts change in bulk after the loop (the loop runs once per page received).
+    let demand = 0;
+    let background = 0;
+    let precopy = 0;
+    for (let i = 0; i < pages.length; i++) {
+      const entry = pages[i];
       const page = entry.page;
-      const waiter = this.waiting.get(page);
-      if (this.stage === "running" && this.present.has(page)) continue; // a duplicate: the copy we hold is current
-      const origin = waiter ? Origin.Demand : this.stage === "running" ? Origin.Background : Origin.Precopy;
+      const waiter = this.waiting.size === 0 ? undefined : this.waiting.get(page);
+      if (running && present.has(page)) continue; // a duplicate: the copy we hold is current
       install.push(entry);
-      this.setPresent(page, origin);
+      const before = origins[page];
+      if (before === Origin.Demand) demand--;
+      else if (before === Origin.Background) background--;
+      else if (before === Origin.Precopy) precopy--;
+      present.set(page);
       if (waiter) {
+        origins[page] = Origin.Demand;
+        demand++;
         this.waiting.delete(page);
         this.metrics.faultLatenciesUs.push(this.now - waiter.firstFaultAt);
-        for (let i = 0; i < waiter.faultTimes.length; i++) {
-          const us = this.now - waiter.faultTimes[i];
+        for (let k = 0; k < waiter.faultTimes.length; k++) {
+          const us = this.now - waiter.faultTimes[k];
           this.metrics.blocktimeUs += us;
-          addVcpuWait(this.metrics.vcpuWaits, this.vcpuIndex, waiter.vcpus[i], us);
+          addVcpuWait(this.metrics.vcpuWaits, this.vcpuIndex, waiter.vcpus[k], us);
         }
+      } else if (running) {
+        origins[page] = Origin.Background;
+        background++;
+      } else {
+        origins[page] = Origin.Precopy;
+        precopy++;
       }
     }
+    const counts = this.metrics.present;
+    if (demand !== 0) counts.demand += demand;
+    if (background !== 0) counts.background += background;
+    if (precopy !== 0) counts.precopy += precopy;
     if (install.length > 0) this.actions.push({ kind: "installPages", pages: install });
     this.completeIfWhole();
   }
@@ -272,14 +298,6 @@ export class Destination<P> {
   }
 
   // ------------------------------------------------------------------ helpers
-
-  private setPresent(page: number, origin: (typeof Origin)[keyof typeof Origin]): void {
-    const before = this.origin[page];
-    if (before !== Origin.None) this.metrics.present[ORIGIN_KEYS[before]!]--;
-    this.present.set(page);
-    this.origin[page] = origin;
-    this.metrics.present[ORIGIN_KEYS[origin]!]++;
-  }
 
   private clearPresent(page: number): void {
     const before = this.origin[page];

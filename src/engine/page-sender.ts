@@ -6,7 +6,7 @@
  * ledger and the counters. It decides nothing about stages: the source tells
  * it what order to take pages in and whether the cap applies.
  */
-import { encodedSize, PAGE_ENTRY_OVERHEAD } from "./codec.js";
+import { HEADER_BYTES, PAGE_ENTRY_OVERHEAD } from "./codec.js";
 import type { SourceGuestPort } from "./events.js";
 import type { PageLedger } from "./ledger.js";
 import type { Channel, Message, PageEntry } from "./messages.js";
@@ -18,6 +18,8 @@ export type Batch<P> =
   /** The cap holds the batch back until this time. */
   | { kind: "paced"; until: number }
   | { kind: "none" };
+
+const NONE: Batch<never> = { kind: "none" };
 
 export class PageSender<P> {
   private readonly worstBatchBytes: number;
@@ -61,20 +63,23 @@ export class PageSender<P> {
 
   /** Up to batchPages pages from `next` (-1: none left) for the bulk lane. */
   batch(next: () => number, now: number, paced: boolean): Batch<P> {
-    if (this.ledger.pending.count === 0) return { kind: "none" };
+    if (this.ledger.pending.count === 0) return NONE;
     if (paced) {
       const wait = this.pacer.delay(this.worstBatchBytes, now);
       if (wait > 0) return { kind: "paced", until: now + wait };
     }
     const pages: PageEntry<P>[] = [];
+    // Counted as encodedSize counts a pages message, page by page as they are taken.
+    let bytes = HEADER_BYTES + 4;
     while (pages.length < this.batchPages) {
       const p = next();
       if (p < 0) break;
-      pages.push(this.take(p, "bulk"));
+      const entry = this.take(p, "bulk");
+      pages.push(entry);
+      bytes += PAGE_ENTRY_OVERHEAD + (entry.data === null ? 0 : this.pageSize);
     }
-    if (pages.length === 0) return { kind: "none" };
+    if (pages.length === 0) return NONE;
     const msg: Message<P> = { type: "pages", pages };
-    const bytes = encodedSize(msg, this.pageSize);
     if (paced) this.pacer.spend(bytes, now);
     return { kind: "pages", msg, pages: pages.length, bytes };
   }

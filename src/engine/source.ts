@@ -76,6 +76,12 @@ export class Source<P> {
   private peerCapabilities = 0;
   private cursor = 0;
   private readonly sender: PageSender<P>;
+  /** The page sources of `batch`, made once (one call per background message). */
+  private readonly inOrder = (): number => this.nextInOrder();
+  private readonly inPushOrder = (): number => this.order.next(this.ledger.pending);
+  /** The last batch made and its size, so that pulling it need not size it again. */
+  private batchMsg: Message<P> | null = null;
+  private batchBytes = 0;
 
   constructor(
     private readonly opts: MigrationOptions,
@@ -181,7 +187,8 @@ export class Source<P> {
       if (channel === "bulk" && !this.timers.isSet("pace")) this.throughput.onStarved();
       return null;
     }
-    const bytes = encodedSize(msg, this.layout.pageSize);
+    const bytes = msg === this.batchMsg ? this.batchBytes : encodedSize(msg, this.layout.pageSize);
+    this.batchMsg = null;
     this.metrics.bytesSent[channel] += bytes;
     if (channel === "bulk") {
       this.throughput.onPull(bytes, now);
@@ -314,7 +321,7 @@ export class Source<P> {
     if (channel !== "bulk" || s.switchover === null) return null;
     switch (s.step) {
       case "stopcopy": {
-        const batch = this.batch(() => this.nextInOrder(), now, false);
+        const batch = this.batch(this.inOrder, now, false);
         if (batch !== null) return batch;
         s.step = "draining";
         this.setStage(s);
@@ -322,7 +329,7 @@ export class Source<P> {
       }
       case "pushing": {
         if (!s.switchover.sent) return this.switchoverMessage(s);
-        const batch = this.batch(() => this.order.next(this.ledger.pending), now, true);
+        const batch = this.batch(this.inPushOrder, now, true);
         if (batch === null && this.ledger.pending.count === 0) {
           s.step = "draining";
           this.setStage(s);
@@ -339,7 +346,7 @@ export class Source<P> {
     // covers every write made after a page was read.
     for (;;) {
       if (this.stage.name !== "precopy") return null;
-      const batch = this.batch(() => this.nextInOrder(), now, true);
+      const batch = this.batch(this.inOrder, now, true);
       if (batch !== null || this.ledger.pending.count > 0) return batch;
       this.endRound(now);
     }
@@ -366,6 +373,8 @@ export class Source<P> {
       this.metrics.postcopyPushedPages += b.pages;
       this.metrics.postcopyBulkBytes += b.bytes;
     }
+    this.batchMsg = b.msg;
+    this.batchBytes = b.bytes;
     return b.msg;
   }
 

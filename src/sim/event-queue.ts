@@ -2,65 +2,99 @@
  * The simulator's agenda: a binary min-heap ordered by (time, insertion
  * sequence), so events at the same virtual time fire in the order they were
  * scheduled and a run is reproducible.
+ *
+ * The heap is three parallel arrays (times, sequence numbers, events) rather
+ * than an array of entry objects: a run pushes and pops millions of events,
+ * and this way an event costs the queue no allocation of its own.
  */
-interface Entry<E> {
-  time: number;
-  seq: number;
-  event: E;
-}
-
 export class EventQueue<E> {
-  private readonly heap: Entry<E>[] = [];
+  private times: Float64Array = new Float64Array(64);
+  private seqs: Float64Array = new Float64Array(64);
+  private events: (E | undefined)[] = [];
+  private n = 0;
   private seq = 0;
+  /** Time of the event the last `popEvent` returned. */
+  poppedTime = 0;
 
   get size(): number {
-    return this.heap.length;
+    return this.n;
   }
 
   /** Time of the earliest event, or Infinity when there is none. */
   peekTime(): number {
-    return this.heap.length === 0 ? Infinity : this.heap[0].time;
+    return this.n === 0 ? Infinity : this.times[0];
   }
 
   push(time: number, event: E): void {
     if (Number.isNaN(time)) throw new Error("event time is NaN");
-    const heap = this.heap;
-    const entry: Entry<E> = { time, seq: this.seq++, event };
-    let i = heap.length;
-    heap.push(entry);
+    if (this.n === this.times.length) this.grow();
+    const times = this.times;
+    const seqs = this.seqs;
+    const events = this.events;
+    const seq = this.seq++;
+    let i = this.n++;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!before(entry, heap[parent])) break;
-      heap[i] = heap[parent];
+      const pt = times[parent];
+      if (!(time < pt || (time === pt && seq < seqs[parent]))) break;
+      times[i] = pt;
+      seqs[i] = seqs[parent];
+      events[i] = events[parent];
       i = parent;
     }
-    heap[i] = entry;
+    times[i] = time;
+    seqs[i] = seq;
+    events[i] = event;
   }
 
   /** Removes and returns the earliest event with its time. */
   pop(): { time: number; event: E } | undefined {
-    const heap = this.heap;
-    if (heap.length === 0) return undefined;
-    const top = heap[0];
-    const last = heap.pop() as Entry<E>;
-    const n = heap.length;
+    if (this.n === 0) return undefined;
+    const event = this.popEvent() as E;
+    return { time: this.poppedTime, event };
+  }
+
+  /** Removes and returns the earliest event (its time in `poppedTime`), or undefined when there is none. */
+  popEvent(): E | undefined {
+    if (this.n === 0) return undefined;
+    const times = this.times;
+    const seqs = this.seqs;
+    const events = this.events;
+    const top = events[0];
+    this.poppedTime = times[0];
+    const n = --this.n;
+    const lastTime = times[n];
+    const lastSeq = seqs[n];
+    const last = events[n];
+    events[n] = undefined;
     if (n > 0) {
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
         if (l >= n) break;
         const r = l + 1;
-        const child = r < n && before(heap[r], heap[l]) ? r : l;
-        if (!before(heap[child], last)) break;
-        heap[i] = heap[child];
+        let child = l;
+        if (r < n && (times[r] < times[l] || (times[r] === times[l] && seqs[r] < seqs[l]))) child = r;
+        const ct = times[child];
+        if (!(ct < lastTime || (ct === lastTime && seqs[child] < lastSeq))) break;
+        times[i] = ct;
+        seqs[i] = seqs[child];
+        events[i] = events[child];
         i = child;
       }
-      heap[i] = last;
+      times[i] = lastTime;
+      seqs[i] = lastSeq;
+      events[i] = last;
     }
     return top;
   }
-}
 
-function before<E>(a: Entry<E>, b: Entry<E>): boolean {
-  return a.time < b.time || (a.time === b.time && a.seq < b.seq);
+  private grow(): void {
+    const times = new Float64Array(this.times.length * 2);
+    times.set(this.times);
+    this.times = times;
+    const seqs = new Float64Array(this.seqs.length * 2);
+    seqs.set(this.seqs);
+    this.seqs = seqs;
+  }
 }

@@ -67,6 +67,18 @@ export class Guest {
   private readonly stalledAt: Float64Array;
   private readonly stalledWrite: Uint8Array;
   private stalledCount = 0;
+  /**
+   * The earliest `nextAt` of the vCPUs that are neither stalled nor past it
+   * (Infinity: none): `runUntil` returns at once before it, so the many
+   * events between two accesses cost no visit of every vCPU.
+   */
+  private earliest = Infinity;
+  /**
+   * A hint per page: some vCPU may be stalled on it. Set at every stall,
+   * cleared when `wakePage` woke them all, so installing a page nobody waits
+   * for does not scan the vCPUs.
+   */
+  private readonly stalledHint: Uint32Array | null;
   /** Source only: dirty tracking for `collectDirty`. */
   private tracking = false;
   private readonly dirtyBits: Uint8Array | null;
@@ -90,10 +102,12 @@ export class Guest {
     if (role === "source") {
       for (let p = 0; p < w.pageCount; p++) if (!isInitiallyZero(p, w.zeroShare)) this.memory[p] = p + 1;
       this.present = null;
+      this.stalledHint = null;
       this.dirtyBits = new Uint8Array(w.pageCount);
       this.dirtyList = new Uint32Array(w.pageCount);
     } else {
       this.present = new Uint8Array(w.pageCount);
+      this.stalledHint = new Uint32Array(Math.ceil(w.pageCount / 32));
       this.dirtyBits = null;
       this.dirtyList = null;
     }
@@ -105,6 +119,7 @@ export class Guest {
     this.gens = Array.from({ length: this.vcpus }, (_, v) => new AccessGenerator(phases, this.vcpus, v, seed));
     for (let v = 0; v < this.vcpus; v++) this.scheduleStep(v, now);
     this.running = true;
+    this.recomputeEarliest();
   }
 
   setThrottle(ratio: number): void {
@@ -114,7 +129,7 @@ export class Guest {
 
   /** Performs every access due at or before `t`. A vCPU that meets a missing page stalls there. */
   runUntil(t: number): void {
-    if (!this.running) return;
+    if (!this.running || t < this.earliest) return;
     const shared = this.shared;
     const mem = this.memory;
     const present = this.present;
@@ -126,9 +141,14 @@ export class Guest {
     let work = 0;
     let accesses = 0;
     const progress = shared.progress.active ? shared.progress : null;
+    let earliest = Infinity;
     for (let v = 0; v < this.vcpus; v++) {
       let at = this.nextAt[v];
-      if (at > t || this.stalled[v] === 1) continue;
+      if (this.stalled[v] === 1) continue;
+      if (at > t) {
+        if (at < earliest) earliest = at;
+        continue;
+      }
       const gen = this.gens[v];
       let stepUs = this.stepUs[v];
       while (at <= t) {
@@ -153,7 +173,9 @@ export class Guest {
       }
       this.nextAt[v] = at;
       this.stepUs[v] = stepUs;
+      if (this.stalled[v] === 0 && at < earliest) earliest = at;
     }
+    this.earliest = earliest;
     shared.lastVersion = version;
     shared.workUs += work;
     shared.accesses += accesses;
@@ -213,13 +235,14 @@ export class Guest {
     }
     this.stalledCount = 0;
     this.running = true;
+    this.recomputeEarliest();
   }
 
   /** Installs a page; wakes vCPUs stalled on it. */
   install(page: number, version: number, now: number): void {
     this.memory[page] = version;
     (this.present as Uint8Array)[page] = 1;
-    if (this.stalledCount > 0) this.wakePage(page, now);
+    if (this.stalledCount > 0 && this.mayBeStalledOn(page)) this.wakePage(page, now);
   }
 
   drop(pages: Uint32Array): void {
@@ -241,9 +264,16 @@ export class Guest {
   }
 
   wakePage(page: number, now: number): void {
+    if (!this.mayBeStalledOn(page)) return;
     for (let v = 0; v < this.vcpus; v++) {
       if (this.stalled[v] === 1 && this.stalledPage[v] === page) this.wake(v, now);
     }
+    const hint = this.stalledHint as Uint32Array;
+    hint[page >>> 5] &= ~(1 << (page & 31));
+  }
+
+  private mayBeStalledOn(page: number): boolean {
+    return ((this.stalledHint as Uint32Array)[page >>> 5] & (1 << (page & 31))) !== 0;
   }
 
   /**
@@ -267,6 +297,7 @@ export class Guest {
     this.shared.accesses++;
     this.stepUs[v] = this.gens[v].computeNs * 1e-3 + ACCESS_US;
     this.nextAt[v] = at + this.stepUs[v] * this.scale;
+    if (this.nextAt[v] < this.earliest) this.earliest = this.nextAt[v];
   }
 
   private stall(v: number, page: number, at: number, write: boolean): void {
@@ -275,7 +306,14 @@ export class Guest {
     this.stalledAt[v] = at;
     this.stalledWrite[v] = write ? 1 : 0;
     this.stalledCount++;
+    (this.stalledHint as Uint32Array)[page >>> 5] |= 1 << (page & 31);
     this.onStall(v, page, at);
+  }
+
+  private recomputeEarliest(): void {
+    let earliest = Infinity;
+    for (let v = 0; v < this.vcpus; v++) if (this.stalled[v] === 0 && this.nextAt[v] < earliest) earliest = this.nextAt[v];
+    this.earliest = earliest;
   }
 
   private scheduleStep(v: number, now: number): void {

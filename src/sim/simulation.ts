@@ -241,11 +241,11 @@ export class Simulation {
       // A stall queues a fault at its own (earlier or equal) time, which then pops first.
       this.srcGuest.runUntil(t);
       this.dstGuest.runUntil(t);
-      const next = this.queue.pop();
-      if (next === undefined) break;
-      if (next.time > this.now) this.now = next.time;
+      const event = this.queue.popEvent();
+      if (event === undefined) break;
+      if (this.queue.poppedTime > this.now) this.now = this.queue.poppedTime;
       this.eventsProcessed++;
-      this.dispatch(next.event);
+      this.dispatch(event);
       this.progress.sample(this.now, this.shared.workUs);
     }
     if (this.finished === null && Number.isFinite(untilUs) && untilUs > this.observed) {

@@ -1,0 +1,112 @@
+/**
+ * Same inputs, same reports: runs a fixed set of simulations (every example
+ * workload and recorded trace × mode × seed, and variants of link, outages,
+ * options, vCPU count and of how the run is stepped) and prints a SHA-256 of
+ * each run's report, its verification and, for stepped runs, every snapshot
+ * on the way. A change meant to make the simulator faster, not different,
+ * must leave every line as it was:
+ *
+ *   npm run build && node dist/bench/sim-identical.js > after.txt
+ *   (the same in a build of main) > before.txt; diff before.txt after.txt
+ *
+ * or, against another build directly (prints the first differing field):
+ *
+ *   node dist/bench/sim-identical.js --against /path/to/other/dist
+ */
+import { createHash } from "node:crypto";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import * as sim from "../src/sim/simulation.js";
+import * as parse from "../src/workload/parse.js";
+import * as types from "../src/workload/types.js";
+
+type SimModule = typeof sim;
+interface Build {
+  sim: SimModule;
+  loadWorkload: typeof parse.loadWorkload;
+  withMemory: typeof types.withMemory;
+}
+
+interface Case {
+  name: string;
+  workload: string;
+  mib: number;
+  vcpus?: number;
+  mode: "precopy" | "postcopy" | "hybrid";
+  seed: number;
+  link: string;
+  options?: Record<string, unknown>;
+  outages?: { atMs: number; durationMs: number }[];
+  /** Step the run in slices of this many virtual ms (the live view's way) and hash every snapshot. */
+  stepMs?: number;
+  maxVirtualMs?: number;
+}
+
+const WORKLOADS = ["web-server", "database", "idle", "memory-scan", "traces/sqlite-bank", "traces/python-alloc", "traces/gzip-stream"];
+const MODES = ["precopy", "postcopy", "hybrid"] as const;
+
+function cases(): Case[] {
+  const out: Case[] = [];
+  const add = (c: Omit<Case, "name">, tag = "") => out.push({ ...c, name: `${c.workload} ${c.mib}MiB ${c.vcpus ?? "-"}vcpu ${c.mode} seed${c.seed} ${c.link}${tag}` });
+  for (const workload of WORKLOADS) for (const mode of MODES) for (const seed of [1, 7]) add({ workload, mib: 128, mode, seed, link: "10Gbit,0.1ms" });
+  for (const workload of ["web-server", "database", "memory-scan"]) {
+    for (const mode of MODES) {
+      add({ workload, mib: 64, mode, seed: 3, link: "1Gbit,1ms,shared" });
+      add({ workload, mib: 64, mode, seed: 3, link: "1Gbit,0.5ms", outages: [{ atMs: 40, durationMs: 25 }, { atMs: 400, durationMs: 60 }] }, " outages");
+      add({ workload, mib: 64, vcpus: 16, mode, seed: 5, link: "2Gbit,0.2ms" });
+      add({ workload, mib: 64, mode, seed: 2, link: "10Gbit,0.1ms", stepMs: 7 }, " stepped");
+      add({ workload, mib: 64, mode, seed: 4, link: "1Gbit,0.1ms", options: { backgroundOrder: "linear", prefetchPages: 0, batchPages: 5 } }, " linear");
+      add({ workload, mib: 64, mode, seed: 4, link: "1Gbit,0.1ms", options: { urgentChannel: false, bandwidthCap: 60e6, laneWindowBytes: 256 * 1024 } }, " capped");
+      add({ workload, mib: 64, mode, seed: 6, link: "10Gbit,0.1ms", options: { autoConverge: false, maxRounds: 3, downtimeLimitMs: 20, hybridRounds: 1 } }, " rounds");
+    }
+  }
+  add({ workload: "database", mib: 64, mode: "postcopy", seed: 1, link: "100Mbit,1ms", maxVirtualMs: 800 }, " deadline");
+  add({ workload: "web-server", mib: 32, vcpus: 64, mode: "postcopy", seed: 9, link: "1Gbit,0.1ms" });
+  return out;
+}
+
+function runCase(b: Build, c: Case): string {
+  const base = b.loadWorkload(fileURLToPath(new URL(`../../examples/${c.workload}.json`, import.meta.url)));
+  const w = b.withMemory(base, c.mib * 1024 * 1024);
+  const workload = c.vcpus === undefined ? w : { ...w, vcpus: c.vcpus };
+  const s = new b.sim.Simulation({ workload, options: { mode: c.mode, ...c.options }, link: b.sim.parseLink(c.link), seed: c.seed, outages: c.outages, maxVirtualMs: c.maxVirtualMs });
+  const parts: unknown[] = [];
+  if (c.stepMs !== undefined) {
+    for (let t = -50; !s.done && t < 600_000; t += c.stepMs) {
+      s.advanceTo(t);
+      parts.push(s.snapshot(), s.progressTrace());
+    }
+  }
+  parts.push(s.runToEnd(), s.verify(), s.progressTrace());
+  return JSON.stringify(parts);
+}
+
+const digest = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 16);
+
+/** The first place two JSON texts differ, with some context. */
+function firstDifference(a: string, b: string): string {
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  return `at char ${i}: ...${a.slice(Math.max(0, i - 80), i + 40)}... vs ...${b.slice(Math.max(0, i - 80), i + 40)}...`;
+}
+
+const here: Build = { sim, loadWorkload: parse.loadWorkload, withMemory: types.withMemory };
+const againstAt = process.argv.indexOf("--against");
+if (againstAt >= 0) {
+  const dir = process.argv[againstAt + 1];
+  const load = (p: string) => import(pathToFileURL(`${dir}/${p}`).href);
+  const other: Build = { sim: (await load("src/sim/simulation.js")) as SimModule, loadWorkload: (await load("src/workload/parse.js")).loadWorkload, withMemory: (await load("src/workload/types.js")).withMemory };
+  let differ = 0;
+  const all = cases();
+  for (const c of all) {
+    const mine = runCase(here, c);
+    const theirs = runCase(other, c);
+    if (mine !== theirs) {
+      differ++;
+      console.log(`DIFFERS ${c.name}\n  ${firstDifference(theirs, mine)}`);
+    } else console.log(`same    ${digest(mine)} ${c.name}`);
+  }
+  console.log(differ === 0 ? `all ${all.length} runs identical` : `${differ} of ${all.length} runs differ`);
+  process.exitCode = differ === 0 ? 0 : 1;
+} else {
+  for (const c of cases()) console.log(`${digest(runCase(here, c))} ${c.name}`);
+}

@@ -113,6 +113,42 @@ export class Bitmap {
     return out;
   }
 
+  /** Set bits of this bitmap that are clear in `other` (of the same size), ascending. */
+  minus(other: Bitmap): Uint32Array {
+    if (other.size !== this.size) throw new RangeError(`bitmaps of ${this.size} and ${other.size} pages`);
+    let n = 0;
+    for (let w = 0; w < this.words.length; w++) n += popcount(this.words[w] & ~other.words[w]);
+    const out = new Uint32Array(n);
+    let k = 0;
+    for (let w = 0; w < this.words.length && k < n; w++) {
+      let word = this.words[w] & ~other.words[w];
+      while (word !== 0) {
+        out[k++] = (w << 5) + ctz(word);
+        word &= word - 1;
+      }
+    }
+    return out;
+  }
+
+  /** A bitmap of the pages this one does not hold. */
+  complement(): Bitmap {
+    const b = new Bitmap(this.size);
+    let population = 0;
+    for (let w = 0; w < this.words.length; w++) {
+      const word = ~this.words[w];
+      b.words[w] = word;
+      population += popcount(word);
+    }
+    const tail = this.size & 31;
+    if (tail !== 0) {
+      const last = this.words.length - 1;
+      population -= popcount(b.words[last] & ~((1 << tail) - 1));
+      b.words[last] &= (1 << tail) - 1;
+    }
+    b.population = population;
+    return b;
+  }
+
   clone(): Bitmap {
     const b = new Bitmap(this.size);
     b.words.set(this.words);

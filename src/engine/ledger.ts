@@ -55,16 +55,12 @@ export class PageLedger {
 
   /** Pages sent at least once whose current content the destination does not have. */
   stale(): Uint32Array {
-    const stale: number[] = [];
-    for (const p of this.everSent) if (!this.sent.has(p)) stale.push(p);
-    return Uint32Array.from(stale);
+    return this.everSent.minus(this.sent);
   }
 
   /** From now on, every page the destination lacks is pending. */
   pendAllUnsent(): void {
-    const b = Bitmap.full(this.pageCount);
-    for (const p of this.sent) b.clear(p);
-    this.pending = b;
+    this.pending = this.sent.complement();
   }
 
   /**

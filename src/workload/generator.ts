@@ -80,8 +80,17 @@ export class AccessGenerator {
   private tw = 0;
   private tc = 0;
   private ta = 0;
-  private readonly rng: seedrandom.StatefulPRNG<AleaState>;
-  private readonly rand: () => number;
+  /**
+   * seedrandom's Alea state, stepped here by the same arithmetic as its
+   * `next` (seeded by seedrandom itself): the generator draws up to three
+   * numbers per access, and a method on its own fields is cheaper to call
+   * than the library's closure over its object.
+   */
+  private c = 0;
+  private s0 = 0;
+  private s1 = 0;
+  private s2 = 0;
+  private readonly rand = (): number => this.random();
 
   constructor(
     private readonly phases: readonly CompiledPhase[],
@@ -90,8 +99,11 @@ export class AccessGenerator {
     seed: number,
     state?: AleaState,
   ) {
-    this.rng = seedrandom.alea(`${seed}:${vcpu}`, { state: state ?? true });
-    this.rand = this.rng;
+    const s = seedrandom.alea(`${seed}:${vcpu}`, { state: state ?? true }).state();
+    this.c = s.c;
+    this.s0 = s.s0;
+    this.s1 = s.s1;
+    this.s2 = s.s2;
     this.phase = phases[0];
     this.enterPhase();
   }
@@ -105,8 +117,7 @@ export class AccessGenerator {
   next(): number {
     const ph = this.phase;
     if (this.prog !== null) return this.nextTraced(ph, this.prog);
-    const rand = this.rand;
-    const wantsWrite = ph.writeShare >= 1 || (ph.writeShare > 0 && rand() < ph.writeShare);
+    const wantsWrite = ph.writeShare >= 1 || (ph.writeShare > 0 && this.random() < ph.writeShare);
     let p: number;
     switch (ph.kind) {
       case SEQUENTIAL:
@@ -115,15 +126,15 @@ export class AccessGenerator {
         if (this.cursor >= ph.end) this.cursor = ph.start + ((this.cursor - ph.start) % ph.len);
         break;
       case UNIFORM:
-        p = ph.start + Math.floor(rand() * ph.len);
+        p = ph.start + Math.floor(this.random() * ph.len);
         break;
       case HOTCOLD:
-        p = ph.coldLen === 0 || rand() < ph.hotAccess
-          ? ph.start + Math.floor(rand() * ph.hotLen)
-          : ph.start + ph.hotLen + Math.floor(rand() * ph.coldLen);
+        p = ph.coldLen === 0 || this.random() < ph.hotAccess
+          ? ph.start + Math.floor(this.random() * ph.hotLen)
+          : ph.start + ph.hotLen + Math.floor(this.random() * ph.coldLen);
         break;
       default:
-        p = ph.start + (ph.zipf as ZipfSampler).sample(rand) - 1;
+        p = ph.start + (ph.zipf as ZipfSampler).sample(this.rand) - 1;
     }
     this.isWrite = false;
     if (wantsWrite) {
@@ -167,6 +178,15 @@ export class AccessGenerator {
     return p;
   }
 
+  /** Alea's step (seedrandom lib/alea.js): a number in [0, 1). */
+  private random(): number {
+    const t = 2091639 * this.s0 + this.c * 2.3283064365386963e-10; // 2^-32
+    this.s0 = this.s1;
+    this.s1 = this.s2;
+    this.c = t | 0;
+    return (this.s2 = t - this.c);
+  }
+
   private nextPhase(): void {
     this.stepInPhase = 0;
     this.phaseIndex = this.phaseIndex + 1 === this.phases.length ? 0 : this.phaseIndex + 1;
@@ -176,8 +196,7 @@ export class AccessGenerator {
 
   /** Writes the generator's position and random state at `offset`. */
   save(view: DataView, offset: number): void {
-    const s = this.rng.state();
-    const values = [this.steps, this.phaseIndex, this.stepInPhase, this.cursor, s.c, s.s0, s.s1, s.s2];
+    const values = [this.steps, this.phaseIndex, this.stepInPhase, this.cursor, this.c, this.s0, this.s1, this.s2];
     values.forEach((v, i) => view.setFloat64(offset + 8 * i, v, true));
   }
 

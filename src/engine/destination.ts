@@ -47,6 +47,8 @@ export class Destination<P> {
   /** Pages requested and not yet installed, with the fault time of each waiting vCPU. */
   private readonly waiting = new Map<number, { firstFaultAt: number; faultTimes: number[]; vcpus: number[] }>();
   private readonly vcpuIndex = new Map<number, number>();
+  /** The keys of `waiting`, one bit each: most pages received have no waiter, and a bit is cheaper to test than a map. */
+  private waitingPages = new Bitmap(0);
   private urgentCapable = false;
   private linkUp = true;
   private bulkBytes = 0;
@@ -173,6 +175,7 @@ export class Destination<P> {
     }
     this.layout = { pageSize, pageCount };
     this.present = new Bitmap(pageCount);
+    this.waitingPages = new Bitmap(pageCount);
     this.origin = new Uint8Array(pageCount);
     this.urgentCapable = (capabilities & Capability.UrgentChannel) !== 0;
     this.stage = "receiving";
@@ -197,7 +200,7 @@ export class Destination<P> {
     for (let i = 0; i < pages.length; i++) {
       const entry = pages[i];
       const page = entry.page;
-      const waiter = this.waiting.size === 0 ? undefined : this.waiting.get(page);
+      const waiter = this.waitingPages.has(page) ? this.waiting.get(page) : undefined;
       if (running && present.has(page)) continue; // a duplicate: the copy we hold is current
       install.push(entry);
       const before = origins[page];
@@ -209,6 +212,7 @@ export class Destination<P> {
         origins[page] = Origin.Demand;
         demand++;
         this.waiting.delete(page);
+        this.waitingPages.clear(page);
         this.metrics.faultLatenciesUs.push(this.now - waiter.firstFaultAt);
         for (let k = 0; k < waiter.faultTimes.length; k++) {
           const us = this.now - waiter.faultTimes[k];
@@ -264,6 +268,7 @@ export class Destination<P> {
       return;
     }
     this.waiting.set(page, { firstFaultAt: this.now, faultTimes: [this.now], vcpus: [vcpu] });
+    this.waitingPages.set(page);
     this.metrics.demandFaults++;
     if (this.linkUp) this.request(page);
   }

@@ -70,8 +70,7 @@ describe("simulated guest", () => {
     moved.src.boot(0);
     moved.src.runUntil(123.4);
     const state = moved.src.pause(123.4);
-    moved.dst.present?.fill(1);
-    moved.dst.memory.set(moved.src.memory);
+    moved.src.memory.forEach((version, page) => moved.dst.install(page, version, 123.4));
     moved.dst.resume(123.4, state);
     moved.dst.runUntil(500);
 

@@ -49,8 +49,12 @@ export interface StallHandler {
 
 export class Guest {
   readonly memory: Uint32Array;
-  /** Destination only: pages that are present; null at the source (all are). */
-  readonly present: Uint8Array | null;
+  /**
+   * Destination only: pages that are present, one bit each (page p is bit
+   * p & 31 of word p >>> 5: an eighth of a byte map, so that a random access's
+   * check mostly hits the cache); null at the source (all are).
+   */
+  private readonly present: Uint32Array | null;
   /** Receives every write too (the destination's writes into the expected final memory). */
   mirror: Uint32Array | null = null;
   running = false;
@@ -81,8 +85,10 @@ export class Guest {
   private readonly stalledHint: Uint32Array | null;
   /** Source only: dirty tracking for `collectDirty`. */
   private tracking = false;
-  private readonly dirtyBits: Uint8Array | null;
-  private readonly dirtyList: Uint32Array | null;
+  /** One bit per page, as `present`. */
+  private readonly dirtyBits: Uint32Array | null;
+  /** The pages of `dirtyBits` in the order written; grown as needed (a round's dirty set is mostly a fraction of memory). */
+  private dirtyList: Uint32Array | null;
   private dirtyCount = 0;
 
   constructor(
@@ -103,10 +109,10 @@ export class Guest {
       for (let p = 0; p < w.pageCount; p++) if (!isInitiallyZero(p, w.zeroShare)) this.memory[p] = p + 1;
       this.present = null;
       this.stalledHint = null;
-      this.dirtyBits = new Uint8Array(w.pageCount);
-      this.dirtyList = new Uint32Array(w.pageCount);
+      this.dirtyBits = new Uint32Array(Math.ceil(w.pageCount / 32));
+      this.dirtyList = new Uint32Array(Math.min(w.pageCount, 1 << 16));
     } else {
-      this.present = new Uint8Array(w.pageCount);
+      this.present = new Uint32Array(Math.ceil(w.pageCount / 32));
       this.stalledHint = new Uint32Array(Math.ceil(w.pageCount / 32));
       this.dirtyBits = null;
       this.dirtyList = null;
@@ -135,7 +141,7 @@ export class Guest {
     const present = this.present;
     const mirror = this.mirror;
     const dirtyBits = this.tracking ? this.dirtyBits : null;
-    const dirtyList = this.dirtyList as Uint32Array;
+    let dirtyList = this.dirtyList as Uint32Array;
     const scale = this.scale;
     let version = shared.lastVersion;
     let work = 0;
@@ -153,15 +159,16 @@ export class Guest {
       let stepUs = this.stepUs[v];
       while (at <= t) {
         const p = gen.next();
-        if (present !== null && present[p] === 0) {
+        if (present !== null && (present[p >>> 5] & (1 << (p & 31))) === 0) {
           this.stall(v, p, at, gen.isWrite);
           break;
         }
         if (gen.isWrite) {
           mem[p] = ++version;
           if (mirror !== null) mirror[p] = version;
-          if (dirtyBits !== null && dirtyBits[p] === 0) {
-            dirtyBits[p] = 1;
+          if (dirtyBits !== null && (dirtyBits[p >>> 5] & (1 << (p & 31))) === 0) {
+            dirtyBits[p >>> 5] |= 1 << (p & 31);
+            if (this.dirtyCount === dirtyList.length) dirtyList = this.growDirtyList();
             dirtyList[this.dirtyCount++] = p;
           }
         }
@@ -194,9 +201,9 @@ export class Guest {
       this.tracking = true;
       return new Uint32Array(0);
     }
-    const bits = this.dirtyBits as Uint8Array;
+    const bits = this.dirtyBits as Uint32Array;
     const list = (this.dirtyList as Uint32Array).slice(0, this.dirtyCount);
-    for (let i = 0; i < list.length; i++) bits[list[i]] = 0;
+    for (let i = 0; i < list.length; i++) bits[list[i] >>> 5] = 0;
     this.dirtyCount = 0;
     return list;
   }
@@ -241,17 +248,17 @@ export class Guest {
   /** Installs a page; wakes vCPUs stalled on it. */
   install(page: number, version: number, now: number): void {
     this.memory[page] = version;
-    (this.present as Uint8Array)[page] = 1;
+    (this.present as Uint32Array)[page >>> 5] |= 1 << (page & 31);
     if (this.stalledCount > 0 && this.mayBeStalledOn(page)) this.wakePage(page, now);
   }
 
   drop(pages: Uint32Array): void {
-    const present = this.present as Uint8Array;
-    for (let i = 0; i < pages.length; i++) present[pages[i]] = 0;
+    const present = this.present as Uint32Array;
+    for (let i = 0; i < pages.length; i++) present[pages[i] >>> 5] &= ~(1 << (pages[i] & 31));
   }
 
   isPresent(page: number): boolean {
-    return this.present === null || this.present[page] === 1;
+    return this.present === null || (this.present[page >>> 5] & (1 << (page & 31))) !== 0;
   }
 
   /** Is vCPU `v` stalled on `page` since `at` (that is, is its fault still pending)? */
@@ -314,6 +321,14 @@ export class Guest {
     let earliest = Infinity;
     for (let v = 0; v < this.vcpus; v++) if (this.stalled[v] === 0 && this.nextAt[v] < earliest) earliest = this.nextAt[v];
     this.earliest = earliest;
+  }
+
+  private growDirtyList(): Uint32Array {
+    const old = this.dirtyList as Uint32Array;
+    const list = new Uint32Array(Math.min(this.shared.workload.pageCount, old.length * 2));
+    list.set(old);
+    this.dirtyList = list;
+    return list;
   }
 
   private scheduleStep(v: number, now: number): void {

@@ -218,12 +218,12 @@ export class Simulation {
   verify(): { ok: boolean; mismatches: number; firstMismatch?: number } {
     const expected = this.expected;
     if (expected === null) return { ok: false, mismatches: this.workload.pageCount, firstMismatch: 0 };
-    const mem = this.dstGuest.memory;
-    const present = this.dstGuest.present as Uint8Array;
+    const guest = this.dstGuest;
+    const mem = guest.memory;
     let mismatches = 0;
     let first = -1;
     for (let p = 0; p < expected.length; p++) {
-      if (present[p] === 0 || mem[p] !== expected[p]) {
+      if (mem[p] !== expected[p] || !guest.isPresent(p)) {
         if (first < 0) first = p;
         mismatches++;
       }

@@ -18,22 +18,12 @@ import { parseLink } from "../src/sim/link.js";
 import { simulate } from "../src/sim/simulation.js";
 import { loadWorkload } from "../src/workload/parse.js";
 import { withMemory } from "../src/workload/types.js";
+import { referenceLoopMs } from "./ref-loop.js";
 import { printBench, type Row } from "./table.js";
 
 const GiB = 1024 ** 3;
 const LINK = "10Gbit,0.1ms";
 
-/** A fixed amount of typed-array work: ms per call is this process's speed right now. */
-function referenceLoopMs(): number {
-  const a = new Uint32Array(1 << 20);
-  const t0 = process.hrtime.bigint();
-  let x = 1;
-  for (let i = 0; i < 50_000_000; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    a[x & 0xfffff] += 1;
-  }
-  return Number(process.hrtime.bigint() - t0) / 1e6;
-}
 
 function one(workloadName: string, gib: number, vcpus: number, mode: string, maxVirtualMs?: number): void {
   const base = loadWorkload(fileURLToPath(new URL(`../../examples/${workloadName}.json`, import.meta.url)));

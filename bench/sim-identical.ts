@@ -15,6 +15,7 @@
  */
 import { createHash } from "node:crypto";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { DEFAULT_HOST } from "../src/sim/host.js";
 import * as sim from "../src/sim/simulation.js";
 import * as parse from "../src/workload/parse.js";
 import * as types from "../src/workload/types.js";
@@ -39,6 +40,8 @@ interface Case {
   /** Step the run in slices of this many virtual ms (the live view's way) and hash every snapshot. */
   stepMs?: number;
   maxVirtualMs?: number;
+  /** Run with the shipped host profile (src/sim/host.ts). */
+  host?: boolean;
 }
 
 const WORKLOADS = ["web-server", "database", "idle", "memory-scan", "traces/sqlite-bank", "traces/python-alloc", "traces/gzip-stream"];
@@ -59,6 +62,7 @@ function cases(): Case[] {
       add({ workload, mib: 64, mode, seed: 6, link: "10Gbit,0.1ms", options: { autoConverge: false, maxRounds: 3, downtimeLimitMs: 20, hybridRounds: 1 } }, " rounds");
     }
   }
+  for (const workload of ["web-server", "database"]) for (const mode of MODES) add({ workload, mib: 64, mode, seed: 8, link: "10Gbit,0.1ms", host: true }, " host");
   add({ workload: "database", mib: 64, mode: "postcopy", seed: 1, link: "100Mbit,1ms", maxVirtualMs: 800 }, " deadline");
   add({ workload: "web-server", mib: 32, vcpus: 64, mode: "postcopy", seed: 9, link: "1Gbit,0.1ms" });
   return out;
@@ -68,7 +72,7 @@ function runCase(b: Build, c: Case): string {
   const base = b.loadWorkload(fileURLToPath(new URL(`../../examples/${c.workload}.json`, import.meta.url)));
   const w = b.withMemory(base, c.mib * 1024 * 1024);
   const workload = c.vcpus === undefined ? w : { ...w, vcpus: c.vcpus };
-  const s = new b.sim.Simulation({ workload, options: { mode: c.mode, ...c.options }, link: b.sim.parseLink(c.link), seed: c.seed, outages: c.outages, maxVirtualMs: c.maxVirtualMs });
+  const s = new b.sim.Simulation({ workload, options: { mode: c.mode, ...c.options }, link: b.sim.parseLink(c.link), seed: c.seed, outages: c.outages, maxVirtualMs: c.maxVirtualMs, host: c.host ? DEFAULT_HOST : null });
   const parts: unknown[] = [];
   if (c.stepMs !== undefined) {
     for (let t = -50; !s.done && t < 600_000; t += c.stepMs) {

@@ -17,6 +17,8 @@ import { compilePhases } from "../workload/generator.js";
 import type { Workload } from "../workload/types.js";
 import { EventQueue } from "./event-queue.js";
 import { Guest, GuestShared } from "./guest.js";
+import { TaskedGuest } from "./async-faults.js";
+import { migrationView } from "./huge-pages.js";
 import { formatLink, Link, type Direction, type LinkEvent, type LinkSpec } from "./link.js";
 import { checkHostProfile, messageCostUs, occupancyBytes, type HostProfile } from "./host.js";
 import { ProgressMeter } from "./progress.js";
@@ -62,8 +64,8 @@ export class Simulation {
   private readonly queue = new EventQueue<SimEvent>();
   private readonly link: Link<Msg>;
   private readonly shared: GuestShared;
-  private readonly srcGuest: Guest;
-  private readonly dstGuest: Guest;
+  private readonly srcGuest: Guest | TaskedGuest;
+  private readonly dstGuest: Guest | TaskedGuest;
   private readonly source: Source<number>;
   private readonly dest: Destination<number>;
   private readonly progress: ProgressMeter;
@@ -99,7 +101,8 @@ export class Simulation {
   private readonly host: HostProfile | null;
 
   constructor(cfg: SimConfig) {
-    const w = cfg.workload;
+    // Huge pages moved whole: the engine and the guests' memory work in huge pages (huge-pages.ts).
+    const w = migrationView(cfg.workload);
     this.workload = w;
     this.options = resolveOptions(cfg.options);
     this.seed = cfg.seed ?? 1;
@@ -112,10 +115,12 @@ export class Simulation {
     this.outages = (cfg.outages ?? []).map((o) => ({ atMs: o.atMs, durationMs: o.durationMs }));
     this.host = cfg.host ? checkHostProfile(cfg.host, "host profile") : null;
     const faultDelayUs = this.host?.fault_delivery_us ?? 0;
-    this.shared = new GuestShared(w, compilePhases(w), this.seed);
+    this.shared = new GuestShared(w, compilePhases(cfg.workload), this.seed);
     const onStall = (vcpu: number, page: number, at: number) => this.queue.push(at + faultDelayUs, { type: "fault", vcpu, page, stalledAt: at });
-    this.srcGuest = new Guest("source", this.shared, onStall);
-    this.dstGuest = new Guest("destination", this.shared, onStall);
+    // Tasks or huge pages: the guest of async-faults.ts (its fault events name task slots, not vCPUs).
+    const tasked = cfg.workload.tasks !== undefined || cfg.workload.hugePages !== undefined;
+    this.srcGuest = tasked ? new TaskedGuest("source", this.shared, onStall, cfg.workload) : new Guest("source", this.shared, onStall);
+    this.dstGuest = tasked ? new TaskedGuest("destination", this.shared, onStall, cfg.workload) : new Guest("destination", this.shared, onStall);
     this.progress = new ProgressMeter(w.vcpus, PROGRESS_WINDOW_US);
     this.link = new Link<Msg>(
       cfg.link,

@@ -67,7 +67,45 @@ export interface Workload {
   zeroShare: number;
   warmupMs: number;
   phases: WorkloadPhase[];
+  /** Memory backed by huge pages (src/sim/huge-pages.ts); absent: base pages only. */
+  hugePages?: HugePages;
+  /** More runnable tasks per vCPU beside the one running `phases` (src/sim/async-faults.ts). */
+  tasks?: Tasks;
 }
+
+/**
+ * How a VMM moves huge-page-backed memory. "whole": every transfer, fault,
+ * dirty bit and zero check covers a whole huge page (hugetlbfs, UFFDIO_COPY
+ * of the huge page). "split": base pages move on demand and the destination
+ * maps each huge page with base pages until all its pieces arrived and it is
+ * collapsed (THP, khugepaged); dirty logging at the source splits them too.
+ */
+export type HugePolicy = "whole" | "split";
+export const HUGE_POLICIES: readonly HugePolicy[] = ["whole", "split"];
+
+export interface HugePages {
+  /** Bytes of one huge page: a power-of-two multiple of pageSize (2 MiB, 1 GiB). */
+  size: number;
+  policy: HugePolicy;
+  /** split: from a huge page's last piece arriving to its collapse into one huge mapping, µs. */
+  collapseUs: number;
+  /** Extra time per step while the page touched is mapped with base pages (TLB misses, longer walks), as a share of the step. */
+  smallPageSlowdown: number;
+}
+
+export interface Tasks {
+  /** Task 0 runs the workload's `phases`; these run beside it on every vCPU. Pattern phases only. */
+  extra: { name: string | null; phases: WorkloadPhase[] }[];
+  /** A faulting task parks and another runnable task of its vCPU runs (the guest's async page faults). */
+  asyncFaults: boolean;
+  /** Accesses a task makes before its vCPU switches to the next runnable one. */
+  sliceSteps: number;
+  /** What a switch between tasks costs the vCPU, µs (with async faults: the notification and the guest's context switch). */
+  switchUs: number;
+}
+
+export const HUGE_DEFAULTS = { policy: "whole", collapseMs: 1, smallPageSlowdown: 0.1 } as const;
+export const TASK_DEFAULTS = { asyncFaults: true, sliceSteps: 1000, switchUs: 2 } as const;
 
 export const PATTERN_DEFAULTS = {
   region: { offset: 0, size: 1 },

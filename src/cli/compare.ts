@@ -9,8 +9,9 @@ import { UsageError } from "./errors.js";
 import { runShowingProgress, stderrProgress, type StderrProgress } from "./progress.js";
 import { parseSimFlags, type SimFlags } from "./sim-args.js";
 import { simConfig, workloadFor, workloadSpec } from "./sim-command.js";
+import { compareVariants, type VariantFlags } from "./compare-variants.js";
 
-export const COMPARE_USAGE = `usage: ppsim compare --trace FILE [--mode MODE[,MODE…]] [simulation flags] [--json]
+export const COMPARE_USAGE = `usage: ppsim compare --trace FILE [--mode MODE[,MODE…]] [--huge-policy P,…] [--async-faults on,off] [simulation flags] [--json]
 
 Simulates the workload once per mode (default: precopy, postcopy and hybrid)
 on the same link, seed and policy, and prints the figures side by side (or,
@@ -18,6 +19,9 @@ with --json, the reports as a JSON array). Progress goes to stderr. Exit
 status: 0 when every mode completed and verified, 1 otherwise, 2 for bad input.
 Every flag of \`ppsim --trace\` applies (ppsim --help lists them), --report FILE.html
 too (the modes overlaid).
+
+  --huge-policy whole,split,none   each mode once per huge-page policy (the workload's huge_pages; none: base pages only)
+  --async-faults on,off            each mode with and without async faults (a workload with tasks)
 
   ppsim compare --trace FILE --real (--demo | --peer HOST:PORT) [--mode MODE] [--link …] [--steps N]
       the simulator beside a real run of one mode (same workload, options, seed): each figure
@@ -64,34 +68,58 @@ export function compareModes(text: string | undefined): Mode[] {
   return [...new Set(modes)] as Mode[];
 }
 
-export function compareReports(flags: SimFlags, progress?: StderrProgress): Report[] {
+/** Every run compare makes: each variant (compare-variants.ts) in each mode. */
+function compareRuns(flags: SimFlags & VariantFlags) {
   const choices = parseSimFlags({ ...flags, mode: undefined });
-  const modes = compareModes(flags.mode);
   const workload = workloadFor(choices);
-  return modes.map((mode, i) => {
-    progress?.show(`ppsim compare: ${workload.name}, ${mode} (${i + 1}/${modes.length})…`, true);
-    const sim = new Simulation(simConfig(choices, workload, mode));
-    const run = progress ? runShowingProgress(sim, progress, `ppsim compare: ${mode} (${i + 1}/${modes.length})`) : sim.runToEnd();
-    const r: Report = { ...run, workload_spec: workloadSpec(choices.trace) };
-    progress?.show(`ppsim compare: ${workload.name}, ${mode} (${i + 1}/${modes.length}): ${r.outcome}, total ${fmtDuration(r.total_ms)}`);
+  const spec = workloadSpec(choices.trace);
+  return compareVariants(flags).flatMap((v) => {
+    const w = v.workload(workload);
+    return compareModes(flags.mode).map((mode) => ({ mode, label: v.label === "" ? mode : `${mode}, ${v.label}`, config: simConfig(choices, w, mode), spec: v.spec(spec) }));
+  });
+}
+
+export function compareReports(flags: SimFlags & VariantFlags, progress?: StderrProgress): Report[] {
+  const runs = compareRuns(flags);
+  return runs.map((run, i) => {
+    const name = run.config.workload.name;
+    progress?.show(`ppsim compare: ${name}, ${run.label} (${i + 1}/${runs.length})…`, true);
+    const sim = new Simulation(run.config);
+    const done = progress ? runShowingProgress(sim, progress, `ppsim compare: ${run.label} (${i + 1}/${runs.length})`) : sim.runToEnd();
+    const r: Report = { ...done, workload_spec: run.spec };
+    progress?.show(`ppsim compare: ${name}, ${run.label} (${i + 1}/${runs.length}): ${r.outcome}, total ${fmtDuration(r.total_ms)}`);
     return r;
   });
 }
 
 /** The modes, each recorded for an HTML report (snapshots sampled as it runs). */
-export function compareRecordings(flags: SimFlags): RunRecording[] {
-  const choices = parseSimFlags({ ...flags, mode: undefined });
-  const workload = workloadFor(choices);
-  return compareModes(flags.mode).map((mode) => {
-    const rec = recordSimulation(new Simulation(simConfig(choices, workload, mode)), mode);
-    return { ...rec, report: { ...rec.report, workload_spec: workloadSpec(choices.trace) } };
+export function compareRecordings(flags: SimFlags & VariantFlags): RunRecording[] {
+  return compareRuns(flags).map((run) => {
+    const rec = recordSimulation(new Simulation(run.config), run.mode);
+    return { ...rec, report: { ...rec.report, workload_spec: run.spec } };
   });
+}
+
+/** A column's head: the mode, and the variant a report's workload_spec says (huge-page policy, async faults) when compare ran several. */
+function columnHead(r: Report, all: readonly Report[]): string {
+  const huge = (x: Report) => {
+    const s = x.workload_spec as { huge_pages?: { policy?: string } } | null | undefined;
+    return s?.huge_pages === undefined ? "base pages" : `${s.huge_pages.policy ?? "whole"} huge pages`;
+  };
+  const async = (x: Report) => {
+    const t = (x.workload_spec as { tasks?: { async_faults?: boolean } } | null | undefined)?.tasks;
+    return t === undefined ? "" : `async ${t.async_faults === false ? "off" : "on"}`;
+  };
+  const parts: string[] = [r.mode];
+  if (new Set(all.map(huge)).size > 1) parts.push(huge(r));
+  if (new Set(all.map(async)).size > 1) parts.push(async(r));
+  return parts.join(", ");
 }
 
 /** A markdown table, columns padded so that it reads aligned as text too; figures right-aligned. */
 export function compareTable(reports: Report[]): string {
   const link = reports[0].link ? reports[0].link.text : "";
-  const head = [`${reports[0].workload} @ ${link}`, ...reports.map((r) => r.mode)];
+  const head = [`${reports[0].workload} @ ${link}`, ...reports.map((r) => columnHead(r, reports))];
   const body = ROWS.map(([name, f]) => [name, ...reports.map(f)]);
   const widths = head.map((h, c) => Math.max(3, h.length, ...body.map((row) => row[c].length)));
   const line = (cells: string[]) => `| ${cells.map((x, c) => (c === 0 ? x.padEnd(widths[c]) : x.padStart(widths[c]))).join(" | ")} |`;
@@ -104,7 +132,7 @@ export function compareExitCode(reports: readonly Report[]): number {
   return reports.every((r) => r.outcome === "completed" && r.verified === true) ? 0 : 1;
 }
 
-export function runCompare(flags: SimFlags & { help?: boolean }, out: (line: string) => void): number {
+export function runCompare(flags: SimFlags & VariantFlags & { help?: boolean }, out: (line: string) => void): number {
   if (flags.help) {
     out(COMPARE_USAGE);
     return 0;

@@ -16,6 +16,7 @@ import { VERSION } from "../version.js";
 import { WorkloadError } from "../workload/parse.js";
 import { runCompare } from "./compare.js";
 import { COMPARE_REAL_FLAGS } from "./compare-real-flags.js";
+import { COMPARE_VARIANT_FLAGS } from "./compare-variants.js";
 import { UsageError } from "./errors.js";
 import { joinNegativeValues } from "./negative-values.js";
 import { SIM_FLAGS } from "./sim-args.js";
@@ -97,7 +98,7 @@ async function main(argv: string[], out: (line: string) => void): Promise<number
   if (first === "record") return (await import("./record-command.js")).runRecordCommand(rest, out);
   if (first === "calibrate") return (await import("./calibrate-command.js")).runCalibrateCommand(rest, out);
   if (first === "compare") {
-    const options = { ...SIM_FLAGS, ...COMPARE_REAL_FLAGS, help: { type: "boolean", short: "h" } } as const;
+    const options = { ...SIM_FLAGS, ...COMPARE_REAL_FLAGS, ...COMPARE_VARIANT_FLAGS, help: { type: "boolean", short: "h" } } as const;
     const { values } = parseArgs({ args: joinNegativeValues(rest, options), options, strict: true, allowPositionals: false });
     if (values.real === true) {
       const { runCompareReal } = await import("./compare-real.js");

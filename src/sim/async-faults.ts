@@ -14,6 +14,7 @@
  * the blocktime a guest with async faults feels.
  */
 import { AccessGenerator, compilePhases, type CompiledPhase } from "../workload/generator.js";
+import type { Report } from "../engine/report.js";
 import type { Workload } from "../workload/types.js";
 import { ACCESS_US, type GuestShared, type StallHandler } from "./guest.js";
 import { CollapseMap, isUnitInitiallyZero, unitShift } from "./huge-pages.js";
@@ -333,4 +334,15 @@ export class TaskedGuest {
     this.current[v] = k;
     this.sliceLeft[v] = this.sliceSteps;
   }
+}
+
+/**
+ * With tasks, the engine's blocktime sums every task's wait (each faulting
+ * access is a waiter); the vCPU blocktime the report means is the guest's:
+ * time its vCPUs stood still because every task they could run waited.
+ */
+export function withVcpuBlocktime(r: Report, w: Workload): Report {
+  const per = r.guest?.faults?.postcopy_vcpu_blocktime_ms;
+  if (w.tasks === undefined || per === undefined) return r;
+  return { ...r, blocktime_ms: Math.round(per.reduce((a, b) => a + b, 0) * 1000) / 1000 };
 }

@@ -17,7 +17,7 @@ import { compilePhases } from "../workload/generator.js";
 import type { Workload } from "../workload/types.js";
 import { EventQueue } from "./event-queue.js";
 import { Guest, GuestShared } from "./guest.js";
-import { TaskedGuest } from "./async-faults.js";
+import { TaskedGuest, withVcpuBlocktime } from "./async-faults.js";
 import { migrationView } from "./huge-pages.js";
 import { formatLink, Link, type Direction, type LinkEvent, type LinkSpec } from "./link.js";
 import { checkHostProfile, messageCostUs, occupancyBytes, type HostProfile } from "./host.js";
@@ -61,6 +61,8 @@ export class Simulation {
   readonly options: MigrationOptions;
   readonly seed: number;
   private readonly workload: Workload;
+  /** The workload as written (`workload` is its migration view: huge-pages.ts). */
+  private readonly written: Workload;
   private readonly queue = new EventQueue<SimEvent>();
   private readonly link: Link<Msg>;
   private readonly shared: GuestShared;
@@ -104,6 +106,7 @@ export class Simulation {
     // Huge pages moved whole: the engine and the guests' memory work in huge pages (huge-pages.ts).
     const w = migrationView(cfg.workload);
     this.workload = w;
+    this.written = cfg.workload;
     this.options = resolveOptions(cfg.options);
     this.seed = cfg.seed ?? 1;
     if (!Number.isSafeInteger(this.seed)) throw new Error(`seed must be an integer, got ${cfg.seed}`);
@@ -424,6 +427,7 @@ export class Simulation {
       sim: { events: this.eventsProcessed, guest_accesses: this.shared.accesses, messages_lost: this.link.lost, pages_released: this.pagesReleased },
       ...(this.host ? { host: { ...this.host } } : {}),
     });
+    this.final = withVcpuBlocktime(this.final, this.written);
     this.notice = `${outcome}${reason ? `: ${reason}` : ""}`;
   }
 }

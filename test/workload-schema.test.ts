@@ -43,6 +43,12 @@ const BAD: [string, unknown][] = [
   ["exponent 0", pattern({ kind: "zipf", exponent: 0 })],
   ["region offset 1", pattern({ kind: "uniform", region: { offset: 1 } })],
   ["region size 0", pattern({ kind: "uniform", region: { size: 0 } })],
+  ["huge pages without a size", { ...good(), huge_pages: { policy: "whole" } }],
+  ["an unknown huge-page policy", { ...good(), huge_pages: { size: "2MiB", policy: "eager" } }],
+  ["a negative collapse time", { ...good(), huge_pages: { size: "2MiB", collapse_ms: -1 } }],
+  ["tasks without extra ones", { ...good(), tasks: { extra: [] } }],
+  ["tasks with slice_steps 0", { ...good(), tasks: { slice_steps: 0, extra: [{ phases: good().phases }] } }],
+  ["a task with an unknown field", { ...good(), tasks: { extra: [{ phases: good().phases, weight: 2 }] } }],
 ];
 
 describe("workload JSON Schema", () => {
@@ -60,6 +66,9 @@ describe("workload JSON Schema", () => {
     }
     expect(validate(good())).toBe(true);
     expect(parseWorkload(good()).name).toBe("w");
+    const both = { ...good(), memory: "4MiB", huge_pages: { size: "2MiB", policy: "split", collapse_ms: 5, small_page_slowdown: 0.2 }, tasks: { async_faults: false, slice_steps: 10, switch_us: 1, extra: [{ name: "t", phases: good().phases }] } };
+    expect(validate(both), JSON.stringify(validate.errors)).toBe(true);
+    expect(parseWorkload(both).tasks?.extra).toHaveLength(1);
   });
 
   it.each(BAD)("rejects what the validator rejects: %s", (_, json) => {
@@ -79,7 +88,7 @@ describe("workload errors", () => {
       expect(e).toBeInstanceOf(WorkloadError);
       const problems = (e as WorkloadError).problems;
       expect(problems).toEqual([
-        "w.json: bogus is not a known field (expected one of: $schema, ppsim_workload, name, description, memory, page_size, vcpus, zero_share, warmup_ms, phases)",
+        "w.json: bogus is not a known field (expected one of: $schema, ppsim_workload, name, description, memory, page_size, vcpus, zero_share, warmup_ms, phases, huge_pages, tasks)",
         "w.json: vcpus must be an integer in [1, 64], got 0",
         "w.json: zero_share must be in [0, 1], got 2",
         "w.json: phases[0].steps must be an integer ≥ 1, got 0",

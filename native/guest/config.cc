@@ -215,6 +215,11 @@ bool LoadConfig(const std::string& path, Config& cfg, std::string& err) {
     }
     std::string val, extra;
     if (!(ls >> val) || (ls >> extra)) return fail("expected '" + key + " VALUE'");
+    if (key == "huge_page_size") {
+      if (cfg.huge_page_size != 0) return fail("'huge_page_size' given twice");
+      if (!ParseU64(val, cfg.huge_page_size) || cfg.huge_page_size == 0) return fail("bad value for huge_page_size: '" + val + "'");
+      continue;
+    }
     int idx = -1;
     for (int i = 0; i < 5; i++)
       if (key == names[i]) idx = i;
@@ -241,6 +246,11 @@ bool LoadConfig(const std::string& path, Config& cfg, std::string& err) {
                 " (userfaultfd works in host pages)");
   if (cfg.mem_bytes == 0 || cfg.mem_bytes % cfg.page_size != 0) return fail("mem_bytes must be a positive multiple of page_size");
   if (cfg.vcpus < 1 || cfg.vcpus > 64) return fail("vcpus must be in 1..64");
+  if (cfg.huge_page_size != 0) {
+    const uint64_t h = cfg.huge_page_size;
+    if ((h & (h - 1)) != 0 || h <= cfg.page_size || h > (1ull << 30) || cfg.mem_bytes % h != 0)
+      return fail("huge_page_size must be a power of two above page_size, at most 1 GiB, dividing mem_bytes");
+  }
   if (cfg.phases.empty()) return fail("at least one 'phase' line is required");
   cfg.pages = cfg.mem_bytes / cfg.page_size;
   for (size_t i = 0; i < cfg.phases.size(); i++) {

@@ -48,7 +48,14 @@ struct Config {
   std::vector<Phase> phases;
   std::vector<TraceProgram> programs;
   uint64_t pages = 0;        // N = mem_bytes / page_size
+  // Optional `huge_page_size`: 0, or guest RAM on hugetlbfs in pages of this
+  // size (a power of two above page_size dividing mem_bytes). Accesses stay
+  // at page_size; the migration moves huge pages.
+  uint64_t huge_page_size = 0;
 };
+
+// The unit the migration works in: the huge page when RAM is on hugetlbfs.
+inline uint64_t MigrationPageSize(const Config& c) { return c.huge_page_size != 0 ? c.huge_page_size : c.page_size; }
 
 // Steps of phase `ph` on vCPU v (a trace phase: one pass of its copies).
 inline uint64_t PhaseSteps(const Config& c, const Phase& ph, uint64_t v) {

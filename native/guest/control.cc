@@ -67,7 +67,7 @@ bool SendHello(int sock, const Config& cfg, const Ram& ram, Role role, std::stri
   Put<uint32_t>(h, kHelloVersion);
   Put<uint64_t>(h, reinterpret_cast<uintptr_t>(ram.base));
   Put<uint64_t>(h, cfg.mem_bytes);
-  Put<uint32_t>(h, static_cast<uint32_t>(cfg.page_size));
+  Put<uint32_t>(h, static_cast<uint32_t>(MigrationPageSize(cfg)));  // the agent's page: huge on hugetlbfs
   Put<uint32_t>(h, static_cast<uint32_t>(cfg.vcpus));
   Put<uint32_t>(h, static_cast<uint32_t>(getpid()));
   Put<uint32_t>(h, role == Role::Source ? 0 : 1);

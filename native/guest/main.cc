@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
   }
   // Fill before registering: the fill itself must not count as dirtying.
   if (role == Role::Source) FillInitial(cfg, ram);
-  if (!SetupUffd(role, minor, wp, ram, err)) {
+  if (!SetupUffd(role, minor, wp, cfg.huge_page_size != 0, ram, err)) {
     fprintf(stderr, "ppsim-guest: %s\n", err.c_str());
     return 1;
   }

@@ -1,6 +1,7 @@
 #include "memory.h"
 
 #include <fcntl.h>
+#include <linux/memfd.h>  // MFD_HUGE_SHIFT (glibc's sys/mman.h has MFD_HUGETLB only)
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -17,13 +18,34 @@ namespace guest {
 
 static std::string Err(const std::string& what) { return what + " failed: " + strerror(errno); }
 
+// What to do when the kernel has too few free huge pages of this size.
+static std::string NoHugePages(const Config& c) {
+  const uint64_t kb = c.huge_page_size / 1024;
+  return "; guest RAM needs " + std::to_string(c.mem_bytes / c.huge_page_size) + " free huge pages of " + std::to_string(kb) +
+         " kB (see HugePages_Free in /proc/meminfo): as root, raise /sys/kernel/mm/hugepages/hugepages-" + std::to_string(kb) +
+         "kB/nr_hugepages (ppsim real does so itself when it runs as root)";
+}
+
 bool CreateRam(const Config& c, Ram& ram, std::string& err) {
   // No MFD_CLOEXEC is needed either way: we exec nothing. CLOEXEC for hygiene.
-  ram.memfd = memfd_create("ppsim-guest-ram", MFD_CLOEXEC);
-  if (ram.memfd < 0) return err = Err("memfd_create"), false;
+  // MFD_HUGETLB encodes log2(huge page size) at MFD_HUGE_SHIFT; the config
+  // checked it is a power of two, and an unsupported size fails with EINVAL.
+  unsigned flags = MFD_CLOEXEC;
+  if (c.huge_page_size != 0) flags |= MFD_HUGETLB | (static_cast<unsigned>(__builtin_ctzll(c.huge_page_size)) << MFD_HUGE_SHIFT);
+  ram.memfd = memfd_create("ppsim-guest-ram", flags);
+  if (ram.memfd < 0) {
+    err = Err(c.huge_page_size != 0 ? "memfd_create(MFD_HUGETLB, " + std::to_string(c.huge_page_size) + "-byte pages)" : "memfd_create");
+    if (c.huge_page_size != 0 && errno == EINVAL) err += "; this kernel has no hugetlb pages of that size (ls /sys/kernel/mm/hugepages)";
+    return false;
+  }
   if (ftruncate(ram.memfd, static_cast<off_t>(c.mem_bytes)) != 0) return err = Err("ftruncate(guest RAM)"), false;
+  // hugetlbfs reserves the pages of a shared mapping at mmap: too few free ones is ENOMEM here, not a SIGBUS later.
   void* p = mmap(nullptr, c.mem_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, ram.memfd, 0);
-  if (p == MAP_FAILED) return err = Err("mmap(guest RAM, MAP_SHARED)"), false;
+  if (p == MAP_FAILED) {
+    err = Err("mmap(guest RAM, MAP_SHARED)");
+    if (c.huge_page_size != 0 && errno == ENOMEM) err += NoHugePages(c);
+    return false;
+  }
   ram.base = static_cast<uint8_t*>(p);
   ram.bytes = c.mem_bytes;
   return true;
@@ -55,7 +77,7 @@ static int OpenUffd() {
   return static_cast<int>(syscall(SYS_userfaultfd, flags));
 }
 
-bool SetupUffd(Role role, bool minor, bool wp, Ram& ram, std::string& err) {
+bool SetupUffd(Role role, bool minor, bool wp, bool huge, Ram& ram, std::string& err) {
   if (role == Role::Source && !wp) return true;
   ram.uffd = OpenUffd();
   if (ram.uffd < 0) {
@@ -74,6 +96,8 @@ bool SetupUffd(Role role, bool minor, bool wp, Ram& ram, std::string& err) {
     ram.mode = UFFDIO_REGISTER_MODE_WP;
   } else {
     api.features = UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_MISSING_SHMEM | (minor ? UFFD_FEATURE_MINOR_SHMEM : 0);
+    // hugetlbfs memory: its own feature bits; faults then come a huge page at a time.
+    if (huge) api.features = UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_MISSING_HUGETLBFS | (minor ? UFFD_FEATURE_MINOR_HUGETLBFS : 0);
     ram.mode = UFFDIO_REGISTER_MODE_MISSING | (minor ? UFFDIO_REGISTER_MODE_MINOR : 0);
   }
   uint64_t want = api.features;

@@ -33,7 +33,8 @@ bool CreateRam(const Config& c, Ram& ram, std::string& err);
 void FillInitial(const Config& c, Ram& ram);
 // Source: async write-protect for dirty tracking. Destination: MISSING (and
 // MINOR when minor is set) so the agent installs every page.
-bool SetupUffd(Role role, bool minor, bool wp, Ram& ram, std::string& err);
+// `huge`: guest RAM is on hugetlbfs (its MISSING/MINOR feature bits).
+bool SetupUffd(Role role, bool minor, bool wp, bool huge, Ram& ram, std::string& err);
 // 64-bit hash of the memfd's content (holes read as zeros, via pread: no
 // page is allocated or faulted in).
 bool HashRam(const Ram& ram, uint64_t& out, std::string& err);

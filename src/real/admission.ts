@@ -7,6 +7,7 @@
  * candidate becomes a DestSession (which then spawns the guest); a refused
  * one gets an error frame saying why.
  */
+import { existsSync } from "node:fs";
 import { FrameDecoder } from "../engine/frame-decoder.js";
 import { ErrorCode, type Channel, type HelloMsg, type Message } from "../engine/messages.js";
 import { encodeMessage } from "../engine/codec.js";
@@ -129,12 +130,16 @@ export class Admission {
       return messageOf(e);
     }
     const hostPage = constants().PAGE_SIZE;
-    if (h.pageSize !== hostPage) return `the source proposes pages of ${h.pageSize} bytes; this host's are ${hostPage}`;
+    // A guest on hugetlbfs migrates in huge pages (huge_page_size in its config): a size this host keeps a pool of.
+    const huge = /^huge_page_size (\d+)$/m.exec(config);
+    const unit = huge !== null ? Number(huge[1]) : hostPage;
+    if (huge !== null && !hasHugePagePool(unit)) return `the source's guest is on huge pages of ${unit} bytes; this host has no pool of them (ls /sys/kernel/mm/hugepages)`;
+    if (h.pageSize !== unit) return `the source proposes pages of ${h.pageSize} bytes; this host's are ${unit}`;
     const mem = /^mem_bytes (\d+)$/m.exec(config);
     const memBytes = h.pageSize * h.pageCount;
     if (mem === null || Number(mem[1]) !== memBytes) return `the source's hello (${h.pageCount} pages of ${h.pageSize} bytes) disagrees with its session info (mem_bytes ${mem?.[1] ?? "missing"})`;
     const ps = /^page_size (\d+)$/m.exec(config);
-    if (ps !== null && Number(ps[1]) !== h.pageSize) return `the source's session info names pages of ${ps[1]} bytes, its hello ${h.pageSize}`;
+    if (ps !== null && Number(ps[1]) !== hostPage) return `the source's session info names pages of ${ps[1]} bytes, this host's are ${hostPage}`;
     const room = this.o.room();
     if (typeof room === "string") return room;
     if (memBytes > room) return `a guest of ${formatBytes(memBytes)} does not fit: this destination has ${(Math.max(0, room) / 2 ** 20).toFixed(0)} MiB of its --max-memory left`;
@@ -162,6 +167,10 @@ export class Admission {
   close(): void {
     for (const c of [...this.candidates.values()]) this.fail(c, "the destination agent is shutting down");
   }
+}
+
+function hasHugePagePool(size: number): boolean {
+  return Number.isSafeInteger(size) && size > 0 && size <= 2 ** 30 && existsSync(`/sys/kernel/mm/hugepages/hugepages-${size / 1024}kB`);
 }
 
 function refuseOne(a: Accepted, why: string, log: (line: string) => void): void {

@@ -35,6 +35,7 @@ export class DestinationMemory {
   }
 
   install(page: number, data: Uint8Array | null): void {
+    if (this.guest.layout.hugetlb) return this.installHuge(page, data);
     const ps = this.pageSize;
     const addr = this.base + BigInt(page * ps);
     const uffd = this.guest.uffd;
@@ -69,6 +70,10 @@ export class DestinationMemory {
    * part-way) is redone page by page, where EEXIST is the expected race.
    */
   installMany(entries: readonly { page: number; data: Uint8Array | null }[]): void {
+    if (this.guest.layout.hugetlb) {
+      for (const e of entries) this.installHuge(e.page, e.data);
+      return;
+    }
     let i = 0;
     while (i < entries.length) {
       let j = i + 1;
@@ -101,6 +106,30 @@ export class DestinationMemory {
     } catch (e) {
       if (errnoCode(e) !== "EEXIST") throw e;
       return false;
+    }
+  }
+
+  /**
+   * hugetlbfs has neither write(2) nor UFFDIO_ZEROPAGE: every huge page goes
+   * in with UFFDIO_COPY (zeros for a zero page). One resent before the guest
+   * runs replaces the older copy: punched out, then copied again.
+   */
+  private installHuge(page: number, data: Uint8Array | null): void {
+    const ps = this.pageSize;
+    const addr = this.base + BigInt(page * ps);
+    const uffd = this.guest.uffd;
+    const bytes = data ?? this.zero;
+    try {
+      uffdCopy(uffd, addr, bytes);
+    } catch (e) {
+      if (errnoCode(e) !== "EEXIST") throw e;
+      if (!this.running) {
+        punchHole(this.guest.memfd, page * ps, ps);
+        uffdCopy(uffd, addr, bytes);
+        return;
+      }
+      this.raced++;
+      uffdWake(uffd, addr, ps);
     }
   }
 

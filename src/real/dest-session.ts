@@ -15,6 +15,7 @@ import { resolveOptions } from "../engine/options.js";
 import { DeadlineTimer, nowUs, sleep } from "./clock.js";
 import { DestinationMemory } from "./dest-memory.js";
 import { messageOf } from "./errors.js";
+import { migrationPageSize } from "./huge-reserve.js";
 import { GuestProcess } from "./guest-process.js";
 import { startingVcpus } from "./guest-spawn.js";
 import { constants } from "./native.js";
@@ -180,7 +181,8 @@ export class DestSession {
     const opts = resolveOptions({ mode: h.mode, reconnectTimeoutMs: this.o.reconnectWaitMs });
     if (info === null) return this.refuse("the source sent no session info (workload, seed, steps)");
     const mem = /^mem_bytes (\d+)$/m.exec(info.config);
-    const expect = { pageSize: constants().PAGE_SIZE, pageCount: mem === null ? 0 : Number(mem[1]) / constants().PAGE_SIZE };
+    const unit = migrationPageSize(info.config, constants().PAGE_SIZE); // huge pages on hugetlbfs
+    const expect = { pageSize: unit, pageCount: mem === null ? 0 : Number(mem[1]) / unit };
     this.engine = new Destination<Uint8Array>(opts, { expect });
     const acceptable = h.version >= MIN_PROTOCOL_VERSION && h.pageSize === expect.pageSize && h.pageCount === expect.pageCount;
     if (acceptable) {

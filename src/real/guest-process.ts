@@ -23,6 +23,7 @@ import {
 } from "./native.js";
 import { MAX_LOG_SLOTS, type GuestLog, type VcpuLog } from "../disruption/guest-log.js";
 import { nowUs } from "./clock.js";
+import { hugeNeeds, reserveHugePages, type HugeReservation } from "./huge-reserve.js";
 
 export type GuestRole = "source" | "destination";
 
@@ -38,6 +39,8 @@ export interface GuestLayout {
   uffdFeatures: number;
   /** UFFDIO_REGISTER mode the guest used (0 if none). */
   registerMode: number;
+  /** Guest RAM is on hugetlbfs and pageSize is its huge page: no write(2), no UFFDIO_ZEROPAGE (docs/huge-pages.md). */
+  hugetlb: boolean;
 }
 
 export interface GuestSpawnOptions {
@@ -142,6 +145,15 @@ export class GuestProcess {
     const configPath = join(dir, "workload.conf");
     const socketPath = join(dir, "control.sock");
     writeFileSync(configPath, opts.config);
+    // Guest RAM on hugetlbfs: the pool must hold it before the guest maps it; given back when the guest is gone.
+    const huge = hugeNeeds(opts.config);
+    let reservation: HugeReservation | null = null;
+    try {
+      reservation = huge === null ? null : reserveHugePages(huge.size, huge.count);
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new GuestError((e as Error).message);
+    }
     const listenFd = unixListen(socketPath);
     const args = ["--role", opts.role, "--config", configPath, "--socket", socketPath];
     if (opts.steps !== undefined) args.push("--steps", String(opts.steps));
@@ -157,10 +169,12 @@ export class GuestProcess {
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
       // 'close' comes after 'exit' and after stdio is drained: the stderr tail is complete.
       child.on("close", (code, signal) => {
+        reservation?.release();
         exitedEarly = `ppsim-guest exited with ${signal !== null ? "signal " + signal : "code " + String(code)}`;
         resolve({ code, signal });
       });
       child.on("error", (err) => {
+        reservation?.release();
         exitedEarly = `cannot run ${exe}: ${err.message}`;
         resolve({ code: null, signal: null });
       });
@@ -204,6 +218,7 @@ export class GuestProcess {
       await Promise.race([exited, new Promise((r) => setTimeout(r, 500))]);
       throw fail(`receiving the guest's hello failed: ${e instanceof Error ? e.message : String(e)}`);
     }
+    reservation?.mapped(); // the guest maps its RAM before it connects
     const d = hello.data;
     const layout: GuestLayout = {
       base: d.readBigUInt64LE(8),
@@ -214,6 +229,7 @@ export class GuestProcess {
       role: d.readUInt32LE(36) === 0 ? "source" : "destination",
       uffdFeatures: d.readUInt32LE(40),
       registerMode: d.readUInt32LE(44),
+      hugetlb: huge !== null,
     };
     const cred = peerCred(conn);
     const closeAll = (): void => {

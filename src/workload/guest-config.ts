@@ -33,6 +33,10 @@ function traceBlock(p: ReplayProgram): string[] {
 
 export function toGuestConfig(w: Workload, seed: number): string {
   if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`seed must be a non-negative integer, got ${seed}`);
+  if (w.hugePages?.policy === "split") {
+    throw new Error(`workload "${w.name}": the real back end moves huge pages whole (hugetlbfs); the split policy is the simulator's only (docs/huge-pages.md)`);
+  }
+  if (w.tasks !== undefined) throw new Error(`workload "${w.name}": the native guest runs one task per vCPU; tasks are the simulator's only (docs/async-faults.md)`);
   const lines = [
     `mem_bytes ${w.memBytes}`,
     `page_size ${w.pageSize}`,
@@ -40,6 +44,8 @@ export function toGuestConfig(w: Workload, seed: number): string {
     `seed ${seed}`,
     `zero_share ${w.zeroShare}`,
   ];
+  // Guest RAM on hugetlbfs; only then the line, so that other configs read as before.
+  if (w.hugePages !== undefined) lines.push(`huge_page_size ${w.hugePages.size}`);
   // Trace phases: their programs first (numbered in order), then a `tphase` line in the phase's place.
   const compiled = compilePhases(w);
   for (const c of compiled) for (const p of c.trace?.programs ?? []) lines.push(...traceBlock(p));

@@ -29,8 +29,6 @@ import { printBench, type Row } from "./table.js";
 
 const MiB = 1024 * 1024;
 const FILES = ["examples/huge-pages/random.json", "examples/huge-pages/sequential.json"];
-/** Steps per vCPU for the real runs: several seconds of guest work, longer than any migration here. */
-const STEPS = 1_500_000;
 
 /** Loopback TCP between this process and a child: bulk MiB/s and one-byte round trip. */
 async function loopback(): Promise<{ mib_s: number; rtt_us: number }> {
@@ -65,7 +63,7 @@ async function loopback(): Promise<{ mib_s: number; rtt_us: number }> {
 
 async function realRun(w: Workload, bin: string): Promise<Report> {
   const dest = await spawnDemoDestination(bin, () => undefined);
-  const agent = await SourceAgent.start({ workload: w, mode: "postcopy", seed: 1, steps: STEPS, peer: { host: "127.0.0.1", port: dest.port } });
+  const agent = await SourceAgent.start({ workload: w, mode: "postcopy", seed: 1, peer: { host: "127.0.0.1", port: dest.port } });
   try {
     return await agent.migrate();
   } finally {
@@ -120,7 +118,7 @@ async function main(): Promise<void> {
     }
   }
   const command = `node dist/bench/huge-pages.js --runs ${runs}`;
-  const meta = { host, loopback: lo, steps_per_vcpu: STEPS, anchor_qemu_10gbit_ms: { "4KiB": 0.57, "2MiB": 4.96, "1GiB": 649 } };
+  const meta = { host, loopback: lo, anchor_qemu_10gbit_ms: { "4KiB": 0.57, "2MiB": 4.96, "1GiB": 649 } };
   if (values.json !== undefined) writeFileSync(values.json, JSON.stringify({ command, ...meta, rows }, null, 2) + "\n");
   console.log(`loopback TCP (Node ↔ Node): ${lo.mib_s} MiB/s, round trip p50 ${lo.rtt_us} µs`);
   printBench("huge-pages", command, meta, rows);

@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { compareModes } from "../src/cli/compare.js";
+import { COMPARE_VARIANT_FLAGS, compareVariants, type VariantFlags } from "../src/cli/compare-variants.js";
 import { main } from "../src/cli/main.js";
 import { parseSimFlags, SIM_FLAGS } from "../src/cli/sim-args.js";
 
@@ -51,9 +52,11 @@ describe("README", () => {
     expect(lines.join("\n")).toMatch(/usage|ppsim /);
     if (!["real", "rerun", "sweep", "advise", "record"].includes(args[0])) {
       const compare = args[0] === "compare";
-      const { values } = parseArgs({ args: compare ? args.slice(1) : args, options: SIM_FLAGS, strict: true });
+      const { values } = parseArgs({ args: compare ? args.slice(1) : args, options: compare ? { ...SIM_FLAGS, ...COMPARE_VARIANT_FLAGS } : SIM_FLAGS, strict: true });
       if (compare) expect(() => compareModes(values.mode)).not.toThrow();
-      expect(() => parseSimFlags(compare ? { ...values, mode: undefined } : values)).not.toThrow();
+      if (compare) expect(() => compareVariants(values as VariantFlags)).not.toThrow();
+      const { "huge-policy": _h, "async-faults": _a, ...sim } = values as typeof values & { "huge-policy"?: string; "async-faults"?: string };
+      expect(() => parseSimFlags(compare ? { ...sim, mode: undefined } : sim)).not.toThrow();
     }
   });
 });

@@ -4,11 +4,13 @@
  * the memory hash like every run; the huge-page pool is as it was afterwards.
  * Skips, saying why, without userfaultfd or a 2 MiB pool we may use.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Mode } from "../src/engine/messages.js";
 import { DestinationAgent } from "../src/real/dest-agent.js";
-import { availableHugePages, hugeNeeds, migrationPageSize } from "../src/real/huge-reserve.js";
+import { availableHugePages, hugeNeeds, migrationPageSize, reserveHugePages } from "../src/real/huge-reserve.js";
 import { SourceAgent } from "../src/real/source-agent.js";
 import { toGuestConfig } from "../src/workload/guest-config.js";
 import { parseWorkload } from "../src/workload/parse.js";
@@ -36,6 +38,8 @@ const workload = (over: object = {}) =>
     memory: MEM,
     vcpus: 2,
     zero_share: 0.3,
+    // The source measures the guest's unmigrated speed over the warmup (it bounds the wait for the final report).
+    warmup_ms: 200,
     huge_pages: { size: "2MiB" },
     phases: [{ steps: 20000, compute_ns: 3000, write_share: 0.3, pattern: { kind: "uniform" } }],
     ...over,
@@ -54,6 +58,33 @@ describe("huge-page guests (real back end)", () => {
     expect(migrationPageSize(config, 4096)).toBe(HUGE);
     expect(hugeNeeds(toGuestConfig(workload({ huge_pages: undefined }), 1))).toBeNull();
     expect(() => toGuestConfig(workload({ huge_pages: { size: "2MiB", policy: "split" } }), 1)).toThrow(/split policy is the simulator's only/);
+    expect(() => toGuestConfig(workload({ memory: "1GiB", huge_pages: { size: "1GiB" } }), 1)).toThrow(/do not fit the real back end's pages messages/);
+  });
+
+  it("grows a short pool by the shortfall and shrinks it back; says what to do when it may not", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ppsim-pool-"));
+    const pool = (nr: number, free: number, resv: number) => {
+      writeFileSync(join(dir, "nr_hugepages"), `${nr}\n`);
+      writeFileSync(join(dir, "free_hugepages"), `${free}\n`);
+      writeFileSync(join(dir, "resv_hugepages"), `${resv}\n`);
+    };
+    pool(10, 6, 2); // 4 available
+    const r = reserveHugePages(HUGE, 7, dir);
+    expect(r.added).toBe(3);
+    expect(readFileSync(join(dir, "nr_hugepages"), "utf8")).toBe("13");
+    r.mapped();
+    r.release();
+    r.release();
+    expect(readFileSync(join(dir, "nr_hugepages"), "utf8")).toBe("10");
+    const enough = reserveHugePages(HUGE, 4, dir);
+    expect(enough.added).toBe(0);
+    enough.release();
+    // A pool we may not write: nr_hugepages a read-only sysfs file (root too gets EACCES there).
+    if (!existsSync(`${POOL}/free_hugepages`)) return;
+    rmSync(join(dir, "nr_hugepages"));
+    symlinkSync(`${POOL}/free_hugepages`, join(dir, "nr_hugepages"));
+    expect(() => reserveHugePages(HUGE, 7, dir)).toThrow(/needs 7 free huge pages of 2048 kB and 4 are free; cannot grow the pool .*as root/);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   for (const mode of ["postcopy", "precopy"] as Mode[]) {

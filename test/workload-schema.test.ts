@@ -64,6 +64,15 @@ describe("workload JSON Schema", () => {
       const json = JSON.parse(readFileSync(join("examples/traces", f), "utf8")) as unknown;
       expect(validate(json), `traces/${f}: ${JSON.stringify(validate.errors)}`).toBe(true);
     }
+    for (const dir of ["examples/huge-pages", "examples/async-faults"]) {
+      const files = readdirSync(dir).filter((f) => f.endsWith(".json"));
+      expect(files.length).toBeGreaterThanOrEqual(2);
+      for (const f of files) {
+        const json = JSON.parse(readFileSync(join(dir, f), "utf8")) as unknown;
+        expect(validate(json), `${dir}/${f}: ${JSON.stringify(validate.errors)}`).toBe(true);
+        expect(() => parseWorkload(json, f)).not.toThrow();
+      }
+    }
     expect(validate(good())).toBe(true);
     expect(parseWorkload(good()).name).toBe("w");
     const both = { ...good(), memory: "4MiB", huge_pages: { size: "2MiB", policy: "split", collapse_ms: 5, small_page_slowdown: 0.2 }, tasks: { async_faults: false, slice_steps: 10, switch_us: 1, extra: [{ name: "t", phases: good().phases }] } };

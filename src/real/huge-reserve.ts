@@ -22,8 +22,7 @@ function readCount(path: string): number {
 }
 
 /** Pages of this size that a new mapping can still reserve: free minus those reserved by other mappings. */
-export function availableHugePages(size: number): number {
-  const dir = poolDir(size);
+export function availableHugePages(size: number, dir = poolDir(size)): number {
   try {
     return Math.max(0, readCount(`${dir}/free_hugepages`) - readCount(`${dir}/resv_hugepages`));
   } catch (e) {
@@ -44,11 +43,10 @@ export interface HugeReservation {
   release(): void;
 }
 
-/** Makes `count` pages of `size` bytes available to a guest about to map them. */
-export function reserveHugePages(size: number, count: number): HugeReservation {
-  const dir = poolDir(size);
+/** Makes `count` pages of `size` bytes available to a guest about to map them (`dir`: the pool's sysfs directory). */
+export function reserveHugePages(size: number, count: number, dir = poolDir(size)): HugeReservation {
   const pending = claimed.get(size) ?? 0;
-  const short = count + pending - availableHugePages(size);
+  const short = count + pending - availableHugePages(size, dir);
   let added = 0;
   if (short > 0) {
     const nrPath = `${dir}/nr_hugepages`;

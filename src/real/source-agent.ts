@@ -227,7 +227,8 @@ export class SourceAgent {
   }
 
   private async awaitFinal(d: SourceDriver): Promise<FinalReport | string> {
-    const ms = this.o.reportTimeoutMs ?? Math.max(60_000, 4 * (this.steps / Math.max(1e-9, this.baseline / this.o.workload.vcpus)) / 1000);
+    // At most setTimeout's limit (2^31 - 1 ms): past it the timer fires at once, as when the warmup saw no progress (baseline 0).
+    const ms = this.o.reportTimeoutMs ?? Math.min(2 ** 31 - 1, Math.max(60_000, 4 * (this.steps / Math.max(1e-9, this.baseline / this.o.workload.vcpus)) / 1000));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<string>((r) => (timer = setTimeout(() => r(`no report from the destination within ${Math.round(ms / 1000)} s`), ms)));
     const r = await Promise.race([d.finalReport, timeout]);

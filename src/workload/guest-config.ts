@@ -3,6 +3,8 @@
  * lines, then one `phase k=v ...` line per phase with every key present, so
  * that the C++ side needs no defaults of its own.
  */
+import { MAX_PAYLOAD_BYTES } from "../engine/codec.js";
+import { DEFAULT_OPTIONS } from "../engine/options.js";
 import { compilePhases } from "./generator.js";
 import type { ReplayProgram } from "./trace-replay.js";
 import type { Workload } from "./types.js";
@@ -35,6 +37,11 @@ export function toGuestConfig(w: Workload, seed: number): string {
   if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`seed must be a non-negative integer, got ${seed}`);
   if (w.hugePages?.policy === "split") {
     throw new Error(`workload "${w.name}": the real back end moves huge pages whole (hugetlbfs); the split policy is the simulator's only (docs/huge-pages.md)`);
+  }
+  if (w.hugePages !== undefined && w.hugePages.size * DEFAULT_OPTIONS.batchPages > MAX_PAYLOAD_BYTES) {
+    throw new Error(
+      `workload "${w.name}": huge pages of ${w.hugePages.size} bytes do not fit the real back end's pages messages (${DEFAULT_OPTIONS.batchPages} pages within the protocol's ${MAX_PAYLOAD_BYTES / 2 ** 20} MiB frame bound); the simulator takes them`,
+    );
   }
   if (w.tasks !== undefined) throw new Error(`workload "${w.name}": the native guest runs one task per vCPU; tasks are the simulator's only (docs/async-faults.md)`);
   const lines = [

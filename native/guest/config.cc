@@ -188,6 +188,12 @@ bool LoadConfig(const std::string& path, Config& cfg, std::string& err) {
                                    "stride", "hot_share", "hot_access", "exponent"};
       for (const char* k : keys)
         if (!kv.count(k)) return fail(std::string("phase is missing ") + k + "=");
+      // `task=K`: a phase of extra task K (after a `tasks` line, K in 1..T-1).
+      uint64_t task = 0;
+      if (kv.count("task")) {
+        if (!ParseU64(kv["task"], task) || task < 1 || task >= cfg.tasks) return fail("phase task= must be in 1..tasks-1 (after a 'tasks' line)");
+        kv.erase("task");
+      }
       if (kv.size() != sizeof keys / sizeof keys[0]) return fail("phase has an unknown field");
       Phase p;
       const std::string& pat = kv["pattern"];
@@ -210,11 +216,23 @@ bool LoadConfig(const std::string& path, Config& cfg, std::string& err) {
         if (!ParseF64(kv[f.k], *f.v) || *f.v < f.lo || *f.v > f.hi)
           return fail(std::string(f.k) + " must be a number in [" + std::to_string(f.lo) + ", " + std::to_string(f.hi) + "]");
       if (p.pattern == Pattern::Zipf && !(p.exponent > 0)) return fail("zipf exponent must be > 0");
-      cfg.phases.push_back(std::move(p));
+      if (task > 0) cfg.task_phases[task - 1].push_back(std::move(p));
+      else cfg.phases.push_back(std::move(p));
       continue;
     }
     std::string val, extra;
-    if (!(ls >> val) || (ls >> extra)) return fail("expected '" + key + " VALUE'");
+    if (!(ls >> val)) return fail("expected '" + key + " VALUE'");
+    if (key == "tasks") {
+      std::string a, sl, extra2;
+      if (cfg.tasks != 1 || !cfg.phases.empty()) return fail("'tasks' must come once, before any phase");
+      if (!(ls >> a >> sl) || (ls >> extra2) || !ParseU64(val, cfg.tasks) || cfg.tasks < 2 || cfg.tasks > 64 || (a != "0" && a != "1") ||
+          !ParseU64(sl, cfg.slice_steps) || cfg.slice_steps < 1)
+        return fail("expected 'tasks T ASYNC SLICE' (T in 2..64, ASYNC 0 or 1, SLICE >= 1)");
+      cfg.async_faults = a == "1";
+      cfg.task_phases.resize(cfg.tasks - 1);
+      continue;
+    }
+    if (ls >> extra) return fail("expected '" + key + " VALUE'");
     if (key == "huge_page_size") {
       if (cfg.huge_page_size != 0) return fail("'huge_page_size' given twice");
       if (!ParseU64(val, cfg.huge_page_size) || cfg.huge_page_size == 0) return fail("bad value for huge_page_size: '" + val + "'");
@@ -253,8 +271,13 @@ bool LoadConfig(const std::string& path, Config& cfg, std::string& err) {
   }
   if (cfg.phases.empty()) return fail("at least one 'phase' line is required");
   cfg.pages = cfg.mem_bytes / cfg.page_size;
+  for (size_t k = 0; k < cfg.task_phases.size(); k++) {
+    if (cfg.task_phases[k].empty()) return fail("task " + std::to_string(k + 1) + " has no 'phase ... task=" + std::to_string(k + 1) + "' line");
+    for (Phase& p : cfg.task_phases[k]) DeriveRegion(cfg, p);
+  }
   for (size_t i = 0; i < cfg.phases.size(); i++) {
     Phase& p = cfg.phases[i];
+    if (p.is_trace && cfg.tasks > 1) return fail("tasks and trace phases do not go together");
     if (!p.is_trace) {
       DeriveRegion(cfg, p);
       continue;

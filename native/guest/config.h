@@ -52,7 +52,18 @@ struct Config {
   // size (a power of two above page_size dividing mem_bytes). Accesses stay
   // at page_size; the migration moves huge pages.
   uint64_t huge_page_size = 0;
+  // Optional `tasks T ASYNC SLICE`: T tasks per vCPU (task 0 runs `phases`,
+  // task k the phases of `phase ... task=k` lines, in task_phases[k - 1]),
+  // round-robin SLICE steps each; ASYNC 1: a task about to touch a missing
+  // page gives up its vCPU's slot (docs/async-faults.md).
+  uint64_t tasks = 1;
+  bool async_faults = false;
+  uint64_t slice_steps = 0;
+  std::vector<std::vector<Phase>> task_phases;
 };
+
+// The phases task k runs.
+inline const std::vector<Phase>& PhasesOf(const Config& c, size_t k) { return k == 0 ? c.phases : c.task_phases[k - 1]; }
 
 // The unit the migration works in: the huge page when RAM is on hugetlbfs.
 inline uint64_t MigrationPageSize(const Config& c) { return c.huge_page_size != 0 ? c.huge_page_size : c.page_size; }

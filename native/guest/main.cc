@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "ppsim-guest: %s\n", err.c_str());
     return 1;
   }
-  Machine m(cfg, ram.base, steps);
+  Machine m(cfg, ram.base, steps, role == Role::Destination);
   int rc = ServeControl(sock, cfg, ram, m);
   fflush(stderr);
   // _exit: vCPU threads may be parked or blocked in a fault; do not run

@@ -1,6 +1,7 @@
 #include "vcpu.h"
 
 #include <sys/syscall.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,18 +70,33 @@ void ProgressLog::Add(uint64_t since_origin_ns, uint64_t steps) {
   used = std::max<size_t>(used, i + 1);
 }
 
-Machine::Machine(const Config& cfg, uint8_t* base, uint64_t max_steps)
-    : cfg_(cfg), base_(base), max_steps_(max_steps), st_(cfg.vcpus), logs_(cfg.vcpus), done_(new std::atomic<uint64_t>[cfg.vcpus]), tids_(new std::atomic<uint32_t>[cfg.vcpus]) {
+Machine::Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool destination)
+    : cfg_(cfg),
+      base_(base),
+      max_steps_(max_steps),
+      tasks_(cfg.tasks),
+      slots_(cfg.vcpus * cfg.tasks),
+      probe_(destination && cfg.async_faults && cfg.tasks > 1),
+      vslots_(new VcpuSlot[cfg.vcpus]),
+      st_(cfg.vcpus * cfg.tasks),
+      logs_(cfg.vcpus),
+      done_(new std::atomic<uint64_t>[cfg.vcpus * cfg.tasks]),
+      tids_(new std::atomic<uint32_t>[cfg.vcpus]) {
+  if (probe_) {
+    known_.reset(new std::atomic<uint8_t>[cfg.pages]);
+    for (uint64_t p = 0; p < cfg.pages; p++) known_[p].store(0, std::memory_order_relaxed);
+  }
   uint64_t fastest = UINT64_MAX;
-  for (const Phase& ph : cfg.phases) fastest = std::min<uint64_t>(fastest, ph.compute_ns);
+  for (size_t k = 0; k < tasks_; k++)
+    for (const Phase& ph : PhasesOf(cfg, k)) fastest = std::min<uint64_t>(fastest, ph.compute_ns);
   // ~100 ns per step for the access and the bookkeeping on top of compute.
   clock_stride_ = std::clamp<uint64_t>(10'000 / (fastest + 100), 1, 64);
-  for (size_t v = 0; v < cfg.vcpus; v++) {
-    // Seed each vCPU's stream from (seed, v) through splitmix64.
-    uint64_t sm = cfg.seed ^ Mix64(0x7070'7369'6d00'0000ull + v);
-    for (auto& w : st_[v].rng) w = Mix64(sm += 0x9E3779B97F4A7C15ull);
-    done_[v].store(0);
-    tids_[v].store(0);
+  for (size_t v = 0; v < cfg.vcpus; v++) tids_[v].store(0);
+  for (size_t t = 0; t < slots_; t++) {
+    // Seed each slot's stream from (seed, slot) through splitmix64 (slot = vCPU with one task).
+    uint64_t sm = cfg.seed ^ Mix64(0x7070'7369'6d00'0000ull + t);
+    for (auto& w : st_[t].rng) w = Mix64(sm += 0x9E3779B97F4A7C15ull);
+    done_[t].store(0);
   }
   // Calibrate the compute loop once: iterations per nanosecond over ~20 ms.
   uint64_t iters = 1 << 16, t0 = NowNs(), x = 1;
@@ -102,6 +118,10 @@ void Machine::Shutdown() {
     pause_req_ = false;
   }
   cv_vcpu_.notify_all();
+  for (size_t v = 0; v < cfg_.vcpus; v++) {
+    std::lock_guard<std::mutex> l(vslots_[v].m);  // a task waiting for its vCPU sees quit_
+    vslots_[v].cv.notify_all();
+  }
   // A vCPU blocked in a userfaultfd fault cannot be joined; the process
   // exits anyway (QUIT calls _exit after replying), so detach those.
   for (auto& t : threads_)
@@ -113,7 +133,7 @@ bool Machine::Start(std::string& err) {
   if (state_ != RunState::Idle) return err = "RUN: vCPUs already started", false;
   state_ = RunState::Running;
   log_origin_ns_ = NowNs();
-  for (size_t v = 0; v < cfg_.vcpus; v++) threads_.emplace_back([this, v] { Run(v); });
+  for (size_t t = 0; t < slots_; t++) threads_.emplace_back([this, t] { Run(t); });
   return true;
 }
 
@@ -124,7 +144,7 @@ bool Machine::Pause(std::string& err) {
   pause_req_ = true;
   // Waits for every vCPU to park. One blocked in a missing-page fault parks
   // only once the agent installs that page.
-  cv_ctrl_.wait(l, [&] { return parked_ == cfg_.vcpus; });
+  cv_ctrl_.wait(l, [&] { return parked_ == slots_; });
   state_ = RunState::Paused;
   (void)err;
   return true;
@@ -146,7 +166,7 @@ std::vector<uint8_t> Machine::SaveState() const {
   // Layout (little-endian, x86_64): u32 magic, u32 version, u32 vcpus,
   // u32 reserved, u64 seed, then per vCPU: u64 step, u64 rng[4], u64 cursor.
   std::vector<uint8_t> out(24 + st_.size() * 48);
-  uint32_t hdr[4] = {kStateMagic, kStateVersion, static_cast<uint32_t>(cfg_.vcpus), 0};
+  uint32_t hdr[4] = {kStateMagic, kStateVersion, static_cast<uint32_t>(slots_), 0};
   memcpy(out.data(), hdr, 16);
   memcpy(out.data() + 16, &cfg_.seed, 8);
   for (size_t v = 0; v < st_.size(); v++) memcpy(out.data() + 24 + v * 48, &st_[v], 48);
@@ -162,8 +182,8 @@ bool Machine::LoadState(const uint8_t* p, size_t n, std::string& err) {
   memcpy(hdr, p, 16);
   memcpy(&seed, p + 16, 8);
   if (hdr[0] != kStateMagic || hdr[1] != kStateVersion) return err = "not a ppsim vCPU state (bad magic/version)", false;
-  if (hdr[2] != cfg_.vcpus || n != 24 + 48 * static_cast<size_t>(cfg_.vcpus))
-    return err = "vCPU state is for " + std::to_string(hdr[2]) + " vCPUs, this guest has " + std::to_string(cfg_.vcpus), false;
+  if (hdr[2] != slots_ || n != 24 + 48 * slots_)
+    return err = "vCPU state is for " + std::to_string(hdr[2]) + " task slots, this guest has " + std::to_string(slots_), false;
   if (seed != cfg_.seed) return err = "vCPU state was saved with another seed", false;
   for (size_t v = 0; v < st_.size(); v++) {
     memcpy(&st_[v], p + 24 + v * 48, 48);
@@ -180,7 +200,7 @@ void Machine::Compute(uint64_t ns) {
 uint64_t Machine::ChoosePage(size_t v, VcpuState& s, const Phase& ph, uint64_t sip) {
   switch (ph.pattern) {
     case Pattern::Sequential: {
-      if (sip == 0) s.cursor = static_cast<uint64_t>((static_cast<unsigned __int128>(v) * ph.rlen) / cfg_.vcpus);
+      if (sip == 0) s.cursor = static_cast<uint64_t>((static_cast<unsigned __int128>(v) * ph.rlen) / slots_);
       uint64_t p = ph.rstart + s.cursor;
       s.cursor = (s.cursor + ph.stride % ph.rlen) % ph.rlen;
       return p;
@@ -222,45 +242,70 @@ uint64_t Machine::TracePage(size_t v, const Phase& ph, uint64_t sip, bool& write
   return ph.base + (copy * ph.slot + t.frames[t.start[lo] + index]) * cfg_.vcpus + v;
 }
 
-void Machine::Step(size_t v, VcpuState& s) {
+uint64_t Machine::Step(size_t slot, VcpuState& s, bool& write) {
   // Which phase: phases run in order and repeat; a looping trace phase (the
   // last one, config.cc checks) never ends. Lengths may differ per vCPU.
-  const size_t last = cfg_.phases.size() - 1;
-  const bool endless = cfg_.phases[last].is_trace && cfg_.phases[last].loop;
+  // A trace phase comes only with one task per vCPU (config.cc): slot == vCPU.
+  const size_t v = slot;
+  const std::vector<Phase>& phases = PhasesOf(cfg_, slot / cfg_.vcpus);
+  const size_t last = phases.size() - 1;
+  const bool endless = phases[last].is_trace && phases[last].loop;
   uint64_t sip = s.step;
   if (!endless) {
     uint64_t cycle = 0;
-    for (const Phase& p : cfg_.phases) cycle += PhaseSteps(cfg_, p, v);
+    for (const Phase& p : phases) cycle += PhaseSteps(cfg_, p, v);
     sip %= cycle;
   }
   size_t pi = 0;
-  while (pi < last && sip >= PhaseSteps(cfg_, cfg_.phases[pi], v)) sip -= PhaseSteps(cfg_, cfg_.phases[pi++], v);
-  const Phase& ph = cfg_.phases[pi];
+  while (pi < last && sip >= PhaseSteps(cfg_, phases[pi], v)) sip -= PhaseSteps(cfg_, phases[pi++], v);
+  const Phase& ph = phases[pi];
   if (ph.is_trace) {
     if (endless) sip %= PhaseSteps(cfg_, ph, v);
-    bool write;
     double ns;
     uint64_t p = TracePage(v, ph, sip, write, ns);
     Compute(static_cast<uint64_t>(ns));
-    Access(v, s, p, write);
-    return;
+    return p;
   }
 
   Compute(ph.compute_ns);
-  bool write = NextDouble(s.rng) < ph.write_share;  // drawn every step, so streams never depend on shares
-  uint64_t p = ChoosePage(v, s, ph, sip);
+  write = NextDouble(s.rng) < ph.write_share;  // drawn every step, so streams never depend on shares
+  uint64_t p = ChoosePage(slot, s, ph, sip);
   if (write) {
-    // Ownership (SPEC.md): write the page of this vCPU in p's group.
-    int64_t n = static_cast<int64_t>(cfg_.vcpus);
-    int64_t q = static_cast<int64_t>(p) - static_cast<int64_t>(p % cfg_.vcpus) + static_cast<int64_t>(v);
+    // Ownership (SPEC.md; per task slot with tasks): write the page of this slot in p's group.
+    int64_t n = static_cast<int64_t>(slots_);
+    int64_t q = static_cast<int64_t>(p) - static_cast<int64_t>(p % slots_) + static_cast<int64_t>(slot);
     auto outside = [&](int64_t x) {
       return x < static_cast<int64_t>(ph.rstart) || x >= static_cast<int64_t>(ph.rstart + ph.rlen);
     };
     if (outside(q)) q -= n;
-    if (outside(q)) write = false;  // region narrower than vcpus pages: a read of p
+    if (outside(q)) write = false;  // region narrower than slots pages: a read of p
     else p = static_cast<uint64_t>(q);
   }
-  Access(v, s, p, write);
+  return p;
+}
+
+void Machine::Acquire(size_t v) {
+  VcpuSlot& vs = vslots_[v];
+  std::unique_lock<std::mutex> l(vs.m);
+  uint64_t ticket = vs.next++;
+  vs.cv.wait(l, [&] { return vs.serving == ticket || quit_.load(); });
+}
+
+void Machine::Release(size_t v) {
+  VcpuSlot& vs = vslots_[v];
+  {
+    std::lock_guard<std::mutex> l(vs.m);
+    vs.serving++;
+  }
+  vs.cv.notify_all();
+}
+
+// Is page p in guest RAM's page cache (installed)? mincore on our own
+// MAP_SHARED mapping of the memfd: base_ is page aligned, p < pages.
+bool Machine::Resident(uint64_t p) const {
+  unsigned char vec = 0;
+  if (mincore(base_ + p * cfg_.page_size, cfg_.page_size, &vec) != 0) return true;  // cannot tell: touch it as usual
+  return (vec & 1) != 0;
 }
 
 void Machine::Access(size_t v, VcpuState& s, uint64_t p, bool write) {
@@ -277,7 +322,7 @@ bool Machine::ProgressLogBytes(std::vector<uint8_t>& out) {
   // A vCPU credits its last steps before it counts itself parked, under mu_:
   // holding mu_ with every vCPU parked, no thread writes a log.
   std::lock_guard<std::mutex> lock(mu_);
-  if (state_ == RunState::Running && parked_ != cfg_.vcpus) return false;
+  if (state_ == RunState::Running && parked_ != slots_) return false;
   // Little-endian like every control reply (x86_64 host order).
   auto put = [](std::vector<uint8_t>& o, const void* p, size_t n) {
     const auto* b = static_cast<const uint8_t*>(p);
@@ -305,22 +350,37 @@ void Machine::Credit(size_t v, uint64_t& pending) {
   pending = 0;
 }
 
-void Machine::Run(size_t v) {
-  // gettid() is a pid_t (int), positive for a live thread: it fits a u32.
-  tids_[v].store(static_cast<uint32_t>(syscall(SYS_gettid)), std::memory_order_relaxed);
-  VcpuState& s = st_[v];
+void Machine::Run(size_t slot) {
+  const size_t v = slot % cfg_.vcpus;
+  // gettid() is a pid_t (int), positive for a live thread: it fits a u32. A vCPU's tid is its first task's.
+  if (slot == v) tids_[v].store(static_cast<uint32_t>(syscall(SYS_gettid)), std::memory_order_relaxed);
+  VcpuState& s = st_[slot];
   double debt_ns = 0;  // throttle sleep owed
   uint64_t pending = 0;  // steps done since the last clock read
   uint64_t stride_left = clock_stride_;
+  // With tasks, a task runs only while it holds its vCPU's slot; its progress goes to the vCPU's log then.
+  const bool shared = tasks_ > 1;
+  bool holding = false;
+  uint64_t slice_left = cfg_.slice_steps;
+  auto release = [&] {
+    Credit(v, pending);
+    if (holding) Release(v);
+    holding = false;
+  };
   for (;;) {
     if (quit_.load(std::memory_order_relaxed)) return;
+    if (shared && !holding) {
+      Acquire(v);
+      holding = true;
+      if (quit_.load()) return;
+    }
     bool finished = max_steps_ != 0 && s.step >= max_steps_;
     if (finished || pause_req_.load(std::memory_order_acquire)) {
-      Credit(v, pending);
+      release();
       std::unique_lock<std::mutex> l(mu_);
       parked_++;
       cv_ctrl_.notify_all();
-      // A finished vCPU stays parked for good (it counts as paused).
+      // A finished task stays parked for good (it counts as paused).
       cv_vcpu_.wait(l, [&] { return quit_.load() || (!finished && !pause_req_.load()); });
       parked_--;
       if (quit_) return;
@@ -328,8 +388,22 @@ void Machine::Run(size_t v) {
     }
     double r = throttle_.load(std::memory_order_relaxed);
     uint64_t t0 = r > 0 ? NowNs() : 0;
-    Step(v, s);
-    done_[v].store(s.step, std::memory_order_relaxed);
+    bool write = false;
+    uint64_t p = Step(slot, s, write);
+    if (probe_ && known_[p].load(std::memory_order_relaxed) == 0) {
+      if (!Resident(p)) {
+        // The page is missing: give the vCPU to another task while this one
+        // waits in the fault (a read of the page), as a guest with async
+        // page faults parks the task; then queue for the vCPU again.
+        release();
+        (void)*reinterpret_cast<volatile uint8_t*>(base_ + p * cfg_.page_size);
+        Acquire(v);
+        holding = true;
+      }
+      known_[p].store(1, std::memory_order_relaxed);
+    }
+    Access(slot, s, p, write);
+    done_[slot].store(s.step, std::memory_order_relaxed);
     pending++;
     if (--stride_left == 0) {
       stride_left = clock_stride_;
@@ -344,6 +418,10 @@ void Machine::Run(size_t v) {
         nanosleep(&ts, nullptr);
         debt_ns -= static_cast<double>(NowNs() - t1);
       }
+    }
+    if (shared && --slice_left == 0) {
+      slice_left = cfg_.slice_steps;
+      release();  // to the back of the vCPU's queue
     }
   }
 }

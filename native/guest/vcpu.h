@@ -39,8 +39,9 @@ struct ProgressLog {
 
 class Machine {
  public:
-  // max_steps == 0: run forever (phases repeat).
-  Machine(const Config& cfg, uint8_t* base, uint64_t max_steps);
+  // max_steps == 0: run forever (phases repeat); else each task's steps.
+  // `destination`: pages may be missing (the async-fault probe applies).
+  Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool destination);
   ~Machine();
 
   bool Start(std::string& err);                // RUN (from the current states)
@@ -50,8 +51,18 @@ class Machine {
   bool LoadState(const uint8_t* p, size_t n, std::string& err);
   void SetThrottle(double r) { throttle_.store(r); }
   RunState State() const { return state_; }
-  uint64_t StepsDone(size_t v) const { return done_[v].load(std::memory_order_relaxed); }
-  bool Finished(size_t v) const { return max_steps_ != 0 && StepsDone(v) >= max_steps_; }
+  // vCPU v: the steps of all its tasks; finished when every task is.
+  uint64_t StepsDone(size_t v) const {
+    uint64_t n = 0;
+    for (size_t k = 0; k < tasks_; k++) n += done_[v + cfg_.vcpus * k].load(std::memory_order_relaxed);
+    return n;
+  }
+  bool Finished(size_t v) const {
+    if (max_steps_ == 0) return false;
+    for (size_t k = 0; k < tasks_; k++)
+      if (done_[v + cfg_.vcpus * k].load(std::memory_order_relaxed) < max_steps_) return false;
+    return true;
+  }
   // The vCPU's kernel thread id (what a userfaultfd fault message names); 0 before it first ran.
   uint32_t Tid(size_t v) const { return tids_[v].load(std::memory_order_relaxed); }
   // Only while every vCPU is parked (paused or finished): false otherwise.
@@ -61,9 +72,15 @@ class Machine {
   void Shutdown();  // stop and join every thread
 
  private:
-  void Run(size_t v);
+  // One thread per task slot s = v + vcpus * k (task k of vCPU v).
+  void Run(size_t s);
   void Credit(size_t v, uint64_t& pending);
-  void Step(size_t v, VcpuState& s);
+  // Chooses slot s's next access (after its compute); the caller performs it.
+  uint64_t Step(size_t s, VcpuState& st, bool& write);
+  // The vCPU's slot, taken in ticket order so that its tasks run round-robin.
+  void Acquire(size_t v);
+  void Release(size_t v);
+  bool Resident(uint64_t p) const;
   void Compute(uint64_t ns);
   uint64_t ChoosePage(size_t v, VcpuState& s, const Phase& ph, uint64_t sip);
   uint64_t TracePage(size_t v, const Phase& ph, uint64_t sip, bool& write, double& compute_ns) const;
@@ -72,6 +89,16 @@ class Machine {
   const Config& cfg_;
   uint8_t* base_;
   uint64_t max_steps_;
+  size_t tasks_;
+  size_t slots_;
+  bool probe_;  // async faults at the destination: look before touching a page not yet seen present
+  struct VcpuSlot {
+    std::mutex m;
+    std::condition_variable cv;
+    uint64_t next = 0, serving = 0;
+  };
+  std::unique_ptr<VcpuSlot[]> vslots_;
+  std::unique_ptr<std::atomic<uint8_t>[]> known_;  // probe_: pages seen present
   std::vector<VcpuState> st_;
   std::vector<ProgressLog> logs_;
   uint64_t log_origin_ns_ = 0;
@@ -87,7 +114,7 @@ class Machine {
   std::condition_variable cv_vcpu_, cv_ctrl_;
   std::atomic<bool> pause_req_{false};
   std::atomic<bool> quit_{false};
-  size_t parked_ = 0;  // vCPUs paused or finished (under mu_)
+  size_t parked_ = 0;  // task threads paused or finished (under mu_)
   std::atomic<double> throttle_{0};
   double iters_per_ns_ = 1;
   std::atomic<uint64_t> sink_{0};

@@ -7,7 +7,7 @@ import { MAX_PAYLOAD_BYTES } from "../engine/codec.js";
 import { DEFAULT_OPTIONS } from "../engine/options.js";
 import { compilePhases } from "./generator.js";
 import type { ReplayProgram } from "./trace-replay.js";
-import type { Workload } from "./types.js";
+import type { Workload, WorkloadPhase } from "./types.js";
 
 /** Frames [from, to) as the guest reads a list: the first absolute, then differences (the list is ascending). */
 function deltas(frames: Uint32Array, from: number, to: number): string {
@@ -43,7 +43,6 @@ export function toGuestConfig(w: Workload, seed: number): string {
       `workload "${w.name}": huge pages of ${w.hugePages.size} bytes do not fit the real back end's pages messages (${DEFAULT_OPTIONS.batchPages} pages within the protocol's ${MAX_PAYLOAD_BYTES / 2 ** 20} MiB frame bound); the simulator takes them`,
     );
   }
-  if (w.tasks !== undefined) throw new Error(`workload "${w.name}": the native guest runs one task per vCPU; tasks are the simulator's only (docs/async-faults.md)`);
   const lines = [
     `mem_bytes ${w.memBytes}`,
     `page_size ${w.pageSize}`,
@@ -53,6 +52,8 @@ export function toGuestConfig(w: Workload, seed: number): string {
   ];
   // Guest RAM on hugetlbfs; only then the line, so that other configs read as before.
   if (w.hugePages !== undefined) lines.push(`huge_page_size ${w.hugePages.size}`);
+  // Tasks per vCPU: `tasks T ASYNC SLICE`, then the extra tasks' phases tagged task=K after task 0's (switch_us is the simulator's: the real switch costs what it costs).
+  if (w.tasks !== undefined) lines.push(`tasks ${1 + w.tasks.extra.length} ${w.tasks.asyncFaults ? 1 : 0} ${w.tasks.sliceSteps}`);
   // Trace phases: their programs first (numbered in order), then a `tphase` line in the phase's place.
   const compiled = compilePhases(w);
   for (const c of compiled) for (const p of c.trace?.programs ?? []) lines.push(...traceBlock(p));
@@ -64,20 +65,25 @@ export function toGuestConfig(w: Workload, seed: number): string {
       lines.push(`tphase traces=${ids.join(",")} copies=${t.copies} base=${t.base} slot=${t.slot} loop=${t.loop ? 1 : 0}`);
       continue;
     }
-    const p = ph.pattern;
-    const fields: [string, number | string][] = [
-      ["steps", ph.steps],
-      ["compute_ns", ph.computeNs],
-      ["write_share", ph.writeShare],
-      ["pattern", p.kind],
-      ["region_offset", p.region.offset],
-      ["region_size", p.region.size],
-      ["stride", p.stride],
-      ["hot_share", p.hotShare],
-      ["hot_access", p.hotAccess],
-      ["exponent", p.exponent],
-    ];
-    lines.push(`phase ${fields.map(([k, v]) => `${k}=${v}`).join(" ")}`);
+    lines.push(phaseLine(ph));
   }
+  for (const [k, t] of (w.tasks?.extra ?? []).entries()) for (const ph of t.phases) lines.push(`${phaseLine(ph)} task=${k + 1}`);
   return lines.join("\n") + "\n";
+}
+
+function phaseLine(ph: WorkloadPhase): string {
+  const p = ph.pattern;
+  const fields: [string, number | string][] = [
+    ["steps", ph.steps],
+    ["compute_ns", ph.computeNs],
+    ["write_share", ph.writeShare],
+    ["pattern", p.kind],
+    ["region_offset", p.region.offset],
+    ["region_size", p.region.size],
+    ["stride", p.stride],
+    ["hot_share", p.hotShare],
+    ["hot_access", p.hotAccess],
+    ["exponent", p.exponent],
+  ];
+  return `phase ${fields.map(([k, v]) => `${k}=${v}`).join(" ")}`;
 }

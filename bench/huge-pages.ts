@@ -13,53 +13,21 @@
  * 2 MiB one). Measured beside: loopback TCP throughput and round trip between
  * two Node processes, and what moving one page over it costs at that rate.
  */
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { availableParallelism, cpus, release } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { percentiles } from "../src/engine/metrics.js";
 import type { Report } from "../src/engine/report.js";
 import { spawnDemoDestination } from "../src/real/demo.js";
 import { REAL_DEFAULTS, SourceAgent } from "../src/real/source-agent.js";
 import { simulate } from "../src/sim/simulation.js";
 import { loadWorkload } from "../src/workload/parse.js";
 import type { Workload } from "../src/workload/types.js";
+import { loopback } from "./loopback.js";
 import { printBench, type Row } from "./table.js";
 
 const MiB = 1024 * 1024;
 const FILES = ["examples/huge-pages/random.json", "examples/huge-pages/sequential.json"];
-
-/** Loopback TCP between this process and a child: bulk MiB/s and one-byte round trip. */
-async function loopback(): Promise<{ mib_s: number; rtt_us: number }> {
-  const child = `
-    const net = require("net");
-    const s = net.createServer((c) => { c.setNoDelay(true); c.on("data", (d) => { if (d.length <= 8) c.write(d); }); });
-    s.listen(0, "127.0.0.1", () => console.log(s.address().port));`;
-  const p = spawn(process.execPath, ["-e", child], { stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((r) => p.stdout.once("data", (d: Buffer) => r(Number(d.toString().trim()))));
-  const { connect } = await import("node:net");
-  const sock = connect({ host: "127.0.0.1", port });
-  sock.on("error", () => undefined);
-  sock.setNoDelay(true);
-  await new Promise((r) => sock.once("connect", r));
-  const rtts: number[] = [];
-  for (let i = 0; i < 1000; i++) {
-    const t = performance.now();
-    sock.write(Buffer.from([1]));
-    await new Promise((r) => sock.once("data", r));
-    rtts.push((performance.now() - t) * 1000);
-  }
-  const chunk = Buffer.alloc(64 * 1024, 7);
-  const total = 512 * MiB;
-  const t0 = performance.now();
-  for (let sent = 0; sent < total; sent += chunk.length) if (!sock.write(chunk)) await new Promise((r) => sock.once("drain", r));
-  await new Promise<void>((r) => sock.end(r));
-  const secs = (performance.now() - t0) / 1000;
-  sock.destroy();
-  p.kill();
-  return { mib_s: Math.round(total / MiB / secs), rtt_us: Math.round(percentiles(rtts).p50) };
-}
 
 async function realRun(w: Workload, bin: string): Promise<Report> {
   const dest = await spawnDemoDestination(bin, () => undefined);

@@ -10,7 +10,9 @@
         "src/fault_reader.cc",
         "src/pagemap.cc",
         "src/unix_socket.cc",
-        "src/bench.cc"
+        "src/bench.cc",
+        "src/bulk_sender.cc",
+        "src/bulk_receiver.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -10,6 +10,8 @@ void InitFaultReader(Napi::Env env, Napi::Object exports);
 void InitPagemap(Napi::Env env, Napi::Object exports);
 void InitUnixSocket(Napi::Env env, Napi::Object exports);
 void InitBench(Napi::Env env, Napi::Object exports);
+void InitBulkSender(Napi::Env env, Napi::Object exports);
+void InitBulkReceiver(Napi::Env env, Napi::Object exports);
 }  // namespace ppsim
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -19,6 +21,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ppsim::InitPagemap(env, exports);
   ppsim::InitUnixSocket(env, exports);
   ppsim::InitBench(env, exports);
+  ppsim::InitBulkSender(env, exports);
+  ppsim::InitBulkReceiver(env, exports);
   return exports;
 }
 

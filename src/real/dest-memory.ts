@@ -16,7 +16,7 @@ export class DestinationMemory {
   readonly pageCount: number;
   private readonly base: bigint;
   private readonly zero: Buffer;
-  private running = false;
+  private running_ = false;
   private reader: FaultReaderHandle | null = null;
   /** Installs that found the page already there (EEXIST). */
   raced = 0;
@@ -29,9 +29,14 @@ export class DestinationMemory {
     this.zero = Buffer.alloc(this.pageSize);
   }
 
+  /** Whether the guest may run (installs are atomic). */
+  get running(): boolean {
+    return this.running_;
+  }
+
   /** From now on the guest may run: installs must be atomic. */
   guestMayRun(): void {
-    this.running = true;
+    this.running_ = true;
   }
 
   install(page: number, data: Uint8Array | null): void {
@@ -39,7 +44,7 @@ export class DestinationMemory {
     const ps = this.pageSize;
     const addr = this.base + BigInt(page * ps);
     const uffd = this.guest.uffd;
-    if (!this.running) {
+    if (!this.running_) {
       if (data !== null) return pwrite(this.guest.memfd, page * ps, data);
       try {
         uffdZeropage(uffd, addr, ps);

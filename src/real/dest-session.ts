@@ -22,7 +22,12 @@ import { constants } from "./native.js";
 import { parseSessionInfo, type SessionInfo } from "./plan.js";
 import { totalSteps } from "./progress.js";
 import type { DestReport } from "./report-msg.js";
-import { FramedSocket, type Accepted } from "./transport.js";
+import { nativeDataPlaneWanted, plainSocketFd, stopNodeReading, wasInstalledNatively } from "./dataplane.js";
+import { NativeBulkConn } from "./dataplane-recv.js";
+import { DEFAULT_STALL_MS, FramedSocket, type Accepted, type FramedHandlers } from "./transport.js";
+
+/** A connection of the session: Node's (urgent, and bulk with TLS) or the native data plane's (bulk over plain TCP). */
+type Conn = FramedSocket | NativeBulkConn;
 
 const PROGRESS_MS = 250;
 /** How long a completed session waits for its guest's remaining steps before giving up. */
@@ -44,7 +49,7 @@ export interface SessionEnd {
 export class DestSession {
   private info: SessionInfo | null = null;
   private epoch = 0;
-  private conns: Partial<Record<Channel, FramedSocket>> = {};
+  private conns: Partial<Record<Channel, Conn>> = {};
   private everUp = false;
   private pageSize = 0;
   /** Issue 15: with pageSize, bounds what each frame may carry (FrameDecoder.setLayout). */
@@ -96,18 +101,19 @@ export class DestSession {
       this.epoch = epoch;
     }
     this.conns[channel]?.close();
-    const fs = new FramedSocket(a.socket, channel, this.pageSize, {
+    const handlers: FramedHandlers = {
       message: (m) => this.onMessage(m, channel, fs),
       malformed: (r) => this.onMalformed(r, fs),
       down: (r) => this.onDown(r, fs),
-    }, a.rest, a.framing); // a.framing bounds stalls mid-frame
-    if (this.pageSize > 0) fs.decoder.setLayout(this.pageSize, this.pageCount); // a reconnection's frames are bounded too
+    };
+    const fs: Conn = this.nativeBulk(a, handlers) ?? new FramedSocket(a.socket, channel, this.pageSize, handlers, a.rest, a.framing); // a.framing bounds stalls mid-frame
+    if (this.pageSize > 0) fs.setLayout(this.pageSize, this.pageCount); // a reconnection's frames are bounded too
     a.socket.on("drain", () => {
       if (this.conns[channel] === fs) this.drive();
     });
-    // Bulk pages a few frames per turn: a page reply on the urgent channel or
-    // a fault never waits for more than that much installing.
-    if (channel === "bulk") fs.setSlice(BULK_SLICE);
+    // Bulk pages a few frames per turn (JS path): a page reply on the urgent
+    // channel or a fault never waits for more than that much installing.
+    if (fs instanceof FramedSocket && channel === "bulk") fs.setSlice(BULK_SLICE);
     this.conns[channel] = fs;
     const { urgent, bulk } = this.conns;
     if (urgent === undefined || bulk === undefined) return;
@@ -120,9 +126,23 @@ export class DestSession {
     this.everUp = true;
   }
 
+  /** The bulk connection over the native receiver, when it can be (plain TCP; docs/real.md "Data plane"); else null. */
+  private nativeBulk(a: Accepted, handlers: FramedHandlers): NativeBulkConn | null {
+    if (a.preamble.channel !== "bulk" || a.identity !== "insecure" || !nativeDataPlaneWanted()) return null;
+    const fd = plainSocketFd(a.socket);
+    if (fd < 0 || !stopNodeReading(a.socket)) return null;
+    const c = new NativeBulkConn(a.socket, fd, this.pageSize, this.pageCount, handlers, a.rest, a.framing?.stallMs ?? DEFAULT_STALL_MS);
+    const g = this.guest;
+    if (g !== null && this.mem !== null) {
+      c.setTarget(g.memfd, g.uffd, g.layout.base, this.mem.pageSize, this.mem.pageCount);
+      if (this.mem.running) c.setRunning();
+    }
+    return c;
+  }
+
   // ------------------------------------------------------------------ link
 
-  private onDown(reason: string, fs: FramedSocket): void {
+  private onDown(reason: string, fs: Conn): void {
     if (this.conns[fs.channel] !== fs) return;
     if (this.reported) return this.finish({ outcome: "completed", reason: "report delivered" });
     this.o.log(`${this.tag}: link down: ${reason}`);
@@ -134,7 +154,7 @@ export class DestSession {
   }
 
   /** The source's bytes did not decode: the engine hears it as such; the connection is gone, so the link is down too. */
-  private onMalformed(reason: string, fs: FramedSocket): void {
+  private onMalformed(reason: string, fs: Conn): void {
     if (this.conns[fs.channel] !== fs) return;
     this.o.log(`${this.tag}: ${reason}`);
     this.dispatch({ kind: "malformed", reason });
@@ -159,7 +179,7 @@ export class DestSession {
 
   // --------------------------------------------------------------- messages
 
-  private onMessage(m: Message<Uint8Array>, channel: Channel, fs: FramedSocket): void {
+  private onMessage(m: Message<Uint8Array>, channel: Channel, fs: Conn): void {
     if (this.conns[fs.channel] !== fs || this.ended) return;
     if (this.queued !== null) {
       this.queued.push([m, channel]);
@@ -190,6 +210,9 @@ export class DestSession {
       try {
         this.guest = await GuestProcess.spawn({ role: "destination", config: info.config, steps: info.steps });
         this.mem = new DestinationMemory(this.guest);
+        const g = this.guest;
+        const b = this.conns.bulk;
+        if (b instanceof NativeBulkConn) b.setTarget(g.memfd, g.uffd, g.layout.base, this.mem.pageSize, this.mem.pageCount);
         this.mem.startFaults(
           (page, tid) => this.dispatch({ kind: "fault", page, vcpu: tid }),
           (err) => this.finish({ outcome: "failed", reason: `the fault reader stopped: ${err.message}` }),
@@ -200,7 +223,7 @@ export class DestSession {
     }
     this.pageSize = h.pageSize;
     this.pageCount = h.pageCount;
-    for (const c of Object.values(this.conns)) c.decoder.setLayout(h.pageSize, h.pageCount); // from here on, frames are bounded by the accepted layout
+    for (const c of Object.values(this.conns)) c.setLayout(h.pageSize, h.pageCount); // from here on, frames are bounded by the accepted layout
     this.dispatch({ kind: "message", msg: h, channel: "bulk" });
   }
 
@@ -236,7 +259,11 @@ export class DestSession {
       canSend: (channel) => (this.conns[channel]?.buffered ?? Infinity) < 64 * 1024,
       send: (channel, msg) => this.send(channel, msg),
       setTimer: (at) => this.engineTimer.set(at),
-      installPages: (pages) => this.mem?.installMany(pages),
+      installPages: (pages) => {
+        // Bulk pages the native receiver installed already (dataplane-recv.ts): the engine only books them.
+        const rest = pages.filter((e) => !wasInstalledNatively(e));
+        if (rest.length > 0) this.mem?.installMany(rest);
+      },
       wake: (page) => this.mem?.wake(page),
       dropPages: (pages) => this.mem?.drop(pages),
       resumeGuest: (cpuState) => this.resume(cpuState),
@@ -252,6 +279,8 @@ export class DestSession {
     const g = this.guest;
     if (g === null || this.mem === null) return;
     this.mem.guestMayRun();
+    const b = this.conns.bulk;
+    if (b instanceof NativeBulkConn) b.setRunning();
     startingVcpus(g, () => g.resume(cpuState)).then(
       async () => {
         this.resumedAt = nowUs();

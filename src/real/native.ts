@@ -102,6 +102,47 @@ export interface ReceivedFds {
   fds: number[];
 }
 
+/** What the source's bulk sender thread reports (batched through a ThreadSafeFunction). */
+export interface BulkSenderEvent {
+  /** room: its queue fell below the low-water mark; error: a read or write failed (once); flushed: close(true) is done. */
+  kind: "room" | "error" | "flushed";
+  error: Error | null;
+}
+
+/** The source's bulk connection owned by a native thread (native/src/bulk_sender.cc). */
+export interface BulkSenderHandle {
+  /** Queues a frame JS encoded; returns its size. */
+  frame(bytes: Uint8Array): number;
+  /** Queues a pages frame whose data the thread reads from the memfd (zero[i] = 1: a zero page); returns its size. */
+  pages(pages: Uint32Array, zero: Uint8Array): number;
+  /** Bytes queued and not yet written to the kernel. */
+  readonly queued: number;
+  readonly written: number;
+  /** flush: write what is queued, then report "flushed"; else stop now. */
+  close(flush: boolean): void;
+  /** Joins the thread and closes its fds. Idempotent. */
+  stop(): void;
+}
+
+/** What the destination's bulk receiver thread reports, in arrival order. */
+export type BulkNotice =
+  | { kind: "pages"; pages: Uint32Array; zero: Uint8Array }
+  | { kind: "frame"; bytes: Buffer }
+  | { kind: "end"; protocol: boolean; reason: string; error: Error | null };
+
+/** The destination's bulk connection read by a native thread that installs pages (native/src/bulk_receiver.cc). */
+export interface BulkReceiverHandle {
+  start(initial: Uint8Array): void;
+  setTarget(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number): void;
+  setLimits(limits: Uint32Array): void;
+  setRunning(): void;
+  /** After a "frame" notice: JS has acted on it, installing may go on. */
+  release(): void;
+  stop(): void;
+  /** Bytes of whole frames taken so far. */
+  readonly received: number;
+}
+
 export interface NativeConstants {
   readonly UFFD_FEATURE_PAGEFAULT_FLAG_WP: number;
   readonly UFFD_FEATURE_MISSING_SHMEM: number;
@@ -180,6 +221,9 @@ interface RawAddon {
   setSendBuffer(fd: number, bytes: number): number;
   sendFds(fd: number, data: Uint8Array, fds: number[]): void;
   recvFds(fd: number, length: number, maxFds?: number, timeoutMs?: number): Promise<ReceivedFds>;
+  BulkSender: new (socketFd: number, memfd: number, pageSize: number, pageCount: number, lowWater: number, cb: (e: BulkSenderEvent) => void) => BulkSenderHandle;
+  BulkReceiver: new (socketFd: number, limits: Uint32Array, stallMs: number, cb: (n: BulkNotice[]) => void) => BulkReceiverHandle;
+  memfdDataPages(fd: number, firstPage: number, count: number, pageSize: number): Uint8Array;
 }
 
 /** The folder holding binding.gyp, found upward from this file (works from src/ and dist/src/). */
@@ -385,6 +429,25 @@ export function peerCred(fd: number): PeerCred {
 export function setSendBuffer(fd: number, bytes: number): number {
   return addon().setSendBuffer(fd, bytes);
 }
+// ---------------------------------------------------------------- the data plane (issue 9)
+
+/** A native thread that writes the bulk connection: frames from JS, and pages frames it fills from the memfd. */
+export function startBulkSender(socketFd: number, memfd: number, pageSize: number, pageCount: number, lowWater: number, onEvent: (e: BulkSenderEvent) => void): BulkSenderHandle {
+  const Ctor = addon().BulkSender;
+  return new Ctor(socketFd, memfd, pageSize, pageCount, lowWater, onEvent);
+}
+
+/** A native thread that reads the bulk connection and installs pages frames (start() it). `limits[tag]` bounds each frame's payload. */
+export function createBulkReceiver(socketFd: number, limits: Uint32Array, stallMs: number, onNotices: (n: BulkNotice[]) => void): BulkReceiverHandle {
+  const Ctor = addon().BulkReceiver;
+  return new Ctor(socketFd, limits, stallMs, onNotices);
+}
+
+/** 1 for each of `count` pages from `firstPage` that holds data in the memfd, 0 for a hole (lseek SEEK_DATA/SEEK_HOLE). */
+export function memfdDataPages(fd: number, firstPage: number, count: number, pageSize: number): Uint8Array {
+  return addon().memfdDataPages(fd, firstPage, count, pageSize);
+}
+
 /** sendmsg with SCM_RIGHTS: the fds ride on data's first byte (data must not be empty). */
 export function sendFds(fd: number, data: Uint8Array, fds: number[]): void {
   addon().sendFds(fd, data, fds);

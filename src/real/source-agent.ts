@@ -155,6 +155,7 @@ export class SourceAgent {
       this.options.laneWindowBytes,
       this.o.security,
       { pageSize: this.guest.layout.pageSize, pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize },
+      { memfd: this.guest.memfd, pageSize: this.guest.layout.pageSize, pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize },
     );
     this.link = link;
     const driver = new SourceDriver(this.guest, link, this.options, {

@@ -45,6 +45,8 @@ export interface SourceDriverOptions {
  * background throughput unchanged (1 GiB post-copy on loopback, docs/engine.md).
  */
 const BYTES_PER_TURN = 64 * 1024;
+/** With the native sender a pull costs JS a few µs, not a copy: the sender's queue bound is the limit. */
+const NATIVE_BYTES_PER_TURN = 1024 * 1024;
 
 export class SourceDriver {
   readonly engine: Source<Uint8Array>;
@@ -77,7 +79,7 @@ export class SourceDriver {
     private readonly dopts: SourceDriverOptions,
   ) {
     const { pageSize, memBytes } = guest.layout;
-    this.port = new SourceMemoryPort(guest, opts.mode !== "postcopy");
+    this.port = new SourceMemoryPort(guest, opts.mode !== "postcopy", link.nativeBulk);
     this.engine = new Source<Uint8Array>(opts, { pageSize, pageCount: memBytes / pageSize }, this.port);
     this.fx = this.effects();
     this.ended = new Promise((r) => (this.resolveEnd = r));
@@ -149,7 +151,7 @@ export class SourceDriver {
   // ------------------------------------------------------------ the loop
 
   private drive(): void {
-    this.budget = BYTES_PER_TURN;
+    this.budget = this.link.nativeSending ? NATIVE_BYTES_PER_TURN : BYTES_PER_TURN;
     driveSource(this.engine, this.fx, nowUs());
     if (this.budget <= 0 && !this.again) {
       // The kernel still takes bytes: carry on after other I/O had its turn.
@@ -164,9 +166,9 @@ export class SourceDriver {
   private effects(): SourceEffects<Uint8Array> {
     const pageSize = this.guest.layout.pageSize;
     return {
-      canSend: (channel: Channel) => this.budget > 0 && this.link.isUp && this.link.buffered(channel) === 0,
+      canSend: (channel: Channel) => this.budget > 0 && this.link.hasRoom(channel),
       send: (channel, msg) => {
-        this.budget -= this.link.send(channel, msg, pageSize);
+        this.budget -= this.link.send(channel, this.withBytes(channel, msg), pageSize);
         this.maybeBreak();
       },
       setTimer: (at) => this.timer.set(at),
@@ -191,6 +193,12 @@ export class SourceDriver {
         this.finish(end.outcome, linkLost ? `${this.linkReason}; ${end.reason}` : end.reason);
       },
     };
+  }
+
+  /** DEFERRED pages (native data plane) that Node writes after all — the urgent lane's replies — get their bytes now. */
+  private withBytes(channel: Channel, msg: Message<Uint8Array>): Message<Uint8Array> {
+    if (!this.port.deferred || msg.type !== "pages" || (channel === "bulk" && this.link.nativeSending)) return msg;
+    return { type: "pages", pages: msg.pages.map((e) => (e.data === null ? e : { page: e.page, data: this.port.readBytes(e.page) })) };
   }
 
   private maybeBreak(): void {

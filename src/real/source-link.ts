@@ -5,11 +5,32 @@
  * session, and the engines then recover).
  */
 import { randomBytes } from "node:crypto";
+import type { Socket } from "node:net";
+import { encodeMessage } from "../engine/codec.js";
 import type { Channel, Message } from "../engine/messages.js";
 import { sleep } from "./clock.js";
+import { nativeDataPlaneWanted, plainSocketFd } from "./dataplane.js";
 import { messageOf, RealError } from "./errors.js";
+import { startBulkSender, type BulkSenderHandle } from "./native.js";
 import { INSECURE, type Security } from "./tls.js";
 import { connectChannel, FramedSocket } from "./transport.js";
+
+/**
+ * The native bulk sender's queue (docs/real.md "Data plane"): the engine
+ * pulls while fewer bytes than this wait in it, and it reports room once it
+ * fell below half. With the kernel's send buffer that is what a page request
+ * can wait behind on the bulk connection — not the urgent one, which replies use.
+ */
+export const NATIVE_QUEUE_BYTES = 512 * 1024;
+/** How long close() waits for the native sender to write what it holds. */
+const FLUSH_GRACE_MS = 2000;
+
+/** Where the native sender reads page bytes: the source guest's memfd. */
+export interface DataPlaneSource {
+  memfd: number;
+  pageSize: number;
+  pageCount: number;
+}
 
 export interface ReconnectPolicy {
   /** Connection attempts after a failure, at most. */
@@ -37,6 +58,9 @@ export class SourceLink {
   readonly session = randomBytes(16).toString("hex");
   private epoch = -1;
   private conns: Record<Channel, FramedSocket> | null = null;
+  /** The bulk connection's native writer (plain TCP with a data plane source), for the current epoch. */
+  private sender: BulkSenderHandle | null = null;
+  private readonly pageBuf = { pages: new Uint32Array(256), zero: new Uint8Array(256) };
   private closed = false;
   private closing: Promise<void> | null = null;
   private readonly wakeScheduled: Record<Channel, boolean> = { urgent: false, bulk: false };
@@ -54,7 +78,26 @@ export class SourceLink {
     private readonly security: Security = INSECURE,
     /** The guest's layout: what the destination's frames may carry is bounded by it, as at the destination. */
     private readonly layout?: { pageSize: number; pageCount: number },
+    /** Issue 9: the native data plane moves the bulk channel's page bytes (plain TCP only). */
+    private readonly dataPlane?: DataPlaneSource,
   ) {}
+
+  /** Whether bulk pages go through the native sender (then their payload is DEFERRED or null). */
+  get nativeBulk(): boolean {
+    return this.dataPlane !== undefined && this.security.kind === "insecure" && nativeDataPlaneWanted();
+  }
+
+  /** Whether this epoch's bulk pages go to the native sender now. */
+  get nativeSending(): boolean {
+    return this.sender !== null;
+  }
+
+  /** Whether a lane can take another message now: the native queue below its bound, or nothing unwritten in Node. */
+  hasRoom(channel: Channel): boolean {
+    if (this.conns === null) return false;
+    if (channel === "bulk" && this.sender !== null) return this.sender.queued < NATIVE_QUEUE_BYTES;
+    return this.conns[channel].buffered === 0;
+  }
 
   get isUp(): boolean {
     return this.conns !== null;
@@ -74,7 +117,26 @@ export class SourceLink {
     const conns = this.conns;
     const c = conns?.[channel];
     if (c === undefined) return 0;
+    const sender = this.sender;
+    if (channel === "bulk" && sender !== null) return this.sendNative(sender, msg, pageSize);
     return c.send(msg, pageSize, () => this.wakeWhenWritten(conns, channel));
+  }
+
+  private sendNative(sender: BulkSenderHandle, msg: Message<Uint8Array>, pageSize: number): number {
+    try {
+      if (msg.type !== "pages") return sender.frame(encodeMessage(msg, pageSize));
+      const n = msg.pages.length;
+      const { pages, zero } = this.pageBuf;
+      for (let i = 0; i < n; i++) {
+        pages[i] = msg.pages[i].page;
+        zero[i] = msg.pages[i].data === null ? 1 : 0;
+      }
+      return sender.pages(pages.subarray(0, n), zero.subarray(0, n));
+    } catch (e) {
+      // The sender failed (its error event takes the link down): the engine rebuilds what is lost.
+      void e;
+      return 0;
+    }
   }
 
   /**
@@ -94,6 +156,7 @@ export class SourceLink {
 
   /** Bytes queued in this process on a channel (not yet in the kernel). */
   buffered(channel: Channel): number {
+    if (channel === "bulk" && this.sender !== null) return this.sender.queued;
     return this.conns?.[channel].buffered ?? 0;
   }
 
@@ -124,6 +187,8 @@ export class SourceLink {
 
   /** Breaks the link as a network failure would (tests, demos). */
   breakLink(reason: string): void {
+    // The sender's dup of the fd would keep the connection open: it goes first.
+    this.sender?.stop();
     this.conns?.bulk.destroy(reason);
   }
 
@@ -136,8 +201,49 @@ export class SourceLink {
     // Bulk first, urgent once bulk's last frames (a cancel) have left: the
     // destination takes a closed connection for a broken link, so the other
     // one must still be open while it reads them.
-    this.closing = c === null ? Promise.resolve() : new Promise((resolve) => c.bulk.close(() => c.urgent.close(resolve)));
+    const sender = this.sender;
+    this.sender = null;
+    const flushed = sender === null ? Promise.resolve() : this.flush(sender);
+    this.closing = c === null ? flushed.then(() => sender?.stop()) : flushed.then(() => new Promise((resolve) => {
+      sender?.stop();
+      c.bulk.close(() => c.urgent.close(resolve));
+    }));
     return this.closing;
+  }
+
+  /** Resolves once the native sender wrote what it holds (a cancel, an error), or the grace time is over. */
+  private flush(sender: BulkSenderHandle): Promise<void> {
+    const s = this.flushing;
+    if (s === null) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, FLUSH_GRACE_MS);
+      s.resolve = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      try {
+        sender.close(true);
+      } catch {
+        resolve();
+      }
+    });
+  }
+
+  private flushing: { resolve: () => void } | null = null;
+
+  /** The native writer of this epoch's bulk connection; Node's socket only reads it from now on. */
+  private startSender(bulk: Socket, conns: Record<Channel, FramedSocket>, down: (reason: string) => void): BulkSenderHandle | null {
+    const dp = this.dataPlane;
+    const fd = plainSocketFd(bulk);
+    if (dp === undefined || fd < 0) return null;
+    const flushing = { resolve: () => undefined as void };
+    this.flushing = flushing;
+    return startBulkSender(fd, dp.memfd, dp.pageSize, dp.pageCount, NATIVE_QUEUE_BYTES / 2, (e) => {
+      if (e.kind === "flushed") return flushing.resolve();
+      if (this.conns !== conns) return;
+      if (e.kind === "room") return this.handlers.writable("bulk");
+      down(`bulk connection to ${this.peer}: ${e.error?.message ?? "the native sender stopped"}`);
+    });
   }
 
   private async connectPair(): Promise<void> {
@@ -161,6 +267,8 @@ export class SourceLink {
     const down = (reason: string): void => {
       if (this.conns !== conns) return;
       this.conns = null;
+      this.sender?.stop();
+      this.sender = null;
       conns.urgent.close();
       conns.bulk.close();
       this.handlers.down(reason);
@@ -182,6 +290,7 @@ export class SourceLink {
       if (this.layout !== undefined) conns[channel].decoder.setLayout(this.layout.pageSize, this.layout.pageCount);
     }
     this.conns = conns;
+    this.sender = this.nativeBulk ? this.startSender(bulk, conns, down) : null;
     conns.urgent.start();
     conns.bulk.start();
   }

@@ -94,6 +94,11 @@ export class FramedSocket {
     return !this.isDown;
   }
 
+  /** From here on frames are bounded by this layout. */
+  setLayout(pageSize: number, pageCount: number): void {
+    this.decoder.setLayout(pageSize, pageCount);
+  }
+
   start(): void {
     if (this.started) return;
     this.started = true;

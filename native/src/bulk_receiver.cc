@@ -1,0 +1,539 @@
+// BulkReceiver: the destination's bulk connection read by a native thread.
+// It splits the stream into frames (the engine's codec, docs/protocol.md),
+// checks each header against the per-tag payload bounds JS gave it, and:
+//   - a pages frame: checks every entry against the layout, installs the
+//     pages into guest memory itself — pwrite into the memfd while the guest
+//     may not run, UFFDIO_COPY / UFFDIO_ZEROPAGE once it may (EEXIST: the page
+//     came meanwhile; its waiters are woken) — then tells JS which pages it
+//     installed, so the Destination engine still learns every page;
+//   - any other frame: hands its bytes to JS (which decodes them with the
+//     engine's decoder) and waits until JS calls release(): such a frame
+//     (hello, switchover, cancel) may change what installing means (the
+//     target, the guest now running, stale pages dropped), so nothing after
+//     it is installed before JS has acted on it.
+// Notices reach JS in arrival order, batched, through a ThreadSafeFunction.
+// No policy: which pages to install and how is what the protocol says a
+// bulk pages frame means; the engine's accounting stays in JS.
+//
+// The thread owns dup()s of the socket, memfd and uffd; stop() wakes it
+// (eventfd), joins it and closes them.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <climits>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "../common/uapi.h"
+#include "util.h"
+
+namespace ppsim {
+
+namespace {
+
+constexpr uint16_t kFrameMagic = 0x5050;
+constexpr uint8_t kTagPages = 3;
+constexpr size_t kTags = 12;  // tags 1..11 (MessageTag)
+constexpr size_t kHeader = 8;
+constexpr size_t kMaxPages = 256;
+// Installed pages JS has not taken yet: past this the thread waits (JS is behind).
+constexpr size_t kMaxPendingPages = 1 << 16;
+
+uint32_t GetU32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16) |
+         (static_cast<uint32_t>(p[3]) << 24);
+}
+
+enum class Kind : uint8_t { Pages, Frame, End };
+struct Notice {
+  Kind kind;
+  std::vector<uint32_t> pages;  // Pages: installed, in frame order
+  std::vector<uint8_t> zero;    // Pages: 1 = a zero page
+  std::vector<uint8_t> bytes;   // Frame: the whole frame
+  int err = 0;                  // End: 0 = the peer closed
+  std::string what;             // End: what failed, or why the stream is refused
+  bool protocol = false;        // End: the peer's bytes were not a valid stream
+};
+
+}  // namespace
+
+class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "BulkReceiver",
+                       {InstanceMethod<&BulkReceiver::Start>("start"), InstanceMethod<&BulkReceiver::SetTarget>("setTarget"),
+                        InstanceMethod<&BulkReceiver::SetLimits>("setLimits"), InstanceMethod<&BulkReceiver::SetRunning>("setRunning"),
+                        InstanceMethod<&BulkReceiver::Release>("release"), InstanceMethod<&BulkReceiver::Stop>("stop"),
+                        InstanceAccessor<&BulkReceiver::Received>("received")});
+  }
+
+  // new BulkReceiver(socketFd, limits: Uint32Array(12), stallMs, callback(notices))
+  explicit BulkReceiver(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BulkReceiver>(info) {
+    Napi::Env env = info.Env();
+    int sock = ArgFd(info, 0, "socketFd");
+    ReadLimits(info, 1);
+    stallMs_ = static_cast<int>(ArgU64(info, 2, "stallMs"));
+    if (info.Length() < 4 || !info[3].IsFunction()) ThrowType(env, "callback must be a function");
+    sock_ = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    if (sock_ < 0) ThrowErrno(env, errno, "fcntl(F_DUPFD_CLOEXEC, socket " + std::to_string(sock) + ")");
+    wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_ < 0) {
+      int e = errno;
+      close(sock_);
+      ThrowErrno(env, e, "eventfd");
+    }
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "ppsim-bulk-receiver", 0, 1);
+  }
+
+  ~BulkReceiver() override { Shutdown(); }
+
+ private:
+  void ReadLimits(const Napi::CallbackInfo& info, size_t i) {
+    if (i >= info.Length() || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
+        info[i].As<Napi::Uint32Array>().ElementLength() != kTags)
+      ThrowType(info.Env(), "limits must be a Uint32Array of " + std::to_string(kTags) + " payload bounds (by tag)");
+    Napi::Uint32Array a = info[i].As<Napi::Uint32Array>();
+    std::lock_guard<std::mutex> g(mu_);
+    for (size_t t = 0; t < kTags; t++) limits_[t] = a[t];
+  }
+
+  // start(initial: Uint8Array): the bytes already read after the preamble, then the thread.
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Bytes b = ArgBytes(info, 0, "initial");
+    if (started_) ThrowErrno(info.Env(), EALREADY, "BulkReceiver.start");
+    buf_.assign(b.data, b.data + b.len);
+    started_ = true;
+    running_ = true;
+    thread_ = std::thread([this] { Loop(); });
+    return info.Env().Undefined();
+  }
+
+  // setTarget(memfd, uffd, base: bigint, pageSize, pageCount): where pages go (the guest, once it exists).
+  Napi::Value SetTarget(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int mem = ArgFd(info, 0, "memfd");
+    int uffd = ArgFd(info, 1, "uffd");
+    uint64_t base = ArgU64(info, 2, "base");
+    uint64_t ps = ArgU64(info, 3, "pageSize");
+    uint64_t pc = ArgU64(info, 4, "pageCount");
+    if (ps == 0 || (ps & (ps - 1)) != 0 || ps > (1u << 30)) ThrowRange(env, "pageSize must be a power of two up to 1 GiB");
+    if (base % ps != 0) ThrowRange(env, "base must be page aligned");
+    int m = fcntl(mem, F_DUPFD_CLOEXEC, 0);
+    if (m < 0) ThrowErrno(env, errno, "fcntl(F_DUPFD_CLOEXEC, memfd " + std::to_string(mem) + ")");
+    int u = fcntl(uffd, F_DUPFD_CLOEXEC, 0);
+    if (u < 0) {
+      int e = errno;
+      close(m);
+      ThrowErrno(env, e, "fcntl(F_DUPFD_CLOEXEC, uffd " + std::to_string(uffd) + ")");
+    }
+    std::lock_guard<std::mutex> g(mu_);
+    if (mem_ >= 0) {
+      close(m);
+      close(u);
+      ThrowErrno(env, EALREADY, "BulkReceiver.setTarget: the target is set already");
+    }
+    mem_ = m;
+    uffd_ = u;
+    base_ = base;
+    pageSize_ = ps;
+    pageCount_ = pc;
+    return env.Undefined();
+  }
+
+  Napi::Value SetLimits(const Napi::CallbackInfo& info) {
+    ReadLimits(info, 0);
+    return info.Env().Undefined();
+  }
+
+  // setRunning(): from now on the guest may run; installs are atomic (UFFDIO_*).
+  Napi::Value SetRunning(const Napi::CallbackInfo& info) {
+    guestRuns_ = true;
+    return info.Env().Undefined();
+  }
+
+  // release(): JS has acted on the last non-pages frame; installing may go on.
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      barrier_ = false;
+    }
+    cv_.notify_all();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    Shutdown();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Received(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(received_.load())); }
+
+  void Shutdown() {
+    if (stopped_) return;
+    stopped_ = true;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      running_ = false;
+    }
+    cv_.notify_all();
+    uint64_t one = 1;
+    // An 8-byte eventfd write cannot be short; failing would mean the counter overflowed, which also wakes poll.
+    (void)!write(wake_, &one, sizeof one);
+    if (thread_.joinable()) thread_.join();
+    close(wake_);
+    close(sock_);
+    if (mem_ >= 0) close(mem_);
+    if (uffd_ >= 0) close(uffd_);
+    free(stage_);
+    stage_ = nullptr;
+    tsfn_.Release();
+  }
+
+  // ---- to JS
+
+  void Post(Notice&& n) {
+    bool call = false;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (n.kind == Kind::Pages) pendingPages_ += n.pages.size();
+      out_.push_back(std::move(n));
+      call = !scheduled_;
+      scheduled_ = true;
+    }
+    if (!call) return;
+    napi_status st = tsfn_.NonBlockingCall([this](Napi::Env env, Napi::Function cb) { DeliverAll(env, cb); });
+    if (st != napi_ok) {
+      std::lock_guard<std::mutex> g(mu_);
+      scheduled_ = false;
+    }
+  }
+
+  void DeliverAll(Napi::Env env, Napi::Function cb) {
+    std::vector<Notice> batch;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      batch.swap(out_);
+      scheduled_ = false;
+      pendingPages_ = 0;
+    }
+    cv_.notify_all();
+    Napi::Array arr = Napi::Array::New(env, batch.size());
+    for (size_t i = 0; i < batch.size(); i++) {
+      Notice& n = batch[i];
+      Napi::Object o = Napi::Object::New(env);
+      if (n.kind == Kind::Pages) {
+        o.Set("kind", "pages");
+        Napi::Uint32Array p = Napi::Uint32Array::New(env, n.pages.size());
+        memcpy(p.Data(), n.pages.data(), n.pages.size() * 4);
+        Napi::Uint8Array z = Napi::Uint8Array::New(env, n.zero.size());
+        memcpy(z.Data(), n.zero.data(), n.zero.size());
+        o.Set("pages", p);
+        o.Set("zero", z);
+      } else if (n.kind == Kind::Frame) {
+        o.Set("kind", "frame");
+        o.Set("bytes", Napi::Buffer<uint8_t>::Copy(env, n.bytes.data(), n.bytes.size()));
+      } else {
+        o.Set("kind", "end");
+        o.Set("protocol", Napi::Boolean::New(env, n.protocol));
+        o.Set("reason", n.what);
+        o.Set("error", n.err != 0 ? ErrnoError(env, n.err, n.what).Value() : env.Null());
+      }
+      arr.Set(static_cast<uint32_t>(i), o);
+    }
+    cb.Call({arr});
+  }
+
+  void End(int err, const std::string& what, bool protocol = false) {
+    Notice n{Kind::End, {}, {}, {}, err, what, protocol};
+    Post(std::move(n));
+  }
+
+  // ---- the thread
+
+  // Reads more bytes into buf_; false when the thread must end (stop, EOF, error: End posted except on stop).
+  bool ReadMore() {
+    uint8_t tmp[256 * 1024];
+    for (;;) {
+      if (!running_) return false;
+      ssize_t r = recv(sock_, tmp, sizeof tmp, MSG_DONTWAIT);
+      if (r > 0) {
+        buf_.insert(buf_.end(), tmp, tmp + r);
+        lastData_ = std::chrono::steady_clock::now();
+        return true;
+      }
+      if (r == 0) {
+        End(0, "closed");
+        return false;
+      }
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        End(errno, "recv(bulk socket)");
+        return false;
+      }
+      pollfd pf[2] = {{sock_, POLLIN, 0}, {wake_, POLLIN, 0}};
+      // Mid-frame, the peer owes us bytes: wake up to check for a stall.
+      bool mid = pos_ < buf_.size();
+      int k = poll(pf, 2, mid && stallMs_ > 0 ? std::min(stallMs_, 1000) : -1);
+      if (k < 0 && errno != EINTR) {
+        End(errno, "poll(bulk socket)");
+        return false;
+      }
+      if (pf[1].revents) return false;
+      if (k == 0 && mid) {
+        auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - lastData_).count();
+        if (silent >= stallMs_) {
+          End(0, "stopped sending for " + std::to_string((silent + 500) / 1000) + " s in the middle of a frame (" + std::to_string(buf_.size() - pos_) +
+                     " bytes of it received)", true);
+          return false;
+        }
+      }
+    }
+  }
+
+  bool Have(size_t n) {
+    while (buf_.size() - pos_ < n) {
+      if (pos_ > 0 && pos_ * 2 >= buf_.size()) {  // keep the buffer from growing without end
+        buf_.erase(buf_.begin(), buf_.begin() + static_cast<long>(pos_));
+        pos_ = 0;
+      }
+      if (!ReadMore()) return false;
+    }
+    return true;
+  }
+
+  void Loop() {
+    lastData_ = std::chrono::steady_clock::now();
+    for (;;) {
+      if (!Have(kHeader)) return;
+      const uint8_t* h = buf_.data() + pos_;
+      uint16_t magic = static_cast<uint16_t>(h[0] | (h[1] << 8));
+      uint8_t tag = h[2];
+      uint32_t len = GetU32(h + 4);
+      if (magic != kFrameMagic) return End(0, "bad frame magic " + Hex(magic), true);
+      if (tag == 0 || tag >= kTags) return End(0, "unknown frame tag " + std::to_string(tag), true);
+      if (h[3] != 0) return End(0, "reserved header byte is " + std::to_string(h[3]) + ", not 0", true);
+      uint32_t limit;
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        limit = limits_[tag];
+      }
+      if (len > limit) return End(0, "frame of tag " + std::to_string(tag) + " declares a payload of " + std::to_string(len) + " bytes, more than the " + std::to_string(limit) + " it may have", true);
+      if (!Have(kHeader + len)) return;
+      const uint8_t* f = buf_.data() + pos_;
+      if (tag == kTagPages) {
+        if (!Pages(f + kHeader, len)) return;
+      } else {
+        Notice n{Kind::Frame, {}, {}, std::vector<uint8_t>(f, f + kHeader + len), 0, "", false};
+        {
+          std::lock_guard<std::mutex> g(mu_);
+          barrier_ = true;
+        }
+        Post(std::move(n));
+        std::unique_lock<std::mutex> g(mu_);
+        cv_.wait(g, [this] { return !running_ || !barrier_; });
+        if (!running_) return;
+      }
+      pos_ += kHeader + len;
+      received_ += kHeader + len;
+    }
+  }
+
+  // Parses and installs one pages payload; false (End posted) if it is refused or installing failed.
+  bool Pages(const uint8_t* p, uint32_t len) {
+    int mem, uffd;
+    uint64_t ps, pc, base;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      mem = mem_;
+      uffd = uffd_;
+      ps = pageSize_;
+      pc = pageCount_;
+      base = base_;
+    }
+    if (mem < 0) return End(0, "pages before the handshake", true), false;
+    if (len < 4) return End(0, "pages: payload of " + std::to_string(len) + " bytes has no count", true), false;
+    uint32_t count = GetU32(p);
+    if (count > kMaxPages) return End(0, "pages: count " + std::to_string(count) + " exceeds " + std::to_string(kMaxPages), true), false;
+    Notice n{Kind::Pages, {}, {}, {}, 0, "", false};
+    n.pages.reserve(count);
+    n.zero.reserve(count);
+    std::vector<const uint8_t*> data;
+    data.reserve(count);
+    size_t o = 4;
+    for (uint32_t i = 0; i < count; i++) {
+      if (len - o < 5) return End(0, "pages: entry " + std::to_string(i) + " of " + std::to_string(count) + " does not fit the payload", true), false;
+      uint32_t page = GetU32(p + o);
+      uint8_t flags = p[o + 4];
+      o += 5;
+      if (page >= pc) return End(0, "pages: page " + std::to_string(page) + " is beyond the guest's " + std::to_string(pc) + " pages", true), false;
+      if (flags > 1) return End(0, "pages: page " + std::to_string(page) + " has unknown flags " + std::to_string(flags), true), false;
+      const uint8_t* d = nullptr;
+      if (flags == 0) {
+        if (len - o < ps) return End(0, "pages: data of page " + std::to_string(page) + " does not fit the payload", true), false;
+        d = p + o;
+        o += ps;
+      }
+      n.pages.push_back(page);
+      n.zero.push_back(flags);
+      data.push_back(d);
+    }
+    if (o != len) return End(0, "pages: " + std::to_string(len - o) + " bytes after the last entry", true), false;
+    if (!Install(n.pages, data, mem, uffd, base, ps)) return false;
+    {
+      // JS far behind: wait for it rather than hold ever more.
+      std::unique_lock<std::mutex> g(mu_);
+      cv_.wait(g, [this] { return !running_ || pendingPages_ < kMaxPendingPages; });
+      if (!running_) return false;
+    }
+    Post(std::move(n));
+    return true;
+  }
+
+  // Installs runs of consecutive pages, one call per run.
+  bool Install(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, int mem, int uffd, uint64_t base, uint64_t ps) {
+    const bool runs = guestRuns_.load();
+    size_t i = 0;
+    while (i < pages.size()) {
+      size_t j = i + 1;
+      while (j < pages.size() && pages[j] == pages[j - 1] + 1) j++;
+      bool ok = runs ? InstallAtomic(pages, data, i, j, uffd, base, ps) : InstallBefore(pages, data, i, j, mem, ps);
+      if (!ok) return false;
+      i = j;
+    }
+    return true;
+  }
+
+  // The guest may not run: pwritev of the run (zero pages as zeros) into the memfd.
+  bool InstallBefore(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int mem, uint64_t ps) {
+    if (zeros_.size() < ps) zeros_.assign(ps, 0);
+    std::vector<iovec> iov;
+    for (size_t k = i; k < j; k++) iov.push_back({const_cast<uint8_t*>(data[k] != nullptr ? data[k] : zeros_.data()), ps});  // pwritev only reads
+    off_t at = static_cast<off_t>(pages[i] * ps);
+    size_t want = (j - i) * ps, done = 0;
+    size_t v = 0;
+    while (done < want) {
+      ssize_t r = pwritev(mem, iov.data() + v, static_cast<int>(std::min<size_t>(iov.size() - v, IOV_MAX)), at + static_cast<off_t>(done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return End(errno, "pwritev(memfd, page " + std::to_string(pages[i]) + ", " + std::to_string(j - i) + " pages)"), false;
+      done += static_cast<size_t>(r);
+      size_t skip = static_cast<size_t>(r);
+      while (v < iov.size() && skip >= iov[v].iov_len) skip -= iov[v++].iov_len;
+      if (v < iov.size()) {
+        iov[v].iov_base = static_cast<uint8_t*>(iov[v].iov_base) + skip;
+        iov[v].iov_len -= skip;
+      }
+    }
+    return true;
+  }
+
+  // The guest may run: a page appears whole or not at all. UFFDIO_ZEROPAGE for an all-zero run, else
+  // UFFDIO_COPY from a page-aligned staging buffer (the kernel wants src page aligned); a run that
+  // meets a page already there (EEXIST) is redone page by page, EEXIST then meaning "wake and go on".
+  bool InstallAtomic(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int uffd, uint64_t base, uint64_t ps) {
+    bool allZero = true;
+    for (size_t k = i; k < j && allZero; k++) allZero = data[k] == nullptr;
+    uint64_t dst = base + pages[i] * ps, len = (j - i) * ps;
+    int e = allZero ? Zeropage(uffd, dst, len) : Copy(uffd, dst, data, i, j, ps);
+    if (e == 0) return true;
+    if (e != EEXIST) return End(e, std::string(allZero ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY") + "(dst " + Hex(dst) + ", len " + std::to_string(len) + ")"), false;
+    for (size_t k = i; k < j; k++) {
+      uint64_t d = base + pages[k] * ps;
+      e = data[k] == nullptr ? Zeropage(uffd, d, ps) : Copy(uffd, d, data, k, k + 1, ps);
+      if (e == EEXIST) {
+        uffdio_range r{d, ps};
+        // The page is there: wake whoever waits on it. Failing to wake is not fatal (nobody may wait).
+        (void)ioctl(uffd, UFFDIO_WAKE, &r);
+        continue;
+      }
+      if (e != 0) return End(e, std::string(data[k] == nullptr ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY") + "(dst " + Hex(d) + ", len " + std::to_string(ps) + ")"), false;
+    }
+    return true;
+  }
+
+  int Zeropage(int uffd, uint64_t dst, uint64_t len) {
+    uffdio_zeropage z{};
+    z.range.start = dst;
+    z.range.len = len;
+    for (;;) {
+      // uffdio_zeropage: range, mode, out zeropage (bytes done or -errno). EAGAIN: retry the rest.
+      if (ioctl(uffd, UFFDIO_ZEROPAGE, &z) == 0) return 0;
+      int e = errno;
+      if (e == EAGAIN && z.zeropage > 0 && static_cast<uint64_t>(z.zeropage) < z.range.len) {
+        z.range.start += static_cast<uint64_t>(z.zeropage);
+        z.range.len -= static_cast<uint64_t>(z.zeropage);
+        z.zeropage = 0;
+        continue;
+      }
+      if (e == EINTR || e == EAGAIN) continue;
+      return e;
+    }
+  }
+
+  int Copy(int uffd, uint64_t dst, const std::vector<const uint8_t*>& data, size_t i, size_t j, uint64_t ps) {
+    size_t len = (j - i) * ps;
+    if (stage_ == nullptr || stageLen_ < len) {
+      free(stage_);
+      // aligned_alloc: size must be a multiple of the alignment (it is: whole pages).
+      stage_ = static_cast<uint8_t*>(aligned_alloc(ps, len));
+      stageLen_ = stage_ != nullptr ? len : 0;
+      if (stage_ == nullptr) return ENOMEM;
+    }
+    for (size_t k = i; k < j; k++) {
+      if (data[k] != nullptr) memcpy(stage_ + (k - i) * ps, data[k], ps);
+      else memset(stage_ + (k - i) * ps, 0, ps);
+    }
+    uffdio_copy c{};
+    c.dst = dst;
+    c.src = reinterpret_cast<uintptr_t>(stage_);  // our address space: UFFDIO_COPY copies from the caller
+    c.len = len;
+    for (;;) {
+      if (ioctl(uffd, UFFDIO_COPY, &c) == 0) return 0;
+      int e = errno;
+      if (e == EAGAIN && c.copy > 0 && static_cast<uint64_t>(c.copy) < c.len) {
+        c.dst += static_cast<uint64_t>(c.copy);
+        c.src += static_cast<uint64_t>(c.copy);
+        c.len -= static_cast<uint64_t>(c.copy);
+        c.copy = 0;
+        continue;
+      }
+      if (e == EINTR || e == EAGAIN) continue;
+      return e;
+    }
+  }
+
+  int sock_ = -1, wake_ = -1, mem_ = -1, uffd_ = -1;
+  int stallMs_ = 0;
+  uint64_t base_ = 0, pageSize_ = 0, pageCount_ = 0;
+  uint32_t limits_[kTags] = {};
+  std::vector<uint8_t> buf_;
+  size_t pos_ = 0;
+  std::vector<uint8_t> zeros_;
+  uint8_t* stage_ = nullptr;
+  size_t stageLen_ = 0;
+  std::chrono::steady_clock::time_point lastData_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Notice> out_;
+  size_t pendingPages_ = 0;
+  bool scheduled_ = false, barrier_ = false, started_ = false, stopped_ = false;
+  std::atomic<bool> running_{false}, guestRuns_{false};
+  std::atomic<size_t> received_{0};
+  std::thread thread_;
+  Napi::ThreadSafeFunction tsfn_;
+};
+
+void InitBulkReceiver(Napi::Env env, Napi::Object exports) { exports.Set("BulkReceiver", BulkReceiver::Init(env)); }
+
+}  // namespace ppsim

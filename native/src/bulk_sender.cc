@@ -1,0 +1,393 @@
+// BulkSender: the source's bulk connection as a native writer thread. JS (the
+// engine, through source-link.ts) queues items in the order the engine chose
+// them: encoded frames it made itself, or "a pages frame of these pages", whose
+// page bytes this thread reads from the guest's memfd (preadv straight into the
+// frame) — the bytes never enter JavaScript. The frame layout is the engine's
+// codec (docs/protocol.md): header, u32 count, per page u32 index, u8 flags
+// (1 = zero: no data), data. Which pages are zero is JS's call (the engine
+// counted the frame's size when it chose them); this thread only moves bytes.
+//
+// Completions come back batched through a ThreadSafeFunction: "room" when the
+// queue fell below the low-water mark, "error" once if a write failed, and
+// "flushed" after close(true) wrote everything. The thread owns dup()s of the
+// socket and the memfd, so JS closing its own fds never leaves it writing to a
+// reused descriptor; stop() joins it and closes them.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <climits>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "util.h"
+
+namespace ppsim {
+
+namespace {
+
+constexpr uint16_t kFrameMagic = 0x5050;
+constexpr uint8_t kTagPages = 3;
+constexpr size_t kHeader = 8;
+constexpr size_t kEntry = 5;
+// The codec's MAX_PAGES_PER_MESSAGE.
+constexpr size_t kMaxPages = 256;
+
+struct Item {
+  std::vector<uint8_t> frame;    // whole frame (JS bytes) or header + entries with data slots to fill
+  std::vector<uint32_t> pages;   // pages frame: its pages, in order
+  std::vector<uint8_t> zero;     // pages frame: 1 = zero page (no data slot)
+};
+
+enum class Ev : uint8_t { Room, Error, Flushed };
+struct Event {
+  Ev kind;
+  int err = 0;
+  std::string what;
+};
+
+void PutU32(uint8_t* p, uint32_t v) {
+  // Little-endian on the wire whatever the host: byte by byte.
+  p[0] = v & 0xff;
+  p[1] = (v >> 8) & 0xff;
+  p[2] = (v >> 16) & 0xff;
+  p[3] = (v >> 24) & 0xff;
+}
+
+}  // namespace
+
+class BulkSender : public Napi::ObjectWrap<BulkSender> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "BulkSender",
+                       {InstanceMethod<&BulkSender::Frame>("frame"), InstanceMethod<&BulkSender::Pages>("pages"),
+                        InstanceAccessor<&BulkSender::Queued>("queued"), InstanceAccessor<&BulkSender::Written>("written"),
+                        InstanceMethod<&BulkSender::Close>("close"), InstanceMethod<&BulkSender::Stop>("stop")});
+  }
+
+  // new BulkSender(socketFd, memfd, pageSize, pageCount, lowWater, callback(events: {kind, error}[]))
+  explicit BulkSender(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BulkSender>(info) {
+    Napi::Env env = info.Env();
+    int sock = ArgFd(info, 0, "socketFd");
+    int mem = ArgFd(info, 1, "memfd");
+    pageSize_ = ArgU64(info, 2, "pageSize");
+    pageCount_ = ArgU64(info, 3, "pageCount");
+    low_ = ArgU64(info, 4, "lowWater");
+    if (pageSize_ == 0 || (pageSize_ & (pageSize_ - 1)) != 0 || pageSize_ > (1u << 30)) ThrowRange(env, "pageSize must be a power of two up to 1 GiB");
+    if (info.Length() < 6 || !info[5].IsFunction()) ThrowType(env, "callback must be a function");
+    // Our own descriptions of both: JS may close its fds while we still run.
+    sock_ = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    if (sock_ < 0) ThrowErrno(env, errno, "fcntl(F_DUPFD_CLOEXEC, socket " + std::to_string(sock) + ")");
+    mem_ = fcntl(mem, F_DUPFD_CLOEXEC, 0);
+    if (mem_ < 0) {
+      int e = errno;
+      close(sock_);
+      ThrowErrno(env, e, "fcntl(F_DUPFD_CLOEXEC, memfd " + std::to_string(mem) + ")");
+    }
+    wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_ < 0) {
+      int e = errno;
+      close(sock_);
+      close(mem_);
+      ThrowErrno(env, e, "eventfd");
+    }
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[5].As<Napi::Function>(), "ppsim-bulk-sender", 0, 1);
+    running_ = true;
+    thread_ = std::thread([this] { Loop(); });
+  }
+
+  ~BulkSender() override { Shutdown(); }
+
+ private:
+  // frame(bytes) -> bytes queued: a frame JS encoded, sent as it is.
+  Napi::Value Frame(const Napi::CallbackInfo& info) {
+    Bytes b = ArgBytes(info, 0, "frame");
+    Item it;
+    it.frame.assign(b.data, b.data + b.len);
+    return Push(info.Env(), std::move(it));
+  }
+
+  // pages(pages: Uint32Array, zero: Uint8Array) -> bytes queued: one pages frame.
+  Napi::Value Pages(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+      ThrowType(env, "pages must be a Uint32Array");
+    Napi::Uint32Array pa = info[0].As<Napi::Uint32Array>();
+    Bytes z = ArgBytes(info, 1, "zero");
+    size_t n = pa.ElementLength();
+    if (n == 0 || n > kMaxPages) ThrowRange(env, "a pages frame carries 1.." + std::to_string(kMaxPages) + " pages, got " + std::to_string(n));
+    if (z.len != n) ThrowRange(env, "zero must have one flag per page");
+    Item it;
+    it.pages.assign(pa.Data(), pa.Data() + n);
+    it.zero.assign(z.data, z.data + n);
+    size_t size = kHeader + 4;
+    for (size_t i = 0; i < n; i++) {
+      if (it.pages[i] >= pageCount_) ThrowRange(env, "page " + std::to_string(it.pages[i]) + " is beyond the guest's " + std::to_string(pageCount_) + " pages");
+      size += kEntry + (it.zero[i] ? 0 : pageSize_);
+    }
+    it.frame.resize(size);
+    uint8_t* p = it.frame.data();
+    p[0] = kFrameMagic & 0xff;
+    p[1] = kFrameMagic >> 8;
+    p[2] = kTagPages;
+    p[3] = 0;
+    PutU32(p + 4, static_cast<uint32_t>(size - kHeader));
+    PutU32(p + 8, static_cast<uint32_t>(n));
+    size_t o = kHeader + 4;
+    for (size_t i = 0; i < n; i++) {
+      PutU32(p + o, it.pages[i]);
+      p[o + 4] = it.zero[i] ? 1 : 0;
+      o += kEntry + (it.zero[i] ? 0 : pageSize_);  // the data slot is filled by the thread
+    }
+    return Push(env, std::move(it));
+  }
+
+  Napi::Value Push(Napi::Env env, Item&& it) {
+    size_t bytes = it.frame.size();
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (!running_ || closing_) ThrowErrno(env, EPIPE, "BulkSender: queueing on a closed sender");
+      if (failed_) ThrowErrno(env, failedErr_, "BulkSender: queueing after " + failedWhat_);
+      q_.push_back(std::move(it));
+      queued_ += bytes;
+    }
+    cv_.notify_one();
+    return Napi::Number::New(env, static_cast<double>(bytes));
+  }
+
+  Napi::Value Queued(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(queued_.load())); }
+  Napi::Value Written(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(written_.load())); }
+
+  // close(flush): flush = true writes what is queued, then reports "flushed" and exits; false drops it.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    bool flush = info.Length() > 0 && info[0].ToBoolean();
+    if (!flush) {
+      Shutdown();
+      return info.Env().Undefined();
+    }
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      closing_ = true;
+    }
+    cv_.notify_one();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    Shutdown();
+    return info.Env().Undefined();
+  }
+
+  void Shutdown() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      if (!running_) return;
+      running_ = false;
+    }
+    cv_.notify_one();
+    uint64_t one = 1;
+    // An 8-byte eventfd write cannot be short; failing would mean the counter overflowed, which also wakes poll.
+    (void)!write(wake_, &one, sizeof one);
+    thread_.join();
+    close(wake_);
+    close(sock_);
+    close(mem_);
+    tsfn_.Release();
+  }
+
+  void Emit(Event e) {
+    auto* ev = new Event(std::move(e));
+    napi_status st = tsfn_.NonBlockingCall(ev, [this](Napi::Env env, Napi::Function cb, Event* x) {
+      if (x->kind == Ev::Room) roomPending_ = false;
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("kind", x->kind == Ev::Room ? "room" : x->kind == Ev::Error ? "error" : "flushed");
+      o.Set("error", x->kind == Ev::Error ? ErrnoError(env, x->err, x->what).Value() : env.Null());
+      delete x;
+      cb.Call({o});
+    });
+    if (st != napi_ok) {
+      if (ev->kind == Ev::Room) roomPending_ = false;
+      delete ev;
+    }
+  }
+
+  // Reads the data slots of a pages frame: one preadv per run of consecutive data pages.
+  bool Fill(Item& it) {
+    const size_t n = it.pages.size();
+    std::vector<iovec> iov;
+    size_t o = kHeader + 4;
+    size_t i = 0;
+    while (i < n) {
+      if (it.zero[i]) {
+        o += kEntry;
+        i++;
+        continue;
+      }
+      size_t j = i;
+      iov.clear();
+      size_t slot = o;
+      while (j < n && !it.zero[j] && (j == i || it.pages[j] == it.pages[j - 1] + 1) && iov.size() < IOV_MAX) {
+        iov.push_back({it.frame.data() + slot + kEntry, pageSize_});
+        slot += kEntry + pageSize_;
+        j++;
+      }
+      off_t at = static_cast<off_t>(static_cast<uint64_t>(it.pages[i]) * pageSize_);
+      size_t want = (j - i) * pageSize_;
+      size_t got = 0;
+      while (got < want) {
+        // A partial preadv leaves the iovecs part-filled: advance them by what was read.
+        ssize_t r = preadv(mem_, iov.data(), static_cast<int>(iov.size()), at + static_cast<off_t>(got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return Fail(errno, "preadv(memfd, page " + std::to_string(it.pages[i]) + ", " + std::to_string(j - i) + " pages)");
+        if (r == 0) {
+          // Past the memfd's end (it was truncated under us): those pages read as zeros, like holes.
+          for (auto& v : iov) memset(v.iov_base, 0, v.iov_len);
+          break;
+        }
+        got += static_cast<size_t>(r);
+        size_t skip = static_cast<size_t>(r);
+        size_t k = 0;
+        while (k < iov.size() && skip >= iov[k].iov_len) skip -= iov[k++].iov_len;
+        iov.erase(iov.begin(), iov.begin() + static_cast<long>(k));
+        if (!iov.empty()) {
+          iov[0].iov_base = static_cast<uint8_t*>(iov[0].iov_base) + skip;
+          iov[0].iov_len -= skip;
+        }
+      }
+      o = slot;
+      i = j;
+    }
+    return true;
+  }
+
+  bool Fail(int err, const std::string& what) {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      failed_ = true;
+      failedErr_ = err;
+      failedWhat_ = what;
+    }
+    Emit({Ev::Error, err, what});
+    return false;
+  }
+
+  // Writes a whole buffer to the (non-blocking) socket, waiting in poll for room or for stop.
+  bool WriteAll(const uint8_t* p, size_t len) {
+    size_t done = 0;
+    while (done < len) {
+      if (!running_) return false;
+      ssize_t r = send(sock_, p + done, len - done, MSG_NOSIGNAL);
+      if (r > 0) {
+        done += static_cast<size_t>(r);
+        queued_ -= static_cast<size_t>(r);
+        written_ += static_cast<size_t>(r);
+        continue;
+      }
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        pollfd pf[2] = {{sock_, POLLOUT, 0}, {wake_, POLLIN, 0}};
+        int k = poll(pf, 2, -1);
+        if (k < 0 && errno != EINTR) return Fail(errno, "poll(bulk socket)");
+        if (pf[1].revents) return false;  // stop
+        if (pf[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+          int soerr = 0;
+          socklen_t l = sizeof soerr;
+          getsockopt(sock_, SOL_SOCKET, SO_ERROR, &soerr, &l);
+          return Fail(soerr != 0 ? soerr : EPIPE, "send(bulk socket)");
+        }
+        continue;
+      }
+      return Fail(r < 0 ? errno : EPIPE, "send(bulk socket, " + std::to_string(len - done) + " bytes)");
+    }
+    return true;
+  }
+
+  void Loop() {
+    for (;;) {
+      Item it;
+      {
+        std::unique_lock<std::mutex> g(mu_);
+        cv_.wait(g, [this] { return !running_ || !q_.empty() || closing_; });
+        if (!running_) return;
+        if (q_.empty()) {  // closing_ and all written
+          g.unlock();
+          Emit({Ev::Flushed, 0, ""});
+          return;
+        }
+        it = std::move(q_.front());
+        q_.pop_front();
+      }
+      size_t size = it.frame.size();
+      if (!it.pages.empty() && !Fill(it)) {
+        queued_ -= size;
+        return;
+      }
+      if (!WriteAll(it.frame.data(), size)) return;
+      if (queued_.load() < low_ && !roomPending_.exchange(true)) Emit({Ev::Room, 0, ""});
+    }
+  }
+
+  int sock_ = -1, mem_ = -1, wake_ = -1;
+  uint64_t pageSize_ = 0, pageCount_ = 0, low_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Item> q_;
+  std::atomic<bool> running_{false};
+  bool closing_ = false, failed_ = false;
+  int failedErr_ = 0;
+  std::string failedWhat_;
+  std::atomic<size_t> queued_{0}, written_{0};
+  std::atomic<bool> roomPending_{false};
+  std::thread thread_;
+  Napi::ThreadSafeFunction tsfn_;
+};
+
+// memfdDataPages(fd, firstPage, count, pageSize) -> Uint8Array: 1 for each
+// page that holds data, 0 for a hole (never written, or punched: it reads as
+// zeros). Uses lseek(SEEK_DATA/SEEK_HOLE), which walks the page cache without
+// reading or allocating anything. Assumes nobody relies on the fd's file
+// offset (the guest and the agents use pread/pwrite/mmap only): lseek moves it.
+static Napi::Value MemfdDataPages(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  uint64_t first = ArgU64(info, 1, "firstPage");
+  uint64_t count = ArgU64(info, 2, "count");
+  uint64_t ps = ArgU64(info, 3, "pageSize");
+  if (ps == 0 || (ps & (ps - 1)) != 0) ThrowRange(env, "pageSize must be a power of two");
+  if (count > (1u << 24)) ThrowRange(env, "count must be at most 2^24");
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, count);
+  uint8_t* o = out.Data();
+  memset(o, 0, count);
+  const off_t end = static_cast<off_t>((first + count) * ps);
+  off_t pos = static_cast<off_t>(first * ps);
+  while (pos < end) {
+    off_t d = lseek(fd, pos, SEEK_DATA);
+    if (d < 0 && errno == ENXIO) break;  // no data at or after pos
+    if (d < 0) ThrowErrno(env, errno, "lseek(SEEK_DATA, fd " + std::to_string(fd) + ", " + Hex(static_cast<uint64_t>(pos)) + ")");
+    if (d >= end) break;
+    off_t h = lseek(fd, d, SEEK_HOLE);
+    if (h < 0) ThrowErrno(env, errno, "lseek(SEEK_HOLE, fd " + std::to_string(fd) + ", " + Hex(static_cast<uint64_t>(d)) + ")");
+    if (h > end) h = end;
+    // Data extents are page-granular in shmem; round outward all the same.
+    uint64_t a = static_cast<uint64_t>(d) / ps, b = (static_cast<uint64_t>(h) + ps - 1) / ps;
+    for (uint64_t p = a; p < b; p++) o[p - first] = 1;
+    pos = h;
+  }
+  return out;
+}
+
+void InitBulkSender(Napi::Env env, Napi::Object exports) {
+  exports.Set("BulkSender", BulkSender::Init(env));
+  exports.Set("memfdDataPages", Napi::Function::New(env, MemfdDataPages));
+}
+
+}  // namespace ppsim

@@ -1,0 +1,172 @@
+/**
+ * The destination's bulk connection over the native receiver
+ * (native/src/bulk_receiver.cc): a thread reads the socket, installs pages
+ * frames into guest memory and reports which pages it installed; this class
+ * turns its notices into the engine's messages, in arrival order. A pages
+ * notice becomes a pages message whose entries are marked installed (the
+ * installPages effect skips them; the engine books them as usual, its byte
+ * count of the bulk stream included). Any other frame is decoded by the
+ * engine's FrameDecoder here, handed on, and only then is the thread let go
+ * on (release): the hello, a switchover or a cancel may change what
+ * installing means.
+ *
+ * Node's socket still writes (helloAck, error frames) but no longer reads: the
+ * thread does, from a dup of the fd. It has the FramedSocket's face towards
+ * the session (send, buffered, close, start, setLayout).
+ */
+import type { Socket } from "node:net";
+import { encodeMessage } from "../engine/codec.js";
+import { FrameDecoder, maxPayloadBytes } from "../engine/frame-decoder.js";
+import type { Message, PageEntry } from "../engine/messages.js";
+import { DEFERRED, markInstalled, resumeNodeReading } from "./dataplane.js";
+import { messageOf } from "./errors.js";
+import { createBulkReceiver, type BulkNotice, type BulkReceiverHandle } from "./native.js";
+import { peerName } from "./peer-text.js";
+import type { FramedHandlers } from "./transport.js";
+
+const CLOSE_GRACE_MS = 2000;
+const TAGS = 12;
+
+function limits(pageSize: number, pageCount: number): Uint32Array {
+  const l = new Uint32Array(TAGS);
+  for (let t = 1; t < TAGS; t++) l[t] = Math.min(0xffffffff, maxPayloadBytes(t, { pageSize, pageCount }));
+  return l;
+}
+
+export class NativeBulkConn {
+  readonly channel = "bulk" as const;
+  readonly peer: string;
+  private readonly decoder: FrameDecoder;
+  private readonly receiver: BulkReceiverHandle;
+  private isDown = false;
+  private started = false;
+
+  constructor(
+    readonly socket: Socket,
+    fd: number,
+    pageSize: number,
+    pageCount: number,
+    private readonly handlers: FramedHandlers,
+    private readonly initial: Buffer,
+    stallMs: number,
+  ) {
+    this.peer = peerName(socket);
+    this.decoder = new FrameDecoder(pageSize);
+    if (pageSize > 0) this.decoder.setLayout(pageSize, pageCount);
+    this.receiver = createBulkReceiver(fd, limits(pageSize, pageCount), stallMs, (n) => this.onNotices(n));
+    socket.on("error", (err) => this.fail(`bulk connection to ${this.peer}: ${err.message}`));
+    socket.on("close", () => this.fail(`bulk connection to ${this.peer} closed`));
+  }
+
+  get up(): boolean {
+    return !this.isDown;
+  }
+
+  /** From here on frames are bounded by this layout. */
+  setLayout(pageSize: number, pageCount: number): void {
+    this.decoder.setLayout(pageSize, pageCount);
+    this.receiver.setLimits(limits(pageSize, pageCount));
+  }
+
+  /** Where pages go: the guest's memfd and userfaultfd (its RAM starts at `base`). */
+  setTarget(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number): void {
+    this.receiver.setTarget(memfd, uffd, base, pageSize, pageCount);
+  }
+
+  /** The guest may run from now on: installs become UFFDIO_COPY / ZEROPAGE. */
+  setRunning(): void {
+    this.receiver.setRunning();
+  }
+
+  start(): void {
+    if (this.started || this.isDown) return;
+    this.started = true;
+    this.receiver.start(this.initial);
+  }
+
+  send(msg: Message<Uint8Array>, pageSize: number): number {
+    const frame = encodeMessage(msg, pageSize);
+    if (!this.isDown) this.socket.write(frame);
+    return frame.length;
+  }
+
+  get buffered(): number {
+    return this.socket.writableLength;
+  }
+
+  /** Closes without reporting `down`; frames already written still leave first. */
+  close(flushed?: () => void): void {
+    if (!this.isDown) this.isDown = true;
+    this.receiver.stop();
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      this.socket.destroy();
+      flushed?.();
+    };
+    if (this.socket.closed || this.socket.destroyed) return finish();
+    // Node reads again (and drops what it reads) so that it sees the peer's FIN.
+    this.socket.on("data", () => undefined);
+    resumeNodeReading(this.socket);
+    this.socket.once("close", finish);
+    this.socket.end();
+    const grace = setTimeout(finish, CLOSE_GRACE_MS);
+    this.socket.once("close", () => clearTimeout(grace));
+  }
+
+  /** Breaks the connection as if the network failed (reports `down`). */
+  destroy(reason: string): void {
+    this.receiver.stop();
+    this.socket.destroy();
+    this.fail(reason);
+  }
+
+  private onNotices(notices: BulkNotice[]): void {
+    for (const n of notices) {
+      if (this.isDown) return;
+      if (n.kind === "pages") {
+        const pages: PageEntry<Uint8Array>[] = new Array<PageEntry<Uint8Array>>(n.pages.length);
+        for (let i = 0; i < n.pages.length; i++) {
+          const e: PageEntry<Uint8Array> = { page: n.pages[i], data: n.zero[i] === 1 ? null : DEFERRED };
+          markInstalled(e);
+          pages[i] = e;
+        }
+        this.handlers.message({ type: "pages", pages });
+      } else if (n.kind === "frame") {
+        let msgs: Message<Uint8Array>[];
+        try {
+          msgs = this.decoder.push(n.bytes);
+        } catch (e) {
+          return this.malformed(messageOf(e));
+        }
+        for (const m of msgs) if (!this.isDown) this.handlers.message(m);
+        if (!this.isDown) this.receiver.release();
+      } else if (n.protocol) {
+        return this.malformed(n.reason);
+      } else {
+        this.receiver.stop();
+        this.socket.destroy();
+        return this.fail(n.error === null ? `bulk connection to ${this.peer} closed` : `bulk connection to ${this.peer}: ${n.error.message}`);
+      }
+    }
+  }
+
+  private malformed(why: string): void {
+    const reason = `peer ${this.peer} sent bytes that are not a valid ppsim stream on the bulk channel: ${why}`;
+    if (this.handlers.malformed === undefined) return this.destroy(reason);
+    if (this.isDown) return;
+    this.isDown = true;
+    this.receiver.stop();
+    this.socket.destroy();
+    this.handlers.malformed(reason);
+  }
+
+  private fail(reason: string): void {
+    if (this.isDown) return;
+    this.isDown = true;
+    this.receiver.stop();
+    this.socket.destroy();
+    this.handlers.down(reason);
+  }
+}

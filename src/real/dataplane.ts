@@ -1,0 +1,72 @@
+/**
+ * The native data plane's JS side (issue 9, docs/real.md "Data plane"): page
+ * bytes of the bulk channel never enter JavaScript. At the source the engine
+ * still chooses every page; its payload is DEFERRED (the page holds data: a
+ * native thread reads it from the memfd when it writes the frame) or null (a
+ * hole: the zero flag). At the destination a native thread installs bulk
+ * pages and tells the engine which ones it installed (`NativeBulkConn`).
+ *
+ * Only for plain TCP: with TLS the bytes must pass through Node's TLS, so
+ * the JS path (FramedSocket) stays. PPSIM_DATAPLANE=js turns the native path
+ * off (A/B measurements).
+ */
+import type { Socket } from "node:net";
+import type { PageEntry } from "../engine/messages.js";
+
+/** The payload of a page the source holds data for, read natively when its frame is written. */
+export const DEFERRED: Uint8Array = new Uint8Array(0);
+
+/** Whether the native path may be used (it is, unless PPSIM_DATAPLANE=js). */
+export function nativeDataPlaneWanted(): boolean {
+  return process.env.PPSIM_DATAPLANE !== "js";
+}
+
+interface StreamHandle {
+  fd?: number;
+  reading?: boolean;
+  readStop?: () => number;
+}
+
+/** The fd of a plain TCP socket's handle, or -1 (a TLS socket, or one without a handle). */
+export function plainSocketFd(socket: Socket): number {
+  if ("encrypted" in socket) return -1;
+  const h = (socket as unknown as { _handle?: StreamHandle })._handle;
+  return typeof h?.fd === "number" && h.fd >= 0 ? h.fd : -1;
+}
+
+/**
+ * Stops Node reading a socket so that a native thread can (Node would
+ * otherwise take bytes off it concurrently). False if Node already holds
+ * bytes it has not delivered (then the caller keeps the JS path).
+ *
+ * net.Socket restarts reading from its `_read` whenever its handle is not
+ * marked `reading` (Readable's read-ahead calls it even while paused), so the
+ * handle stays marked: `resumeNodeReading` undoes both.
+ */
+export function stopNodeReading(socket: Socket): boolean {
+  if (socket.readableLength > 0) return false;
+  const h = (socket as unknown as { _handle?: StreamHandle })._handle;
+  if (h?.readStop === undefined) return false;
+  socket.pause();
+  if (h.readStop() !== 0) return false;
+  h.reading = true;
+  return true;
+}
+
+/** Lets Node read the socket again (to see the peer's FIN while closing). */
+export function resumeNodeReading(socket: Socket): void {
+  const h = (socket as unknown as { _handle?: StreamHandle })._handle;
+  if (h !== undefined && h !== null) h.reading = false;
+  socket.resume();
+}
+
+/** Page entries whose bytes the native receiver already put into guest memory: the installPages effect skips them. */
+const installed = new WeakSet<PageEntry<Uint8Array>>();
+
+export function markInstalled(e: PageEntry<Uint8Array>): void {
+  installed.add(e);
+}
+
+export function wasInstalledNatively(e: PageEntry<Uint8Array>): boolean {
+  return installed.has(e);
+}

@@ -23,6 +23,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <climits>
 #include <unistd.h>
 
@@ -51,6 +52,12 @@ constexpr size_t kMaxPages = 256;
 // Installed pages JS has not taken yet: past this the thread waits (JS is behind).
 constexpr size_t kMaxPendingPages = 1 << 16;
 
+uint64_t NowNs() {
+  timespec t{};
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
+}
+
 uint32_t GetU32(const uint8_t* p) {
   return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16) |
          (static_cast<uint32_t>(p[3]) << 24);
@@ -65,6 +72,8 @@ struct Notice {
   int err = 0;                  // End: 0 = the peer closed
   std::string what;             // End: what failed, or why the stream is refused
   bool protocol = false;        // End: the peer's bytes were not a valid stream
+  uint64_t silentMs = 0;        // End "stall": silent this long mid-frame
+  size_t partial = 0;           // End "stall": bytes of the frame received
 };
 
 }  // namespace
@@ -76,7 +85,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
                        {InstanceMethod<&BulkReceiver::Start>("start"), InstanceMethod<&BulkReceiver::SetTarget>("setTarget"),
                         InstanceMethod<&BulkReceiver::SetLimits>("setLimits"), InstanceMethod<&BulkReceiver::SetRunning>("setRunning"),
                         InstanceMethod<&BulkReceiver::Release>("release"), InstanceMethod<&BulkReceiver::Stop>("stop"),
-                        InstanceAccessor<&BulkReceiver::Received>("received")});
+                        InstanceAccessor<&BulkReceiver::Received>("received"), InstanceMethod<&BulkReceiver::Stats>("stats")});
   }
 
   // new BulkReceiver(socketFd, limits: Uint32Array(12), stallMs, callback(notices))
@@ -178,6 +187,18 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     return info.Env().Undefined();
   }
 
+  // stats() -> where the thread's time went (ns): waiting for bytes, reading them, installing, waiting for JS.
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("waitNs", static_cast<double>(waitNs_.load()));
+    o.Set("recvNs", static_cast<double>(recvNs_.load()));
+    o.Set("installNs", static_cast<double>(installNs_.load()));
+    o.Set("jsNs", static_cast<double>(jsNs_.load()));
+    o.Set("pages", static_cast<double>(pagesIn_.load()));
+    o.Set("received", static_cast<double>(received_.load()));
+    return o;
+  }
+
   Napi::Value Received(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(received_.load())); }
 
   void Shutdown() {
@@ -244,10 +265,13 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
       } else if (n.kind == Kind::Frame) {
         o.Set("kind", "frame");
         o.Set("bytes", Napi::Buffer<uint8_t>::Copy(env, n.bytes.data(), n.bytes.size()));
+        o.Set("refused", Napi::Boolean::New(env, n.protocol));
       } else {
         o.Set("kind", "end");
         o.Set("protocol", Napi::Boolean::New(env, n.protocol));
         o.Set("reason", n.what);
+        o.Set("silentMs", static_cast<double>(n.silentMs));
+        o.Set("partial", static_cast<double>(n.partial));
         o.Set("error", n.err != 0 ? ErrnoError(env, n.err, n.what).Value() : env.Null());
       }
       arr.Set(static_cast<uint32_t>(i), o);
@@ -256,7 +280,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   }
 
   void End(int err, const std::string& what, bool protocol = false) {
-    Notice n{Kind::End, {}, {}, {}, err, what, protocol};
+    Notice n{Kind::End, {}, {}, {}, err, what, protocol, 0, 0};
     Post(std::move(n));
   }
 
@@ -267,9 +291,11 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     uint8_t tmp[256 * 1024];
     for (;;) {
       if (!running_) return false;
+      uint64_t t0 = NowNs();
       ssize_t r = recv(sock_, tmp, sizeof tmp, MSG_DONTWAIT);
       if (r > 0) {
         buf_.insert(buf_.end(), tmp, tmp + r);
+        recvNs_ += NowNs() - t0;
         lastData_ = std::chrono::steady_clock::now();
         return true;
       }
@@ -285,7 +311,9 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
       pollfd pf[2] = {{sock_, POLLIN, 0}, {wake_, POLLIN, 0}};
       // Mid-frame, the peer owes us bytes: wake up to check for a stall.
       bool mid = pos_ < buf_.size();
+      uint64_t w0 = NowNs();
       int k = poll(pf, 2, mid && stallMs_ > 0 ? std::min(stallMs_, 1000) : -1);
+      waitNs_ += NowNs() - w0;
       if (k < 0 && errno != EINTR) {
         End(errno, "poll(bulk socket)");
         return false;
@@ -294,8 +322,10 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
       if (k == 0 && mid) {
         auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - lastData_).count();
         if (silent >= stallMs_) {
-          End(0, "stopped sending for " + std::to_string((silent + 500) / 1000) + " s in the middle of a frame (" + std::to_string(buf_.size() - pos_) +
-                     " bytes of it received)", true);
+          Notice x{Kind::End, {}, {}, {}, 0, "stall", false, 0, 0};
+          x.silentMs = static_cast<uint64_t>(silent);
+          x.partial = buf_.size() - pos_;
+          Post(std::move(x));
           return false;
         }
       }
@@ -321,37 +351,44 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
       uint16_t magic = static_cast<uint16_t>(h[0] | (h[1] << 8));
       uint8_t tag = h[2];
       uint32_t len = GetU32(h + 4);
-      if (magic != kFrameMagic) return End(0, "bad frame magic " + Hex(magic), true);
-      if (tag == 0 || tag >= kTags) return End(0, "unknown frame tag " + std::to_string(tag), true);
-      if (h[3] != 0) return End(0, "reserved header byte is " + std::to_string(h[3]) + ", not 0", true);
-      uint32_t limit;
-      {
+      uint32_t limit = 0;
+      if (tag > 0 && tag < kTags) {
         std::lock_guard<std::mutex> g(mu_);
         limit = limits_[tag];
       }
-      if (len > limit) return End(0, "frame of tag " + std::to_string(tag) + " declares a payload of " + std::to_string(len) + " bytes, more than the " + std::to_string(limit) + " it may have", true);
+      // A bad header: JS's decoder says what is wrong with it (one wording for both paths); nothing more is read.
+      if (magic != kFrameMagic || tag == 0 || tag >= kTags || h[3] != 0 || len > limit) {
+        Refer(h, kHeader, true);
+        return;
+      }
       if (!Have(kHeader + len)) return;
       const uint8_t* f = buf_.data() + pos_;
-      if (tag == kTagPages) {
-        if (!Pages(f + kHeader, len)) return;
-      } else {
-        Notice n{Kind::Frame, {}, {}, std::vector<uint8_t>(f, f + kHeader + len), 0, "", false};
-        {
-          std::lock_guard<std::mutex> g(mu_);
-          barrier_ = true;
-        }
-        Post(std::move(n));
-        std::unique_lock<std::mutex> g(mu_);
-        cv_.wait(g, [this] { return !running_ || !barrier_; });
-        if (!running_) return;
-      }
+      int r = tag == kTagPages ? Pages(f + kHeader, len) : 1;
+      if (r < 0) return;
+      if (r == 1 && !Refer(f, kHeader + len)) return;
       pos_ += kHeader + len;
       received_ += kHeader + len;
     }
   }
 
-  // Parses and installs one pages payload; false (End posted) if it is refused or installing failed.
-  bool Pages(const uint8_t* p, uint32_t len) {
+  // Hands a frame to JS as it is and waits until JS has acted on it (release); false on stop.
+  bool Refer(const uint8_t* f, size_t n, bool refused = false) {
+    Notice x{Kind::Frame, {}, {}, std::vector<uint8_t>(f, f + n), 0, "", refused, 0, 0};
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      barrier_ = true;
+    }
+    Post(std::move(x));
+    std::unique_lock<std::mutex> g(mu_);
+    uint64_t t0 = NowNs();
+    cv_.wait(g, [this] { return !running_ || !barrier_; });
+    jsNs_ += NowNs() - t0;
+    return running_;
+  }
+
+  // Parses and installs one pages payload: 0 installed, 1 not a frame to install here (JS decodes it
+  // and the engine judges it: the same words as without the data plane), -1 installing failed (End posted).
+  int Pages(const uint8_t* p, uint32_t len) {
     int mem, uffd;
     uint64_t ps, pc, base;
     {
@@ -362,26 +399,26 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
       pc = pageCount_;
       base = base_;
     }
-    if (mem < 0) return End(0, "pages before the handshake", true), false;
-    if (len < 4) return End(0, "pages: payload of " + std::to_string(len) + " bytes has no count", true), false;
+    if (mem < 0) return 1;
+    if (len < 4) return 1;
     uint32_t count = GetU32(p);
-    if (count > kMaxPages) return End(0, "pages: count " + std::to_string(count) + " exceeds " + std::to_string(kMaxPages), true), false;
-    Notice n{Kind::Pages, {}, {}, {}, 0, "", false};
+    if (count > kMaxPages) return 1;
+    Notice n{Kind::Pages, {}, {}, {}, 0, "", false, 0, 0};
     n.pages.reserve(count);
     n.zero.reserve(count);
     std::vector<const uint8_t*> data;
     data.reserve(count);
     size_t o = 4;
     for (uint32_t i = 0; i < count; i++) {
-      if (len - o < 5) return End(0, "pages: entry " + std::to_string(i) + " of " + std::to_string(count) + " does not fit the payload", true), false;
+      if (len - o < 5) return 1;
       uint32_t page = GetU32(p + o);
       uint8_t flags = p[o + 4];
       o += 5;
-      if (page >= pc) return End(0, "pages: page " + std::to_string(page) + " is beyond the guest's " + std::to_string(pc) + " pages", true), false;
-      if (flags > 1) return End(0, "pages: page " + std::to_string(page) + " has unknown flags " + std::to_string(flags), true), false;
+      if (page >= pc) return 1;
+      if (flags > 1) return 1;
       const uint8_t* d = nullptr;
       if (flags == 0) {
-        if (len - o < ps) return End(0, "pages: data of page " + std::to_string(page) + " does not fit the payload", true), false;
+        if (len - o < ps) return 1;
         d = p + o;
         o += ps;
       }
@@ -389,16 +426,21 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
       n.zero.push_back(flags);
       data.push_back(d);
     }
-    if (o != len) return End(0, "pages: " + std::to_string(len - o) + " bytes after the last entry", true), false;
-    if (!Install(n.pages, data, mem, uffd, base, ps)) return false;
+    if (o != len) return 1;
+    uint64_t t0 = NowNs();
+    if (!Install(n.pages, data, mem, uffd, base, ps)) return -1;
+    uint64_t t1 = NowNs();
+    installNs_ += t1 - t0;
+    pagesIn_ += count;
     {
       // JS far behind: wait for it rather than hold ever more.
       std::unique_lock<std::mutex> g(mu_);
       cv_.wait(g, [this] { return !running_ || pendingPages_ < kMaxPendingPages; });
-      if (!running_) return false;
+      if (!running_) return -1;
     }
+    jsNs_ += NowNs() - t1;
     Post(std::move(n));
-    return true;
+    return 0;
   }
 
   // Installs runs of consecutive pages, one call per run.
@@ -529,7 +571,8 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   size_t pendingPages_ = 0;
   bool scheduled_ = false, barrier_ = false, started_ = false, stopped_ = false;
   std::atomic<bool> running_{false}, guestRuns_{false};
-  std::atomic<size_t> received_{0};
+  std::atomic<size_t> received_{0}, pagesIn_{0};
+  std::atomic<uint64_t> waitNs_{0}, recvNs_{0}, installNs_{0}, jsNs_{0};
   std::thread thread_;
   Napi::ThreadSafeFunction tsfn_;
 };

@@ -17,6 +17,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <climits>
 #include <unistd.h>
 
@@ -34,6 +35,12 @@
 namespace ppsim {
 
 namespace {
+
+uint64_t NowNs() {
+  timespec t{};
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
+}
 
 constexpr uint16_t kFrameMagic = 0x5050;
 constexpr uint8_t kTagPages = 3;
@@ -71,7 +78,8 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
     return DefineClass(env, "BulkSender",
                        {InstanceMethod<&BulkSender::Frame>("frame"), InstanceMethod<&BulkSender::Pages>("pages"),
                         InstanceAccessor<&BulkSender::Queued>("queued"), InstanceAccessor<&BulkSender::Written>("written"),
-                        InstanceMethod<&BulkSender::Close>("close"), InstanceMethod<&BulkSender::Stop>("stop")});
+                        InstanceMethod<&BulkSender::Close>("close"), InstanceMethod<&BulkSender::Stop>("stop"),
+                        InstanceMethod<&BulkSender::Stats>("stats")});
   }
 
   // new BulkSender(socketFd, memfd, pageSize, pageCount, lowWater, callback(events: {kind, error}[]))
@@ -180,6 +188,17 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
     }
     cv_.notify_one();
     return info.Env().Undefined();
+  }
+
+  // stats() -> where the thread's time went (ns): idle (nothing queued), reading pages, writing, waiting for socket room.
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("idleNs", static_cast<double>(idleNs_.load()));
+    o.Set("fillNs", static_cast<double>(fillNs_.load()));
+    o.Set("sendNs", static_cast<double>(sendNs_.load()));
+    o.Set("waitNs", static_cast<double>(waitNs_.load()));
+    o.Set("written", static_cast<double>(written_.load()));
+    return o;
   }
 
   Napi::Value Stop(const Napi::CallbackInfo& info) {
@@ -295,7 +314,9 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
       if (r < 0 && errno == EINTR) continue;
       if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         pollfd pf[2] = {{sock_, POLLOUT, 0}, {wake_, POLLIN, 0}};
+        uint64_t t0 = NowNs();
         int k = poll(pf, 2, -1);
+        waitNs_ += NowNs() - t0;
         if (k < 0 && errno != EINTR) return Fail(errno, "poll(bulk socket)");
         if (pf[1].revents) return false;  // stop
         if (pf[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
@@ -316,7 +337,9 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
       Item it;
       {
         std::unique_lock<std::mutex> g(mu_);
+        uint64_t t0 = NowNs();
         cv_.wait(g, [this] { return !running_ || !q_.empty() || closing_; });
+        idleNs_ += NowNs() - t0;
         if (!running_) return;
         if (q_.empty()) {  // closing_ and all written
           g.unlock();
@@ -327,11 +350,16 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
         q_.pop_front();
       }
       size_t size = it.frame.size();
+      uint64_t t0 = NowNs();
       if (!it.pages.empty() && !Fill(it)) {
         queued_ -= size;
         return;
       }
+      uint64_t t1 = NowNs();
+      fillNs_ += t1 - t0;
+      uint64_t w0 = waitNs_.load();
       if (!WriteAll(it.frame.data(), size)) return;
+      sendNs_ += (NowNs() - t1) - (waitNs_.load() - w0);
       if (queued_.load() < low_ && !roomPending_.exchange(true)) Emit({Ev::Room, 0, ""});
     }
   }
@@ -346,6 +374,7 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
   int failedErr_ = 0;
   std::string failedWhat_;
   std::atomic<size_t> queued_{0}, written_{0};
+  std::atomic<uint64_t> idleNs_{0}, fillNs_{0}, sendNs_{0}, waitNs_{0};
   std::atomic<bool> roomPending_{false};
   std::thread thread_;
   Napi::ThreadSafeFunction tsfn_;

@@ -18,7 +18,7 @@ import type { Socket } from "node:net";
 import { encodeMessage } from "../engine/codec.js";
 import { FrameDecoder, maxPayloadBytes } from "../engine/frame-decoder.js";
 import type { Message, PageEntry } from "../engine/messages.js";
-import { DEFERRED, markInstalled, resumeNodeReading } from "./dataplane.js";
+import { dataPlaneStatsWanted, formatNs, installedEntry, resumeNodeReading } from "./dataplane.js";
 import { messageOf } from "./errors.js";
 import { createBulkReceiver, type BulkNotice, type BulkReceiverHandle } from "./native.js";
 import { peerName } from "./peer-text.js";
@@ -40,6 +40,7 @@ export class NativeBulkConn {
   private readonly receiver: BulkReceiverHandle;
   private isDown = false;
   private started = false;
+  private stopped = false;
 
   constructor(
     readonly socket: Socket,
@@ -49,6 +50,7 @@ export class NativeBulkConn {
     private readonly handlers: FramedHandlers,
     private readonly initial: Buffer,
     stallMs: number,
+    private readonly log?: (line: string) => void,
   ) {
     this.peer = peerName(socket);
     this.decoder = new FrameDecoder(pageSize);
@@ -97,7 +99,7 @@ export class NativeBulkConn {
   /** Closes without reporting `down`; frames already written still leave first. */
   close(flushed?: () => void): void {
     if (!this.isDown) this.isDown = true;
-    this.receiver.stop();
+    this.stopReceiver();
     let done = false;
     const finish = (): void => {
       if (done) return;
@@ -117,9 +119,24 @@ export class NativeBulkConn {
 
   /** Breaks the connection as if the network failed (reports `down`). */
   destroy(reason: string): void {
-    this.receiver.stop();
+    this.stopReceiver();
     this.socket.destroy();
     this.fail(reason);
+  }
+
+  /** Stops the thread (idempotent); logs its time with PPSIM_DATAPLANE_STATS=1. */
+  private stopReceiver(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.receiver.stop();
+    this.logStats();
+  }
+
+  /** With PPSIM_DATAPLANE_STATS=1, logs where the receiver thread's time went so far. */
+  logStats(): void {
+    if (this.log === undefined || !dataPlaneStatsWanted()) return;
+    const s = this.receiver.stats();
+    this.log(`bulk receiver: ${s.pages} pages, ${s.received} bytes; waiting ${formatNs(s.waitNs)}, recv ${formatNs(s.recvNs)}, installing ${formatNs(s.installNs)}, waiting for JS ${formatNs(s.jsNs)}`);
   }
 
   private onNotices(notices: BulkNotice[]): void {
@@ -127,25 +144,25 @@ export class NativeBulkConn {
       if (this.isDown) return;
       if (n.kind === "pages") {
         const pages: PageEntry<Uint8Array>[] = new Array<PageEntry<Uint8Array>>(n.pages.length);
-        for (let i = 0; i < n.pages.length; i++) {
-          const e: PageEntry<Uint8Array> = { page: n.pages[i], data: n.zero[i] === 1 ? null : DEFERRED };
-          markInstalled(e);
-          pages[i] = e;
-        }
+        for (let i = 0; i < n.pages.length; i++) pages[i] = installedEntry(n.pages[i], n.zero[i] === 1);
         this.handlers.message({ type: "pages", pages });
       } else if (n.kind === "frame") {
         let msgs: Message<Uint8Array>[];
         try {
           msgs = this.decoder.push(n.bytes);
+          if (n.refused) this.decoder.check(); // a refused header alone: the decoder names what is wrong
         } catch (e) {
           return this.malformed(messageOf(e));
         }
+        if (n.refused) return this.malformed("a frame header the native receiver refused");
         for (const m of msgs) if (!this.isDown) this.handlers.message(m);
         if (!this.isDown) this.receiver.release();
       } else if (n.protocol) {
         return this.malformed(n.reason);
+      } else if (n.reason === "stall") {
+        return this.destroy(`peer ${this.peer} stopped sending for ${Math.round(n.silentMs / 1000)} s in the middle of a frame on the bulk channel (${n.partial} bytes of it received)`);
       } else {
-        this.receiver.stop();
+        this.stopReceiver();
         this.socket.destroy();
         return this.fail(n.error === null ? `bulk connection to ${this.peer} closed` : `bulk connection to ${this.peer}: ${n.error.message}`);
       }
@@ -157,7 +174,7 @@ export class NativeBulkConn {
     if (this.handlers.malformed === undefined) return this.destroy(reason);
     if (this.isDown) return;
     this.isDown = true;
-    this.receiver.stop();
+    this.stopReceiver();
     this.socket.destroy();
     this.handlers.malformed(reason);
   }
@@ -165,7 +182,7 @@ export class NativeBulkConn {
   private fail(reason: string): void {
     if (this.isDown) return;
     this.isDown = true;
-    this.receiver.stop();
+    this.stopReceiver();
     this.socket.destroy();
     this.handlers.down(reason);
   }

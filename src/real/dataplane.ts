@@ -60,13 +60,26 @@ export function resumeNodeReading(socket: Socket): void {
   socket.resume();
 }
 
-/** Page entries whose bytes the native receiver already put into guest memory: the installPages effect skips them. */
-const installed = new WeakSet<PageEntry<Uint8Array>>();
+/** A page entry the native receiver made: its bytes are in guest memory already. */
+interface NativeEntry extends PageEntry<Uint8Array> {
+  native: true;
+}
 
-export function markInstalled(e: PageEntry<Uint8Array>): void {
-  installed.add(e);
+/** An entry for a page the native receiver installed (the installPages effect skips it; the engine books it). */
+export function installedEntry(page: number, zero: boolean): PageEntry<Uint8Array> {
+  const e: NativeEntry = { page, data: zero ? null : DEFERRED, native: true };
+  return e;
 }
 
 export function wasInstalledNatively(e: PageEntry<Uint8Array>): boolean {
-  return installed.has(e);
+  return (e as Partial<NativeEntry>).native === true;
+}
+
+/** PPSIM_DATAPLANE_STATS=1: the agents log where the data plane threads' time went. */
+export function dataPlaneStatsWanted(): boolean {
+  return process.env.PPSIM_DATAPLANE_STATS === "1";
+}
+
+export function formatNs(ns: number): string {
+  return `${(ns / 1e6).toFixed(0)} ms`;
 }

@@ -131,7 +131,7 @@ export class DestSession {
     if (a.preamble.channel !== "bulk" || a.identity !== "insecure" || !nativeDataPlaneWanted()) return null;
     const fd = plainSocketFd(a.socket);
     if (fd < 0 || !stopNodeReading(a.socket)) return null;
-    const c = new NativeBulkConn(a.socket, fd, this.pageSize, this.pageCount, handlers, a.rest, a.framing?.stallMs ?? DEFAULT_STALL_MS);
+    const c = new NativeBulkConn(a.socket, fd, this.pageSize, this.pageCount, handlers, a.rest, a.framing?.stallMs ?? DEFAULT_STALL_MS, (l) => this.o.log(`${this.tag}: ${l}`));
     const g = this.guest;
     if (g !== null && this.mem !== null) {
       c.setTarget(g.memfd, g.uffd, g.layout.base, this.mem.pageSize, this.mem.pageCount);
@@ -309,6 +309,8 @@ export class DestSession {
     try {
       const atComplete = await g.progress();
       this.o.log(`${this.tag}: every page present; the guest runs its remaining steps`);
+      const b = this.conns.bulk;
+      if (b instanceof NativeBulkConn) b.logStats();
       // The peer chose the steps; the wait for them is bounded all the same.
       const deadline = Date.now() + AFTER_COMPLETE_WAIT_MS;
       for (let p = atComplete; ; p = await g.progress()) {

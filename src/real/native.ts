@@ -122,13 +122,17 @@ export interface BulkSenderHandle {
   close(flush: boolean): void;
   /** Joins the thread and closes its fds. Idempotent. */
   stop(): void;
+  /** Where the thread's time went, in ns: nothing queued, reading pages, writing, waiting for socket room. */
+  stats(): { idleNs: number; fillNs: number; sendNs: number; waitNs: number; written: number };
 }
 
 /** What the destination's bulk receiver thread reports, in arrival order. */
 export type BulkNotice =
   | { kind: "pages"; pages: Uint32Array; zero: Uint8Array }
-  | { kind: "frame"; bytes: Buffer }
-  | { kind: "end"; protocol: boolean; reason: string; error: Error | null };
+  /** refused: a header the thread would not read past (the decoder says why); the thread has ended. */
+  | { kind: "frame"; bytes: Buffer; refused: boolean }
+  /** reason "stall": the peer stopped mid-frame (silentMs, partial bytes); "closed": EOF; else what failed (error). */
+  | { kind: "end"; protocol: boolean; reason: string; error: Error | null; silentMs: number; partial: number };
 
 /** The destination's bulk connection read by a native thread that installs pages (native/src/bulk_receiver.cc). */
 export interface BulkReceiverHandle {
@@ -141,6 +145,8 @@ export interface BulkReceiverHandle {
   stop(): void;
   /** Bytes of whole frames taken so far. */
   readonly received: number;
+  /** Where the thread's time went, in ns: waiting for bytes, reading them, installing, waiting for JS. */
+  stats(): { waitNs: number; recvNs: number; installNs: number; jsNs: number; pages: number; received: number };
 }
 
 export interface NativeConstants {

@@ -9,7 +9,7 @@ import type { Socket } from "node:net";
 import { encodeMessage } from "../engine/codec.js";
 import type { Channel, Message } from "../engine/messages.js";
 import { sleep } from "./clock.js";
-import { nativeDataPlaneWanted, plainSocketFd } from "./dataplane.js";
+import { dataPlaneStatsWanted, formatNs, nativeDataPlaneWanted, plainSocketFd } from "./dataplane.js";
 import { messageOf, RealError } from "./errors.js";
 import { startBulkSender, type BulkSenderHandle } from "./native.js";
 import { INSECURE, type Security } from "./tls.js";
@@ -204,8 +204,15 @@ export class SourceLink {
     const sender = this.sender;
     this.sender = null;
     const flushed = sender === null ? Promise.resolve() : this.flush(sender);
-    this.closing = c === null ? flushed.then(() => sender?.stop()) : flushed.then(() => new Promise((resolve) => {
-      sender?.stop();
+    const stop = (): void => {
+      if (sender === null) return;
+      sender.stop();
+      if (!dataPlaneStatsWanted()) return;
+      const s = sender.stats();
+      process.stderr.write(`bulk sender: ${s.written} bytes; idle ${formatNs(s.idleNs)}, reading pages ${formatNs(s.fillNs)}, send ${formatNs(s.sendNs)}, waiting for socket room ${formatNs(s.waitNs)}\n`);
+    };
+    this.closing = c === null ? flushed.then(stop) : flushed.then(() => new Promise((resolve) => {
+      stop();
       c.bulk.close(() => c.urgent.close(resolve));
     }));
     return this.closing;
@@ -253,7 +260,8 @@ export class SourceLink {
     const urgent = await connectChannel(this.host, this.port, { channel: "urgent", session: this.session, epoch, info: "" }, t, undefined, this.security);
     let bulk;
     try {
-      bulk = await connectChannel(this.host, this.port, { channel: "bulk", session: this.session, epoch, info: epoch === 0 ? this.info : "" }, t, this.windowBytes, this.security);
+      const sndbuf = process.env.PPSIM_BULK_SNDBUF !== undefined ? Number(process.env.PPSIM_BULK_SNDBUF) : this.windowBytes;
+      bulk = await connectChannel(this.host, this.port, { channel: "bulk", session: this.session, epoch, info: epoch === 0 ? this.info : "" }, t, sndbuf, this.security);
     } catch (e) {
       urgent.destroy();
       throw e;

@@ -304,7 +304,8 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
     size_t done = 0;
     while (done < len) {
       if (!running_) return false;
-      ssize_t r = send(sock_, p + done, len - done, MSG_NOSIGNAL);
+      // MSG_DONTWAIT: never sleep in send (stop must be able to wake us), whatever the fd's own flags.
+      ssize_t r = send(sock_, p + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (r > 0) {
         done += static_cast<size_t>(r);
         queued_ -= static_cast<size_t>(r);

@@ -131,6 +131,7 @@ export class DestSession {
     if (a.preamble.channel !== "bulk" || a.identity !== "insecure" || !nativeDataPlaneWanted()) return null;
     const fd = plainSocketFd(a.socket);
     if (fd < 0 || !stopNodeReading(a.socket)) return null;
+    if (a.preamble.epoch === 0) this.o.log(`${this.tag}: bulk connection over the native receiver (it installs pages itself)`);
     const c = new NativeBulkConn(a.socket, fd, this.pageSize, this.pageCount, handlers, a.rest, a.framing?.stallMs ?? DEFAULT_STALL_MS, (l) => this.o.log(`${this.tag}: ${l}`));
     const g = this.guest;
     if (g !== null && this.mem !== null) {

@@ -130,6 +130,7 @@ export class SourceDriver {
   }
 
   start(): void {
+    this.dopts.log(this.link.nativeSending ? "bulk pages: native data plane (a sender thread reads them from the memfd)" : "bulk pages: through Node (TLS, or PPSIM_DATAPLANE=js)");
     this.engine.start(nowUs());
     this.drive();
   }

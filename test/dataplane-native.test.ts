@@ -1,0 +1,191 @@
+/**
+ * The native data plane's two threads in-process (native/src/bulk_*.cc):
+ * what the sender writes is the engine's codec, byte for byte; what the
+ * receiver installs equals the source memory, before the guest runs (pwrite)
+ * and after (UFFDIO_COPY / ZEROPAGE, EEXIST for pages already there), and it
+ * stops at a non-pages frame until JS releases it. A socketpair stands in for
+ * TCP. Nothing here depends on timing.
+ */
+import { Socket } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { encodeMessage } from "../src/engine/codec.js";
+import { FrameDecoder, maxPayloadBytes } from "../src/engine/frame-decoder.js";
+import type { Message } from "../src/engine/messages.js";
+import {
+  closeFd,
+  constants,
+  createBulkReceiver,
+  mapShared,
+  memfdCreate,
+  memfdDataPages,
+  pread,
+  pwrite,
+  socketPair,
+  startBulkSender,
+  uffdApi,
+  uffdCreate,
+  uffdRegister,
+  type BulkNotice,
+} from "../src/real/native.js";
+import { userfaultfdUnavailable } from "./support/uffd.js";
+
+const C = constants();
+const PS = C.PAGE_SIZE;
+const PAGES = 96;
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  while (cleanups.length > 0) cleanups.pop()?.();
+});
+
+/** A memfd whose pages are data (a pattern from the page number) except every page p with p % 3 === 1: a hole. */
+function sourceMemory(): number {
+  const fd = memfdCreate("dp-src", PAGES * PS);
+  cleanups.push(() => closeFd(fd));
+  for (let p = 0; p < PAGES; p++) {
+    if (p % 3 === 1) continue;
+    const b = Buffer.alloc(PS, (p * 7 + 1) & 0xff);
+    b.writeUInt32LE(p, 0);
+    pwrite(fd, p * PS, b);
+  }
+  return fd;
+}
+
+/** Pages frames as the engine's batches would be: runs of consecutive pages, zero flag for holes. */
+function batches(fd: number, order: number[], per = 16): { pages: Uint32Array; zero: Uint8Array }[] {
+  const map = memfdDataPages(fd, 0, PAGES, PS);
+  const out = [];
+  for (let i = 0; i < order.length; i += per) {
+    const pages = Uint32Array.from(order.slice(i, i + per));
+    out.push({ pages, zero: Uint8Array.from(pages, (p) => (map[p] === 1 ? 0 : 1)) });
+  }
+  return out;
+}
+
+function limits(): Uint32Array {
+  const l = new Uint32Array(12);
+  for (let t = 1; t < 12; t++) l[t] = maxPayloadBytes(t, { pageSize: PS, pageCount: PAGES });
+  return l;
+}
+
+const unavailable = userfaultfdUnavailable();
+
+describe("native data plane", () => {
+  it("memfdDataPages tells holes from pages with data", () => {
+    const fd = sourceMemory();
+    const map = memfdDataPages(fd, 0, PAGES, PS);
+    expect(Array.from(map)).toEqual(Array.from({ length: PAGES }, (_, p) => (p % 3 === 1 ? 0 : 1)));
+    expect(Array.from(memfdDataPages(fd, 4, 3, PS))).toEqual([0, 1, 1]);
+  });
+
+  it("the sender writes the engine's codec: JS frames as given, pages frames filled from the memfd", async () => {
+    const fd = sourceMemory();
+    const [a, b] = socketPair();
+    cleanups.push(() => closeFd(a));
+    const events: string[] = [];
+    const sender = startBulkSender(a, fd, PS, PAGES, 64 * 1024, (e) => events.push(e.kind));
+    cleanups.push(() => sender.stop());
+    const reader = new Socket({ fd: b, readable: true, writable: false });
+    const decoder = new FrameDecoder(PS);
+    decoder.setLayout(PS, PAGES);
+    const got: Message<Uint8Array>[] = [];
+    reader.on("data", (d: Buffer) => got.push(...decoder.push(d)));
+    const order = [0, 1, 2, 3, 50, 51, 17, 90, 91, 92, 93, 94, 95, 5, 4];
+    const sent = batches(fd, order, 6);
+    const hello: Message<Uint8Array> = { type: "cancel", reason: "first a frame from JS" };
+    let bytes = sender.frame(encodeMessage(hello, PS));
+    for (const s of sent) bytes += sender.pages(s.pages, s.zero);
+    await new Promise<void>((resolve) => {
+      const check = (): void => (decoder.buffered === 0 && got.length === 1 + sent.length ? resolve() : void setTimeout(check, 5));
+      check();
+    });
+    expect(sender.written).toBe(bytes);
+    expect(got[0]).toEqual(hello);
+    let expected = encodeMessage(hello, PS).length;
+    for (let i = 0; i < sent.length; i++) {
+      const want: Message<Uint8Array> = { type: "pages", pages: Array.from(sent[i].pages, (p, k) => ({ page: p, data: sent[i].zero[k] === 1 ? null : new Uint8Array(pread(fd, p * PS, PS)) })) };
+      expect(got[1 + i]).toEqual(want);
+      expected += encodeMessage(want, PS).length;
+    }
+    expect(bytes).toBe(expected);
+    expect(() => sender.pages(Uint32Array.of(PAGES), Uint8Array.of(0))).toThrow(/beyond the guest's/);
+    sender.stop();
+    reader.destroy();
+    expect(events).not.toContain("error");
+  });
+
+  it.skipIf(unavailable !== null)("the receiver installs before and after the guest may run, stops at other frames until released, and reports pages in order", async () => {
+    const src = sourceMemory();
+    const dst = memfdCreate("dp-dst", PAGES * PS);
+    cleanups.push(() => closeFd(dst));
+    const map = mapShared(dst, PAGES * PS);
+    cleanups.push(() => map.unmap());
+    const uffd = uffdCreate();
+    cleanups.push(() => closeFd(uffd));
+    uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM);
+    uffdRegister(uffd, map.address, PAGES * PS, C.UFFDIO_REGISTER_MODE_MISSING);
+    const [a, b] = socketPair();
+    cleanups.push(() => closeFd(a), () => closeFd(b));
+    const sender = startBulkSender(a, src, PS, PAGES, 64 * 1024, () => undefined);
+    cleanups.push(() => sender.stop());
+
+    const notices: BulkNotice[] = [];
+    const receiver = createBulkReceiver(b, limits(), 30_000, (ns) => {
+      for (const n of ns) {
+        notices.push(n);
+        // A non-pages frame: from here on the guest "may run" (as at a switchover).
+        if (n.kind === "frame") {
+          receiver.setRunning();
+          receiver.release();
+        }
+      }
+    });
+    cleanups.push(() => receiver.stop());
+    receiver.setTarget(dst, uffd, map.address, PS, PAGES);
+    receiver.start(new Uint8Array(0));
+
+    const first = Array.from({ length: 48 }, (_, p) => p);
+    const second = [...Array.from({ length: 48 }, (_, p) => 48 + p), 3, 4, 5, 6]; // the last four are there already: EEXIST
+    const frames = [...batches(src, first), null, ...batches(src, second, 13)];
+    for (const f of frames) {
+      if (f === null) sender.frame(encodeMessage({ type: "cancel", reason: "barrier" }, PS));
+      else sender.pages(f.pages, f.zero);
+    }
+    await new Promise<void>((resolve) => {
+      const check = (): void => (notices.length === frames.length ? resolve() : void setTimeout(check, 5));
+      check();
+    });
+    expect(notices.map((n) => n.kind)).toEqual(frames.map((f) => (f === null ? "frame" : "pages")));
+    const installed = notices.flatMap((n) => (n.kind === "pages" ? Array.from(n.pages) : []));
+    expect(installed).toEqual([...first, ...second]);
+    for (let p = 0; p < PAGES; p++) expect(pread(dst, p * PS, PS).equals(pread(src, p * PS, PS)), `page ${p}`).toBe(true);
+    // Every page is present in the mapping now (a load would otherwise fault and hang this test).
+    expect(map.readU64(5 * PS)).toBe(pread(src, 5 * PS, 8).readBigUInt64LE(0));
+    expect(receiver.stats().pages).toBe(installed.length);
+    receiver.stop();
+    sender.stop();
+  });
+
+  it("the receiver refers a bad frame to the engine's decoder and reads no further", async () => {
+    const [a, b] = socketPair();
+    cleanups.push(() => closeFd(a), () => closeFd(b));
+    const notices: BulkNotice[] = [];
+    const receiver = createBulkReceiver(b, limits(), 30_000, (ns) => notices.push(...ns));
+    cleanups.push(() => receiver.stop());
+    const bad = encodeMessage({ type: "cancel", reason: "x" }, PS);
+    bad[0] = 0x47; // not the magic
+    receiver.start(Buffer.concat([bad, bad]));
+    await new Promise<void>((resolve) => {
+      const check = (): void => (notices.length > 0 ? resolve() : void setTimeout(check, 5));
+      check();
+    });
+    expect(notices).toHaveLength(1);
+    const n = notices[0];
+    expect(n.kind === "frame" && n.refused).toBe(true);
+    const d = new FrameDecoder(PS);
+    expect(() => {
+      d.push(n.kind === "frame" ? n.bytes : new Uint8Array(0));
+      d.check();
+    }).toThrow(/bad frame magic 0x5047/);
+  });
+});

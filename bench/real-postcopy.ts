@@ -12,6 +12,15 @@
  * userfaultfd fault round trip through Node (a pool thread faults, the
  * FaultReader hands it to JS, JS answers with UFFDIO_COPY) — the floor under
  * a demand fault's latency. Prints a JSON report and a markdown table.
+ *
+ * Issue 9 (the native data plane): beside Node's loopback figure, the same
+ * loopback TCP with the data plane's own threads (native/src/bulk_*.cc) and
+ * the bulk socket's options — once dropping the pages at the receiver (what
+ * TCP and the two threads carry) and once installing them into a memfd (the
+ * data plane's ceiling without an engine or a guest). `--dataplane
+ * native,js` runs each size both ways (PPSIM_DATAPLANE at both ends), and
+ * each run reports the source's memory peak and the pages it punched as they
+ * left.
  */
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -22,7 +31,12 @@ import { percentiles } from "../src/engine/metrics.js";
 import { MODES, type Mode } from "../src/engine/messages.js";
 import type { Report } from "../src/engine/report.js";
 import { spawnDemoDestination } from "../src/real/demo.js";
-import { closeFd, constants, mapShared, memfdCreate, startFaultReader, uffdApi, uffdCopy, uffdCreate, uffdRegister } from "../src/real/native.js";
+import { createServer, connect as tcpConnect, type Socket } from "node:net";
+import { maxPayloadBytes } from "../src/engine/frame-decoder.js";
+import { plainSocketFd, stopNodeReading } from "../src/real/dataplane.js";
+import { closeFd, constants, createBulkReceiver, mapShared, memfdCreate, pwrite, setSendBuffer, startBulkSender, startFaultReader, uffdApi, uffdCopy, uffdCreate, uffdRegister } from "../src/real/native.js";
+import { BULK_KERNEL_QUEUE_BYTES } from "../src/real/transport.js";
+import { NATIVE_QUEUE_BYTES } from "../src/real/source-link.js";
 import { scaleWorkload } from "../src/real/plan.js";
 import { REAL_DEFAULTS, SourceAgent } from "../src/real/source-agent.js";
 import { simulate } from "../src/sim/simulation.js";
@@ -66,6 +80,64 @@ async function loopback(): Promise<{ mib_s: number; rtt_us: number }> {
   return { mib_s: Math.round(total / MiB / secs), rtt_us: Math.round(percentiles(rtts).p50) };
 }
 
+/**
+ * Loopback TCP through the data plane's threads: a sender filling 16-page
+ * frames from a memfd, a receiver dropping them (`install` false) or
+ * pwriting them into another memfd. The bulk socket's SO_SNDBUF as the agents set it.
+ */
+async function loopbackNative(install: boolean, totalBytes = 512 * MiB): Promise<{ mib_s: number }> {
+  const PS = constants().PAGE_SIZE;
+  const pages = totalBytes / PS;
+  const src = memfdCreate("bench-dp-src", totalBytes);
+  const chunk = Buffer.alloc(64 * 1024);
+  for (let o = 0; o < totalBytes; o += chunk.length) {
+    chunk.writeUInt32LE(o, 0);
+    chunk.writeUInt32LE(o + 4096, 4096);
+    pwrite(src, o, chunk.fill(o & 0xff, 8));
+  }
+  const dst = install ? memfdCreate("bench-dp-dst", totalBytes) : -1;
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const accepted = new Promise<Socket>((r) => server.once("connection", r));
+  const client = tcpConnect({ host: "127.0.0.1", port });
+  await new Promise((r) => client.once("connect", r));
+  const peer = await accepted;
+  setSendBuffer(plainSocketFd(client), BULK_KERNEL_QUEUE_BYTES / 2);
+  if (!stopNodeReading(peer)) throw new Error("bench: Node already read from the receiving socket");
+  const limits = new Uint32Array(12);
+  for (let t = 1; t < 12; t++) limits[t] = maxPayloadBytes(t, { pageSize: PS, pageCount: pages });
+  let done: () => void = () => undefined;
+  const finished = new Promise<void>((r) => (done = r));
+  let received = 0;
+  const receiver = createBulkReceiver(plainSocketFd(peer), limits, 30_000, (ns) => {
+    for (const n of ns) if (n.kind === "pages" && (received += n.pages.length) >= pages) done();
+  });
+  if (install) receiver.setTarget(dst, dst, 0n, PS, pages); // before "running": pwrite only, the uffd is never used
+  else receiver.discardPages(PS, pages);
+  receiver.start(new Uint8Array(0));
+  let room: () => void = () => undefined;
+  const sender = startBulkSender(plainSocketFd(client), src, PS, pages, NATIVE_QUEUE_BYTES / 2, (e) => {
+    if (e.kind === "room") room();
+  });
+  const zero = new Uint8Array(16);
+  const t0 = performance.now();
+  for (let p = 0; p < pages; p += 16) {
+    while (sender.queued >= NATIVE_QUEUE_BYTES) await new Promise<void>((r) => (room = r));
+    sender.pages(Uint32Array.from({ length: 16 }, (_, i) => p + i), zero);
+  }
+  await finished;
+  const secs = (performance.now() - t0) / 1000;
+  sender.stop();
+  receiver.stop();
+  client.destroy();
+  peer.destroy();
+  server.close();
+  closeFd(src);
+  if (dst >= 0) closeFd(dst);
+  return { mib_s: Math.round(totalBytes / MiB / secs) };
+}
+
 /** The local fault round trip through Node, as the destination agent handles a fault minus the network. */
 async function uffdRoundTrip(): Promise<{ p50_us: number; p99_us: number }> {
   const C = constants();
@@ -94,12 +166,23 @@ async function uffdRoundTrip(): Promise<{ p50_us: number; p99_us: number }> {
   return { p50_us: Math.round(p.p50), p99_us: Math.round(p.p99) };
 }
 
-async function migrateOnce(file: string, memBytes: number, bin: string, mode: Mode): Promise<Report> {
+interface Run {
+  report: Report;
+  /** Source memfd bytes at their peak, and pages punched before completion. */
+  source_peak_mib: number | null;
+  punched_pages: number | null;
+}
+
+async function migrateOnce(file: string, memBytes: number, bin: string, mode: Mode, dataplane: string): Promise<Run> {
+  // Both ends: the destination child inherits it.
+  process.env.PPSIM_DATAPLANE = dataplane;
   const dest = await spawnDemoDestination(bin, () => undefined);
   const workload = scaleWorkload(loadWorkload(file), memBytes);
   const agent = await SourceAgent.start({ workload, mode, seed: 1, peer: { host: "127.0.0.1", port: dest.port } });
   try {
-    return await agent.migrate();
+    const report = await agent.migrate();
+    const m = agent.sourceMemory;
+    return { report, source_peak_mib: m === null ? null : Math.round(m.peakBytes / MiB), punched_pages: m?.punchedPages ?? null };
   } finally {
     await agent.close();
     await dest.finish(60_000);
@@ -112,7 +195,9 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { workload: { type: "string" }, sizes: { type: "string" }, runs: { type: "string" }, mode: { type: "string" }, json: { type: "string" } } });
+  const { values } = parseArgs({ options: { workload: { type: "string" }, sizes: { type: "string" }, runs: { type: "string" }, mode: { type: "string" }, json: { type: "string" }, dataplane: { type: "string" } } });
+  const planes = (values.dataplane ?? "native").split(",");
+  for (const d of planes) if (d !== "native" && d !== "js") throw new Error("--dataplane takes native, js or both (native,js)");
   const mode = (values.mode ?? "postcopy") as Mode;
   if (!MODES.includes(mode)) throw new Error(`--mode must be one of ${MODES.join(", ")}`);
   const file = values.workload ?? "examples/web-server.json";
@@ -126,11 +211,15 @@ async function main(): Promise<void> {
 
   const host = { cpus: availableParallelism(), cpu: cpus()[0]?.model ?? "?", kernel: release() };
   const lo = await loopback();
+  const loNative = await loopbackNative(false);
+  const loInstall = await loopbackNative(true);
   const rt = await uffdRoundTrip();
   const rows = [];
-  for (const mem of sizes) {
-    const reports: Report[] = [];
-    for (let i = 0; i < runs; i++) reports.push(await migrateOnce(file, mem, bin, mode));
+  for (const mem of sizes) for (const plane of planes) {
+    const all: Run[] = [];
+    // Alternating would need both planes inside the loop; runs of one plane go back to back.
+    for (let i = 0; i < runs; i++) all.push(await migrateOnce(file, mem, bin, mode, plane));
+    const reports = all.map((r) => r.report);
     const ok = reports.filter((r) => r.outcome === "completed" && r.verified === true);
     // The run with the median total time stands for the size; every run's figures are kept.
     const pick = ok.length > 0 ? ok.sort((a, b) => a.total_ms - b.total_ms)[Math.floor((ok.length - 1) / 2)] : reports[0];
@@ -144,33 +233,47 @@ async function main(): Promise<void> {
     });
     rows.push({
       mem: formatBytes(mem),
-      runs: reports.map((r) => ({ outcome: r.outcome, verified: r.verified, downtime_ms: r.downtime_ms, total_ms: r.total_ms })),
+      dataplane: plane,
+      runs: all.map(({ report: r, source_peak_mib, punched_pages }) => ({
+        outcome: r.outcome, verified: r.verified, downtime_ms: r.downtime_ms, total_ms: r.total_ms, background_mib_s: r.background_mib_s,
+        fault_p50_us: r.fault_latency_us.p50, fault_p99_us: r.fault_latency_us.p99, fault_max_us: r.fault_latency_us.max, source_peak_mib, punched_pages,
+        background_over_loopback: Math.round((r.background_mib_s / lo.mib_s) * 100) / 100,
+        background_over_native_loopback: Math.round((r.background_mib_s / loNative.mib_s) * 100) / 100,
+      })),
       verified_runs: `${ok.length}/${reports.length}`,
       downtime_ms_median: median(reports.map((r) => r.downtime_ms)),
       real: pick,
       wire_over_nonzero: Math.round((pick.bytes_sent / nonZeroBytes) * 10000) / 10000,
       sim: { downtime_ms: sim.downtime_ms, total_ms: sim.total_ms, demand_faults: sim.demand_faults, fault_latency_us: sim.fault_latency_us, background_mib_s: sim.background_mib_s, bytes_sent: sim.bytes_sent, verified: sim.verified },
     });
-    console.error(`${formatBytes(mem)}: ${ok.length}/${reports.length} verified, downtime ${pick.downtime_ms} ms, total ${pick.total_ms} ms`);
+    console.error(`${formatBytes(mem)} (${plane}): ${ok.length}/${reports.length} verified, downtime ${pick.downtime_ms} ms, total ${pick.total_ms} ms`);
   }
-  const result = { workload: file, mode, host, loopback: lo, uffd_round_trip_us: rt, options: REAL_DEFAULTS, rows };
+  delete process.env.PPSIM_DATAPLANE;
+  const result = { workload: file, mode, host, loopback: lo, loopback_native: loNative, loopback_native_installing: loInstall, uffd_round_trip_us: rt, options: REAL_DEFAULTS, rows };
   const json = JSON.stringify(result, null, 2);
   if (values.json !== undefined) writeFileSync(values.json, json + "\n");
   console.log(json);
-  console.log(table(result.rows, lo, rt));
+  console.log(table(result.rows, lo, rt, loNative.mib_s, loInstall.mib_s));
 }
 
-function table(rows: { mem: string; real: Report; sim: Record<string, unknown>; wire_over_nonzero: number; verified_runs: string; downtime_ms_median: number }[], lo: { mib_s: number; rtt_us: number }, rt: { p50_us: number; p99_us: number }): string {
+type Row = { mem: string; dataplane: string; runs: { total_ms: number; background_mib_s: number; source_peak_mib: number | null }[]; real: Report; sim: Record<string, unknown>; wire_over_nonzero: number; verified_runs: string; downtime_ms_median: number };
+
+function spread(xs: number[]): string {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? "-" : `${Math.round(s[0])}–${Math.round(s[s.length - 1])}`;
+}
+
+function table(rows: Row[], lo: { mib_s: number; rtt_us: number }, rt: { p50_us: number; p99_us: number }, native: number, installing: number): string {
   const lines = [
-    `loopback TCP (Node ↔ Node): ${lo.mib_s} MiB/s, round trip p50 ${lo.rtt_us} µs; local userfaultfd round trip through Node: p50 ${rt.p50_us} µs, p99 ${rt.p99_us} µs`,
+    `loopback TCP (Node ↔ Node): ${lo.mib_s} MiB/s, round trip p50 ${lo.rtt_us} µs; through the data plane's threads: ${native} MiB/s (pages dropped), ${installing} MiB/s (pwritten into a memfd); local userfaultfd round trip through Node: p50 ${rt.p50_us} µs, p99 ${rt.p99_us} µs`,
     "",
-    "| guest | verified | downtime ms (median; sim) | total ms (real; sim) | wire / non-zero bytes | demand faults (real; sim) | fault latency p50 / p99 µs (real; sim) | background MiB/s (real; sim) |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| guest | data plane | verified | downtime ms (median; sim) | total ms (real; sim) | total ms, all runs | wire / non-zero bytes | demand faults (real; sim) | fault latency p50 / p99 µs (real; sim) | background MiB/s (real; sim) | background, all runs | source peak MiB, all runs |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const r of rows) {
     const s = r.sim as { downtime_ms: number; total_ms: number; demand_faults: number; fault_latency_us: { p50: number; p99: number }; background_mib_s: number };
     lines.push(
-      `| ${r.mem} | ${r.verified_runs} | ${r.downtime_ms_median}; ${s.downtime_ms} | ${r.real.total_ms}; ${s.total_ms} | ${r.wire_over_nonzero} | ${r.real.demand_faults}; ${s.demand_faults} | ${r.real.fault_latency_us.p50} / ${r.real.fault_latency_us.p99}; ${s.fault_latency_us.p50} / ${s.fault_latency_us.p99} | ${r.real.background_mib_s}; ${s.background_mib_s} |`,
+      `| ${r.mem} | ${r.dataplane} | ${r.verified_runs} | ${r.downtime_ms_median}; ${s.downtime_ms} | ${r.real.total_ms}; ${s.total_ms} | ${spread(r.runs.map((x) => x.total_ms))} | ${r.wire_over_nonzero} | ${r.real.demand_faults}; ${s.demand_faults} | ${r.real.fault_latency_us.p50} / ${r.real.fault_latency_us.p99}; ${s.fault_latency_us.p50} / ${s.fault_latency_us.p99} | ${r.real.background_mib_s}; ${s.background_mib_s} | ${spread(r.runs.map((x) => x.background_mib_s))} | ${spread(r.runs.map((x) => x.source_peak_mib ?? NaN))} |`,
     );
   }
   return lines.join("\n");

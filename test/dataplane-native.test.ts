@@ -27,6 +27,7 @@ import {
   uffdRegister,
   type BulkNotice,
 } from "../src/real/native.js";
+import { ReleaseLog } from "../src/real/source-release.js";
 import { userfaultfdUnavailable } from "./support/uffd.js";
 
 const C = constants();
@@ -187,5 +188,27 @@ describe("native data plane", () => {
       d.push(n.kind === "frame" ? n.bytes : new Uint8Array(0));
       d.check();
     }).toThrow(/bad frame magic 0x5047/);
+  });
+
+  it("the source punches a committed frame's pages once the destination installed past its end, and forgets the log with the link", () => {
+    const fd = sourceMemory();
+    const log = new ReleaseLog(fd, PS);
+    log.sample(0);
+    log.sent(2, 1000, Uint32Array.of(0, 2, 3));
+    log.sent(2, 2000, Uint32Array.of(5, 6));
+    log.sent(2, 3000, Uint32Array.of(8));
+    log.taken(2, 1999, 1); // the second frame is not whole yet
+    expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([0, 0, 0, 0, 0, 1, 1, 0, 1]);
+    log.taken(1, 5000, 2); // another epoch's count says nothing about this one
+    expect(log.punchedPages).toBe(3);
+    log.taken(2, 2000, 3);
+    expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    log.forget();
+    log.taken(2, 3000, 4);
+    expect(log.punchedPages).toBe(5);
+    expect(memfdDataPages(fd, 8, 1, PS)[0]).toBe(1);
+    expect(log.samples.map((x) => x.at)).toEqual([0, 1, 2, 3, 4]);
+    expect(log.samples[0].bytes).toBeGreaterThan(log.samples[4].bytes);
+    expect(log.peakBytes).toBe(log.samples[0].bytes);
   });
 });

@@ -85,7 +85,8 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
                        {InstanceMethod<&BulkReceiver::Start>("start"), InstanceMethod<&BulkReceiver::SetTarget>("setTarget"),
                         InstanceMethod<&BulkReceiver::SetLimits>("setLimits"), InstanceMethod<&BulkReceiver::SetRunning>("setRunning"),
                         InstanceMethod<&BulkReceiver::Release>("release"), InstanceMethod<&BulkReceiver::Stop>("stop"),
-                        InstanceAccessor<&BulkReceiver::Received>("received"), InstanceMethod<&BulkReceiver::Stats>("stats")});
+                        InstanceAccessor<&BulkReceiver::Received>("received"), InstanceMethod<&BulkReceiver::Stats>("stats"),
+                        InstanceMethod<&BulkReceiver::DiscardPages>("discardPages")});
   }
 
   // new BulkReceiver(socketFd, limits: Uint32Array(12), stallMs, callback(notices))
@@ -159,6 +160,17 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     pageSize_ = ps;
     pageCount_ = pc;
     return env.Undefined();
+  }
+
+  // discardPages(pageSize, pageCount): pages frames are checked and dropped, not installed (measuring the link alone).
+  Napi::Value DiscardPages(const Napi::CallbackInfo& info) {
+    uint64_t ps = ArgU64(info, 0, "pageSize");
+    uint64_t pc = ArgU64(info, 1, "pageCount");
+    std::lock_guard<std::mutex> g(mu_);
+    discard_ = true;
+    pageSize_ = ps;
+    pageCount_ = pc;
+    return info.Env().Undefined();
   }
 
   Napi::Value SetLimits(const Napi::CallbackInfo& info) {
@@ -391,15 +403,17 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   int Pages(const uint8_t* p, uint32_t len) {
     int mem, uffd;
     uint64_t ps, pc, base;
+    bool discard;
     {
       std::lock_guard<std::mutex> g(mu_);
+      discard = discard_;
       mem = mem_;
       uffd = uffd_;
       ps = pageSize_;
       pc = pageCount_;
       base = base_;
     }
-    if (mem < 0) return 1;
+    if (mem < 0 && !discard) return 1;
     if (len < 4) return 1;
     uint32_t count = GetU32(p);
     if (count > kMaxPages) return 1;
@@ -428,7 +442,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     }
     if (o != len) return 1;
     uint64_t t0 = NowNs();
-    if (!Install(n.pages, data, mem, uffd, base, ps)) return -1;
+    if (!discard && !Install(n.pages, data, mem, uffd, base, ps)) return -1;
     uint64_t t1 = NowNs();
     installNs_ += t1 - t0;
     pagesIn_ += count;
@@ -569,7 +583,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   std::condition_variable cv_;
   std::vector<Notice> out_;
   size_t pendingPages_ = 0;
-  bool scheduled_ = false, barrier_ = false, started_ = false, stopped_ = false;
+  bool scheduled_ = false, barrier_ = false, started_ = false, stopped_ = false, discard_ = false;
   std::atomic<bool> running_{false}, guestRuns_{false};
   std::atomic<size_t> received_{0}, pagesIn_{0};
   std::atomic<uint64_t> waitNs_{0}, recvNs_{0}, installNs_{0}, jsNs_{0};

@@ -70,6 +70,11 @@ export class NativeBulkConn {
     this.receiver.setLimits(limits(pageSize, pageCount));
   }
 
+  /** Bytes of whole frames the receiver took (installed, for pages) on this connection. */
+  get taken(): number {
+    return this.receiver.received;
+  }
+
   /** Where pages go: the guest's memfd and userfaultfd (its RAM starts at `base`). */
   setTarget(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number): void {
     this.receiver.setTarget(memfd, uffd, base, pageSize, pageCount);

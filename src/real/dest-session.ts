@@ -300,7 +300,9 @@ export class DestSession {
     const all = e.metrics.faultLatenciesUs;
     const metrics = { ...e.metrics, resumedAt: this.resumedAt ?? e.metrics.resumedAt, faultLatenciesUs: all.slice(this.latenciesSent) };
     this.latenciesSent = all.length;
-    this.sendReport({ kind: "progress", metrics, steps, at: nowUs() });
+    const b = this.conns.bulk;
+    const bulkTaken = b instanceof NativeBulkConn ? { epoch: this.epoch, bytes: b.taken } : undefined;
+    this.sendReport({ kind: "progress", metrics, steps, at: nowUs(), bulkTaken });
   }
 
   private async afterComplete(): Promise<void> {

@@ -139,6 +139,8 @@ export interface BulkReceiverHandle {
   start(initial: Uint8Array): void;
   setTarget(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number): void;
   setLimits(limits: Uint32Array): void;
+  /** Benchmarks: pages frames are checked and dropped instead of installed. */
+  discardPages(pageSize: number, pageCount: number): void;
   setRunning(): void;
   /** After a "frame" notice: JS has acted on it, installing may go on. */
   release(): void;

@@ -18,6 +18,8 @@ export interface ProgressReport {
   steps: number | null;
   /** Destination clock, µs. */
   at: number;
+  /** Bytes of the bulk stream of link epoch `epoch` that the native receiver installed (absent on the JS path). */
+  bulkTaken?: { epoch: number; bytes: number };
 }
 
 export interface FinalReport {
@@ -76,9 +78,14 @@ export function parseDestReport(json: string): DestReport {
   }
   const o = v as { kind?: unknown; reason?: unknown; metrics?: unknown; hash?: unknown; steps?: unknown };
   switch (o?.kind) {
-    case "progress":
+    case "progress": {
       checkMetrics(o.metrics);
+      const t = (v as { bulkTaken?: unknown }).bulkTaken as { epoch?: unknown; bytes?: unknown } | undefined;
+      if (t !== undefined && !(typeof t === "object" && t !== null && Number.isSafeInteger(t.epoch) && Number.isSafeInteger(t.bytes) && (t.bytes as number) >= 0)) {
+        throw new RealError("destination report: malformed bulkTaken");
+      }
       return v as ProgressReport;
+    }
     case "final":
       checkMetrics(o.metrics);
       if (typeof o.hash !== "string" || typeof o.steps !== "object") throw new RealError("destination final report lacks hash or steps");

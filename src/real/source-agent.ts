@@ -23,6 +23,7 @@ import { chooseSteps, type SessionInfo } from "./plan.js";
 import { ProgressWindow, totalSteps, workSoFar } from "./progress.js";
 import type { FinalReport } from "./report-msg.js";
 import { SourceDriver, type DriverEnd } from "./source-driver.js";
+import type { MemorySample } from "./source-release.js";
 import { DEFAULT_RECONNECT, SourceLink, type ReconnectPolicy } from "./source-link.js";
 import type { Security } from "./tls.js";
 
@@ -105,6 +106,12 @@ export class SourceAgent {
 
   get done(): boolean {
     return this.report !== null;
+  }
+
+  /** The source guest's memory (memfd bytes) over the migration, and how many pages were punched as they left (issue 9). */
+  get sourceMemory(): { samples: readonly MemorySample[]; peakBytes: number; punchedPages: number } | null {
+    const r = this.driver?.release;
+    return r === undefined ? null : { samples: r.samples, peakBytes: r.peakBytes, punchedPages: r.punchedPages };
   }
 
   snapshot(): Snapshot {

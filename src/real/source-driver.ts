@@ -26,6 +26,7 @@ import { sanitize } from "./peer-text.js";
 import { parseDestReport, type FinalReport } from "./report-msg.js";
 import type { SourceLink } from "./source-link.js";
 import { SourceMemoryPort } from "./source-port.js";
+import { ReleaseLog } from "./source-release.js";
 
 export interface DriverEnd {
   outcome: "completed" | "cancelled" | "failed";
@@ -56,6 +57,8 @@ export class SourceDriver {
   notice: string | null = null;
   final: FinalReport | null = null;
   private readonly port: SourceMemoryPort;
+  /** Committed bulk frames until the destination installed them; then their pages are punched (source-release.ts). */
+  readonly release: ReleaseLog;
   private readonly fx: SourceEffects<Uint8Array>;
   private readonly timer = new DeadlineTimer((now) => {
     this.engine.handleTimeout(now);
@@ -81,6 +84,7 @@ export class SourceDriver {
     const { pageSize, memBytes } = guest.layout;
     this.port = new SourceMemoryPort(guest, opts.mode !== "postcopy", link.nativeBulk);
     this.engine = new Source<Uint8Array>(opts, { pageSize, pageCount: memBytes / pageSize }, this.port);
+    this.release = new ReleaseLog(guest.memfd, pageSize);
     this.fx = this.effects();
     this.ended = new Promise((r) => (this.resolveEnd = r));
     this.finalReport = new Promise((r) => (this.resolveFinal = r));
@@ -113,6 +117,7 @@ export class SourceDriver {
 
   onLinkDown(reason: string): void {
     this.linkReason = reason;
+    this.release.forget();
     if (this.end === null) this.dopts.log(`link down: ${reason}`);
     this.engine.handle({ kind: "linkDown" }, nowUs());
     this.drive();
@@ -130,6 +135,7 @@ export class SourceDriver {
   }
 
   start(): void {
+    this.release.sample(nowUs());
     this.dopts.log(this.link.nativeSending ? "bulk pages: native data plane (a sender thread reads them from the memfd)" : "bulk pages: through Node (TLS, or PPSIM_DATAPLANE=js)");
     this.engine.start(nowUs());
     this.drive();
@@ -170,6 +176,10 @@ export class SourceDriver {
       canSend: (channel: Channel) => this.budget > 0 && this.link.hasRoom(channel),
       send: (channel, msg) => {
         this.budget -= this.link.send(channel, this.withBytes(channel, msg), pageSize);
+        if (channel === "bulk" && msg.type === "pages" && this.link.nativeSending && this.engine.isCommitted) {
+          const at = this.link.bulkPosition;
+          this.release.sent(at.epoch, at.bytes, Uint32Array.from(msg.pages, (e) => e.page));
+        }
         this.maybeBreak();
       },
       setTimer: (at) => this.timer.set(at),
@@ -187,7 +197,10 @@ export class SourceDriver {
       throttleGuest: (ratio) => void this.guest.throttle(ratio).catch((e: unknown) => this.dopts.log(`throttling the source guest failed: ${messageOf(e)}`)),
       releasePages: (count) => {
         // Every page is at the destination: the source's copy of RAM is no longer needed.
-        if (count === this.engine.metrics.pageCount) punchHole(this.guest.memfd, 0, this.guest.layout.memBytes);
+        if (count === this.engine.metrics.pageCount) {
+          punchHole(this.guest.memfd, 0, this.guest.layout.memBytes);
+          this.release.sample(nowUs());
+        }
       },
       finished: (end: Ending) => {
         const linkLost = (end.cause === EndCause.LinkLost || end.cause === EndCause.ReconnectTimeout) && this.linkReason !== null;
@@ -222,6 +235,7 @@ export class SourceDriver {
       for (const l of r.metrics.faultLatenciesUs) latencies.push(l);
       this.remote = { ...r.metrics, faultLatenciesUs: latencies };
       if (r.steps !== null) this.remoteSteps = { at: r.at, steps: r.steps };
+      if (r.bulkTaken !== undefined) this.release.taken(r.bulkTaken.epoch, r.bulkTaken.bytes, nowUs());
     } else if (r.kind === "final") {
       this.remote = r.metrics;
       this.final = r;

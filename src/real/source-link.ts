@@ -61,6 +61,7 @@ export class SourceLink {
   /** The bulk connection's native writer (plain TCP with a data plane source), for the current epoch. */
   private sender: BulkSenderHandle | null = null;
   private readonly pageBuf = { pages: new Uint32Array(256), zero: new Uint8Array(256) };
+  private senderBytes = 0;
   private closed = false;
   private closing: Promise<void> | null = null;
   private readonly wakeScheduled: Record<Channel, boolean> = { urgent: false, bulk: false };
@@ -85,6 +86,11 @@ export class SourceLink {
   /** Whether bulk pages go through the native sender (then their payload is DEFERRED or null). */
   get nativeBulk(): boolean {
     return this.dataPlane !== undefined && this.security.kind === "insecure" && nativeDataPlaneWanted();
+  }
+
+  /** This epoch, and the bytes its native sender took so far (the end of the last frame queued). */
+  get bulkPosition(): { epoch: number; bytes: number } {
+    return { epoch: this.epoch, bytes: this.senderBytes };
   }
 
   /** Whether this epoch's bulk pages go to the native sender now. */
@@ -124,14 +130,20 @@ export class SourceLink {
 
   private sendNative(sender: BulkSenderHandle, msg: Message<Uint8Array>, pageSize: number): number {
     try {
-      if (msg.type !== "pages") return sender.frame(encodeMessage(msg, pageSize));
+      if (msg.type !== "pages") {
+        const b = sender.frame(encodeMessage(msg, pageSize));
+        this.senderBytes += b;
+        return b;
+      }
       const n = msg.pages.length;
       const { pages, zero } = this.pageBuf;
       for (let i = 0; i < n; i++) {
         pages[i] = msg.pages[i].page;
         zero[i] = msg.pages[i].data === null ? 1 : 0;
       }
-      return sender.pages(pages.subarray(0, n), zero.subarray(0, n));
+      const b = sender.pages(pages.subarray(0, n), zero.subarray(0, n));
+      this.senderBytes += b;
+      return b;
     } catch (e) {
       // The sender failed (its error event takes the link down): the engine rebuilds what is lost.
       void e;
@@ -299,6 +311,7 @@ export class SourceLink {
     }
     this.conns = conns;
     this.sender = this.nativeBulk ? this.startSender(bulk, conns, down) : null;
+    this.senderBytes = 0;
     conns.urgent.start();
     conns.bulk.start();
   }

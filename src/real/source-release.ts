@@ -1,0 +1,93 @@
+/**
+ * Memory freed as it leaves (issue 9): once the source is committed (its
+ * guest paused for good, so a page's bytes are final), each bulk pages frame
+ * is remembered with where it ends in this epoch's bulk stream. The
+ * destination's progress reports say how many bytes of that stream its
+ * native receiver has installed; every page of a frame that ends at or below
+ * that point is at the destination, and its copy here is punched out of the
+ * memfd. A broken link forgets the log (what was in flight is the engine's to
+ * resend; the rest is released at completion, as before). The source's
+ * memory over time is sampled at each report (the memfd's allocated bytes).
+ */
+import { fstatSync } from "node:fs";
+import { punchHole } from "./native.js";
+
+export interface MemorySample {
+  /** µs, the source's clock. */
+  at: number;
+  /** Bytes the source guest's memfd holds (allocated blocks). */
+  bytes: number;
+}
+
+export class ReleaseLog {
+  private readonly ends: number[] = [];
+  private readonly frames: Uint32Array[] = [];
+  private epoch = -1;
+  readonly samples: MemorySample[] = [];
+  punchedPages = 0;
+
+  constructor(
+    private readonly memfd: number,
+    private readonly pageSize: number,
+  ) {}
+
+  /** A committed bulk pages frame, ending at `end` bytes of epoch `epoch`'s bulk stream. */
+  sent(epoch: number, end: number, pages: Uint32Array): void {
+    if (epoch !== this.epoch) this.forget(epoch);
+    this.ends.push(end);
+    this.frames.push(pages);
+  }
+
+  forget(epoch = -1): void {
+    this.epoch = epoch;
+    this.ends.length = 0;
+    this.frames.length = 0;
+  }
+
+  /** The destination installed `bytes` of epoch `epoch`'s bulk stream: punch what it holds. */
+  taken(epoch: number, bytes: number, now: number): void {
+    if (epoch === this.epoch) {
+      let n = 0;
+      while (n < this.ends.length && this.ends[n] <= bytes) n++;
+      if (n > 0) {
+        const pages = this.frames.splice(0, n);
+        this.ends.splice(0, n);
+        this.punch(pages);
+      }
+    }
+    this.sample(now);
+  }
+
+  sample(now: number): void {
+    try {
+      this.samples.push({ at: now, bytes: fstatSync(this.memfd).blocks * 512 });
+    } catch {
+      // the guest is gone: no more samples
+    }
+  }
+
+  get peakBytes(): number {
+    let m = 0;
+    for (const s of this.samples) m = Math.max(m, s.bytes);
+    return m;
+  }
+
+  private punch(frames: Uint32Array[]): void {
+    const all = new Uint32Array(frames.reduce((a, f) => a + f.length, 0));
+    let o = 0;
+    for (const f of frames) {
+      all.set(f, o);
+      o += f.length;
+    }
+    all.sort();
+    const ps = this.pageSize;
+    let i = 0;
+    while (i < all.length) {
+      let j = i + 1;
+      while (j < all.length && all[j] === all[j - 1] + 1) j++;
+      punchHole(this.memfd, all[i] * ps, (j - i) * ps);
+      i = j;
+    }
+    this.punchedPages += all.length;
+  }
+}

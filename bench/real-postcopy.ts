@@ -171,6 +171,8 @@ interface Run {
   /** Source memfd bytes at their peak, and pages punched before completion. */
   source_peak_mib: number | null;
   punched_pages: number | null;
+  /** The source memfd over the migration: [ms since the engine started, MiB] at each destination progress report. */
+  source_mib_over_time: [number, number][];
 }
 
 async function migrateOnce(file: string, memBytes: number, bin: string, mode: Mode, dataplane: string): Promise<Run> {
@@ -182,7 +184,9 @@ async function migrateOnce(file: string, memBytes: number, bin: string, mode: Mo
   try {
     const report = await agent.migrate();
     const m = agent.sourceMemory;
-    return { report, source_peak_mib: m === null ? null : Math.round(m.peakBytes / MiB), punched_pages: m?.punchedPages ?? null };
+    const t0 = m?.samples[0]?.at ?? 0;
+    const over = (m?.samples ?? []).map((x): [number, number] => [Math.round((x.at - t0) / 1000), Math.round(x.bytes / MiB)]);
+    return { report, source_peak_mib: m === null ? null : Math.round(m.peakBytes / MiB), punched_pages: m?.punchedPages ?? null, source_mib_over_time: over };
   } finally {
     await agent.close();
     await dest.finish(60_000);
@@ -234,9 +238,9 @@ async function main(): Promise<void> {
     rows.push({
       mem: formatBytes(mem),
       dataplane: plane,
-      runs: all.map(({ report: r, source_peak_mib, punched_pages }) => ({
+      runs: all.map(({ report: r, source_peak_mib, punched_pages, source_mib_over_time }) => ({
         outcome: r.outcome, verified: r.verified, downtime_ms: r.downtime_ms, total_ms: r.total_ms, background_mib_s: r.background_mib_s,
-        fault_p50_us: r.fault_latency_us.p50, fault_p99_us: r.fault_latency_us.p99, fault_max_us: r.fault_latency_us.max, source_peak_mib, punched_pages,
+        fault_p50_us: r.fault_latency_us.p50, fault_p99_us: r.fault_latency_us.p99, fault_max_us: r.fault_latency_us.max, source_peak_mib, punched_pages, source_mib_over_time,
         background_over_loopback: Math.round((r.background_mib_s / lo.mib_s) * 100) / 100,
         background_over_native_loopback: Math.round((r.background_mib_s / loNative.mib_s) * 100) / 100,
       })),

@@ -27,6 +27,7 @@
 #include <climits>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -49,6 +50,8 @@ constexpr uint8_t kTagPages = 3;
 constexpr size_t kTags = 12;  // tags 1..11 (MessageTag)
 constexpr size_t kHeader = 8;
 constexpr size_t kMaxPages = 256;
+// Room each read asks the kernel to fill.
+constexpr size_t kReadChunk = 256 * 1024;
 // Installed pages JS has not taken yet: past this the thread waits (JS is behind).
 constexpr size_t kMaxPendingPages = 1 << 16;
 
@@ -124,6 +127,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     Bytes b = ArgBytes(info, 0, "initial");
     if (started_) ThrowErrno(info.Env(), EALREADY, "BulkReceiver.start");
     buf_.assign(b.data, b.data + b.len);
+    len_ = b.len;
     started_ = true;
     running_ = true;
     thread_ = std::thread([this] { Loop(); });
@@ -300,13 +304,19 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
 
   // Reads more bytes into buf_; false when the thread must end (stop, EOF, error: End posted except on stop).
   bool ReadMore() {
-    uint8_t tmp[256 * 1024];
     for (;;) {
       if (!running_) return false;
+      // Straight into the buffer's free tail (no second copy); unconsumed bytes move to the front first.
+      if (pos_ > 0 && buf_.size() - len_ < kReadChunk) {
+        memmove(buf_.data(), buf_.data() + pos_, len_ - pos_);
+        len_ -= pos_;
+        pos_ = 0;
+      }
+      if (buf_.size() - len_ < kReadChunk) buf_.resize(std::max(len_ + kReadChunk, buf_.size() * 2));
       uint64_t t0 = NowNs();
-      ssize_t r = recv(sock_, tmp, sizeof tmp, MSG_DONTWAIT);
+      ssize_t r = recv(sock_, buf_.data() + len_, buf_.size() - len_, MSG_DONTWAIT);
       if (r > 0) {
-        buf_.insert(buf_.end(), tmp, tmp + r);
+        len_ += static_cast<size_t>(r);
         recvNs_ += NowNs() - t0;
         lastData_ = std::chrono::steady_clock::now();
         return true;
@@ -322,7 +332,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
       }
       pollfd pf[2] = {{sock_, POLLIN, 0}, {wake_, POLLIN, 0}};
       // Mid-frame, the peer owes us bytes: wake up to check for a stall.
-      bool mid = pos_ < buf_.size();
+      bool mid = pos_ < len_;
       uint64_t w0 = NowNs();
       int k = poll(pf, 2, mid && stallMs_ > 0 ? std::min(stallMs_, 1000) : -1);
       waitNs_ += NowNs() - w0;
@@ -336,7 +346,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
         if (silent >= stallMs_) {
           Notice x{Kind::End, {}, {}, {}, 0, "stall", false, 0, 0};
           x.silentMs = static_cast<uint64_t>(silent);
-          x.partial = buf_.size() - pos_;
+          x.partial = len_ - pos_;
           Post(std::move(x));
           return false;
         }
@@ -345,11 +355,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   }
 
   bool Have(size_t n) {
-    while (buf_.size() - pos_ < n) {
-      if (pos_ > 0 && pos_ * 2 >= buf_.size()) {  // keep the buffer from growing without end
-        buf_.erase(buf_.begin(), buf_.begin() + static_cast<long>(pos_));
-        pos_ = 0;
-      }
+    while (len_ - pos_ < n) {
       if (!ReadMore()) return false;
     }
     return true;
@@ -573,8 +579,8 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   int stallMs_ = 0;
   uint64_t base_ = 0, pageSize_ = 0, pageCount_ = 0;
   uint32_t limits_[kTags] = {};
-  std::vector<uint8_t> buf_;
-  size_t pos_ = 0;
+  std::vector<uint8_t> buf_;  // [pos_, len_) unconsumed; the rest of its size is room to read into
+  size_t pos_ = 0, len_ = 0;
   std::vector<uint8_t> zeros_;
   uint8_t* stage_ = nullptr;
   size_t stageLen_ = 0;

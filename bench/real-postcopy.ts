@@ -173,6 +173,8 @@ interface Run {
   punched_pages: number | null;
   /** The source memfd over the migration: [ms since the engine started, MiB] at each destination progress report. */
   source_mib_over_time: [number, number][];
+  /** Where the downtime went (SourceAgent.switchoverBreakdown). */
+  switchover: { pause_ms: number; engine_ms: number; to_link_ms: number; delivery_ms: number; resume_ms: number } | null;
 }
 
 async function migrateOnce(file: string, memBytes: number, bin: string, mode: Mode, dataplane: string): Promise<Run> {
@@ -186,7 +188,7 @@ async function migrateOnce(file: string, memBytes: number, bin: string, mode: Mo
     const m = agent.sourceMemory;
     const t0 = m?.samples[0]?.at ?? 0;
     const over = (m?.samples ?? []).map((x): [number, number] => [Math.round((x.at - t0) / 1000), Math.round(x.bytes / MiB)]);
-    return { report, source_peak_mib: m === null ? null : Math.round(m.peakBytes / MiB), punched_pages: m?.punchedPages ?? null, source_mib_over_time: over };
+    return { report, source_peak_mib: m === null ? null : Math.round(m.peakBytes / MiB), punched_pages: m?.punchedPages ?? null, source_mib_over_time: over, switchover: agent.switchoverBreakdown };
   } finally {
     await agent.close();
     await dest.finish(60_000);
@@ -238,9 +240,9 @@ async function main(): Promise<void> {
     rows.push({
       mem: formatBytes(mem),
       dataplane: plane,
-      runs: all.map(({ report: r, source_peak_mib, punched_pages, source_mib_over_time }) => ({
+      runs: all.map(({ report: r, source_peak_mib, punched_pages, source_mib_over_time, switchover }) => ({
         outcome: r.outcome, verified: r.verified, downtime_ms: r.downtime_ms, total_ms: r.total_ms, background_mib_s: r.background_mib_s,
-        fault_p50_us: r.fault_latency_us.p50, fault_p99_us: r.fault_latency_us.p99, fault_max_us: r.fault_latency_us.max, source_peak_mib, punched_pages, source_mib_over_time,
+        fault_p50_us: r.fault_latency_us.p50, fault_p99_us: r.fault_latency_us.p99, fault_max_us: r.fault_latency_us.max, source_peak_mib, punched_pages, source_mib_over_time, switchover,
         background_over_loopback: Math.round((r.background_mib_s / lo.mib_s) * 100) / 100,
         background_over_native_loopback: Math.round((r.background_mib_s / loNative.mib_s) * 100) / 100,
       })),
@@ -260,7 +262,12 @@ async function main(): Promise<void> {
   console.log(table(result.rows, lo, rt, loNative.mib_s, loInstall.mib_s));
 }
 
-type Row = { mem: string; dataplane: string; runs: { total_ms: number; background_mib_s: number; source_peak_mib: number | null }[]; real: Report; sim: Record<string, unknown>; wire_over_nonzero: number; verified_runs: string; downtime_ms_median: number };
+type Breakdown = { pause_ms: number; engine_ms: number; to_link_ms: number; delivery_ms: number; resume_ms: number } | null;
+type Row = { mem: string; dataplane: string; runs: { total_ms: number; background_mib_s: number; source_peak_mib: number | null; switchover: Breakdown }[]; real: Report; sim: Record<string, unknown>; wire_over_nonzero: number; verified_runs: string; downtime_ms_median: number };
+
+function breakdown(b: Breakdown): string {
+  return b === null ? "-" : [b.pause_ms, b.engine_ms, b.to_link_ms, b.delivery_ms, b.resume_ms].map((x) => x.toFixed(1)).join(" / ");
+}
 
 function spread(xs: number[]): string {
   const s = [...xs].sort((a, b) => a - b);
@@ -271,13 +278,13 @@ function table(rows: Row[], lo: { mib_s: number; rtt_us: number }, rt: { p50_us:
   const lines = [
     `loopback TCP (Node ↔ Node): ${lo.mib_s} MiB/s, round trip p50 ${lo.rtt_us} µs; through the data plane's threads: ${native} MiB/s (pages dropped), ${installing} MiB/s (pwritten into a memfd); local userfaultfd round trip through Node: p50 ${rt.p50_us} µs, p99 ${rt.p99_us} µs`,
     "",
-    "| guest | data plane | verified | downtime ms (median; sim) | total ms (real; sim) | total ms, all runs | wire / non-zero bytes | demand faults (real; sim) | fault latency p50 / p99 µs (real; sim) | background MiB/s (real; sim) | background, all runs | source peak MiB, all runs |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| guest | data plane | verified | downtime ms (median; sim) | total ms (real; sim) | total ms, all runs | wire / non-zero bytes | demand faults (real; sim) | fault latency p50 / p99 µs (real; sim) | background MiB/s (real; sim) | background, all runs | source peak MiB, all runs | downtime: pause / engine / to link / delivery / resume ms, each run |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const r of rows) {
     const s = r.sim as { downtime_ms: number; total_ms: number; demand_faults: number; fault_latency_us: { p50: number; p99: number }; background_mib_s: number };
     lines.push(
-      `| ${r.mem} | ${r.dataplane} | ${r.verified_runs} | ${r.downtime_ms_median}; ${s.downtime_ms} | ${r.real.total_ms}; ${s.total_ms} | ${spread(r.runs.map((x) => x.total_ms))} | ${r.wire_over_nonzero} | ${r.real.demand_faults}; ${s.demand_faults} | ${r.real.fault_latency_us.p50} / ${r.real.fault_latency_us.p99}; ${s.fault_latency_us.p50} / ${s.fault_latency_us.p99} | ${r.real.background_mib_s}; ${s.background_mib_s} | ${spread(r.runs.map((x) => x.background_mib_s))} | ${spread(r.runs.map((x) => x.source_peak_mib ?? NaN))} |`,
+      `| ${r.mem} | ${r.dataplane} | ${r.verified_runs} | ${r.downtime_ms_median}; ${s.downtime_ms} | ${r.real.total_ms}; ${s.total_ms} | ${spread(r.runs.map((x) => x.total_ms))} | ${r.wire_over_nonzero} | ${r.real.demand_faults}; ${s.demand_faults} | ${r.real.fault_latency_us.p50} / ${r.real.fault_latency_us.p99}; ${s.fault_latency_us.p50} / ${s.fault_latency_us.p99} | ${r.real.background_mib_s}; ${s.background_mib_s} | ${spread(r.runs.map((x) => x.background_mib_s))} | ${spread(r.runs.map((x) => x.source_peak_mib ?? NaN))} | ${r.runs.map((x) => breakdown(x.switchover)).join("; ")} |`,
     );
   }
   return lines.join("\n");

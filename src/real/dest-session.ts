@@ -302,7 +302,9 @@ export class DestSession {
     this.latenciesSent = all.length;
     const b = this.conns.bulk;
     const bulkTaken = b instanceof NativeBulkConn ? { epoch: this.epoch, bytes: b.taken } : undefined;
-    this.sendReport({ kind: "progress", metrics, steps, at: nowUs(), bulkTaken });
+    // The engine's resumedAt is when it took the switchover; ours is when the guest really ran.
+    const switchover = e.metrics.resumedAt !== null && this.resumedAt !== null ? { arrivedAt: e.metrics.resumedAt, resumedAt: this.resumedAt } : undefined;
+    this.sendReport({ kind: "progress", metrics, steps, at: nowUs(), bulkTaken, switchover });
   }
 
   private async afterComplete(): Promise<void> {

@@ -20,6 +20,8 @@ export interface ProgressReport {
   at: number;
   /** Bytes of the bulk stream of link epoch `epoch` that the native receiver installed (absent on the JS path). */
   bulkTaken?: { epoch: number; bytes: number };
+  /** Destination clock, µs: when its engine took the switchover, and when the guest's RESUME returned (the downtime breakdown). */
+  switchover?: { arrivedAt: number; resumedAt: number };
 }
 
 export interface FinalReport {
@@ -83,6 +85,10 @@ export function parseDestReport(json: string): DestReport {
       const t = (v as { bulkTaken?: unknown }).bulkTaken as { epoch?: unknown; bytes?: unknown } | undefined;
       if (t !== undefined && !(typeof t === "object" && t !== null && Number.isSafeInteger(t.epoch) && Number.isSafeInteger(t.bytes) && (t.bytes as number) >= 0)) {
         throw new RealError("destination report: malformed bulkTaken");
+      }
+      const sw = (v as { switchover?: unknown }).switchover as { arrivedAt?: unknown; resumedAt?: unknown } | undefined;
+      if (sw !== undefined && !(typeof sw === "object" && sw !== null && Number.isFinite(sw.arrivedAt) && Number.isFinite(sw.resumedAt))) {
+        throw new RealError("destination report: malformed switchover");
       }
       return v as ProgressReport;
     }

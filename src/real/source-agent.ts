@@ -108,6 +108,24 @@ export class SourceAgent {
     return this.report !== null;
   }
 
+  /**
+   * Where the downtime went, ms (issue 9): pausing the source guest (from the
+   * engine's decision to the PAUSE reply with the vCPU state), the engine
+   * taking the pause (dirty log, stale list, every unsent page pending), to
+   * the link (pre-copy's last dirty pages; ~0 in post-copy), delivery (the
+   * switchover's trip and the destination's engine taking it), resuming
+   * (stale pages dropped and the destination guest's RESUME). The
+   * destination's times are on its clock: on one host, one clock.
+   */
+  get switchoverBreakdown(): { pause_ms: number; engine_ms: number; to_link_ms: number; delivery_ms: number; resume_ms: number } | null {
+    const d = this.driver;
+    const t = d?.switchoverTimes;
+    const asked = d?.engine.metrics.pausedAt ?? null;
+    if (t === undefined || asked === null || t.pausedAt === null || t.engineUs === null || t.sentAt === null || t.arrivedAt === null || t.resumedAt === null) return null;
+    const ms = (us: number): number => Math.round(us) / 1000;
+    return { pause_ms: ms(t.pausedAt - asked), engine_ms: ms(t.engineUs), to_link_ms: ms(t.sentAt - t.pausedAt - t.engineUs), delivery_ms: ms(t.arrivedAt - t.sentAt), resume_ms: ms(t.resumedAt - t.arrivedAt) };
+  }
+
   /** The source guest's memory (memfd bytes) over the migration, and how many pages were punched as they left (issue 9). */
   get sourceMemory(): { samples: readonly MemorySample[]; peakBytes: number; punchedPages: number } | null {
     const r = this.driver?.release;

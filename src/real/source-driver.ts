@@ -54,6 +54,8 @@ export class SourceDriver {
   /** The destination's metrics as last reported (progress reports, then the final one). */
   remote: DestinationMetrics = emptyDestinationMetrics();
   remoteSteps: { at: number; steps: number } | null = null;
+  /** µs on this clock: the source guest paused, the switchover handed to the link; the destination's arrival and resume (its clock). */
+  readonly switchoverTimes: { pausedAt: number | null; engineUs: number | null; sentAt: number | null; arrivedAt: number | null; resumedAt: number | null } = { pausedAt: null, engineUs: null, sentAt: null, arrivedAt: null, resumedAt: null };
   notice: string | null = null;
   final: FinalReport | null = null;
   private readonly port: SourceMemoryPort;
@@ -176,6 +178,7 @@ export class SourceDriver {
       canSend: (channel: Channel) => this.budget > 0 && this.link.hasRoom(channel),
       send: (channel, msg) => {
         this.budget -= this.link.send(channel, this.withBytes(channel, msg), pageSize);
+        if (msg.type === "switchover" && this.switchoverTimes.sentAt === null) this.switchoverTimes.sentAt = nowUs();
         if (channel === "bulk" && msg.type === "pages" && this.link.nativeSending && this.engine.isCommitted) {
           const at = this.link.bulkPosition;
           this.release.sent(at.epoch, at.bytes, Uint32Array.from(msg.pages, (e) => e.page));
@@ -187,7 +190,9 @@ export class SourceDriver {
         restoreVcpus(this.guest);
         this.guest.pause().then(
           (cpuState) => {
+            this.switchoverTimes.pausedAt = nowUs();
             this.engine.handle({ kind: "guestPaused", cpuState }, nowUs());
+            this.switchoverTimes.engineUs = nowUs() - this.switchoverTimes.pausedAt;
             this.drive();
           },
           (e: unknown) => this.finish("failed", `pausing the source guest failed: ${messageOf(e)}`),
@@ -236,6 +241,10 @@ export class SourceDriver {
       this.remote = { ...r.metrics, faultLatenciesUs: latencies };
       if (r.steps !== null) this.remoteSteps = { at: r.at, steps: r.steps };
       if (r.bulkTaken !== undefined) this.release.taken(r.bulkTaken.epoch, r.bulkTaken.bytes, nowUs());
+      if (r.switchover !== undefined) {
+        this.switchoverTimes.arrivedAt = r.switchover.arrivedAt;
+        this.switchoverTimes.resumedAt = r.switchover.resumedAt;
+      }
     } else if (r.kind === "final") {
       this.remote = r.metrics;
       this.final = r;

@@ -34,6 +34,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -79,6 +80,16 @@ struct Notice {
   size_t partial = 0;           // End "stall": bytes of the frame received
 };
 
+// What the thread shares with JS's ThreadSafeFunction calls. Held by shared_ptr: a call still
+// queued when the receiver object is destroyed (GC) finds its box alive, not freed memory.
+struct Box {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Notice> out;
+  size_t pendingPages = 0;
+  bool scheduled = false;
+};
+
 }  // namespace
 
 class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
@@ -118,7 +129,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
         info[i].As<Napi::Uint32Array>().ElementLength() != kTags)
       ThrowType(info.Env(), "limits must be a Uint32Array of " + std::to_string(kTags) + " payload bounds (by tag)");
     Napi::Uint32Array a = info[i].As<Napi::Uint32Array>();
-    std::lock_guard<std::mutex> g(mu_);
+    std::lock_guard<std::mutex> g(box_->mu);
     for (size_t t = 0; t < kTags; t++) limits_[t] = a[t];
   }
 
@@ -152,7 +163,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
       close(m);
       ThrowErrno(env, e, "fcntl(F_DUPFD_CLOEXEC, uffd " + std::to_string(uffd) + ")");
     }
-    std::lock_guard<std::mutex> g(mu_);
+    std::lock_guard<std::mutex> g(box_->mu);
     if (mem_ >= 0) {
       close(m);
       close(u);
@@ -170,7 +181,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   Napi::Value DiscardPages(const Napi::CallbackInfo& info) {
     uint64_t ps = ArgU64(info, 0, "pageSize");
     uint64_t pc = ArgU64(info, 1, "pageCount");
-    std::lock_guard<std::mutex> g(mu_);
+    std::lock_guard<std::mutex> g(box_->mu);
     discard_ = true;
     pageSize_ = ps;
     pageCount_ = pc;
@@ -191,10 +202,10 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   // release(): JS has acted on the last non-pages frame; installing may go on.
   Napi::Value Release(const Napi::CallbackInfo& info) {
     {
-      std::lock_guard<std::mutex> g(mu_);
+      std::lock_guard<std::mutex> g(box_->mu);
       barrier_ = false;
     }
-    cv_.notify_all();
+    box_->cv.notify_all();
     return info.Env().Undefined();
   }
 
@@ -221,10 +232,10 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     if (stopped_) return;
     stopped_ = true;
     {
-      std::lock_guard<std::mutex> g(mu_);
+      std::lock_guard<std::mutex> g(box_->mu);
       running_ = false;
     }
-    cv_.notify_all();
+    box_->cv.notify_all();
     uint64_t one = 1;
     // An 8-byte eventfd write cannot be short; failing would mean the counter overflowed, which also wakes poll.
     (void)!write(wake_, &one, sizeof one);
@@ -243,29 +254,30 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   void Post(Notice&& n) {
     bool call = false;
     {
-      std::lock_guard<std::mutex> g(mu_);
-      if (n.kind == Kind::Pages) pendingPages_ += n.pages.size();
-      out_.push_back(std::move(n));
-      call = !scheduled_;
-      scheduled_ = true;
+      std::lock_guard<std::mutex> g(box_->mu);
+      if (n.kind == Kind::Pages) box_->pendingPages += n.pages.size();
+      box_->out.push_back(std::move(n));
+      call = !box_->scheduled;
+      box_->scheduled = true;
     }
     if (!call) return;
-    napi_status st = tsfn_.NonBlockingCall([this](Napi::Env env, Napi::Function cb) { DeliverAll(env, cb); });
+    std::shared_ptr<Box> box = box_;
+    napi_status st = tsfn_.NonBlockingCall([box](Napi::Env env, Napi::Function cb) { DeliverAll(*box, env, cb); });
     if (st != napi_ok) {
-      std::lock_guard<std::mutex> g(mu_);
-      scheduled_ = false;
+      std::lock_guard<std::mutex> g(box_->mu);
+      box_->scheduled = false;
     }
   }
 
-  void DeliverAll(Napi::Env env, Napi::Function cb) {
+  static void DeliverAll(Box& box, Napi::Env env, Napi::Function cb) {
     std::vector<Notice> batch;
     {
-      std::lock_guard<std::mutex> g(mu_);
-      batch.swap(out_);
-      scheduled_ = false;
-      pendingPages_ = 0;
+      std::lock_guard<std::mutex> g(box.mu);
+      batch.swap(box.out);
+      box.scheduled = false;
+      box.pendingPages = 0;
     }
-    cv_.notify_all();
+    box.cv.notify_all();
     Napi::Array arr = Napi::Array::New(env, batch.size());
     for (size_t i = 0; i < batch.size(); i++) {
       Notice& n = batch[i];
@@ -371,7 +383,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
       uint32_t len = GetU32(h + 4);
       uint32_t limit = 0;
       if (tag > 0 && tag < kTags) {
-        std::lock_guard<std::mutex> g(mu_);
+        std::lock_guard<std::mutex> g(box_->mu);
         limit = limits_[tag];
       }
       // A bad header: JS's decoder says what is wrong with it (one wording for both paths); nothing more is read.
@@ -393,13 +405,13 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   bool Refer(const uint8_t* f, size_t n, bool refused = false) {
     Notice x{Kind::Frame, {}, {}, std::vector<uint8_t>(f, f + n), 0, "", refused, 0, 0};
     {
-      std::lock_guard<std::mutex> g(mu_);
+      std::lock_guard<std::mutex> g(box_->mu);
       barrier_ = true;
     }
     Post(std::move(x));
-    std::unique_lock<std::mutex> g(mu_);
+    std::unique_lock<std::mutex> g(box_->mu);
     uint64_t t0 = NowNs();
-    cv_.wait(g, [this] { return !running_ || !barrier_; });
+    box_->cv.wait(g, [this] { return !running_ || !barrier_; });
     jsNs_ += NowNs() - t0;
     return running_;
   }
@@ -411,7 +423,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     uint64_t ps, pc, base;
     bool discard;
     {
-      std::lock_guard<std::mutex> g(mu_);
+      std::lock_guard<std::mutex> g(box_->mu);
       discard = discard_;
       mem = mem_;
       uffd = uffd_;
@@ -454,8 +466,8 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     pagesIn_ += count;
     {
       // JS far behind: wait for it rather than hold ever more.
-      std::unique_lock<std::mutex> g(mu_);
-      cv_.wait(g, [this] { return !running_ || pendingPages_ < kMaxPendingPages; });
+      std::unique_lock<std::mutex> g(box_->mu);
+      box_->cv.wait(g, [this] { return !running_ || box_->pendingPages < kMaxPendingPages; });
       if (!running_) return -1;
     }
     jsNs_ += NowNs() - t1;
@@ -585,11 +597,8 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   uint8_t* stage_ = nullptr;
   size_t stageLen_ = 0;
   std::chrono::steady_clock::time_point lastData_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<Notice> out_;
-  size_t pendingPages_ = 0;
-  bool scheduled_ = false, barrier_ = false, started_ = false, stopped_ = false, discard_ = false;
+  std::shared_ptr<Box> box_ = std::make_shared<Box>();
+  bool barrier_ = false, started_ = false, stopped_ = false, discard_ = false;
   std::atomic<bool> running_{false}, guestRuns_{false};
   std::atomic<size_t> received_{0}, pagesIn_{0};
   std::atomic<uint64_t> waitNs_{0}, recvNs_{0}, installNs_{0}, jsNs_{0};

@@ -26,6 +26,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -225,8 +226,10 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
 
   void Emit(Event e) {
     auto* ev = new Event(std::move(e));
-    napi_status st = tsfn_.NonBlockingCall(ev, [this](Napi::Env env, Napi::Function cb, Event* x) {
-      if (x->kind == Ev::Room) roomPending_ = false;
+    // The flag is shared, not reached through `this`: a call still queued when the sender is destroyed (GC) stays safe.
+    std::shared_ptr<std::atomic<bool>> pending = roomPending_;
+    napi_status st = tsfn_.NonBlockingCall(ev, [pending](Napi::Env env, Napi::Function cb, Event* x) {
+      if (x->kind == Ev::Room) *pending = false;
       Napi::Object o = Napi::Object::New(env);
       o.Set("kind", x->kind == Ev::Room ? "room" : x->kind == Ev::Error ? "error" : "flushed");
       o.Set("error", x->kind == Ev::Error ? ErrnoError(env, x->err, x->what).Value() : env.Null());
@@ -234,7 +237,7 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
       cb.Call({o});
     });
     if (st != napi_ok) {
-      if (ev->kind == Ev::Room) roomPending_ = false;
+      if (ev->kind == Ev::Room) *roomPending_ = false;
       delete ev;
     }
   }
@@ -361,7 +364,7 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
       uint64_t w0 = waitNs_.load();
       if (!WriteAll(it.frame.data(), size)) return;
       sendNs_ += (NowNs() - t1) - (waitNs_.load() - w0);
-      if (queued_.load() < low_ && !roomPending_.exchange(true)) Emit({Ev::Room, 0, ""});
+      if (queued_.load() < low_ && !roomPending_->exchange(true)) Emit({Ev::Room, 0, ""});
     }
   }
 
@@ -376,7 +379,7 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
   std::string failedWhat_;
   std::atomic<size_t> queued_{0}, written_{0};
   std::atomic<uint64_t> idleNs_{0}, fillNs_{0}, sendNs_{0}, waitNs_{0};
-  std::atomic<bool> roomPending_{false};
+  std::shared_ptr<std::atomic<bool>> roomPending_ = std::make_shared<std::atomic<bool>>(false);
   std::thread thread_;
   Napi::ThreadSafeFunction tsfn_;
 };

@@ -129,6 +129,9 @@ export class DestSession {
   /** The bulk connection over the native receiver, when it can be (plain TCP; docs/real.md "Data plane"); else null. */
   private nativeBulk(a: Accepted, handlers: FramedHandlers): NativeBulkConn | null {
     if (a.preamble.channel !== "bulk" || a.identity !== "insecure" || !nativeDataPlaneWanted()) return null;
+    // Huge pages (hugetlbfs) stay on the JS path: installs there are UFFDIO_COPY only (dest-memory.ts).
+    const host = constants().PAGE_SIZE;
+    if (this.info === null || migrationPageSize(this.info.config, host) !== host) return null;
     const fd = plainSocketFd(a.socket);
     if (fd < 0 || !stopNodeReading(a.socket)) return null;
     if (a.preamble.epoch === 0) this.o.log(`${this.tag}: bulk connection over the native receiver (it installs pages itself)`);

@@ -180,7 +180,8 @@ export class SourceAgent {
       this.options.laneWindowBytes,
       this.o.security,
       { pageSize: this.guest.layout.pageSize, pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize },
-      { memfd: this.guest.memfd, pageSize: this.guest.layout.pageSize, pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize },
+      // Huge pages stay on the JS path: hugetlbfs has no holes to find with SEEK_DATA, no write(2), no ZEROPAGE.
+      this.guest.layout.hugetlb ? undefined : { memfd: this.guest.memfd, pageSize: this.guest.layout.pageSize, pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize },
     );
     this.link = link;
     const driver = new SourceDriver(this.guest, link, this.options, {

@@ -272,8 +272,7 @@ export class SourceLink {
     const urgent = await connectChannel(this.host, this.port, { channel: "urgent", session: this.session, epoch, info: "" }, t, undefined, this.security);
     let bulk;
     try {
-      const sndbuf = process.env.PPSIM_BULK_SNDBUF !== undefined ? Number(process.env.PPSIM_BULK_SNDBUF) : this.windowBytes;
-      bulk = await connectChannel(this.host, this.port, { channel: "bulk", session: this.session, epoch, info: epoch === 0 ? this.info : "" }, t, sndbuf, this.security);
+      bulk = await connectChannel(this.host, this.port, { channel: "bulk", session: this.session, epoch, info: epoch === 0 ? this.info : "" }, t, this.windowBytes, this.security);
     } catch (e) {
       urgent.destroy();
       throw e;

@@ -10,7 +10,7 @@
  * switchover), plain lines otherwise, or one JSON object with --json. Exit
  * code 0 only for a completed and verified migration.
  */
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runPlain, runTui, type ViewSource } from "../../tui/index.js";
@@ -28,13 +28,13 @@ import { loadWorkload } from "../workload/parse.js";
 import { formatBytes, parseByteSize } from "../workload/size.js";
 import { UsageError } from "./errors.js";
 import { joinNegativeValues } from "./negative-values.js";
-import { parseMode, parsePolicyFlags, POLICY_FLAGS, type PolicyFlags } from "./sim-args.js";
+import { parseDurationMs, parseMode, parsePolicyFlags, POLICY_FLAGS, type PolicyFlags } from "./sim-args.js";
 
 const FLAGS = {
   ...POLICY_FLAGS,
   listen: { type: "string" },
   once: { type: "boolean" },
-  peer: { type: "string" },
+  peer: { type: "string", multiple: true },
   demo: { type: "boolean" },
   trace: { type: "string" },
   mode: { type: "string" },
@@ -53,6 +53,9 @@ const FLAGS = {
   insecure: { type: "boolean" },
   "max-memory": { type: "string" },
   "max-sessions": { type: "string" },
+  standby: { type: "string" },
+  "standby-sync": { type: "boolean" },
+  "reconnect-wait": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -60,7 +63,11 @@ export const REAL_USAGE = `ppsim real:
   cancel [--pid PID]      ask your running source agent(s) on this machine to cancel (refused past switchover)
   --listen HOST:PORT      destination: receive migrations (port 0: any free port) until killed
   --once                  with --listen: serve one migration, then exit (0 if it completed)
-  --peer HOST:PORT        source: run the workload's guest and migrate it to this destination
+  --peer HOST:PORT        source: run the workload's guest and migrate it to this destination; repeat it
+                          to name fallbacks: a migration that fails with the source guest still running
+                          (before the destination's guest ran) migrates the same guest to the next one.
+                          If the last fails so, the agent keeps the guest running until Ctrl+C
+                          (or \`ppsim real cancel --pid PID\`)
   --demo                  source and destination on this machine, over loopback
   --trace FILE            workload file (source, demo)
   --mode MODE             postcopy, precopy (default) or hybrid
@@ -82,6 +89,12 @@ export const REAL_USAGE = `ppsim real:
   --max-memory SIZE       with --listen: guest memory of all migrations together, at most
                           (default: 3/4 of the host's free memory at start)
   --max-sessions N        with --listen: concurrent migrations, at most (default 4)
+  --standby DIR           source: keep a standby copy of guest memory in DIR (storage the destination
+                          reaches too), so that the VM survives the source's death after switchover;
+                          destination (--listen): where sources keep theirs (docs/standby.md)
+  --standby-sync          source: make each standby write durable (fdatasync) before it counts
+  --reconnect-wait TIME   after switchover, how long a broken link may stay down (default 60s); a
+                          destination with --standby then fills the missing pages from the copy
   policy flags as for the simulator (ppsim --help): --downtime-limit, --max-rounds, --hybrid-rounds,
   --bandwidth-cap, --no-auto-converge, --background-order, --prefetch-pages`;
 
@@ -139,14 +152,18 @@ export async function runRealCommand(argv: string[], out: Out): Promise<number> 
   if (roles !== 1) throw new UsageError("ppsim real needs exactly one of --listen HOST:PORT, --peer HOST:PORT or --demo\n" + REAL_USAGE);
   const demo = f.demo === true;
   const security = securityOf(f, demo);
-  if (f.listen !== undefined) return runListen(parseHostPort("listen", f.listen), { once: f.once === true, security, ...limitsOf(f) }, out);
+  const reconnectWaitMs = reconnectWait(f["reconnect-wait"]);
+  if (f.listen !== undefined) {
+    if (f["standby-sync"] === true) throw new UsageError("--standby-sync is for the source: it writes the copy");
+    return runListen(parseHostPort("listen", f.listen), { once: f.once === true, security, ...limitsOf(f), standbyDir: standbyDir(f.standby), reconnectWaitMs }, out);
+  }
   if (f["max-memory"] !== undefined || f["max-sessions"] !== undefined) throw new UsageError("--max-memory and --max-sessions are for the destination (--listen)");
-  const peer = f.peer === undefined ? null : parseHostPort("peer", f.peer);
+  const peers = (f.peer ?? []).map((p) => parseHostPort("peer", p));
   if (f.trace === undefined) throw new UsageError("--trace FILE is required: the workload to run and migrate (see examples/)");
-  if (f.netns !== undefined && peer === null) throw new UsageError("--netns describes the link to a --peer; the demo runs over loopback");
+  if (f.netns !== undefined && peers.length === 0) throw new UsageError("--netns describes the link to a --peer; the demo runs over loopback");
   if (f.netns !== undefined && (f.netns.trim() === "" || f.netns.length > 200)) throw new UsageError("--netns needs a short description of the link's shaping (1–200 characters)");
-  const netns = f.netns === undefined ? undefined : ({ kind: "netns", text: `netns link to ${f.peer}: ${f.netns.trim()}` } as const);
-  return peer === null ? runDemo(f, security, out) : runSource(f, peer, security, out, netns);
+  const netns = f.netns === undefined ? undefined : ({ kind: "netns", text: `netns link to ${(f.peer ?? []).join(", ")}: ${f.netns.trim()}` } as const);
+  return peers.length === 0 ? runDemo(f, security, out) : runSource(f, peers, security, out, netns);
 }
 
 function securityOf(f: SecurityFlags, demo: boolean): Security {
@@ -165,6 +182,26 @@ function securityArgs(f: SecurityFlags): string[] {
     if (v !== undefined) args.push(`--${k}`, v);
   }
   return args.length === 0 ? ["--insecure"] : args;
+}
+
+function reconnectWait(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseDurationMs("reconnect-wait", text);
+  if (!(ms > 0)) throw new UsageError(`--reconnect-wait must be a positive duration like 5s, got "${text}"`);
+  return ms;
+}
+
+/** --standby DIR: an existing directory (the copy's folder goes inside it). */
+function standbyDir(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  let ok = false;
+  try {
+    ok = statSync(text).isDirectory();
+  } catch {
+    /* not there */
+  }
+  if (!ok) throw new UsageError(`--standby must name an existing directory, got "${text}"`);
+  return text;
 }
 
 function limitsOf(f: { "max-memory"?: string; "max-sessions"?: string }): { maxMemoryBytes?: number; maxSessions?: number } {
@@ -186,7 +223,21 @@ async function runListen(at: { host: string; port: number }, o: DestinationAgent
   return once && ends[0]?.outcome !== "completed" ? 1 : 0;
 }
 
-type SourceFlags = PolicyFlags & SecurityFlags & { trace?: string; mode?: string; seed?: string; steps?: string; memory?: string; json?: boolean; plain?: boolean; report?: string; "break-link-after"?: string };
+type SourceFlags = PolicyFlags &
+  SecurityFlags & {
+    trace?: string;
+    mode?: string;
+    seed?: string;
+    steps?: string;
+    memory?: string;
+    json?: boolean;
+    plain?: boolean;
+    report?: string;
+    "break-link-after"?: string;
+    standby?: string;
+    "standby-sync"?: boolean;
+    "reconnect-wait"?: string;
+  };
 
 async function runDemo(f: SourceFlags, security: Security, out: Out): Promise<number> {
   sourceChoices(f);
@@ -202,17 +253,18 @@ async function runDemo(f: SourceFlags, security: Security, out: Out): Promise<nu
     else out(note);
   }
   if (!existsSync(bin)) {
-    const agent = await DestinationAgent.listen("127.0.0.1", 0, { once: true, log: destLog, security });
+    const agent = await DestinationAgent.listen("127.0.0.1", 0, { once: true, log: destLog, security, standbyDir: f.standby, reconnectWaitMs: reconnectWait(f["reconnect-wait"]) });
     try {
-      return await runSource(f, { host: "127.0.0.1", port: agent.port }, security, out, LOOPBACK);
+      return await runSource(f, [{ host: "127.0.0.1", port: agent.port }], security, out, LOOPBACK);
     } finally {
       await agent.close();
     }
   }
-  const dest = await spawnDemoDestination(bin, destLog, securityArgs(f));
+  const standby = [...(f.standby === undefined ? [] : ["--standby", f.standby]), ...(f["reconnect-wait"] === undefined ? [] : ["--reconnect-wait", f["reconnect-wait"]])];
+  const dest = await spawnDemoDestination(bin, destLog, [...securityArgs(f), ...standby]);
   let code = 1;
   try {
-    code = await runSource(f, { host: "127.0.0.1", port: dest.port }, security, out, LOOPBACK);
+    code = await runSource(f, [{ host: "127.0.0.1", port: dest.port }], security, out, LOOPBACK);
   } finally {
     const destCode = await dest.finish(30_000);
     if (destCode !== 0 && code === 0) code = 1;
@@ -229,63 +281,104 @@ function sourceChoices(f: SourceFlags) {
     steps: integerFlag("steps", f.steps, 1),
     workload: scaleWorkload(loadWorkload(f.trace ?? ""), sizeFlag("memory", f.memory)),
     breakAt: sizeFlag("break-link-after", f["break-link-after"]) ?? undefined,
-    options: parsePolicyFlags(f),
+    options: { ...parsePolicyFlags(f), ...withReconnect(reconnectWait(f["reconnect-wait"])) },
+    standby: standbyOf(f),
   };
+}
+
+function withReconnect(ms: number | undefined): { reconnectTimeoutMs?: number } {
+  return ms === undefined ? {} : { reconnectTimeoutMs: ms };
+}
+
+function standbyOf(f: SourceFlags): { dir: string; sync: boolean } | undefined {
+  const dir = standbyDir(f.standby);
+  if (dir === undefined) {
+    if (f["standby-sync"] === true) throw new UsageError("--standby-sync needs --standby DIR");
+    return undefined;
+  }
+  return { dir, sync: f["standby-sync"] === true };
 }
 
 const LOOPBACK = { kind: "loopback", text: "loopback (ppsim real --demo)" } as const;
 
-async function runSource(f: SourceFlags, peer: { host: string; port: number }, security: Security, out: Out, link?: { kind: "loopback" | "netns"; text: string }): Promise<number> {
-  const { mode, seed, steps, workload, breakAt, options } = sourceChoices(f);
+type Peer = { host: string; port: number };
+const hostPort = (p: Peer) => `${p.host}:${p.port}`;
+
+async function runSource(f: SourceFlags, peers: Peer[], security: Security, out: Out, link?: { kind: "loopback" | "netns"; text: string }): Promise<number> {
+  const { mode, seed, steps, workload, breakAt, options, standby } = sourceChoices(f);
   const tty = process.stdout.isTTY && f.plain !== true && f.json !== true;
   const logLines: string[] = [];
   const log = (l: string) => (f.json === true ? process.stderr.write(`${l}\n`) : tty ? logLines.push(l) : out(`· ${l}`));
 
-  const agent = await SourceAgent.start({ workload, mode, seed, steps, peer, options, breakLinkAfterPostcopyBytes: breakAt, log, security, link });
-  let report: Report;
+  const agent = await SourceAgent.start({ workload, mode, seed, steps, peer: peers[0], options, breakLinkAfterPostcopyBytes: breakAt, log, security, link, standby });
+  let report: Report | null = null;
+  let endWait: (() => void) | null = null;
   // SIGINT (Ctrl+C, or `ppsim real cancel`) cancels in every output mode; past switchover it is refused.
+  // Once a failed migration left the guest running here, it ends the agent and its guest.
   const onSigint = () => {
+    if (endWait !== null) return endWait();
     const refused = agent.cancel();
     if (refused !== null) log(`cancel refused: ${refused}`);
   };
-  const unregister = registerSource({ workload: workload.name, peer: `${peer.host}:${peer.port}`, mode });
+  const unregister = registerSource({ workload: workload.name, peer: peers.map(hostPort).join(","), mode });
   process.on("SIGINT", onSigint);
   try {
-    log(`source guest: ${workload.name}, ${formatBytes(workload.memBytes)}, ${workload.vcpus} vCPUs, ${agent.steps} steps each; ${mode} to ${peer.host}:${peer.port}`);
-    const migration = agent.migrate();
-    // The live view's snapshots (or, with --json, a poll) are the HTML report's samples.
-    const samples = f.report !== undefined ? new SampleLog() : null;
-    const snapshot = () => {
-      const s = agent.snapshot();
-      samples?.add(s);
-      return s;
-    };
-    const poll = samples !== null && f.json === true ? setInterval(snapshot, REPORT_POLL_MS) : undefined;
-    const view: ViewSource = { snapshot, done: () => agent.done, cancel: () => agent.cancel() };
-    if (f.json === true) {
-      report = await migration;
-      clearInterval(poll);
-      snapshot();
-      out(JSON.stringify(report, null, 2));
-    } else if (tty) {
-      await runTui(view);
-      report = await migration;
-      for (const l of logLines) out(`· ${l}`);
-    } else {
-      await runPlain(view, { write: out });
-      report = await migration;
+    log(`source guest: ${workload.name}, ${formatBytes(workload.memBytes)}, ${workload.vcpus} vCPUs, ${agent.steps} steps each; ${mode} to ${hostPort(peers[0])}`);
+    for (let i = 0; i < peers.length; i++) {
+      if (i > 0) log(`the source guest runs on; migrating it to the next destination, ${hostPort(peers[i])}`);
+      report = await migrateOnce(agent, peers[i], f, tty, logLines, out, `ppsim real: ${workload.name}, ${mode}`);
+      if (report.outcome !== "failed" || !agent.guestRunsHere) break;
+      if (i + 1 < peers.length) process.stderr.write(`ppsim: migration to ${hostPort(peers[i])} failed: ${sanitize(String(report.reason), 2000)}\n`);
     }
-    if (samples !== null && f.report !== undefined) {
-      writeHtmlReport(f.report, `ppsim real: ${workload.name}, ${mode}`, [samples.recording("real", report, null)]);
-      if (f.json !== true) out(`HTML report: ${f.report}`);
+    if (report !== null && report.outcome === "failed" && agent.guestRunsHere) {
+      process.stderr.write(`ppsim: migration failed: ${sanitize(String(report.reason), 2000)}\n`);
+      process.stderr.write(`ppsim: the source guest keeps running in this agent (pid ${process.pid}); Ctrl+C, SIGTERM or \`ppsim real cancel --pid ${process.pid}\` ends it\n`);
+      process.on("SIGTERM", onSigint);
+      await new Promise<void>((r) => (endWait = r));
+      return 1;
     }
   } finally {
     process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigint);
     unregister();
     await agent.close().catch((e: unknown) => process.stderr.write(`ppsim: closing the source guest: ${messageOf(e)}\n`));
   }
+  if (report === null) return 1;
   if (report.outcome === "completed" && report.verified === true) return 0;
   // The reason may quote the destination: shown through sanitize, like every peer text.
   process.stderr.write(`ppsim: migration ${report.outcome === "completed" ? "not verified" : report.outcome}: ${sanitize(String(report.reason), 2000)}\n`);
   return 1;
+}
+
+/** One migration of the agent's guest to `peer`, shown live (TUI, plain lines or --json). */
+async function migrateOnce(agent: SourceAgent, peer: Peer, f: SourceFlags, tty: boolean, logLines: string[], out: Out, title: string): Promise<Report> {
+  const migration = agent.migrate(peer);
+  // The live view's snapshots (or, with --json, a poll) are the HTML report's samples.
+  const samples = f.report !== undefined ? new SampleLog() : null;
+  const snapshot = () => {
+    const s = agent.snapshot();
+    samples?.add(s);
+    return s;
+  };
+  const poll = samples !== null && f.json === true ? setInterval(snapshot, REPORT_POLL_MS) : undefined;
+  const view: ViewSource = { snapshot, done: () => agent.done, cancel: () => agent.cancel() };
+  let report: Report;
+  if (f.json === true) {
+    report = await migration;
+    clearInterval(poll);
+    snapshot();
+    out(JSON.stringify(report, null, 2));
+  } else if (tty) {
+    await runTui(view);
+    report = await migration;
+    for (const l of logLines.splice(0)) out(`· ${l}`);
+  } else {
+    await runPlain(view, { write: out });
+    report = await migration;
+  }
+  if (samples !== null && f.report !== undefined) {
+    writeHtmlReport(f.report, title, [samples.recording("real", report, null)]);
+    if (f.json !== true) out(`HTML report: ${f.report}`);
+  }
+  return report;
 }

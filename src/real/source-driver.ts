@@ -26,6 +26,8 @@ import { sanitize } from "./peer-text.js";
 import { parseDestReport, type FinalReport } from "./report-msg.js";
 import type { SourceLink } from "./source-link.js";
 import { SourceMemoryPort } from "./source-port.js";
+import { REAL_STANDBY, type SourceStandby } from "./standby-source.js";
+import type { StandbyOp } from "../engine/standby.js";
 
 export interface DriverEnd {
   outcome: "completed" | "cancelled" | "failed";
@@ -36,6 +38,8 @@ export interface SourceDriverOptions {
   /** Tests and demos: break the link once this many bulk bytes went out after switchover. */
   breakLinkAfterPostcopyBytes?: number;
   log: (line: string) => void;
+  /** Issue 16: the standby copy this source keeps (its writes hook in at the engine's standby operations). */
+  standby?: SourceStandby;
 }
 
 /**
@@ -78,7 +82,14 @@ export class SourceDriver {
   ) {
     const { pageSize, memBytes } = guest.layout;
     this.port = new SourceMemoryPort(guest, opts.mode !== "postcopy");
-    this.engine = new Source<Uint8Array>(opts, { pageSize, pageCount: memBytes / pageSize }, this.port);
+    const sb = dopts.standby;
+    this.engine = new Source<Uint8Array>(opts, { pageSize, pageCount: memBytes / pageSize }, this.port, sb === undefined ? null : REAL_STANDBY);
+    if (sb !== undefined) {
+      sb.onWritten = (seq) => {
+        this.engine.handle({ kind: "standbyWritten", seq }, nowUs());
+        this.drive();
+      };
+    }
     this.fx = this.effects();
     this.ended = new Promise((r) => (this.resolveEnd = r));
     this.finalReport = new Promise((r) => (this.resolveFinal = r));
@@ -182,6 +193,7 @@ export class SourceDriver {
       },
       resumeGuest: () => void this.guest.resume().catch((e: unknown) => this.dopts.log(`resuming the source guest failed: ${messageOf(e)}`)),
       throttleGuest: (ratio) => void this.guest.throttle(ratio).catch((e: unknown) => this.dopts.log(`throttling the source guest failed: ${messageOf(e)}`)),
+      ...(this.dopts.standby === undefined ? {} : { standbyRoom: () => this.dopts.standby!.hasRoom, standbyWrite: (op: StandbyOp) => this.dopts.standby!.push(op) }),
       releasePages: (count) => {
         // Every page is at the destination: the source's copy of RAM is no longer needed.
         if (count === this.engine.metrics.pageCount) punchHole(this.guest.memfd, 0, this.guest.layout.memBytes);

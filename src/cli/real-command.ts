@@ -13,21 +13,17 @@
 import { existsSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { runPlain, runTui, type ViewSource } from "../../tui/index.js";
-import type { Report } from "../engine/report.js";
-import { SampleLog, writeHtmlReport } from "../html-report/index.js";
 import { DEFAULT_MAX_SESSIONS, DestinationAgent, type DestinationAgentOptions } from "../real/dest-agent.js";
 import { spawnDemoDestination } from "../real/demo.js";
 import { messageOf } from "../real/errors.js";
 import { scaleWorkload } from "../real/plan.js";
-import { registerSource, runningSources } from "../real/registry.js";
-import { SourceAgent } from "../real/source-agent.js";
-import { sanitize } from "../real/peer-text.js";
+import { runningSources } from "../real/registry.js";
 import { securityFromFlags, type Security, type SecurityFlags } from "../real/tls.js";
 import { loadWorkload } from "../workload/parse.js";
-import { formatBytes, parseByteSize } from "../workload/size.js";
+import { parseByteSize } from "../workload/size.js";
 import { UsageError } from "./errors.js";
 import { joinNegativeValues } from "./negative-values.js";
+import { runSource } from "./real-source.js";
 import { parseDurationMs, parseMode, parsePolicyFlags, POLICY_FLAGS, type PolicyFlags } from "./sim-args.js";
 
 const FLAGS = {
@@ -100,8 +96,6 @@ export const REAL_USAGE = `ppsim real:
 
 type Out = (line: string) => void;
 
-/** With --json and --report, how often the source's snapshot is sampled for the charts. */
-const REPORT_POLL_MS = 50;
 
 /** "HOST:PORT", ":PORT" (all interfaces) or "[v6]:PORT". */
 export function parseHostPort(flag: string, text: string): { host: string; port: number } {
@@ -163,7 +157,7 @@ export async function runRealCommand(argv: string[], out: Out): Promise<number> 
   if (f.netns !== undefined && peers.length === 0) throw new UsageError("--netns describes the link to a --peer; the demo runs over loopback");
   if (f.netns !== undefined && (f.netns.trim() === "" || f.netns.length > 200)) throw new UsageError("--netns needs a short description of the link's shaping (1–200 characters)");
   const netns = f.netns === undefined ? undefined : ({ kind: "netns", text: `netns link to ${(f.peer ?? []).join(", ")}: ${f.netns.trim()}` } as const);
-  return peers.length === 0 ? runDemo(f, security, out) : runSource(f, peers, security, out, netns);
+  return peers.length === 0 ? runDemo(f, security, out) : runSource(f, sourceChoices(f), peers, security, out, netns);
 }
 
 function securityOf(f: SecurityFlags, demo: boolean): Security {
@@ -223,7 +217,7 @@ async function runListen(at: { host: string; port: number }, o: DestinationAgent
   return once && ends[0]?.outcome !== "completed" ? 1 : 0;
 }
 
-type SourceFlags = PolicyFlags &
+export type SourceFlags = PolicyFlags &
   SecurityFlags & {
     trace?: string;
     mode?: string;
@@ -240,7 +234,7 @@ type SourceFlags = PolicyFlags &
   };
 
 async function runDemo(f: SourceFlags, security: Security, out: Out): Promise<number> {
-  sourceChoices(f);
+  const choices = sourceChoices(f);
   // The destination runs as a child process (its own event loop, like on
   // another host) when the built CLI is there; else in this process.
   const bin = fileURLToPath(new URL("./bin.js", import.meta.url));
@@ -255,7 +249,7 @@ async function runDemo(f: SourceFlags, security: Security, out: Out): Promise<nu
   if (!existsSync(bin)) {
     const agent = await DestinationAgent.listen("127.0.0.1", 0, { once: true, log: destLog, security, standbyDir: f.standby, reconnectWaitMs: reconnectWait(f["reconnect-wait"]) });
     try {
-      return await runSource(f, [{ host: "127.0.0.1", port: agent.port }], security, out, LOOPBACK);
+      return await runSource(f, choices, [{ host: "127.0.0.1", port: agent.port }], security, out, LOOPBACK);
     } finally {
       await agent.close();
     }
@@ -264,7 +258,7 @@ async function runDemo(f: SourceFlags, security: Security, out: Out): Promise<nu
   const dest = await spawnDemoDestination(bin, destLog, [...securityArgs(f), ...standby]);
   let code = 1;
   try {
-    code = await runSource(f, [{ host: "127.0.0.1", port: dest.port }], security, out, LOOPBACK);
+    code = await runSource(f, choices, [{ host: "127.0.0.1", port: dest.port }], security, out, LOOPBACK);
   } finally {
     const destCode = await dest.finish(30_000);
     if (destCode !== 0 && code === 0) code = 1;
@@ -274,6 +268,8 @@ async function runDemo(f: SourceFlags, security: Security, out: Out): Promise<nu
 }
 
 /** The source's flags, checked (before the demo spawns its destination: a bad flag must not leave it waiting). */
+export type SourceChoices = ReturnType<typeof sourceChoices>;
+
 function sourceChoices(f: SourceFlags) {
   return {
     mode: parseMode(f.mode ?? "precopy"),
@@ -301,84 +297,3 @@ function standbyOf(f: SourceFlags): { dir: string; sync: boolean } | undefined {
 
 const LOOPBACK = { kind: "loopback", text: "loopback (ppsim real --demo)" } as const;
 
-type Peer = { host: string; port: number };
-const hostPort = (p: Peer) => `${p.host}:${p.port}`;
-
-async function runSource(f: SourceFlags, peers: Peer[], security: Security, out: Out, link?: { kind: "loopback" | "netns"; text: string }): Promise<number> {
-  const { mode, seed, steps, workload, breakAt, options, standby } = sourceChoices(f);
-  const tty = process.stdout.isTTY && f.plain !== true && f.json !== true;
-  const logLines: string[] = [];
-  const log = (l: string) => (f.json === true ? process.stderr.write(`${l}\n`) : tty ? logLines.push(l) : out(`· ${l}`));
-
-  const agent = await SourceAgent.start({ workload, mode, seed, steps, peer: peers[0], options, breakLinkAfterPostcopyBytes: breakAt, log, security, link, standby });
-  let report: Report | null = null;
-  let endWait: (() => void) | null = null;
-  // SIGINT (Ctrl+C, or `ppsim real cancel`) cancels in every output mode; past switchover it is refused.
-  // Once a failed migration left the guest running here, it ends the agent and its guest.
-  const onSigint = () => {
-    if (endWait !== null) return endWait();
-    const refused = agent.cancel();
-    if (refused !== null) log(`cancel refused: ${refused}`);
-  };
-  const unregister = registerSource({ workload: workload.name, peer: peers.map(hostPort).join(","), mode });
-  process.on("SIGINT", onSigint);
-  try {
-    log(`source guest: ${workload.name}, ${formatBytes(workload.memBytes)}, ${workload.vcpus} vCPUs, ${agent.steps} steps each; ${mode} to ${hostPort(peers[0])}`);
-    for (let i = 0; i < peers.length; i++) {
-      if (i > 0) log(`the source guest runs on; migrating it to the next destination, ${hostPort(peers[i])}`);
-      report = await migrateOnce(agent, peers[i], f, tty, logLines, out, `ppsim real: ${workload.name}, ${mode}`);
-      if (report.outcome !== "failed" || !agent.guestRunsHere) break;
-      if (i + 1 < peers.length) process.stderr.write(`ppsim: migration to ${hostPort(peers[i])} failed: ${sanitize(String(report.reason), 2000)}\n`);
-    }
-    if (report !== null && report.outcome === "failed" && agent.guestRunsHere) {
-      process.stderr.write(`ppsim: migration failed: ${sanitize(String(report.reason), 2000)}\n`);
-      process.stderr.write(`ppsim: the source guest keeps running in this agent (pid ${process.pid}); Ctrl+C, SIGTERM or \`ppsim real cancel --pid ${process.pid}\` ends it\n`);
-      process.on("SIGTERM", onSigint);
-      await new Promise<void>((r) => (endWait = r));
-      return 1;
-    }
-  } finally {
-    process.off("SIGINT", onSigint);
-    process.off("SIGTERM", onSigint);
-    unregister();
-    await agent.close().catch((e: unknown) => process.stderr.write(`ppsim: closing the source guest: ${messageOf(e)}\n`));
-  }
-  if (report === null) return 1;
-  if (report.outcome === "completed" && report.verified === true) return 0;
-  // The reason may quote the destination: shown through sanitize, like every peer text.
-  process.stderr.write(`ppsim: migration ${report.outcome === "completed" ? "not verified" : report.outcome}: ${sanitize(String(report.reason), 2000)}\n`);
-  return 1;
-}
-
-/** One migration of the agent's guest to `peer`, shown live (TUI, plain lines or --json). */
-async function migrateOnce(agent: SourceAgent, peer: Peer, f: SourceFlags, tty: boolean, logLines: string[], out: Out, title: string): Promise<Report> {
-  const migration = agent.migrate(peer);
-  // The live view's snapshots (or, with --json, a poll) are the HTML report's samples.
-  const samples = f.report !== undefined ? new SampleLog() : null;
-  const snapshot = () => {
-    const s = agent.snapshot();
-    samples?.add(s);
-    return s;
-  };
-  const poll = samples !== null && f.json === true ? setInterval(snapshot, REPORT_POLL_MS) : undefined;
-  const view: ViewSource = { snapshot, done: () => agent.done, cancel: () => agent.cancel() };
-  let report: Report;
-  if (f.json === true) {
-    report = await migration;
-    clearInterval(poll);
-    snapshot();
-    out(JSON.stringify(report, null, 2));
-  } else if (tty) {
-    await runTui(view);
-    report = await migration;
-    for (const l of logLines.splice(0)) out(`· ${l}`);
-  } else {
-    await runPlain(view, { write: out });
-    report = await migration;
-  }
-  if (samples !== null && f.report !== undefined) {
-    writeHtmlReport(f.report, title, [samples.recording("real", report, null)]);
-    if (f.json !== true) out(`HTML report: ${f.report}`);
-  }
-  return report;
-}

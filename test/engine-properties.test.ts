@@ -109,7 +109,7 @@ describe("engine protocol properties", () => {
           expect(h.guestAt).toBe("source");
           return;
         }
-        if (cause === "reconnect-timeout" || h.dest.metrics.phase === "failed") {
+        if (cause === "reconnect-timeout" || cause === "vm-lost" || h.dest.metrics.phase === "failed") {
           // Given up after switchover: the source keeps every page; what the destination shows is current.
           expect(h.srcOutcome === "failed" || h.dstOutcome === "failed").toBe(true);
           return;

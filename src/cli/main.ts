@@ -52,6 +52,10 @@ simulation flags:
                           e: to the end)
   --memory SIZE           override the workload's memory size (e.g. 16GiB)
   --outage AT:DURATION    break the link AT after the migration starts, for DURATION (repeatable)
+  --standby-storage RATE[,LATENCY]  keep a standby copy on storage this fast (e.g. 500MB/s,0.5ms):
+                          the report gives its unprotected window (docs/standby.md)
+  --source-dies-at TIME   the source host dies this long after the migration starts
+  --reconnect-wait TIME   after switchover, how long a broken link may stay down (default 60s)
   --shared-channel        demand requests and replies queue behind bulk pages
   --background-order linear|neighbourhood   post-copy background order (default neighbourhood)
   --prefetch-pages N      pages pushed after each fault (default 32)

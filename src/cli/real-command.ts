@@ -10,31 +10,27 @@
  * switchover), plain lines otherwise, or one JSON object with --json. Exit
  * code 0 only for a completed and verified migration.
  */
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { runPlain, runTui, type ViewSource } from "../../tui/index.js";
-import type { Report } from "../engine/report.js";
-import { SampleLog, writeHtmlReport } from "../html-report/index.js";
 import { DEFAULT_MAX_SESSIONS, DestinationAgent, type DestinationAgentOptions } from "../real/dest-agent.js";
 import { spawnDemoDestination } from "../real/demo.js";
 import { messageOf } from "../real/errors.js";
 import { scaleWorkload } from "../real/plan.js";
-import { registerSource, runningSources } from "../real/registry.js";
-import { SourceAgent } from "../real/source-agent.js";
-import { sanitize } from "../real/peer-text.js";
+import { runningSources } from "../real/registry.js";
 import { securityFromFlags, type Security, type SecurityFlags } from "../real/tls.js";
 import { loadWorkload } from "../workload/parse.js";
-import { formatBytes, parseByteSize } from "../workload/size.js";
+import { parseByteSize } from "../workload/size.js";
 import { UsageError } from "./errors.js";
 import { joinNegativeValues } from "./negative-values.js";
-import { parseMode, parsePolicyFlags, POLICY_FLAGS, type PolicyFlags } from "./sim-args.js";
+import { runSource } from "./real-source.js";
+import { parseDurationMs, parseMode, parsePolicyFlags, POLICY_FLAGS, type PolicyFlags } from "./sim-args.js";
 
 const FLAGS = {
   ...POLICY_FLAGS,
   listen: { type: "string" },
   once: { type: "boolean" },
-  peer: { type: "string" },
+  peer: { type: "string", multiple: true },
   demo: { type: "boolean" },
   trace: { type: "string" },
   mode: { type: "string" },
@@ -53,6 +49,9 @@ const FLAGS = {
   insecure: { type: "boolean" },
   "max-memory": { type: "string" },
   "max-sessions": { type: "string" },
+  standby: { type: "string" },
+  "standby-sync": { type: "boolean" },
+  "reconnect-wait": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -60,7 +59,11 @@ export const REAL_USAGE = `ppsim real:
   cancel [--pid PID]      ask your running source agent(s) on this machine to cancel (refused past switchover)
   --listen HOST:PORT      destination: receive migrations (port 0: any free port) until killed
   --once                  with --listen: serve one migration, then exit (0 if it completed)
-  --peer HOST:PORT        source: run the workload's guest and migrate it to this destination
+  --peer HOST:PORT        source: run the workload's guest and migrate it to this destination; repeat it
+                          to name fallbacks: a migration that fails with the source guest still running
+                          (before the destination's guest ran) migrates the same guest to the next one.
+                          If the last fails so, the agent keeps the guest running until Ctrl+C
+                          (or \`ppsim real cancel --pid PID\`)
   --demo                  source and destination on this machine, over loopback
   --trace FILE            workload file (source, demo)
   --mode MODE             postcopy, precopy (default) or hybrid
@@ -82,13 +85,17 @@ export const REAL_USAGE = `ppsim real:
   --max-memory SIZE       with --listen: guest memory of all migrations together, at most
                           (default: 3/4 of the host's free memory at start)
   --max-sessions N        with --listen: concurrent migrations, at most (default 4)
+  --standby DIR           source: keep a standby copy of guest memory in DIR (storage the destination
+                          reaches too), so that the VM survives the source's death after switchover;
+                          destination (--listen): where sources keep theirs (docs/standby.md)
+  --standby-sync          source: make each standby write durable (fdatasync) before it counts
+  --reconnect-wait TIME   after switchover, how long a broken link may stay down (default 60s); a
+                          destination with --standby then fills the missing pages from the copy
   policy flags as for the simulator (ppsim --help): --downtime-limit, --max-rounds, --hybrid-rounds,
   --bandwidth-cap, --no-auto-converge, --background-order, --prefetch-pages`;
 
 type Out = (line: string) => void;
 
-/** With --json and --report, how often the source's snapshot is sampled for the charts. */
-const REPORT_POLL_MS = 50;
 
 /** "HOST:PORT", ":PORT" (all interfaces) or "[v6]:PORT". */
 export function parseHostPort(flag: string, text: string): { host: string; port: number } {
@@ -139,14 +146,18 @@ export async function runRealCommand(argv: string[], out: Out): Promise<number> 
   if (roles !== 1) throw new UsageError("ppsim real needs exactly one of --listen HOST:PORT, --peer HOST:PORT or --demo\n" + REAL_USAGE);
   const demo = f.demo === true;
   const security = securityOf(f, demo);
-  if (f.listen !== undefined) return runListen(parseHostPort("listen", f.listen), { once: f.once === true, security, ...limitsOf(f) }, out);
+  const reconnectWaitMs = reconnectWait(f["reconnect-wait"]);
+  if (f.listen !== undefined) {
+    if (f["standby-sync"] === true) throw new UsageError("--standby-sync is for the source: it writes the copy");
+    return runListen(parseHostPort("listen", f.listen), { once: f.once === true, security, ...limitsOf(f), standbyDir: standbyDir(f.standby), reconnectWaitMs }, out);
+  }
   if (f["max-memory"] !== undefined || f["max-sessions"] !== undefined) throw new UsageError("--max-memory and --max-sessions are for the destination (--listen)");
-  const peer = f.peer === undefined ? null : parseHostPort("peer", f.peer);
+  const peers = (f.peer ?? []).map((p) => parseHostPort("peer", p));
   if (f.trace === undefined) throw new UsageError("--trace FILE is required: the workload to run and migrate (see examples/)");
-  if (f.netns !== undefined && peer === null) throw new UsageError("--netns describes the link to a --peer; the demo runs over loopback");
+  if (f.netns !== undefined && peers.length === 0) throw new UsageError("--netns describes the link to a --peer; the demo runs over loopback");
   if (f.netns !== undefined && (f.netns.trim() === "" || f.netns.length > 200)) throw new UsageError("--netns needs a short description of the link's shaping (1–200 characters)");
-  const netns = f.netns === undefined ? undefined : ({ kind: "netns", text: `netns link to ${f.peer}: ${f.netns.trim()}` } as const);
-  return peer === null ? runDemo(f, security, out) : runSource(f, peer, security, out, netns);
+  const netns = f.netns === undefined ? undefined : ({ kind: "netns", text: `netns link to ${(f.peer ?? []).join(", ")}: ${f.netns.trim()}` } as const);
+  return peers.length === 0 ? runDemo(f, security, out) : runSource(f, sourceChoices(f), peers, security, out, netns);
 }
 
 function securityOf(f: SecurityFlags, demo: boolean): Security {
@@ -165,6 +176,26 @@ function securityArgs(f: SecurityFlags): string[] {
     if (v !== undefined) args.push(`--${k}`, v);
   }
   return args.length === 0 ? ["--insecure"] : args;
+}
+
+function reconnectWait(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseDurationMs("reconnect-wait", text);
+  if (!(ms > 0)) throw new UsageError(`--reconnect-wait must be a positive duration like 5s, got "${text}"`);
+  return ms;
+}
+
+/** --standby DIR: an existing directory (the copy's folder goes inside it). */
+function standbyDir(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  let ok = false;
+  try {
+    ok = statSync(text).isDirectory();
+  } catch {
+    /* not there */
+  }
+  if (!ok) throw new UsageError(`--standby must name an existing directory, got "${text}"`);
+  return text;
 }
 
 function limitsOf(f: { "max-memory"?: string; "max-sessions"?: string }): { maxMemoryBytes?: number; maxSessions?: number } {
@@ -186,10 +217,24 @@ async function runListen(at: { host: string; port: number }, o: DestinationAgent
   return once && ends[0]?.outcome !== "completed" ? 1 : 0;
 }
 
-type SourceFlags = PolicyFlags & SecurityFlags & { trace?: string; mode?: string; seed?: string; steps?: string; memory?: string; json?: boolean; plain?: boolean; report?: string; "break-link-after"?: string };
+export type SourceFlags = PolicyFlags &
+  SecurityFlags & {
+    trace?: string;
+    mode?: string;
+    seed?: string;
+    steps?: string;
+    memory?: string;
+    json?: boolean;
+    plain?: boolean;
+    report?: string;
+    "break-link-after"?: string;
+    standby?: string;
+    "standby-sync"?: boolean;
+    "reconnect-wait"?: string;
+  };
 
 async function runDemo(f: SourceFlags, security: Security, out: Out): Promise<number> {
-  sourceChoices(f);
+  const choices = sourceChoices(f);
   // The destination runs as a child process (its own event loop, like on
   // another host) when the built CLI is there; else in this process.
   const bin = fileURLToPath(new URL("./bin.js", import.meta.url));
@@ -202,17 +247,18 @@ async function runDemo(f: SourceFlags, security: Security, out: Out): Promise<nu
     else out(note);
   }
   if (!existsSync(bin)) {
-    const agent = await DestinationAgent.listen("127.0.0.1", 0, { once: true, log: destLog, security });
+    const agent = await DestinationAgent.listen("127.0.0.1", 0, { once: true, log: destLog, security, standbyDir: f.standby, reconnectWaitMs: reconnectWait(f["reconnect-wait"]) });
     try {
-      return await runSource(f, { host: "127.0.0.1", port: agent.port }, security, out, LOOPBACK);
+      return await runSource(f, choices, [{ host: "127.0.0.1", port: agent.port }], security, out, LOOPBACK);
     } finally {
       await agent.close();
     }
   }
-  const dest = await spawnDemoDestination(bin, destLog, securityArgs(f));
+  const standby = [...(f.standby === undefined ? [] : ["--standby", f.standby]), ...(f["reconnect-wait"] === undefined ? [] : ["--reconnect-wait", f["reconnect-wait"]])];
+  const dest = await spawnDemoDestination(bin, destLog, [...securityArgs(f), ...standby]);
   let code = 1;
   try {
-    code = await runSource(f, { host: "127.0.0.1", port: dest.port }, security, out, LOOPBACK);
+    code = await runSource(f, choices, [{ host: "127.0.0.1", port: dest.port }], security, out, LOOPBACK);
   } finally {
     const destCode = await dest.finish(30_000);
     if (destCode !== 0 && code === 0) code = 1;
@@ -222,6 +268,8 @@ async function runDemo(f: SourceFlags, security: Security, out: Out): Promise<nu
 }
 
 /** The source's flags, checked (before the demo spawns its destination: a bad flag must not leave it waiting). */
+export type SourceChoices = ReturnType<typeof sourceChoices>;
+
 function sourceChoices(f: SourceFlags) {
   return {
     mode: parseMode(f.mode ?? "precopy"),
@@ -229,63 +277,23 @@ function sourceChoices(f: SourceFlags) {
     steps: integerFlag("steps", f.steps, 1),
     workload: scaleWorkload(loadWorkload(f.trace ?? ""), sizeFlag("memory", f.memory)),
     breakAt: sizeFlag("break-link-after", f["break-link-after"]) ?? undefined,
-    options: parsePolicyFlags(f),
+    options: { ...parsePolicyFlags(f), ...withReconnect(reconnectWait(f["reconnect-wait"])) },
+    standby: standbyOf(f),
   };
+}
+
+function withReconnect(ms: number | undefined): { reconnectTimeoutMs?: number } {
+  return ms === undefined ? {} : { reconnectTimeoutMs: ms };
+}
+
+function standbyOf(f: SourceFlags): { dir: string; sync: boolean } | undefined {
+  const dir = standbyDir(f.standby);
+  if (dir === undefined) {
+    if (f["standby-sync"] === true) throw new UsageError("--standby-sync needs --standby DIR");
+    return undefined;
+  }
+  return { dir, sync: f["standby-sync"] === true };
 }
 
 const LOOPBACK = { kind: "loopback", text: "loopback (ppsim real --demo)" } as const;
 
-async function runSource(f: SourceFlags, peer: { host: string; port: number }, security: Security, out: Out, link?: { kind: "loopback" | "netns"; text: string }): Promise<number> {
-  const { mode, seed, steps, workload, breakAt, options } = sourceChoices(f);
-  const tty = process.stdout.isTTY && f.plain !== true && f.json !== true;
-  const logLines: string[] = [];
-  const log = (l: string) => (f.json === true ? process.stderr.write(`${l}\n`) : tty ? logLines.push(l) : out(`· ${l}`));
-
-  const agent = await SourceAgent.start({ workload, mode, seed, steps, peer, options, breakLinkAfterPostcopyBytes: breakAt, log, security, link });
-  let report: Report;
-  // SIGINT (Ctrl+C, or `ppsim real cancel`) cancels in every output mode; past switchover it is refused.
-  const onSigint = () => {
-    const refused = agent.cancel();
-    if (refused !== null) log(`cancel refused: ${refused}`);
-  };
-  const unregister = registerSource({ workload: workload.name, peer: `${peer.host}:${peer.port}`, mode });
-  process.on("SIGINT", onSigint);
-  try {
-    log(`source guest: ${workload.name}, ${formatBytes(workload.memBytes)}, ${workload.vcpus} vCPUs, ${agent.steps} steps each; ${mode} to ${peer.host}:${peer.port}`);
-    const migration = agent.migrate();
-    // The live view's snapshots (or, with --json, a poll) are the HTML report's samples.
-    const samples = f.report !== undefined ? new SampleLog() : null;
-    const snapshot = () => {
-      const s = agent.snapshot();
-      samples?.add(s);
-      return s;
-    };
-    const poll = samples !== null && f.json === true ? setInterval(snapshot, REPORT_POLL_MS) : undefined;
-    const view: ViewSource = { snapshot, done: () => agent.done, cancel: () => agent.cancel() };
-    if (f.json === true) {
-      report = await migration;
-      clearInterval(poll);
-      snapshot();
-      out(JSON.stringify(report, null, 2));
-    } else if (tty) {
-      await runTui(view);
-      report = await migration;
-      for (const l of logLines) out(`· ${l}`);
-    } else {
-      await runPlain(view, { write: out });
-      report = await migration;
-    }
-    if (samples !== null && f.report !== undefined) {
-      writeHtmlReport(f.report, `ppsim real: ${workload.name}, ${mode}`, [samples.recording("real", report, null)]);
-      if (f.json !== true) out(`HTML report: ${f.report}`);
-    }
-  } finally {
-    process.off("SIGINT", onSigint);
-    unregister();
-    await agent.close().catch((e: unknown) => process.stderr.write(`ppsim: closing the source guest: ${messageOf(e)}\n`));
-  }
-  if (report.outcome === "completed" && report.verified === true) return 0;
-  // The reason may quote the destination: shown through sanitize, like every peer text.
-  process.stderr.write(`ppsim: migration ${report.outcome === "completed" ? "not verified" : report.outcome}: ${sanitize(String(report.reason), 2000)}\n`);
-  return 1;
-}

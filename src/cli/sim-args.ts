@@ -8,6 +8,7 @@ import { MODES, type Mode } from "../engine/messages.js";
 import { checkHostProfile, DEFAULT_HOST, type HostProfile } from "../sim/host.js";
 import { parseLink, type LinkSpec } from "../sim/link.js";
 import { readBoundedFile } from "../workload/read-bounded.js";
+import { DEFAULT_STANDBY_SIM, type StandbySimSpec } from "../sim/standby.js";
 import type { Outage } from "../sim/simulation.js";
 import { parseByteSize } from "../workload/size.js";
 import { UsageError } from "./errors.js";
@@ -49,6 +50,9 @@ export const SIM_FLAGS = {
   "max-time": { type: "string" },
   report: { type: "string" },
   host: { type: "string" },
+  "standby-storage": { type: "string" },
+  "source-dies-at": { type: "string" },
+  "reconnect-wait": { type: "string" },
 } as const;
 
 export interface SimFlags extends PolicyFlags {
@@ -65,6 +69,9 @@ export interface SimFlags extends PolicyFlags {
   report?: string;
   /** A host profile: a file from `ppsim calibrate`, "default" or "none". */
   host?: string;
+  "standby-storage"?: string;
+  "source-dies-at"?: string;
+  "reconnect-wait"?: string;
 }
 
 export const DEFAULT_LINK = "1Gbit,0.1ms";
@@ -80,6 +87,9 @@ export interface SimChoices {
   maxVirtualMs: number | undefined;
   /** undefined: not given (the command's own default). */
   host: HostProfile | null | undefined;
+  /** Issue 16: a standby copy on storage like this, and a source death. */
+  standby?: StandbySimSpec;
+  sourceDiesAtMs?: number;
 }
 
 export function parseMode(text: string | undefined): Mode {
@@ -152,6 +162,7 @@ export function parseSimFlags(f: SimFlags): SimChoices {
     throw new UsageError(`--link: ${(e as Error).message}`);
   }
   const options = parsePolicyFlags(f);
+  if (f["reconnect-wait"] !== undefined) options.reconnectTimeoutMs = positiveDuration("reconnect-wait", f["reconnect-wait"]);
   if (f["shared-channel"]) link.sharedChannel = true;
   if (link.sharedChannel) options.urgentChannel = false;
   let memoryBytes: number | null = null;
@@ -170,7 +181,18 @@ export function parseSimFlags(f: SimFlags): SimChoices {
     options,
     maxVirtualMs: f["max-time"] === undefined ? undefined : positiveDuration("max-time", f["max-time"]),
     host: f.host === undefined ? undefined : loadHostProfile(f.host),
+    ...(f["standby-storage"] === undefined ? {} : { standby: parseStandbyStorage(f["standby-storage"]) }),
+    ...(f["source-dies-at"] === undefined ? {} : { sourceDiesAtMs: parseDurationMs("source-dies-at", f["source-dies-at"]) }),
   };
+}
+
+/** "RATE[,LATENCY]": the standby copy's storage, e.g. 500MB/s,0.5ms (latency per operation, default 0.5 ms). */
+export function parseStandbyStorage(text: string): StandbySimSpec {
+  const [rate, latency, ...rest] = text.split(",");
+  if (rest.length > 0 || rate === undefined) throw new UsageError(`--standby-storage must be RATE[,LATENCY] like 500MB/s,0.5ms, got "${text}"`);
+  const writeBytesPerSec = rateBytesPerSec("standby-storage", rate);
+  const latencyUs = latency === undefined ? DEFAULT_STANDBY_SIM.latencyUs : parseDurationMs("standby-storage", latency) * 1000;
+  return { writeBytesPerSec, latencyUs };
 }
 
 /** The migration policy chosen by flags (what is not given keeps the engine's default). */

@@ -46,6 +46,8 @@ export function simConfig(choices: SimChoices, workload: Workload, mode = choice
     outages: choices.outages,
     maxVirtualMs: choices.maxVirtualMs,
     host: choices.host ?? null,
+    ...(choices.standby === undefined ? {} : { standby: choices.standby }),
+    ...(choices.sourceDiesAtMs === undefined ? {} : { sourceDiesAtMs: choices.sourceDiesAtMs }),
   };
 }
 

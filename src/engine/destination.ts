@@ -2,7 +2,9 @@
  * The destination side of a migration: pure and synchronous, like the source.
  *
  * It learns the layout from the handshake, installs pages as they come, drops
- * stale ones at switchover and resumes the guest; from then on it turns each
+ * stale ones at switchover and resumes the guest — and tells the source only
+ * once the driver says the guest runs (`guestResumed`): until then the source
+ * may take the VM back (the point of no return, docs/engine.md). From then on it turns each
  * vCPU fault on a missing page into one urgent request (however many vCPUs
  * wait on that page) and wakes the waiters when the page is installed. After a
  * broken link it tells the source what it holds and re-sends its requests.
@@ -19,8 +21,10 @@ import { emptyDestinationMetrics, type DestinationMetrics } from "./metrics.js";
 import type { MigrationOptions } from "./options.js";
 import type { Layout } from "./source.js";
 import { addVcpuWait } from "./vcpu-waits.js";
+import { pageRanges } from "./standby.js";
 
-type Stage = "awaitingHello" | "receiving" | "running" | "complete" | "done";
+/** "resuming": the switchover was taken and the guest asked to run; the driver has not confirmed it yet. */
+type Stage = "awaitingHello" | "receiving" | "resuming" | "running" | "complete" | "done";
 
 const Origin = { None: 0, Precopy: 1, Background: 2, Demand: 3 } as const;
 const ORIGIN_KEYS = [null, "precopy", "background", "demand"] as const;
@@ -30,6 +34,20 @@ export interface DestinationConfig {
   expect?: Layout;
   /** Largest guest this destination accepts, in bytes. */
   maxMemBytes?: number;
+  /** The source keeps a standby copy this destination can read: a dead source's missing pages come from it. */
+  standby?: boolean;
+}
+
+/** How a fill from the standby copy went (issue 16). */
+export interface StandbyFill {
+  /** Why the destination turned to the copy. */
+  why: string;
+  /** Pages it lacked then. */
+  missing: number;
+  /** Pages installed from the copy, verified against its checksums. */
+  filled: number;
+  /** Pages neither here nor (current and intact) in the copy, in order; null until the fill ends. */
+  lost: Uint32Array | null;
 }
 
 export class Destination<P> {
@@ -52,6 +70,10 @@ export class Destination<P> {
   private urgentCapable = false;
   private linkUp = true;
   private bulkBytes = 0;
+  /** Set once the source is given up for dead and the standby copy is read. */
+  private fill: StandbyFill | null = null;
+  /** Sent again on every reconnection after we ended: the source must hear that our guest never ran. */
+  private farewell: Message<P> | null = null;
 
   constructor(
     private readonly opts: MigrationOptions,
@@ -69,6 +91,11 @@ export class Destination<P> {
     return this.layout;
   }
 
+  /** The standby fill, once begun. */
+  get standbyFill(): StandbyFill | null {
+    return this.fill;
+  }
+
   /** Whether the page is in guest memory (for drivers that check before stalling a vCPU). */
   isPresent(page: number): boolean {
     return this.present.has(page);
@@ -82,6 +109,14 @@ export class Destination<P> {
         return this.onMessage(ev.msg);
       case "fault":
         return this.onFault(ev.page, ev.vcpu);
+      case "guestResumed":
+        return this.onGuestResumed();
+      case "resumeFailed": {
+        if (this.stage !== "resuming") return;
+        const reason = `the destination could not start its guest: ${ev.reason}`;
+        this.farewell = { type: "error", code: ErrorCode.ResumeFailed, reason };
+        return this.refuse(ErrorCode.ResumeFailed, reason, EndCause.ResumeFailed);
+      }
       case "linkDown":
         if (this.linkUp && !this.finished) this.reconnectBy = now + this.opts.reconnectTimeoutMs * 1000;
         this.linkUp = false;
@@ -94,6 +129,12 @@ export class Destination<P> {
         return this.onLinkUp();
       case "malformed":
         return this.protocolError(`the source sent bytes that do not decode: ${ev.reason}`);
+      case "standbyPages":
+        if (this.fill === null || this.stage !== "running") return;
+        this.fill.filled += ev.pages.length;
+        return this.onPages(ev.pages);
+      case "standbyEnd":
+        return this.onStandbyEnd();
     }
   }
 
@@ -101,6 +142,7 @@ export class Destination<P> {
     this.now = now;
     if (this.reconnectBy === null || now < this.reconnectBy || this.linkUp || this.finished) return;
     this.reconnectBy = null;
+    if (this.fromStandby(`the source did not reconnect within ${this.opts.reconnectTimeoutMs / 1000} s`)) return;
     this.finish("failed", EndCause.ReconnectTimeout, `the source did not reconnect within ${this.opts.reconnectTimeoutMs / 1000} s`);
   }
 
@@ -130,16 +172,17 @@ export class Destination<P> {
       case "hello":
         return this.onHello(msg);
       case "pages":
-        if (this.stage !== "receiving" && this.stage !== "running") return this.protocolError(`pages before the handshake`);
+        if (this.stage === "awaitingHello") return this.protocolError(`pages before the handshake`);
         return this.onPages(msg.pages);
       case "switchover":
         if (this.stage !== "receiving") return this.protocolError(`unexpected switchover in stage ${this.stage}`);
         return this.onSwitchover(msg.stale, msg.cpuState);
       case "cancel":
-        if (this.stage === "running") return this.protocolError(`cancel after switchover: ${msg.reason}`);
+        if (this.guestMayRun) return this.protocolError(`cancel after switchover: ${msg.reason}`);
         return this.finish("cancelled", EndCause.PeerCancelled, `source cancelled: ${msg.reason}`);
       case "error":
-        if (this.stage === "running") {
+        if (this.guestMayRun) {
+          if (this.fromStandby(`the source reported error ${msg.code}: ${msg.reason}`)) return;
           // Our guest runs: giving up would lose the VM. Keep serving what we have; the operator recovers.
           this.metrics.phase = "failed";
           const reason = `source reported error ${msg.code}: ${msg.reason}; the destination guest keeps its pages`;
@@ -190,7 +233,8 @@ export class Destination<P> {
       if (!(page < count)) return this.protocolError(`page ${page} is beyond the guest's ${count} pages`);
     }
     const install: PageEntry<P>[] = [];
-    const running = this.stage === "running";
+    // Resuming counts as running: the guest may already touch its pages.
+    const running = this.guestMayRun;
     const present = this.present;
     const origins = this.origin;
     // Per-origin counts change in bulk after the loop (the loop runs once per page received).
@@ -243,12 +287,53 @@ export class Destination<P> {
       this.metrics.pagesDropped += stale.length;
       this.actions.push({ kind: "dropPages", pages: stale });
     }
-    this.stage = "running";
-    this.metrics.phase = this.present.count === count ? "complete" : "postcopy";
-    this.metrics.resumedAt = this.now;
+    this.stage = "resuming";
     this.actions.push({ kind: "resumeGuest", cpuState });
+  }
+
+  private onGuestResumed(): void {
+    if (this.stage !== "resuming") return;
+    this.stage = "running";
+    this.metrics.phase = this.present.count === this.layout!.pageCount ? "complete" : "postcopy";
+    this.metrics.resumedAt = this.now;
+    // Urgent, and before any error we send from now on: the source learns the
+    // guest ran before it hears of any later trouble.
     this.send("urgent", { type: "resumed" });
     this.completeIfWhole();
+  }
+
+  /** Whether the guest may be running (asked to resume, or confirmed). */
+  private get guestMayRun(): boolean {
+    return this.stage === "resuming" || this.stage === "running";
+  }
+
+  // ------------------------------------------------------------ standby copy
+
+  /** The source is gone for good: with a standby copy, read every missing page from it. Whether it began. */
+  private fromStandby(why: string): boolean {
+    if (this.config.standby !== true || this.stage !== "running" || this.fill !== null) return false;
+    const missing: number[] = [];
+    const count = this.layout!.pageCount;
+    for (let p = this.present.nextClear(0); p >= 0 && p < count; p = this.present.nextClear(p + 1)) missing.push(p);
+    this.fill = { why, missing: missing.length, filled: 0, lost: null };
+    this.metrics.phase = "recovering";
+    this.actions.push({ kind: "standbyRecover", missing: Uint32Array.from(missing) });
+    return true;
+  }
+
+  private onStandbyEnd(): void {
+    const fill = this.fill;
+    if (fill === null || fill.lost !== null || this.stage !== "running") return;
+    const count = this.layout!.pageCount;
+    // Whatever is still missing is lost: the copy did not hold it current and intact.
+    const gone: number[] = [];
+    for (let p = this.present.nextClear(0); p >= 0 && p < count; p = this.present.nextClear(p + 1)) gone.push(p);
+    fill.lost = Uint32Array.from(gone);
+    if (gone.length === 0) return; // completeIfWhole already finished it when the last page came
+    const reason =
+      `the VM is lost: ${fill.why}, inside the unprotected window: ${gone.length} of ${count} pages are neither here ` +
+      `nor, current and intact, in the standby copy: ${pageRanges(fill.lost)}`;
+    this.finish("failed", EndCause.VmLost, reason);
   }
 
   // ------------------------------------------------------------------- faults
@@ -286,17 +371,22 @@ export class Destination<P> {
   private onLinkUp(): void {
     this.linkUp = true;
     this.reconnectBy = null;
-    if (this.stage !== "receiving" && this.stage !== "running" && this.stage !== "complete") return;
+    if (this.stage === "done" && this.farewell !== null) this.send(this.requestChannel(), this.farewell);
+    if (this.stage !== "receiving" && this.stage !== "resuming" && this.stage !== "running" && this.stage !== "complete") return;
     if (this.stage === "running") this.metrics.phase = "postcopy";
     if (this.stage === "complete") this.metrics.phase = "complete";
     // The recover message goes first, on the channel our requests take, so
     // the source knows what we hold before it sees our repeated requests.
     this.send(this.requestChannel(), {
       type: "recover",
-      resumed: this.stage === "running",
+      // The switchover was taken (stale pages dropped; the guest runs or is
+      // being started): the source may no longer resume its own.
+      resumed: this.stage !== "receiving",
       bulkBytes: this.bulkBytes,
       received: this.present.toBytes(),
     });
+    // Our "resumed" may have been lost with the link (or never sent while it was down).
+    if (this.stage === "running" || this.stage === "complete") this.send("urgent", { type: "resumed" });
     for (const page of this.waiting.keys()) this.request(page);
     // Our earlier "complete" may have been lost with the link.
     if (this.stage === "complete") this.send(this.requestChannel(), { type: "complete" });
@@ -319,7 +409,10 @@ export class Destination<P> {
     this.metrics.completedAt = this.now;
     this.actions.push({ kind: "stopFaultHandling" });
     this.send("urgent", { type: "complete" });
-    this.actions.push({ kind: "finished", outcome: "completed", cause: EndCause.Completed, reason: "every page is present" });
+    const f = this.fill;
+    if (f !== null) f.lost = new Uint32Array(0);
+    const reason = f === null ? "every page is present" : `${f.why}: ${f.filled} of the ${f.missing} missing pages came from the standby copy, each verified against its checksum; every page is present`;
+    this.actions.push({ kind: "finished", outcome: "completed", cause: EndCause.Completed, reason });
   }
 
   /** Queues while the link is up; what would go out while it is down is rebuilt at recovery. */
@@ -333,6 +426,10 @@ export class Destination<P> {
   }
 
   private protocolError(reason: string): void {
+    // Past the switchover an error must never overtake our "resumed" (the source would
+    // take it for a destination that stopped before its guest ran): while resuming say
+    // nothing; once complete, nothing is at stake.
+    if (this.stage === "resuming" || this.stage === "complete" || this.stage === "done") return;
     if (this.stage === "running") {
       // Never abandon a running guest over a bad message: report it and carry on.
       this.send("urgent", { type: "error", code: ErrorCode.Protocol, reason });
@@ -348,3 +445,4 @@ export class Destination<P> {
     this.actions.push({ kind: "finished", outcome, cause, reason });
   }
 }
+

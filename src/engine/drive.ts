@@ -10,6 +10,7 @@ import type { Destination } from "./destination.js";
 import type { DestinationAction, Ending, SourceAction } from "./events.js";
 import type { Channel, Message, PageEntry } from "./messages.js";
 import type { Source } from "./source.js";
+import type { StandbyOp } from "./standby.js";
 
 export const CHANNELS: readonly Channel[] = ["urgent", "bulk"];
 
@@ -23,6 +24,9 @@ interface LaneEffects<P> {
 }
 
 export interface SourceEffects<P> extends LaneEffects<P> {
+  /** With a standby copy: whether the storage queue takes another operation now. */
+  standbyRoom?(): boolean;
+  standbyWrite?(op: StandbyOp): void;
   pauseGuest(): void;
   resumeGuest(): void;
   throttleGuest(ratio: number): void;
@@ -35,6 +39,8 @@ export interface DestinationEffects<P> extends LaneEffects<P> {
   dropPages(pages: Uint32Array): void;
   resumeGuest(cpuState: Uint8Array): void;
   stopFaultHandling(): void;
+  /** With a standby copy (issue 16): read these pages from it. */
+  standbyRecover?(missing: Uint32Array): void;
 }
 
 function applySource<P>(a: SourceAction, fx: SourceEffects<P>): void {
@@ -64,6 +70,9 @@ function applyDestination<P>(a: DestinationAction<P>, fx: DestinationEffects<P>)
       return fx.resumeGuest(a.cpuState);
     case "stopFaultHandling":
       return fx.stopFaultHandling();
+    case "standbyRecover":
+      if (fx.standbyRecover === undefined) throw new Error("the destination engine asked for a standby read, and this driver has no standby copy");
+      return fx.standbyRecover(a.missing);
     case "finished":
       return fx.finished({ outcome: a.outcome, cause: a.cause, reason: a.reason });
   }
@@ -106,6 +115,12 @@ function drive<A, P, F extends LaneEffects<P>>(engine: Engine<A, P>, fx: F, appl
 
 export function driveSource<P>(engine: Source<P>, fx: SourceEffects<P>, now: number): void {
   drive(engine, fx, applySource, now);
+  if (fx.standbyWrite === undefined || fx.standbyRoom === undefined) return;
+  while (fx.standbyRoom()) {
+    const op = engine.pollStandby();
+    if (op === null) break;
+    fx.standbyWrite(op);
+  }
 }
 
 export function driveDestination<P>(engine: Destination<P>, fx: DestinationEffects<P>, now: number): void {

@@ -25,6 +25,18 @@ export const EndCause = {
   SetupTimeout: "setup-timeout",
   /** The link stayed down past the reconnect deadline. */
   ReconnectTimeout: "reconnect-timeout",
+  /**
+   * Past the pause but before the destination guest could run: the source
+   * resumed its own guest. Failed, not lost; the reason names the failure.
+   */
+  ResumedAtSource: "resumed-at-source",
+  /** The destination could not start its guest (it never ran). */
+  ResumeFailed: "resume-failed",
+  /**
+   * After the destination guest ran, the destination went away for good and
+   * nothing else holds its memory: the VM is lost (the reason says why).
+   */
+  VmLost: "vm-lost",
 } as const;
 export type EndCause = (typeof EndCause)[keyof typeof EndCause];
 
@@ -44,7 +56,9 @@ export type SourceInput<P> =
   /** The link is back; the source waits for the destination's `recover`. */
   | { kind: "linkUp" }
   /** The peer's bytes did not decode (the decoder's message). */
-  | { kind: "malformed"; reason: string };
+  | { kind: "malformed"; reason: string }
+  /** The standby copy's operation `seq` (from `pollStandby`) is durable. */
+  | { kind: "standbyWritten"; seq: number };
 
 export type SourceAction =
   | { kind: "pauseGuest" }
@@ -81,10 +95,18 @@ export type DestinationInput<P> =
   | { kind: "message"; msg: Message<P>; channel: Channel }
   /** A vCPU touched a page that is not present and is now stalled on it. */
   | { kind: "fault"; page: number; vcpu: number }
+  /** Answer to `resumeGuest`: the destination guest runs (from here on the source may not resume its own). */
+  | { kind: "guestResumed" }
+  /** Answer to `resumeGuest`: the guest could not be started, and the driver made sure it does not run. */
+  | { kind: "resumeFailed"; reason: string }
   | { kind: "linkDown" }
   /** The link is back: the destination sends its received bitmap. */
   | { kind: "linkUp" }
-  | { kind: "malformed"; reason: string };
+  | { kind: "malformed"; reason: string }
+  /** Pages read from the standby copy and verified (answers `standbyRecover`, in as many parts as the driver likes). */
+  | { kind: "standbyPages"; pages: PageEntry<P>[] }
+  /** The standby read is over: what is still missing was not in the copy, current and intact. */
+  | { kind: "standbyEnd" };
 
 export type DestinationAction<P> =
   /**
@@ -96,8 +118,14 @@ export type DestinationAction<P> =
   | { kind: "wake"; page: number }
   /** Make these pages missing again (stale copies dropped at switchover). */
   | { kind: "dropPages"; pages: Uint32Array }
-  /** Start the destination guest from this vCPU state. */
+  /** Start the destination guest from this vCPU state; answered by `guestResumed` or `resumeFailed`. */
   | { kind: "resumeGuest"; cpuState: Uint8Array }
+  /**
+   * The source is gone for good: read these pages from the standby copy,
+   * verify each against its checksum and the switchover mark, and feed the
+   * good ones back (`standbyPages`), then `standbyEnd`.
+   */
+  | { kind: "standbyRecover"; missing: Uint32Array }
   /** Every page is present: stop intercepting faults. */
   | { kind: "stopFaultHandling" }
   | ({ kind: "finished" } & Ending);

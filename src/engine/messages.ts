@@ -84,7 +84,11 @@ export interface SwitchoverMsg {
   stale: Uint32Array;
   cpuState: Uint8Array;
 }
-/** destination → source: the destination guest runs. */
+/**
+ * destination → source: the destination guest runs. Until it arrives (or a
+ * recover saying so) the source may still resume its own guest: this is the
+ * point of no return.
+ */
 export interface ResumedMsg {
   type: "resumed";
 }
@@ -136,6 +140,8 @@ export const ErrorCode = {
   BadLayout: 2,
   Protocol: 3,
   Cancelled: 4,
+  /** The destination could not start its guest: it never ran, and the source may resume its own. */
+  ResumeFailed: 5,
 } as const;
 
 export type Message<P> =

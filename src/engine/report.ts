@@ -64,6 +64,23 @@ export interface SimStats {
   pages_released: number;
 }
 
+/** The standby copy (issue 16), in reports of runs that kept one. */
+export interface StandbyReport {
+  /** Pages written to the copy in all. */
+  pages_written: number;
+  /** Pages the copy still had to write at switchover (the destination lacked them; the copy's were not current). */
+  needed_at_switchover: number;
+  /** When the window opened (the source guest paused for switchover), ms from the migration start; null without a post-copy switchover. */
+  opened_at_ms: number | null;
+  /** The unprotected window: switchover → the copy holds every page the destination lacked, or completion if sooner; ms; null if it never closed. */
+  window_ms: number | null;
+  closed_by: "copy" | "completion" | null;
+  /** When the source died, from the migration start (ms), if it did. */
+  source_died_at_ms: number | null;
+  /** The destination's fill from the copy after the source died, if it came to that. */
+  fill: { why: string; missing: number; filled: number; lost: number; lost_pages: string } | null;
+}
+
 /** What decided pre-copy's convergence, as of the last round that ended. */
 export interface PrecopyReport {
   /** Pages dirtied during that round: what the next round (or stop-and-copy) had to send. */
@@ -129,6 +146,8 @@ export interface Report {
   sim?: SimStats;
   /** Simulator: the host profile it charged (src/sim/host.ts); absent: free hosts. */
   host?: { ppsim_host_profile: number; measured_on: string } & Record<string, number | string>;
+  /** With --standby: the copy's figures. */
+  standby?: StandbyReport;
   /** Real back end. */
   steps?: number;
   hash?: HashReport | null;

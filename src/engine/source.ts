@@ -14,8 +14,14 @@
  *
  * Stages: setup → precopy (rounds) → committed (pausing → stopcopy or
  * pushing → draining) → done. Once it asks the guest to pause for switchover
- * the source is committed: it never resumes its guest, and a broken link is
- * recovered, not abandoned. Before that, any failure leaves the guest running.
+ * the source is committed (cancel is refused), but the point of no return is
+ * later: the destination's guest running. Until the switchover message has
+ * gone out, or until the destination says it could not start its guest, a
+ * failure resumes the source guest (failed, not lost: `ResumedAtSource`).
+ * Once the switchover is out and not yet confirmed the source is in doubt
+ * and waits for the link; once confirmed (`resumed`, or a recover saying the
+ * switchover was taken) only completion or recovery remain. Before the pause,
+ * any failure leaves the guest running.
  */
 import { Bitmap } from "./bitmap.js";
 import { encodedSize } from "./codec.js";
@@ -28,6 +34,7 @@ import { makeOrder, type BackgroundOrder } from "./order.js";
 import { Pacer } from "./pacer.js";
 import { PageSender } from "./page-sender.js";
 import type { Phase, SwitchoverReason } from "./report.js";
+import { StandbyPlan, type StandbyConfig, type StandbyFigures, type StandbyOp } from "./standby.js";
 import { SwitchoverPolicy } from "./switchover.js";
 import { ThroughputEstimator } from "./throughput.js";
 import { TimerTable } from "./timers.js";
@@ -51,6 +58,10 @@ interface Committed {
   switchover: { cpuState: Uint8Array; stale: Uint32Array; sent: boolean } | null;
   /** "recovering": the link broke; the source waits for it and then for the destination's recover. */
   link: "up" | "down" | "awaitingRecover";
+  /** The destination took the switchover (said `resumed`, or recover said so): its guest may have run. */
+  destResumed: boolean;
+  /** The destination said `resumed`: its guest has run. */
+  destRan: boolean;
 }
 
 type Stage =
@@ -61,6 +72,9 @@ type Stage =
   | { name: "done" };
 
 type Timer = "setup" | "reconnect" | "pace";
+
+/** Whether a failure is the destination's own word that it stopped (see `fail`). */
+type PeerStopped = "no" | "unconfirmed" | "certain";
 
 export class Source<P> {
   readonly metrics: SourceMetrics;
@@ -82,11 +96,14 @@ export class Source<P> {
   /** The last batch made and its size, so that pulling it need not size it again. */
   private batchMsg: Message<P> | null = null;
   private batchBytes = 0;
+  /** The standby copy's plan (issue 16), when the source keeps one. */
+  private readonly standby: StandbyPlan | null;
 
   constructor(
     private readonly opts: MigrationOptions,
     private readonly layout: Layout,
     private readonly guest: SourceGuestPort<P>,
+    standby: StandbyConfig | null = null,
   ) {
     if (!(layout.pageCount > 0 && layout.pageCount < 2 ** 32)) throw new RangeError(`page count must be in 1..2^32-1, got ${layout.pageCount}`);
     this.ledger = new PageLedger(layout.pageCount);
@@ -95,6 +112,22 @@ export class Source<P> {
     this.pacer = new Pacer(opts.bandwidthCap, opts.laneWindowBytes);
     this.metrics = newSourceMetrics(opts.mode, layout);
     this.sender = new PageSender(layout.pageSize, opts.batchPages, guest, this.ledger, this.metrics, this.pacer);
+    // Without dirty tracking before switchover (pure post-copy) the copy starts at switchover.
+    this.standby = standby === null ? null : new StandbyPlan(layout.pageCount, standby, opts.mode !== "postcopy");
+  }
+
+  /** The standby copy's figures (null without one). */
+  get standbyFigures(): StandbyFigures | null {
+    return this.standby?.figures ?? null;
+  }
+
+  /** The next write for the standby copy's storage queue, or null (see StandbyPlan). */
+  pollStandby(): StandbyOp | null {
+    const s = this.stage;
+    // Before switchover the copy follows pre-copy (dirty tracking runs); after it, the completed pause.
+    if (this.standby === null) return null;
+    if (s.name === "precopy" || (s.name === "committed" && s.switchover !== null)) return this.standby.next();
+    return null;
   }
 
   get finished(): boolean {
@@ -135,7 +168,9 @@ export class Source<P> {
       case "message":
         return this.onMessage(input.msg, now);
       case "guestPaused":
-        return this.onGuestPaused(input.cpuState);
+        return this.onGuestPaused(input.cpuState, now);
+      case "standbyWritten":
+        return this.standby?.written(input.seq, now);
       case "linkDown":
         return this.onLinkDown(now);
       case "linkUp":
@@ -154,8 +189,7 @@ export class Source<P> {
       if (t === "setup" && this.stage.name === "setup") {
         this.fail(EndCause.SetupTimeout, `the destination did not answer the handshake within ${this.opts.setupTimeoutMs} ms`, null, now);
       } else if (t === "reconnect" && this.stage.name === "committed" && this.stage.link !== "up") {
-        const s = this.opts.reconnectTimeoutMs / 1000;
-        this.finish("failed", EndCause.ReconnectTimeout, `link lost and not recovered within ${s} s; the source guest stays paused and keeps every page, for recovery`, now);
+        this.onReconnectTimeout(this.stage, now);
       }
       // "pace": nothing to do; the next pull sends.
     }
@@ -217,6 +251,8 @@ export class Source<P> {
         this.sender.request(msg.page);
         return;
       case "resumed":
+        if (s.name === "committed" && s.switchover?.sent === true) s.destResumed = s.destRan = true;
+        return;
       case "report": // for the agent, not the engine
         return;
       case "complete":
@@ -224,10 +260,15 @@ export class Source<P> {
         return this.finish("completed", EndCause.Completed, "every page is at the destination", now);
       case "recover":
         return this.onRecover(msg.resumed, msg.bulkBytes, msg.received, now);
-      case "error":
-        return this.fail(EndCause.PeerError, `destination reported error ${msg.code}: ${msg.reason}`, null, now);
+      case "error": {
+        // The destination says "resumed" before any error, on the same lane: an error
+        // before it comes from a destination that stopped without running its guest.
+        // ResumeFailed is sent only by one that took the switchover and made sure its guest does not run.
+        const stopped = msg.code === ErrorCode.ResumeFailed ? "certain" : "unconfirmed";
+        return this.fail(EndCause.PeerError, `destination reported error ${msg.code}: ${msg.reason}`, null, now, stopped);
+      }
       case "cancel":
-        return this.fail(EndCause.PeerCancelled, `destination cancelled: ${msg.reason}`, null, now);
+        return this.fail(EndCause.PeerCancelled, `destination cancelled: ${msg.reason}`, null, now, "unconfirmed");
       default:
         return this.protocolError(`unexpected ${msg.type} message from the destination`, now);
     }
@@ -251,14 +292,19 @@ export class Source<P> {
     this.startRound(now);
   }
 
-  private onGuestPaused(cpuState: Uint8Array): void {
+  private onGuestPaused(cpuState: Uint8Array, now: number): void {
     const s = this.stage;
     if (s.name !== "committed" || s.step !== "pausing") return;
     const ledger = this.ledger;
-    ledger.dirtied(this.guest.collectDirty());
+    const dirty = this.guest.collectDirty();
+    ledger.dirtied(dirty);
+    this.standby?.onDirty(dirty);
     // Every page sent once whose current copy is not at (or on its way to) the destination.
     s.switchover = { cpuState, stale: ledger.stale(), sent: false };
     ledger.pendAllUnsent();
+    // What post-copy still has to push is what the destination lacks: the copy must hold it.
+    if (s.postcopy) this.standby?.atSwitchover(ledger.pending, now);
+    else this.standby?.stop();
     this.cursor = 0;
     s.step = s.postcopy ? "pushing" : "stopcopy";
     this.setStage(s);
@@ -274,6 +320,7 @@ export class Source<P> {
     if (s.name !== "committed") {
       return this.abandon("failed", EndCause.LinkLost, "link lost before switchover; the source guest keeps running", now);
     }
+    if (this.mayResume(s, "no")) return this.resumeHere(EndCause.LinkLost, "link lost before the switchover reached the destination", now);
     if (s.link === "up") this.timers.set("reconnect", now + this.opts.reconnectTimeoutMs * 1000);
     s.link = "down";
     this.setStage(s);
@@ -294,6 +341,7 @@ export class Source<P> {
     this.metrics.recoveries++;
     this.timers.clear("reconnect");
     s.link = "up";
+    if (resumed) s.destResumed = true;
     const mustDrop = this.ledger.reconcile({ resumed, bulkBytes, received });
     this.cursor = 0;
     if (s.switchover !== null && !resumed) {
@@ -409,6 +457,7 @@ export class Source<P> {
     this.metrics.rounds.push({ pages: round.pages, bytes: round.bytes, ms: (now - round.startedAt) / 1000 });
     const dirty = this.guest.collectDirty();
     this.ledger.dirtied(dirty);
+    this.standby?.onDirty(dirty);
     const bytesPerUs = this.throughput.bytesPerUs;
     const roundUs = now - round.startedAt;
     this.metrics.precopy = {
@@ -439,7 +488,7 @@ export class Source<P> {
   private beginSwitchover(reason: SwitchoverReason, now: number): void {
     this.metrics.switchoverReason = reason;
     const postcopy = this.opts.mode !== "precopy" && reason !== "converged" && reason !== "converged-throttled";
-    this.setStage({ name: "committed", step: "pausing", postcopy, switchover: null, link: "up" });
+    this.setStage({ name: "committed", step: "pausing", postcopy, switchover: null, link: "up", destResumed: false, destRan: false });
     this.metrics.pausedAt = now;
     this.actions.push({ kind: "pauseGuest" });
   }
@@ -450,13 +499,58 @@ export class Source<P> {
     this.fail(EndCause.ProtocolError, reason, ErrorCode.Protocol, now);
   }
 
-  /** A failure: before switchover the source guest runs on; after it, it stays paused for recovery. */
-  private fail(cause: EndCause, reason: string, code: number | null, now: number): void {
-    if (this.stage.name === "done") return;
-    const linkUp = this.stage.name !== "committed" || this.stage.link === "up";
+  /**
+   * A failure: before the pause the source guest runs on; past it, the source
+   * resumes its guest while the destination's cannot have run, else it stays
+   * paused and keeps every page. `peerStopped`: the destination itself
+   * reported it — "unconfirmed": it stopped without running its guest unless
+   * it had taken the switchover; "certain": it says its guest never ran.
+   */
+  private fail(cause: EndCause, reason: string, code: number | null, now: number, peerStopped: PeerStopped = "no"): void {
+    const s = this.stage;
+    if (s.name === "done") return;
+    const linkUp = s.name !== "committed" || s.link === "up";
     if (code !== null && linkUp) this.queue("urgent", { type: "error", code, reason });
-    if (this.stage.name === "committed") this.finish("failed", cause, `${reason}; the source guest stays paused and keeps every page, for recovery`, now);
-    else this.abandon("failed", cause, `${reason}; the source guest keeps running`, now);
+    if (s.name !== "committed") return this.abandon("failed", cause, `${reason}; the source guest keeps running`, now);
+    if (this.mayResume(s, peerStopped)) return this.resumeHere(cause, reason, now);
+    this.finish("failed", cause, `${reason}; ${this.pausedTail(s)}`, now);
+  }
+
+  /** Whether the destination's guest cannot have run, so the source may take the VM back. */
+  private mayResume(s: Committed, peerStopped: PeerStopped): boolean {
+    if (peerStopped === "certain") return true;
+    if (s.destResumed) return false;
+    return s.switchover === null || !s.switchover.sent || peerStopped === "unconfirmed";
+  }
+
+  /** Before the point of no return: the source guest runs again; failed, not lost. */
+  private resumeHere(cause: EndCause, why: string, now: number): void {
+    this.actions.push({ kind: "resumeGuest" });
+    const reason = `${why} (${cause}); the destination guest never ran, so the source guest resumed and keeps running (failed, not lost)`;
+    this.abandon("failed", EndCause.ResumedAtSource, reason, now);
+  }
+
+  private onReconnectTimeout(s: Committed, now: number): void {
+    const secs = this.opts.reconnectTimeoutMs / 1000;
+    if (!s.destRan) {
+      // In doubt: the switchover went out and no word came back; the destination guest may run.
+      return this.finish("failed", EndCause.ReconnectTimeout, `link lost after the switchover was sent and not recovered within ${secs} s; whether the destination guest ran is unknown, so the source guest stays paused and keeps every page`, now);
+    }
+    const missing = this.ledger.pending.count;
+    if (!s.postcopy || missing === 0) {
+      return this.finish("failed", EndCause.ReconnectTimeout, `link lost and not recovered within ${secs} s; the destination guest runs and had every page, so the VM lives there; the source guest stays paused`, now);
+    }
+    const reason =
+      `the VM is lost: the destination guest has run since the switchover, so the source cannot resume its own; ` +
+      `${missing} pages not yet sent to it were only here, and the link to it did not come back within ${secs} s ` +
+      `(the destination died, or the network stayed down); no standby copy holds them`;
+    this.finish("failed", EndCause.VmLost, reason, now);
+  }
+
+  private pausedTail(s: Committed): string {
+    return s.destResumed
+      ? "the destination guest runs; the source guest stays paused and keeps every page, for recovery"
+      : "the switchover was sent and not confirmed, so the source guest stays paused and keeps every page";
   }
 
   /** Ends a migration that never switched over: the source guest runs on, unthrottled. */
@@ -476,6 +570,7 @@ export class Source<P> {
     m.reason = reason;
     m.finishedAt = now;
     this.timers.clearAll();
+    this.standby?.stop();
     this.setStage({ name: "done" });
     if (outcome === "completed") this.actions.push({ kind: "releasePages", count: this.layout.pageCount });
     this.actions.push({ kind: "finished", outcome, cause, reason });

@@ -24,6 +24,8 @@ export interface DestinationAgentOptions {
   once?: boolean;
   /** How long a session waits for a source to reconnect after a link failure (default 60 s). */
   reconnectWaitMs?: number;
+  /** Issue 16: where sources keep standby copies; with it, a dead source's missing pages come from there. */
+  standbyDir?: string;
   log?: (line: string) => void;
   /** Default insecure: the CLI makes the operator choose. */
   security?: Security;
@@ -126,7 +128,7 @@ export class DestinationAgent {
 
   private start(c: Admitted): void {
     const id = c.session;
-    const s = new DestSession(id, { reconnectWaitMs: this.o.reconnectWaitMs ?? 60_000, log: this.log });
+    const s = new DestSession(id, { reconnectWaitMs: this.o.reconnectWaitMs ?? 60_000, log: this.log, standbyDir: this.o.standbyDir });
     this.sessions.set(id, { session: s, identity: c.identity, memBytes: c.memBytes });
     void s.end.then((end) => this.onSessionEnd(id, s, end));
     s.attach(c.urgent);

@@ -18,6 +18,7 @@ import { messageOf } from "./errors.js";
 import { migrationPageSize } from "./huge-reserve.js";
 import { GuestProcess } from "./guest-process.js";
 import { startingVcpus } from "./guest-spawn.js";
+import { StandbyReader } from "./standby-store.js";
 import { constants } from "./native.js";
 import { parseSessionInfo, type SessionInfo } from "./plan.js";
 import { totalSteps } from "./progress.js";
@@ -39,6 +40,8 @@ export interface SessionOptions {
   /** How long a broken link may stay down before the migration is given up. */
   reconnectWaitMs: number;
   log: (line: string) => void;
+  /** Issue 16: where sources keep standby copies (DIR/<session id>/): a dead source's missing pages come from there. */
+  standbyDir?: string;
 }
 
 export interface SessionEnd {
@@ -177,8 +180,11 @@ export class DestSession {
     this.conns[channel]?.send(msg, this.pageSize);
   }
 
-  private sendReport(r: DestReport): void {
+  /** Whether it was written (the urgent connection is up). */
+  private sendReport(r: DestReport): boolean {
+    if (this.conns.urgent === undefined) return false;
     this.send("urgent", { type: "report", json: JSON.stringify(r) });
+    return true;
   }
 
   // --------------------------------------------------------------- messages
@@ -207,7 +213,7 @@ export class DestSession {
     const mem = /^mem_bytes (\d+)$/m.exec(info.config);
     const unit = migrationPageSize(info.config, constants().PAGE_SIZE); // huge pages on hugetlbfs
     const expect = { pageSize: unit, pageCount: mem === null ? 0 : Number(mem[1]) / unit };
-    this.engine = new Destination<Uint8Array>(opts, { expect });
+    this.engine = new Destination<Uint8Array>(opts, { expect, standby: this.o.standbyDir !== undefined });
     const acceptable = h.version >= MIN_PROTOCOL_VERSION && h.pageSize === expect.pageSize && h.pageCount === expect.pageCount;
     if (acceptable) {
       this.o.log(`${this.tag}: ${info.workload}, ${h.pageCount} pages of ${h.pageSize} bytes, ${h.mode}: starting the destination guest`);
@@ -272,7 +278,9 @@ export class DestSession {
       dropPages: (pages) => this.mem?.drop(pages),
       resumeGuest: (cpuState) => this.resume(cpuState),
       stopFaultHandling: () => this.mem?.stopFaults(),
+      standbyRecover: (missing) => void this.fillFromStandby(missing),
       finished: (end) => {
+        if (this.engine?.standbyFill != null) this.o.log(`${this.tag}: ${end.reason}`);
         if (end.outcome === "completed") void this.afterComplete();
         else this.finish({ outcome: end.outcome, reason: end.reason });
       },
@@ -289,11 +297,44 @@ export class DestSession {
       async () => {
         this.resumedAt = nowUs();
         this.o.log(`${this.tag}: destination guest running`);
+        // Only now may the source learn it: until then it can still take the VM back.
+        this.dispatch({ kind: "guestResumed" });
         this.stepsAtResume = totalSteps(await g.progress());
         this.progressTimer = setInterval(() => void this.reportProgress(), PROGRESS_MS);
       },
-      (e: unknown) => this.finish({ outcome: "failed", reason: `resuming the destination guest failed: ${messageOf(e)}` }),
+      async (e: unknown) => {
+        // The source resumes its own guest on our word: make sure ours cannot run first.
+        this.mem?.stopFaults();
+        g.close();
+        await g.exited;
+        this.dispatch({ kind: "resumeFailed", reason: `resuming the destination guest failed: ${messageOf(e)}` });
+      },
     );
+  }
+
+  /** The source is gone: the engine's missing pages from the standby copy, verified, then the end of the fill. */
+  private async fillFromStandby(missing: Uint32Array): Promise<void> {
+    const dir = this.o.standbyDir as string;
+    const layout = { pageSize: this.pageSize, pageCount: this.pageCount };
+    this.o.log(`${this.tag}: the source is gone; reading ${missing.length} missing pages from the standby copy`);
+    let bad = 0;
+    try {
+      const reader = await StandbyReader.open(dir, this.id, layout);
+      try {
+        const r = await reader.read(missing, (pages) => this.dispatch({ kind: "standbyPages", pages }));
+        bad = r.bad.length;
+        if (bad > 0) {
+          const why = new Map<string, number>();
+          for (const b of r.bad) why.set(b.why, (why.get(b.why) ?? 0) + 1);
+          this.o.log(`${this.tag}: the standby copy lacks ${bad} of them: ${[...why].map(([k, n]) => `${n} ${k}`).join(", ")}`);
+        }
+      } finally {
+        await reader.close();
+      }
+    } catch (e) {
+      this.o.log(`${this.tag}: the standby copy cannot be read: ${messageOf(e)}`);
+    }
+    this.dispatch({ kind: "standbyEnd" });
   }
 
   private async reportProgress(): Promise<void> {
@@ -337,7 +378,11 @@ export class DestSession {
       );
       const metrics = { ...e.metrics, resumedAt: this.resumedAt ?? e.metrics.resumedAt };
       const finishedBeforeComplete = atComplete.vcpus.some((v) => v.finished);
-      this.sendReport({ kind: "final", metrics, hash, steps: { atResume: this.stepsAtResume, atComplete: totalSteps(atComplete), atEnd }, finishedBeforeComplete, progressLog, vcpuTids: atComplete.vcpus.map((v) => v.tid) });
+      const sent = this.sendReport({ kind: "final", metrics, hash, steps: { atResume: this.stepsAtResume, atComplete: totalSteps(atComplete), atEnd }, finishedBeforeComplete, progressLog, vcpuTids: atComplete.vcpus.map((v) => v.tid) });
+      if (!sent) {
+        this.o.log(`${this.tag}: completed; guest RAM hash ${hash}, not sent: the link to the source is down`);
+        return this.finish({ outcome: "completed", reason: "completed; the report could not be sent (link down)" });
+      }
       this.reported = true;
       this.o.log(`${this.tag}: completed; guest RAM hash ${hash} sent to the source`);
       // The source closes the link once it has the report; do not wait for ever.

@@ -248,6 +248,9 @@ export class GuestProcess {
       closeAll();
       throw fail("the guest's hello carried no memfd");
     }
+    // The guest has read its config and connected: nothing in the folder is
+    // needed any more, so an agent killed from here on leaves none behind.
+    rmSync(dir, { recursive: true, force: true });
     // Node takes ownership of conn (closes it on destroy).
     const socket = new Socket({ fd: conn, readable: true, writable: true });
     const memfd = hello.fds[0];

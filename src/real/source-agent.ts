@@ -9,6 +9,7 @@
 import { deriveDisruption, type GuestDisruption } from "../disruption/derive.js";
 import { vcpuFaultFigures } from "../disruption/faults.js";
 import { checkGuestLog, traceFromLogs, type GuestLog } from "../disruption/guest-log.js";
+import { EndCause } from "../engine/events.js";
 import { resolveOptions, type MigrationOptions } from "../engine/options.js";
 import { buildReport, buildSnapshot } from "../engine/metrics.js";
 import type { Mode } from "../engine/messages.js";
@@ -25,6 +26,9 @@ import type { FinalReport } from "./report-msg.js";
 import { SourceDriver, type DriverEnd } from "./source-driver.js";
 import type { MemorySample } from "./source-release.js";
 import { DEFAULT_RECONNECT, SourceLink, type ReconnectPolicy } from "./source-link.js";
+import { SourceStandby } from "./standby-source.js";
+import { StandbyWriter } from "./standby-store.js";
+import { standbyReport } from "../engine/standby.js";
 import type { Security } from "./tls.js";
 
 export interface SourceAgentOptions {
@@ -45,6 +49,8 @@ export interface SourceAgentOptions {
   security?: Security;
   /** What the migration runs over, recorded in the report (default: the peer's address). */
   link?: { kind: "loopback" | "netns" | "peer"; text: string };
+  /** Issue 16: keep a standby copy of guest memory in this directory (storage the destination reaches too). */
+  standby?: { dir: string; sync?: boolean };
 }
 
 /**
@@ -73,6 +79,9 @@ export class SourceAgent {
   private sourceLog: GuestLog | null = null;
   private poller: NodeJS.Timeout | undefined;
   private readonly log: (line: string) => void;
+  private peer: { host: string; port: number };
+  private closed = false;
+  private standby: SourceStandby | null = null;
 
   private constructor(
     readonly guest: GuestProcess,
@@ -83,6 +92,7 @@ export class SourceAgent {
     this.options = resolveOptions({ ...REAL_DEFAULTS, ...o.options, mode: o.mode });
     this.window = new ProgressWindow(0);
     this.log = o.log ?? (() => undefined);
+    this.peer = o.peer;
   }
 
   /** Spawns the source guest and starts it; `migrate()` then runs the warmup and the migration. */
@@ -155,15 +165,39 @@ export class SourceAgent {
     });
   }
 
+  /**
+   * Whether the source guest runs in this agent: before and during pre-copy,
+   * and after a migration that failed before the destination's guest ran.
+   * Then `migrate(peer)` may try another destination with the same guest.
+   */
+  get guestRunsHere(): boolean {
+    const m = this.driver?.engine.metrics;
+    if (m === undefined) return !this.closed;
+    if (this.closed || m.outcome === "completed") return false;
+    return m.pausedAt === null || m.cause === EndCause.ResumedAtSource;
+  }
+
   /** null if cancelled, else why not (past switchover, or not started). */
   cancel(): string | null {
     if (this.driver === null) return "the migration has not started yet (warmup)";
     return this.driver.cancel("operator quit");
   }
 
-  /** Warmup, then the migration; resolves with the report (never throws: every failure is a failed report). */
-  async migrate(): Promise<Report> {
-    const { workload: w, peer } = this.o;
+  /**
+   * Warmup, then the migration; resolves with the report (never throws: every
+   * failure is a failed report). After a failure that left the guest running
+   * here (`guestRunsHere`), it may be called again, to another `peer`.
+   */
+  async migrate(peer: { host: string; port: number } = this.o.peer): Promise<Report> {
+    if (!this.guestRunsHere) throw new RealError("the source guest no longer runs in this agent: nothing to migrate");
+    this.stopPolling();
+    this.driver?.close();
+    await this.link?.close();
+    this.driver = null;
+    this.report = null;
+    this.sourceLog = null;
+    this.peer = peer;
+    const w = this.o.workload;
     const info: SessionInfo = { workload: w.name, config: toGuestConfig(w, this.o.seed), seed: this.o.seed, steps: this.steps, mode: this.o.mode };
     const holder: { driver?: SourceDriver } = {};
     const link = new SourceLink(
@@ -184,11 +218,21 @@ export class SourceAgent {
       this.guest.layout.hugetlb ? undefined : { memfd: this.guest.memfd, pageSize: this.guest.layout.pageSize, pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize },
     );
     this.link = link;
+    let standby: SourceStandby | undefined;
+    let standbyError: string | null = null;
+    try {
+      standby = await this.openStandby(link.session);
+    } catch (e) {
+      standbyError = `cannot create the standby copy in ${this.o.standby?.dir ?? "?"}: ${messageOf(e)}; the source guest keeps running`;
+    }
     const driver = new SourceDriver(this.guest, link, this.options, {
       breakLinkAfterPostcopyBytes: this.o.breakLinkAfterPostcopyBytes,
       log: this.log,
+      standby,
     });
     holder.driver = driver;
+    this.standby = standby ?? null;
+    if (standbyError !== null) return this.finishReport(driver, { outcome: "failed", reason: standbyError }, null, null);
     try {
       return await this.run(driver, link);
     } catch (e) {
@@ -197,7 +241,28 @@ export class SourceAgent {
       const committed = driver.engine.isCommitted;
       const tail = committed ? "the source guest stays paused and keeps every page" : "the source guest keeps running";
       return this.finishReport(driver, { outcome: "failed", reason: `${messageOf(e)}; ${tail}` }, null, null);
+    } finally {
+      await this.closeStandby(driver);
     }
+  }
+
+  private async openStandby(session: string): Promise<SourceStandby | undefined> {
+    const sb = this.o.standby;
+    if (sb === undefined) return undefined;
+    const { pageSize, memBytes } = this.guest.layout;
+    const writer = await StandbyWriter.create(sb.dir, session, { pageSize, pageCount: memBytes / pageSize }, sb.sync === true);
+    this.log(`standby copy: ${writer.folder}${sb.sync === true ? " (each write made durable)" : ""}`);
+    return new SourceStandby(writer, this.guest.memfd, pageSize, this.log);
+  }
+
+  /** After the migration: a copy nobody can need (completed, or the guest runs here) is removed; else it stays for the destination. */
+  private async closeStandby(driver: SourceDriver): Promise<void> {
+    const sb = this.standby;
+    if (sb === null) return;
+    await sb.stop();
+    const m = driver.engine.metrics;
+    if (m.outcome === "completed" || this.guestRunsHere) await sb.writer.remove();
+    else await sb.writer.close();
   }
 
   private async run(driver: SourceDriver, link: SourceLink): Promise<Report> {
@@ -234,6 +299,7 @@ export class SourceAgent {
 
   /** Ends the source guest (whatever the outcome) and the link. */
   async close(): Promise<void> {
+    this.closed = true;
     this.stopPolling();
     this.driver?.close();
     await Promise.all([this.link?.close(), this.guest.quit()]);
@@ -319,10 +385,11 @@ export class SourceAgent {
       steps: this.steps,
       verified,
       hash: got === null ? null : { destination: got.hash, unmigrated: expected },
-      peer: `${this.o.peer.host}:${this.o.peer.port}`,
-      real_link: this.o.link ?? { kind: "peer", text: `peer ${this.o.peer.host}:${this.o.peer.port}` },
+      peer: `${this.peer.host}:${this.peer.port}`,
+      real_link: this.o.link ?? { kind: "peer", text: `peer ${this.peer.host}:${this.peer.port}` },
       guest_rate_steps_s: Math.round(this.baseline * 1e6),
       guest_finished_early: got?.finishedBeforeComplete ?? null,
+      ...(d.engine.standbyFigures === null ? {} : { standby: standbyReport(d.engine.standbyFigures, src.startedAt ?? now, dst.completedAt, null, null) }),
     });
     return this.report;
   }

@@ -27,6 +27,8 @@ import { parseDestReport, type FinalReport } from "./report-msg.js";
 import type { SourceLink } from "./source-link.js";
 import { SourceMemoryPort } from "./source-port.js";
 import { ReleaseLog } from "./source-release.js";
+import { REAL_STANDBY, type SourceStandby } from "./standby-source.js";
+import type { StandbyOp } from "../engine/standby.js";
 
 export interface DriverEnd {
   outcome: "completed" | "cancelled" | "failed";
@@ -37,6 +39,8 @@ export interface SourceDriverOptions {
   /** Tests and demos: break the link once this many bulk bytes went out after switchover. */
   breakLinkAfterPostcopyBytes?: number;
   log: (line: string) => void;
+  /** Issue 16: the standby copy this source keeps (its writes hook in at the engine's standby operations). */
+  standby?: SourceStandby;
 }
 
 /**
@@ -85,8 +89,15 @@ export class SourceDriver {
   ) {
     const { pageSize, memBytes } = guest.layout;
     this.port = new SourceMemoryPort(guest, opts.mode !== "postcopy", link.nativeBulk);
-    this.engine = new Source<Uint8Array>(opts, { pageSize, pageCount: memBytes / pageSize }, this.port);
+    const sb = dopts.standby;
+    this.engine = new Source<Uint8Array>(opts, { pageSize, pageCount: memBytes / pageSize }, this.port, sb === undefined ? null : REAL_STANDBY);
     this.release = new ReleaseLog(guest.memfd, pageSize);
+    if (sb !== undefined) {
+      sb.onWritten = (seq) => {
+        this.engine.handle({ kind: "standbyWritten", seq }, nowUs());
+        this.drive();
+      };
+    }
     this.fx = this.effects();
     this.ended = new Promise((r) => (this.resolveEnd = r));
     this.finalReport = new Promise((r) => (this.resolveFinal = r));
@@ -200,6 +211,7 @@ export class SourceDriver {
       },
       resumeGuest: () => void this.guest.resume().catch((e: unknown) => this.dopts.log(`resuming the source guest failed: ${messageOf(e)}`)),
       throttleGuest: (ratio) => void this.guest.throttle(ratio).catch((e: unknown) => this.dopts.log(`throttling the source guest failed: ${messageOf(e)}`)),
+      ...(this.dopts.standby === undefined ? {} : { standbyRoom: () => this.dopts.standby!.hasRoom, standbyWrite: (op: StandbyOp) => this.dopts.standby!.push(op) }),
       releasePages: (count) => {
         // Every page is at the destination: the source's copy of RAM is no longer needed.
         if (count === this.engine.metrics.pageCount) {

@@ -6,10 +6,11 @@
 import { encodedSize } from "../engine/codec.js";
 import { Destination } from "../engine/destination.js";
 import { driveDestination, driveSource, type DestinationEffects, type SourceEffects } from "../engine/drive.js";
+import type { EndCause } from "../engine/events.js";
 import type { Channel, Message } from "../engine/messages.js";
 import { buildReport, buildSnapshot } from "../engine/metrics.js";
 import { resolveOptions, type MigrationOptions } from "../engine/options.js";
-import type { Report, Snapshot } from "../engine/report.js";
+import type { Report, Snapshot, StandbyReport } from "../engine/report.js";
 import { Source } from "../engine/source.js";
 import { deriveDisruption } from "../disruption/derive.js";
 import type { ProgressTrace } from "../disruption/recorder.js";
@@ -22,6 +23,8 @@ import { migrationView } from "./huge-pages.js";
 import { formatLink, Link, type Direction, type LinkEvent, type LinkSpec } from "./link.js";
 import { checkHostProfile, messageCostUs, occupancyBytes, type HostProfile } from "./host.js";
 import { ProgressMeter } from "./progress.js";
+import { SimStandby, type StandbySimSpec } from "./standby.js";
+import { DEFAULT_STANDBY, standbyReport } from "../engine/standby.js";
 
 export { parseLink, formatLink, type LinkSpec } from "./link.js";
 
@@ -41,6 +44,10 @@ export interface SimConfig {
   maxVirtualMs?: number;
   /** What the hosts' CPUs cost (src/sim/host.ts); none: free hosts. */
   host?: HostProfile | null;
+  /** Issue 16: the source keeps a standby copy on storage like this. */
+  standby?: StandbySimSpec;
+  /** Issue 16: the source host dies this long after the migration start (its link with it, for good). */
+  sourceDiesAtMs?: number;
 }
 
 export const DEFAULT_MAX_VIRTUAL_MS = 10 * 60 * 1000;
@@ -55,7 +62,10 @@ type SimEvent =
   | { type: "guestPaused"; cpuState: Uint8Array }
   | { type: "fault"; vcpu: number; page: number; stalledAt: number }
   | { type: "linkDown"; durationUs: number }
-  | { type: "linkUp" };
+  | { type: "linkUp" }
+  | { type: "standbyDurable" }
+  | { type: "standbyRead"; pages: { page: number; data: number | null }[] }
+  | { type: "sourceDies" };
 
 export class Simulation {
   readonly options: MigrationOptions;
@@ -101,6 +111,8 @@ export class Simulation {
   private readonly outages: Outage[];
   private readonly maxVirtualMs: number;
   private readonly host: HostProfile | null;
+  private readonly standby: SimStandby | null;
+  private sourceDiedAt: number | null = null;
 
   constructor(cfg: SimConfig) {
     // Huge pages moved whole: the engine and the guests' memory work in huge pages (huge-pages.ts).
@@ -135,11 +147,14 @@ export class Simulation {
       this.options.laneWindowBytes,
     );
     const layout = { pageSize: w.pageSize, pageCount: w.pageCount };
-    this.source = new Source<number>(this.options, layout, {
-      readPage: (p) => this.srcGuest.readPage(p),
-      collectDirty: () => this.srcGuest.collectDirty(),
-    });
-    this.dest = new Destination<number>(this.options, { expect: layout });
+    this.standby = cfg.standby === undefined ? null : new SimStandby(cfg.standby, w.pageCount, w.pageSize, DEFAULT_STANDBY.maxInFlight);
+    this.source = new Source<number>(
+      this.options,
+      layout,
+      { readPage: (p) => this.srcGuest.readPage(p), collectDirty: () => this.srcGuest.collectDirty() },
+      this.standby === null ? null : DEFAULT_STANDBY,
+    );
+    this.dest = new Destination<number>(this.options, { expect: layout, standby: this.standby !== null });
     this.srcFx = this.sourceEffects();
     this.dstFx = this.destinationEffects();
     this.srcGuest.boot(0);
@@ -148,6 +163,10 @@ export class Simulation {
     for (const o of cfg.outages ?? []) {
       if (!(o.atMs >= 0 && o.durationMs > 0)) throw new Error(`outage at ${o.atMs} ms for ${o.durationMs} ms: need atMs ≥ 0 and durationMs > 0`);
       this.queue.push(this.startUs + o.atMs * 1000, { type: "linkDown", durationUs: o.durationMs * 1000 });
+    }
+    if (cfg.sourceDiesAtMs !== undefined) {
+      if (!(cfg.sourceDiesAtMs >= 0)) throw new Error(`sourceDiesAtMs must be ≥ 0, got ${cfg.sourceDiesAtMs}`);
+      this.queue.push(this.startUs + cfg.sourceDiesAtMs * 1000, { type: "sourceDies" });
     }
   }
 
@@ -162,6 +181,11 @@ export class Simulation {
 
   get done(): boolean {
     return this.finished !== null;
+  }
+
+  /** Why the source's engine ended (null while it runs), and which guests run: for tests and the standby model. */
+  get endState(): { cause: EndCause | null; sourceRunning: boolean; destinationRunning: boolean } {
+    return { cause: this.source.metrics.cause, sourceRunning: this.srcGuest.running, destinationRunning: this.dstGuest.running };
   }
 
   /** Runs until `virtualMs` after the migration start, or until the migration ends. */
@@ -320,6 +344,19 @@ export class Simulation {
         this.drive(0);
         this.drive(1);
         return;
+      case "standbyDurable":
+        for (let seq = this.standby?.complete(now) ?? null; seq !== null; seq = this.standby?.complete(now) ?? null) {
+          this.source.handle({ kind: "standbyWritten", seq }, now);
+        }
+        this.drive(0);
+        return;
+      case "standbyRead":
+        this.dest.handle({ kind: "standbyPages", pages: ev.pages }, now);
+        this.dest.handle({ kind: "standbyEnd" }, now);
+        this.drive(1);
+        return;
+      case "sourceDies":
+        return this.sourceDies(now);
       case "deadline":
         this.finish("failed", `no end after ${(this.deadlineUs - this.startUs) / 1000} ms of virtual time (maxVirtualMs)`);
         return;
@@ -339,6 +376,7 @@ export class Simulation {
   /** Runs one side's engine loop (0: source, 1: destination) at the current time. */
   private drive(side: Direction): void {
     if (this.finished !== null) return;
+    if (side === 0 && this.sourceDiedAt !== null) return;
     if (side === 0) driveSource(this.source, this.srcFx, this.now);
     else driveDestination(this.dest, this.dstFx, this.now);
   }
@@ -378,6 +416,11 @@ export class Simulation {
         this.srcGuest.setThrottle(0);
       },
       throttleGuest: (ratio) => this.srcGuest.setThrottle(ratio),
+      standbyRoom: () => this.standby?.hasRoom ?? false,
+      standbyWrite: (op) => {
+        const at = (this.standby as SimStandby).write(op, this.now, (p) => this.srcGuest.memory[p]);
+        this.queue.push(at, { type: "standbyDurable" });
+      },
       releasePages: (count) => {
         this.pagesReleased += count;
       },
@@ -397,10 +440,43 @@ export class Simulation {
       },
       wake: (page) => guest.wakePage(page, this.now),
       dropPages: (pages) => guest.drop(pages),
-      resumeGuest: (cpuState) => guest.resume(this.now, cpuState),
+      resumeGuest: (cpuState) => {
+        guest.resume(this.now, cpuState);
+        // A simulated guest starts at once; the engine queues the action's answer and the loop picks it up.
+        this.dest.handle({ kind: "guestResumed" }, this.now);
+      },
       stopFaultHandling: () => undefined,
-      finished: () => undefined,
+      standbyRecover: (missing) => {
+        const r = (this.standby as SimStandby).read(missing, this.now);
+        this.queue.push(r.at, { type: "standbyRead", pages: r.pages });
+      },
+      // With the source alive the source's end is the run's; once it died, the destination's is.
+      finished: (end) => {
+        if (this.sourceDiedAt !== null) this.finish(end.outcome, end.reason);
+      },
     };
+  }
+
+  /** The report's standby section, when the run kept a copy. */
+  private standbyExtras(): { standby?: StandbyReport } {
+    const f = this.source.standbyFigures;
+    if (f === null) return {};
+    return { standby: standbyReport(f, this.startUs, this.dest.metrics.completedAt, this.dest.standbyFill, this.sourceDiedAt) };
+  }
+
+  /** The source host dies: its engine stops for good, its unfinished storage writes with it, and the link goes down. */
+  private sourceDies(now: number): void {
+    if (this.sourceDiedAt !== null) return;
+    this.sourceDiedAt = now;
+    this.standby?.sourceDied();
+    if (this.srcGuest.running) this.srcGuest.pause(now);
+    this.setTimer(0, null);
+    if (this.link.isUp) this.link.goDown();
+    this.dest.handle({ kind: "linkDown" }, now);
+    this.drive(1);
+    // Before the destination's guest ran, nothing runs the VM any more.
+    if (this.dest.metrics.resumedAt === null) this.finish("failed", "the source died before the destination's guest ran: the VM is lost with it");
+    else if (this.dest.metrics.completedAt !== null) this.finish("completed", "the source died after the destination had every page");
   }
 
   private finish(outcome: "completed" | "cancelled" | "failed", reason: string): void {
@@ -408,7 +484,7 @@ export class Simulation {
     this.finished = { outcome, reason };
     const src = this.source.metrics;
     // A run the engine did not end itself (the deadline) still needs an end and an outcome.
-    const srcMetrics = src.outcome === null ? { ...src, outcome, reason, finishedAt: this.now } : src;
+    const srcMetrics = src.outcome === null || this.sourceDiedAt !== null ? { ...src, outcome, reason, finishedAt: this.now } : src;
     const endUs = Math.max(srcMetrics.finishedAt ?? this.now, this.dest.metrics.completedAt ?? 0);
     this.shared.progress.stop(endUs);
     const guest = endUs > this.startUs ? deriveDisruption(this.shared.progress.trace(), this.shared.faults.figures()) : null;
@@ -426,6 +502,7 @@ export class Simulation {
       max_virtual_ms: this.maxVirtualMs,
       sim: { events: this.eventsProcessed, guest_accesses: this.shared.accesses, messages_lost: this.link.lost, pages_released: this.pagesReleased },
       ...(this.host ? { host: { ...this.host } } : {}),
+      ...this.standbyExtras(),
     });
     this.final = withVcpuBlocktime(this.final, this.written);
     this.notice = `${outcome}${reason ? `: ${reason}` : ""}`;

@@ -37,6 +37,12 @@ export type Op =
   | { op: "cancel" }
   /** The source guest's pause, if one was asked for, completes now. */
   | { op: "pauseDone" }
+  /** The destination guest's resume, if one was asked for, completes now (it runs). */
+  | { op: "resumeDone" }
+  /** The destination guest's resume, if one was asked for, fails (the guest never runs). */
+  | { op: "resumeFail" }
+  /** The destination decodes garbage from the source (it refuses, or reports and carries on once its guest runs). */
+  | { op: "destMalformed" }
   /** Time moves on by `us`; timers that fall due fire. */
   | { op: "wait"; us: number }
   /** Time jumps to the next engine deadline, which fires. */
@@ -47,7 +53,7 @@ interface InFlight {
   bytes: number;
 }
 
-type Dir = "toDest" | "toSrc";
+export type Dir = "toDest" | "toSrc";
 
 export class Harness {
   readonly opts: MigrationOptions;
@@ -65,8 +71,13 @@ export class Harness {
     toDest: { urgent: [], bulk: [] },
     toSrc: { urgent: [], bulk: [] },
   };
-  /** Where the guest runs: on the source, paused in between, or on the destination. */
-  guestAt: "source" | "pausing" | "paused" | "dest" = "source";
+  /**
+   * Where the guest runs: on the source, paused in between, being started at
+   * the destination (it may already run), or on the destination.
+   */
+  guestAt: "source" | "pausing" | "paused" | "resuming" | "dest" = "source";
+  /** Whether the destination guest ever ran (its resume completed). */
+  destRan = false;
   /** Accesses stalled on a missing page at the destination: page → writes to apply when it arrives. */
   readonly stalled = new Map<number, number>();
   linkUp = true;
@@ -170,6 +181,20 @@ export class Harness {
         this.expected = Uint32Array.from(this.srcMem);
         this.source.handle({ kind: "guestPaused", cpuState: new Uint8Array([1, 2, 3]) }, this.tick());
         return;
+      case "resumeDone":
+        if (this.guestAt !== "resuming") return;
+        this.guestAt = "dest";
+        this.destRan = true;
+        this.dest.handle({ kind: "guestResumed" }, this.tick());
+        return;
+      case "resumeFail":
+        if (this.guestAt !== "resuming") return;
+        this.guestAt = "paused";
+        this.dest.handle({ kind: "resumeFailed", reason: "test" }, this.tick());
+        return;
+      case "destMalformed":
+        this.dest.handle({ kind: "malformed", reason: "test" }, this.tick());
+        return;
       case "wait":
         this.now += op.us;
         return this.fireTimers();
@@ -245,7 +270,13 @@ export class Harness {
       pauseGuest: () => {
         if (this.guestAt === "source") this.guestAt = "pausing";
       },
-      resumeGuest: () => undefined,
+      resumeGuest: () => {
+        if (this.guestAt === "resuming" || this.guestAt === "dest") this.violations.push(`the source resumed its guest while the destination's is ${this.guestAt === "dest" ? "running" : "starting"}`);
+        if (this.guestAt === "pausing" || this.guestAt === "paused") {
+          this.guestAt = "source";
+          this.expected = null;
+        }
+      },
       throttleGuest: () => undefined,
       releasePages: () => undefined,
       finished: (end) => (this.srcOutcome = end.outcome),
@@ -283,7 +314,8 @@ export class Harness {
       },
       resumeGuest: (cpuState) => {
         if (cpuState.join() !== "1,2,3") this.violations.push("cpu state corrupted in transit");
-        this.guestAt = "dest";
+        if (this.guestAt === "source" || this.guestAt === "pausing") this.violations.push("the destination resumed its guest while the source's runs");
+        this.guestAt = "resuming";
       },
       stopFaultHandling: () => undefined,
       finished: (end) => (this.dstOutcome = end.outcome),
@@ -319,12 +351,16 @@ export class Harness {
     return (["toSrc", "toDest"] as const).flatMap((dir) => CHANNELS.map((c) => [dir, c] as const)).filter(([dir, c]) => this.lanes[dir][c].length > 0);
   }
 
-  /** Link up, the pause done, then deliver everything (firing timers when idle) until nothing moves. */
+  /** Link up, the pause and resume done, then deliver everything (firing timers when idle) until nothing moves. */
   drain(maxSteps = 1_000_000): void {
     this.apply({ op: "linkUp" });
     for (let i = 0; i < maxSteps; i++) {
       if (this.guestAt === "pausing") {
         this.apply({ op: "pauseDone" });
+        continue;
+      }
+      if (this.guestAt === "resuming") {
+        this.apply({ op: "resumeDone" });
         continue;
       }
       const busy = this.busyLanes();
@@ -343,6 +379,21 @@ export class Harness {
       this.driveBoth();
     }
     throw new Error("drain did not settle");
+  }
+
+  /** Whether a message of this type is on its way (toDest: source → destination). */
+  inFlight(dir: Dir, type: Message<number>["type"]): boolean {
+    return CHANNELS.some((c) => this.lanes[dir][c].some((m) => m.msg.type === type));
+  }
+
+  /** Delivers the oldest message going `dir` (urgent lane first); whether there was one. */
+  deliverFrom(dir: Dir): boolean {
+    const channel = CHANNELS.find((c) => this.lanes[dir][c].length > 0);
+    if (channel === undefined) return false;
+    this.deliver(dir, channel);
+    this.driveBoth();
+    this.checkInvariants();
+    return true;
   }
 
   /** Pages where the destination's memory differs from what it must hold. */

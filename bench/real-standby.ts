@@ -1,0 +1,225 @@
+/**
+ * The standby copy measured (issue 16, docs/standby.md): real post-copy on
+ * loopback with `--standby DIR`, for each example workload.
+ *
+ *   cost:  `--runs` pairs of migrations without and with the copy (source
+ *          agent here, destination agent a child process): total time, fault
+ *          latency, and the unprotected window.
+ *   kills: `--kills` migrations whose source agent (a child process, the
+ *          CLI) is killed with SIGKILL at a random moment after switchover
+ *          (uniform over the post-copy time of the cost runs); the
+ *          destination (here) fills from the copy. Verified completions
+ *          (the destination's hash against an unmigrated run's), and for the
+ *          rest the pages it names lost; each kill classed as after the
+ *          window (every page's record written) or inside it.
+ *
+ * Beside it, measured in the same run: the write speed of DIR (1 GiB in
+ * 1 MiB writes, page cache; 256 MiB with fdatasync per MiB) and loopback TCP.
+ *
+ *   node dist/bench/real-standby.js [--workloads a.json,b.json] [--memory 1GiB] [--runs 3] [--kills 10] [--dir DIR] [--seed N]
+ */
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync, fdatasyncSync, closeSync, ftruncateSync } from "node:fs";
+import { connect, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import type { Report } from "../src/engine/report.js";
+import { DestinationAgent } from "../src/real/dest-agent.js";
+import { spawnDemoDestination } from "../src/real/demo.js";
+import { GuestProcess } from "../src/real/guest-process.js";
+import { startingVcpus } from "../src/real/guest-spawn.js";
+import { chooseSteps, scaleWorkload } from "../src/real/plan.js";
+import { SourceAgent } from "../src/real/source-agent.js";
+import { RECORD_BYTES } from "../src/real/standby-store.js";
+import { toGuestConfig } from "../src/workload/guest-config.js";
+import { loadWorkload } from "../src/workload/parse.js";
+import { parseByteSize } from "../src/workload/size.js";
+import type { Workload } from "../src/workload/types.js";
+import { printBench, type Row } from "./table.js";
+
+const MiB = 2 ** 20;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** DIR's write speed, MiB/s: page cache, and with fdatasync after every MiB. */
+function diskSpeed(dir: string): { cached_mib_s: number; synced_mib_s: number } {
+  const f = join(dir, "speed.tmp");
+  const fd = openSync(f, "w+");
+  const b = Buffer.alloc(MiB, 7);
+  try {
+    ftruncateSync(fd, 1024 * MiB);
+    let t = performance.now();
+    for (let i = 0; i < 1024; i++) writeSync(fd, b, 0, MiB, i * MiB);
+    const cached = 1024 / ((performance.now() - t) / 1000);
+    t = performance.now();
+    for (let i = 0; i < 256; i++) {
+      writeSync(fd, b, 0, MiB, i * MiB);
+      fdatasyncSync(fd);
+    }
+    const synced = 256 / ((performance.now() - t) / 1000);
+    return { cached_mib_s: Math.round(cached), synced_mib_s: Math.round(synced) };
+  } finally {
+    closeSync(fd);
+    rmSync(f, { force: true });
+  }
+}
+
+/** Loopback TCP, this process to itself: 1 GiB in 64 KiB writes. */
+async function loopbackMiBs(): Promise<number> {
+  let got = 0;
+  const total = 1024 * MiB;
+  const done = new Promise<void>((resolve) => {
+    const server = createServer((c) =>
+      c.on("data", (d: Buffer) => {
+        got += d.length;
+        if (got >= total) {
+          c.destroy();
+          server.close();
+          resolve();
+        }
+      }),
+    );
+    server.listen(0, "127.0.0.1", () => {
+      const a = server.address();
+      const s = connect(typeof a === "object" && a !== null ? a.port : 0, "127.0.0.1", async () => {
+        const chunk = Buffer.alloc(64 * 1024, 1);
+        for (let sent = 0; sent < total; sent += chunk.length) if (!s.write(chunk)) await new Promise((r) => s.once("drain", r));
+        s.end();
+      });
+      s.on("error", () => undefined);
+    });
+  });
+  const t = performance.now();
+  await done;
+  return Math.round(total / MiB / ((performance.now() - t) / 1000));
+}
+
+async function referenceHash(w: Workload, seed: number, steps: number): Promise<string> {
+  const g = await GuestProcess.spawn({ role: "source", config: toGuestConfig(w, seed), steps, noWp: true });
+  try {
+    await startingVcpus(g, () => g.run());
+    while (!(await g.progress()).vcpus.every((v) => v.finished)) await sleep(20);
+    return await g.hash();
+  } finally {
+    await g.quit();
+  }
+}
+
+/** One migration, source agent here, destination a child process; with or without a standby copy. */
+async function costRun(bin: string, w: Workload, seed: number, steps: number, standbyDir: string | null): Promise<Report> {
+  const extra = standbyDir === null ? ["--insecure"] : ["--insecure", "--standby", standbyDir];
+  const dest = await spawnDemoDestination(bin, () => undefined, extra);
+  const agent = await SourceAgent.start({ workload: w, mode: "postcopy", seed, steps, peer: { host: "127.0.0.1", port: dest.port }, standby: standbyDir === null ? undefined : { dir: standbyDir } });
+  try {
+    return await agent.migrate();
+  } finally {
+    await agent.close();
+    await dest.finish(120_000);
+  }
+}
+
+interface KillResult {
+  atMs: number;
+  afterWindow: boolean;
+  written: number;
+  outcome: string;
+  verified: boolean;
+  lost: number | null;
+}
+
+/** One migration whose source (the CLI, a child) is killed `delayMs` after the switchover mark appears. */
+async function killRun(bin: string, file: string, w: Workload, seed: number, steps: number, dir: string, delayMs: number, expected: string): Promise<KillResult> {
+  const log: string[] = [];
+  const dest = await DestinationAgent.listen("127.0.0.1", 0, { once: true, standbyDir: dir, reconnectWaitMs: 2000, log: (l) => log.push(l) });
+  const args = [bin, "real", "--peer", `127.0.0.1:${dest.port}`, "--trace", file, "--memory", String(w.memBytes), "--mode", "postcopy", "--steps", String(steps), "--seed", String(seed)];
+  const src = spawn(process.execPath, [...args, "--standby", dir, "--reconnect-wait", "2s", "--plain", "--insecure"], { stdio: "ignore" });
+  const pages = w.memBytes / w.pageSize;
+  const folder = () => readdirSync(dir).find((n) => /^[0-9a-f]{32}$/.test(n));
+  try {
+    for (;;) {
+      const f = folder();
+      if (f !== undefined && existsSync(join(dir, f, "mark"))) break;
+      if (src.exitCode !== null) throw new Error("the source ended before switchover");
+      await sleep(1);
+    }
+    const t0 = performance.now();
+    await sleep(delayMs);
+    const recs = readFileSync(join(dir, folder()!, "records"));
+    let written = 0;
+    for (let p = 0; p < pages; p++) if (recs[p * RECORD_BYTES + 12] & 1) written++;
+    src.kill("SIGKILL");
+    const atMs = performance.now() - t0;
+    const [end] = await dest.done;
+    const hash = log.map((l) => /guest RAM hash ([0-9a-f]{16})/.exec(l)?.[1]).find((h) => h !== undefined) ?? null;
+    const lost = /: (\d+) of \d+ pages are neither here nor/.exec(end?.reason ?? "");
+    return { atMs, afterWindow: written === pages, written, outcome: end?.outcome ?? "?", verified: end?.outcome === "completed" && hash === expected, lost: lost === null ? null : Number(lost[1]) };
+  } finally {
+    src.kill("SIGKILL");
+    await dest.close();
+    for (const n of readdirSync(dir)) rmSync(join(dir, n), { recursive: true, force: true });
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const span = (xs: number[]) => (xs.length === 0 ? "–" : `${Math.min(...xs)}–${Math.max(...xs)}`);
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { workloads: { type: "string" }, memory: { type: "string" }, runs: { type: "string" }, kills: { type: "string" }, dir: { type: "string" }, seed: { type: "string" } } });
+  const files = (values.workloads ?? "examples/web-server.json,examples/database.json,examples/memory-scan.json,examples/idle.json").split(",");
+  const mem = parseByteSize(values.memory ?? "1GiB");
+  if (typeof mem === "string") throw new Error(`--memory ${mem}`);
+  const runs = Number(values.runs ?? 3);
+  const kills = Number(values.kills ?? 10);
+  const seed = Number(values.seed ?? 1);
+  const dir = values.dir ?? mkdtempSync(join(tmpdir(), "ppsim-standby-bench-"));
+  const bin = fileURLToPath(new URL("../src/cli/bin.js", import.meta.url));
+  // Kill moments: a fixed pseudo-random sequence (the command names its seed).
+  let x = seed * 2654435761;
+  const rand = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+
+  const disk = diskSpeed(dir);
+  const loopback = await loopbackMiBs();
+  const rows: Row[] = [];
+  for (const file of files) {
+    const w = scaleWorkload(loadWorkload(file), mem);
+    const steps = chooseSteps(w);
+    const expected = await referenceHash(w, seed, steps);
+    const plain: Report[] = [];
+    const copied: Report[] = [];
+    for (let i = 0; i < runs; i++) {
+      plain.push(await costRun(bin, w, seed, steps, null));
+      copied.push(await costRun(bin, w, seed, steps, dir));
+    }
+    // Post-copy's length in the runs with the copy: the span the kills fall in.
+    const postMs = median(copied.map((r) => Math.max(1, r.total_ms - r.setup_ms - r.downtime_ms)));
+    const results: KillResult[] = [];
+    for (let i = 0; i < kills; i++) results.push(await killRun(bin, file, w, seed, steps, dir, rand() * postMs, expected));
+    const after = results.filter((k) => k.afterWindow);
+    const inside = results.filter((k) => !k.afterWindow);
+    const t = (r: Report[]) => r.map((x) => Math.round(x.total_ms));
+    rows.push({
+      workload: w.name,
+      memory: `${mem / 2 ** 30} GiB`,
+      verified_plain: `${plain.filter((r) => r.verified === true).length}/${runs}`,
+      verified_standby: `${copied.filter((r) => r.verified === true).length}/${runs}`,
+      total_ms_plain: span(t(plain)),
+      total_ms_standby: span(t(copied)),
+      fault_p50_us_plain: span(plain.map((r) => Math.round(r.fault_latency_us.p50))),
+      fault_p50_us_standby: span(copied.map((r) => Math.round(r.fault_latency_us.p50))),
+      fault_p99_us_plain: span(plain.map((r) => Math.round(r.fault_latency_us.p99))),
+      fault_p99_us_standby: span(copied.map((r) => Math.round(r.fault_latency_us.p99))),
+      window_ms: span(copied.map((r) => Math.round(r.standby?.window_ms ?? -1))),
+      window_closed_by: [...new Set(copied.map((r) => r.standby?.closed_by ?? "never"))].join("/"),
+      kills_after_window_verified: `${after.filter((k) => k.verified).length}/${after.length}`,
+      kills_inside_window_verified: `${inside.filter((k) => k.verified).length}/${inside.length}`,
+      inside_lost_pages: span(inside.filter((k) => k.lost !== null).map((k) => k.lost as number)),
+      kills_verified_total: `${results.filter((k) => k.verified).length}/${results.length}`,
+    });
+    console.error(JSON.stringify({ file, kills: results }));
+  }
+  if (values.dir === undefined) rmSync(dir, { recursive: true, force: true });
+  printBench("real-standby", `node dist/bench/real-standby.js ${process.argv.slice(2).join(" ")}`.trim(), { dir, disk_write: disk, loopback_tcp_mib_s: loopback }, rows);
+}
+
+await main();

@@ -1,0 +1,216 @@
+/**
+ * The standby copy's plan at the source (issue 16): which pages to write to
+ * the copy on shared storage, and when the copy protects the VM. Pure, like
+ * the rest of the engine: the driver pulls write operations (`next`) while its
+ * storage queue has room, does the I/O, and reports each one done
+ * (`written`).
+ *
+ * Before switchover (modes with dirty tracking) the copy is filled in page
+ * order while the guest runs; a page dirtied after its write was issued is
+ * stale again. At switchover the copy must hold, current, every page the
+ * destination lacks (`lacking`: what post-copy still has to push). A `mark`
+ * operation records which pages of the copy were current at that moment;
+ * everything written after it is current by construction (the source guest
+ * is paused for good). Those pages are written from the highest page down —
+ * the push goes the other way, so the copy and the push together cover the
+ * guest soonest. The unprotected window runs from switchover until the last
+ * needed page is written (or until the migration completes, if that comes
+ * first).
+ */
+import { Bitmap } from "./bitmap.js";
+import type { StandbyFill } from "./destination.js";
+import type { StandbyReport } from "./report.js";
+
+export interface StandbyConfig {
+  /** Pages per write operation. */
+  batchPages: number;
+  /** Write operations the driver may have in flight at once. */
+  maxInFlight: number;
+}
+
+export const DEFAULT_STANDBY: StandbyConfig = { batchPages: 64, maxInFlight: 4 };
+
+export type StandbyOp =
+  /** Write these pages' current content (and checksums) at their fixed offsets; `seq` orders every operation. */
+  | { kind: "pages"; seq: number; pages: Uint32Array }
+  /** Record that the switchover happened after operation `seq - 1`: `valid` (bitmap bytes) are the pages current in the copy then. */
+  | { kind: "mark"; seq: number; valid: Uint8Array };
+
+export interface StandbyFigures {
+  pagesWritten: number;
+  /** When the source guest paused for switchover (the window opens), µs. */
+  switchoverAt: number | null;
+  /** Pages the copy had to write after switchover (the destination lacked them and the copy's were not current). */
+  neededAtSwitchover: number;
+  /** When the copy first held every page the destination lacked, µs. */
+  protectedAt: number | null;
+}
+
+// state 0: never written
+const Current = 1;
+const Stale = 2;
+
+export class StandbyPlan {
+  readonly figures: StandbyFigures = { pagesWritten: 0, switchoverAt: null, neededAtSwitchover: 0, protectedAt: null };
+  private readonly state: Uint8Array;
+  private readonly inFlight = new Map<number, Uint32Array>();
+  /** Pages of in-flight writes dirtied after the write was issued: stale once it completes. */
+  private readonly dirtiedInFlight = new Set<number>();
+  private readonly inFlightPages: Bitmap;
+  /** Before switchover: pages whose copy is absent or stale and not in flight. */
+  private readonly todo: Bitmap;
+  private seq = 0;
+  private cursor = 0;
+  /** After switchover: pages still to write for protection. */
+  private needed: Bitmap | null = null;
+  private mark: Uint8Array | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly pageCount: number,
+    private readonly config: StandbyConfig,
+    /** Whether the source tracks dirty pages before switchover (else the copy starts at switchover). */
+    private readonly tracking: boolean,
+  ) {
+    if (!(config.batchPages >= 1 && config.maxInFlight >= 1)) throw new RangeError("standby: batchPages and maxInFlight must be ≥ 1");
+    this.state = new Uint8Array(pageCount);
+    this.inFlightPages = new Bitmap(pageCount);
+    this.todo = Bitmap.full(pageCount);
+  }
+
+  /** Whether every page the destination lacked at switchover is in the copy. */
+  get isProtecting(): boolean {
+    return this.figures.protectedAt !== null;
+  }
+
+  /** Pages the copy still lacks for protection (after switchover), else null. */
+  get stillNeeded(): number | null {
+    return this.needed?.count ?? null;
+  }
+
+  /** Pages written since their write was issued: their copy is out of date. */
+  onDirty(pages: Uint32Array): void {
+    for (const p of pages) {
+      if (this.inFlightPages.has(p)) this.dirtiedInFlight.add(p);
+      else if (this.state[p] === Current) {
+        this.state[p] = Stale;
+        this.todo.set(p);
+      }
+    }
+  }
+
+  /** The source guest has paused for good; `lacking` are the pages the destination does not hold. */
+  atSwitchover(lacking: Bitmap, now: number): void {
+    if (this.needed !== null || this.stopped) return;
+    const valid = new Bitmap(this.pageCount);
+    const needed = new Bitmap(this.pageCount);
+    for (let p = 0; p < this.pageCount; p++) {
+      // An in-flight write's content may predate the pause: written again, after the mark.
+      const current = this.state[p] === Current && !this.inFlightPages.has(p);
+      if (current) valid.set(p);
+      else if (lacking.has(p)) needed.set(p);
+    }
+    this.needed = needed;
+    this.mark = valid.toBytes();
+    this.cursor = this.pageCount - 1;
+    this.figures.switchoverAt = now;
+    this.figures.neededAtSwitchover = needed.count;
+    if (needed.count === 0) this.figures.protectedAt = now;
+  }
+
+  /** No more writes (the migration ended). */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** The next operation for the storage queue, or null (none due, or enough in flight). */
+  next(): StandbyOp | null {
+    if (this.stopped || this.inFlight.size >= this.config.maxInFlight) return null;
+    if (this.mark !== null) {
+      const op: StandbyOp = { kind: "mark", seq: this.seq++, valid: this.mark };
+      this.mark = null;
+      this.inFlight.set(op.seq, new Uint32Array(0));
+      return op;
+    }
+    const pages = this.needed !== null ? this.nextNeeded() : this.tracking ? this.nextBefore() : [];
+    if (pages.length === 0) return null;
+    const batch = Uint32Array.from(pages);
+    for (const p of batch) {
+      this.inFlightPages.set(p);
+      this.todo.clear(p);
+    }
+    const op: StandbyOp = { kind: "pages", seq: this.seq++, pages: batch };
+    this.inFlight.set(op.seq, batch);
+    return op;
+  }
+
+  /** Operation `seq` is durable in the copy. */
+  written(seq: number, now: number): void {
+    const pages = this.inFlight.get(seq);
+    if (pages === undefined) return;
+    this.inFlight.delete(seq);
+    for (const p of pages) {
+      this.inFlightPages.clear(p);
+      if (this.dirtiedInFlight.delete(p)) {
+        this.state[p] = Stale;
+        this.todo.set(p);
+        continue;
+      }
+      this.state[p] = Current;
+      this.figures.pagesWritten++;
+      if (this.needed?.clear(p) === true && this.needed.count === 0 && this.figures.protectedAt === null) this.figures.protectedAt = now;
+    }
+  }
+
+  private nextBefore(): number[] {
+    const out: number[] = [];
+    while (out.length < this.config.batchPages && out.length < this.todo.count) {
+      const p = this.todo.nextSetWrapping(this.cursor);
+      if (p < 0 || out.includes(p)) break;
+      out.push(p);
+      this.cursor = (p + 1) % this.pageCount;
+    }
+    return out;
+  }
+
+  private nextNeeded(): number[] {
+    const needed = this.needed as Bitmap;
+    const out: number[] = [];
+    // The cursor only moves down: the whole scan costs one pass over the pages.
+    for (let p = this.cursor; p >= 0 && out.length < this.config.batchPages; p--) {
+      if (needed.has(p) && !this.inFlightPages.has(p)) out.push(p);
+      this.cursor = p - 1;
+    }
+    return out;
+  }
+}
+
+/** The report's standby section from the source's figures, the destination's completion time and fill, and the death time. */
+export function standbyReport(f: StandbyFigures, startedAt: number, completedAt: number | null, fill: StandbyFill | null, diedAt: number | null): StandbyReport {
+  const closedAt = [f.protectedAt, completedAt].filter((t): t is number => t !== null && f.switchoverAt !== null && t >= f.switchoverAt);
+  const end = closedAt.length > 0 ? Math.min(...closedAt) : null;
+  const ms = (us: number) => Math.round(us) / 1000;
+  return {
+    pages_written: f.pagesWritten,
+    opened_at_ms: f.switchoverAt === null ? null : ms(f.switchoverAt - startedAt),
+    needed_at_switchover: f.neededAtSwitchover,
+    window_ms: end === null || f.switchoverAt === null ? null : ms(end - f.switchoverAt),
+    closed_by: end === null ? null : end === f.protectedAt ? "copy" : "completion",
+    source_died_at_ms: diedAt === null ? null : ms(diedAt - startedAt),
+    fill: fill === null ? null : { why: fill.why, missing: fill.missing, filled: fill.filled, lost: fill.lost?.length ?? fill.missing - fill.filled, lost_pages: fill.lost === null ? "" : pageRanges(fill.lost) },
+  };
+}
+
+/** "3, 10–12, 40" for sorted pages; at most 64 ranges, then how many more. */
+export function pageRanges(pages: Uint32Array): string {
+  const out: string[] = [];
+  let i = 0;
+  while (i < pages.length && out.length < 64) {
+    let j = i;
+    while (j + 1 < pages.length && pages[j + 1] === pages[j] + 1) j++;
+    out.push(i === j ? `${pages[i]}` : `${pages[i]}–${pages[j]}`);
+    i = j + 1;
+  }
+  const rest = pages.length - i;
+  return out.join(", ") + (rest > 0 ? ` and ${rest} more pages` : "");
+}

@@ -44,7 +44,10 @@ interface Case {
   host?: boolean;
 }
 
-const WORKLOADS = ["web-server", "database", "idle", "memory-scan", "traces/sqlite-bank", "traces/python-alloc", "traces/gzip-stream"];
+const WORKLOADS = [
+  ...["web-server", "database", "idle", "memory-scan", "traces/sqlite-bank", "traces/python-alloc", "traces/gzip-stream"],
+  ...["huge-pages/random", "huge-pages/sequential", "async-faults/web-and-batch", "async-faults/database-and-log"],
+];
 const MODES = ["precopy", "postcopy", "hybrid"] as const;
 
 function cases(): Case[] {

@@ -67,11 +67,12 @@ export function faultFigures(count: readonly number[], sumUs: readonly number[],
  * (`tids`, from its peer: checked here). Null when the ids do not fit.
  */
 export function vcpuFaultFigures(waits: VcpuWaitFigures, tids: unknown, vcpus: number): FaultFigures | null {
-  if (!Array.isArray(tids) || tids.length !== vcpus || !tids.every((t) => Number.isInteger(t) && t > 0)) return null;
+  // A thread id of 0: that vCPU had not run when asked; its waits, if any, stay unattributed.
+  if (!Array.isArray(tids) || tids.length !== vcpus || !tids.every((t) => Number.isInteger(t) && t >= 0)) return null;
   const count = new Array<number>(vcpus).fill(0);
   const sumUs = new Array<number>(vcpus).fill(0);
   for (let i = 0; i < waits.ids.length; i++) {
-    const v = tids.indexOf(waits.ids[i]);
+    const v = waits.ids[i] > 0 ? tids.indexOf(waits.ids[i]) : -1;
     if (v < 0) continue; // not a vCPU thread (none should fault, but the count is the peer's)
     count[v] += waits.count[i];
     sumUs[v] += waits.sumUs[i];

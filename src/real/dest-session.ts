@@ -370,7 +370,9 @@ export class DestSession {
       clearInterval(this.progressTimer);
       await this.reportProgress();
       const hash = await g.hash();
-      const atEnd = totalSteps(await g.progress());
+      // At the end every vCPU thread has run (at completion a starved one may not have yet): its thread id is known.
+      const end = await g.progress();
+      const atEnd = totalSteps(end);
       // The guest's per-vCPU progress log (it started at the resume), for the source's disruption figures.
       const progressLog = await g.progressLog().then(
         (l) => logToSend(l, l.originUs, e.metrics.completedAt ?? Infinity),
@@ -378,7 +380,7 @@ export class DestSession {
       );
       const metrics = { ...e.metrics, resumedAt: this.resumedAt ?? e.metrics.resumedAt };
       const finishedBeforeComplete = atComplete.vcpus.some((v) => v.finished);
-      const sent = this.sendReport({ kind: "final", metrics, hash, steps: { atResume: this.stepsAtResume, atComplete: totalSteps(atComplete), atEnd }, finishedBeforeComplete, progressLog, vcpuTids: atComplete.vcpus.map((v) => v.tid) });
+      const sent = this.sendReport({ kind: "final", metrics, hash, steps: { atResume: this.stepsAtResume, atComplete: totalSteps(atComplete), atEnd }, finishedBeforeComplete, progressLog, vcpuTids: end.vcpus.map((v) => v.tid) });
       if (!sent) {
         this.o.log(`${this.tag}: completed; guest RAM hash ${hash}, not sent: the link to the source is down`);
         return this.finish({ outcome: "completed", reason: "completed; the report could not be sent (link down)" });

@@ -52,22 +52,22 @@ export interface HostProfile {
 }
 
 /**
- * Shipped with ppsim: `ppsim calibrate --reps 3` on the development machine
- * (2 cores, Linux 6.18, Node 20) on 2026-12-01, while other builds shared it
- * (load ~6): docs/host-profile.md has the runs and their spread.
+ * Shipped with ppsim: `ppsim calibrate --reps 5` on the development machine
+ * (2 cores, Linux 6.18, Node 20) on 2026-12-01, quiet (load ~1.2):
+ * docs/host-profile.md has this run and two under load, with their spread.
  */
 export const DEFAULT_HOST: HostProfile = {
   ppsim_host_profile: 1,
-  measured_on: "ppsim's development machine: 2 CPUs (AMD EPYC), Linux 6.18, Node 20.20, ppsim calibrate --reps 3, 2026-12-01 (shared, load ~6)",
-  send_ns_per_page: 4637,
-  send_ns_per_zero_page: 2101,
-  install_ns_per_page: 4455,
-  install_ns_per_zero_page: 2142,
-  message_ns: 1901,
-  fault_delivery_us: 31.8,
-  pause_us: 50.6,
-  resume_us: 30.3,
-  guest_start_us: 10139,
+  measured_on: "ppsim's development machine: 2 CPUs (AMD EPYC), Linux 6.18, Node 20.20, ppsim calibrate --reps 5, 2026-12-01 (quiet, load ~1.2)",
+  send_ns_per_page: 2106,
+  send_ns_per_zero_page: 844,
+  install_ns_per_page: 3127,
+  install_ns_per_zero_page: 1306,
+  message_ns: 993,
+  fault_delivery_us: 66.3,
+  pause_us: 51.1,
+  resume_us: 41.5,
+  guest_start_us: 7367,
 };
 
 const NUMBER_KEYS = [

@@ -22,19 +22,19 @@
  * each run reports the source's memory peak and the pages it punched as they
  * left.
  */
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { availableParallelism, cpus, release } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { percentiles } from "../src/engine/metrics.js";
 import { MODES, type Mode } from "../src/engine/messages.js";
 import type { Report } from "../src/engine/report.js";
+import { faultRoundTrip } from "../src/real/calibrate.js";
 import { spawnDemoDestination } from "../src/real/demo.js";
+import { loopback } from "./loopback.js";
 import { createServer, connect as tcpConnect, type Socket } from "node:net";
 import { maxPayloadBytes } from "../src/engine/frame-decoder.js";
 import { plainSocketFd, stopNodeReading } from "../src/real/dataplane.js";
-import { closeFd, constants, createBulkReceiver, mapShared, memfdCreate, pwrite, setSendBuffer, startBulkSender, startFaultReader, uffdApi, uffdCopy, uffdCreate, uffdRegister } from "../src/real/native.js";
+import { closeFd, constants, createBulkReceiver, memfdCreate, pwrite, setSendBuffer, startBulkSender } from "../src/real/native.js";
 import { BULK_KERNEL_QUEUE_BYTES } from "../src/real/transport.js";
 import { NATIVE_QUEUE_BYTES } from "../src/real/source-link.js";
 import { scaleWorkload } from "../src/real/plan.js";
@@ -44,41 +44,6 @@ import { loadWorkload } from "../src/workload/parse.js";
 import { formatBytes, parseByteSize } from "../src/workload/size.js";
 
 const MiB = 1024 * 1024;
-
-/** Loopback TCP between this process and a child: bulk MiB/s and small-message round trip. */
-async function loopback(): Promise<{ mib_s: number; rtt_us: number }> {
-  const child = `
-    const net = require("net");
-    const s = net.createServer((c) => { c.setNoDelay(true); c.on("data", (d) => { if (d.length <= 8) c.write(d); }); });
-    s.listen(0, "127.0.0.1", () => console.log(s.address().port));`;
-  const p = spawn(process.execPath, ["-e", child], { stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((r) => p.stdout.once("data", (d: Buffer) => r(Number(d.toString().trim()))));
-  const { connect } = await import("node:net");
-  const sock = connect({ host: "127.0.0.1", port });
-  sock.on("error", () => undefined); // the child is killed at the end
-  sock.setNoDelay(true);
-  await new Promise((r) => sock.once("connect", r));
-  // Round trip: 2000 one-byte pings.
-  const rtts: number[] = [];
-  for (let i = 0; i < 2000; i++) {
-    const t = performance.now();
-    sock.write(Buffer.from([1]));
-    await new Promise((r) => sock.once("data", r));
-    rtts.push((performance.now() - t) * 1000);
-  }
-  // Throughput: 1 GiB in 64 KiB writes, honouring backpressure.
-  const chunk = Buffer.alloc(64 * 1024, 7);
-  const total = 1024 * MiB;
-  const t0 = performance.now();
-  for (let sent = 0; sent < total; sent += chunk.length) {
-    if (!sock.write(chunk)) await new Promise((r) => sock.once("drain", r));
-  }
-  await new Promise<void>((r) => sock.end(r));
-  const secs = (performance.now() - t0) / 1000;
-  sock.destroy();
-  p.kill();
-  return { mib_s: Math.round(total / MiB / secs), rtt_us: Math.round(percentiles(rtts).p50) };
-}
 
 /**
  * Loopback TCP through the data plane's threads: a sender filling 16-page
@@ -138,34 +103,6 @@ async function loopbackNative(install: boolean, totalBytes = 512 * MiB): Promise
   return { mib_s: Math.round(totalBytes / MiB / secs) };
 }
 
-/** The local fault round trip through Node, as the destination agent handles a fault minus the network. */
-async function uffdRoundTrip(): Promise<{ p50_us: number; p99_us: number }> {
-  const C = constants();
-  const PS = C.PAGE_SIZE;
-  const pages = 4096;
-  const fd = memfdCreate("bench-rt", pages * PS);
-  const map = mapShared(fd, pages * PS);
-  const uffd = uffdCreate();
-  uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM);
-  uffdRegister(uffd, map.address, pages * PS, C.UFFDIO_REGISTER_MODE_MISSING);
-  const page = Buffer.alloc(PS, 7);
-  const reader = startFaultReader(uffd, (evs) => {
-    for (const e of evs) uffdCopy(uffd, e.address & ~BigInt(PS - 1), page);
-  });
-  const us: number[] = [];
-  for (let i = 0; i < pages; i++) {
-    const t = performance.now();
-    await map.touchAsync(i * PS);
-    us.push((performance.now() - t) * 1000);
-  }
-  reader.stop();
-  map.unmap();
-  closeFd(uffd);
-  closeFd(fd);
-  const p = percentiles(us);
-  return { p50_us: Math.round(p.p50), p99_us: Math.round(p.p99) };
-}
-
 interface Run {
   report: Report;
   /** Source memfd bytes at their peak, and pages punched before completion. */
@@ -216,10 +153,10 @@ async function main(): Promise<void> {
   const bin = fileURLToPath(new URL("../src/cli/bin.js", import.meta.url));
 
   const host = { cpus: availableParallelism(), cpu: cpus()[0]?.model ?? "?", kernel: release() };
-  const lo = await loopback();
+  const lo = await loopback({ pings: 2000, bytes: 1024 * MiB });
   const loNative = await loopbackNative(false);
   const loInstall = await loopbackNative(true);
-  const rt = await uffdRoundTrip();
+  const rt = await faultRoundTrip(4096);
   const rows = [];
   for (const mem of sizes) for (const plane of planes) {
     const all: Run[] = [];

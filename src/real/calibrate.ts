@@ -154,8 +154,8 @@ async function perMessage(count: number): Promise<number> {
   }
 }
 
-/** µs from a vCPU-like thread's fault to JavaScript's UFFDIO_COPY waking it, per fault (median). */
-async function faultRoundTripUs(faults: number): Promise<number> {
+/** µs from a thread's fault to JavaScript's UFFDIO_COPY waking it: the floor under a demand fault's latency (also bench/real-postcopy). */
+export async function faultRoundTrip(faults: number): Promise<{ p50_us: number; p99_us: number }> {
   const C = constants();
   const PS = C.PAGE_SIZE;
   const fd = memfdCreate("ppsim-calibrate-fault", faults * PS);
@@ -176,7 +176,9 @@ async function faultRoundTripUs(faults: number): Promise<number> {
       await map.touchAsync(i * PS);
       us.push((performance.now() - t) * 1000);
     }
-    return spreadOf(us).median;
+    const s = [...us].sort((a, b) => a - b);
+    const at = (q: number) => Math.round(s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]);
+    return { p50_us: at(0.5), p99_us: at(0.99) };
   } finally {
     reader.stop();
     map.unmap();
@@ -250,7 +252,7 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     runs.install_ns_per_page.push(install);
     runs.install_ns_per_zero_page.push(installPerPage(pages, true));
     runs.message_ns.push(await perMessage(20_000));
-    runs.fault_delivery_us.push(Math.max(0, (await faultRoundTripUs(2000)) - install / 1000));
+    runs.fault_delivery_us.push(Math.max(0, (await faultRoundTrip(2000)).p50_us - install / 1000));
     const g = await guestCosts(10);
     runs.pause_us.push(g.pauseUs);
     runs.resume_us.push(g.resumeUs);

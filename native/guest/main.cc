@@ -77,6 +77,11 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // Built (its compute loop calibrated, ~20 ms) before the agent hears from
+  // us: built after, a RESUME sent at once (a post-copy switchover right
+  // after the handshake) waited for the calibration, inside the downtime.
+  Machine m(cfg, ram.base, steps, role == Role::Destination);
+
   int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -91,7 +96,6 @@ int main(int argc, char** argv) {
     fprintf(stderr, "ppsim-guest: %s\n", err.c_str());
     return 1;
   }
-  Machine m(cfg, ram.base, steps, role == Role::Destination);
   int rc = ServeControl(sock, cfg, ram, m);
   fflush(stderr);
   // _exit: vCPU threads may be parked or blocked in a fault; do not run

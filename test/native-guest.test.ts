@@ -247,4 +247,21 @@ describe("ppsim-guest", () => {
       }
     });
   }
+
+  it("its vCPU threads lower their own priority as they start; the control thread keeps its own", async () => {
+    const { readFileSync, readdirSync } = await import("node:fs");
+    const { vcpuNice } = await import("../src/real/guest-spawn.js");
+    const g = await GuestProcess.spawn({ role: "source", config: config(5) });
+    try {
+      await g.run();
+      const p = await g.progress();
+      const tids = new Set(p.vcpus.map((v) => v.tid));
+      expect(tids.size).toBe(3);
+      // /proc/PID/task/TID/stat: field 19 is the nice value (after the parenthesised name).
+      const nice = (tid: string) => Number(readFileSync(`/proc/${g.layout.pid}/task/${tid}/stat`, "utf8").split(") ")[1].split(" ")[16]);
+      for (const t of readdirSync(`/proc/${g.layout.pid}/task`)) expect(nice(t), `thread ${t}`).toBe(tids.has(Number(t)) ? vcpuNice() : 0);
+    } finally {
+      await g.quit();
+    }
+  });
 });

@@ -23,7 +23,7 @@ using namespace guest;
 static int Usage(const char* msg) {
   fprintf(stderr,
           "ppsim-guest: %s\n"
-          "usage: ppsim-guest --role source|destination --config FILE --socket PATH [--steps N] [--minor] [--no-wp]\n",
+          "usage: ppsim-guest --role source|destination --config FILE --socket PATH [--steps N] [--minor] [--no-wp] [--vcpu-nice N]\n",
           msg);
   return 2;
 }
@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   std::string role_s, config, socket_path;
   uint64_t steps = 0;
   bool minor = false, wp = true;
+  int vcpu_nice = 0;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     auto val = [&](const char* name) -> const char* {
@@ -50,6 +51,13 @@ int main(int argc, char** argv) {
       errno = 0;
       steps = strtoull(s, &end, 10);
       if (errno || *end || steps == 0 || s[0] == '-') return Usage("--steps must be a positive integer");
+    } else if (a == "--vcpu-nice") {
+      const char* s = val("--vcpu-nice");
+      char* end;
+      errno = 0;
+      long n = strtol(s, &end, 10);
+      if (errno || *end || n < 0 || n > 19) return Usage("--vcpu-nice must be an integer in 0..19");
+      vcpu_nice = static_cast<int>(n);
     } else if (a == "--minor") minor = true;
     else if (a == "--no-wp") wp = false;
     else return Usage(("unknown argument " + a).c_str());
@@ -80,7 +88,7 @@ int main(int argc, char** argv) {
   // Built (its compute loop calibrated, ~20 ms) before the agent hears from
   // us: built after, a RESUME sent at once (a post-copy switchover right
   // after the handshake) waited for the calibration, inside the downtime.
-  Machine m(cfg, ram.base, steps, role == Role::Destination);
+  Machine m(cfg, ram.base, steps, role == Role::Destination, vcpu_nice);
 
   int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};

@@ -1,5 +1,6 @@
 #include "vcpu.h"
 
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -70,8 +71,9 @@ void ProgressLog::Add(uint64_t since_origin_ns, uint64_t steps) {
   used = std::max<size_t>(used, i + 1);
 }
 
-Machine::Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool destination)
+Machine::Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool destination, int vcpu_nice)
     : cfg_(cfg),
+      vcpu_nice_(vcpu_nice),
       base_(base),
       max_steps_(max_steps),
       tasks_(cfg.tasks),
@@ -353,7 +355,12 @@ void Machine::Credit(size_t v, uint64_t& pending) {
 void Machine::Run(size_t slot) {
   const size_t v = slot % cfg_.vcpus;
   // gettid() is a pid_t (int), positive for a live thread: it fits a u32. A vCPU's tid is its first task's.
-  if (slot == v) tids_[v].store(static_cast<uint32_t>(syscall(SYS_gettid)), std::memory_order_relaxed);
+  const pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
+  if (slot == v) tids_[v].store(static_cast<uint32_t>(tid), std::memory_order_relaxed);
+  // Before its first step: a vCPU created at nice 0 would take a core from the
+  // control thread's RESUME reply and the agents inside the downtime (docs/real.md).
+  // PRIO_PROCESS with a thread id sets that thread's nice on Linux; best effort.
+  if (vcpu_nice_ > 0) (void)setpriority(PRIO_PROCESS, static_cast<id_t>(tid), vcpu_nice_);
   VcpuState& s = st_[slot];
   double debt_ns = 0;  // throttle sleep owed
   uint64_t pending = 0;  // steps done since the last clock read

@@ -41,7 +41,8 @@ class Machine {
  public:
   // max_steps == 0: run forever (phases repeat); else each task's steps.
   // `destination`: pages may be missing (the async-fault probe applies).
-  Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool destination);
+  // vcpu_nice: each vCPU thread lowers its own priority to it as it starts (0: leave it).
+  Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool destination, int vcpu_nice = 0);
   ~Machine();
 
   bool Start(std::string& err);                // RUN (from the current states)
@@ -87,6 +88,7 @@ class Machine {
   void Access(size_t v, VcpuState& s, uint64_t p, bool write);  // one load or store, then the step is done
 
   const Config& cfg_;
+  int vcpu_nice_;
   uint8_t* base_;
   uint64_t max_steps_;
   size_t tasks_;

@@ -4,6 +4,7 @@
  * its userfaultfd (SCM_RIGHTS) with the layout, map the memfd here, and talk
  * the control protocol (docs/native.md) over the same socket.
  */
+import { vcpuNice } from "./guest-spawn.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { Socket } from "node:net";
@@ -159,6 +160,8 @@ export class GuestProcess {
     if (opts.steps !== undefined) args.push("--steps", String(opts.steps));
     if (opts.minor === true) args.push("--minor");
     if (opts.noWp === true) args.push("--no-wp");
+    // The vCPU threads lower their own priority as they start (src/real/guest-spawn.ts says why).
+    if (vcpuNice() !== 0) args.push("--vcpu-nice", String(vcpuNice()));
     const child = spawn(exe, args, { stdio: ["ignore", "ignore", "pipe"] });
     const stderr = { text: "" };
     child.stderr?.setEncoding("utf8");

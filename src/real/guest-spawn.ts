@@ -9,13 +9,14 @@
  * milliseconds of scheduling delay that a real deployment (migration threads
  * on cores of their own) does not have. At nice 19 the scheduler runs a
  * waking agent or control thread at once, while the vCPUs still get every
- * cycle left over. Nice is per thread on Linux, and the vCPU threads are
- * created by the guest's control thread at RUN/RESUME with its nice (0). So
- * right after sending those requests the agent watches /proc/PID/task for the
- * vCPU threads (a few hundred µs at most) and renices them as they appear:
- * a destination's vCPUs left at nice 0 until RESUME's reply took the CPU from
- * the agents in the middle of the downtime, and a control thread at nice 19
- * answered late. PPSIM_VCPU_NICE overrides (0: leave every thread alone).
+ * cycle left over. Nice is per thread on Linux, so each vCPU thread sets
+ * its own as it starts, before its first step (ppsim-guest --vcpu-nice).
+ * The agent used to renice them after RUN/RESUME, watching /proc/PID/task
+ * for them: a destination's new vCPUs ran at nice 0 meanwhile and took the
+ * cores from the control thread's RESUME reply and the agents — 6–9 ms of a
+ * post-copy downtime on a 2-core host (docs/real-benchmarks.md). A control
+ * thread at nice 19 would answer late, so only vCPU threads are lowered.
+ * PPSIM_VCPU_NICE overrides (0: leave every thread alone).
  */
 import { readdirSync } from "node:fs";
 import { setPriority } from "node:os";
@@ -58,29 +59,14 @@ export function deprioritiseVcpus(g: GuestProcess, nice = vcpuNice()): void {
   }
 }
 
-/** How long to watch for the vCPU threads of a RUN/RESUME, at most. */
-const WATCH_MS = 20;
-
-/** Runs a control call that creates vCPU threads (RUN, RESUME), renicing them as soon as they exist. */
+/**
+ * Runs a control call that starts or restarts vCPU threads (RUN, RESUME).
+ * New threads lower their own priority as they start (ppsim-guest
+ * --vcpu-nice); threads that already ran were set to nice 0 for a pause
+ * (restoreVcpus) and are lowered again here, after the reply.
+ */
 export async function startingVcpus<T>(g: GuestProcess, call: () => Promise<T>): Promise<T> {
-  const pending = call(); // the request is written to the control socket now
-  if (vcpuNice() !== 0) {
-    const want = 1 + g.layout.vcpus;
-    const deadline = performance.now() + WATCH_MS;
-    while (performance.now() < deadline && taskCount(g.layout.pid) < want) {
-      /* spin: the guest needs only its control thread to create them */
-    }
-    deprioritiseVcpus(g);
-  }
-  const result = await pending;
+  const result = await call();
   deprioritiseVcpus(g);
   return result;
-}
-
-function taskCount(pid: number): number {
-  try {
-    return readdirSync(`/proc/${pid}/task`).length;
-  } catch {
-    return Infinity;
-  }
 }

@@ -13,29 +13,17 @@
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { Report } from "../src/engine/report.js";
-import { spawnDemoDestination } from "../src/real/demo.js";
-import { REAL_DEFAULTS, SourceAgent } from "../src/real/source-agent.js";
+import { REAL_DEFAULTS } from "../src/real/source-agent.js";
 import { simulate } from "../src/sim/simulation.js";
 import { loadWorkload } from "../src/workload/parse.js";
 import { parseByteSize } from "../src/workload/size.js";
 import { withMemory, type Workload } from "../src/workload/types.js";
 import { loopback } from "./loopback.js";
-import { printBench, type Row } from "./table.js";
+import { demoPostcopy } from "./demo-run.js";
+import { median, printBench, type Row } from "./table.js";
 
 const MiB = 1024 * 1024;
 
-async function realRun(w: Workload, bin: string): Promise<Report> {
-  const dest = await spawnDemoDestination(bin, () => undefined);
-  const agent = await SourceAgent.start({ workload: w, mode: "postcopy", seed: 1, peer: { host: "127.0.0.1", port: dest.port } });
-  try {
-    return await agent.migrate();
-  } finally {
-    await agent.close();
-    await dest.finish(120_000);
-  }
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? NaN;
 const spread = (xs: number[]) => `${Math.min(...xs)}–${Math.max(...xs)}`;
 
 async function main(): Promise<void> {
@@ -54,7 +42,7 @@ async function main(): Promise<void> {
     const w = { ...base, tasks: { ...tasks, asyncFaults } };
     const reports: Report[] = [];
     for (let i = 0; i < runs; i++) {
-      const r = await realRun(w, bin);
+      const r = await demoPostcopy(bin, w);
       reports.push(r);
       console.error(`${w.name} async ${asyncFaults ? "on" : "off"} run ${i + 1}: ${r.outcome}, verified ${String(r.verified)}, work lost ${r.guest?.work_lost_vcpu_s ?? "?"} vCPU-s, total ${r.total_ms} ms`);
     }

@@ -18,30 +18,17 @@ import { availableParallelism, cpus, release } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { Report } from "../src/engine/report.js";
-import { spawnDemoDestination } from "../src/real/demo.js";
-import { REAL_DEFAULTS, SourceAgent } from "../src/real/source-agent.js";
+import { REAL_DEFAULTS } from "../src/real/source-agent.js";
 import { simulate } from "../src/sim/simulation.js";
 import { loadWorkload } from "../src/workload/parse.js";
-import type { Workload } from "../src/workload/types.js";
 import { loopback } from "./loopback.js";
-import { printBench, type Row } from "./table.js";
+import { demoPostcopy } from "./demo-run.js";
+import { median, printBench, type Row } from "./table.js";
 
 const MiB = 1024 * 1024;
 const FILES = ["examples/huge-pages/random.json", "examples/huge-pages/sequential.json"];
 
-async function realRun(w: Workload, bin: string): Promise<Report> {
-  const dest = await spawnDemoDestination(bin, () => undefined);
-  const agent = await SourceAgent.start({ workload: w, mode: "postcopy", seed: 1, peer: { host: "127.0.0.1", port: dest.port } });
-  try {
-    return await agent.migrate();
-  } finally {
-    await agent.close();
-    await dest.finish(120_000);
-  }
-}
-
 const spread = (xs: number[]) => (xs.length === 0 ? "–" : `${Math.min(...xs)}–${Math.max(...xs)}`);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? NaN;
 const ms = (us: number) => Math.round(us) / 1000;
 
 async function main(): Promise<void> {
@@ -59,7 +46,7 @@ async function main(): Promise<void> {
     for (const [pages, w] of [["4 KiB", small], ["2 MiB", huge]] as const) {
       const reports: Report[] = [];
       for (let i = 0; i < runs; i++) {
-        const r = await realRun(w, bin);
+        const r = await demoPostcopy(bin, w);
         reports.push(r);
         console.error(`${huge.name} ${pages} run ${i + 1}: ${r.outcome}, verified ${String(r.verified)}, faults ${r.demand_faults}, p50 ${r.fault_latency_us.p50} µs, total ${r.total_ms} ms`);
       }

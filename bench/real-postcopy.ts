@@ -29,7 +29,6 @@ import { parseArgs } from "node:util";
 import { MODES, type Mode } from "../src/engine/messages.js";
 import type { Report } from "../src/engine/report.js";
 import { faultRoundTrip } from "../src/real/calibrate.js";
-import { spawnDemoDestination } from "../src/real/demo.js";
 import { loopback } from "./loopback.js";
 import { createServer, connect as tcpConnect, type Socket } from "node:net";
 import { maxPayloadBytes } from "../src/engine/frame-decoder.js";
@@ -38,7 +37,9 @@ import { closeFd, constants, createBulkReceiver, memfdCreate, pwrite, setSendBuf
 import { BULK_KERNEL_QUEUE_BYTES } from "../src/real/transport.js";
 import { NATIVE_QUEUE_BYTES } from "../src/real/source-link.js";
 import { scaleWorkload } from "../src/real/plan.js";
-import { REAL_DEFAULTS, SourceAgent } from "../src/real/source-agent.js";
+import { REAL_DEFAULTS } from "../src/real/source-agent.js";
+import { withDemoMigration } from "./demo-run.js";
+import { median } from "./table.js";
 import { simulate } from "../src/sim/simulation.js";
 import { loadWorkload } from "../src/workload/parse.js";
 import { formatBytes, parseByteSize } from "../src/workload/size.js";
@@ -117,25 +118,22 @@ interface Run {
 async function migrateOnce(file: string, memBytes: number, bin: string, mode: Mode, dataplane: string): Promise<Run> {
   // Both ends: the destination child inherits it.
   process.env.PPSIM_DATAPLANE = dataplane;
-  const dest = await spawnDemoDestination(bin, () => undefined);
   const workload = scaleWorkload(loadWorkload(file), memBytes);
-  const agent = await SourceAgent.start({ workload, mode, seed: 1, peer: { host: "127.0.0.1", port: dest.port } });
-  try {
-    const report = await agent.migrate();
-    const m = agent.sourceMemory;
-    const t0 = m?.samples[0]?.at ?? 0;
-    const over = (m?.samples ?? []).map((x): [number, number] => [Math.round((x.at - t0) / 1000), Math.round(x.bytes / MiB)]);
-    return { report, source_peak_mib: m === null ? null : Math.round(m.peakBytes / MiB), punched_pages: m?.punchedPages ?? null, source_mib_over_time: over, switchover: agent.switchoverBreakdown };
-  } finally {
-    await agent.close();
-    await dest.finish(60_000);
-  }
+  return withDemoMigration(
+    bin,
+    workload,
+    mode,
+    async (agent) => {
+      const report = await agent.migrate();
+      const m = agent.sourceMemory;
+      const t0 = m?.samples[0]?.at ?? 0;
+      const over = (m?.samples ?? []).map((x): [number, number] => [Math.round((x.at - t0) / 1000), Math.round(x.bytes / MiB)]);
+      return { report, source_peak_mib: m === null ? null : Math.round(m.peakBytes / MiB), punched_pages: m?.punchedPages ?? null, source_mib_over_time: over, switchover: agent.switchoverBreakdown };
+    },
+    60_000,
+  );
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)];
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { workload: { type: "string" }, sizes: { type: "string" }, runs: { type: "string" }, mode: { type: "string" }, json: { type: "string" }, dataplane: { type: "string" } } });

@@ -37,7 +37,7 @@ import { toGuestConfig } from "../src/workload/guest-config.js";
 import { loadWorkload } from "../src/workload/parse.js";
 import { parseByteSize } from "../src/workload/size.js";
 import type { Workload } from "../src/workload/types.js";
-import { printBench, type Row } from "./table.js";
+import { median, printBench, type Row } from "./table.js";
 
 const MiB = 2 ** 20;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -161,7 +161,6 @@ async function killRun(bin: string, file: string, w: Workload, seed: number, ste
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 const span = (xs: number[]) => (xs.length === 0 ? "–" : `${Math.min(...xs)}–${Math.max(...xs)}`);
 
 async function main(): Promise<void> {

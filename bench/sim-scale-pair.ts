@@ -15,7 +15,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { printBench, type Row } from "./table.js";
+import { median, printBench, type Row } from "./table.js";
 
 interface Point {
   wallS: number;
@@ -57,7 +57,6 @@ function runOne(script: string, gib: number, vcpus: number, mode: string): Point
   return JSON.parse(execFileSync(process.execPath, argv, { encoding: "utf8", maxBuffer: 1 << 20 })) as Point;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1];
 const spread = (xs: number[], digits = 2) => `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
 const sameRun = (a: Point, b: Point) =>
   a.events === b.events && a.totalMs === b.totalMs && a.pagesSent === b.pagesSent && a.faults === b.faults && a.accesses === b.accesses && a.rounds === b.rounds && a.outcome === b.outcome && a.verified === b.verified;

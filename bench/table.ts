@@ -13,3 +13,8 @@ export function printBench(name: string, command: string, meta: Record<string, u
   console.log();
   console.log(markdownTable(rows));
 }
+
+/** The lower median (the middle run of an odd count): the figure a bench reports beside its min–max. */
+export function median(xs: readonly number[]): number {
+  return [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1] ?? NaN;
+}

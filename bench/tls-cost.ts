@@ -25,7 +25,7 @@ import { SourceAgent } from "../src/real/source-agent.js";
 import { INSECURE, loadPsk, type Security } from "../src/real/tls.js";
 import { loadWorkload } from "../src/workload/parse.js";
 import { formatBytes, parseByteSize } from "../src/workload/size.js";
-import { markdownTable, type Row } from "./table.js";
+import { markdownTable, median, type Row } from "./table.js";
 
 const MiB = 1024 * 1024;
 const KEY = "ab".repeat(32);
@@ -71,7 +71,6 @@ async function migrateOnce(file: string, memBytes: number, bin: string, security
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 const spread = (xs: number[]) => `${Math.min(...xs)}–${Math.max(...xs)}`;
 
 async function main(): Promise<void> {

@@ -22,6 +22,7 @@
 import { createServer, connect, type Socket } from "node:net";
 import { availableParallelism, cpus, release } from "node:os";
 import { encodeMessage } from "../engine/codec.js";
+import { percentiles } from "../engine/metrics.js";
 import { FrameDecoder } from "../engine/frame-decoder.js";
 import type { Message, PageEntry } from "../engine/messages.js";
 import { HOST_PROFILE_VERSION, type HostProfile } from "../sim/host.js";
@@ -176,9 +177,8 @@ export async function faultRoundTrip(faults: number): Promise<{ p50_us: number; 
       await map.touchAsync(i * PS);
       us.push((performance.now() - t) * 1000);
     }
-    const s = [...us].sort((a, b) => a - b);
-    const at = (q: number) => Math.round(s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]);
-    return { p50_us: at(0.5), p99_us: at(0.99) };
+    const p = percentiles(us);
+    return { p50_us: Math.round(p.p50), p99_us: Math.round(p.p99) };
   } finally {
     reader.stop();
     map.unmap();

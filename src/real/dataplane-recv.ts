@@ -22,9 +22,8 @@ import { dataPlaneStatsWanted, formatNs, installedEntry, resumeNodeReading } fro
 import { messageOf } from "./errors.js";
 import { createBulkReceiver, type BulkNotice, type BulkReceiverHandle } from "./native.js";
 import { peerName } from "./peer-text.js";
-import type { FramedHandlers } from "./transport.js";
+import { closeGracefully, type FramedHandlers } from "./transport.js";
 
-const CLOSE_GRACE_MS = 2000;
 const TAGS = 12;
 
 function limits(pageSize: number, pageCount: number): Uint32Array {
@@ -103,23 +102,14 @@ export class NativeBulkConn {
 
   /** Closes without reporting `down`; frames already written still leave first. */
   close(flushed?: () => void): void {
-    if (!this.isDown) this.isDown = true;
+    this.isDown = true;
     this.stopReceiver();
-    let done = false;
-    const finish = (): void => {
-      if (done) return;
-      done = true;
-      this.socket.destroy();
-      flushed?.();
-    };
-    if (this.socket.closed || this.socket.destroyed) return finish();
-    // Node reads again (and drops what it reads) so that it sees the peer's FIN.
-    this.socket.on("data", () => undefined);
-    resumeNodeReading(this.socket);
-    this.socket.once("close", finish);
-    this.socket.end();
-    const grace = setTimeout(finish, CLOSE_GRACE_MS);
-    this.socket.once("close", () => clearTimeout(grace));
+    if (!this.socket.closed && !this.socket.destroyed) {
+      // Node reads again (and drops what it reads) so that it sees the peer's FIN.
+      this.socket.on("data", () => undefined);
+      resumeNodeReading(this.socket);
+    }
+    closeGracefully(this.socket, flushed);
   }
 
   /** Breaks the connection as if the network failed (reports `down`). */

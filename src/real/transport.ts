@@ -29,6 +29,29 @@ export { peerName } from "./peer-text.js";
 
 /** How long an intentionally closed connection may take to flush its last frames. */
 const CLOSE_GRACE_MS = 2000;
+
+/**
+ * Ends a connection so that frames already written (a cancel, an error)
+ * still reach the peer before the FIN: after our FIN, wait for the peer's —
+ * destroying a socket with unread data would send a reset, and a reset can
+ * discard what the peer has not read yet — but not longer than the grace
+ * time (not unref'd: a process about to exit waits for its last frames, at
+ * most this long). `flushed` runs once, when the socket is gone.
+ */
+export function closeGracefully(socket: Socket, flushed?: () => void): void {
+  let done = false;
+  const finish = (): void => {
+    if (done) return;
+    done = true;
+    socket.destroy();
+    flushed?.();
+  };
+  if (socket.closed || socket.destroyed) return finish();
+  socket.once("close", finish);
+  socket.end();
+  const grace = setTimeout(finish, CLOSE_GRACE_MS);
+  socket.once("close", () => clearTimeout(grace));
+}
 /** Before `start()` a legitimate source has sent its hello at most: more than this is refused. */
 export const MAX_UNSTARTED_BYTES = 64 * 1024;
 /** A connection holding part of a frame and silent this long is taken for dead (or hostile). */
@@ -131,21 +154,7 @@ export class FramedSocket {
    */
   close(flushed?: () => void): void {
     this.isDown = true;
-    let done = false;
-    const finish = (): void => {
-      if (done) return;
-      done = true;
-      this.socket.destroy();
-      flushed?.();
-    };
-    // After our FIN, wait for the peer's: destroying a socket with unread
-    // data would send a reset, and a reset can discard what the peer has not read yet.
-    if (this.socket.closed || this.socket.destroyed) return finish();
-    this.socket.once("close", finish);
-    this.socket.end();
-    // Not unref'd: a process about to exit waits for its last frames, at most this long.
-    const grace = setTimeout(finish, CLOSE_GRACE_MS);
-    this.socket.once("close", () => clearTimeout(grace));
+    closeGracefully(this.socket, flushed);
   }
 
   /** Breaks the connection as if the network failed (reports `down`). */

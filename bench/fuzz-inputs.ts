@@ -139,6 +139,19 @@ function report(target: string): FuzzReport {
   return { target, inputs: 0, bytes: 0, messages: 0, refused: 0, failures: [], p50_us: 0, p99_us: 0, max_us: 0, max_buffered: 0, buffered_bound_violations: 0 };
 }
 
+/** Runs one input against a parser, timed: a ProtocolError is a refusal, anything else a failure. */
+function feed(rep: FuzzReport, t: Timing, i: number, parse: () => void): void {
+  const t0 = performance.now();
+  try {
+    parse();
+  } catch (e) {
+    if (e instanceof ProtocolError) rep.refused++;
+    else if (rep.failures.length < 20) rep.failures.push(`input ${i}: ${String(e)}`);
+  }
+  t.add((performance.now() - t0) * 1000);
+  rep.inputs++;
+}
+
 export function fuzzDecoder(inputs: number, seed: string): FuzzReport {
   const r = seedrandom(seed);
   const rep = report("FrameDecoder");
@@ -149,21 +162,15 @@ export function fuzzDecoder(inputs: number, seed: string): FuzzReport {
     const input = fuzzInput(r);
     const parts = chunks(r, input);
     rep.bytes += input.length;
-    const t0 = performance.now();
-    const d = new FrameDecoder(layout.pageSize, layout.pageCount);
-    try {
+    feed(rep, t, i, () => {
+      const d = new FrameDecoder(layout.pageSize, layout.pageCount);
       for (const c of parts) {
         d.write(c);
         for (let m = d.next(); m !== null; m = d.next()) rep.messages++;
         rep.max_buffered = Math.max(rep.max_buffered, d.buffered);
         if (d.buffered > bound) rep.buffered_bound_violations++;
       }
-    } catch (e) {
-      if (e instanceof ProtocolError) rep.refused++;
-      else if (rep.failures.length < 20) rep.failures.push(`input ${i}: ${String(e)}`);
-    }
-    t.add((performance.now() - t0) * 1000);
-    rep.inputs++;
+    });
   }
   return { ...rep, ...t.summary() };
 }
@@ -178,16 +185,9 @@ export function fuzzPreamble(inputs: number, seed: string): FuzzReport {
     for (let k = int(r, 3); k > 0 && b.length > 0; k--) b[int(r, b.length)] ^= 1 + int(r, 255);
     const cut = r() < 0.3 ? b.subarray(0, int(r, b.length + 1)) : b;
     rep.bytes += cut.length;
-    const t0 = performance.now();
-    try {
-      const p = parsePreamble(cut);
-      if (p !== null) rep.messages++;
-    } catch (e) {
-      if (e instanceof ProtocolError) rep.refused++;
-      else if (rep.failures.length < 20) rep.failures.push(`input ${i}: ${String(e)}`);
-    }
-    t.add((performance.now() - t0) * 1000);
-    rep.inputs++;
+    feed(rep, t, i, () => {
+      if (parsePreamble(cut) !== null) rep.messages++;
+    });
   }
   return { ...rep, ...t.summary() };
 }

@@ -5,24 +5,20 @@
  * post-copy without a standby copy the source says plainly that the VM is
  * lost, and why. Needs userfaultfd (skips, saying why, without it).
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DestinationAgent } from "../src/real/dest-agent.js";
-import { chooseSteps, scaleWorkload } from "../src/real/plan.js";
+import { scaleWorkload } from "../src/real/plan.js";
 import { SourceAgent } from "../src/real/source-agent.js";
 import { loadWorkload } from "../src/workload/parse.js";
 import { spawnDestination, until } from "./support/agent-process.js";
 import { CutProxy } from "./support/cut-proxy.js";
+import { cleanupAfterEach, shortSteps } from "./support/short-run.js";
 import { userfaultfdUnavailable } from "./support/uffd.js";
 
 const unavailable = userfaultfdUnavailable();
-/** A third of what a source would choose: the guest outlives the migration, and the runs after it are short. */
-const shortSteps = (file: string, mem: number) => Math.ceil(chooseSteps(scaleWorkload(loadWorkload(file), mem)) / 3);
 if (unavailable !== null) console.log(`skipping real destination deaths: userfaultfd is unavailable here: ${unavailable}`);
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupAfterEach();
 
 const FAST_RECONNECT = { attempts: 3, totalMs: 1000, connectTimeoutMs: 200, firstDelayMs: 20, maxDelayMs: 100 };
 

@@ -6,23 +6,19 @@
  * 2 MiB into the source's resend. The migration must complete and the
  * destination's memory hash like an unmigrated run's.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DestinationAgent } from "../src/real/dest-agent.js";
-import { chooseSteps, scaleWorkload } from "../src/real/plan.js";
+import { scaleWorkload } from "../src/real/plan.js";
 import { SourceAgent } from "../src/real/source-agent.js";
 import { loadWorkload } from "../src/workload/parse.js";
 import { CutProxy } from "./support/cut-proxy.js";
+import { cleanupAfterEach, shortSteps } from "./support/short-run.js";
 import { userfaultfdUnavailable } from "./support/uffd.js";
 
 const unavailable = userfaultfdUnavailable();
-/** A third of what a source would choose: the guest outlives the migration, and the runs after it are short. */
-const shortSteps = (file: string, mem: number) => Math.ceil(chooseSteps(scaleWorkload(loadWorkload(file), mem)) / 3);
 if (unavailable !== null) console.log(`skipping real double failures: userfaultfd is unavailable here: ${unavailable}`);
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const cleanups = cleanupAfterEach();
 
 describe.skipIf(unavailable !== null)("real double failures", () => {
   it("a link cut mid post-copy, again during the recovery handshake and again during the resend recovers and verifies", async () => {

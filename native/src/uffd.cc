@@ -138,33 +138,31 @@ static Napi::Value UffdCopyFromMapping(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(DoCopy(info.Env(), fd, dst, src, len, mode)));
 }
 
-static Napi::Value UffdZeropage(const Napi::CallbackInfo& info) {
+// UFFDIO_ZEROPAGE and UFFDIO_CONTINUE take the same request shape (a range and
+// a mode) and answer in one field of it: how many bytes they mapped. Assumes
+// the ioctl fills `*result` before it returns, as both do on success.
+template <typename Req, typename Result>
+static Napi::Value RangeIoctl(const Napi::CallbackInfo& info, unsigned long op, const char* name, Result Req::*result) {
   int fd = ArgFd(info, 0, "fd");
   uint64_t start = ArgU64(info, 1, "start"), len = ArgU64(info, 2, "len"), mode = ArgU64Or(info, 3, "mode", 0);
   for (;;) {
-    uffdio_zeropage z{};
-    z.range.start = start;
-    z.range.len = len;
-    z.mode = mode;
-    if (ioctl(fd, UFFDIO_ZEROPAGE, &z) == 0) return Napi::Number::New(info.Env(), static_cast<double>(z.zeropage));
+    Req r{};
+    r.range.start = start;
+    r.range.len = len;
+    r.mode = mode;
+    if (ioctl(fd, op, &r) == 0) return Napi::Number::New(info.Env(), static_cast<double>(r.*result));
     if (errno == EINTR) continue;
-    ThrowErrno(info.Env(), errno, "UFFDIO_ZEROPAGE(" + Range(start, len) + ")");
+    ThrowErrno(info.Env(), errno, std::string(name) + "(" + Range(start, len) + ")");
   }
+}
+
+static Napi::Value UffdZeropage(const Napi::CallbackInfo& info) {
+  return RangeIoctl(info, UFFDIO_ZEROPAGE, "UFFDIO_ZEROPAGE", &uffdio_zeropage::zeropage);
 }
 
 // UFFDIO_CONTINUE: maps the page already in the page cache (minor fault path).
 static Napi::Value UffdContinue(const Napi::CallbackInfo& info) {
-  int fd = ArgFd(info, 0, "fd");
-  uint64_t start = ArgU64(info, 1, "start"), len = ArgU64(info, 2, "len"), mode = ArgU64Or(info, 3, "mode", 0);
-  for (;;) {
-    uffdio_continue c{};
-    c.range.start = start;
-    c.range.len = len;
-    c.mode = mode;
-    if (ioctl(fd, UFFDIO_CONTINUE, &c) == 0) return Napi::Number::New(info.Env(), static_cast<double>(c.mapped));
-    if (errno == EINTR) continue;
-    ThrowErrno(info.Env(), errno, "UFFDIO_CONTINUE(" + Range(start, len) + ")");
-  }
+  return RangeIoctl(info, UFFDIO_CONTINUE, "UFFDIO_CONTINUE", &uffdio_continue::mapped);
 }
 
 static Napi::Value UffdWake(const Napi::CallbackInfo& info) {

@@ -1,64 +1,17 @@
 /**
- * The guest process (native/build/Release/ppsim-guest) seen from the agent:
- * spawn it, accept its unix-socket connection, receive guest RAM's memfd and
- * its userfaultfd (SCM_RIGHTS) with the layout, map the memfd here, and talk
- * the control protocol (docs/native.md) over the same socket.
+ * The guest process (native/build/Release/ppsim-guest) seen from the agent,
+ * once it has connected (guest-connect.ts): its RAM's memfd mapped here, and
+ * the control protocol (docs/native.md) over its socket.
  */
-import { vcpuNice } from "./guest-spawn.js";
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import {
-  closeFd,
-  errnoCode,
-  guestExecutablePath,
-  mapShared,
-  openPagemap,
-  peerCred,
-  recvFds,
-  unixAccept,
-  unixListen,
-  type Mapping,
-} from "./native.js";
+import type { ChildProcess } from "node:child_process";
+import { rmSync } from "node:fs";
+import type { Socket } from "node:net";
+import { closeFd, mapShared, openPagemap, type Mapping } from "./native.js";
 import { MAX_LOG_SLOTS, type GuestLog, type VcpuLog } from "../disruption/guest-log.js";
 import { nowUs } from "./clock.js";
-import { hugeNeeds, reserveHugePages, type HugeReservation } from "./huge-reserve.js";
+import { connectGuest, GuestError, type GuestExit, type GuestLayout, type GuestSpawnOptions } from "./guest-connect.js";
 
-export type GuestRole = "source" | "destination";
-
-export interface GuestLayout {
-  /** Guest RAM's address in the guest's address space (userfaultfd addresses). */
-  base: bigint;
-  memBytes: number;
-  pageSize: number;
-  vcpus: number;
-  pid: number;
-  role: GuestRole;
-  /** Features granted by UFFDIO_API in the guest (0 if it has no uffd). */
-  uffdFeatures: number;
-  /** UFFDIO_REGISTER mode the guest used (0 if none). */
-  registerMode: number;
-  /** Guest RAM is on hugetlbfs and pageSize is its huge page: no write(2), no UFFDIO_ZEROPAGE (docs/huge-pages.md). */
-  hugetlb: boolean;
-}
-
-export interface GuestSpawnOptions {
-  role: GuestRole;
-  /** Workload in the guest's line format (see toGuestConfig in src/workload/guest-config.ts). */
-  config: string;
-  /** Each vCPU stops after this many steps (for verification). */
-  steps?: number;
-  /** Destination: register MINOR faults too (install by write + UFFDIO_CONTINUE). */
-  minor?: boolean;
-  /** Source: skip write-protect dirty tracking. */
-  noWp?: boolean;
-  /** Defaults to the built executable. */
-  executable?: string;
-  /** How long the guest may take to connect (it fills its memory first). Default 60 s. */
-  connectTimeoutMs?: number;
-}
+export { GuestError, type GuestLayout, type GuestRole, type GuestSpawnOptions } from "./guest-connect.js";
 
 export interface VcpuProgress {
   steps: number;
@@ -72,9 +25,6 @@ export interface GuestProgress {
   vcpus: VcpuProgress[];
 }
 
-const HELLO_BYTES = 48;
-const HELLO_MAGIC = 0x48475050; // "PPGH"
-const STDERR_TAIL = 4096;
 
 const enum Op {
   Pause = 1,
@@ -94,9 +44,6 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
-export class GuestError extends Error {
-  override readonly name = "GuestError";
-}
 
 export class GuestProcess {
   /** The agent's MAP_SHARED mapping of guest RAM. */
@@ -107,7 +54,7 @@ export class GuestProcess {
   private closed = false;
   private quitting = false;
   /** Resolves when the guest process has exited (and its stderr is drained). */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly exited: Promise<GuestExit>;
 
   private constructor(
     readonly layout: GuestLayout,
@@ -119,7 +66,7 @@ export class GuestProcess {
     private readonly socket: Socket,
     private readonly dir: string,
     private readonly stderr: { text: string },
-    exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>,
+    exited: Promise<GuestExit>,
   ) {
     this.memory = mapShared(memfd, layout.memBytes);
     this.exited = exited;
@@ -141,124 +88,8 @@ export class GuestProcess {
 
   /** Spawns a guest and waits for its hello (fds + layout). */
   static async spawn(opts: GuestSpawnOptions): Promise<GuestProcess> {
-    const exe = opts.executable ?? guestExecutablePath();
-    const dir = mkdtempSync(join(tmpdir(), "ppsim-guest-"));
-    const configPath = join(dir, "workload.conf");
-    const socketPath = join(dir, "control.sock");
-    writeFileSync(configPath, opts.config);
-    // Guest RAM on hugetlbfs: the pool must hold it before the guest maps it; given back when the guest is gone.
-    const huge = hugeNeeds(opts.config);
-    let reservation: HugeReservation | null = null;
-    try {
-      reservation = huge === null ? null : reserveHugePages(huge.size, huge.count);
-    } catch (e) {
-      rmSync(dir, { recursive: true, force: true });
-      throw new GuestError((e as Error).message);
-    }
-    const listenFd = unixListen(socketPath);
-    const args = ["--role", opts.role, "--config", configPath, "--socket", socketPath];
-    if (opts.steps !== undefined) args.push("--steps", String(opts.steps));
-    if (opts.minor === true) args.push("--minor");
-    if (opts.noWp === true) args.push("--no-wp");
-    // The vCPU threads lower their own priority as they start (src/real/guest-spawn.ts says why).
-    if (vcpuNice() !== 0) args.push("--vcpu-nice", String(vcpuNice()));
-    const child = spawn(exe, args, { stdio: ["ignore", "ignore", "pipe"] });
-    const stderr = { text: "" };
-    child.stderr?.setEncoding("utf8");
-    child.stderr?.on("data", (s: string) => {
-      stderr.text = (stderr.text + s).slice(-STDERR_TAIL);
-    });
-    let exitedEarly: string | undefined;
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-      // 'close' comes after 'exit' and after stdio is drained: the stderr tail is complete.
-      child.on("close", (code, signal) => {
-        reservation?.release();
-        exitedEarly = `ppsim-guest exited with ${signal !== null ? "signal " + signal : "code " + String(code)}`;
-        resolve({ code, signal });
-      });
-      child.on("error", (err) => {
-        reservation?.release();
-        exitedEarly = `cannot run ${exe}: ${err.message}`;
-        resolve({ code: null, signal: null });
-      });
-    });
-    const fail = (what: string): GuestError => {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        /* already gone */
-      }
-      rmSync(dir, { recursive: true, force: true });
-      return new GuestError(`${what}${stderr.text !== "" ? "; guest stderr: " + stderr.text.trim() : ""}`);
-    };
-
-    // Accept in short slices so an early guest exit is noticed at once.
-    const deadline = Date.now() + (opts.connectTimeoutMs ?? 60_000);
-    let conn = -1;
-    try {
-      while (conn < 0) {
-        if (exitedEarly !== undefined) {
-          await exited;
-          throw fail(`${exitedEarly} before connecting`);
-        }
-        if (Date.now() > deadline) throw fail("ppsim-guest did not connect in time");
-        try {
-          conn = await unixAccept(listenFd, 100);
-        } catch (e) {
-          if (errnoCode(e) !== "ETIMEDOUT") throw e;
-        }
-      }
-    } finally {
-      closeFd(listenFd);
-      rmSync(socketPath, { force: true });
-    }
-
-    let hello: { data: Buffer; fds: number[] };
-    try {
-      hello = await recvFds(conn, HELLO_BYTES, 4, 30_000);
-    } catch (e) {
-      closeFd(conn);
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 500))]);
-      throw fail(`receiving the guest's hello failed: ${e instanceof Error ? e.message : String(e)}`);
-    }
-    reservation?.mapped(); // the guest maps its RAM before it connects
-    const d = hello.data;
-    const layout: GuestLayout = {
-      base: d.readBigUInt64LE(8),
-      memBytes: Number(d.readBigUInt64LE(16)),
-      pageSize: d.readUInt32LE(24),
-      vcpus: d.readUInt32LE(28),
-      pid: d.readUInt32LE(32),
-      role: d.readUInt32LE(36) === 0 ? "source" : "destination",
-      uffdFeatures: d.readUInt32LE(40),
-      registerMode: d.readUInt32LE(44),
-      hugetlb: huge !== null,
-    };
-    const cred = peerCred(conn);
-    const closeAll = (): void => {
-      for (const fd of hello.fds) closeFd(fd);
-      closeFd(conn);
-    };
-    if (d.readUInt32LE(0) !== HELLO_MAGIC || d.readUInt32LE(4) !== 1) {
-      closeAll();
-      throw fail("the guest's hello has a bad magic or version");
-    }
-    if (cred.pid !== child.pid || layout.pid !== child.pid) {
-      closeAll();
-      throw fail(`the connected peer (pid ${cred.pid}, says ${layout.pid}) is not the spawned guest (pid ${String(child.pid)})`);
-    }
-    if (hello.fds.length < 1) {
-      closeAll();
-      throw fail("the guest's hello carried no memfd");
-    }
-    // The guest has read its config and connected: nothing in the folder is
-    // needed any more, so an agent killed from here on leaves none behind.
-    rmSync(dir, { recursive: true, force: true });
-    // Node takes ownership of conn (closes it on destroy).
-    const socket = new Socket({ fd: conn, readable: true, writable: true });
-    const memfd = hello.fds[0];
-    const uffd = hello.fds.length > 1 ? hello.fds[1] : -1;
-    return new GuestProcess(layout, memfd, uffd, child, socket, dir, stderr, exited);
+    const c = await connectGuest(opts);
+    return new GuestProcess(c.layout, c.memfd, c.uffd, c.child, c.socket, c.dir, c.stderr, c.exited);
   }
 
   /** The last 4 KiB the guest wrote to stderr. */

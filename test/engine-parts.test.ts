@@ -19,6 +19,7 @@ import {
   TimerTable,
   type Message,
 } from "../src/engine/index.js";
+import { entriesOf } from "./support/pages.js";
 
 describe("PageLedger", () => {
   it("books sends, dirt and stale copies", () => {
@@ -175,10 +176,10 @@ describe("Source contract", () => {
     for (const urgent of [true, false]) {
       const s = postcopySource(urgent);
       const first = s.pollTransmit("bulk", 30) as Message<number> & { type: "pages" };
-      expect(first.pages.map((e) => e.page)).toEqual([0, 1, 2, 3]);
+      expect(Array.from(first.pages)).toEqual([0, 1, 2, 3]);
       s.handle({ kind: "message", msg: { type: "pageRequest", page: 50 } }, 40);
       const reply = s.pollTransmit(urgent ? "urgent" : "bulk", 40) as Message<number> & { type: "pages" };
-      expect(reply.pages).toEqual([{ page: 50, data: 51 }]);
+      expect(entriesOf(reply)).toEqual([{ page: 50, data: 51 }]);
     }
   });
 

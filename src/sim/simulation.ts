@@ -351,7 +351,7 @@ export class Simulation {
         this.drive(0);
         return;
       case "standbyRead":
-        this.dest.handle({ kind: "standbyPages", pages: ev.pages }, now);
+        this.dest.handle({ kind: "standbyPages", batch: { pages: Uint32Array.from(ev.pages, (e) => e.page), data: ev.pages.map((e) => e.data) } }, now);
         this.dest.handle({ kind: "standbyEnd" }, now);
         this.drive(1);
         return;
@@ -435,8 +435,9 @@ export class Simulation {
       canSend: (channel) => this.link.hasRoom(1, channel),
       send: (channel, msg) => this.send(1, channel, msg, encodedSize(msg, pageSize)),
       setTimer: (at) => this.setTimer(1, at),
-      installPages: (pages) => {
-        for (const e of pages) guest.install(e.page, e.data ?? 0, this.now);
+      installPages: (batch) => {
+        const { pages, data } = batch;
+        for (let i = 0; i < pages.length; i++) guest.install(pages[i], data[i] ?? 0, this.now);
       },
       wake: (page) => guest.wakePage(page, this.now),
       dropPages: (pages) => guest.drop(pages),

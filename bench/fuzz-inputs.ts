@@ -53,7 +53,8 @@ function randomMessage(r: Rng): Message<Uint8Array> {
       return { type: "hello", version: int(r, 3), capabilities: int(r, 8), pageSize: PS, pageCount: int(r, 5000), mode: MODES[int(r, 3)] };
     case 1: {
       const n = int(r, 4);
-      return { type: "pages", pages: Array.from({ length: n }, () => ({ page: int(r, 5000), data: r() < 0.5 ? null : new Uint8Array(PS).fill(int(r, 256)) })) };
+      const pages = Uint32Array.from({ length: n }, () => int(r, 5000));
+      return { type: "pages", pages, data: Array.from(pages, () => (r() < 0.5 ? null : new Uint8Array(PS).fill(int(r, 256)))) };
     }
     case 2:
       return { type: "pageRequest", page: int(r, 5000) };

@@ -2,6 +2,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Bitmap, decodeMessage, encodedSize, encodeMessage, FrameDecoder, HEADER_BYTES, MODES, ProtocolError, type Message } from "../src/engine/index.js";
+import { pagesMsg } from "./support/pages.js";
 
 const PAGE = 512;
 const u32 = fc.nat({ max: 2 ** 32 - 1 });
@@ -12,8 +13,8 @@ const messageArb: fc.Arbitrary<Message<Uint8Array>> = fc.oneof(
   fc.record({ type: fc.constant("helloAck" as const), version: fc.nat(65535), capabilities: u32 }),
   fc.record({
     type: fc.constant("pages" as const),
-    pages: fc.array(fc.record({ page: u32, data: fc.option(fc.uint8Array({ minLength: PAGE, maxLength: PAGE }), { nil: null }) }), { maxLength: 5 }),
-  }),
+    entries: fc.array(fc.record({ page: u32, data: fc.option(fc.uint8Array({ minLength: PAGE, maxLength: PAGE }), { nil: null }) }), { maxLength: 5 }),
+  }).map((m) => pagesMsg(m.entries)),
   fc.record({ type: fc.constant("pageRequest" as const), page: u32 }),
   fc.record({ type: fc.constant("switchover" as const), stale: fc.array(u32, { maxLength: 20 }).map((a) => Uint32Array.from(a)), cpuState: fc.uint8Array({ maxLength: 64 }) }),
   fc.constant({ type: "resumed" as const }),
@@ -60,7 +61,7 @@ describe("codec", () => {
   it("takes a stream one byte at a time", () => {
     const msgs: Message<Uint8Array>[] = [
       { type: "hello", version: 1, capabilities: 7, pageSize: PAGE, pageCount: 9, mode: "postcopy" },
-      { type: "pages", pages: [{ page: 3, data: new Uint8Array(PAGE).fill(7) }, { page: 4, data: null }] },
+      pagesMsg([{ page: 3, data: new Uint8Array(PAGE).fill(7) }, { page: 4, data: null }]),
       { type: "complete" },
     ];
     const stream = Buffer.concat(msgs.map((m) => encodeMessage(m, PAGE)));
@@ -100,7 +101,7 @@ describe("codec", () => {
     expect(bad([0x50, 0x50, 3, 0, 4, 0, 0, 0, 255, 255, 255, 255])).toThrow(/count 4294967295 exceeds the limit of 256 entries/);
     expect(bad([0x50, 0x50, 1, 0, 255, 255, 255, 255])).toThrow(/exceeds the limit/);
     expect(bad([0x50, 0x50, 6, 0, 0, 0])).toThrow(/frame truncated/);
-    expect(() => new FrameDecoder(0).push(encodeMessage({ type: "pages", pages: [] }, PAGE))).toThrow(/before the handshake/);
+    expect(() => new FrameDecoder(0).push(encodeMessage(pagesMsg([]), PAGE))).toThrow(/before the handshake/);
     expect(HEADER_BYTES).toBe(8);
   });
 });

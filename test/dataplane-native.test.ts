@@ -29,6 +29,7 @@ import {
 } from "../src/real/native.js";
 import { ReleaseLog } from "../src/real/source-release.js";
 import { userfaultfdUnavailable } from "./support/uffd.js";
+import { pagesMsg } from "./support/pages.js";
 
 const C = constants();
 const PS = C.PAGE_SIZE;
@@ -104,7 +105,7 @@ describe("native data plane", () => {
     expect(got[0]).toEqual(hello);
     let expected = encodeMessage(hello, PS).length;
     for (let i = 0; i < sent.length; i++) {
-      const want: Message<Uint8Array> = { type: "pages", pages: Array.from(sent[i].pages, (p, k) => ({ page: p, data: sent[i].zero[k] === 1 ? null : new Uint8Array(pread(fd, p * PS, PS)) })) };
+      const want: Message<Uint8Array> = pagesMsg(Array.from(sent[i].pages, (p, k) => ({ page: p, data: sent[i].zero[k] === 1 ? null : new Uint8Array(pread(fd, p * PS, PS)) })));
       expect(got[1 + i]).toEqual(want);
       expected += encodeMessage(want, PS).length;
     }

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { deriveDisruption, FaultLog, MMU_WINDOWS_MS, ProgressRecorder, utilizationTimeline, type ProgressTrace } from "../src/disruption/index.js";
+import { pagesMsg } from "./support/pages.js";
 
 const SLOT = 100;
 
@@ -167,7 +168,7 @@ describe("per-vCPU fault figures of a real run", () => {
     d.handle({ kind: "message", channel: "bulk", msg: { type: "switchover", stale: new Uint32Array(0), cpuState: new Uint8Array(0) } }, 10);
     d.handle({ kind: "fault", page: 3, vcpu: 9 }, 100);
     d.handle({ kind: "fault", page: 3, vcpu: 4 }, 150);
-    d.handle({ kind: "message", channel: "bulk", msg: { type: "pages", pages: [{ page: 3, data: 1 }] } }, 400);
+    d.handle({ kind: "message", channel: "bulk", msg: pagesMsg([{ page: 3, data: 1 }]) }, 400);
     const w = d.metrics.vcpuWaits;
     expect(w.ids).toEqual([9, 4]);
     expect(w.count).toEqual([1, 1]);

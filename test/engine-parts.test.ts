@@ -19,6 +19,7 @@ import {
   TimerTable,
   type Message,
 } from "../src/engine/index.js";
+import { entriesOf } from "./support/pages.js";
 
 describe("PageLedger", () => {
   it("books sends, dirt and stale copies", () => {
@@ -34,6 +35,34 @@ describe("PageLedger", () => {
     expect([...l.stale()]).toEqual([1]);
     l.pendAllUnsent();
     expect(l.pending.count).toBe(7);
+  });
+
+  it("remembers each page's newest bulk offset as a per-page array would, through sends, pulls and recoveries", () => {
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant("send" as const), page: fc.nat(15), bulk: fc.boolean() }),
+      fc.record({ kind: fc.constant("pull" as const), bytes: fc.integer({ min: 1, max: 300 }) }),
+      fc.record({ kind: fc.constant("recover" as const), back: fc.nat(400), received: fc.nat(0xffff) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
+        const l = new PageLedger(16);
+        const model = new Float64Array(16).fill(-1);
+        for (const o of ops) {
+          if (o.kind === "send") {
+            l.markSent(o.page, o.bulk ? "bulk" : "urgent");
+            model[o.page] = o.bulk ? l.bulkOffset : -1;
+          } else if (o.kind === "pull") l.bulkOffset += o.bytes;
+          else {
+            const bulkBytes = Math.max(0, l.bulkOffset - o.back);
+            const received = new Bitmap(16);
+            for (let p = 0; p < 16; p++) if (o.received & (1 << p)) received.set(p);
+            l.reconcile({ resumed: true, bulkBytes, received });
+            for (let p = 0; p < 16; p++) if (model[p] >= bulkBytes) model[p] = -1;
+          }
+          for (let p = 0; p < 16; p++) expect(l.offsets.of(p)).toBe(model[p]);
+        }
+      }),
+    );
   });
 
   it("reconciliation keeps exactly the received pages whose newest copy arrived and is current", () => {
@@ -52,7 +81,7 @@ describe("PageLedger", () => {
             if (p.received) received.set(i);
             offsets[i] = p.offset;
           });
-          const r = reconcileHeld(sent, offsets, { resumed, bulkBytes, received });
+          const r = reconcileHeld(sent, { of: (page) => offsets[page] }, { resumed, bulkBytes, received });
           pages.forEach((p, i) => {
             const lost = p.offset >= 0 && p.offset >= bulkBytes;
             expect(r.held.has(i)).toBe(p.received && p.sent && !lost);
@@ -175,10 +204,10 @@ describe("Source contract", () => {
     for (const urgent of [true, false]) {
       const s = postcopySource(urgent);
       const first = s.pollTransmit("bulk", 30) as Message<number> & { type: "pages" };
-      expect(first.pages.map((e) => e.page)).toEqual([0, 1, 2, 3]);
+      expect(Array.from(first.pages)).toEqual([0, 1, 2, 3]);
       s.handle({ kind: "message", msg: { type: "pageRequest", page: 50 } }, 40);
       const reply = s.pollTransmit(urgent ? "urgent" : "bulk", 40) as Message<number> & { type: "pages" };
-      expect(reply.pages).toEqual([{ page: 50, data: 51 }]);
+      expect(entriesOf(reply)).toEqual([{ page: 50, data: 51 }]);
     }
   });
 

@@ -19,6 +19,7 @@ import { connectChannel } from "../src/real/transport.js";
 import { loadWorkload } from "../src/workload/parse.js";
 import { flood, hello, infoFor, memoryNow, openPair, PS, sessionId, watch } from "./support/hostile-peer.js";
 import { userfaultfdUnavailable } from "./support/uffd.js";
+import { pagesMsg } from "./support/pages.js";
 
 const unavailable = userfaultfdUnavailable();
 if (unavailable !== null) console.log(`skipping the hostile-peer suite: userfaultfd is unavailable here: ${unavailable}`);
@@ -137,7 +138,7 @@ describe.skipIf(unavailable !== null)("a destination agent against a hostile sou
     const b = watch(bulk);
     bulk.write(hello(GUEST / PS));
     await b.first("helloAck");
-    bulk.write(encodeMessage({ type: "pages", pages: [{ page: 1, data: new Uint8Array(PS) }] }, PS).subarray(0, 100));
+    bulk.write(encodeMessage(pagesMsg([{ page: 1, data: new Uint8Array(PS) }]), PS).subarray(0, 100));
     await b.closed;
     expect(await logged(/stopped sending for \d+ s in the middle of a frame on the bulk channel \(100 bytes of it received\)/)).toBeTruthy();
     urgent.destroy();

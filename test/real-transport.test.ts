@@ -16,6 +16,7 @@ import { SourceAgent } from "../src/real/source-agent.js";
 import { connectChannel, FramedSocket, Listener, type Accepted } from "../src/real/transport.js";
 import { loadWorkload } from "../src/workload/parse.js";
 import { toGuestConfig } from "../src/workload/guest-config.js";
+import { entriesOf, pagesMsg } from "./support/pages.js";
 
 const PS = 4096;
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -33,7 +34,7 @@ function randomPage(seed: number): Uint8Array {
 function digest(msgs: Message<Uint8Array>[]): unknown[] {
   return msgs.map((m) =>
     m.type === "pages"
-      ? { type: "pages", pages: m.pages.map((e) => ({ page: e.page, data: e.data === null ? null : createHash("sha1").update(e.data).digest("hex"), kind: e.data?.constructor.name })) }
+      ? { type: "pages", pages: entriesOf(m).map((e) => ({ page: e.page, data: e.data === null ? null : createHash("sha1").update(e.data).digest("hex"), kind: e.data?.constructor.name })) }
       : m,
   );
 }
@@ -41,10 +42,10 @@ function digest(msgs: Message<Uint8Array>[]): unknown[] {
 function sampleMessages(): Message<Uint8Array>[] {
   return [
     { type: "hello", version: PROTOCOL_VERSION, capabilities: 7, pageSize: PS, pageCount: 1000, mode: "postcopy" },
-    { type: "pages", pages: Array.from({ length: 40 }, (_, i) => ({ page: i * 3, data: i % 4 === 0 ? null : randomPage(i) })) },
+    pagesMsg(Array.from({ length: 40 }, (_, i) => ({ page: i * 3, data: i % 4 === 0 ? null : randomPage(i) }))),
     { type: "pageRequest", page: 17 },
     { type: "switchover", stale: Uint32Array.from([1, 5, 9]), cpuState: new Uint8Array([1, 2, 3]) },
-    { type: "pages", pages: [] },
+    pagesMsg([]),
     { type: "report", json: JSON.stringify({ kind: "progress", x: "é" }) },
     { type: "error", code: 3, reason: "nope" },
   ];
@@ -129,7 +130,7 @@ describe("framing", () => {
   });
 
   it("refuses corrupt pages frames, naming what is wrong", () => {
-    const pages = Buffer.from(encodeMessage({ type: "pages", pages: [{ page: 1, data: randomPage(1) }] }, PS));
+    const pages = Buffer.from(encodeMessage(pagesMsg([{ page: 1, data: randomPage(1) }]), PS));
     const variants: Buffer[] = [];
     const badFlags = Buffer.from(pages);
     badFlags[8 + 4 + 4] = 6;

@@ -25,7 +25,7 @@ const content = (p: number, v: number) => Buffer.alloc(PS, v === 0 ? 0 : (p * 7 
 async function readAll(dir: string, pages: number[]) {
   const r = await StandbyReader.open(dir, SESSION, { pageSize: PS, pageCount: PAGES });
   const got = new Map<number, Uint8Array | null>();
-  const res = await r.read(Uint32Array.from(pages), (entries) => entries.forEach((e) => got.set(e.page, e.data)));
+  const res = await r.read(Uint32Array.from(pages), (batch) => batch.pages.forEach((page, i) => got.set(page, batch.data[i])));
   await r.close();
   return { got, bad: new Map(res.bad.map((b) => [b.page, b.why])) };
 }

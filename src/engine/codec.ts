@@ -10,7 +10,7 @@
  * is bounded by the layout (see maxPayloadBytes): a frame is refused from its
  * header alone, before its payload is buffered.
  */
-import { MessageTag, type Message, type Mode, type PageEntry } from "./messages.js";
+import { MessageTag, type Message, type Mode } from "./messages.js";
 
 export const FRAME_MAGIC = 0x5050;
 export const HEADER_BYTES = 8;
@@ -52,8 +52,9 @@ export function encodedSize(msg: Message<unknown>, pageSize: number): number {
     case "helloAck":
       return HEADER_BYTES + 8;
     case "pages": {
-      let n = HEADER_BYTES + 4;
-      for (const e of msg.pages) n += PAGE_ENTRY_OVERHEAD + (e.data === null ? 0 : pageSize);
+      const data = msg.data;
+      let n = HEADER_BYTES + 4 + data.length * PAGE_ENTRY_OVERHEAD;
+      for (let i = 0; i < data.length; i++) if (data[i] !== null) n += pageSize;
       return n;
     }
     case "pageRequest":
@@ -100,15 +101,17 @@ export function encodeMessage(msg: Message<Uint8Array>, pageSize: number): Uint8
       break;
     case "pages":
       if (msg.pages.length > MAX_PAGES_PER_MESSAGE) throw new RangeError(`a pages message carries at most ${MAX_PAGES_PER_MESSAGE} entries, got ${msg.pages.length}`);
+      if (msg.data.length !== msg.pages.length) throw new RangeError(`a pages message has ${msg.pages.length} page numbers but ${msg.data.length} contents`);
       buf.writeUInt32LE(msg.pages.length, o);
       o += 4;
-      for (const e of msg.pages) {
-        buf.writeUInt32LE(e.page, o);
-        buf.writeUInt8(e.data === null ? PAGE_FLAG_ZERO : 0, o + 4);
+      for (let i = 0; i < msg.pages.length; i++) {
+        const data = msg.data[i];
+        buf.writeUInt32LE(msg.pages[i], o);
+        buf.writeUInt8(data === null ? PAGE_FLAG_ZERO : 0, o + 4);
         o += PAGE_ENTRY_OVERHEAD;
-        if (e.data !== null) {
-          if (e.data.length !== pageSize) throw new RangeError(`page ${e.page} has ${e.data.length} bytes, page size is ${pageSize}`);
-          buf.set(e.data, o);
+        if (data !== null) {
+          if (data.length !== pageSize) throw new RangeError(`page ${msg.pages[i]} has ${data.length} bytes, page size is ${pageSize}`);
+          buf.set(data, o);
           o += pageSize;
         }
       }
@@ -241,15 +244,16 @@ export function decodePayload(tag: number, payload: Buffer, pageSize: number): M
       const count = r.u32("count");
       if (count > MAX_PAGES_PER_MESSAGE) throw new ProtocolError(`pages: count ${count} exceeds the limit of ${MAX_PAGES_PER_MESSAGE} entries per message`);
       if (count * PAGE_ENTRY_OVERHEAD > payload.length) throw new ProtocolError(`pages: count ${count} does not fit a payload of ${payload.length} bytes`);
-      const pages: PageEntry<Uint8Array>[] = new Array(count);
+      const pages = new Uint32Array(count);
+      const data: (Uint8Array | null)[] = new Array<Uint8Array | null>(count);
       for (let i = 0; i < count; i++) {
-        const page = r.u32(`entry ${i} page`);
+        pages[i] = r.u32(`entry ${i} page`);
         const flags = r.u8(`entry ${i} flags`);
         if (flags & ~PAGE_FLAG_ZERO) throw new ProtocolError(`pages: entry ${i} has unknown flags 0x${flags.toString(16)}`);
-        pages[i] = { page, data: flags & PAGE_FLAG_ZERO ? null : r.bytes(pageSize, `entry ${i} data`) };
+        data[i] = flags & PAGE_FLAG_ZERO ? null : r.bytes(pageSize, `entry ${i} data`);
       }
       r.end();
-      return { type: "pages", pages };
+      return { type: "pages", pages, data };
     }
     case MessageTag.PageRequest: {
       const r = new PayloadReader(payload, "pageRequest");

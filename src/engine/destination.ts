@@ -16,7 +16,7 @@
 import { Bitmap } from "./bitmap.js";
 import { encodedSize } from "./codec.js";
 import { EndCause, type DestinationAction, type DestinationInput, type Outcome } from "./events.js";
-import { ALL_CAPABILITIES, Capability, ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Channel, type HelloMsg, type Message, type PageEntry } from "./messages.js";
+import { ALL_CAPABILITIES, Capability, ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Channel, type HelloMsg, type Message, type PageBatch } from "./messages.js";
 import { emptyDestinationMetrics, type DestinationMetrics } from "./metrics.js";
 import type { MigrationOptions } from "./options.js";
 import type { Layout } from "./source.js";
@@ -131,8 +131,8 @@ export class Destination<P> {
         return this.protocolError(`the source sent bytes that do not decode: ${ev.reason}`);
       case "standbyPages":
         if (this.fill === null || this.stage !== "running") return;
-        this.fill.filled += ev.pages.length;
-        return this.onPages(ev.pages);
+        this.fill.filled += ev.batch.pages.length;
+        return this.onPages(ev.batch);
       case "standbyEnd":
         return this.onStandbyEnd();
     }
@@ -173,7 +173,7 @@ export class Destination<P> {
         return this.onHello(msg);
       case "pages":
         if (this.stage === "awaitingHello") return this.protocolError(`pages before the handshake`);
-        return this.onPages(msg.pages);
+        return this.onPages(msg);
       case "switchover":
         if (this.stage !== "receiving") return this.protocolError(`unexpected switchover in stage ${this.stage}`);
         return this.onSwitchover(msg.stale, msg.cpuState);
@@ -226,13 +226,16 @@ export class Destination<P> {
     this.send("bulk", { type: "helloAck", version: Math.min(h.version, PROTOCOL_VERSION), capabilities });
   }
 
-  private onPages(pages: PageEntry<P>[]): void {
+  private onPages(batch: PageBatch<P>): void {
     const count = this.layout!.pageCount;
+    const pages = batch.pages;
+    if (batch.data.length !== pages.length) return this.protocolError(`a pages batch of ${pages.length} page numbers carries ${batch.data.length} contents`);
     for (let i = 0; i < pages.length; i++) {
-      const page = pages[i].page;
+      const page = pages[i];
       if (!(page < count)) return this.protocolError(`page ${page} is beyond the guest's ${count} pages`);
     }
-    const install: PageEntry<P>[] = [];
+    // Indices of the pages to install, made only once one is skipped: usually the whole batch is installed as it came.
+    let kept: number[] | null = null;
     // Resuming counts as running: the guest may already touch its pages.
     const running = this.guestMayRun;
     const present = this.present;
@@ -242,11 +245,14 @@ export class Destination<P> {
     let background = 0;
     let precopy = 0;
     for (let i = 0; i < pages.length; i++) {
-      const entry = pages[i];
-      const page = entry.page;
+      const page = pages[i];
       const waiter = this.waitingPages.has(page) ? this.waiting.get(page) : undefined;
-      if (running && present.has(page)) continue; // a duplicate: the copy we hold is current
-      install.push(entry);
+      if (running && present.has(page)) {
+        // A duplicate: the copy we hold is current.
+        if (kept === null) kept = Array.from({ length: i }, (_, k) => k);
+        continue;
+      }
+      if (kept !== null) kept.push(i);
       const before = origins[page];
       if (before === Origin.Demand) demand--;
       else if (before === Origin.Background) background--;
@@ -275,7 +281,14 @@ export class Destination<P> {
     if (demand !== 0) counts.demand += demand;
     if (background !== 0) counts.background += background;
     if (precopy !== 0) counts.precopy += precopy;
-    if (install.length > 0) this.actions.push({ kind: "installPages", pages: install });
+    if (kept === null) {
+      if (pages.length > 0) this.actions.push({ kind: "installPages", batch });
+    } else if (kept.length > 0) {
+      const data = batch.data;
+      const install: PageBatch<P> = { pages: Uint32Array.from(kept, (k) => pages[k]), data: kept.map((k) => data[k]) };
+      if (batch.preinstalled) install.preinstalled = true;
+      this.actions.push({ kind: "installPages", batch: install });
+    }
     this.completeIfWhole();
   }
 

@@ -8,7 +8,7 @@
  */
 import type { Destination } from "./destination.js";
 import type { DestinationAction, Ending, SourceAction } from "./events.js";
-import type { Channel, Message, PageEntry } from "./messages.js";
+import type { Channel, Message, PageBatch } from "./messages.js";
 import type { Source } from "./source.js";
 import type { StandbyOp } from "./standby.js";
 
@@ -34,7 +34,7 @@ export interface SourceEffects<P> extends LaneEffects<P> {
 }
 
 export interface DestinationEffects<P> extends LaneEffects<P> {
-  installPages(pages: PageEntry<P>[]): void;
+  installPages(batch: PageBatch<P>): void;
   wake(page: number): void;
   dropPages(pages: Uint32Array): void;
   resumeGuest(cpuState: Uint8Array): void;
@@ -61,7 +61,7 @@ function applySource<P>(a: SourceAction, fx: SourceEffects<P>): void {
 function applyDestination<P>(a: DestinationAction<P>, fx: DestinationEffects<P>): void {
   switch (a.kind) {
     case "installPages":
-      return fx.installPages(a.pages);
+      return fx.installPages(a.batch);
     case "wake":
       return fx.wake(a.page);
     case "dropPages":

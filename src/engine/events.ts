@@ -4,7 +4,7 @@
  * (`now`, in microseconds of the driver's clock); the engines never read a
  * clock themselves.
  */
-import type { Channel, Message, PageEntry } from "./messages.js";
+import type { Channel, Message, PageBatch } from "./messages.js";
 
 export type Outcome = "completed" | "cancelled" | "failed";
 
@@ -104,7 +104,7 @@ export type DestinationInput<P> =
   | { kind: "linkUp" }
   | { kind: "malformed"; reason: string }
   /** Pages read from the standby copy and verified (answers `standbyRecover`, in as many parts as the driver likes). */
-  | { kind: "standbyPages"; pages: PageEntry<P>[] }
+  | { kind: "standbyPages"; batch: PageBatch<P> }
   /** The standby read is over: what is still missing was not in the copy, current and intact. */
   | { kind: "standbyEnd" };
 
@@ -113,7 +113,7 @@ export type DestinationAction<P> =
    * Put these pages into guest memory and wake any vCPU stalled on them. While
    * the guest runs this must be atomic (UFFDIO_COPY / ZEROPAGE, or write then CONTINUE).
    */
-  | { kind: "installPages"; pages: PageEntry<P>[] }
+  | { kind: "installPages"; batch: PageBatch<P> }
   /** A fault arrived for a page that is already present (a lost race): just wake its waiters. */
   | { kind: "wake"; page: number }
   /** Make these pages missing again (stale copies dropped at switchover). */

@@ -5,12 +5,21 @@
  * each page whose newest copy went on the bulk channel, the bulk-stream
  * offset it went at. Bulk is FIFO, so after a broken link the destination's
  * count of bulk bytes received says exactly which of those copies arrived.
+ *
+ * The offsets are kept once per bulk message, not once per page: a page
+ * holds the number of the message its newest copy went in (4 bytes; a
+ * 1 TiB guest has 268 M pages and a message carries up to `batchPages`).
  */
 import { Bitmap } from "./bitmap.js";
 import type { Channel } from "./messages.js";
 
-/** Marks a page whose newest copy went on the urgent channel, or none is in flight. */
-const NOT_ON_BULK = -1;
+/** In `sentAtOffset` and `BulkOffsets.of`: a page whose newest copy went on the urgent channel, or none is in flight. */
+export const NOT_ON_BULK = -1;
+
+/** Where each page's newest bulk copy started in the bulk stream, or NOT_ON_BULK. */
+export interface BulkOffsets {
+  of(page: number): number;
+}
 
 export interface RecoverInput {
   /** Whether the destination had taken the switchover (and so dropped its stale copies). */
@@ -26,23 +35,48 @@ export class PageLedger {
   readonly everSent: Bitmap;
   /** Pages to send: this round's (pre-copy), or all not yet sent (after switchover). */
   pending: Bitmap;
-  private readonly sentAtOffset: Float64Array;
+  /** Per page: 1 + the index in `messageOffsets` of the bulk message its newest copy went in; 0: not on bulk. */
+  private readonly sentIn: Uint32Array;
+  /** The bulk offset at which each message that carried pages started (a new entry whenever the offset moved on). */
+  private messageOffsets = new Float64Array(1024);
+  private messages = 0;
   /** Bytes put on the bulk channel so far (as the destination will count them). */
   bulkOffset = 0;
+  readonly offsets: BulkOffsets = { of: (page) => this.offsetOf(page) };
 
   constructor(readonly pageCount: number) {
     this.sent = new Bitmap(pageCount);
     this.everSent = new Bitmap(pageCount);
     this.pending = new Bitmap(pageCount);
-    this.sentAtOffset = new Float64Array(pageCount).fill(NOT_ON_BULK);
+    this.sentIn = new Uint32Array(pageCount);
   }
 
   /** A copy of `page` goes out now, in the message that starts at the current bulk offset (or on urgent). Returns whether it was sent before. */
   markSent(page: number, channel: Channel): boolean {
     this.pending.clear(page);
     this.sent.set(page);
-    this.sentAtOffset[page] = channel === "bulk" ? this.bulkOffset : NOT_ON_BULK;
+    if (channel === "bulk") {
+      // The pages of one message share its entry: the offset moves on only when a message is pulled.
+      const n = this.messages;
+      if (n === 0 || this.messageOffsets[n - 1] !== this.bulkOffset) this.addMessage(this.bulkOffset);
+      this.sentIn[page] = this.messages;
+    } else this.sentIn[page] = 0;
     return !this.everSent.set(page);
+  }
+
+  private addMessage(offset: number): void {
+    if (this.messages === this.messageOffsets.length) {
+      if (this.messages >= 0xffffffff) throw new RangeError("page ledger: more than 2^32 - 1 bulk messages");
+      const grown = new Float64Array(Math.min(0xffffffff, this.messages * 2));
+      grown.set(this.messageOffsets);
+      this.messageOffsets = grown;
+    }
+    this.messageOffsets[this.messages++] = offset;
+  }
+
+  private offsetOf(page: number): number {
+    const m = this.sentIn[page];
+    return m === 0 ? NOT_ON_BULK : this.messageOffsets[m - 1];
   }
 
   /** The guest wrote these pages: whatever copy the destination has of them is out of date. */
@@ -70,8 +104,8 @@ export class PageLedger {
    * it must drop if it has not taken the switchover yet.
    */
   reconcile(r: RecoverInput): number[] {
-    const { held, lost, mustDrop } = reconcileHeld(this.sent, this.sentAtOffset, r);
-    for (const p of lost) this.sentAtOffset[p] = NOT_ON_BULK;
+    const { held, lost, mustDrop } = reconcileHeld(this.sent, this.offsets, r);
+    for (const p of lost) this.sentIn[p] = 0;
     this.sent = held;
     // The lost bytes are forgotten: from here both sides count from the destination's figure.
     this.bulkOffset = r.bulkBytes;
@@ -87,14 +121,15 @@ export class PageLedger {
  */
 export function reconcileHeld(
   sent: Bitmap,
-  sentAtOffset: Float64Array,
+  sentAt: BulkOffsets,
   r: RecoverInput,
 ): { held: Bitmap; lost: number[]; mustDrop: number[] } {
   const held = new Bitmap(sent.size);
   const lost: number[] = [];
   const mustDrop: number[] = [];
   for (let p = 0; p < sent.size; p++) {
-    const isLost = sentAtOffset[p] !== NOT_ON_BULK && sentAtOffset[p] >= r.bulkBytes;
+    const at = sentAt.of(p);
+    const isLost = at !== NOT_ON_BULK && at >= r.bulkBytes;
     if (isLost) lost.push(p);
     if (r.received.has(p) && !isLost && sent.has(p)) held.set(p);
     else if (r.received.has(p) && !r.resumed) mustDrop.push(p);

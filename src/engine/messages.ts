@@ -42,10 +42,21 @@ export const MessageTag = {
   Report: 11,
 } as const;
 
-export interface PageEntry<P> {
-  page: number;
-  /** null: a zero page, sent as a flag without payload. */
-  data: P | null;
+/**
+ * Pages as parallel arrays, one slot per page (no object per page: a 1 TiB
+ * guest moves 268 M of them through the engine and the simulated link).
+ * `data[i]` is the content of page `pages[i]`; null: a zero page, sent as a
+ * flag without payload. Both arrays have the same length.
+ */
+export interface PageBatch<P> {
+  pages: Uint32Array;
+  data: (P | null)[];
+  /**
+   * Set by a driver whose receiver already wrote these pages into guest
+   * memory (the real native data plane): the engine books them as usual and
+   * its installPages action passes the flag on, so the effect skips them.
+   */
+  preinstalled?: true;
 }
 
 /** source → destination: first message; proposes version, capabilities and memory layout. */
@@ -64,9 +75,8 @@ export interface HelloAckMsg {
   capabilities: number;
 }
 /** source → destination: one or more pages (bulk push, pre-copy, or a demand reply on the urgent channel). */
-export interface PagesMsg<P> {
+export interface PagesMsg<P> extends PageBatch<P> {
   type: "pages";
-  pages: PageEntry<P>[];
 }
 /** destination → source (urgent): a vCPU waits for this page. */
 export interface PageRequestMsg {

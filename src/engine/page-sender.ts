@@ -9,7 +9,7 @@
 import { HEADER_BYTES, PAGE_ENTRY_OVERHEAD } from "./codec.js";
 import type { SourceGuestPort } from "./events.js";
 import type { PageLedger } from "./ledger.js";
-import type { Channel, Message, PageEntry } from "./messages.js";
+import type { Channel, Message } from "./messages.js";
 import type { SourceMetrics } from "./metrics.js";
 import type { Pacer } from "./pacer.js";
 
@@ -24,6 +24,8 @@ const NONE: Batch<never> = { kind: "none" };
 export class PageSender<P> {
   private readonly worstBatchBytes: number;
   private readonly requests: number[] = [];
+  /** A batch's page numbers as they are chosen; each message gets an exact-length copy. */
+  private readonly scratch: Uint32Array;
 
   constructor(
     private readonly pageSize: number,
@@ -34,6 +36,7 @@ export class PageSender<P> {
     private readonly pacer: Pacer,
   ) {
     this.worstBatchBytes = 4 + batchPages * (PAGE_ENTRY_OVERHEAD + pageSize);
+    this.scratch = new Uint32Array(batchPages);
   }
 
   /** A vCPU waits for this page at the destination. */
@@ -56,7 +59,7 @@ export class PageSender<P> {
         continue;
       }
       this.metrics.requestsServed++;
-      return { type: "pages", pages: [this.take(page, channel)] };
+      return { type: "pages", pages: Uint32Array.of(page), data: [this.take(page, channel)] };
     }
     return null;
   }
@@ -68,29 +71,32 @@ export class PageSender<P> {
       const wait = this.pacer.delay(this.worstBatchBytes, now);
       if (wait > 0) return { kind: "paced", until: now + wait };
     }
-    const pages: PageEntry<P>[] = [];
+    const scratch = this.scratch;
+    const data: (P | null)[] = [];
     // Counted as encodedSize counts a pages message, page by page as they are taken.
     let bytes = HEADER_BYTES + 4;
-    while (pages.length < this.batchPages) {
+    let n = 0;
+    while (n < this.batchPages) {
       const p = next();
       if (p < 0) break;
-      const entry = this.take(p, "bulk");
-      pages.push(entry);
-      bytes += PAGE_ENTRY_OVERHEAD + (entry.data === null ? 0 : this.pageSize);
+      const d = this.take(p, "bulk");
+      scratch[n++] = p;
+      data.push(d);
+      bytes += PAGE_ENTRY_OVERHEAD + (d === null ? 0 : this.pageSize);
     }
-    if (pages.length === 0) return NONE;
-    const msg: Message<P> = { type: "pages", pages };
+    if (n === 0) return NONE;
+    const msg: Message<P> = { type: "pages", pages: scratch.slice(0, n), data };
     if (paced) this.pacer.spend(bytes, now);
-    return { kind: "pages", msg, pages: pages.length, bytes };
+    return { kind: "pages", msg, pages: n, bytes };
   }
 
   /** Reads a page for sending and books it; it goes out next, on `channel`. */
-  private take(page: number, channel: Channel): PageEntry<P> {
+  private take(page: number, channel: Channel): P | null {
     const data = this.guest.readPage(page);
     const m = this.metrics;
     m.pagesSent++;
     if (data === null) m.pagesZero++;
     if (this.ledger.markSent(page, channel)) m.pagesResent++;
-    return { page, data };
+    return data;
   }
 }

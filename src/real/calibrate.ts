@@ -24,7 +24,7 @@ import { availableParallelism, cpus, release } from "node:os";
 import { encodeMessage } from "../engine/codec.js";
 import { percentiles } from "../engine/metrics.js";
 import { FrameDecoder } from "../engine/frame-decoder.js";
-import type { Message, PageEntry } from "../engine/messages.js";
+import type { Message } from "../engine/messages.js";
 import { HOST_PROFILE_VERSION, type HostProfile } from "../sim/host.js";
 import { toGuestConfig } from "../workload/guest-config.js";
 import { parseWorkload } from "../workload/parse.js";
@@ -70,12 +70,14 @@ function sendPerPage(pages: number, zero: boolean): number {
       timeNs(() => {
         for (let p = 0; p < pages; p += RUN) {
           const chunk = pread(fd, p * PS, RUN * PS);
-          const entries: PageEntry<Uint8Array>[] = [];
+          const numbers = new Uint32Array(RUN);
+          const data: (Uint8Array | null)[] = [];
           for (let i = 0; i < RUN; i++) {
-            const data = chunk.subarray(i * PS, (i + 1) * PS);
-            entries.push({ page: p + i, data: data.equals(zeros) ? null : data });
+            const bytes = chunk.subarray(i * PS, (i + 1) * PS);
+            numbers[i] = p + i;
+            data.push(bytes.equals(zeros) ? null : bytes);
           }
-          encodeMessage({ type: "pages", pages: entries }, PS);
+          encodeMessage({ type: "pages", pages: numbers, data }, PS);
         }
       }) / pages
     );
@@ -96,9 +98,13 @@ function installPerPage(pages: number, zero: boolean): number {
     uffdRegister(uffd, map.address, pages * PS, C.UFFDIO_REGISTER_MODE_MISSING);
     const frames: Uint8Array[] = [];
     for (let p = 0; p < pages; p += RUN) {
-      const entries: PageEntry<Uint8Array>[] = [];
-      for (let i = 0; i < RUN; i++) entries.push({ page: p + i, data: zero ? null : Buffer.alloc(PS, (p + i) % 251 | 1) });
-      frames.push(encodeMessage({ type: "pages", pages: entries }, PS));
+      const numbers = new Uint32Array(RUN);
+      const data: (Uint8Array | null)[] = [];
+      for (let i = 0; i < RUN; i++) {
+        numbers[i] = p + i;
+        data.push(zero ? null : Buffer.alloc(PS, (p + i) % 251 | 1));
+      }
+      frames.push(encodeMessage({ type: "pages", pages: numbers, data }, PS));
     }
     const decoder = new FrameDecoder(PS, pages);
     return (
@@ -106,10 +112,10 @@ function installPerPage(pages: number, zero: boolean): number {
         for (const f of frames) {
           for (const msg of decoder.push(f)) {
             if (msg.type !== "pages") continue;
-            const first = msg.pages[0].page;
+            const first = msg.pages[0];
             const at = map.address + BigInt(first * PS);
             if (zero) uffdZeropage(uffd, at, msg.pages.length * PS);
-            else uffdCopy(uffd, at, Buffer.concat(msg.pages.map((e) => e.data as Uint8Array)));
+            else uffdCopy(uffd, at, Buffer.concat(msg.data as Uint8Array[]));
           }
         }
       }) / pages

@@ -17,8 +17,8 @@
 import type { Socket } from "node:net";
 import { encodeMessage } from "../engine/codec.js";
 import { FrameDecoder, maxPayloadBytes } from "../engine/frame-decoder.js";
-import type { Message, PageEntry } from "../engine/messages.js";
-import { dataPlaneStatsWanted, formatNs, installedEntry, resumeNodeReading } from "./dataplane.js";
+import type { Message } from "../engine/messages.js";
+import { dataPlaneStatsWanted, formatNs, installedPages, resumeNodeReading } from "./dataplane.js";
 import { messageOf } from "./errors.js";
 import { createBulkReceiver, type BulkNotice, type BulkReceiverHandle } from "./native.js";
 import { peerName } from "./peer-text.js";
@@ -138,9 +138,7 @@ export class NativeBulkConn {
     for (const n of notices) {
       if (this.isDown) return;
       if (n.kind === "pages") {
-        const pages: PageEntry<Uint8Array>[] = new Array<PageEntry<Uint8Array>>(n.pages.length);
-        for (let i = 0; i < n.pages.length; i++) pages[i] = installedEntry(n.pages[i], n.zero[i] === 1);
-        this.handlers.message({ type: "pages", pages });
+        this.handlers.message(installedPages(n.pages, n.zero));
       } else if (n.kind === "frame") {
         let msgs: Message<Uint8Array>[];
         try {

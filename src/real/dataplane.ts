@@ -11,7 +11,7 @@
  * off (A/B measurements).
  */
 import type { Socket } from "node:net";
-import type { PageEntry } from "../engine/messages.js";
+import type { PagesMsg } from "../engine/messages.js";
 
 /** The payload of a page the source holds data for, read natively when its frame is written. */
 export const DEFERRED: Uint8Array = new Uint8Array(0);
@@ -60,19 +60,11 @@ export function resumeNodeReading(socket: Socket): void {
   socket.resume();
 }
 
-/** A page entry the native receiver made: its bytes are in guest memory already. */
-interface NativeEntry extends PageEntry<Uint8Array> {
-  native: true;
-}
-
-/** An entry for a page the native receiver installed (the installPages effect skips it; the engine books it). */
-export function installedEntry(page: number, zero: boolean): PageEntry<Uint8Array> {
-  const e: NativeEntry = { page, data: zero ? null : DEFERRED, native: true };
-  return e;
-}
-
-export function wasInstalledNatively(e: PageEntry<Uint8Array>): boolean {
-  return (e as Partial<NativeEntry>).native === true;
+/** A pages message for pages the native receiver installed: their bytes are in guest memory already (the installPages effect skips them; the engine books them). */
+export function installedPages(pages: Uint32Array, zero: Uint8Array): PagesMsg<Uint8Array> {
+  const data = new Array<Uint8Array | null>(pages.length);
+  for (let i = 0; i < pages.length; i++) data[i] = zero[i] === 1 ? null : DEFERRED;
+  return { type: "pages", pages, data, preinstalled: true };
 }
 
 /** PPSIM_DATAPLANE_STATS=1: the agents log where the data plane threads' time went. */

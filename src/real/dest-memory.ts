@@ -10,6 +10,7 @@
  */
 import type { GuestProcess } from "./guest-process.js";
 import { constants, errnoCode, pwrite, punchHole, startFaultReader, uffdCopy, uffdWake, uffdZeropage, type FaultReaderHandle } from "./native.js";
+import type { PageBatch } from "../engine/messages.js";
 
 export class DestinationMemory {
   readonly pageSize: number;
@@ -74,35 +75,36 @@ export class DestinationMemory {
    * memory either way). A run that meets a page already there (EEXIST
    * part-way) is redone page by page, where EEXIST is the expected race.
    */
-  installMany(entries: readonly { page: number; data: Uint8Array | null }[]): void {
+  installMany(batch: PageBatch<Uint8Array>): void {
+    const { pages, data } = batch;
     if (this.guest.layout.hugetlb) {
-      for (const e of entries) this.installHuge(e.page, e.data);
+      for (let k = 0; k < pages.length; k++) this.installHuge(pages[k], data[k]);
       return;
     }
     let i = 0;
-    while (i < entries.length) {
+    while (i < pages.length) {
       let j = i + 1;
-      while (j < entries.length && entries[j].page === entries[j - 1].page + 1) j++;
-      if (j - i === 1 || !this.running || !this.installRun(entries, i, j)) {
-        for (let k = i; k < j; k++) this.install(entries[k].page, entries[k].data);
+      while (j < pages.length && pages[j] === pages[j - 1] + 1) j++;
+      if (j - i === 1 || !this.running || !this.installRun(batch, i, j)) {
+        for (let k = i; k < j; k++) this.install(pages[k], data[k]);
       }
       i = j;
     }
   }
 
-  /** One ioctl for entries[i..j); false if it must be redone page by page. */
-  private installRun(entries: readonly { page: number; data: Uint8Array | null }[], i: number, j: number): boolean {
+  /** One ioctl for the batch's pages [i..j); false if it must be redone page by page. */
+  private installRun(batch: PageBatch<Uint8Array>, i: number, j: number): boolean {
     const ps = this.pageSize;
-    const addr = this.base + BigInt(entries[i].page * ps);
+    const addr = this.base + BigInt(batch.pages[i] * ps);
     try {
       let allZero = true;
-      for (let k = i; k < j && allZero; k++) allZero = entries[k].data === null;
+      for (let k = i; k < j && allZero; k++) allZero = batch.data[k] === null;
       if (allZero) {
         uffdZeropage(this.guest.uffd, addr, (j - i) * ps);
       } else {
         const buf = Buffer.alloc((j - i) * ps);
         for (let k = i; k < j; k++) {
-          const d = entries[k].data;
+          const d = batch.data[k];
           if (d !== null) buf.set(d, (k - i) * ps);
         }
         uffdCopy(this.guest.uffd, addr, buf);

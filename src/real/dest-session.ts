@@ -23,7 +23,7 @@ import { constants } from "./native.js";
 import { parseSessionInfo, type SessionInfo } from "./plan.js";
 import { totalSteps } from "./progress.js";
 import type { DestReport } from "./report-msg.js";
-import { nativeDataPlaneWanted, plainSocketFd, stopNodeReading, wasInstalledNatively } from "./dataplane.js";
+import { nativeDataPlaneWanted, plainSocketFd, stopNodeReading } from "./dataplane.js";
 import { NativeBulkConn } from "./dataplane-recv.js";
 import { DEFAULT_STALL_MS, FramedSocket, type Accepted, type FramedHandlers } from "./transport.js";
 
@@ -269,10 +269,9 @@ export class DestSession {
       canSend: (channel) => (this.conns[channel]?.buffered ?? Infinity) < 64 * 1024,
       send: (channel, msg) => this.send(channel, msg),
       setTimer: (at) => this.engineTimer.set(at),
-      installPages: (pages) => {
+      installPages: (batch) => {
         // Bulk pages the native receiver installed already (dataplane-recv.ts): the engine only books them.
-        const rest = pages.filter((e) => !wasInstalledNatively(e));
-        if (rest.length > 0) this.mem?.installMany(rest);
+        if (!batch.preinstalled) this.mem?.installMany(batch);
       },
       wake: (page) => this.mem?.wake(page),
       dropPages: (pages) => this.mem?.drop(pages),
@@ -321,7 +320,7 @@ export class DestSession {
     try {
       const reader = await StandbyReader.open(dir, this.id, layout);
       try {
-        const r = await reader.read(missing, (pages) => this.dispatch({ kind: "standbyPages", pages }));
+        const r = await reader.read(missing, (batch) => this.dispatch({ kind: "standbyPages", batch }));
         bad = r.bad.length;
         if (bad > 0) {
           const why = new Map<string, number>();

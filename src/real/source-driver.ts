@@ -192,7 +192,7 @@ export class SourceDriver {
         if (msg.type === "switchover" && this.switchoverTimes.sentAt === null) this.switchoverTimes.sentAt = nowUs();
         if (channel === "bulk" && msg.type === "pages" && this.link.nativeSending && this.engine.isCommitted) {
           const at = this.link.bulkPosition;
-          this.release.sent(at.epoch, at.bytes, Uint32Array.from(msg.pages, (e) => e.page));
+          this.release.sent(at.epoch, at.bytes, msg.pages.slice());
         }
         this.maybeBreak();
       },
@@ -229,7 +229,7 @@ export class SourceDriver {
   /** DEFERRED pages (native data plane) that Node writes after all — the urgent lane's replies — get their bytes now. */
   private withBytes(channel: Channel, msg: Message<Uint8Array>): Message<Uint8Array> {
     if (!this.port.deferred || msg.type !== "pages" || (channel === "bulk" && this.link.nativeSending)) return msg;
-    return { type: "pages", pages: msg.pages.map((e) => (e.data === null ? e : { page: e.page, data: this.port.readBytes(e.page) })) };
+    return { type: "pages", pages: msg.pages, data: msg.data.map((d, i) => (d === null ? null : this.port.readBytes(msg.pages[i]))) };
   }
 
   private maybeBreak(): void {

@@ -138,8 +138,8 @@ export class SourceLink {
       const n = msg.pages.length;
       const { pages, zero } = this.pageBuf;
       for (let i = 0; i < n; i++) {
-        pages[i] = msg.pages[i].page;
-        zero[i] = msg.pages[i].data === null ? 1 : 0;
+        pages[i] = msg.pages[i];
+        zero[i] = msg.data[i] === null ? 1 : 0;
       }
       const b = sender.pages(pages.subarray(0, n), zero.subarray(0, n));
       this.senderBytes += b;

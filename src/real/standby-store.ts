@@ -22,7 +22,7 @@ import { hash } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { Bitmap } from "../engine/bitmap.js";
-import type { PageEntry } from "../engine/messages.js";
+import type { PageBatch } from "../engine/messages.js";
 
 export const RECORD_BYTES = 16;
 const MARK_MAGIC = 0x4b4d5350; // "PSMK"
@@ -203,13 +203,14 @@ export class StandbyReader {
   }
 
   /** Reads and verifies `pages`; hands each run's good pages to `take` as it goes. */
-  async read(pages: Uint32Array, take: (entries: PageEntry<Uint8Array>[]) => void): Promise<ReadResult> {
+  async read(pages: Uint32Array, take: (batch: PageBatch<Uint8Array>) => void): Promise<ReadResult> {
     const ps = this.layout.pageSize;
     const bad: ReadResult["bad"] = [];
     for (const [first, count] of runs(pages)) {
       if (first + count > this.layout.pageCount) throw new RangeError(`standby: page ${first + count - 1} is beyond the copy`);
       const [rec, data] = await Promise.all([readExactly(this.records, count * RECORD_BYTES, first * RECORD_BYTES), readExactly(this.img, count * ps, first * ps)]);
-      const good: PageEntry<Uint8Array>[] = [];
+      const good: number[] = [];
+      const goodData: (Uint8Array | null)[] = [];
       for (let i = 0; i < count; i++) {
         const page = first + i;
         const o = i * RECORD_BYTES;
@@ -229,9 +230,10 @@ export class StandbyReader {
           bad.push({ page, why: "checksum" });
           continue;
         }
-        good.push({ page, data: bytes });
+        good.push(page);
+        goodData.push(bytes);
       }
-      if (good.length > 0) take(good);
+      if (good.length > 0) take({ pages: Uint32Array.from(good), data: goodData });
     }
     return { bad };
   }

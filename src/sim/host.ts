@@ -116,8 +116,8 @@ export function messageCostUs(h: HostProfile, msg: Message<unknown>): { sendUs: 
   let sendNs = h.message_ns;
   let recvNs = h.message_ns;
   if (msg.type === "pages") {
-    for (const e of msg.pages) {
-      if (e.data === null) {
+    for (const d of msg.data) {
+      if (d === null) {
         sendNs += h.send_ns_per_zero_page;
         recvNs += h.install_ns_per_zero_page;
       } else {

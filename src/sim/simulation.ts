@@ -7,7 +7,7 @@ import { encodedSize } from "../engine/codec.js";
 import { Destination } from "../engine/destination.js";
 import { driveDestination, driveSource, type DestinationEffects, type SourceEffects } from "../engine/drive.js";
 import type { EndCause } from "../engine/events.js";
-import type { Channel, Message } from "../engine/messages.js";
+import type { Channel } from "../engine/messages.js";
 import { buildReport, buildSnapshot } from "../engine/metrics.js";
 import { resolveOptions, type MigrationOptions } from "../engine/options.js";
 import type { Report, Snapshot, StandbyReport } from "../engine/report.js";
@@ -20,52 +20,18 @@ import { EventQueue } from "./event-queue.js";
 import { Guest, GuestShared } from "./guest.js";
 import { TaskedGuest, withVcpuBlocktime } from "./async-faults.js";
 import { migrationView } from "./huge-pages.js";
-import { formatLink, Link, type Direction, type LinkEvent, type LinkSpec } from "./link.js";
+import { formatLink, Link, type Direction } from "./link.js";
 import { checkHostProfile, messageCostUs, occupancyBytes, type HostProfile } from "./host.js";
 import { ProgressMeter } from "./progress.js";
-import { SimStandby, type StandbySimSpec } from "./standby.js";
+import { ExpectedMemory, type Verification } from "./expected-memory.js";
+import { DEFAULT_MAX_VIRTUAL_MS, type Msg, type Outage, type SimConfig, type SimEvent } from "./sim-config.js";
+import { SimStandby } from "./standby.js";
 import { DEFAULT_STANDBY, standbyReport } from "../engine/standby.js";
 
 export { parseLink, formatLink, type LinkSpec } from "./link.js";
+export { DEFAULT_MAX_VIRTUAL_MS, type Outage, type SimConfig } from "./sim-config.js";
 
-export interface Outage {
-  /** Relative to the migration start. */
-  atMs: number;
-  durationMs: number;
-}
-
-export interface SimConfig {
-  workload: Workload;
-  options?: Partial<MigrationOptions>;
-  link: LinkSpec;
-  seed?: number;
-  outages?: Outage[];
-  /** Virtual time after the migration start at which an unfinished run is declared failed. */
-  maxVirtualMs?: number;
-  /** What the hosts' CPUs cost (src/sim/host.ts); none: free hosts. */
-  host?: HostProfile | null;
-  /** Issue 16: the source keeps a standby copy on storage like this. */
-  standby?: StandbySimSpec;
-  /** Issue 16: the source host dies this long after the migration start (its link with it, for good). */
-  sourceDiesAtMs?: number;
-}
-
-export const DEFAULT_MAX_VIRTUAL_MS = 10 * 60 * 1000;
 const PROGRESS_WINDOW_US = 200_000;
-
-type Msg = Message<number>;
-type SimEvent =
-  | LinkEvent<Msg>
-  | { type: "start" }
-  | { type: "deadline" }
-  | { type: "timer"; side: Direction; generation: number }
-  | { type: "guestPaused"; cpuState: Uint8Array }
-  | { type: "fault"; vcpu: number; page: number; stalledAt: number }
-  | { type: "linkDown"; durationUs: number }
-  | { type: "linkUp" }
-  | { type: "standbyDurable" }
-  | { type: "standbyRead"; pages: { page: number; data: number | null }[] }
-  | { type: "sourceDies" };
 
 export class Simulation {
   readonly options: MigrationOptions;
@@ -100,8 +66,7 @@ export class Simulation {
   private finished: { outcome: "completed" | "cancelled" | "failed"; reason: string } | null = null;
   private final: Report | null = null;
   private notice: string | null = null;
-  /** Source memory at switchover plus every later destination write: what the destination must end with. */
-  private expected: Uint32Array | null = null;
+  private readonly expected: ExpectedMemory;
   private workAtStart = 0;
   private pagesReleased = 0;
   /** The source guest's vCPU state from its switchover pause, kept in case the migration is abandoned. */
@@ -136,6 +101,7 @@ export class Simulation {
     const tasked = cfg.workload.tasks !== undefined || cfg.workload.hugePages !== undefined;
     this.srcGuest = tasked ? new TaskedGuest("source", this.shared, onStall, cfg.workload) : new Guest("source", this.shared, onStall);
     this.dstGuest = tasked ? new TaskedGuest("destination", this.shared, onStall, cfg.workload) : new Guest("destination", this.shared, onStall);
+    this.expected = new ExpectedMemory(this.srcGuest, this.dstGuest);
     this.progress = new ProgressMeter(w.vcpus, PROGRESS_WINDOW_US);
     this.link = new Link<Msg>(
       cfg.link,
@@ -247,20 +213,8 @@ export class Simulation {
   }
 
   /** Compares the destination's memory with what it must hold: source memory at switchover plus later writes. */
-  verify(): { ok: boolean; mismatches: number; firstMismatch?: number } {
-    const expected = this.expected;
-    if (expected === null) return { ok: false, mismatches: this.workload.pageCount, firstMismatch: 0 };
-    const guest = this.dstGuest;
-    const mem = guest.memory;
-    let mismatches = 0;
-    let first = -1;
-    for (let p = 0; p < expected.length; p++) {
-      if (mem[p] !== expected[p] || !guest.isPresent(p)) {
-        if (first < 0) first = p;
-        mismatches++;
-      }
-    }
-    return first < 0 ? { ok: true, mismatches: 0 } : { ok: false, mismatches, firstMismatch: first };
+  verify(): Verification {
+    return this.expected.verify(this.workload.pageCount);
   }
 
   // ------------------------------------------------------------- the loop
@@ -351,7 +305,7 @@ export class Simulation {
         this.drive(0);
         return;
       case "standbyRead":
-        this.dest.handle({ kind: "standbyPages", pages: ev.pages }, now);
+        this.dest.handle({ kind: "standbyPages", batch: { pages: Uint32Array.from(ev.pages, (e) => e.page), data: ev.pages.map((e) => e.data) } }, now);
         this.dest.handle({ kind: "standbyEnd" }, now);
         this.drive(1);
         return;
@@ -405,14 +359,12 @@ export class Simulation {
       pauseGuest: () => {
         const cpuState = this.srcGuest.pause(this.now);
         this.srcPausedState = cpuState;
-        this.expected = this.srcGuest.memory.slice();
-        this.dstGuest.mirror = this.expected;
+        this.expected.take();
         this.queue.push(this.now + (this.host?.pause_us ?? 0), { type: "guestPaused", cpuState });
       },
       resumeGuest: () => {
         if (!this.srcGuest.running && this.srcPausedState !== null) this.srcGuest.resume(this.now, this.srcPausedState);
-        this.expected = null;
-        this.dstGuest.mirror = null;
+        this.expected.drop();
         this.srcGuest.setThrottle(0);
       },
       throttleGuest: (ratio) => this.srcGuest.setThrottle(ratio),
@@ -435,8 +387,9 @@ export class Simulation {
       canSend: (channel) => this.link.hasRoom(1, channel),
       send: (channel, msg) => this.send(1, channel, msg, encodedSize(msg, pageSize)),
       setTimer: (at) => this.setTimer(1, at),
-      installPages: (pages) => {
-        for (const e of pages) guest.install(e.page, e.data ?? 0, this.now);
+      installPages: (batch) => {
+        const { pages, data } = batch;
+        for (let i = 0; i < pages.length; i++) guest.install(pages[i], data[i] ?? 0, this.now);
       },
       wake: (page) => guest.wakePage(page, this.now),
       dropPages: (pages) => guest.drop(pages),

@@ -32,7 +32,11 @@ export interface CompiledPhase {
   trace: CompiledTrace | null;
 }
 
+/** Page numbers stay below 2^31, so the generator's arithmetic on them is integer arithmetic. */
+const MAX_PAGES = 2 ** 31 - 1;
+
 export function compilePhases(w: Workload): CompiledPhase[] {
+  if (!(w.pageCount <= MAX_PAGES)) throw new RangeError(`workload "${w.name}": ${w.pageCount} pages; the simulator handles at most ${MAX_PAGES}`);
   return w.phases.map((ph, i) => {
     const { start, end } = regionPages(ph.pattern.region, w.pageCount);
     const len = end - start;
@@ -125,13 +129,14 @@ export class AccessGenerator {
         this.cursor += ph.stride;
         if (this.cursor >= ph.end) this.cursor = ph.start + ((this.cursor - ph.start) % ph.len);
         break;
+      // `| 0` is Math.floor here (non-negative, below 2^31: compilePhases checks), and keeps p a small integer, so the ownership rule's `%` below is an integer remainder, not a float one.
       case UNIFORM:
-        p = ph.start + Math.floor(this.random() * ph.len);
+        p = ph.start + ((this.random() * ph.len) | 0);
         break;
       case HOTCOLD:
         p = ph.coldLen === 0 || this.random() < ph.hotAccess
-          ? ph.start + Math.floor(this.random() * ph.hotLen)
-          : ph.start + ph.hotLen + Math.floor(this.random() * ph.coldLen);
+          ? ph.start + ((this.random() * ph.hotLen) | 0)
+          : ph.start + ph.hotLen + ((this.random() * ph.coldLen) | 0);
         break;
       default:
         p = ph.start + (ph.zipf as ZipfSampler).sample(this.rand) - 1;

@@ -24,6 +24,7 @@ import {
   type SourceEffects,
 } from "../../src/engine/index.js";
 import { encodedSize } from "../../src/engine/codec.js";
+import { entriesOf } from "./pages.js";
 
 export type Op =
   /** The guest writes page `page` (on whichever host runs it). */
@@ -257,13 +258,13 @@ export class Harness {
       send: (c, msg) => {
         const bytes = encodedSize(msg, 4096);
         if (msg.type === "pages") {
-          for (const e of msg.pages) {
-            this.sendsPerPage[e.page]++;
-            this.outstanding.delete(e.page);
+          for (const page of msg.pages) {
+            this.sendsPerPage[page]++;
+            this.outstanding.delete(page);
           }
         }
         if (c === "bulk") this.bulkOut += bytes;
-        this.sent.push(msg.type === "pages" ? `${c} pages ${msg.pages.map((e) => e.page).join(",")}` : `${c} ${msg.type}`);
+        this.sent.push(msg.type === "pages" ? `${c} pages ${msg.pages.join(",")}` : `${c} ${msg.type}`);
         this.lanes.toDest[c].push({ msg, bytes });
       },
       setTimer: (at) => (this.srcTimer = at),
@@ -300,8 +301,8 @@ export class Harness {
         this.lanes.toSrc[c].push({ msg, bytes: encodedSize(msg, 4096) });
       },
       setTimer: (at) => (this.dstTimer = at),
-      installPages: (pages) => {
-        for (const { page, data } of pages) {
+      installPages: (batch) => {
+        for (const { page, data } of entriesOf(batch)) {
           if (this.guestAt === "dest" && this.present[page]) this.violations.push(`page ${page} installed while present and the guest runs`);
           this.dstMem[page] = data ?? 0;
           this.present[page] = 1;

@@ -1,0 +1,47 @@
+/**
+ * What a simulation is asked to run (SimConfig), and the events its agenda
+ * holds (SimEvent): the simulator's inputs, apart from how it runs them.
+ */
+import type { Message } from "../engine/messages.js";
+import type { MigrationOptions } from "../engine/options.js";
+import type { Workload } from "../workload/types.js";
+import type { HostProfile } from "./host.js";
+import type { Direction, LinkEvent, LinkSpec } from "./link.js";
+import type { StandbySimSpec } from "./standby.js";
+
+export interface Outage {
+  /** Relative to the migration start. */
+  atMs: number;
+  durationMs: number;
+}
+
+export interface SimConfig {
+  workload: Workload;
+  options?: Partial<MigrationOptions>;
+  link: LinkSpec;
+  seed?: number;
+  outages?: Outage[];
+  /** Virtual time after the migration start at which an unfinished run is declared failed. */
+  maxVirtualMs?: number;
+  /** What the hosts' CPUs cost (src/sim/host.ts); none: free hosts. */
+  host?: HostProfile | null;
+  /** Issue 16: the source keeps a standby copy on storage like this. */
+  standby?: StandbySimSpec;
+  /** Issue 16: the source host dies this long after the migration start (its link with it, for good). */
+  sourceDiesAtMs?: number;
+}
+
+export const DEFAULT_MAX_VIRTUAL_MS = 10 * 60 * 1000;
+export type Msg = Message<number>;
+export type SimEvent =
+  | LinkEvent<Msg>
+  | { type: "start" }
+  | { type: "deadline" }
+  | { type: "timer"; side: Direction; generation: number }
+  | { type: "guestPaused"; cpuState: Uint8Array }
+  | { type: "fault"; vcpu: number; page: number; stalledAt: number }
+  | { type: "linkDown"; durationUs: number }
+  | { type: "linkUp" }
+  | { type: "standbyDurable" }
+  | { type: "standbyRead"; pages: { page: number; data: number | null }[] }
+  | { type: "sourceDies" };

@@ -195,21 +195,36 @@ describe("native data plane", () => {
     const fd = sourceMemory();
     const log = new ReleaseLog(fd, PS);
     log.sample(0);
-    log.sent(2, 1000, Uint32Array.of(0, 2, 3));
-    log.sent(2, 2000, Uint32Array.of(5, 6));
-    log.sent(2, 3000, Uint32Array.of(8));
-    log.taken(2, 1999, 1); // the second frame is not whole yet
+    log.sent(2, 0, 1000, Uint32Array.of(0, 2, 3));
+    log.sent(2, 0, 2000, Uint32Array.of(5, 6));
+    log.sent(2, 0, 3000, Uint32Array.of(8));
+    log.taken(2, [1999], 1); // the second frame is not whole yet
     expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([0, 0, 0, 0, 0, 1, 1, 0, 1]);
-    log.taken(1, 5000, 2); // another epoch's count says nothing about this one
+    log.taken(1, [5000], 2); // another epoch's count says nothing about this one
     expect(log.punchedPages).toBe(3);
-    log.taken(2, 2000, 3);
+    log.taken(2, [2000], 3);
     expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 1]);
     log.forget();
-    log.taken(2, 3000, 4);
+    log.taken(2, [3000], 4);
     expect(log.punchedPages).toBe(5);
     expect(memfdDataPages(fd, 8, 1, PS)[0]).toBe(1);
     expect(log.samples.map((x) => x.at)).toEqual([0, 1, 2, 3, 4]);
     expect(log.samples[0].bytes).toBeGreaterThan(log.samples[4].bytes);
     expect(log.peakBytes).toBe(log.samples[0].bytes);
+  });
+
+  it("with several bulk connections each frame is released by its own connection's count", () => {
+    const fd = sourceMemory();
+    const log = new ReleaseLog(fd, PS);
+    log.sent(0, 0, 1000, Uint32Array.of(0, 1));
+    log.sent(0, 1, 500, Uint32Array.of(4));
+    log.sent(0, 2, 800, Uint32Array.of(6, 7));
+    log.sent(0, 1, 1500, Uint32Array.of(8));
+    // Connection 1 installed 1500 bytes, connection 0 less than its first frame, connection 2 nothing reported.
+    log.taken(0, [999, 1500], 1);
+    expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([1, 0, 1, 1, 0, 1, 1, 0, 0]);
+    log.taken(0, [1000, 1500, 800], 2);
+    expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([0, 0, 1, 1, 0, 1, 0, 0, 0]);
+    expect(log.punchedPages).toBe(6);
   });
 });

@@ -17,6 +17,8 @@ import { DEFAULT_MAX_SESSIONS, DestinationAgent, type DestinationAgentOptions } 
 import { spawnDemoDestination } from "../real/demo.js";
 import { messageOf } from "../real/errors.js";
 import { scaleWorkload } from "../real/plan.js";
+import { MAX_BULK_CONNECTIONS } from "../real/preamble.js";
+import { DEFAULT_BULK_CONNECTIONS } from "../real/source-link.js";
 import { runningSources } from "../real/registry.js";
 import { securityFromFlags, type Security, type SecurityFlags } from "../real/tls.js";
 import { loadWorkload } from "../workload/parse.js";
@@ -41,6 +43,7 @@ const FLAGS = {
   plain: { type: "boolean" },
   report: { type: "string" },
   "break-link-after": { type: "string" },
+  connections: { type: "string" },
   netns: { type: "string" },
   "psk-file": { type: "string" },
   "tls-cert": { type: "string" },
@@ -74,6 +77,7 @@ export const REAL_USAGE = `ppsim real:
   --plain                 progress lines instead of the live view
   --report FILE.html      also write an HTML report with charts (see ppsim --help)
   --break-link-after SIZE break the link once SIZE of post-copy pages went out (recovery demo)
+  --connections N         bulk connections for post-copy pages once the destination runs (1–8, default ${DEFAULT_BULK_CONNECTIONS})
   --netns TEXT            with --peer: the peer is across a network-namespace link shaped as TEXT
                           (e.g. "veth, tbf 1Gbit"); the report's real_link records it (bench/netns.ts)
   --psk-file FILE         TLS with a pre-shared key, the same file on both hosts: one line IDENTITY:HEXKEY,
@@ -106,10 +110,11 @@ export function parseHostPort(flag: string, text: string): { host: string; port:
   return { host: host === "" ? "0.0.0.0" : host, port };
 }
 
-function integerFlag(flag: string, text: string | undefined, min: number): number | undefined {
+function integerFlag(flag: string, text: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`--${flag} must be an integer ≥ ${min}, got "${text}"`);
+  const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${flag} must be an integer ${range}, got "${text}"`);
   return n;
 }
 
@@ -228,6 +233,7 @@ export type SourceFlags = PolicyFlags &
     plain?: boolean;
     report?: string;
     "break-link-after"?: string;
+    connections?: string;
     standby?: string;
     "standby-sync"?: boolean;
     "reconnect-wait"?: string;
@@ -277,6 +283,7 @@ function sourceChoices(f: SourceFlags) {
     steps: integerFlag("steps", f.steps, 1),
     workload: scaleWorkload(loadWorkload(f.trace ?? ""), sizeFlag("memory", f.memory)),
     breakAt: sizeFlag("break-link-after", f["break-link-after"]) ?? undefined,
+    connections: integerFlag("connections", f.connections, 1, MAX_BULK_CONNECTIONS) ?? DEFAULT_BULK_CONNECTIONS,
     options: { ...parsePolicyFlags(f), ...withReconnect(reconnectWait(f["reconnect-wait"])) },
     standby: standbyOf(f),
   };

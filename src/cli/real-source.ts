@@ -25,12 +25,12 @@ const hostPort = (p: Peer) => `${p.host}:${p.port}`;
  * until SIGINT/SIGTERM rather than ending it.
  */
 export async function runSource(f: SourceFlags, choices: SourceChoices, peers: Peer[], security: Security, out: Out, link?: { kind: "loopback" | "netns"; text: string }): Promise<number> {
-  const { mode, seed, steps, workload, breakAt, options, standby } = choices;
+  const { mode, seed, steps, workload, breakAt, options, standby, connections } = choices;
   const tty = process.stdout.isTTY && f.plain !== true && f.json !== true;
   const logLines: string[] = [];
   const log = (l: string) => (f.json === true ? process.stderr.write(`${l}\n`) : tty ? logLines.push(l) : out(`· ${l}`));
 
-  const agent = await SourceAgent.start({ workload, mode, seed, steps, peer: peers[0], options, breakLinkAfterPostcopyBytes: breakAt, log, security, link, standby });
+  const agent = await SourceAgent.start({ workload, mode, seed, steps, peer: peers[0], options, breakLinkAfterPostcopyBytes: breakAt, log, security, link, standby, connections });
   let report: Report | null = null;
   let endWait: (() => void) | null = null;
   // SIGINT (Ctrl+C, or `ppsim real cancel`) cancels in every output mode; past switchover it is refused.

@@ -118,6 +118,13 @@ export class PageLedger {
  * The pure part of recovery. Held = received, minus pages whose newest copy
  * was sent at or past the destination's bulk count (lost: it may hold an older
  * one), minus pages dirtied since sent (not in `sent`).
+ *
+ * Once the destination took the switchover (`resumed`) a received page is
+ * held whatever its offset: every copy sent before the switchover came ahead
+ * of it on the one ordered stream, stale ones were dropped by it, and every
+ * copy after it is of the paused guest's final bytes. That is what lets the
+ * real back end spread post-copy pages over several bulk connections, whose
+ * bytes the destination takes out of the engine's order (docs/real.md).
  */
 export function reconcileHeld(
   sent: Bitmap,
@@ -129,7 +136,7 @@ export function reconcileHeld(
   const mustDrop: number[] = [];
   for (let p = 0; p < sent.size; p++) {
     const at = sentAt.of(p);
-    const isLost = at !== NOT_ON_BULK && at >= r.bulkBytes;
+    const isLost = at !== NOT_ON_BULK && at >= r.bulkBytes && !(r.resumed && r.received.has(p));
     if (isLost) lost.push(p);
     if (r.received.has(p) && !isLost && sent.has(p)) held.set(p);
     else if (r.received.has(p) && !r.resumed) mustDrop.push(p);

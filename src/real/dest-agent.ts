@@ -117,6 +117,7 @@ export class DestinationAgent {
       return;
     }
     if (epoch !== 0) return this.refuse(a, "unknown session (did the destination restart?): its migration cannot be recovered here");
+    if ((a.preamble.stream ?? 0) > 0) return this.refuse(a, "an extra bulk connection for a session that has not formed");
     this.admission.offer(a);
   }
 

@@ -1,6 +1,8 @@
 /**
  * One incoming migration at the destination: its two connections (replaced
- * as a pair when the source reconnects with a higher epoch), its guest
+ * as a pair when the source reconnects with a higher epoch) and, in
+ * post-copy once its guest runs, the source's extra bulk connections (issue
+ * 9: pages only, installed and booked like bulk 0's), its guest
  * (spawned when the hello arrives, with the layout and workload the source
  * named), and a Destination engine driven by frames and by the guest's
  * faults. After completion the guest runs its remaining steps; the session
@@ -53,6 +55,8 @@ export class DestSession {
   private info: SessionInfo | null = null;
   private epoch = 0;
   private conns: Partial<Record<Channel, Conn>> = {};
+  /** This epoch's bulk connections 1 … (index - 1), once the guest runs. */
+  private extras: Conn[] = [];
   private everUp = false;
   private pageSize = 0;
   /** Issue 15: with pageSize, bounds what each frame may carry (FrameDecoder.setLayout). */
@@ -88,6 +92,7 @@ export class DestSession {
 
   attach(a: Accepted): void {
     const { channel, epoch, info } = a.preamble;
+    if ((a.preamble.stream ?? 0) > 0) return this.attachExtra(a);
     if (epoch < this.epoch || this.ended) {
       a.socket.destroy();
       return;
@@ -122,11 +127,53 @@ export class DestSession {
     if (urgent === undefined || bulk === undefined) return;
     urgent.start();
     bulk.start();
+    for (const x of this.extras) x?.start();
     if (this.everUp) {
       this.o.log(`${this.tag}: link re-established (epoch ${epoch})`);
       this.dispatch({ kind: "linkUp" });
     }
     this.everUp = true;
+  }
+
+  /**
+   * A bulk connection beyond the first (its preamble's stream > 0): the
+   * source opens them once we confirmed the switchover, so before our guest
+   * runs one is refused (the order of frames on bulk 0 still matters then).
+   * Its failure is the link's, like any other connection's.
+   */
+  private attachExtra(a: Accepted): void {
+    const { epoch } = a.preamble;
+    const index = a.preamble.stream ?? 0;
+    if (epoch < this.epoch || this.ended) {
+      a.socket.destroy();
+      return;
+    }
+    if (this.mem?.running !== true || this.pageSize === 0) {
+      this.o.log(`${this.tag}: bulk connection ${index} refused: the guest does not run yet (extra bulk connections carry post-copy pages only)`);
+      a.socket.destroy();
+      return;
+    }
+    if (epoch > this.epoch) {
+      this.linkDown(`the source reconnected (epoch ${epoch})`);
+      this.epoch = epoch;
+    }
+    this.extras[index - 1]?.close();
+    const handlers: FramedHandlers = {
+      message: (m) => this.onMessage(m, "bulk", fs),
+      malformed: (r) => this.onMalformed(r, fs),
+      down: (r) => this.onDown(r, fs),
+    };
+    const fs: Conn = this.nativeBulk(a, handlers) ?? new FramedSocket(a.socket, "bulk", this.pageSize, handlers, a.rest, a.framing);
+    fs.setLayout(this.pageSize, this.pageCount);
+    if (fs instanceof FramedSocket) fs.setSlice(BULK_SLICE);
+    this.extras[index - 1] = fs;
+    if (epoch === 0 && index === 1) this.o.log(`${this.tag}: pages over several bulk connections from now on`);
+    if (this.conns.urgent !== undefined && this.conns.bulk !== undefined) fs.start();
+  }
+
+  /** Whether `fs` is one of this epoch's connections. */
+  private isCurrent(fs: Conn): boolean {
+    return this.conns[fs.channel] === fs || this.extras.includes(fs);
   }
 
   /** The bulk connection over the native receiver, when it can be (plain TCP; docs/real.md "Data plane"); else null. */
@@ -137,7 +184,7 @@ export class DestSession {
     if (this.info === null || migrationPageSize(this.info.config, host) !== host) return null;
     const fd = plainSocketFd(a.socket);
     if (fd < 0 || !stopNodeReading(a.socket)) return null;
-    if (a.preamble.epoch === 0) this.o.log(`${this.tag}: bulk connection over the native receiver (it installs pages itself)`);
+    if (a.preamble.epoch === 0 && (a.preamble.stream ?? 0) === 0) this.o.log(`${this.tag}: bulk connection over the native receiver (it installs pages itself)`);
     const c = new NativeBulkConn(a.socket, fd, this.pageSize, this.pageCount, handlers, a.rest, a.framing?.stallMs ?? DEFAULT_STALL_MS, (l) => this.o.log(`${this.tag}: ${l}`));
     const g = this.guest;
     if (g !== null && this.mem !== null) {
@@ -150,7 +197,7 @@ export class DestSession {
   // ------------------------------------------------------------------ link
 
   private onDown(reason: string, fs: Conn): void {
-    if (this.conns[fs.channel] !== fs) return;
+    if (!this.isCurrent(fs)) return;
     if (this.reported) return this.finish({ outcome: "completed", reason: "report delivered" });
     this.o.log(`${this.tag}: link down: ${reason}`);
     this.linkDown(reason);
@@ -162,7 +209,7 @@ export class DestSession {
 
   /** The source's bytes did not decode: the engine hears it as such; the connection is gone, so the link is down too. */
   private onMalformed(reason: string, fs: Conn): void {
-    if (this.conns[fs.channel] !== fs) return;
+    if (!this.isCurrent(fs)) return;
     this.o.log(`${this.tag}: ${reason}`);
     this.dispatch({ kind: "malformed", reason });
     this.onDown(reason, fs);
@@ -172,7 +219,9 @@ export class DestSession {
     const wasUp = this.conns.urgent !== undefined && this.conns.bulk !== undefined;
     this.conns.urgent?.close();
     this.conns.bulk?.close();
+    for (const x of this.extras) x?.close();
     this.conns = {};
+    this.extras = [];
     if (wasUp && this.everUp) this.dispatch({ kind: "linkDown" });
   }
 
@@ -190,7 +239,7 @@ export class DestSession {
   // --------------------------------------------------------------- messages
 
   private onMessage(m: Message<Uint8Array>, channel: Channel, fs: Conn): void {
-    if (this.conns[fs.channel] !== fs || this.ended) return;
+    if (!this.isCurrent(fs) || this.ended) return;
     if (this.queued !== null) {
       this.queued.push([m, channel]);
       return;
@@ -290,8 +339,7 @@ export class DestSession {
     const g = this.guest;
     if (g === null || this.mem === null) return;
     this.mem.guestMayRun();
-    const b = this.conns.bulk;
-    if (b instanceof NativeBulkConn) b.setRunning();
+    for (const b of [this.conns.bulk, ...this.extras]) if (b instanceof NativeBulkConn) b.setRunning();
     startingVcpus(g, () => g.resume(cpuState)).then(
       async () => {
         this.resumedAt = nowUs();
@@ -344,7 +392,8 @@ export class DestSession {
     const metrics = { ...e.metrics, resumedAt: this.resumedAt ?? e.metrics.resumedAt, faultLatenciesUs: all.slice(this.latenciesSent) };
     this.latenciesSent = all.length;
     const b = this.conns.bulk;
-    const bulkTaken = b instanceof NativeBulkConn ? { epoch: this.epoch, bytes: b.taken } : undefined;
+    const extra = Array.from(this.extras, (x) => (x instanceof NativeBulkConn ? x.taken : 0));
+    const bulkTaken = b instanceof NativeBulkConn ? { epoch: this.epoch, bytes: b.taken, ...(extra.length > 0 ? { extra } : {}) } : undefined;
     // The engine's resumedAt is when it took the switchover; ours is when the guest really ran.
     const switchover = e.metrics.resumedAt !== null && this.resumedAt !== null ? { arrivedAt: e.metrics.resumedAt, resumedAt: this.resumedAt } : undefined;
     this.sendReport({ kind: "progress", metrics, steps, at: nowUs(), bulkTaken, switchover });
@@ -357,8 +406,7 @@ export class DestSession {
     try {
       const atComplete = await g.progress();
       this.o.log(`${this.tag}: every page present; the guest runs its remaining steps`);
-      const b = this.conns.bulk;
-      if (b instanceof NativeBulkConn) b.logStats();
+      for (const b of [this.conns.bulk, ...this.extras]) if (b instanceof NativeBulkConn) b.logStats();
       // The peer chose the steps; the wait for them is bounded all the same.
       const deadline = Date.now() + AFTER_COMPLETE_WAIT_MS;
       for (let p = atComplete; ; p = await g.progress()) {
@@ -406,6 +454,7 @@ export class DestSession {
     setTimeout(() => {
       this.conns.urgent?.close();
       this.conns.bulk?.close();
+      for (const x of this.extras) x?.close();
     }, 100).unref();
     const g = this.guest;
     void (g === null ? Promise.resolve() : g.quit()).finally(() => this.resolveEnd(end));

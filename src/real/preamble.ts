@@ -7,7 +7,12 @@
  * Preamble (little-endian, 32 bytes, then `infoLength` bytes of UTF-8 JSON):
  *
  *   0  u32 magic 0x43535050 ("PPSC")   4  u16 preamble version   6  u8 channel (0 urgent, 1 bulk)
- *   7  u8 reserved (0)                 8  16 bytes session id   24  u32 epoch   28  u32 infoLength
+ *   7  u8 stream (0; a bulk connection's index, issue 9)   8  16 bytes session id   24  u32 epoch   28  u32 infoLength
+ *
+ * Bulk connection 0 carries every bulk frame in the engine's order; in
+ * post-copy, once the destination confirmed the switchover, the source may
+ * open bulk connections 1 … MAX_BULK_CONNECTIONS-1 of the same epoch and
+ * spread pages frames over all of them (docs/real.md "Several connections").
  */
 import { ProtocolError } from "../engine/codec.js";
 import type { Channel } from "../engine/messages.js";
@@ -17,12 +22,16 @@ export const PREAMBLE_VERSION = 1;
 export const PREAMBLE_BYTES = 32;
 export const MAX_INFO_BYTES = 1 << 20;
 export const CHANNELS: readonly Channel[] = ["urgent", "bulk"];
+/** Bulk connections per epoch, at most (the stream index is below it). */
+export const MAX_BULK_CONNECTIONS = 8;
 
 export interface Preamble {
   channel: Channel;
   /** 32 hex digits. */
   session: string;
   epoch: number;
+  /** Which bulk connection of the epoch (0: the ordered one); 0 for urgent. Absent: 0. */
+  stream?: number;
   /** JSON (SessionInfo) on the first bulk connection; "" otherwise. */
   info: string;
 }
@@ -33,6 +42,7 @@ export function encodePreamble(p: Preamble): Buffer {
   b.writeUInt32LE(PREAMBLE_MAGIC, 0);
   b.writeUInt16LE(PREAMBLE_VERSION, 4);
   b.writeUInt8(CHANNELS.indexOf(p.channel), 6);
+  b.writeUInt8(p.stream ?? 0, 7);
   Buffer.from(p.session, "hex").copy(b, 8, 0, 16);
   b.writeUInt32LE(p.epoch >>> 0, 24);
   b.writeUInt32LE(info.length, 28);
@@ -55,7 +65,9 @@ export function parsePreamble(buf: Buffer): { preamble: Preamble; rest: Buffer }
   }
   const channel = CHANNELS[buf.readUInt8(6)];
   if (channel === undefined) throw new ProtocolError(`preamble names unknown channel ${buf.readUInt8(6)}`);
-  if (buf.readUInt8(7) !== 0) throw new ProtocolError(`preamble reserved byte is ${buf.readUInt8(7)}, must be 0`);
+  const stream = buf.readUInt8(7);
+  if (channel === "urgent" && stream !== 0) throw new ProtocolError(`preamble names urgent stream ${stream}, there is only 0`);
+  if (stream >= MAX_BULK_CONNECTIONS) throw new ProtocolError(`preamble names bulk connection ${stream}, at most ${MAX_BULK_CONNECTIONS} are allowed`);
   const infoLength = buf.readUInt32LE(28);
   if (infoLength > MAX_INFO_BYTES) throw new ProtocolError(`preamble info of ${infoLength} bytes exceeds ${MAX_INFO_BYTES}`);
   if (buf.length < PREAMBLE_BYTES + infoLength) return null;
@@ -63,6 +75,7 @@ export function parsePreamble(buf: Buffer): { preamble: Preamble; rest: Buffer }
     channel,
     session: buf.subarray(8, 24).toString("hex"),
     epoch: buf.readUInt32LE(24),
+    stream,
     info: decodeInfo(buf.subarray(PREAMBLE_BYTES, PREAMBLE_BYTES + infoLength)),
   };
   return { preamble, rest: buf.subarray(PREAMBLE_BYTES + infoLength) };

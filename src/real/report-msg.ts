@@ -9,6 +9,7 @@
 import type { DestinationMetrics } from "../engine/metrics.js";
 import { LATENCY_BUCKETS, MAX_VCPU_IDS, type VcpuWaitFigures } from "../engine/vcpu-waits.js";
 import { RealError } from "./errors.js";
+import { MAX_BULK_CONNECTIONS } from "./preamble.js";
 
 export interface ProgressReport {
   kind: "progress";
@@ -18,8 +19,8 @@ export interface ProgressReport {
   steps: number | null;
   /** Destination clock, µs. */
   at: number;
-  /** Bytes of the bulk stream of link epoch `epoch` that the native receiver installed (absent on the JS path). */
-  bulkTaken?: { epoch: number; bytes: number };
+  /** Bytes of bulk connection 0's stream of link epoch `epoch` that its native receiver installed, and of connections 1… (`extra`); absent on the JS path. */
+  bulkTaken?: { epoch: number; bytes: number; extra?: number[] };
   /** Destination clock, µs: when its engine took the switchover, and when the guest's RESUME returned (the downtime breakdown). */
   switchover?: { arrivedAt: number; resumedAt: number };
 }
@@ -82,8 +83,10 @@ export function parseDestReport(json: string): DestReport {
   switch (o?.kind) {
     case "progress": {
       checkMetrics(o.metrics);
-      const t = (v as { bulkTaken?: unknown }).bulkTaken as { epoch?: unknown; bytes?: unknown } | undefined;
-      if (t !== undefined && !(typeof t === "object" && t !== null && Number.isSafeInteger(t.epoch) && Number.isSafeInteger(t.bytes) && (t.bytes as number) >= 0)) {
+      const t = (v as { bulkTaken?: unknown }).bulkTaken as { epoch?: unknown; bytes?: unknown; extra?: unknown } | undefined;
+      const count = (n: unknown): boolean => Number.isSafeInteger(n) && (n as number) >= 0;
+      const extraOk = (e: unknown): boolean => e === undefined || (Array.isArray(e) && e.length < MAX_BULK_CONNECTIONS && e.every(count));
+      if (t !== undefined && !(typeof t === "object" && t !== null && Number.isSafeInteger(t.epoch) && count(t.bytes) && extraOk(t.extra))) {
         throw new RealError("destination report: malformed bulkTaken");
       }
       const sw = (v as { switchover?: unknown }).switchover as { arrivedAt?: unknown; resumedAt?: unknown } | undefined;

@@ -25,7 +25,7 @@ import { ProgressWindow, totalSteps, workSoFar } from "./progress.js";
 import type { FinalReport } from "./report-msg.js";
 import { SourceDriver, type DriverEnd } from "./source-driver.js";
 import type { MemorySample } from "./source-release.js";
-import { DEFAULT_RECONNECT, SourceLink, type ReconnectPolicy } from "./source-link.js";
+import { DEFAULT_BULK_CONNECTIONS, DEFAULT_RECONNECT, SourceLink, type ReconnectPolicy } from "./source-link.js";
 import { SourceStandby } from "./standby-source.js";
 import { StandbyWriter } from "./standby-store.js";
 import { standbyReport } from "../engine/standby.js";
@@ -51,6 +51,8 @@ export interface SourceAgentOptions {
   link?: { kind: "loopback" | "netns" | "peer"; text: string };
   /** Issue 16: keep a standby copy of guest memory in this directory (storage the destination reaches too). */
   standby?: { dir: string; sync?: boolean };
+  /** Issue 9: bulk connections for post-copy pages once the destination runs (default DEFAULT_BULK_CONNECTIONS). */
+  connections?: number;
 }
 
 /**
@@ -209,6 +211,7 @@ export class SourceAgent {
         writable: () => holder.driver?.onWritable(),
         malformed: (r) => holder.driver?.onMalformed(r),
         down: (r) => holder.driver?.onLinkDown(r),
+        note: (l) => this.log(l),
       },
       this.o.reconnect ?? DEFAULT_RECONNECT,
       this.options.laneWindowBytes,
@@ -216,6 +219,7 @@ export class SourceAgent {
       { pageSize: this.guest.layout.pageSize, pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize },
       // Huge pages stay on the JS path: hugetlbfs has no holes to find with SEEK_DATA, no write(2), no ZEROPAGE.
       this.guest.layout.hugetlb ? undefined : { memfd: this.guest.memfd, pageSize: this.guest.layout.pageSize, pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize },
+      this.o.connections ?? DEFAULT_BULK_CONNECTIONS,
     );
     this.link = link;
     let standby: SourceStandby | undefined;

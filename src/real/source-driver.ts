@@ -50,7 +50,7 @@ export interface SourceDriverOptions {
  * background throughput unchanged (1 GiB post-copy on loopback, docs/engine.md).
  */
 const BYTES_PER_TURN = 64 * 1024;
-/** With the native sender a pull costs JS a few µs, not a copy: the sender's queue bound is the limit. */
+/** With the native sender a pull costs JS a few µs, not a copy: the senders' queue bounds are the limit (this per connection). */
 const NATIVE_BYTES_PER_TURN = 1024 * 1024;
 
 export class SourceDriver {
@@ -63,6 +63,8 @@ export class SourceDriver {
   notice: string | null = null;
   final: FinalReport | null = null;
   private readonly port: SourceMemoryPort;
+  /** Post-copy and hybrid: background pages after the switchover may use several bulk connections. */
+  private readonly spreads: boolean;
   /** Committed bulk frames until the destination installed them; then their pages are punched (source-release.ts). */
   readonly release: ReleaseLog;
   private readonly fx: SourceEffects<Uint8Array>;
@@ -89,6 +91,7 @@ export class SourceDriver {
   ) {
     const { pageSize, memBytes } = guest.layout;
     this.port = new SourceMemoryPort(guest, opts.mode !== "postcopy", link.nativeBulk);
+    this.spreads = opts.mode !== "precopy";
     const sb = dopts.standby;
     this.engine = new Source<Uint8Array>(opts, { pageSize, pageCount: memBytes / pageSize }, this.port, sb === undefined ? null : REAL_STANDBY);
     this.release = new ReleaseLog(guest.memfd, pageSize);
@@ -112,6 +115,8 @@ export class SourceDriver {
   onMessage(msg: Message<Uint8Array>): void {
     if (msg.type === "report") return this.onReport(msg.json);
     this.engine.handle({ kind: "message", msg }, nowUs());
+    // The destination took the switchover: the order of pages no longer matters, so they may spread over several connections.
+    if (this.spreads && (msg.type === "resumed" || (msg.type === "recover" && msg.resumed))) this.link.spread();
     this.drive();
   }
 
@@ -171,7 +176,7 @@ export class SourceDriver {
   // ------------------------------------------------------------ the loop
 
   private drive(): void {
-    this.budget = this.link.nativeSending ? NATIVE_BYTES_PER_TURN : BYTES_PER_TURN;
+    this.budget = this.link.nativeSending ? NATIVE_BYTES_PER_TURN * Math.max(1, this.link.bulkStreams) : BYTES_PER_TURN;
     driveSource(this.engine, this.fx, nowUs());
     if (this.budget <= 0 && !this.again) {
       // The kernel still takes bytes: carry on after other I/O had its turn.
@@ -192,7 +197,7 @@ export class SourceDriver {
         if (msg.type === "switchover" && this.switchoverTimes.sentAt === null) this.switchoverTimes.sentAt = nowUs();
         if (channel === "bulk" && msg.type === "pages" && this.link.nativeSending && this.engine.isCommitted) {
           const at = this.link.bulkPosition;
-          this.release.sent(at.epoch, at.bytes, msg.pages.slice());
+          this.release.sent(at.epoch, at.stream, at.bytes, msg.pages.slice());
         }
         this.maybeBreak();
       },
@@ -252,7 +257,7 @@ export class SourceDriver {
       for (const l of r.metrics.faultLatenciesUs) latencies.push(l);
       this.remote = { ...r.metrics, faultLatenciesUs: latencies };
       if (r.steps !== null) this.remoteSteps = { at: r.at, steps: r.steps };
-      if (r.bulkTaken !== undefined) this.release.taken(r.bulkTaken.epoch, r.bulkTaken.bytes, nowUs());
+      if (r.bulkTaken !== undefined) this.release.taken(r.bulkTaken.epoch, [r.bulkTaken.bytes, ...(r.bulkTaken.extra ?? [])], nowUs());
       if (r.switchover !== undefined) {
         this.switchoverTimes.arrivedAt = r.switchover.arrivedAt;
         this.switchoverTimes.resumedAt = r.switchover.resumedAt;

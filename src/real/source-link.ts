@@ -1,29 +1,36 @@
 /**
- * The source's side of the transport: opens the session's two connections,
- * turns the failure of either into one link-down, and reconnects on request
- * with a bounded backoff (the destination accepts the new pair for the same
- * session, and the engines then recover).
+ * The source's side of the transport: opens the session's connections (urgent
+ * and bulk 0, then — in post-copy, once the destination confirmed the
+ * switchover — bulk 1 … N-1), turns the failure of any into one link-down,
+ * and reconnects on request with a bounded backoff (the destination accepts
+ * the new set for the same session, and the engines then recover).
+ *
+ * Several bulk connections (issue 9): before the confirmation every bulk
+ * frame goes on connection 0, in the engine's order (pre-copy, the
+ * switchover, its stale list). After it the order of pages no longer
+ * matters — every copy the destination holds is current, so its received
+ * bitmap alone says what it has (ledger.ts) — and each frame goes to the
+ * connection with the least queued. docs/real.md "Several connections".
  */
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
-import { encodeMessage } from "../engine/codec.js";
 import type { Channel, Message } from "../engine/messages.js";
 import { sleep } from "./clock.js";
-import { dataPlaneStatsWanted, formatNs, nativeDataPlaneWanted, plainSocketFd } from "./dataplane.js";
+import { nativeDataPlaneWanted, plainSocketFd } from "./dataplane.js";
 import { messageOf, RealError } from "./errors.js";
-import { startBulkSender, type BulkSenderHandle } from "./native.js";
+import { startBulkSender } from "./native.js";
+import { MAX_BULK_CONNECTIONS } from "./preamble.js";
+import { BulkStream, NATIVE_QUEUE_BYTES } from "./source-bulk.js";
 import { INSECURE, type Security } from "./tls.js";
-import { connectChannel, FramedSocket } from "./transport.js";
+import { connectChannel, FramedSocket, type FramedHandlers } from "./transport.js";
+
+export { NATIVE_QUEUE_BYTES };
 
 /**
- * The native bulk sender's queue (docs/real.md "Data plane"): the engine
- * pulls while fewer bytes than this wait in it, and it reports room once it
- * fell below half. With the kernel's send buffer that is what a page request
- * can wait behind on the bulk connection — not the urgent one, which replies use.
+ * `--connections` by default: bulk connections once the destination runs
+ * (docs/real-benchmarks.md "Several connections" has the measurement).
  */
-export const NATIVE_QUEUE_BYTES = 512 * 1024;
-/** How long close() waits for the native sender to write what it holds. */
-const FLUSH_GRACE_MS = 2000;
+export const DEFAULT_BULK_CONNECTIONS = 2;
 
 /** Where the native sender reads page bytes: the source guest's memfd. */
 export interface DataPlaneSource {
@@ -52,19 +59,28 @@ export interface SourceLinkHandlers {
   malformed(reason: string): void;
   /** The link broke (once per epoch); `reconnect()` may bring it back. */
   down(reason: string): void;
+  /** Something worth a log line that changes nothing (an extra bulk connection that could not be opened). */
+  note?(line: string): void;
+}
+
+/** One epoch's connections. */
+interface Conns {
+  urgent: FramedSocket;
+  /** [0] the ordered bulk connection, then the extra ones as they open. */
+  bulk: BulkStream[];
 }
 
 export class SourceLink {
   readonly session = randomBytes(16).toString("hex");
   private epoch = -1;
-  private conns: Record<Channel, FramedSocket> | null = null;
-  /** The bulk connection's native writer (plain TCP with a data plane source), for the current epoch. */
-  private sender: BulkSenderHandle | null = null;
-  private readonly pageBuf = { pages: new Uint32Array(256), zero: new Uint8Array(256) };
-  private senderBytes = 0;
+  private conns: Conns | null = null;
+  /** Where the last bulk frame went: its connection and where it ends in that connection's stream. */
+  private last = { stream: 0, bytes: 0 };
+  /** The destination confirmed the switchover: open the extra bulk connections (this epoch and every later one). */
+  private spreading = false;
   private closed = false;
   private closing: Promise<void> | null = null;
-  private readonly wakeScheduled: Record<Channel, boolean> = { urgent: false, bulk: false };
+  private urgentWake = false;
 
   constructor(
     readonly host: string,
@@ -81,28 +97,39 @@ export class SourceLink {
     private readonly layout?: { pageSize: number; pageCount: number },
     /** Issue 9: the native data plane moves the bulk channel's page bytes (plain TCP only). */
     private readonly dataPlane?: DataPlaneSource,
-  ) {}
+    /** Bulk connections once the destination confirmed the switchover (1: one ordered stream throughout). */
+    readonly connections = 1,
+  ) {
+    if (!Number.isInteger(connections) || connections < 1 || connections > MAX_BULK_CONNECTIONS) throw new RealError(`bulk connections must be 1 … ${MAX_BULK_CONNECTIONS}, got ${connections}`);
+  }
 
   /** Whether bulk pages go through the native sender (then their payload is DEFERRED or null). */
   get nativeBulk(): boolean {
     return this.dataPlane !== undefined && this.security.kind === "insecure" && nativeDataPlaneWanted();
   }
 
-  /** This epoch, and the bytes its native sender took so far (the end of the last frame queued). */
-  get bulkPosition(): { epoch: number; bytes: number } {
-    return { epoch: this.epoch, bytes: this.senderBytes };
+  /** This epoch, and where the last bulk frame went: which connection, and the end of that frame in its stream. */
+  get bulkPosition(): { epoch: number; stream: number; bytes: number } {
+    return { epoch: this.epoch, stream: this.last.stream, bytes: this.last.bytes };
   }
 
   /** Whether this epoch's bulk pages go to the native sender now. */
   get nativeSending(): boolean {
-    return this.sender !== null;
+    return this.conns?.bulk[0].sender != null;
   }
 
-  /** Whether a lane can take another message now: the native queue below its bound, or nothing unwritten in Node. */
+  /** Bulk connections open in this epoch. */
+  get bulkStreams(): number {
+    return this.conns?.bulk.length ?? 0;
+  }
+
+  /** Whether a lane can take another message now: some bulk connection's window has room, or nothing unwritten on urgent. */
   hasRoom(channel: Channel): boolean {
-    if (this.conns === null) return false;
-    if (channel === "bulk" && this.sender !== null) return this.sender.queued < NATIVE_QUEUE_BYTES;
-    return this.conns[channel].buffered === 0;
+    const c = this.conns;
+    if (c === null) return false;
+    if (channel === "urgent") return c.urgent.buffered === 0;
+    for (const b of c.bulk) if (b.hasRoom) return true;
+    return false;
   }
 
   get isUp(): boolean {
@@ -118,62 +145,50 @@ export class SourceLink {
     await this.connectPair();
   }
 
+  /**
+   * The destination confirmed the switchover: from now on the extra bulk
+   * connections may carry pages (opened now, and at every reconnection).
+   */
+  spread(): void {
+    if (this.spreading || this.connections === 1) return;
+    this.spreading = true;
+    if (this.conns !== null) void this.openExtras(this.conns, this.epoch);
+  }
+
   /** Sends on a channel, returning the frame's size; a no-op while the link is down (the engine rebuilds what is lost). */
   send(channel: Channel, msg: Message<Uint8Array>, pageSize: number): number {
-    const conns = this.conns;
-    const c = conns?.[channel];
-    if (c === undefined) return 0;
-    const sender = this.sender;
-    if (channel === "bulk" && sender !== null) return this.sendNative(sender, msg, pageSize);
-    return c.send(msg, pageSize, () => this.wakeWhenWritten(conns, channel));
+    const c = this.conns;
+    if (c === null) return 0;
+    if (channel === "urgent") return c.urgent.send(msg, pageSize, () => this.wakeUrgent(c));
+    // The least queued connection with room, the ordered one on a tie (and the only one before the confirmation).
+    let best = c.bulk[0];
+    for (const b of c.bulk) if (b.hasRoom && (!best.hasRoom || b.queued < best.queued)) best = b;
+    const n = best.send(msg, pageSize, () => {
+      if (this.conns === c) this.handlers.writable("bulk");
+    });
+    this.last = { stream: best.index, bytes: best.bytes };
+    return n;
   }
 
-  private sendNative(sender: BulkSenderHandle, msg: Message<Uint8Array>, pageSize: number): number {
-    try {
-      if (msg.type !== "pages") {
-        const b = sender.frame(encodeMessage(msg, pageSize));
-        this.senderBytes += b;
-        return b;
-      }
-      const n = msg.pages.length;
-      const { pages, zero } = this.pageBuf;
-      for (let i = 0; i < n; i++) {
-        pages[i] = msg.pages[i];
-        zero[i] = msg.data[i] === null ? 1 : 0;
-      }
-      const b = sender.pages(pages.subarray(0, n), zero.subarray(0, n));
-      this.senderBytes += b;
-      return b;
-    } catch (e) {
-      // The sender failed (its error event takes the link down): the engine rebuilds what is lost.
-      void e;
-      return 0;
-    }
-  }
-
-  /**
-   * A write reached the kernel: the lane may have room again. Node emits
-   * 'drain' only after a write that overflowed its own buffer, so the write
-   * callbacks are the wake-up; they come once per turn of the event loop, after
-   * I/O, so that reading the sockets (page requests) is never starved.
-   */
-  private wakeWhenWritten(conns: Record<Channel, FramedSocket> | null, channel: Channel): void {
-    if (this.wakeScheduled[channel]) return;
-    this.wakeScheduled[channel] = true;
+  private wakeUrgent(c: Conns): void {
+    if (this.urgentWake) return;
+    this.urgentWake = true;
     setImmediate(() => {
-      this.wakeScheduled[channel] = false;
-      if (this.conns === conns && conns !== null && conns[channel].buffered === 0) this.handlers.writable(channel);
+      this.urgentWake = false;
+      if (this.conns === c && c.urgent.buffered === 0) this.handlers.writable("urgent");
     });
   }
 
   /** Bytes queued in this process on a channel (not yet in the kernel). */
   buffered(channel: Channel): number {
-    if (channel === "bulk" && this.sender !== null) return this.sender.queued;
-    return this.conns?.[channel].buffered ?? 0;
+    const c = this.conns;
+    if (c === null) return 0;
+    if (channel === "urgent") return c.urgent.buffered;
+    return c.bulk.reduce((a, b) => a + b.queued, 0);
   }
 
   /**
-   * Tries to bring the link back. Resolves true once both connections of a
+   * Tries to bring the link back. Resolves true once the connections of a
    * new epoch are open, false when the policy's attempts or time ran out (or
    * the link was closed). Each failed attempt is reported through `log`.
    */
@@ -199,9 +214,11 @@ export class SourceLink {
 
   /** Breaks the link as a network failure would (tests, demos). */
   breakLink(reason: string): void {
-    // The sender's dup of the fd would keep the connection open: it goes first.
-    this.sender?.stop();
-    this.conns?.bulk.destroy(reason);
+    const c = this.conns;
+    if (c === null) return;
+    // The senders' dups of the fds would keep the connections open: they go first.
+    for (const b of c.bulk) b.stopSender();
+    c.bulk[0].conn.destroy(reason);
   }
 
   /** Resolves once the last frames have left (or a short grace time is over). */
@@ -210,59 +227,41 @@ export class SourceLink {
     this.closed = true;
     const c = this.conns;
     this.conns = null;
+    if (c === null) return (this.closing = Promise.resolve());
     // Bulk first, urgent once bulk's last frames (a cancel) have left: the
     // destination takes a closed connection for a broken link, so the other
     // one must still be open while it reads them.
-    const sender = this.sender;
-    this.sender = null;
-    const flushed = sender === null ? Promise.resolve() : this.flush(sender);
-    const stop = (): void => {
-      if (sender === null) return;
-      sender.stop();
-      if (!dataPlaneStatsWanted()) return;
-      const s = sender.stats();
-      process.stderr.write(`bulk sender: ${s.written} bytes; idle ${formatNs(s.idleNs)}, reading pages ${formatNs(s.fillNs)}, send ${formatNs(s.sendNs)}, waiting for socket room ${formatNs(s.waitNs)}\n`);
-    };
-    this.closing = c === null ? flushed.then(stop) : flushed.then(() => new Promise((resolve) => {
-      stop();
-      c.bulk.close(() => c.urgent.close(resolve));
-    }));
+    this.closing = Promise.all(c.bulk.map((b) => b.flush())).then(
+      () =>
+        new Promise<void>((resolve) => {
+          let open = c.bulk.length;
+          for (const b of c.bulk) {
+            b.stopSender();
+            b.conn.close(() => {
+              if (--open === 0) c.urgent.close(resolve);
+            });
+          }
+        }),
+    );
     return this.closing;
   }
 
-  /** Resolves once the native sender wrote what it holds (a cancel, an error), or the grace time is over. */
-  private flush(sender: BulkSenderHandle): Promise<void> {
-    const s = this.flushing;
-    if (s === null) return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, FLUSH_GRACE_MS);
-      s.resolve = () => {
-        clearTimeout(t);
-        resolve();
-      };
-      try {
-        sender.close(true);
-      } catch {
-        resolve();
-      }
-    });
-  }
-
-  private flushing: { resolve: () => void } | null = null;
-
-  /** The native writer of this epoch's bulk connection; Node's socket only reads it from now on. */
-  private startSender(bulk: Socket, conns: Record<Channel, FramedSocket>, down: (reason: string) => void): BulkSenderHandle | null {
+  /** The native writer of one bulk connection; Node's socket only reads it from now on. */
+  private startStream(index: number, socket: Socket, conns: Conns, down: (reason: string) => void, handlers: FramedHandlers): BulkStream {
+    const conn = new FramedSocket(socket, "bulk", 0, handlers);
+    if (this.layout !== undefined) conn.decoder.setLayout(this.layout.pageSize, this.layout.pageCount);
+    const stream = new BulkStream(index, conn, null);
     const dp = this.dataPlane;
-    const fd = plainSocketFd(bulk);
-    if (dp === undefined || fd < 0) return null;
-    const flushing = { resolve: () => undefined as void };
-    this.flushing = flushing;
-    return startBulkSender(fd, dp.memfd, dp.pageSize, dp.pageCount, NATIVE_QUEUE_BYTES / 2, (e) => {
-      if (e.kind === "flushed") return flushing.resolve();
-      if (this.conns !== conns) return;
-      if (e.kind === "room") return this.handlers.writable("bulk");
-      down(`bulk connection to ${this.peer}: ${e.error?.message ?? "the native sender stopped"}`);
-    });
+    const fd = plainSocketFd(socket);
+    if (this.nativeBulk && dp !== undefined && fd >= 0) {
+      stream.sender = startBulkSender(fd, dp.memfd, dp.pageSize, dp.pageCount, NATIVE_QUEUE_BYTES / 2, (e) => {
+        if (e.kind === "flushed") return stream.onFlushed();
+        if (this.conns !== conns) return;
+        if (e.kind === "room") return this.handlers.writable("bulk");
+        down(`bulk connection ${index} to ${this.peer}: ${e.error?.message ?? "the native sender stopped"}`);
+      });
+    }
+    return stream;
   }
 
   private async connectPair(): Promise<void> {
@@ -282,36 +281,66 @@ export class SourceLink {
       bulk.destroy();
       throw new RealError("the link was closed");
     }
-    const conns = {} as Record<Channel, FramedSocket>;
-    const down = (reason: string): void => {
+    const conns = {} as Conns;
+    const down = this.downFor(conns);
+    conns.urgent = new FramedSocket(urgent, "urgent", 0, this.framedHandlers(conns, "urgent", down));
+    if (this.layout !== undefined) conns.urgent.decoder.setLayout(this.layout.pageSize, this.layout.pageCount);
+    conns.bulk = [this.startStream(0, bulk, conns, down, this.framedHandlers(conns, "bulk", down))];
+    this.conns = conns;
+    this.last = { stream: 0, bytes: 0 };
+    conns.urgent.start();
+    conns.bulk[0].conn.start();
+    if (this.spreading) void this.openExtras(conns, epoch);
+  }
+
+  /** Bulk connections 1 … N-1 of this epoch; one that cannot be opened is only a note (the others carry its share). */
+  private async openExtras(conns: Conns, epoch: number): Promise<void> {
+    const down = this.downFor(conns);
+    for (let i = conns.bulk.length; i < this.connections; i++) {
+      let socket: Socket;
+      try {
+        socket = await connectChannel(this.host, this.port, { channel: "bulk", stream: i, session: this.session, epoch, info: "" }, this.policy.connectTimeoutMs, this.windowBytes, this.security);
+      } catch (e) {
+        this.handlers.note?.(`bulk connection ${i} to ${this.peer} not opened: ${messageOf(e)}`);
+        return;
+      }
+      if (this.conns !== conns) {
+        socket.destroy();
+        return;
+      }
+      const s = this.startStream(i, socket, conns, down, this.framedHandlers(conns, "bulk", down));
+      conns.bulk.push(s);
+      s.conn.start();
+      this.handlers.writable("bulk");
+    }
+  }
+
+  /** The failure of any of an epoch's connections: the link is down, once. */
+  private downFor(conns: Conns): (reason: string) => void {
+    return (reason) => {
       if (this.conns !== conns) return;
       this.conns = null;
-      this.sender?.stop();
-      this.sender = null;
+      for (const b of conns.bulk) b.stopSender();
       conns.urgent.close();
-      conns.bulk.close();
+      for (const b of conns.bulk) b.conn.close();
       this.handlers.down(reason);
     };
-    for (const [channel, socket] of [["urgent", urgent], ["bulk", bulk]] as const) {
-      conns[channel] = new FramedSocket(socket, channel, 0, {
-        message: (m) => {
-          if (this.conns === conns) this.handlers.message(m, channel);
-        },
-        malformed: (reason) => {
-          if (this.conns !== conns) return;
-          this.conns = null;
-          conns.urgent.close();
-          conns.bulk.close();
-          this.handlers.malformed(reason);
-        },
-        down,
-      });
-      if (this.layout !== undefined) conns[channel].decoder.setLayout(this.layout.pageSize, this.layout.pageCount);
-    }
-    this.conns = conns;
-    this.sender = this.nativeBulk ? this.startSender(bulk, conns, down) : null;
-    this.senderBytes = 0;
-    conns.urgent.start();
-    conns.bulk.start();
+  }
+
+  private framedHandlers(conns: Conns, channel: Channel, down: (reason: string) => void): FramedHandlers {
+    return {
+      message: (m) => {
+        if (this.conns === conns) this.handlers.message(m, channel);
+      },
+      malformed: (reason) => {
+        if (this.conns !== conns) return;
+        this.conns = null;
+        for (const b of conns.bulk) b.stopSender();
+        conns.urgent.close();
+        for (const b of conns.bulk) b.conn.close();
+        this.handlers.malformed(reason);
+      },
+      down,
+    };
   }
 }

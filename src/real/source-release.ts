@@ -1,11 +1,11 @@
 /**
  * Memory freed as it leaves (issue 9): once the source is committed (its
  * guest paused for good, so a page's bytes are final), each bulk pages frame
- * is remembered with where it ends in this epoch's bulk stream. The
- * destination's progress reports say how many bytes of that stream its
- * native receiver has installed; every page of a frame that ends at or below
- * that point is at the destination, and its copy here is punched out of the
- * memfd. A broken link forgets the log (what was in flight is the engine's to
+ * is remembered with its connection and where it ends in that connection's
+ * stream of this epoch. The destination's progress reports say how many
+ * bytes of each stream its native receivers have installed; every page of a
+ * frame that ends at or below that point is at the destination, and its copy
+ * here is punched out of the memfd. A broken link forgets the log (what was in flight is the engine's to
  * resend; the rest is released at completion, as before). The source's
  * memory over time is sampled at each report (the memfd's allocated bytes).
  */
@@ -19,9 +19,14 @@ export interface MemorySample {
   bytes: number;
 }
 
+/** One bulk connection's frames not yet known installed, in the order they went. */
+interface StreamLog {
+  ends: number[];
+  frames: Uint32Array[];
+}
+
 export class ReleaseLog {
-  private readonly ends: number[] = [];
-  private readonly frames: Uint32Array[] = [];
+  private streams: StreamLog[] = [];
   private epoch = -1;
   readonly samples: MemorySample[] = [];
   punchedPages = 0;
@@ -31,29 +36,32 @@ export class ReleaseLog {
     private readonly pageSize: number,
   ) {}
 
-  /** A committed bulk pages frame, ending at `end` bytes of epoch `epoch`'s bulk stream. */
-  sent(epoch: number, end: number, pages: Uint32Array): void {
+  /** A committed bulk pages frame on connection `stream`, ending at `end` bytes of its stream in epoch `epoch`. */
+  sent(epoch: number, stream: number, end: number, pages: Uint32Array): void {
     if (epoch !== this.epoch) this.forget(epoch);
-    this.ends.push(end);
-    this.frames.push(pages);
+    const s = (this.streams[stream] ??= { ends: [], frames: [] });
+    s.ends.push(end);
+    s.frames.push(pages);
   }
 
   forget(epoch = -1): void {
     this.epoch = epoch;
-    this.ends.length = 0;
-    this.frames.length = 0;
+    this.streams = [];
   }
 
-  /** The destination installed `bytes` of epoch `epoch`'s bulk stream: punch what it holds. */
-  taken(epoch: number, bytes: number, now: number): void {
+  /** The destination installed `bytes[k]` of connection k's stream in epoch `epoch`: punch what it holds. */
+  taken(epoch: number, bytes: readonly number[], now: number): void {
     if (epoch === this.epoch) {
-      let n = 0;
-      while (n < this.ends.length && this.ends[n] <= bytes) n++;
-      if (n > 0) {
-        const pages = this.frames.splice(0, n);
-        this.ends.splice(0, n);
-        this.punch(pages);
-      }
+      const done: Uint32Array[] = [];
+      this.streams.forEach((s, k) => {
+        const upTo = bytes[k] ?? 0;
+        let n = 0;
+        while (n < s.ends.length && s.ends[n] <= upTo) n++;
+        if (n === 0) return;
+        for (const f of s.frames.splice(0, n)) done.push(f);
+        s.ends.splice(0, n);
+      });
+      if (done.length > 0) this.punch(done);
     }
     this.sample(now);
   }

@@ -21,6 +21,8 @@ export class CutProxy {
   sourceBytes = 0;
   /** Cuts so far. */
   cuts = 0;
+  /** Connections the source opened through the proxy, in all. */
+  accepted = 0;
   /** Message types the destination sent since the last cut, in order. */
   destFrames: string[] = [];
   private readonly pairs = new Set<[Socket, Socket]>();
@@ -60,6 +62,7 @@ export class CutProxy {
   }
 
   private onClient(client: Socket): void {
+    this.accepted++;
     const dest = connect(this.destPort, "127.0.0.1");
     const pair: [Socket, Socket] = [client, dest];
     this.pairs.add(pair);

@@ -2,13 +2,13 @@
 import type { Mode } from "../src/engine/messages.js";
 import type { Report } from "../src/engine/report.js";
 import { spawnDemoDestination } from "../src/real/demo.js";
-import { SourceAgent } from "../src/real/source-agent.js";
+import { SourceAgent, type SourceAgentOptions } from "../src/real/source-agent.js";
 import type { Workload } from "../src/workload/types.js";
 
 /** Runs `use` on a started source agent, then ends both agents (the destination given `finishMs` to report). */
-export async function withDemoMigration<T>(bin: string, workload: Workload, mode: Mode, use: (agent: SourceAgent) => Promise<T>, finishMs = 120_000): Promise<T> {
+export async function withDemoMigration<T>(bin: string, workload: Workload, mode: Mode, use: (agent: SourceAgent) => Promise<T>, finishMs = 120_000, more: Partial<SourceAgentOptions> = {}): Promise<T> {
   const dest = await spawnDemoDestination(bin, () => undefined);
-  const agent = await SourceAgent.start({ workload, mode, seed: 1, peer: { host: "127.0.0.1", port: dest.port } });
+  const agent = await SourceAgent.start({ ...more, workload, mode, seed: 1, peer: { host: "127.0.0.1", port: dest.port } });
   try {
     return await use(agent);
   } finally {

@@ -1,6 +1,12 @@
-/** What a loopback link between two Node processes carries, measured beside the benchmarks that use it. */
+/** What a loopback link carries — between two Node processes, and through the data plane's threads — measured beside the benchmarks that use it. */
 import { spawn } from "node:child_process";
+import { createServer, connect as tcpConnect, type Socket } from "node:net";
+import { maxPayloadBytes } from "../src/engine/frame-decoder.js";
 import { percentiles } from "../src/engine/metrics.js";
+import { plainSocketFd, stopNodeReading } from "../src/real/dataplane.js";
+import { closeFd, constants, createBulkReceiver, memfdCreate, pwrite, setSendBuffer, startBulkSender, type BulkReceiverHandle, type BulkSenderHandle } from "../src/real/native.js";
+import { NATIVE_QUEUE_BYTES } from "../src/real/source-bulk.js";
+import { BULK_KERNEL_QUEUE_BYTES } from "../src/real/transport.js";
 
 const MiB = 1024 * 1024;
 
@@ -35,3 +41,76 @@ export async function loopback(o: { pings?: number; bytes?: number } = {}): Prom
   return { mib_s: Math.round(total / MiB / secs), rtt_us: Math.round(percentiles(rtts).p50) };
 }
 
+
+/**
+ * The machine's limit as issue 9 defines it: loopback TCP through the data
+ * plane's own threads (native/src/bulk_*.cc) with the bulk socket's options
+ * (SO_SNDBUF as the agents set it, the sender's queue bound), over
+ * `connections` connections at once, each a sender filling 16-page frames
+ * from a memfd and a receiver dropping them (`install` false) or pwriting
+ * them into another memfd (the data plane's ceiling without an engine or a
+ * guest). MiB/s of page frames, all connections together.
+ */
+export async function loopbackNative(o: { install: boolean; bytes?: number; connections?: number }): Promise<{ mib_s: number; connections: number }> {
+  const n = o.connections ?? 1;
+  const PS = constants().PAGE_SIZE;
+  const totalBytes = o.bytes ?? 512 * MiB;
+  const pages = totalBytes / PS;
+  const src = memfdCreate("bench-dp-src", totalBytes);
+  const chunk = Buffer.alloc(64 * 1024);
+  for (let off = 0; off < totalBytes; off += chunk.length) {
+    chunk.writeUInt32LE(off, 0);
+    chunk.writeUInt32LE(off + 4096, 4096);
+    pwrite(src, off, chunk.fill(off & 0xff, 8));
+  }
+  const dst = o.install ? memfdCreate("bench-dp-dst", totalBytes) : -1;
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const limits = new Uint32Array(12);
+  for (let t = 1; t < 12; t++) limits[t] = maxPayloadBytes(t, { pageSize: PS, pageCount: pages });
+  let received = 0;
+  let done: () => void = () => undefined;
+  const finished = new Promise<void>((r) => (done = r));
+  const pairs: { client: Socket; peer: Socket; sender: BulkSenderHandle; receiver: BulkReceiverHandle; room: () => void }[] = [];
+  for (let i = 0; i < n; i++) {
+    const accepted = new Promise<Socket>((r) => server.once("connection", r));
+    const client = tcpConnect({ host: "127.0.0.1", port });
+    await new Promise((r) => client.once("connect", r));
+    const peer = await accepted;
+    setSendBuffer(plainSocketFd(client), BULK_KERNEL_QUEUE_BYTES / 2);
+    if (!stopNodeReading(peer)) throw new Error("bench: Node already read from the receiving socket");
+    const receiver = createBulkReceiver(plainSocketFd(peer), limits, 30_000, (ns) => {
+      for (const x of ns) if (x.kind === "pages" && (received += x.pages.length) >= pages) done();
+    });
+    if (o.install) receiver.setTarget(dst, dst, 0n, PS, pages); // before "running": pwrite only, the uffd is never used
+    else receiver.discardPages(PS, pages);
+    receiver.start(new Uint8Array(0));
+    const pair = { client, peer, receiver, room: () => undefined as void, sender: null as unknown as BulkSenderHandle };
+    pair.sender = startBulkSender(plainSocketFd(client), src, PS, pages, NATIVE_QUEUE_BYTES / 2, (e) => {
+      if (e.kind === "room") pair.room();
+    });
+    pairs.push(pair);
+  }
+  const zero = new Uint8Array(16);
+  const t0 = performance.now();
+  // Frames to the least queued connection, as the source link does.
+  for (let p = 0; p < pages; p += 16) {
+    let best = pairs[0];
+    for (const x of pairs) if (x.sender.queued < best.sender.queued) best = x;
+    while (best.sender.queued >= NATIVE_QUEUE_BYTES) await new Promise<void>((r) => (best.room = r));
+    best.sender.pages(Uint32Array.from({ length: 16 }, (_, i) => p + i), zero);
+  }
+  await finished;
+  const secs = (performance.now() - t0) / 1000;
+  for (const x of pairs) {
+    x.sender.stop();
+    x.receiver.stop();
+    x.client.destroy();
+    x.peer.destroy();
+  }
+  server.close();
+  closeFd(src);
+  if (dst >= 0) closeFd(dst);
+  return { mib_s: Math.round(totalBytes / MiB / secs), connections: n };
+}

@@ -110,6 +110,11 @@ function special(key: string, r: Report, max: number): Row[] | null {
       return r.link ? [["link", (r.link as LinkReport).text]] : [];
     case "real_link":
       return r.real_link ? [["link", r.real_link.text]] : [];
+    case "real_source_memory": {
+      // The samples are for charts and the JSON; the summary keeps the peak.
+      const m = r.real_source_memory;
+      return m ? [["source memory", `peak ${fmtNumber(m.peak_mib)} MiB · ${fmtCount(m.punched_pages)} pages freed as they left`]] : [];
+    }
     case "guest":
       return guestRows(r.guest);
     case "sim":

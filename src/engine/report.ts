@@ -156,6 +156,28 @@ export interface Report {
   real_link?: RealLinkReport;
   guest_rate_steps_s?: number;
   guest_finished_early?: boolean | null;
+  /** Real back end (issue 9): bulk connections post-copy pages could use, and the most open at once. */
+  real_connections?: { wanted: number; used: number };
+  /** Real back end: where the downtime went, ms (null: a part was not measured, e.g. no switchover). */
+  real_switchover?: SwitchoverBreakdown | null;
+  /** Real back end: the source guest's memory (memfd bytes) over the migration, freed as pages leave in post-copy. */
+  real_source_memory?: { peak_mib: number; punched_pages: number; over_time_ms_mib: [number, number][] } | null;
+}
+
+/**
+ * The downtime's parts (real back end), ms: pausing the source guest (the
+ * engine's decision to the PAUSE reply with the vCPU state), the engine
+ * taking the pause, to the link (pre-copy's last dirty pages), delivery (the
+ * switchover's trip and the destination's engine taking it), resuming (stale
+ * pages dropped and the destination guest's RESUME). The destination's
+ * times are on its clock: on one host, one clock.
+ */
+export interface SwitchoverBreakdown {
+  pause_ms: number;
+  engine_ms: number;
+  to_link_ms: number;
+  delivery_ms: number;
+  resume_ms: number;
 }
 
 export type Phase =

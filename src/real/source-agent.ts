@@ -13,7 +13,7 @@ import { EndCause } from "../engine/events.js";
 import { resolveOptions, type MigrationOptions } from "../engine/options.js";
 import { buildReport, buildSnapshot } from "../engine/metrics.js";
 import type { Mode } from "../engine/messages.js";
-import type { Report, Snapshot } from "../engine/report.js";
+import type { Report, Snapshot, SwitchoverBreakdown } from "../engine/report.js";
 import { toGuestConfig } from "../workload/guest-config.js";
 import type { Workload } from "../workload/types.js";
 import { nowUs, sleep } from "./clock.js";
@@ -129,7 +129,7 @@ export class SourceAgent {
    * (stale pages dropped and the destination guest's RESUME). The
    * destination's times are on its clock: on one host, one clock.
    */
-  get switchoverBreakdown(): { pause_ms: number; engine_ms: number; to_link_ms: number; delivery_ms: number; resume_ms: number } | null {
+  get switchoverBreakdown(): SwitchoverBreakdown | null {
     const d = this.driver;
     const t = d?.switchoverTimes;
     const asked = d?.engine.metrics.pausedAt ?? null;
@@ -142,6 +142,16 @@ export class SourceAgent {
   get sourceMemory(): { samples: readonly MemorySample[]; peakBytes: number; punchedPages: number } | null {
     const r = this.driver?.release;
     return r === undefined ? null : { samples: r.samples, peakBytes: r.peakBytes, punchedPages: r.punchedPages };
+  }
+
+  /** The source's memory for the report: peak, pages punched as they left, and MiB at each sample (ms from the first). */
+  private sourceMemoryReport(): Report["real_source_memory"] {
+    const m = this.sourceMemory;
+    if (m === null || m.samples.length === 0) return null;
+    const MiB = 2 ** 20;
+    const t0 = m.samples[0].at;
+    const over = m.samples.map((x): [number, number] => [Math.round((x.at - t0) / 1000), Math.round((x.bytes / MiB) * 10) / 10]);
+    return { peak_mib: Math.round((m.peakBytes / MiB) * 10) / 10, punched_pages: m.punchedPages, over_time_ms_mib: over };
   }
 
   snapshot(): Snapshot {
@@ -393,6 +403,9 @@ export class SourceAgent {
       real_link: this.o.link ?? { kind: "peer", text: `peer ${this.peer.host}:${this.peer.port}` },
       guest_rate_steps_s: Math.round(this.baseline * 1e6),
       guest_finished_early: got?.finishedBeforeComplete ?? null,
+      real_connections: { wanted: this.link?.connections ?? 1, used: this.link?.peakBulkStreams ?? 0 },
+      real_switchover: this.switchoverBreakdown,
+      real_source_memory: this.sourceMemoryReport(),
       ...(d.engine.standbyFigures === null ? {} : { standby: standbyReport(d.engine.standbyFigures, src.startedAt ?? now, dst.completedAt, null, null) }),
     });
     return this.report;

@@ -123,6 +123,9 @@ export class SourceLink {
     return this.conns?.bulk.length ?? 0;
   }
 
+  /** The most bulk connections open at once, over every epoch. */
+  peakBulkStreams = 0;
+
   /** Whether a lane can take another message now: some bulk connection's window has room, or nothing unwritten on urgent. */
   hasRoom(channel: Channel): boolean {
     const c = this.conns;
@@ -287,6 +290,7 @@ export class SourceLink {
     if (this.layout !== undefined) conns.urgent.decoder.setLayout(this.layout.pageSize, this.layout.pageCount);
     conns.bulk = [this.startStream(0, bulk, conns, down, this.framedHandlers(conns, "bulk", down))];
     this.conns = conns;
+    this.peakBulkStreams = Math.max(this.peakBulkStreams, 1);
     this.last = { stream: 0, bytes: 0 };
     conns.urgent.start();
     conns.bulk[0].conn.start();
@@ -310,6 +314,7 @@ export class SourceLink {
       }
       const s = this.startStream(i, socket, conns, down, this.framedHandlers(conns, "bulk", down));
       conns.bulk.push(s);
+      this.peakBulkStreams = Math.max(this.peakBulkStreams, conns.bulk.length);
       s.conn.start();
       this.handlers.writable("bulk");
     }

@@ -110,6 +110,10 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     ReadLimits(info, 1);
     stallMs_ = static_cast<int>(ArgU64(info, 2, "stallMs"));
     if (info.Length() < 4 || !info[3].IsFunction()) ThrowType(env, "callback must be a function");
+    // The thread's own nice value (JS chooses it: the urgent lane's threads must win the CPU over bulk installs).
+    uint64_t nice = ArgU64Or(info, 4, "nice", 0);
+    if (nice > 19) ThrowRange(env, "nice must be 0 … 19");
+    nice_ = static_cast<int>(nice);
     sock_ = fcntl(sock, F_DUPFD_CLOEXEC, 0);
     if (sock_ < 0) ThrowErrno(env, errno, "fcntl(F_DUPFD_CLOEXEC, socket " + std::to_string(sock) + ")");
     wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -223,6 +227,8 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     o.Set("jsNs", static_cast<double>(jsNs_.load()));
     o.Set("pages", static_cast<double>(pagesIn_.load()));
     o.Set("received", static_cast<double>(received_.load()));
+    o.Set("nice", nice_);
+    o.Set("niceErrno", niceErrno_.load());
     return o;
   }
 
@@ -374,6 +380,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   }
 
   void Loop() {
+    niceErrno_ = NiceThisThread(nice_);
     lastData_ = std::chrono::steady_clock::now();
     for (;;) {
       if (!Have(kHeader)) return;
@@ -603,6 +610,8 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   std::atomic<size_t> received_{0}, pagesIn_{0};
   std::atomic<uint64_t> waitNs_{0}, recvNs_{0}, installNs_{0}, jsNs_{0};
   std::thread thread_;
+  int nice_ = 0;
+  std::atomic<int> niceErrno_{0};
   Napi::ThreadSafeFunction tsfn_;
 };
 

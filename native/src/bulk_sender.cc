@@ -93,6 +93,10 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
     low_ = ArgU64(info, 4, "lowWater");
     if (pageSize_ == 0 || (pageSize_ & (pageSize_ - 1)) != 0 || pageSize_ > (1u << 30)) ThrowRange(env, "pageSize must be a power of two up to 1 GiB");
     if (info.Length() < 6 || !info[5].IsFunction()) ThrowType(env, "callback must be a function");
+    // The thread's own nice value (JS chooses it: the urgent lane's threads must win the CPU over bulk).
+    uint64_t nice = ArgU64Or(info, 6, "nice", 0);
+    if (nice > 19) ThrowRange(env, "nice must be 0 … 19");
+    nice_ = static_cast<int>(nice);
     // Our own descriptions of both: JS may close its fds while we still run.
     sock_ = fcntl(sock, F_DUPFD_CLOEXEC, 0);
     if (sock_ < 0) ThrowErrno(env, errno, "fcntl(F_DUPFD_CLOEXEC, socket " + std::to_string(sock) + ")");
@@ -199,6 +203,8 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
     o.Set("sendNs", static_cast<double>(sendNs_.load()));
     o.Set("waitNs", static_cast<double>(waitNs_.load()));
     o.Set("written", static_cast<double>(written_.load()));
+    o.Set("nice", nice_);
+    o.Set("niceErrno", niceErrno_.load());
     return o;
   }
 
@@ -337,6 +343,7 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
   }
 
   void Loop() {
+    niceErrno_ = NiceThisThread(nice_);
     for (;;) {
       Item it;
       {
@@ -381,6 +388,8 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
   std::atomic<uint64_t> idleNs_{0}, fillNs_{0}, sendNs_{0}, waitNs_{0};
   std::shared_ptr<std::atomic<bool>> roomPending_ = std::make_shared<std::atomic<bool>>(false);
   std::thread thread_;
+  int nice_ = 0;
+  std::atomic<int> niceErrno_{0};
   Napi::ThreadSafeFunction tsfn_;
 };
 

@@ -38,4 +38,9 @@ Bytes ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* name);
 
 Napi::BigInt U64(Napi::Env env, uint64_t v);
 
+// Called by a thread on itself: lowers its own scheduling priority to `nice`
+// (Linux: setpriority on a thread id affects that thread only). Raising one's
+// own nice value needs no privilege. Returns 0 or the errno.
+int NiceThisThread(int nice);
+
 }  // namespace ppsim

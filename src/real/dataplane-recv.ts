@@ -18,7 +18,7 @@ import type { Socket } from "node:net";
 import { encodeMessage } from "../engine/codec.js";
 import { FrameDecoder, maxPayloadBytes } from "../engine/frame-decoder.js";
 import type { Message } from "../engine/messages.js";
-import { dataPlaneStatsWanted, formatNs, installedPages, resumeNodeReading } from "./dataplane.js";
+import { bulkThreadNice, dataPlaneStatsWanted, formatNs, installedPages, resumeNodeReading } from "./dataplane.js";
 import { messageOf } from "./errors.js";
 import { createBulkReceiver, type BulkNotice, type BulkReceiverHandle } from "./native.js";
 import { peerName } from "./peer-text.js";
@@ -54,7 +54,7 @@ export class NativeBulkConn {
     this.peer = peerName(socket);
     this.decoder = new FrameDecoder(pageSize);
     if (pageSize > 0) this.decoder.setLayout(pageSize, pageCount);
-    this.receiver = createBulkReceiver(fd, limits(pageSize, pageCount), stallMs, (n) => this.onNotices(n));
+    this.receiver = createBulkReceiver(fd, limits(pageSize, pageCount), stallMs, (n) => this.onNotices(n), bulkThreadNice());
     socket.on("error", (err) => this.fail(`bulk connection to ${this.peer}: ${err.message}`));
     socket.on("close", () => this.fail(`bulk connection to ${this.peer} closed`));
   }
@@ -131,7 +131,7 @@ export class NativeBulkConn {
   logStats(): void {
     if (this.log === undefined || !dataPlaneStatsWanted()) return;
     const s = this.receiver.stats();
-    this.log(`bulk receiver: ${s.pages} pages, ${s.received} bytes; waiting ${formatNs(s.waitNs)}, recv ${formatNs(s.recvNs)}, installing ${formatNs(s.installNs)}, waiting for JS ${formatNs(s.jsNs)}`);
+    this.log(`bulk receiver: ${s.pages} pages, ${s.received} bytes; waiting ${formatNs(s.waitNs)}, recv ${formatNs(s.recvNs)}, installing ${formatNs(s.installNs)}, waiting for JS ${formatNs(s.jsNs)}; nice ${s.nice}${s.niceErrno !== 0 ? ` (not set: errno ${s.niceErrno})` : ""}`);
   }
 
   private onNotices(notices: BulkNotice[]): void {

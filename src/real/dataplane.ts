@@ -16,6 +16,22 @@ import type { PagesMsg } from "../engine/messages.js";
 /** The payload of a page the source holds data for, read natively when its frame is written. */
 export const DEFERRED: Uint8Array = new Uint8Array(0);
 
+/**
+ * The nice value of the data plane's bulk threads (sender and receiver),
+ * above the agents' event loops (nice 0), which answer faults: on a host
+ * with fewer cores than busy threads a demand fault's reply must not wait
+ * for a bulk thread's time slice (docs/real-benchmarks.md "Fault latency").
+ * PPSIM_BULK_NICE=N (0–19) overrides it (A/B measurements).
+ */
+export const BULK_THREAD_NICE = 0;
+
+export function bulkThreadNice(): number {
+  const v = process.env.PPSIM_BULK_NICE;
+  if (v === undefined || v === "") return BULK_THREAD_NICE;
+  const n = Number(v);
+  return Number.isInteger(n) && n >= 0 && n <= 19 ? n : BULK_THREAD_NICE;
+}
+
 /** Whether the native path may be used (it is, unless PPSIM_DATAPLANE=js). */
 export function nativeDataPlaneWanted(): boolean {
   return process.env.PPSIM_DATAPLANE !== "js";

@@ -123,7 +123,7 @@ export interface BulkSenderHandle {
   /** Joins the thread and closes its fds. Idempotent. */
   stop(): void;
   /** Where the thread's time went, in ns: nothing queued, reading pages, writing, waiting for socket room. */
-  stats(): { idleNs: number; fillNs: number; sendNs: number; waitNs: number; written: number };
+  stats(): { idleNs: number; fillNs: number; sendNs: number; waitNs: number; written: number; nice: number; niceErrno: number };
 }
 
 /** What the destination's bulk receiver thread reports, in arrival order. */
@@ -148,7 +148,7 @@ export interface BulkReceiverHandle {
   /** Bytes of whole frames taken so far. */
   readonly received: number;
   /** Where the thread's time went, in ns: waiting for bytes, reading them, installing, waiting for JS. */
-  stats(): { waitNs: number; recvNs: number; installNs: number; jsNs: number; pages: number; received: number };
+  stats(): { waitNs: number; recvNs: number; installNs: number; jsNs: number; pages: number; received: number; nice: number; niceErrno: number };
 }
 
 export interface NativeConstants {
@@ -229,8 +229,8 @@ interface RawAddon {
   setSendBuffer(fd: number, bytes: number): number;
   sendFds(fd: number, data: Uint8Array, fds: number[]): void;
   recvFds(fd: number, length: number, maxFds?: number, timeoutMs?: number): Promise<ReceivedFds>;
-  BulkSender: new (socketFd: number, memfd: number, pageSize: number, pageCount: number, lowWater: number, cb: (e: BulkSenderEvent) => void) => BulkSenderHandle;
-  BulkReceiver: new (socketFd: number, limits: Uint32Array, stallMs: number, cb: (n: BulkNotice[]) => void) => BulkReceiverHandle;
+  BulkSender: new (socketFd: number, memfd: number, pageSize: number, pageCount: number, lowWater: number, cb: (e: BulkSenderEvent) => void, nice: number) => BulkSenderHandle;
+  BulkReceiver: new (socketFd: number, limits: Uint32Array, stallMs: number, cb: (n: BulkNotice[]) => void, nice: number) => BulkReceiverHandle;
   memfdDataPages(fd: number, firstPage: number, count: number, pageSize: number): Uint8Array;
 }
 
@@ -440,15 +440,15 @@ export function setSendBuffer(fd: number, bytes: number): number {
 // ---------------------------------------------------------------- the data plane (issue 9)
 
 /** A native thread that writes the bulk connection: frames from JS, and pages frames it fills from the memfd. */
-export function startBulkSender(socketFd: number, memfd: number, pageSize: number, pageCount: number, lowWater: number, onEvent: (e: BulkSenderEvent) => void): BulkSenderHandle {
+export function startBulkSender(socketFd: number, memfd: number, pageSize: number, pageCount: number, lowWater: number, onEvent: (e: BulkSenderEvent) => void, nice = 0): BulkSenderHandle {
   const Ctor = addon().BulkSender;
-  return new Ctor(socketFd, memfd, pageSize, pageCount, lowWater, onEvent);
+  return new Ctor(socketFd, memfd, pageSize, pageCount, lowWater, onEvent, nice);
 }
 
 /** A native thread that reads the bulk connection and installs pages frames (start() it). `limits[tag]` bounds each frame's payload. */
-export function createBulkReceiver(socketFd: number, limits: Uint32Array, stallMs: number, onNotices: (n: BulkNotice[]) => void): BulkReceiverHandle {
+export function createBulkReceiver(socketFd: number, limits: Uint32Array, stallMs: number, onNotices: (n: BulkNotice[]) => void, nice = 0): BulkReceiverHandle {
   const Ctor = addon().BulkReceiver;
-  return new Ctor(socketFd, limits, stallMs, onNotices);
+  return new Ctor(socketFd, limits, stallMs, onNotices, nice);
 }
 
 /** 1 for each of `count` pages from `firstPage` that holds data in the memfd, 0 for a hole (lseek SEEK_DATA/SEEK_HOLE). */

@@ -126,6 +126,6 @@ export class BulkStream {
     sender.stop();
     if (!dataPlaneStatsWanted()) return;
     const s = sender.stats();
-    process.stderr.write(`bulk sender ${this.index}: ${s.written} bytes; idle ${formatNs(s.idleNs)}, reading pages ${formatNs(s.fillNs)}, send ${formatNs(s.sendNs)}, waiting for socket room ${formatNs(s.waitNs)}\n`);
+    process.stderr.write(`bulk sender ${this.index}: ${s.written} bytes; idle ${formatNs(s.idleNs)}, reading pages ${formatNs(s.fillNs)}, send ${formatNs(s.sendNs)}, waiting for socket room ${formatNs(s.waitNs)}; nice ${s.nice}${s.niceErrno !== 0 ? ` (not set: errno ${s.niceErrno})` : ""}\n`);
   }
 }

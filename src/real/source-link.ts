@@ -16,7 +16,7 @@ import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Channel, Message } from "../engine/messages.js";
 import { sleep } from "./clock.js";
-import { nativeDataPlaneWanted, plainSocketFd } from "./dataplane.js";
+import { bulkThreadNice, nativeDataPlaneWanted, plainSocketFd } from "./dataplane.js";
 import { messageOf, RealError } from "./errors.js";
 import { startBulkSender } from "./native.js";
 import { MAX_BULK_CONNECTIONS } from "./preamble.js";
@@ -262,7 +262,7 @@ export class SourceLink {
         if (this.conns !== conns) return;
         if (e.kind === "room") return this.handlers.writable("bulk");
         down(`bulk connection ${index} to ${this.peer}: ${e.error?.message ?? "the native sender stopped"}`);
-      });
+      }, bulkThreadNice());
     }
     return stream;
   }

@@ -12,7 +12,8 @@
         "src/unix_socket.cc",
         "src/bench.cc",
         "src/bulk_sender.cc",
-        "src/bulk_receiver.cc"
+        "src/bulk_receiver.cc",
+        "src/page_install.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

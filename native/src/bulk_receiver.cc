@@ -12,6 +12,7 @@
 //     target, the guest now running, stale pages dropped), so nothing after
 //     it is installed before JS has acted on it.
 // Notices reach JS in arrival order, batched, through a ThreadSafeFunction.
+// Installing itself is page_install.cc's (PageInstaller).
 // No policy: which pages to install and how is what the protocol says a
 // bulk pages frame means; the engine's accounting stays in JS.
 //
@@ -20,11 +21,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <time.h>
-#include <climits>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,14 +30,13 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
-#include "../common/uapi.h"
+#include "page_install.h"
 #include "util.h"
 
 namespace ppsim {
@@ -250,8 +247,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     close(sock_);
     if (mem_ >= 0) close(mem_);
     if (uffd_ >= 0) close(uffd_);
-    free(stage_);
-    stage_ = nullptr;
+    installer_.Release();
     tsfn_.Release();
   }
 
@@ -467,7 +463,11 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     }
     if (o != len) return 1;
     uint64_t t0 = NowNs();
-    if (!discard && !Install(n.pages, data, mem, uffd, base, ps)) return -1;
+    if (!discard) {
+      std::string what;
+      int e = installer_.Install(n.pages, data, guestRuns_.load(), mem, uffd, base, ps, &what);
+      if (e != 0) return End(e, what), -1;
+    }
     uint64_t t1 = NowNs();
     installNs_ += t1 - t0;
     pagesIn_ += count;
@@ -482,127 +482,13 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     return 0;
   }
 
-  // Installs runs of consecutive pages, one call per run.
-  bool Install(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, int mem, int uffd, uint64_t base, uint64_t ps) {
-    const bool runs = guestRuns_.load();
-    size_t i = 0;
-    while (i < pages.size()) {
-      size_t j = i + 1;
-      while (j < pages.size() && pages[j] == pages[j - 1] + 1) j++;
-      bool ok = runs ? InstallAtomic(pages, data, i, j, uffd, base, ps) : InstallBefore(pages, data, i, j, mem, ps);
-      if (!ok) return false;
-      i = j;
-    }
-    return true;
-  }
-
-  // The guest may not run: pwritev of the run (zero pages as zeros) into the memfd.
-  bool InstallBefore(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int mem, uint64_t ps) {
-    if (zeros_.size() < ps) zeros_.assign(ps, 0);
-    std::vector<iovec> iov;
-    for (size_t k = i; k < j; k++) iov.push_back({const_cast<uint8_t*>(data[k] != nullptr ? data[k] : zeros_.data()), ps});  // pwritev only reads
-    off_t at = static_cast<off_t>(pages[i] * ps);
-    size_t want = (j - i) * ps, done = 0;
-    size_t v = 0;
-    while (done < want) {
-      ssize_t r = pwritev(mem, iov.data() + v, static_cast<int>(std::min<size_t>(iov.size() - v, IOV_MAX)), at + static_cast<off_t>(done));
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) return End(errno, "pwritev(memfd, page " + std::to_string(pages[i]) + ", " + std::to_string(j - i) + " pages)"), false;
-      done += static_cast<size_t>(r);
-      size_t skip = static_cast<size_t>(r);
-      while (v < iov.size() && skip >= iov[v].iov_len) skip -= iov[v++].iov_len;
-      if (v < iov.size()) {
-        iov[v].iov_base = static_cast<uint8_t*>(iov[v].iov_base) + skip;
-        iov[v].iov_len -= skip;
-      }
-    }
-    return true;
-  }
-
-  // The guest may run: a page appears whole or not at all. UFFDIO_ZEROPAGE for an all-zero run, else
-  // UFFDIO_COPY from a page-aligned staging buffer (the kernel wants src page aligned); a run that
-  // meets a page already there (EEXIST) is redone page by page, EEXIST then meaning "wake and go on".
-  bool InstallAtomic(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int uffd, uint64_t base, uint64_t ps) {
-    bool allZero = true;
-    for (size_t k = i; k < j && allZero; k++) allZero = data[k] == nullptr;
-    uint64_t dst = base + pages[i] * ps, len = (j - i) * ps;
-    int e = allZero ? Zeropage(uffd, dst, len) : Copy(uffd, dst, data, i, j, ps);
-    if (e == 0) return true;
-    if (e != EEXIST) return End(e, std::string(allZero ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY") + "(dst " + Hex(dst) + ", len " + std::to_string(len) + ")"), false;
-    for (size_t k = i; k < j; k++) {
-      uint64_t d = base + pages[k] * ps;
-      e = data[k] == nullptr ? Zeropage(uffd, d, ps) : Copy(uffd, d, data, k, k + 1, ps);
-      if (e == EEXIST) {
-        uffdio_range r{d, ps};
-        // The page is there: wake whoever waits on it. Failing to wake is not fatal (nobody may wait).
-        (void)ioctl(uffd, UFFDIO_WAKE, &r);
-        continue;
-      }
-      if (e != 0) return End(e, std::string(data[k] == nullptr ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY") + "(dst " + Hex(d) + ", len " + std::to_string(ps) + ")"), false;
-    }
-    return true;
-  }
-
-  int Zeropage(int uffd, uint64_t dst, uint64_t len) {
-    uffdio_zeropage z{};
-    z.range.start = dst;
-    z.range.len = len;
-    for (;;) {
-      // uffdio_zeropage: range, mode, out zeropage (bytes done or -errno). EAGAIN: retry the rest.
-      if (ioctl(uffd, UFFDIO_ZEROPAGE, &z) == 0) return 0;
-      int e = errno;
-      if (e == EAGAIN && z.zeropage > 0 && static_cast<uint64_t>(z.zeropage) < z.range.len) {
-        z.range.start += static_cast<uint64_t>(z.zeropage);
-        z.range.len -= static_cast<uint64_t>(z.zeropage);
-        z.zeropage = 0;
-        continue;
-      }
-      if (e == EINTR || e == EAGAIN) continue;
-      return e;
-    }
-  }
-
-  int Copy(int uffd, uint64_t dst, const std::vector<const uint8_t*>& data, size_t i, size_t j, uint64_t ps) {
-    size_t len = (j - i) * ps;
-    if (stage_ == nullptr || stageLen_ < len) {
-      free(stage_);
-      // aligned_alloc: size must be a multiple of the alignment (it is: whole pages).
-      stage_ = static_cast<uint8_t*>(aligned_alloc(ps, len));
-      stageLen_ = stage_ != nullptr ? len : 0;
-      if (stage_ == nullptr) return ENOMEM;
-    }
-    for (size_t k = i; k < j; k++) {
-      if (data[k] != nullptr) memcpy(stage_ + (k - i) * ps, data[k], ps);
-      else memset(stage_ + (k - i) * ps, 0, ps);
-    }
-    uffdio_copy c{};
-    c.dst = dst;
-    c.src = reinterpret_cast<uintptr_t>(stage_);  // our address space: UFFDIO_COPY copies from the caller
-    c.len = len;
-    for (;;) {
-      if (ioctl(uffd, UFFDIO_COPY, &c) == 0) return 0;
-      int e = errno;
-      if (e == EAGAIN && c.copy > 0 && static_cast<uint64_t>(c.copy) < c.len) {
-        c.dst += static_cast<uint64_t>(c.copy);
-        c.src += static_cast<uint64_t>(c.copy);
-        c.len -= static_cast<uint64_t>(c.copy);
-        c.copy = 0;
-        continue;
-      }
-      if (e == EINTR || e == EAGAIN) continue;
-      return e;
-    }
-  }
-
   int sock_ = -1, wake_ = -1, mem_ = -1, uffd_ = -1;
   int stallMs_ = 0;
   uint64_t base_ = 0, pageSize_ = 0, pageCount_ = 0;
   uint32_t limits_[kTags] = {};
   std::vector<uint8_t> buf_;  // [pos_, len_) unconsumed; the rest of its size is room to read into
   size_t pos_ = 0, len_ = 0;
-  std::vector<uint8_t> zeros_;
-  uint8_t* stage_ = nullptr;
-  size_t stageLen_ = 0;
+  PageInstaller installer_;
   std::chrono::steady_clock::time_point lastData_;
   std::shared_ptr<Box> box_ = std::make_shared<Box>();
   bool barrier_ = false, started_ = false, stopped_ = false, discard_ = false;

@@ -1,0 +1,151 @@
+#include "page_install.h"
+
+#include <sys/ioctl.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <climits>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "../common/uapi.h"
+#include "util.h"
+
+namespace ppsim {
+
+namespace {
+
+int Zeropage(int uffd, uint64_t dst, uint64_t len) {
+  uffdio_zeropage z{};
+  z.range.start = dst;
+  z.range.len = len;
+  for (;;) {
+    // uffdio_zeropage: range, mode, out zeropage (bytes done or -errno). EAGAIN: retry the rest.
+    if (ioctl(uffd, UFFDIO_ZEROPAGE, &z) == 0) return 0;
+    int e = errno;
+    if (e == EAGAIN && z.zeropage > 0 && static_cast<uint64_t>(z.zeropage) < z.range.len) {
+      z.range.start += static_cast<uint64_t>(z.zeropage);
+      z.range.len -= static_cast<uint64_t>(z.zeropage);
+      z.zeropage = 0;
+      continue;
+    }
+    if (e == EINTR || e == EAGAIN) continue;
+    return e;
+  }
+}
+
+}  // namespace
+
+int PageInstaller::Install(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, bool guestRuns, int memfd, int uffd, uint64_t base,
+                           uint64_t pageSize, std::string* what) {
+  size_t i = 0;
+  while (i < pages.size()) {
+    size_t j = i + 1;
+    while (j < pages.size() && pages[j] == pages[j - 1] + 1) j++;
+    int e = guestRuns ? Atomic(pages, data, i, j, uffd, base, pageSize, what) : Before(pages, data, i, j, memfd, pageSize, what);
+    if (e != 0) return e;
+    i = j;
+  }
+  return 0;
+}
+
+void PageInstaller::Release() {
+  free(stage_);
+  stage_ = nullptr;
+  stageLen_ = 0;
+}
+
+// The guest may not run: pwritev of the run (zero pages as zeros) into the memfd.
+int PageInstaller::Before(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, uint64_t ps,
+                          std::string* what) {
+  if (zeros_.size() < ps) zeros_.assign(ps, 0);
+  std::vector<iovec> iov;
+  for (size_t k = i; k < j; k++) iov.push_back({const_cast<uint8_t*>(data[k] != nullptr ? data[k] : zeros_.data()), ps});  // pwritev only reads
+  off_t at = static_cast<off_t>(pages[i] * ps);
+  size_t want = (j - i) * ps, done = 0;
+  size_t v = 0;
+  while (done < want) {
+    ssize_t r = pwritev(memfd, iov.data() + v, static_cast<int>(std::min<size_t>(iov.size() - v, IOV_MAX)), at + static_cast<off_t>(done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      *what = "pwritev(memfd, page " + std::to_string(pages[i]) + ", " + std::to_string(j - i) + " pages)";
+      return errno;
+    }
+    done += static_cast<size_t>(r);
+    size_t skip = static_cast<size_t>(r);
+    while (v < iov.size() && skip >= iov[v].iov_len) skip -= iov[v++].iov_len;
+    if (v < iov.size()) {
+      iov[v].iov_base = static_cast<uint8_t*>(iov[v].iov_base) + skip;
+      iov[v].iov_len -= skip;
+    }
+  }
+  return 0;
+}
+
+// The guest may run: a page appears whole or not at all. UFFDIO_ZEROPAGE for an all-zero run, else
+// UFFDIO_COPY from a page-aligned staging buffer (the kernel wants src page aligned); a run that
+// meets a page already there (EEXIST) is redone page by page, EEXIST then meaning "wake and go on".
+int PageInstaller::Atomic(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int uffd, uint64_t base,
+                          uint64_t ps, std::string* what) {
+  bool allZero = true;
+  for (size_t k = i; k < j && allZero; k++) allZero = data[k] == nullptr;
+  uint64_t dst = base + pages[i] * ps, len = (j - i) * ps;
+  int e = allZero ? Zeropage(uffd, dst, len) : Copy(uffd, dst, data, i, j, ps);
+  if (e == 0) return 0;
+  if (e != EEXIST) {
+    *what = std::string(allZero ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY") + "(dst " + Hex(dst) + ", len " + std::to_string(len) + ")";
+    return e;
+  }
+  for (size_t k = i; k < j; k++) {
+    uint64_t d = base + pages[k] * ps;
+    e = data[k] == nullptr ? Zeropage(uffd, d, ps) : Copy(uffd, d, data, k, k + 1, ps);
+    if (e == EEXIST) {
+      uffdio_range r{d, ps};
+      // The page is there: wake whoever waits on it. Failing to wake is not fatal (nobody may wait).
+      (void)ioctl(uffd, UFFDIO_WAKE, &r);
+      continue;
+    }
+    if (e != 0) {
+      *what = std::string(data[k] == nullptr ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY") + "(dst " + Hex(d) + ", len " + std::to_string(ps) + ")";
+      return e;
+    }
+  }
+  return 0;
+}
+
+int PageInstaller::Copy(int uffd, uint64_t dst, const std::vector<const uint8_t*>& data, size_t i, size_t j, uint64_t ps) {
+  size_t len = (j - i) * ps;
+  if (stage_ == nullptr || stageLen_ < len) {
+    free(stage_);
+    // aligned_alloc: size must be a multiple of the alignment (it is: whole pages).
+    stage_ = static_cast<uint8_t*>(aligned_alloc(ps, len));
+    stageLen_ = stage_ != nullptr ? len : 0;
+    if (stage_ == nullptr) return ENOMEM;
+  }
+  for (size_t k = i; k < j; k++) {
+    if (data[k] != nullptr) memcpy(stage_ + (k - i) * ps, data[k], ps);
+    else memset(stage_ + (k - i) * ps, 0, ps);
+  }
+  uffdio_copy c{};
+  c.dst = dst;
+  c.src = reinterpret_cast<uintptr_t>(stage_);  // our address space: UFFDIO_COPY copies from the caller
+  c.len = len;
+  for (;;) {
+    if (ioctl(uffd, UFFDIO_COPY, &c) == 0) return 0;
+    int e = errno;
+    if (e == EAGAIN && c.copy > 0 && static_cast<uint64_t>(c.copy) < c.len) {
+      c.dst += static_cast<uint64_t>(c.copy);
+      c.src += static_cast<uint64_t>(c.copy);
+      c.len -= static_cast<uint64_t>(c.copy);
+      c.copy = 0;
+      continue;
+    }
+    if (e == EINTR || e == EAGAIN) continue;
+    return e;
+  }
+}
+
+}  // namespace ppsim

@@ -1,0 +1,44 @@
+// PageInstaller: puts pages into a guest's memory, one system call per run of
+// consecutive pages — the installing half of the bulk receiver
+// (bulk_receiver.cc splits frames and checks them; this only writes what a
+// checked pages frame said). Before the guest may run: pwritev into its memfd.
+// Once it may: UFFDIO_ZEROPAGE for an all-zero run, else UFFDIO_COPY from a
+// page-aligned staging buffer; EEXIST part-way redoes the run page by page,
+// EEXIST then meaning "the page came meanwhile: wake its waiters".
+// Not thread-safe: one installer per receiver thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ppsim {
+
+class PageInstaller {
+ public:
+  PageInstaller() = default;
+  PageInstaller(const PageInstaller&) = delete;
+  PageInstaller& operator=(const PageInstaller&) = delete;
+  ~PageInstaller() { Release(); }
+
+  // pages[k] with its bytes at data[k] (nullptr: a zero page), pages ascending within a run.
+  // Returns 0, or the errno of the call that failed with `what` naming it (call, address, length).
+  int Install(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, bool guestRuns, int memfd, int uffd, uint64_t base,
+              uint64_t pageSize, std::string* what);
+
+  // Frees the staging buffer (the next install allocates it again).
+  void Release();
+
+ private:
+  int Before(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, uint64_t ps, std::string* what);
+  int Atomic(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int uffd, uint64_t base, uint64_t ps,
+             std::string* what);
+  int Copy(int uffd, uint64_t dst, const std::vector<const uint8_t*>& data, size_t i, size_t j, uint64_t ps);
+
+  std::vector<uint8_t> zeros_;
+  uint8_t* stage_ = nullptr;
+  size_t stageLen_ = 0;
+};
+
+}  // namespace ppsim

@@ -20,10 +20,13 @@ export const DEFERRED: Uint8Array = new Uint8Array(0);
  * The nice value of the data plane's bulk threads (sender and receiver),
  * above the agents' event loops (nice 0), which answer faults: on a host
  * with fewer cores than busy threads a demand fault's reply must not wait
- * for a bulk thread's time slice (docs/real-benchmarks.md "Fault latency").
+ * for a bulk thread's time slice. Measured A/B (1 GiB post-copy, 2
+ * connections, 4 runs each, interleaved): fault p50 258–472 µs against
+ * 486–1545 µs at nice 0, p99 7–27 ms against 29–218 ms, background the
+ * same within the spread (docs/real-benchmarks.md "Fault latency").
  * PPSIM_BULK_NICE=N (0–19) overrides it (A/B measurements).
  */
-export const BULK_THREAD_NICE = 0;
+export const BULK_THREAD_NICE = 10;
 
 export function bulkThreadNice(): number {
   const v = process.env.PPSIM_BULK_NICE;

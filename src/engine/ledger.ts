@@ -104,8 +104,13 @@ export class PageLedger {
    * it must drop if it has not taken the switchover yet.
    */
   reconcile(r: RecoverInput): number[] {
-    const { held, lost, mustDrop } = reconcileHeld(this.sent, this.offsets, r);
-    for (const p of lost) this.sentIn[p] = 0;
+    const { held, mustDrop } = reconcileHeld(this.sent, this.offsets, r);
+    // Every copy at or past the destination's count is settled: lost (resent), or held (past the
+    // switchover a received copy is current whichever connection brought it). Both forget the offset.
+    for (let p = 0; p < this.pageCount; p++) {
+      const m = this.sentIn[p];
+      if (m !== 0 && this.messageOffsets[m - 1] >= r.bulkBytes) this.sentIn[p] = 0;
+    }
     this.sent = held;
     // The lost bytes are forgotten: from here both sides count from the destination's figure.
     this.bulkOffset = r.bulkBytes;

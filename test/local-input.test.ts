@@ -46,6 +46,8 @@ describe("bad local input", () => {
     expect(await failure(["compare", ...t, "--seed", "-1"])).toMatch(/--seed must be an integer ≥ 0, got "-1"/);
     expect(await failure(["real", "--demo", ...t, "--seed", "-1"])).toMatch(/--seed must be an integer ≥ 0, got "-1"/);
     expect(await failure(["real", "--demo", ...t, "--memory", "2TiB"])).toMatch(/--memory: memory of .* more than .* \(1TiB\)/);
+    expect(await failure(["real", "--demo", ...t, "--connections", "9"])).toMatch(/--connections must be an integer from 1 to 8, got "9"/);
+    expect(await failure(["real", "--demo", ...t, "--connections", "0"])).toMatch(/--connections must be an integer from 1 to 8, got "0"/);
   });
 
   it("ppsim real: a destination or source must choose how to authenticate; limits are the destination's", async () => {

@@ -61,6 +61,9 @@ describe("ppsim-guest PROGRESS_LOG", () => {
     try {
       await g.run();
       await expect(g.progressLog()).rejects.toThrow(/needs the vCPUs paused or finished/);
+      // The pause must fall between steps: on a loaded host RUN may answer before a vCPU's first
+      // step, and a pause before it would precede the log's origin, where no stall can show.
+      while ((await g.progress()).vcpus.some((v) => v.steps === 0)) await sleep(2);
       await g.pause();
       await sleep(60);
       await g.resume();

@@ -254,7 +254,14 @@ describe("ppsim-guest", () => {
     const g = await GuestProcess.spawn({ role: "source", config: config(5) });
     try {
       await g.run();
-      const p = await g.progress();
+      // RUN answers once the threads are started, not once each has run: on a loaded host a vCPU
+      // may not have had its first slice yet (no tid, nice not yet lowered). It lowers its nice
+      // before its first step, so wait for every vCPU's first step.
+      let p = await g.progress();
+      while (p.vcpus.some((v) => v.steps === 0 && !v.finished)) {
+        await new Promise((r) => setTimeout(r, 5));
+        p = await g.progress();
+      }
       const tids = new Set(p.vcpus.map((v) => v.tid));
       expect(tids.size).toBe(3);
       // /proc/PID/task/TID/stat: field 19 is the nice value (after the parenthesised name).

@@ -13,7 +13,7 @@ import { recordSimulation, SampleLog, writeHtmlReport, type RunRecording } from 
 import { spawnDemoDestination } from "../real/demo.js";
 import { DestinationAgent } from "../real/dest-agent.js";
 import { REAL_DEFAULTS, SourceAgent } from "../real/source-agent.js";
-import { DEFAULT_HOST } from "../sim/host.js";
+import { DEFAULT_HOST, type HostProfile } from "../sim/host.js";
 import { ACCESS_US } from "../sim/guest.js";
 import { Simulation } from "../sim/simulation.js";
 import type { Workload } from "../workload/types.js";
@@ -147,13 +147,19 @@ export async function compareReal(flags: CompareRealFlags, log: (line: string) =
     flags.peer !== undefined
       ? await runReal({ ...base, peer: parseHostPort("peer", flags.peer), link: { kind: "peer", text: `peer ${flags.peer}` } })
       : await runDemoReal(base);
-  // Predicting a real run needs its host's costs (the shipped profile unless --host says otherwise)
-  // and its guest's speed: the real guest's vCPUs share the host's cores with the agents.
-  const rate = real.report.guest_rate_steps_s;
-  const cfg = simConfig(choices, rate !== undefined && rate > 0 ? atGuestRate(workload, rate) : workload);
   const host = choices.host === undefined ? DEFAULT_HOST : choices.host;
-  const sim = recordSimulation(new Simulation({ ...cfg, host, options: { ...REAL_DEFAULTS, ...cfg.options } }), "sim");
-  return { sim, real };
+  return { sim: simulateLikeReal(choices, workload, real.report, host), real };
+}
+
+/**
+ * The simulator's prediction of a real run: its host's costs (`host`) and
+ * its guest's speed (the real guest's vCPUs share the host's cores with the
+ * agents: the rate it measured in warmup), with the real back end's defaults.
+ */
+export function simulateLikeReal(choices: SimChoices, workload: Workload, real: Report, host: HostProfile | null): RunRecording {
+  const rate = real.guest_rate_steps_s;
+  const cfg = simConfig(choices, rate !== undefined && rate > 0 ? atGuestRate(workload, rate) : workload);
+  return recordSimulation(new Simulation({ ...cfg, host, options: { ...REAL_DEFAULTS, ...cfg.options } }), "sim");
 }
 
 export async function runCompareReal(flags: CompareRealFlags, out: (line: string) => void): Promise<number> {

@@ -17,7 +17,10 @@
  *   reader hands it to JavaScript, which answers with UFFDIO_COPY; minus one
  *   install;
  * - pause and resume: PAUSE and RESUME through a spawned guest's control
- *   socket; guest start: spawning a destination guest until it connected.
+ *   socket; guest start: spawning a destination guest until it connected;
+ * - the cores as a migration finds them (the native stream's CPU, the
+ *   engines' work, the cores available, a nice-19 vCPU's share and the
+ *   urgent round trip while the stream runs): calibrate-cpu.ts.
  */
 import { createServer, connect, type Socket } from "node:net";
 import { availableParallelism, cpus, release } from "node:os";
@@ -25,9 +28,10 @@ import { encodeMessage } from "../engine/codec.js";
 import { percentiles } from "../engine/metrics.js";
 import { FrameDecoder } from "../engine/frame-decoder.js";
 import type { Message } from "../engine/messages.js";
-import { HOST_PROFILE_VERSION, type HostProfile } from "../sim/host.js";
+import { DEFAULT_HOST, HOST_PROFILE_VERSION, type HostProfile } from "../sim/host.js";
 import { toGuestConfig } from "../workload/guest-config.js";
 import { parseWorkload } from "../workload/parse.js";
+import { coresAvailable, enginePerPageNs, streaming } from "./calibrate-cpu.js";
 import { GuestProcess } from "./guest-process.js";
 import { startingVcpus } from "./guest-spawn.js";
 import { closeFd, constants, mapShared, memfdCreate, pread, punchHole, pwrite, startFaultReader, uffdApi, uffdCopy, uffdCreate, uffdRegister, uffdZeropage } from "./native.js";
@@ -49,7 +53,7 @@ export interface Calibration {
 
 function spreadOf(xs: number[]): Spread {
   const s = [...xs].sort((a, b) => a - b);
-  const r = (x: number) => Math.round(x * 10) / 10;
+  const r = (x: number) => (Math.abs(x) >= 10 ? Math.round(x * 10) / 10 : Math.round(x * 1000) / 1000);
   return { median: r(s[Math.floor((s.length - 1) / 2)]), min: r(s[0]), max: r(s[s.length - 1]) };
 }
 
@@ -230,8 +234,10 @@ async function guestCosts(count: number): Promise<{ pauseUs: number; resumeUs: n
 export interface CalibrateOptions {
   /** Repetitions of each figure (default 5). */
   reps?: number;
-  /** Pages per send/install repetition (default 16384: 64 MiB). */
+  /** Pages per send/install repetition (default 16384: 64 MiB); the native stream moves 4× as many. */
   pages?: number;
+  /** Only the CPU figures (calibrate-cpu.ts), beside the shipped profile's others: a quick measurement beside a benchmark. */
+  cpuOnly?: boolean;
   log?: (line: string) => void;
 }
 
@@ -249,9 +255,22 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     pause_us: [],
     resume_us: [],
     guest_start_us: [],
+    cores_available: [],
+    bulk_cpu_ns_per_page: [],
+    engine_ns_per_page: [],
+    guest_share_streaming: [],
+    urgent_extra_us: [],
   };
+  const cores = availableParallelism();
   for (let i = 0; i < reps; i++) {
     log(`repetition ${i + 1} of ${reps}`);
+    runs.cores_available.push(await coresAvailable(cores));
+    runs.engine_ns_per_page.push(enginePerPageNs());
+    const st = await streaming(pages * 4, Math.max(1, 2 * cores));
+    runs.bulk_cpu_ns_per_page.push(st.bulk.cpuNsPerPage);
+    runs.guest_share_streaming.push(st.guestShare);
+    runs.urgent_extra_us.push(st.urgentExtraUs);
+    if (o.cpuOnly === true) continue;
     runs.send_ns_per_page.push(sendPerPage(pages, false));
     runs.send_ns_per_zero_page.push(sendPerPage(pages, true));
     const install = installPerPage(pages, false);
@@ -265,9 +284,10 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     runs.guest_start_us.push(g.startUs);
   }
   const spread: Record<string, Spread> = {};
-  for (const [k, xs] of Object.entries(runs)) spread[k] = spreadOf(xs);
+  for (const [k, xs] of Object.entries(runs)) if (xs.length > 0) spread[k] = spreadOf(xs);
   const host = { cpus: availableParallelism(), cpu: cpus()[0]?.model ?? "?", kernel: release(), node: process.version };
-  const m = (k: string) => spread[k].median;
+  // cpuOnly: the shipped profile's other figures.
+  const m = (k: string) => spread[k]?.median ?? (DEFAULT_HOST as unknown as Record<string, number>)[k];
   const profile: HostProfile = {
     ppsim_host_profile: HOST_PROFILE_VERSION,
     measured_on: `${host.cpus} CPUs (${host.cpu}), Linux ${host.kernel}, Node ${host.node}, ppsim calibrate ${new Date().toISOString().slice(0, 10)}, median of ${reps}`,
@@ -280,6 +300,13 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     pause_us: m("pause_us"),
     resume_us: m("resume_us"),
     guest_start_us: m("guest_start_us"),
+    cores_available: Math.max(0.01, m("cores_available")),
+    bulk_cpu_ns_per_page: m("bulk_cpu_ns_per_page"),
+    engine_ns_per_page: m("engine_ns_per_page"),
+    guest_share_streaming: Math.min(1, Math.max(1e-3, m("guest_share_streaming"))),
+    urgent_extra_us: m("urgent_extra_us"),
+    // Not measured: the real agent's bulk slice (32 messages a turn, transport.ts) × 16 pages a message.
+    loop_turn_pages: 512,
   };
   return { profile, spread, host };
 }

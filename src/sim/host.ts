@@ -20,14 +20,17 @@
  * - the source guest's pause completes `pause_us` after it was asked;
  * - the destination engine hears of the hello `guest_start_us` late (it
  *   starts its guest first) and of the switchover `resume_us` late (its guest
- *   runs once the resume returned, which is when the real agent reports it).
+ *   runs once the resume returned, which is when the real agent reports it);
+ * - with the optional CPU keys, the cores' contention: src/sim/host-cpu.ts.
  */
 import { PAGE_ENTRY_OVERHEAD } from "../engine/codec.js";
 import type { Message } from "../engine/messages.js";
+import { CPU_KEYS, cpuKeyError, requestWaitUs, streamCpuUs, type HostCpu } from "./host-cpu.js";
 
 export const HOST_PROFILE_VERSION = 1;
 
-export interface HostProfile {
+/** The CPU keys (cores, the native stream, the guest's share while it runs) are optional: src/sim/host-cpu.ts. */
+export interface HostProfile extends HostCpu {
   ppsim_host_profile: typeof HOST_PROFILE_VERSION;
   /** Where and how it was measured, for a reader (free text). */
   measured_on: string;
@@ -102,7 +105,9 @@ export function checkHostProfile(v: unknown, where: string): HostProfile {
     const x = o[k];
     if (typeof x !== "number" || !Number.isFinite(x) || x < 0 || x > MAX_COST) throw new HostProfileError(`${where}: "${k}" must be a number in [0, ${MAX_COST}], got ${JSON.stringify(x)}`);
   }
-  const known = new Set<string>(["ppsim_host_profile", "measured_on", ...NUMBER_KEYS]);
+  const cpuError = cpuKeyError(o);
+  if (cpuError !== null) throw new HostProfileError(`${where}: ${cpuError}`);
+  const known = new Set<string>(["ppsim_host_profile", "measured_on", ...NUMBER_KEYS, ...CPU_KEYS]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new HostProfileError(`${where}: unknown key "${k}"`);
   return { ...(o as unknown as HostProfile), measured_on: typeof o.measured_on === "string" ? o.measured_on.slice(0, 500) : "" };
 }
@@ -115,7 +120,9 @@ export function checkHostProfile(v: unknown, where: string): HostProfile {
 export function messageCostUs(h: HostProfile, msg: Message<unknown>): { sendUs: number; recvUs: number; extraUs: number } {
   let sendNs = h.message_ns;
   let recvNs = h.message_ns;
+  let cpuUs = 0;
   if (msg.type === "pages") {
+    cpuUs = streamCpuUs(h, msg.pages.length);
     for (const d of msg.data) {
       if (d === null) {
         sendNs += h.send_ns_per_zero_page;
@@ -129,7 +136,9 @@ export function messageCostUs(h: HostProfile, msg: Message<unknown>): { sendUs: 
   let extraUs = 0;
   if (msg.type === "hello") extraUs = h.guest_start_us;
   else if (msg.type === "switchover") extraUs = h.resume_us;
-  return { sendUs: sendNs / 1000, recvUs: recvNs / 1000, extraUs };
+  else if (msg.type === "pageRequest") extraUs = requestWaitUs(h);
+  // The stream's CPU over the cores it gets is one more stage of the pipeline: it holds the sender as long.
+  return { sendUs: Math.max(sendNs / 1000, cpuUs), recvUs: recvNs / 1000, extraUs };
 }
 
 /** The bytes a message's host work is worth on a link of this speed (its serialiser occupancy, in wire bytes). */

@@ -22,6 +22,7 @@ import { TaskedGuest, withVcpuBlocktime } from "./async-faults.js";
 import { migrationView } from "./huge-pages.js";
 import { formatLink, Link, type Direction } from "./link.js";
 import { checkHostProfile, messageCostUs, occupancyBytes, type HostProfile } from "./host.js";
+import { streamingThrottle } from "./host-cpu.js";
 import { ProgressMeter } from "./progress.js";
 import { ExpectedMemory, type Verification } from "./expected-memory.js";
 import { DEFAULT_MAX_VIRTUAL_MS, type Msg, type Outage, type SimConfig, type SimEvent } from "./sim-config.js";
@@ -395,6 +396,8 @@ export class Simulation {
       dropPages: (pages) => guest.drop(pages),
       resumeGuest: (cpuState) => {
         guest.resume(this.now, cpuState);
+        // The host's cores go to the page stream from here (src/sim/host-cpu.ts).
+        if (this.host !== null) guest.setThrottle(streamingThrottle(this.host));
         // A simulated guest starts at once; the engine queues the action's answer and the loop picks it up.
         this.dest.handle({ kind: "guestResumed" }, this.now);
       },

@@ -1,0 +1,136 @@
+/**
+ * `ppsim calibrate`'s measurements of the native data plane (issue 9): the
+ * real back end moves its background pages through a sender thread and a
+ * receiver thread (native/src/bulk_*.cc), not through the JS path that the
+ * per-page figures of calibrate.ts time. Everything here goes through the
+ * addon's public functions (src/real/native.ts), as the agents call them.
+ *
+ * - the bulk stream: a sender thread filling 16-page frames from a memfd,
+ *   loopback TCP with the agents' socket sizes, a receiver thread installing
+ *   them into another memfd. Its wall time per page is what one stream moves
+ *   with both ends on this host; its CPU time per page (this process's user
+ *   + system time, both threads and the kernel's loopback work on their
+ *   behalf) is what the stream takes away from anything else on the host's
+ *   cores (the guest's vCPUs);
+ * - a demand fault's round trip while that stream runs: the fault reader and
+ *   the event loop share the cores (and the loop the stream's notices) with
+ *   it, which an idle round trip does not see.
+ */
+import { createServer, connect, type Socket } from "node:net";
+import { maxPayloadBytes } from "../engine/frame-decoder.js";
+import { percentiles } from "../engine/metrics.js";
+import { plainSocketFd, stopNodeReading } from "./dataplane.js";
+import { closeFd, constants, createBulkReceiver, mapShared, memfdCreate, pwrite, setSendBuffer, startBulkSender, startFaultReader, uffdApi, uffdCopy, uffdCreate, uffdRegister } from "./native.js";
+import { NATIVE_QUEUE_BYTES } from "./source-link.js";
+import { BULK_KERNEL_QUEUE_BYTES } from "./transport.js";
+
+const RUN = 16;
+
+export interface BulkFigures {
+  /** Wall time per page of one native stream, ns. */
+  wallNsPerPage: number;
+  /** CPU time per page of both threads (user + system), ns. */
+  cpuNsPerPage: number;
+  /** Fault round trip p50 while the stream ran, µs (null: no fault finished inside it). */
+  busyFaultUs: number | null;
+}
+
+async function socketPair(): Promise<{ client: Socket; peer: Socket; close: () => void }> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const accepted = new Promise<Socket>((r) => server.once("connection", r));
+  const client = connect({ host: "127.0.0.1", port });
+  await new Promise((r) => client.once("connect", r));
+  const peer = await accepted;
+  return { client, peer, close: () => (client.destroy(), peer.destroy(), server.close()) };
+}
+
+/** Demand faults one after another until `stop()`: each a thread touching a missing page, JS answering with UFFDIO_COPY. */
+function faultLoop(maxFaults: number): { stop: () => Promise<number[]> } {
+  const C = constants();
+  const PS = C.PAGE_SIZE;
+  const fd = memfdCreate("ppsim-calibrate-busy-fault", maxFaults * PS);
+  const map = mapShared(fd, maxFaults * PS);
+  const uffd = uffdCreate();
+  const page = Buffer.alloc(PS, 7);
+  uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM);
+  uffdRegister(uffd, map.address, maxFaults * PS, C.UFFDIO_REGISTER_MODE_MISSING);
+  const reader = startFaultReader(uffd, (evs) => {
+    for (const e of evs) uffdCopy(uffd, e.address & ~BigInt(PS - 1), page);
+  });
+  const us: number[] = [];
+  let stopping = false;
+  const loop = (async () => {
+    for (let i = 0; i < maxFaults && !stopping; i++) {
+      const t = performance.now();
+      await map.touchAsync(i * PS);
+      us.push((performance.now() - t) * 1000);
+    }
+  })();
+  return {
+    stop: async () => {
+      stopping = true;
+      await loop;
+      reader.stop();
+      map.unmap();
+      closeFd(uffd);
+      closeFd(fd);
+      return us;
+    },
+  };
+}
+
+/** One native stream of `pages` pages with data over loopback, with demand faults beside it when `faults`. */
+export async function bulkStream(pages: number, faults: boolean): Promise<BulkFigures> {
+  const PS = constants().PAGE_SIZE;
+  const bytes = pages * PS;
+  const src = memfdCreate("ppsim-calibrate-bulk-src", bytes);
+  const dst = memfdCreate("ppsim-calibrate-bulk-dst", bytes);
+  const chunk = Buffer.alloc(RUN * PS);
+  for (let o = 0; o < bytes; o += chunk.length) pwrite(src, o, chunk.fill((o / chunk.length) % 251 | 1));
+  const { client, peer, close } = await socketPair();
+  try {
+    setSendBuffer(plainSocketFd(client), BULK_KERNEL_QUEUE_BYTES / 2);
+    if (!stopNodeReading(peer)) throw new Error("calibrate: Node already read from the receiving socket");
+    const limits = new Uint32Array(12);
+    for (let t = 1; t < 12; t++) limits[t] = maxPayloadBytes(t, { pageSize: PS, pageCount: pages });
+    let done: () => void = () => undefined;
+    const finished = new Promise<void>((r) => (done = r));
+    let received = 0;
+    const receiver = createBulkReceiver(plainSocketFd(peer), limits, 30_000, (ns) => {
+      for (const n of ns) if (n.kind === "pages" && (received += n.pages.length) >= pages) done();
+    });
+    // Before "running" the receiver pwrites into the memfd, as the destination does until its guest runs.
+    receiver.setTarget(dst, dst, 0n, PS, pages);
+    receiver.start(new Uint8Array(0));
+    let room: () => void = () => undefined;
+    const sender = startBulkSender(plainSocketFd(client), src, PS, pages, NATIVE_QUEUE_BYTES / 2, (e) => {
+      if (e.kind === "room") room();
+    });
+    const zero = new Uint8Array(RUN);
+    const fl = faults ? faultLoop(4096) : null;
+    const cpu0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    for (let p = 0; p < pages; p += RUN) {
+      while (sender.queued >= NATIVE_QUEUE_BYTES) await new Promise<void>((r) => (room = r));
+      sender.pages(Uint32Array.from({ length: RUN }, (_, i) => p + i), zero);
+    }
+    await finished;
+    const wallNs = Number(process.hrtime.bigint() - t0);
+    const cpu = process.cpuUsage(cpu0);
+    const us = fl === null ? [] : await fl.stop();
+    sender.stop();
+    receiver.stop();
+    // The fault loop's own CPU is in `cpu` too: a few µs per fault, small beside the stream's.
+    return {
+      wallNsPerPage: wallNs / pages,
+      cpuNsPerPage: ((cpu.user + cpu.system) * 1000) / pages,
+      busyFaultUs: us.length === 0 ? null : Math.round(percentiles(us).p50),
+    };
+  } finally {
+    close();
+    closeFd(src);
+    closeFd(dst);
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * `ppsim calibrate`'s measurements of the host's cores as a migration finds
+ * them (src/sim/host-cpu.ts is the model that charges them). A real
+ * migration with both ends on one host puts two agents' event loops, the
+ * data plane's sender and receiver threads and the guests' vCPU threads (at
+ * nice 19) on the same cores, beside whatever else the machine runs:
+ *
+ * - cores available: `cores` spinning children at nice 0 for a while, the
+ *   CPU they got over the wall time (a quiet 2-core host gives ~2, a host
+ *   shared with other work less);
+ * - the engines' own work per page: both pure engines (src/engine) driven
+ *   by the simulator with free hosts over a post-copy of an idle guest, wall
+ *   time per page: what the agents' event loops spend beside the data plane;
+ * - a vCPU's share while the data plane streams: spinning children at nice
+ *   19 (like the guest's vCPU threads), the CPU they get while a native bulk
+ *   stream runs beside two nice-0 spinners (the two agents' event loops,
+ *   which run the engines for all of a real stream), over what they get
+ *   when none of it runs;
+ * - the urgent round trip while it streams: a one-byte ping-pong with a
+ *   child over loopback TCP (a page request and its reply cross two
+ *   processes), p50 during the stream minus p50 without it.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { percentiles } from "../engine/metrics.js";
+import { simulate } from "../sim/simulation.js";
+import { parseWorkload } from "../workload/parse.js";
+import { bulkStream, type BulkFigures } from "./calibrate-bulk.js";
+
+const SPIN = "require('os').setPriority(0, Number(process.argv[1])); process.stdout.write('go\\n'); for (;;) {}";
+
+/** CPU time of a process's threads so far, ns (/proc/PID/schedstat: its main thread, which is the one spinning). */
+function cpuNs(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]);
+}
+
+async function spinners(n: number, nice: number): Promise<{ cpu: () => number; stop: () => void }> {
+  const ps: ChildProcess[] = [];
+  for (let i = 0; i < n; i++) {
+    const p = spawn(process.execPath, ["-e", SPIN, String(nice)], { stdio: ["ignore", "pipe", "ignore"] });
+    ps.push(p);
+    await new Promise<void>((r, j) => {
+      p.stdout?.once("data", () => r());
+      p.once("error", j);
+    });
+  }
+  return {
+    cpu: () => ps.reduce((s, p) => s + (p.pid === undefined ? 0 : cpuNs(p.pid)), 0),
+    stop: () => ps.forEach((p) => p.kill("SIGKILL")),
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** CPU per wall second that `cores` nice-0 spinners get together, over `ms`. */
+export async function coresAvailable(cores: number, ms = 300): Promise<number> {
+  const s = await spinners(cores, 0);
+  try {
+    await sleep(20);
+    const c0 = s.cpu();
+    const t0 = process.hrtime.bigint();
+    await sleep(ms);
+    return (s.cpu() - c0) / Number(process.hrtime.bigint() - t0);
+  } finally {
+    s.stop();
+  }
+}
+
+/** Both engines' work per page, ns: a post-copy of an idle guest in the simulator with free hosts, wall time per page. */
+export function enginePerPageNs(pages = 32768): number {
+  const w = parseWorkload(
+    {
+      ppsim_workload: 1,
+      name: "calibrate-engine",
+      memory: `${pages * 4}KiB`,
+      vcpus: 1,
+      phases: [{ steps: 10, compute_ns: 1e9, write_share: 0, pattern: { kind: "uniform" } }],
+    },
+    "calibration workload",
+  );
+  const t = process.hrtime.bigint();
+  const r = simulate({ workload: w, link: { bandwidthBytesPerSec: 100e9, latencyUs: 1 }, options: { mode: "postcopy" }, host: null });
+  return Number(process.hrtime.bigint() - t) / r.pages_sent;
+}
+
+/** A child echoing one-byte pings over loopback TCP. */
+async function echoChild(): Promise<{ sock: Socket; stop: () => void }> {
+  const src = `const s = require("net").createServer((c) => { c.setNoDelay(true); c.on("data", (d) => c.write(d)); }); s.listen(0, "127.0.0.1", () => console.log(s.address().port));`;
+  const p = spawn(process.execPath, ["-e", src], { stdio: ["ignore", "pipe", "ignore"] });
+  const port = await new Promise<number>((r) => p.stdout.once("data", (d: Buffer) => r(Number(d.toString().trim()))));
+  const sock = connect({ host: "127.0.0.1", port });
+  sock.on("error", () => undefined);
+  sock.setNoDelay(true);
+  await new Promise((r) => sock.once("connect", r));
+  return { sock, stop: () => (sock.destroy(), p.kill("SIGKILL")) };
+}
+
+/** Pings until `until` settles; their round trips, µs. */
+async function pingsUntil(sock: Socket, until: Promise<unknown>, max: number): Promise<number[]> {
+  let done = false;
+  void until.then(() => (done = true));
+  const us: number[] = [];
+  while (!done && us.length < max) {
+    const t = performance.now();
+    sock.write(Buffer.from([1]));
+    await new Promise((r) => sock.once("data", r));
+    us.push((performance.now() - t) * 1000);
+  }
+  return us;
+}
+
+export interface StreamingFigures {
+  bulk: BulkFigures;
+  /** A nice-19 spinner's CPU while the stream ran over its CPU without it. */
+  guestShare: number;
+  /** Urgent round trip p50 while the stream ran, minus without it, µs (≥ 0). */
+  urgentExtraUs: number;
+}
+
+/** One native stream of `pages` pages with `vcpus` nice-19 spinners and a ping-pong beside it. */
+export async function streaming(pages: number, vcpus: number): Promise<StreamingFigures> {
+  const echo = await echoChild();
+  const spin = await spinners(vcpus, 19);
+  try {
+    await sleep(20);
+    let c0 = spin.cpu();
+    let t0 = process.hrtime.bigint();
+    const idleUs = await pingsUntil(echo.sock, sleep(300), 4000);
+    const idleShare = (spin.cpu() - c0) / Number(process.hrtime.bigint() - t0);
+    // The two agents' event loops run the engines beside the stream for all of it: two nice-0 spinners stand for them.
+    const loops = await spinners(2, 0);
+    c0 = spin.cpu();
+    t0 = process.hrtime.bigint();
+    const run = bulkStream(pages, false).finally(() => loops.stop());
+    const busyUs = await pingsUntil(echo.sock, run, 100_000);
+    const bulk = await run;
+    const busyShare = (spin.cpu() - c0) / Number(process.hrtime.bigint() - t0);
+    const extra = busyUs.length === 0 ? 0 : percentiles(busyUs).p50 - percentiles(idleUs).p50;
+    return { bulk, guestShare: idleShare > 0 ? Math.min(1, busyShare / idleShare) : 0, urgentExtraUs: Math.max(0, extra) };
+  } finally {
+    spin.stop();
+    echo.stop();
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The host's cores as a migration finds them (issue 10 part 4): with both
+ * ends on one host (loopback, the netns link) the two agents' event loops,
+ * the native data plane's sender and receiver threads and the guests' vCPU
+ * threads share the same cores, and on a shared machine other work too.
+ * What real post-copy spent that the per-page figures of host.ts did not
+ * charge (docs/host-profile.md has the measurement): the page stream is
+ * bound by the CPU it needs over the cores it gets, not by its slowest
+ * stage alone; the destination's vCPUs, at nice 19, get a small share of
+ * their warm-up speed while that stream runs; and a page request's round
+ * trip waits behind it.
+ *
+ * The figures are optional keys of the host profile (a profile without
+ * them charges what host.ts always did), measured by `ppsim calibrate`
+ * (src/real/calibrate-cpu.ts, calibrate-bulk.ts):
+ * - `cores_available`: CPU per wall second that busy nice-0 threads got;
+ * - `bulk_cpu_ns_per_page`: the native stream's CPU per page, both threads
+ *   and the kernel's loopback work;
+ * - `engine_ns_per_page`: both engines' own work per page (the agents'
+ *   event loops beside the data plane);
+ * - `guest_share_streaming`: a nice-19 vCPU's speed while the stream runs
+ *   over its speed when it does not (warm-up, where its rate is measured);
+ * - `urgent_extra_us`: what a request/reply round trip between two
+ *   processes takes longer while the stream runs;
+ * - `loop_turn_pages`: the pages of background stream a destination agent's
+ *   event loop books in one turn (the real agent's bulk slice, 32 messages
+ *   per turn, × 16 pages a message: docs/real.md), which a page reply
+ *   arriving at a random moment waits half of on average.
+ *
+ * How the simulator charges them: a pages message holds its serialiser at
+ * least its pages × (bulk CPU + engine) / cores available; every vCPU fault
+ * request's reply comes `urgent_extra_us` + half a loop turn later (half of
+ * `loop_turn_pages` × the destination engine's half of `engine_ns_per_page`,
+ * over the cores available; faults happen only while pages stream); the
+ * destination guest runs at `guest_share_streaming` of its speed from its
+ * resume until the migration completes.
+ */
+export interface HostCpu {
+  cores_available?: number;
+  bulk_cpu_ns_per_page?: number;
+  engine_ns_per_page?: number;
+  guest_share_streaming?: number;
+  urgent_extra_us?: number;
+  loop_turn_pages?: number;
+}
+
+export const CPU_KEYS = ["cores_available", "bulk_cpu_ns_per_page", "engine_ns_per_page", "guest_share_streaming", "urgent_extra_us", "loop_turn_pages"] as const;
+
+/** Checks the optional CPU keys (`o` is a parsed profile); the first wrong one's sentence, or null. */
+export function cpuKeyError(o: Record<string, unknown>): string | null {
+  for (const k of CPU_KEYS) {
+    const x = o[k];
+    if (x === undefined) continue;
+    if (typeof x !== "number" || !Number.isFinite(x) || x < 0) return `"${k}" must be a number ≥ 0, got ${JSON.stringify(x)}`;
+    if (k === "cores_available" && !(x >= 0.01 && x <= 4096)) return `"cores_available" must be in [0.01, 4096], got ${x}`;
+    if (k === "guest_share_streaming" && !(x > 0 && x <= 1)) return `"guest_share_streaming" must be in (0, 1], got ${x}`;
+    if (k !== "cores_available" && k !== "guest_share_streaming" && x > 1e9) return `"${k}" must be at most 1e9, got ${x}`;
+  }
+  return null;
+}
+
+/** The CPU a pages message of `pages` pages needs from the cores the stream gets, µs (0 without the CPU keys). */
+export function streamCpuUs(h: HostCpu, pages: number): number {
+  if (h.cores_available === undefined || pages === 0) return 0;
+  const ns = (h.bulk_cpu_ns_per_page ?? 0) + (h.engine_ns_per_page ?? 0);
+  return (pages * ns) / h.cores_available / 1000;
+}
+
+/** The throttle (share of time lost) of the destination guest while pages stream; 0 without the key. */
+export function streamingThrottle(h: HostCpu): number {
+  const s = h.guest_share_streaming;
+  return s === undefined ? 0 : 1 - Math.max(1e-3, Math.min(1, s));
+}
+
+/** What a page request's reply waits for beyond the link and the hosts' per-message work, µs (0 without the CPU keys). */
+export function requestWaitUs(h: HostCpu): number {
+  if (h.cores_available === undefined) return 0;
+  const turnUs = ((h.loop_turn_pages ?? 0) * (h.engine_ns_per_page ?? 0)) / 2 / h.cores_available / 1000;
+  return (h.urgent_extra_us ?? 0) + turnUs / 2;
+}

@@ -9,7 +9,7 @@
  *   CPU they got over the wall time (a quiet 2-core host gives ~2, a host
  *   shared with other work less);
  * - the engines' own work per page: both pure engines (src/engine) driven
- *   by the simulator with free hosts over a post-copy of an idle guest, wall
+ *   by the simulator with free hosts over a post-copy of an idle guest, CPU
  *   time per page: what the agents' event loops spend beside the data plane;
  * - a vCPU's share while the data plane streams: spinning children at nice
  *   19 (like the guest's vCPU threads), the CPU they get while a native bulk
@@ -67,7 +67,7 @@ export async function coresAvailable(cores: number, ms = 300): Promise<number> {
   }
 }
 
-/** Both engines' work per page, ns: a post-copy of an idle guest in the simulator with free hosts, wall time per page. */
+/** Both engines' work per page, ns: a post-copy of an idle guest in the simulator with free hosts, CPU time per page. */
 export function enginePerPageNs(pages = 32768): number {
   const w = parseWorkload(
     {
@@ -79,9 +79,11 @@ export function enginePerPageNs(pages = 32768): number {
     },
     "calibration workload",
   );
-  const t = process.hrtime.bigint();
+  // CPU time, not wall time: on a shared host the wall time has the contention in it, which cores_available charges.
+  const c = process.cpuUsage();
   const r = simulate({ workload: w, link: { bandwidthBytesPerSec: 100e9, latencyUs: 1 }, options: { mode: "postcopy" }, host: null });
-  return Number(process.hrtime.bigint() - t) / r.pages_sent;
+  const u = process.cpuUsage(c);
+  return ((u.user + u.system) * 1000) / r.pages_sent;
 }
 
 /** A child echoing one-byte pings over loopback TCP. */

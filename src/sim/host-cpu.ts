@@ -32,8 +32,9 @@
  * request's reply comes `urgent_extra_us` + half a loop turn later (half of
  * `loop_turn_pages` × the destination engine's half of `engine_ns_per_page`,
  * over the cores available; faults happen only while pages stream); the
- * destination guest runs at `guest_share_streaming` of its speed from its
- * resume until the migration completes.
+ * guests run at `guest_share_streaming` of their speed while pages stream:
+ * the source's from the migration's start until its pause (times the
+ * engine's auto-converge throttle), the destination's from its resume.
  */
 export interface HostCpu {
   cores_available?: number;
@@ -66,10 +67,15 @@ export function streamCpuUs(h: HostCpu, pages: number): number {
   return (pages * ns) / h.cores_available / 1000;
 }
 
-/** The throttle (share of time lost) of the destination guest while pages stream; 0 without the key. */
+/** The throttle (share of time lost) of a guest while pages stream; 0 without the key. */
 export function streamingThrottle(h: HostCpu): number {
   const s = h.guest_share_streaming;
   return s === undefined ? 0 : 1 - Math.max(1e-3, Math.min(1, s));
+}
+
+/** A guest's throttle while pages stream with the engine's own (auto-converge) `ratio` on top. */
+export function withStreaming(h: HostCpu | null, ratio: number): number {
+  return h === null ? ratio : 1 - (1 - ratio) * (1 - streamingThrottle(h));
 }
 
 /** What a page request's reply waits for beyond the link and the hosts' per-message work, µs (0 without the CPU keys). */

@@ -22,7 +22,7 @@ import { TaskedGuest, withVcpuBlocktime } from "./async-faults.js";
 import { migrationView } from "./huge-pages.js";
 import { formatLink, Link, type Direction } from "./link.js";
 import { checkHostProfile, messageCostUs, occupancyBytes, type HostProfile } from "./host.js";
-import { streamingThrottle } from "./host-cpu.js";
+import { withStreaming } from "./host-cpu.js";
 import { ProgressMeter } from "./progress.js";
 import { ExpectedMemory, type Verification } from "./expected-memory.js";
 import { DEFAULT_MAX_VIRTUAL_MS, type Msg, type Outage, type SimConfig, type SimEvent } from "./sim-config.js";
@@ -268,6 +268,7 @@ export class Simulation {
         this.shared.progress.start(now);
         this.progress.reset(now, this.shared.workUs);
         this.source.start(now);
+        if (this.host !== null) this.srcGuest.setThrottle(withStreaming(this.host, 0));
         this.drive(0);
         return;
       case "timer": {
@@ -368,7 +369,7 @@ export class Simulation {
         this.expected.drop();
         this.srcGuest.setThrottle(0);
       },
-      throttleGuest: (ratio) => this.srcGuest.setThrottle(ratio),
+      throttleGuest: (ratio) => this.srcGuest.setThrottle(withStreaming(this.host, ratio)),
       standbyRoom: () => this.standby?.hasRoom ?? false,
       standbyWrite: (op) => {
         const at = (this.standby as SimStandby).write(op, this.now, (p) => this.srcGuest.memory[p]);
@@ -397,7 +398,7 @@ export class Simulation {
       resumeGuest: (cpuState) => {
         guest.resume(this.now, cpuState);
         // The host's cores go to the page stream from here (src/sim/host-cpu.ts).
-        if (this.host !== null) guest.setThrottle(streamingThrottle(this.host));
+        if (this.host !== null) guest.setThrottle(withStreaming(this.host, 0));
         // A simulated guest starts at once; the engine queues the action's answer and the loop picks it up.
         this.dest.handle({ kind: "guestResumed" }, this.now);
       },

@@ -1,0 +1,57 @@
+/**
+ * The host profile's CPU keys (src/sim/host-cpu.ts): the page stream bound
+ * by its CPU over the cores available, a page reply's wait for a busy loop
+ * turn, the destination guest slowed while pages stream; refused when out
+ * of range; a profile without them charges what it always did.
+ */
+import { describe, expect, it } from "vitest";
+import { checkHostProfile, DEFAULT_HOST, messageCostUs, type HostProfile } from "../src/sim/host.js";
+import { CPU_KEYS, requestWaitUs, streamCpuUs, streamingThrottle } from "../src/sim/host-cpu.js";
+import { simulate } from "../src/sim/simulation.js";
+import { loadWorkload } from "../src/workload/parse.js";
+import { withMemory } from "../src/workload/types.js";
+
+const BASE: HostProfile = Object.fromEntries(Object.entries(DEFAULT_HOST).filter(([k]) => !(CPU_KEYS as readonly string[]).includes(k))) as unknown as HostProfile;
+const CPU = { cores_available: 1, bulk_cpu_ns_per_page: 6000, engine_ns_per_page: 2000, guest_share_streaming: 0.05, urgent_extra_us: 10, loop_turn_pages: 512 };
+const fast = { bandwidthBytesPerSec: 10e9, latencyUs: 20 };
+
+describe("the host's cores (host-cpu.ts)", () => {
+  it("the figures: stream CPU over the cores, half a loop turn, the guest's throttle", () => {
+    expect(streamCpuUs(CPU, 16)).toBeCloseTo((16 * 8000) / 1000, 6);
+    expect(streamCpuUs({ ...CPU, cores_available: 2 }, 16)).toBeCloseTo(64, 6);
+    expect(streamCpuUs({}, 16)).toBe(0);
+    // 512 pages × 1000 ns (the destination's half) = 512 µs a turn; half of it, plus the measured extra.
+    expect(requestWaitUs(CPU)).toBeCloseTo(10 + 256, 6);
+    expect(requestWaitUs({})).toBe(0);
+    expect(streamingThrottle(CPU)).toBeCloseTo(0.95, 9);
+    expect(streamingThrottle({})).toBe(0);
+    const pages = { type: "pages" as const, pages: Array.from({ length: 16 }, (_, i) => ({ page: i, data: new Uint8Array(4096) })) };
+    expect(messageCostUs({ ...BASE, ...CPU }, pages).sendUs).toBeCloseTo(128, 6);
+    expect(messageCostUs({ ...BASE, ...CPU }, { type: "pageRequest", page: 3 }).extraUs).toBeCloseTo(266, 6);
+    expect(messageCostUs(BASE, { type: "pageRequest", page: 3 }).extraUs).toBe(0);
+  });
+
+  it("refuses CPU keys out of range, takes a profile without them", () => {
+    expect(checkHostProfile(BASE, "p")).toEqual(BASE);
+    expect(checkHostProfile({ ...BASE, ...CPU }, "p").cores_available).toBe(1);
+    expect(() => checkHostProfile({ ...BASE, ...CPU, cores_available: 0 }, "p")).toThrow(/"cores_available" must be in \[0.01, 4096\]/);
+    expect(() => checkHostProfile({ ...BASE, ...CPU, guest_share_streaming: 1.5 }, "p")).toThrow(/"guest_share_streaming" must be in \(0, 1\]/);
+    expect(() => checkHostProfile({ ...BASE, ...CPU, engine_ns_per_page: -1 }, "p")).toThrow(/"engine_ns_per_page" must be a number ≥ 0/);
+    expect(() => checkHostProfile({ ...BASE, ...CPU, loop_turn_pages: "x" }, "p")).toThrow(/"loop_turn_pages" must be a number/);
+  });
+
+  it("post-copy on one busy host: a slower stream, a slower guest (fewer faults), longer replies; deterministic", () => {
+    const web = withMemory(loadWorkload("examples/web-server.json"), 64 * 1024 * 1024);
+    const run = (host: HostProfile) => simulate({ workload: web, options: { mode: "postcopy" }, link: fast, host });
+    const plain = run(BASE);
+    const busy = run({ ...BASE, ...CPU });
+    expect(busy.verified).toBe(true);
+    // 16384 pages at ≥ 8 µs of CPU on one core: ≥ 131 ms of background.
+    expect(busy.total_ms).toBeGreaterThan(plain.total_ms + 60);
+    expect(busy.total_ms).toBeGreaterThan((16384 * 8) / 1000);
+    expect(busy.demand_faults).toBeLessThan(plain.demand_faults);
+    expect(busy.fault_latency_us.p50).toBeGreaterThan(plain.fault_latency_us.p50 + 200);
+    expect(run({ ...BASE, ...CPU })).toEqual(busy);
+    expect(busy.host?.cores_available).toBe(1);
+  });
+});

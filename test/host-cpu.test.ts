@@ -25,7 +25,7 @@ describe("the host's cores (host-cpu.ts)", () => {
     expect(requestWaitUs({})).toBe(0);
     expect(streamingThrottle(CPU)).toBeCloseTo(0.95, 9);
     expect(streamingThrottle({})).toBe(0);
-    const pages = { type: "pages" as const, pages: Array.from({ length: 16 }, (_, i) => ({ page: i, data: new Uint8Array(4096) })) };
+    const pages = { type: "pages" as const, pages: Uint32Array.from({ length: 16 }, (_, i) => i), data: Array.from({ length: 16 }, () => new Uint8Array(4096)) };
     expect(messageCostUs({ ...BASE, ...CPU }, pages).sendUs).toBeCloseTo(128, 6);
     expect(messageCostUs({ ...BASE, ...CPU }, { type: "pageRequest", page: 3 }).extraUs).toBeCloseTo(266, 6);
     expect(messageCostUs(BASE, { type: "pageRequest", page: 3 }).extraUs).toBe(0);

@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import type { Report } from "../engine/report.js";
 import { recordSimulation, SampleLog, writeHtmlReport, type RunRecording } from "../html-report/index.js";
 import { spawnDemoDestination } from "../real/demo.js";
+import { calibrate } from "../real/calibrate.js";
 import { DestinationAgent } from "../real/dest-agent.js";
 import { REAL_DEFAULTS, SourceAgent } from "../real/source-agent.js";
 import { DEFAULT_HOST, type HostProfile } from "../sim/host.js";
@@ -143,11 +144,13 @@ export async function compareReal(flags: CompareRealFlags, log: (line: string) =
   const steps = flags.steps === undefined ? undefined : Number(flags.steps);
   if (steps !== undefined && !(Number.isSafeInteger(steps) && steps >= 1)) throw new UsageError(`--steps must be an integer ≥ 1, got "${flags.steps}"`);
   const base = { workload, choices, steps, log };
+  // Both ends on this host (--demo) and no --host: the shipped profile with the cores as they are now,
+  // measured just before the run (~2 s; on a shared machine they change from minute to minute).
+  const host = choices.host !== undefined ? choices.host : flags.demo === true ? (await calibrate({ reps: 1, pages: 4096, cpuOnly: true })).profile : DEFAULT_HOST;
   const real =
     flags.peer !== undefined
       ? await runReal({ ...base, peer: parseHostPort("peer", flags.peer), link: { kind: "peer", text: `peer ${flags.peer}` } })
       : await runDemoReal(base);
-  const host = choices.host === undefined ? DEFAULT_HOST : choices.host;
   return { sim: simulateLikeReal(choices, workload, real.report, host), real };
 }
 

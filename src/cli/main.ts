@@ -68,7 +68,8 @@ simulation flags:
   --report FILE.html      also write an HTML report with charts (one file, opens offline; compare: modes overlaid)
   --host FILE|default|none  charge the hosts' CPU costs measured by \`ppsim calibrate\` (docs/host-profile.md):
                           default is the profile shipped with ppsim; without --host the hosts are free,
-                          except in compare --real, which uses default
+                          except in compare --real, which uses default (with --demo: plus the cores'
+                          figures, measured just before the real run: ppsim calibrate --cpu-only)
 
 what the guest felt (report key "guest", docs/disruption.md), per vCPU and overall, from the start of
 the migration to its end, against an unmigrated run of the same guest:

@@ -75,7 +75,9 @@ export function streamingThrottle(h: HostCpu): number {
 
 /** A guest's throttle while pages stream with the engine's own (auto-converge) `ratio` on top. */
 export function withStreaming(h: HostCpu | null, ratio: number): number {
-  return h === null ? ratio : 1 - (1 - ratio) * (1 - streamingThrottle(h));
+  const t = h === null ? 0 : streamingThrottle(h);
+  // Exactly the engine's ratio without the key: a profile without it simulates bit for bit as before.
+  return t === 0 ? ratio : 1 - (1 - ratio) * (1 - t);
 }
 
 /** What a page request's reply waits for beyond the link and the hosts' per-message work, µs (0 without the CPU keys). */

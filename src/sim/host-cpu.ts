@@ -31,7 +31,9 @@
  * least its pages × (bulk CPU + engine) / cores available; every vCPU fault
  * request's reply comes `urgent_extra_us` + half a loop turn later (half of
  * `loop_turn_pages` × the destination engine's half of `engine_ns_per_page`,
- * over the cores available; faults happen only while pages stream); the
+ * over the cores available; faults happen only while pages stream), and a
+ * vCPU's fault reaches the engine half a loop turn later too (the fault
+ * reader hands it to the same loop); the
  * guests run at `guest_share_streaming` of their speed while pages stream:
  * the source's from the migration's start until its pause (times the
  * engine's auto-converge throttle), the destination's from its resume.
@@ -80,9 +82,13 @@ export function withStreaming(h: HostCpu | null, ratio: number): number {
   return t === 0 ? ratio : 1 - (1 - ratio) * (1 - t);
 }
 
+/** Half a busy destination loop's turn, µs: what a fault or a reply arriving at a random moment waits for (0 without the CPU keys). */
+export function loopWaitUs(h: HostCpu): number {
+  if (h.cores_available === undefined) return 0;
+  return ((h.loop_turn_pages ?? 0) * (h.engine_ns_per_page ?? 0)) / 2 / h.cores_available / 1000 / 2;
+}
+
 /** What a page request's reply waits for beyond the link and the hosts' per-message work, µs (0 without the CPU keys). */
 export function requestWaitUs(h: HostCpu): number {
-  if (h.cores_available === undefined) return 0;
-  const turnUs = ((h.loop_turn_pages ?? 0) * (h.engine_ns_per_page ?? 0)) / 2 / h.cores_available / 1000;
-  return (h.urgent_extra_us ?? 0) + turnUs / 2;
+  return h.cores_available === undefined ? 0 : (h.urgent_extra_us ?? 0) + loopWaitUs(h);
 }

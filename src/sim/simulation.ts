@@ -22,7 +22,7 @@ import { TaskedGuest, withVcpuBlocktime } from "./async-faults.js";
 import { migrationView } from "./huge-pages.js";
 import { formatLink, Link, type Direction } from "./link.js";
 import { checkHostProfile, messageCostUs, occupancyBytes, type HostProfile } from "./host.js";
-import { withStreaming } from "./host-cpu.js";
+import { loopWaitUs, withStreaming } from "./host-cpu.js";
 import { ProgressMeter } from "./progress.js";
 import { ExpectedMemory, type Verification } from "./expected-memory.js";
 import { DEFAULT_MAX_VIRTUAL_MS, type Msg, type Outage, type SimConfig, type SimEvent } from "./sim-config.js";
@@ -95,7 +95,7 @@ export class Simulation {
     this.maxVirtualMs = maxMs;
     this.outages = (cfg.outages ?? []).map((o) => ({ atMs: o.atMs, durationMs: o.durationMs }));
     this.host = cfg.host ? checkHostProfile(cfg.host, "host profile") : null;
-    const faultDelayUs = this.host?.fault_delivery_us ?? 0;
+    const faultDelayUs = this.host === null ? 0 : this.host.fault_delivery_us + loopWaitUs(this.host);
     this.shared = new GuestShared(w, compilePhases(cfg.workload), this.seed);
     const onStall = (vcpu: number, page: number, at: number) => this.queue.push(at + faultDelayUs, { type: "fault", vcpu, page, stalledAt: at });
     // Tasks or huge pages: the guest of async-faults.ts (its fault events name task slots, not vCPUs).

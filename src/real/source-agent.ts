@@ -27,7 +27,6 @@ import { SourceDriver, type DriverEnd } from "./source-driver.js";
 import type { MemorySample } from "./source-release.js";
 import { DEFAULT_BULK_CONNECTIONS, DEFAULT_RECONNECT, SourceLink, type ReconnectPolicy } from "./source-link.js";
 import { SourceStandby } from "./standby-source.js";
-import { StandbyWriter } from "./standby-store.js";
 import { standbyReport } from "../engine/standby.js";
 import type { Security } from "./tls.js";
 
@@ -264,19 +263,18 @@ export class SourceAgent {
     const sb = this.o.standby;
     if (sb === undefined) return undefined;
     const { pageSize, memBytes } = this.guest.layout;
-    const writer = await StandbyWriter.create(sb.dir, session, { pageSize, pageCount: memBytes / pageSize }, sb.sync === true);
-    this.log(`standby copy: ${writer.folder}${sb.sync === true ? " (each write made durable)" : ""}`);
-    return new SourceStandby(writer, this.guest.memfd, pageSize, this.log);
+    const copy = await SourceStandby.start(sb.dir, session, this.guest.memfd, { pageSize, pageCount: memBytes / pageSize }, sb.sync === true, this.log);
+    this.log(`standby copy: ${copy.folder}${sb.sync === true ? " (each write made durable)" : ""}`);
+    return copy;
   }
 
   /** After the migration: a copy nobody can need (completed, or the guest runs here) is removed; else it stays for the destination. */
   private async closeStandby(driver: SourceDriver): Promise<void> {
     const sb = this.standby;
     if (sb === null) return;
-    await sb.stop();
     const m = driver.engine.metrics;
-    if (m.outcome === "completed" || this.guestRunsHere) await sb.writer.remove();
-    else await sb.writer.close();
+    if (m.outcome === "completed" || this.guestRunsHere) await sb.remove();
+    else await sb.stop();
   }
 
   private async run(driver: SourceDriver, link: SourceLink): Promise<Report> {

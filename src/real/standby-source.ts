@@ -1,102 +1,125 @@
 /**
- * The source agent's side of the standby copy (issue 16): carries out the
- * operations the engine's StandbyPlan pulls (`pollStandby`), one after
- * another, reading page contents straight from the guest's memfd (pread: a
- * never-touched page is a hole and reads as zeros without being allocated),
- * and reports each one durable. A failed write stops the copy (the window
- * then never closes; the report says so): the migration itself goes on.
+ * The source agent's side of the standby copy (issue 16): hands the
+ * operations the engine's StandbyPlan pulls (`pollStandby`) to the copy
+ * thread (standby-worker.ts), which reads the pages straight from the
+ * guest's memfd, checksums and writes them, at a lower priority than this
+ * agent; each completion comes back here and feeds the engine. At most
+ * `maxInFlight` operations are handed over at once, so the plan stays
+ * current (a page dirtied meanwhile is re-chosen) and the thread never runs
+ * far ahead of what the engine knows. A failed write stops the copy (the
+ * window then never closes; the report says so): the migration itself goes on.
  */
-import { read } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
 import type { StandbyConfig, StandbyOp } from "../engine/standby.js";
-import { messageOf } from "./errors.js";
-import { StandbyWriter } from "./standby-store.js";
+import { createCopy, removeCopy, type StandbyLayout } from "./standby-store.js";
 
-/** 1 MiB per operation, four queued: the disk sees large writes, the engine's plan stays current. */
+/** 1 MiB per operation, four handed over: the disk sees large writes, the engine's plan stays current. */
 export const REAL_STANDBY: StandbyConfig = { batchPages: 256, maxInFlight: 4 };
+/** The copy thread's nice value: the push and the fault service (nice 0) go first. */
+export const COPY_THREAD_NICE = 10;
 
-function preadAsync(fd: number, length: number, position: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const buf = Buffer.alloc(length);
-    read(fd, buf, 0, length, position, (err, n) => (err !== null ? reject(err) : resolve(n === length ? buf : buf.subarray(0, n))));
-  });
+export interface CopyThreadSetup {
+  folder: string;
+  pageSize: number;
+  pageCount: number;
+  sync: boolean;
+  memfd: number;
+  nice: number;
+  /** A SharedArrayBuffer of one Int32: non-zero once the copy is stopped. */
+  stop: SharedArrayBuffer;
 }
+export type ToCopyThread = StandbyOp | { kind: "stop" };
+export type FromCopyThread =
+  | { kind: "ready"; niceError: string | null }
+  | { kind: "written"; seq: number }
+  | { kind: "failed"; seq: number; error: string }
+  | { kind: "stopped"; bytesWritten: number };
+
+// Under vitest this module runs from src/ as TypeScript; the thread runs the built file.
+const WORKER = import.meta.url.endsWith(".ts") ? new URL("../../dist/src/real/standby-worker.js", import.meta.url) : new URL("./standby-worker.js", import.meta.url);
 
 export class SourceStandby {
-  /** Called when an operation is durable (the driver feeds the engine). */
+  /** Called when an operation is done (the driver feeds the engine). */
   onWritten: (seq: number) => void = () => undefined;
   failure: string | null = null;
-  private readonly queue: StandbyOp[] = [];
-  private busy = false;
+  bytesWritten = 0;
+  private inFlight = 0;
   private stopped = false;
+  private readonly stopFlag = new Int32Array(new SharedArrayBuffer(4));
+  private readonly worker: Worker;
+  private readonly exited: Promise<void>;
 
-  constructor(
-    readonly writer: StandbyWriter,
-    private readonly memfd: number,
-    private readonly pageSize: number,
+  private constructor(
+    readonly folder: string,
+    memfd: number,
+    layout: StandbyLayout,
+    sync: boolean,
     private readonly log: (line: string) => void,
-  ) {}
+  ) {
+    const setup: CopyThreadSetup = { folder, ...layout, sync, memfd, nice: COPY_THREAD_NICE, stop: this.stopFlag.buffer as SharedArrayBuffer };
+    this.worker = new Worker(fileURLToPath(WORKER), { workerData: setup, name: "ppsim standby copy" });
+    this.worker.unref();
+    this.worker.on("message", (m: FromCopyThread) => this.onMessage(m));
+    this.worker.on("error", (e) => this.fail(`the copy thread failed: ${e.message}`));
+    this.exited = new Promise((resolve) => this.worker.once("exit", () => resolve()));
+  }
+
+  /** Creates the copy's folder and files in DIR and starts the copy thread on them. */
+  static async start(dir: string, session: string, memfd: number, layout: StandbyLayout, sync: boolean, log: (line: string) => void): Promise<SourceStandby> {
+    const folder = await createCopy(dir, session, layout);
+    return new SourceStandby(folder, memfd, layout, sync, log);
+  }
 
   get hasRoom(): boolean {
-    return this.failure === null && !this.stopped && this.queue.length < REAL_STANDBY.maxInFlight;
+    return this.failure === null && !this.stopped && this.inFlight < REAL_STANDBY.maxInFlight;
   }
 
   push(op: StandbyOp): void {
-    this.queue.push(op);
-    if (!this.busy) void this.pump();
+    if (this.stopped || this.failure !== null) return;
+    this.inFlight++;
+    this.worker.postMessage(op);
   }
 
-  /** No more writes; resolves once the one under way (if any) is done. */
+  /** No more writes; resolves once the thread has finished the one under way and closed its files. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    this.queue.length = 0;
-    while (this.busy) await new Promise((r) => setTimeout(r, 5));
+    if (!this.stopped) {
+      this.stopped = true;
+      Atomics.store(this.stopFlag, 0, 1);
+      this.worker.postMessage({ kind: "stop" } satisfies ToCopyThread);
+    }
+    // A thread that died already has exited; one that hangs is ended after 5 s.
+    const timer = setTimeout(() => void this.worker.terminate(), 5000);
+    await this.exited;
+    clearTimeout(timer);
   }
 
-  /**
-   * Runs queued operations, two page writes at a time (one hashes while the
-   * other's I/O runs); the switchover mark runs alone, after every earlier
-   * write and before any later one, so that "written" never runs ahead of it.
-   */
-  private async pump(): Promise<void> {
-    this.busy = true;
-    const running = new Set<Promise<void>>();
-    try {
-      while (!this.stopped) {
-        const op = this.queue.shift();
-        if (op === undefined) {
-          if (running.size === 0) break;
-          await Promise.race(running); // the engine may queue more as these finish
-          continue;
-        }
-        if (op.kind === "mark") {
-          await Promise.all(running);
-          await this.writer.writeMark(op.seq, op.valid);
-          this.onWritten(op.seq);
-          continue;
-        }
-        const pages = op.pages;
-        const seq = op.seq;
-        const job: Promise<void> = this.writer.writePages(seq, pages, (first, count) => this.readPages(first, count)).then(() => {
-          running.delete(job);
-          if (!this.stopped) this.onWritten(seq);
-        });
-        running.add(job);
-        if (running.size >= 2) await Promise.race(running);
-      }
-      await Promise.all(running);
-    } catch (e) {
-      this.failure = `the standby copy in ${this.writer.folder} failed: ${messageOf(e)}`;
-      this.log(this.failure);
-      await Promise.allSettled(running);
-    } finally {
-      this.busy = false;
+  /** Stops the thread and removes the copy (nobody can need it). */
+  async remove(): Promise<void> {
+    await this.stop();
+    await removeCopy(this.folder);
+  }
+
+  private onMessage(m: FromCopyThread): void {
+    switch (m.kind) {
+      case "ready":
+        if (m.niceError !== null) this.log(`standby copy: could not lower the copy thread's priority (${m.niceError}); it runs at the agent's`);
+        return;
+      case "written":
+        this.inFlight--;
+        if (!this.stopped) this.onWritten(m.seq);
+        return;
+      case "failed":
+        return this.fail(`the standby copy in ${this.folder} failed: ${m.error}`);
+      case "stopped":
+        this.bytesWritten = m.bytesWritten;
+        return;
     }
   }
 
-  private async readPages(first: number, count: number): Promise<Buffer> {
-    const want = count * this.pageSize;
-    const b = await preadAsync(this.memfd, want, first * this.pageSize);
-    if (b.length !== want) throw new Error(`reading guest pages ${first}..${first + count - 1}: got ${b.length} of ${want} bytes`);
-    return b;
+  private fail(why: string): void {
+    if (this.failure !== null || this.stopped) return;
+    this.failure = why;
+    this.log(why);
   }
 }

@@ -16,7 +16,12 @@
  * Beside it, measured in the same run: the write speed of DIR (1 GiB in
  * 1 MiB writes, page cache; 256 MiB with fdatasync per MiB) and loopback TCP.
  *
- *   node dist/bench/real-standby.js [--workloads a.json,b.json] [--memory 1GiB] [--runs 3] [--kills 10] [--dir DIR] [--seed N]
+ * `--mode hybrid` measures hybrid instead of post-copy (most of the copy is
+ * then written during pre-copy); `--sync` adds `--standby-sync` (every write
+ * made durable before it counts). The copy's speed is the pages it still
+ * needed at switchover over the window, when the copy closed it.
+ *
+ *   node dist/bench/real-standby.js [--workloads a.json,b.json] [--memory 1GiB] [--runs 3] [--kills 10] [--dir DIR] [--seed N] [--mode postcopy|hybrid] [--sync]
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync, fdatasyncSync, closeSync, ftruncateSync } from "node:fs";
@@ -107,10 +112,15 @@ async function referenceHash(w: Workload, seed: number, steps: number): Promise<
 }
 
 /** One migration, source agent here, destination a child process; with or without a standby copy. */
-async function costRun(bin: string, w: Workload, seed: number, steps: number, standbyDir: string | null): Promise<Report> {
+interface Setup {
+  mode: "postcopy" | "hybrid";
+  sync: boolean;
+}
+
+async function costRun(bin: string, w: Workload, seed: number, steps: number, standbyDir: string | null, o: Setup): Promise<Report> {
   const extra = standbyDir === null ? ["--insecure"] : ["--insecure", "--standby", standbyDir];
   const dest = await spawnDemoDestination(bin, () => undefined, extra);
-  const agent = await SourceAgent.start({ workload: w, mode: "postcopy", seed, steps, peer: { host: "127.0.0.1", port: dest.port }, standby: standbyDir === null ? undefined : { dir: standbyDir } });
+  const agent = await SourceAgent.start({ workload: w, mode: o.mode, seed, steps, peer: { host: "127.0.0.1", port: dest.port }, standby: standbyDir === null ? undefined : { dir: standbyDir, sync: o.sync } });
   try {
     return await agent.migrate();
   } finally {
@@ -126,34 +136,39 @@ interface KillResult {
   outcome: string;
   verified: boolean;
   lost: number | null;
+  /** The source ended (the migration completed) before the kill: no post-copy (hybrid that converged) or a shorter one. */
+  endedFirst: boolean;
 }
 
 /** One migration whose source (the CLI, a child) is killed `delayMs` after the switchover mark appears. */
-async function killRun(bin: string, file: string, w: Workload, seed: number, steps: number, dir: string, delayMs: number, expected: string): Promise<KillResult> {
+async function killRun(bin: string, file: string, w: Workload, seed: number, steps: number, dir: string, delayMs: number, expected: string, o: Setup): Promise<KillResult> {
   const log: string[] = [];
   const dest = await DestinationAgent.listen("127.0.0.1", 0, { once: true, standbyDir: dir, reconnectWaitMs: 2000, log: (l) => log.push(l) });
-  const args = [bin, "real", "--peer", `127.0.0.1:${dest.port}`, "--trace", file, "--memory", String(w.memBytes), "--mode", "postcopy", "--steps", String(steps), "--seed", String(seed)];
-  const src = spawn(process.execPath, [...args, "--standby", dir, "--reconnect-wait", "2s", "--plain", "--insecure"], { stdio: "ignore" });
+  const args = [bin, "real", "--peer", `127.0.0.1:${dest.port}`, "--trace", file, "--memory", String(w.memBytes), "--mode", o.mode, "--steps", String(steps), "--seed", String(seed)];
+  const src = spawn(process.execPath, [...args, "--standby", dir, ...(o.sync ? ["--standby-sync"] : []), "--reconnect-wait", "2s", "--plain", "--insecure"], { stdio: "ignore" });
   const pages = w.memBytes / w.pageSize;
   const folder = () => readdirSync(dir).find((n) => /^[0-9a-f]{32}$/.test(n));
   try {
-    for (;;) {
+    const exited = new Promise<void>((r) => src.once("exit", () => r()));
+    let marked = false;
+    while (!marked && src.exitCode === null) {
       const f = folder();
-      if (f !== undefined && existsSync(join(dir, f, "mark"))) break;
-      if (src.exitCode !== null) throw new Error("the source ended before switchover");
-      await sleep(1);
+      marked = f !== undefined && existsSync(join(dir, f, "mark"));
+      if (!marked) await sleep(1);
     }
     const t0 = performance.now();
-    await sleep(delayMs);
-    const recs = readFileSync(join(dir, folder()!, "records"));
+    if (marked) await Promise.race([sleep(delayMs), exited]);
+    const f = folder();
+    const recs = f === undefined ? null : readFileSync(join(dir, f, "records"));
     let written = 0;
-    for (let p = 0; p < pages; p++) if (recs[p * RECORD_BYTES + 12] & 1) written++;
+    for (let p = 0; recs !== null && p < pages; p++) if (recs[p * RECORD_BYTES + 12] & 1) written++;
+    const endedFirst = src.exitCode !== null;
     src.kill("SIGKILL");
     const atMs = performance.now() - t0;
     const [end] = await dest.done;
     const hash = log.map((l) => /guest RAM hash ([0-9a-f]{16})/.exec(l)?.[1]).find((h) => h !== undefined) ?? null;
     const lost = /: (\d+) of \d+ pages are neither here nor/.exec(end?.reason ?? "");
-    return { atMs, afterWindow: written === pages, written, outcome: end?.outcome ?? "?", verified: end?.outcome === "completed" && hash === expected, lost: lost === null ? null : Number(lost[1]) };
+    return { atMs, afterWindow: endedFirst || written === pages, endedFirst, written, outcome: end?.outcome ?? "?", verified: end?.outcome === "completed" && hash === expected, lost: lost === null ? null : Number(lost[1]) };
   } finally {
     src.kill("SIGKILL");
     await dest.close();
@@ -162,9 +177,23 @@ async function killRun(bin: string, file: string, w: Workload, seed: number, ste
 }
 
 const span = (xs: number[]) => (xs.length === 0 ? "–" : `${Math.min(...xs)}–${Math.max(...xs)}`);
+/** Post-copy's length: from the switchover to the end. */
+const postcopyMs = (r: Report) => Math.max(1, r.total_ms - (r.standby?.opened_at_ms ?? r.setup_ms) - r.downtime_ms);
+/** Pages per second the copy wrote after switchover, as MiB/s of guest memory covered; null when the migration closed the window first. */
+function copyMiBs(r: Report, pageSize: number): number | null {
+  const s = r.standby;
+  if (s?.closed_by !== "copy" || s.window_ms === null || s.window_ms <= 0 || s.needed_at_switchover === 0) return null;
+  return Math.round((s.needed_at_switchover * pageSize) / MiB / (s.window_ms / 1000));
+}
+const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { workloads: { type: "string" }, memory: { type: "string" }, runs: { type: "string" }, kills: { type: "string" }, dir: { type: "string" }, seed: { type: "string" } } });
+  const { values } = parseArgs({
+    options: { workloads: { type: "string" }, memory: { type: "string" }, runs: { type: "string" }, kills: { type: "string" }, dir: { type: "string" }, seed: { type: "string" }, mode: { type: "string" }, sync: { type: "boolean" } },
+  });
+  const mode = values.mode ?? "postcopy";
+  if (mode !== "postcopy" && mode !== "hybrid") throw new Error(`--mode must be postcopy or hybrid, got ${mode}`);
+  const setup: Setup = { mode, sync: values.sync === true };
   const files = (values.workloads ?? "examples/web-server.json,examples/database.json,examples/memory-scan.json,examples/idle.json").split(",");
   const mem = parseByteSize(values.memory ?? "1GiB");
   if (typeof mem === "string") throw new Error(`--memory ${mem}`);
@@ -187,18 +216,22 @@ async function main(): Promise<void> {
     const plain: Report[] = [];
     const copied: Report[] = [];
     for (let i = 0; i < runs; i++) {
-      plain.push(await costRun(bin, w, seed, steps, null));
-      copied.push(await costRun(bin, w, seed, steps, dir));
+      plain.push(await costRun(bin, w, seed, steps, null, setup));
+      copied.push(await costRun(bin, w, seed, steps, dir, setup));
     }
     // Post-copy's length in the runs with the copy: the span the kills fall in.
-    const postMs = median(copied.map((r) => Math.max(1, r.total_ms - r.setup_ms - r.downtime_ms)));
+    const postMs = median(copied.map(postcopyMs));
     const results: KillResult[] = [];
-    for (let i = 0; i < kills; i++) results.push(await killRun(bin, file, w, seed, steps, dir, rand() * postMs, expected));
+    for (let i = 0; i < kills; i++) results.push(await killRun(bin, file, w, seed, steps, dir, rand() * postMs, expected, setup));
     const after = results.filter((k) => k.afterWindow);
     const inside = results.filter((k) => !k.afterWindow);
     const t = (r: Report[]) => r.map((x) => Math.round(x.total_ms));
+    const p50 = (r: Report[]) => median(r.map((x) => x.fault_latency_us.p50));
+    const rates = copied.map((r) => copyMiBs(r, w.pageSize)).filter((v): v is number => v !== null);
     rows.push({
       workload: w.name,
+      mode,
+      sync: setup.sync,
       memory: `${mem / 2 ** 30} GiB`,
       verified_plain: `${plain.filter((r) => r.verified === true).length}/${runs}`,
       verified_standby: `${copied.filter((r) => r.verified === true).length}/${runs}`,
@@ -210,9 +243,17 @@ async function main(): Promise<void> {
       fault_p99_us_standby: span(copied.map((r) => Math.round(r.fault_latency_us.p99))),
       window_ms: span(copied.map((r) => Math.round(r.standby?.window_ms ?? -1))),
       window_closed_by: [...new Set(copied.map((r) => r.standby?.closed_by ?? "never"))].join("/"),
+      postcopy_ms_standby: span(copied.map((r) => Math.round(postcopyMs(r)))),
+      window_over_postcopy: span(copied.map((r) => ratio(r.standby?.window_ms ?? NaN, postcopyMs(r)))),
+      needed_at_switchover: span(copied.map((r) => r.standby?.needed_at_switchover ?? -1)),
+      copy_mib_s: span(rates),
+      copy_over_dir_cached: span(rates.map((r) => ratio(r, disk.cached_mib_s))),
+      total_ratio_median: ratio(median(t(copied)), median(t(plain))),
+      fault_p50_ratio_median: ratio(p50(copied), p50(plain)),
       kills_after_window_verified: `${after.filter((k) => k.verified).length}/${after.length}`,
       kills_inside_window_verified: `${inside.filter((k) => k.verified).length}/${inside.length}`,
       inside_lost_pages: span(inside.filter((k) => k.lost !== null).map((k) => k.lost as number)),
+      kills_after_migration_ended: results.filter((k) => k.endedFirst).length,
       kills_verified_total: `${results.filter((k) => k.verified).length}/${results.length}`,
     });
     console.error(JSON.stringify({ file, kills: results }));

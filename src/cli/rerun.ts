@@ -1,7 +1,7 @@
 /**
  * `ppsim rerun report.json`: runs a saved simulation report's migration again
- * — the same workload file, memory size, options, link, outages, seed and
- * time limit — and says whether the new report is the same. Exit status 0
+ * — the same workload file, memory size, options, link, outages, seed, time
+ * limit, standby storage and source death — and says whether the new report is the same. Exit status 0
  * when it is (and the run completed and verified), 1 when not, 2 when the
  * file cannot be rerun.
  */
@@ -54,7 +54,28 @@ export function configOf(r: Saved, origin = "report"): SimConfig {
     outages,
     maxVirtualMs: typeof r.max_virtual_ms === "number" ? r.max_virtual_ms : undefined,
     host: r.host === undefined ? null : checkHostProfile(r.host, `${origin} host`),
+    ...standbyOf(r, origin),
   };
+}
+
+const positive = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && v > 0;
+
+/** The standby copy's storage and the source's death, as the report recorded them (issue 16). */
+function standbyOf(r: Saved, origin: string): Pick<SimConfig, "standby" | "sourceDiesAtMs"> {
+  const out: Pick<SimConfig, "standby" | "sourceDiesAtMs"> = {};
+  const s = r.standby?.storage;
+  if (s !== undefined) {
+    const ok = isObj(s) && positive(s.write_bytes_s) && (s.read_bytes_s === null || positive(s.read_bytes_s)) && typeof s.latency_us === "number" && s.latency_us >= 0 && Number.isFinite(s.latency_us);
+    if (!ok) throw new UsageError(`${origin}: cannot rerun: the report's standby.storage is not valid`);
+    out.standby = { writeBytesPerSec: s.write_bytes_s, latencyUs: s.latency_us, ...(s.read_bytes_s === null ? {} : { readBytesPerSec: s.read_bytes_s }) };
+  } else if (r.standby !== undefined) {
+    throw new UsageError(`${origin}: cannot rerun: the report kept a standby copy but does not say on what storage (made by ppsim ${String(r.version ?? "before 0.1.0")}?)`);
+  }
+  if (r.source_dies_at_ms !== undefined) {
+    if (!(typeof r.source_dies_at_ms === "number" && Number.isFinite(r.source_dies_at_ms) && r.source_dies_at_ms >= 0)) throw new UsageError(`${origin}: cannot rerun: the report's source_dies_at_ms is not valid`);
+    out.sourceDiesAtMs = r.source_dies_at_ms;
+  }
+  return out;
 }
 
 /** The keys whose values differ (VOLATILE ones aside). */

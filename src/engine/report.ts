@@ -79,6 +79,10 @@ export interface StandbyReport {
   source_died_at_ms: number | null;
   /** The destination's fill from the copy after the source died, if it came to that. */
   fill: { why: string; missing: number; filled: number; lost: number; lost_pages: string } | null;
+  /** Simulator: the storage the copy was on (--standby-storage), so that `ppsim rerun` replays it. */
+  storage?: { write_bytes_s: number; read_bytes_s: number | null; latency_us: number };
+  /** Real back end: whether each write was made durable before it counted (--standby-sync). */
+  sync?: boolean;
 }
 
 /** What decided pre-copy's convergence, as of the last round that ended. */
@@ -148,6 +152,8 @@ export interface Report {
   host?: { ppsim_host_profile: number; measured_on: string } & Record<string, number | string>;
   /** With --standby: the copy's figures. */
   standby?: StandbyReport;
+  /** Simulator: when the source was set to die (--source-dies-at), ms from the start; replayed by `ppsim rerun`. */
+  source_dies_at_ms?: number;
   /** Real back end. */
   steps?: number;
   hash?: HashReport | null;

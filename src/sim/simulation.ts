@@ -79,6 +79,8 @@ export class Simulation {
   private readonly host: HostProfile | null;
   private readonly standby: SimStandby | null;
   private sourceDiedAt: number | null = null;
+  /** What the run was given for the standby copy and the source's death, for the report (and `ppsim rerun`). */
+  private readonly standbySetup: Pick<SimConfig, "standby" | "sourceDiesAtMs">;
 
   constructor(cfg: SimConfig) {
     // Huge pages moved whole: the engine and the guests' memory work in huge pages (huge-pages.ts).
@@ -131,6 +133,7 @@ export class Simulation {
       if (!(o.atMs >= 0 && o.durationMs > 0)) throw new Error(`outage at ${o.atMs} ms for ${o.durationMs} ms: need atMs ≥ 0 and durationMs > 0`);
       this.queue.push(this.startUs + o.atMs * 1000, { type: "linkDown", durationUs: o.durationMs * 1000 });
     }
+    this.standbySetup = { standby: cfg.standby, sourceDiesAtMs: cfg.sourceDiesAtMs };
     if (cfg.sourceDiesAtMs !== undefined) {
       if (!(cfg.sourceDiesAtMs >= 0)) throw new Error(`sourceDiesAtMs must be ≥ 0, got ${cfg.sourceDiesAtMs}`);
       this.queue.push(this.startUs + cfg.sourceDiesAtMs * 1000, { type: "sourceDies" });
@@ -415,10 +418,13 @@ export class Simulation {
   }
 
   /** The report's standby section, when the run kept a copy. */
-  private standbyExtras(): { standby?: StandbyReport } {
+  private standbyExtras(): { standby?: StandbyReport; source_dies_at_ms?: number } {
+    const { standby: spec, sourceDiesAtMs } = this.standbySetup;
+    const dies = sourceDiesAtMs === undefined ? {} : { source_dies_at_ms: sourceDiesAtMs };
     const f = this.source.standbyFigures;
-    if (f === null) return {};
-    return { standby: standbyReport(f, this.startUs, this.dest.metrics.completedAt, this.dest.standbyFill, this.sourceDiedAt) };
+    if (f === null || spec === undefined) return dies;
+    const storage = { write_bytes_s: spec.writeBytesPerSec, read_bytes_s: spec.readBytesPerSec ?? null, latency_us: spec.latencyUs };
+    return { standby: { ...standbyReport(f, this.startUs, this.dest.metrics.completedAt, this.dest.standbyFill, this.sourceDiedAt), storage }, ...dies };
   }
 
   /** The source host dies: its engine stops for good, its unfinished storage writes with it, and the link goes down. */

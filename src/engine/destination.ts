@@ -21,7 +21,9 @@ import { emptyDestinationMetrics, type DestinationMetrics } from "./metrics.js";
 import type { MigrationOptions } from "./options.js";
 import type { Layout } from "./source.js";
 import { addVcpuWait } from "./vcpu-waits.js";
-import { pageRanges } from "./standby.js";
+import { FillFromStandby, type StandbyFill } from "./standby-fill.js";
+
+export type { StandbyFill } from "./standby-fill.js";
 
 /** "resuming": the switchover was taken and the guest asked to run; the driver has not confirmed it yet. */
 type Stage = "awaitingHello" | "receiving" | "resuming" | "running" | "complete" | "done";
@@ -36,18 +38,6 @@ export interface DestinationConfig {
   maxMemBytes?: number;
   /** The source keeps a standby copy this destination can read: a dead source's missing pages come from it. */
   standby?: boolean;
-}
-
-/** How a fill from the standby copy went (issue 16). */
-export interface StandbyFill {
-  /** Why the destination turned to the copy. */
-  why: string;
-  /** Pages it lacked then. */
-  missing: number;
-  /** Pages installed from the copy, verified against its checksums. */
-  filled: number;
-  /** Pages neither here nor (current and intact) in the copy, in order; null until the fill ends. */
-  lost: Uint32Array | null;
 }
 
 export class Destination<P> {
@@ -70,8 +60,8 @@ export class Destination<P> {
   private urgentCapable = false;
   private linkUp = true;
   private bulkBytes = 0;
-  /** Set once the source is given up for dead and the standby copy is read. */
-  private fill: StandbyFill | null = null;
+  /** Begun once the source is given up for dead and the standby copy is read (standby-fill.ts). */
+  private readonly standby = new FillFromStandby();
   /** Sent again on every reconnection after we ended: the source must hear that our guest never ran. */
   private farewell: Message<P> | null = null;
 
@@ -93,7 +83,7 @@ export class Destination<P> {
 
   /** The standby fill, once begun. */
   get standbyFill(): StandbyFill | null {
-    return this.fill;
+    return this.standby.fill;
   }
 
   /** Whether the page is in guest memory (for drivers that check before stalling a vCPU). */
@@ -130,8 +120,8 @@ export class Destination<P> {
       case "malformed":
         return this.protocolError(`the source sent bytes that do not decode: ${ev.reason}`);
       case "standbyPages":
-        if (this.fill === null || this.stage !== "running") return;
-        this.fill.filled += ev.batch.pages.length;
+        if (!this.standby.reading || this.stage !== "running") return;
+        this.standby.received(ev.batch.pages.length);
         return this.onPages(ev.batch);
       case "standbyEnd":
         return this.onStandbyEnd();
@@ -324,29 +314,19 @@ export class Destination<P> {
 
   /** The source is gone for good: with a standby copy, read every missing page from it. Whether it began. */
   private fromStandby(why: string): boolean {
-    if (this.config.standby !== true || this.stage !== "running" || this.fill !== null) return false;
-    const missing: number[] = [];
-    const count = this.layout!.pageCount;
-    for (let p = this.present.nextClear(0); p >= 0 && p < count; p = this.present.nextClear(p + 1)) missing.push(p);
-    this.fill = { why, missing: missing.length, filled: 0, lost: null };
+    if (this.config.standby !== true || this.stage !== "running") return false;
+    const missing = this.standby.begin(why, this.present, this.layout!.pageCount);
+    if (missing === null) return false;
     this.metrics.phase = "recovering";
-    this.actions.push({ kind: "standbyRecover", missing: Uint32Array.from(missing) });
+    this.actions.push({ kind: "standbyRecover", missing });
     return true;
   }
 
   private onStandbyEnd(): void {
-    const fill = this.fill;
-    if (fill === null || fill.lost !== null || this.stage !== "running") return;
-    const count = this.layout!.pageCount;
+    if (!this.standby.reading || this.stage !== "running") return;
     // Whatever is still missing is lost: the copy did not hold it current and intact.
-    const gone: number[] = [];
-    for (let p = this.present.nextClear(0); p >= 0 && p < count; p = this.present.nextClear(p + 1)) gone.push(p);
-    fill.lost = Uint32Array.from(gone);
-    if (gone.length === 0) return; // completeIfWhole already finished it when the last page came
-    const reason =
-      `the VM is lost: ${fill.why}, inside the unprotected window: ${gone.length} of ${count} pages are neither here ` +
-      `nor, current and intact, in the standby copy: ${pageRanges(fill.lost)}`;
-    this.finish("failed", EndCause.VmLost, reason);
+    const lost = this.standby.end(this.present, this.layout!.pageCount);
+    if (lost !== null) this.finish("failed", EndCause.VmLost, lost);
   }
 
   // ------------------------------------------------------------------- faults
@@ -422,10 +402,7 @@ export class Destination<P> {
     this.metrics.completedAt = this.now;
     this.actions.push({ kind: "stopFaultHandling" });
     this.send("urgent", { type: "complete" });
-    const f = this.fill;
-    if (f !== null) f.lost = new Uint32Array(0);
-    const reason = f === null ? "every page is present" : `${f.why}: ${f.filled} of the ${f.missing} missing pages came from the standby copy, each verified against its checksum; every page is present`;
-    this.actions.push({ kind: "finished", outcome: "completed", cause: EndCause.Completed, reason });
+    this.actions.push({ kind: "finished", outcome: "completed", cause: EndCause.Completed, reason: this.standby.completed() });
   }
 
   /** Queues while the link is up; what would go out while it is down is rebuilt at recovery. */

@@ -18,7 +18,7 @@
  * first).
  */
 import { Bitmap } from "./bitmap.js";
-import type { StandbyFill } from "./destination.js";
+import type { StandbyFill } from "./standby-fill.js";
 import type { StandbyReport } from "./report.js";
 
 export interface StandbyConfig {

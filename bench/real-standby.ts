@@ -20,6 +20,8 @@
  * then written during pre-copy); `--sync` adds `--standby-sync` (every write
  * made durable before it counts). The copy's speed is the pages it still
  * needed at switchover over the window, when the copy closed it.
+ * `--copy-nice N` sets the copy thread's nice value in the cost runs (default
+ * 10; `--kills 0` to measure only the cost).
  *
  *   node dist/bench/real-standby.js [--workloads a.json,b.json] [--memory 1GiB] [--runs 3] [--kills 10] [--dir DIR] [--seed N] [--mode postcopy|hybrid] [--sync]
  */
@@ -115,12 +117,14 @@ async function referenceHash(w: Workload, seed: number, steps: number): Promise<
 interface Setup {
   mode: "postcopy" | "hybrid";
   sync: boolean;
+  /** The copy thread's nice value in the cost runs (the kill runs' CLI source uses the default). */
+  nice: number | undefined;
 }
 
 async function costRun(bin: string, w: Workload, seed: number, steps: number, standbyDir: string | null, o: Setup): Promise<Report> {
   const extra = standbyDir === null ? ["--insecure"] : ["--insecure", "--standby", standbyDir];
   const dest = await spawnDemoDestination(bin, () => undefined, extra);
-  const agent = await SourceAgent.start({ workload: w, mode: o.mode, seed, steps, peer: { host: "127.0.0.1", port: dest.port }, standby: standbyDir === null ? undefined : { dir: standbyDir, sync: o.sync } });
+  const agent = await SourceAgent.start({ workload: w, mode: o.mode, seed, steps, peer: { host: "127.0.0.1", port: dest.port }, standby: standbyDir === null ? undefined : { dir: standbyDir, sync: o.sync, nice: o.nice } });
   try {
     return await agent.migrate();
   } finally {
@@ -189,11 +193,11 @@ const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { workloads: { type: "string" }, memory: { type: "string" }, runs: { type: "string" }, kills: { type: "string" }, dir: { type: "string" }, seed: { type: "string" }, mode: { type: "string" }, sync: { type: "boolean" } },
+    options: { workloads: { type: "string" }, memory: { type: "string" }, runs: { type: "string" }, kills: { type: "string" }, dir: { type: "string" }, seed: { type: "string" }, mode: { type: "string" }, sync: { type: "boolean" }, "copy-nice": { type: "string" } },
   });
   const mode = values.mode ?? "postcopy";
   if (mode !== "postcopy" && mode !== "hybrid") throw new Error(`--mode must be postcopy or hybrid, got ${mode}`);
-  const setup: Setup = { mode, sync: values.sync === true };
+  const setup: Setup = { mode, sync: values.sync === true, nice: values["copy-nice"] === undefined ? undefined : Number(values["copy-nice"]) };
   const files = (values.workloads ?? "examples/web-server.json,examples/database.json,examples/memory-scan.json,examples/idle.json").split(",");
   const mem = parseByteSize(values.memory ?? "1GiB");
   if (typeof mem === "string") throw new Error(`--memory ${mem}`);
@@ -232,6 +236,7 @@ async function main(): Promise<void> {
       workload: w.name,
       mode,
       sync: setup.sync,
+      copy_nice: setup.nice ?? "default",
       memory: `${mem / 2 ** 30} GiB`,
       verified_plain: `${plain.filter((r) => r.verified === true).length}/${runs}`,
       verified_standby: `${copied.filter((r) => r.verified === true).length}/${runs}`,

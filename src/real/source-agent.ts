@@ -49,7 +49,7 @@ export interface SourceAgentOptions {
   /** What the migration runs over, recorded in the report (default: the peer's address). */
   link?: { kind: "loopback" | "netns" | "peer"; text: string };
   /** Issue 16: keep a standby copy of guest memory in this directory (storage the destination reaches too). */
-  standby?: { dir: string; sync?: boolean };
+  standby?: { dir: string; sync?: boolean; /** The copy thread's nice value (default COPY_THREAD_NICE). */ nice?: number };
   /** Issue 9: bulk connections for post-copy pages once the destination runs (default DEFAULT_BULK_CONNECTIONS). */
   connections?: number;
 }
@@ -263,7 +263,7 @@ export class SourceAgent {
     const sb = this.o.standby;
     if (sb === undefined) return undefined;
     const { pageSize, memBytes } = this.guest.layout;
-    const copy = await SourceStandby.start(sb.dir, session, this.guest.memfd, { pageSize, pageCount: memBytes / pageSize }, sb.sync === true, this.log);
+    const copy = await SourceStandby.start(sb.dir, session, this.guest.memfd, { pageSize, pageCount: memBytes / pageSize }, sb.sync === true, this.log, sb.nice);
     this.log(`standby copy: ${copy.folder}${sb.sync === true ? " (each write made durable)" : ""}`);
     return copy;
   }

@@ -55,9 +55,10 @@ export class SourceStandby {
     memfd: number,
     layout: StandbyLayout,
     sync: boolean,
+    nice: number,
     private readonly log: (line: string) => void,
   ) {
-    const setup: CopyThreadSetup = { folder, ...layout, sync, memfd, nice: COPY_THREAD_NICE, stop: this.stopFlag.buffer as SharedArrayBuffer };
+    const setup: CopyThreadSetup = { folder, ...layout, sync, memfd, nice, stop: this.stopFlag.buffer as SharedArrayBuffer };
     this.worker = new Worker(fileURLToPath(WORKER), { workerData: setup, name: "ppsim standby copy" });
     this.worker.unref();
     this.worker.on("message", (m: FromCopyThread) => this.onMessage(m));
@@ -66,9 +67,9 @@ export class SourceStandby {
   }
 
   /** Creates the copy's folder and files in DIR and starts the copy thread on them. */
-  static async start(dir: string, session: string, memfd: number, layout: StandbyLayout, sync: boolean, log: (line: string) => void): Promise<SourceStandby> {
+  static async start(dir: string, session: string, memfd: number, layout: StandbyLayout, sync: boolean, log: (line: string) => void, nice = COPY_THREAD_NICE): Promise<SourceStandby> {
     const folder = await createCopy(dir, session, layout);
-    return new SourceStandby(folder, memfd, layout, sync, log);
+    return new SourceStandby(folder, memfd, layout, sync, nice, log);
   }
 
   get hasRoom(): boolean {

@@ -123,11 +123,15 @@ interface Setup {
 
 async function costRun(bin: string, w: Workload, seed: number, steps: number, standbyDir: string | null, o: Setup): Promise<Report> {
   const extra = standbyDir === null ? ["--insecure"] : ["--insecure", "--standby", standbyDir];
-  const dest = await spawnDemoDestination(bin, () => undefined, extra);
-  const agent = await SourceAgent.start({ workload: w, mode: o.mode, seed, steps, peer: { host: "127.0.0.1", port: dest.port }, standby: standbyDir === null ? undefined : { dir: standbyDir, sync: o.sync, nice: o.nice } });
+  const log: string[] = [];
+  const dest = await spawnDemoDestination(bin, (l) => log.push(`dest: ${l}`), extra);
+  // A run that hangs says where, with both agents' last lines.
+  const watchdog = setTimeout(() => console.error(JSON.stringify({ slow: `${w.name} still running after 120 s`, standby: standbyDir !== null, log: log.slice(-30) })), 120_000);
+  const agent = await SourceAgent.start({ workload: w, mode: o.mode, seed, steps, peer: { host: "127.0.0.1", port: dest.port }, log: (l) => log.push(`source: ${l}`), standby: standbyDir === null ? undefined : { dir: standbyDir, sync: o.sync, nice: o.nice } });
   try {
     return await agent.migrate();
   } finally {
+    clearTimeout(watchdog);
     await agent.close();
     await dest.finish(120_000);
   }
@@ -169,10 +173,12 @@ async function killRun(bin: string, file: string, w: Workload, seed: number, ste
     const endedFirst = src.exitCode !== null;
     src.kill("SIGKILL");
     const atMs = performance.now() - t0;
-    const [end] = await dest.done;
+    // A destination that never ends is a result too (said, with its log), not a hung bench.
+    const end = await Promise.race([dest.done.then((e) => e[0]), sleep(120_000).then(() => null)]);
+    if (end === null) console.error(JSON.stringify({ hung: true, delayMs, log: log.slice(-20) }));
     const hash = log.map((l) => /guest RAM hash ([0-9a-f]{16})/.exec(l)?.[1]).find((h) => h !== undefined) ?? null;
     const lost = /: (\d+) of \d+ pages are neither here nor/.exec(end?.reason ?? "");
-    return { atMs, afterWindow: endedFirst || written === pages, endedFirst, written, outcome: end?.outcome ?? "?", verified: end?.outcome === "completed" && hash === expected, lost: lost === null ? null : Number(lost[1]) };
+    return { atMs, afterWindow: endedFirst || written === pages, endedFirst, written, outcome: end === null ? "no end within 120 s" : (end?.outcome ?? "?"), verified: end?.outcome === "completed" && hash === expected, lost: lost === null ? null : Number(lost[1]) };
   } finally {
     src.kill("SIGKILL");
     await dest.close();

@@ -7,11 +7,12 @@
  * completes, and its memory hashes like an unmigrated run's. Killed inside
  * the unprotected window, it says the VM is lost and names the pages.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { until } from "./support/agent-process.js";
+import { BIN, until } from "./support/agent-process.js";
 import { destHash, referenceHash, startStandbyRun, type StandbyRun } from "./support/standby-run.js";
 import { userfaultfdUnavailable } from "./support/uffd.js";
 
@@ -45,6 +46,19 @@ describe.skipIf(unavailable !== null)("real standby copy", () => {
     expect(ends[0]?.outcome, why).toBe("completed");
     expect(r.destLog.join("\n")).toMatch(/missing pages came from the standby copy, each verified against its checksum/);
     expect(destHash(r.destLog), why).toBe(await reference);
+  });
+
+  it("a migration that completes: its report says how the copy was kept, and the copy is removed", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ppsim-standby-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const args = [BIN, "real", "--demo", "--trace", "examples/web-server.json", "--memory", "8MiB", "--mode", "postcopy", "--standby", dir, "--standby-sync", "--reconnect-wait", "5s", "--json"];
+    const p = spawnSync(process.execPath, args, { encoding: "utf8", timeout: 60_000 });
+    const r = JSON.parse(p.stdout) as { outcome: string; verified: boolean; standby: { sync: boolean; reconnect_wait_ms: number; window_ms: number | null; needed_at_switchover: number } };
+    expect(r.outcome, p.stderr).toBe("completed");
+    expect(r.verified).toBe(true);
+    expect(r.standby).toMatchObject({ sync: true, reconnect_wait_ms: 5000, needed_at_switchover: 2048 });
+    expect(r.standby.window_ms).toBeGreaterThan(0);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it("a source killed inside the unprotected window: the destination names the lost pages", async () => {

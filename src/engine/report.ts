@@ -83,6 +83,8 @@ export interface StandbyReport {
   storage?: { write_bytes_s: number; read_bytes_s: number | null; latency_us: number };
   /** Real back end: whether each write was made durable before it counted (--standby-sync). */
   sync?: boolean;
+  /** Real back end: how long the source waited for a broken link (--reconnect-wait), ms. */
+  reconnect_wait_ms?: number;
 }
 
 /** What decided pre-copy's convergence, as of the last round that ended. */

@@ -404,7 +404,7 @@ export class SourceAgent {
       real_connections: { wanted: this.link?.connections ?? 1, used: this.link?.peakBulkStreams ?? 0 },
       real_switchover: this.switchoverBreakdown,
       real_source_memory: this.sourceMemoryReport(),
-      ...(d.engine.standbyFigures === null ? {} : { standby: { ...standbyReport(d.engine.standbyFigures, src.startedAt ?? now, dst.completedAt, null, null), sync: this.o.standby?.sync === true } }),
+      ...(d.engine.standbyFigures === null ? {} : { standby: { ...standbyReport(d.engine.standbyFigures, src.startedAt ?? now, dst.completedAt, null, null), sync: this.o.standby?.sync === true, reconnect_wait_ms: this.options.reconnectTimeoutMs } }),
     });
     return this.report;
   }

@@ -51,7 +51,7 @@ describe.skipIf(unavailable !== null)("real standby copy", () => {
   it("a migration that completes: its report says how the copy was kept, and the copy is removed", () => {
     const dir = mkdtempSync(join(tmpdir(), "ppsim-standby-"));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const args = [BIN, "real", "--demo", "--trace", "examples/web-server.json", "--memory", "8MiB", "--mode", "postcopy", "--standby", dir, "--standby-sync", "--reconnect-wait", "5s", "--json"];
+    const args = [BIN, "real", "--demo", "--trace", "examples/web-server.json", "--memory", "8MiB", "--mode", "postcopy", "--standby", dir, "--standby-sync", "--reconnect-wait", "5s", "--steps", "20000", "--json"];
     const p = spawnSync(process.execPath, args, { encoding: "utf8", timeout: 60_000 });
     const r = JSON.parse(p.stdout) as { outcome: string; verified: boolean; standby: { sync: boolean; reconnect_wait_ms: number; window_ms: number | null; needed_at_switchover: number } };
     expect(r.outcome, p.stderr).toBe("completed");

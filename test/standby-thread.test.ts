@@ -72,7 +72,7 @@ describe("standby copy thread", () => {
 
     const r = await StandbyReader.open(dir, SESSION, { pageSize: PS, pageCount: PAGES });
     const got = new Map<number, Uint8Array | null>();
-    const res = await r.read(pages(0, PAGES), (es) => es.forEach((e) => got.set(e.page, e.data)));
+    const res = await r.read(pages(0, PAGES), (batch) => batch.pages.forEach((page, i) => got.set(page, batch.data[i])));
     await r.close();
     expect(res.bad).toEqual([]);
     for (let p = 0; p < PAGES; p++) {

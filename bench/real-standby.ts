@@ -11,7 +11,8 @@
  *          destination (here) fills from the copy. Verified completions
  *          (the destination's hash against an unmigrated run's), and for the
  *          rest the pages it names lost; each kill classed as after the
- *          window (every page's record written) or inside it.
+ *          window (the source's `protected` file, or every page's record
+ *          written) or inside it.
  *
  * Beside it, measured in the same run: the write speed of DIR (1 GiB in
  * 1 MiB writes, page cache; 256 MiB with fdatasync per MiB) and loopback TCP.
@@ -170,6 +171,8 @@ async function killRun(bin: string, file: string, w: Workload, seed: number, ste
     const recs = f === undefined ? null : readFileSync(join(dir, f, "records"));
     let written = 0;
     for (let p = 0; recs !== null && p < pages; p++) if (recs[p * RECORD_BYTES + 12] & 1) written++;
+    // The source says when its copy, with the pages the destination holds, covers every page (the window closed).
+    const protecting = f !== undefined && existsSync(join(dir, f, "protected"));
     const endedFirst = src.exitCode !== null;
     src.kill("SIGKILL");
     const atMs = performance.now() - t0;
@@ -178,7 +181,7 @@ async function killRun(bin: string, file: string, w: Workload, seed: number, ste
     if (end === null) console.error(JSON.stringify({ hung: true, delayMs, log: log.slice(-20) }));
     const hash = log.map((l) => /guest RAM hash ([0-9a-f]{16})/.exec(l)?.[1]).find((h) => h !== undefined) ?? null;
     const lost = /: (\d+) of \d+ pages are neither here nor/.exec(end?.reason ?? "");
-    return { atMs, afterWindow: endedFirst || written === pages, endedFirst, written, outcome: end === null ? "no end within 120 s" : (end?.outcome ?? "?"), verified: end?.outcome === "completed" && hash === expected, lost: lost === null ? null : Number(lost[1]) };
+    return { atMs, afterWindow: endedFirst || protecting || written === pages, endedFirst, written, outcome: end === null ? "no end within 120 s" : (end?.outcome ?? "?"), verified: end?.outcome === "completed" && hash === expected, lost: lost === null ? null : Number(lost[1]) };
   } finally {
     src.kill("SIGKILL");
     await dest.close();

@@ -86,6 +86,11 @@ export class Destination<P> {
     return this.standby.fill;
   }
 
+  /** Pages in guest memory that are not in `known` (same page count), ascending; none before the handshake. */
+  presentBeyond(known: Bitmap): Uint32Array {
+    return this.present.size === known.size ? this.present.minus(known) : new Uint32Array(0);
+  }
+
   /** Whether the page is in guest memory (for drivers that check before stalling a vCPU). */
   isPresent(page: number): boolean {
     return this.present.has(page);

@@ -58,7 +58,13 @@ export type SourceInput<P> =
   /** The peer's bytes did not decode (the decoder's message). */
   | { kind: "malformed"; reason: string }
   /** The standby copy's operation `seq` (from `pollStandby`) is durable. */
-  | { kind: "standbyWritten"; seq: number };
+  | { kind: "standbyWritten"; seq: number }
+  /**
+   * The destination holds these pages, as it said after taking the switchover
+   * (their content is final): the standby copy need not hold them to protect
+   * the VM. The driver learns it from the destination's progress reports.
+   */
+  | { kind: "destinationHolds"; pages: Uint32Array };
 
 export type SourceAction =
   | { kind: "pauseGuest" }

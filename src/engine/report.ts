@@ -70,6 +70,8 @@ export interface StandbyReport {
   pages_written: number;
   /** Pages the copy still had to write at switchover (the destination lacked them; the copy's were not current). */
   needed_at_switchover: number;
+  /** Of those, pages the copy did not write because the destination said it held them first (the window closes where the copy and the push meet). */
+  held_by_destination: number;
   /** When the window opened (the source guest paused for switchover), ms from the migration start; null without a post-copy switchover. */
   opened_at_ms: number | null;
   /** The unprotected window: switchover → the copy holds every page the destination lacked, or completion if sooner; ms; null if it never closed. */

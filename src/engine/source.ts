@@ -171,6 +171,8 @@ export class Source<P> {
         return this.onGuestPaused(input.cpuState, now);
       case "standbyWritten":
         return this.standby?.written(input.seq, now);
+      case "destinationHolds":
+        return this.standby?.held(input.pages, now);
       case "linkDown":
         return this.onLinkDown(now);
       case "linkUp":

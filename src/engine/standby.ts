@@ -13,9 +13,11 @@
  * everything written after it is current by construction (the source guest
  * is paused for good). Those pages are written from the highest page down —
  * the push goes the other way, so the copy and the push together cover the
- * guest soonest. The unprotected window runs from switchover until the last
- * needed page is written (or until the migration completes, if that comes
- * first).
+ * guest soonest. A page the destination says it holds (`held`, from its
+ * progress reports after the switchover) is no longer lacking: the copy need
+ * not hold it, and is not written. The unprotected window runs from
+ * switchover until every needed page is written or held — where the copy and
+ * the push meet — or until the migration completes, if that comes first.
  */
 import { Bitmap } from "./bitmap.js";
 import type { StandbyFill } from "./standby-fill.js";
@@ -30,6 +32,14 @@ export interface StandbyConfig {
 
 export const DEFAULT_STANDBY: StandbyConfig = { batchPages: 64, maxInFlight: 4 };
 
+/**
+ * How often a destination reports its progress, and with it which pages it
+ * holds (src/real/dest-session.ts sends it; the simulator models the same).
+ * Each report can end the standby copy's unprotected window sooner, and costs
+ * a guest PROGRESS call and a small JSON message.
+ */
+export const PROGRESS_REPORT_MS = 100;
+
 export type StandbyOp =
   /** Write these pages' current content (and checksums) at their fixed offsets; `seq` orders every operation. */
   | { kind: "pages"; seq: number; pages: Uint32Array }
@@ -42,6 +52,8 @@ export interface StandbyFigures {
   switchoverAt: number | null;
   /** Pages the copy had to write after switchover (the destination lacked them and the copy's were not current). */
   neededAtSwitchover: number;
+  /** Of those, pages the copy did not write because the destination said it held them first. */
+  heldByDestination: number;
   /** When the copy first held every page the destination lacked, µs. */
   protectedAt: number | null;
 }
@@ -51,7 +63,7 @@ const Current = 1;
 const Stale = 2;
 
 export class StandbyPlan {
-  readonly figures: StandbyFigures = { pagesWritten: 0, switchoverAt: null, neededAtSwitchover: 0, protectedAt: null };
+  readonly figures: StandbyFigures = { pagesWritten: 0, switchoverAt: null, neededAtSwitchover: 0, heldByDestination: 0, protectedAt: null };
   private readonly state: Uint8Array;
   private readonly inFlight = new Map<number, Uint32Array>();
   /** Pages of in-flight writes dirtied after the write was issued: stale once it completes. */
@@ -115,6 +127,14 @@ export class StandbyPlan {
     this.cursor = this.pageCount - 1;
     this.figures.switchoverAt = now;
     this.figures.neededAtSwitchover = needed.count;
+    if (needed.count === 0) this.figures.protectedAt = now;
+  }
+
+  /** After switchover: the destination holds `pages` (final content), so the copy need not. */
+  held(pages: Uint32Array, now: number): void {
+    const needed = this.needed;
+    if (needed === null || this.figures.protectedAt !== null) return;
+    for (const p of pages) if (p < this.pageCount && needed.clear(p)) this.figures.heldByDestination++;
     if (needed.count === 0) this.figures.protectedAt = now;
   }
 
@@ -194,6 +214,7 @@ export function standbyReport(f: StandbyFigures, startedAt: number, completedAt:
     pages_written: f.pagesWritten,
     opened_at_ms: f.switchoverAt === null ? null : ms(f.switchoverAt - startedAt),
     needed_at_switchover: f.neededAtSwitchover,
+    held_by_destination: f.heldByDestination,
     window_ms: end === null || f.switchoverAt === null ? null : ms(end - f.switchoverAt),
     closed_by: end === null ? null : end === f.protectedAt ? "copy" : "completion",
     source_died_at_ms: diedAt === null ? null : ms(diedAt - startedAt),

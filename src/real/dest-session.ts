@@ -8,6 +8,7 @@
  * faults. After completion the guest runs its remaining steps; the session
  * then hashes guest RAM and sends the source a final report.
  */
+import { PROGRESS_REPORT_MS } from "../engine/standby.js";
 import { logToSend } from "../disruption/guest-log.js";
 import { Destination } from "../engine/destination.js";
 import { driveDestination, type DestinationEffects } from "../engine/drive.js";
@@ -32,7 +33,6 @@ import { DEFAULT_STALL_MS, FramedSocket, type Accepted, type FramedHandlers } fr
 /** A connection of the session: Node's (urgent, and bulk with TLS) or the native data plane's (bulk over plain TCP). */
 type Conn = FramedSocket | NativeBulkConn;
 
-const PROGRESS_MS = 250;
 /** How long a completed session waits for its guest's remaining steps before giving up. */
 const AFTER_COMPLETE_WAIT_MS = 30 * 60_000;
 /** Bulk messages the destination handles per event-loop turn (16-page frames: ~2 ms of installing in all; 4 halves fault latency again but also the throughput). */
@@ -347,7 +347,7 @@ export class DestSession {
         // Only now may the source learn it: until then it can still take the VM back.
         this.dispatch({ kind: "guestResumed" });
         this.stepsAtResume = totalSteps(await g.progress());
-        this.progressTimer = setInterval(() => void this.reportProgress(), PROGRESS_MS);
+        this.progressTimer = setInterval(() => void this.reportProgress(), PROGRESS_REPORT_MS);
       },
       async (e: unknown) => {
         // The source resumes its own guest on our word: make sure ours cannot run first.

@@ -67,6 +67,7 @@ export class SourceDriver {
   private readonly spreads: boolean;
   /** Committed bulk frames until the destination installed them; then their pages are punched (source-release.ts). */
   readonly release: ReleaseLog;
+  private protectionNoted = false;
   private readonly fx: SourceEffects<Uint8Array>;
   private readonly timer = new DeadlineTimer((now) => {
     this.engine.handleTimeout(now);
@@ -98,6 +99,7 @@ export class SourceDriver {
     if (sb !== undefined) {
       sb.onWritten = (seq) => {
         this.engine.handle({ kind: "standbyWritten", seq }, nowUs());
+        this.noteProtection();
         this.drive();
       };
     }
@@ -188,6 +190,14 @@ export class SourceDriver {
     }
   }
 
+  /** Once: the standby copy's window just closed (the engine's plan says when). */
+  private noteProtection(): void {
+    const f = this.engine.standbyFigures;
+    if (this.protectionNoted || f === null || f.protectedAt === null || f.switchoverAt === null) return;
+    this.protectionNoted = true;
+    this.dopts.standby?.markProtected(f, (f.protectedAt - f.switchoverAt) / 1000);
+  }
+
   private effects(): SourceEffects<Uint8Array> {
     const pageSize = this.guest.layout.pageSize;
     return {
@@ -257,7 +267,15 @@ export class SourceDriver {
       for (const l of r.metrics.faultLatenciesUs) latencies.push(l);
       this.remote = { ...r.metrics, faultLatenciesUs: latencies };
       if (r.steps !== null) this.remoteSteps = { at: r.at, steps: r.steps };
-      if (r.bulkTaken !== undefined) this.release.taken(r.bulkTaken.epoch, [r.bulkTaken.bytes, ...(r.bulkTaken.extra ?? [])], nowUs());
+      if (r.bulkTaken !== undefined) {
+        const held = this.release.taken(r.bulkTaken.epoch, [r.bulkTaken.bytes, ...(r.bulkTaken.extra ?? [])], nowUs());
+        // Installed at the destination after the pause: the standby copy need not hold them.
+        for (const pages of held) this.engine.handle({ kind: "destinationHolds", pages }, nowUs());
+        if (held.length > 0) {
+          this.noteProtection();
+          this.drive();
+        }
+      }
       if (r.switchover !== undefined) {
         this.switchoverTimes.arrivedAt = r.switchover.arrivedAt;
         this.switchoverTimes.resumedAt = r.switchover.resumedAt;

@@ -49,10 +49,10 @@ export class ReleaseLog {
     this.streams = [];
   }
 
-  /** The destination installed `bytes[k]` of connection k's stream in epoch `epoch`: punch what it holds. */
-  taken(epoch: number, bytes: readonly number[], now: number): void {
+  /** The destination installed `bytes[k]` of connection k's stream in epoch `epoch`: punch what it holds. Returns those pages' frames. */
+  taken(epoch: number, bytes: readonly number[], now: number): Uint32Array[] {
+    const done: Uint32Array[] = [];
     if (epoch === this.epoch) {
-      const done: Uint32Array[] = [];
       this.streams.forEach((s, k) => {
         const upTo = bytes[k] ?? 0;
         let n = 0;
@@ -64,6 +64,7 @@ export class ReleaseLog {
       if (done.length > 0) this.punch(done);
     }
     this.sample(now);
+    return done;
   }
 
   sample(now: number): void {

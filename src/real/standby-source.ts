@@ -9,6 +9,8 @@
  * far ahead of what the engine knows. A failed write stops the copy (the
  * window then never closes; the report says so): the migration itself goes on.
  */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { StandbyConfig, StandbyOp } from "../engine/standby.js";
@@ -83,6 +85,22 @@ export class SourceStandby {
   }
 
   /** No more writes; resolves once the thread has finished the one under way and closed its files. */
+  /**
+   * The copy, with the pages the destination said it holds, now covers every
+   * page the destination lacked at switchover: the unprotected window is
+   * over. Said in the log and by a `protected` file in the copy's folder (for
+   * whoever watches the copy from outside: tests, benchmarks, an operator);
+   * best effort — the copy's records, not this file, are what a fill trusts.
+   */
+  markProtected(figures: { pagesWritten: number; heldByDestination: number }, windowMs: number): void {
+    this.log(`standby copy: the VM is protected ${windowMs.toFixed(0)} ms after the switchover (${figures.pagesWritten} pages in the copy; ${figures.heldByDestination} the destination held before the copy wrote them)`);
+    try {
+      writeFileSync(join(this.folder, "protected"), JSON.stringify({ window_ms: windowMs, ...figures }) + "\n");
+    } catch {
+      // the folder is gone or the storage failed: the log line says it anyway
+    }
+  }
+
   async stop(): Promise<void> {
     if (!this.stopped) {
       this.stopped = true;

@@ -43,5 +43,8 @@ export type SimEvent =
   | { type: "linkDown"; durationUs: number }
   | { type: "linkUp" }
   | { type: "standbyDurable" }
+  /** The destination's progress report: the pages it holds (sent after it took the switchover). */
+  | { type: "holdsReport" }
+  | { type: "holdsArrive"; pages: Uint32Array }
   | { type: "standbyRead"; pages: { page: number; data: number | null }[] }
   | { type: "sourceDies" };

@@ -27,7 +27,8 @@ import { ProgressMeter } from "./progress.js";
 import { ExpectedMemory, type Verification } from "./expected-memory.js";
 import { DEFAULT_MAX_VIRTUAL_MS, type Msg, type Outage, type SimConfig, type SimEvent } from "./sim-config.js";
 import { SimStandby } from "./standby.js";
-import { DEFAULT_STANDBY, standbyReport } from "../engine/standby.js";
+import { Bitmap } from "../engine/bitmap.js";
+import { DEFAULT_STANDBY, PROGRESS_REPORT_MS, standbyReport } from "../engine/standby.js";
 
 export { parseLink, formatLink, type LinkSpec } from "./link.js";
 export { DEFAULT_MAX_VIRTUAL_MS, type Outage, type SimConfig } from "./sim-config.js";
@@ -79,6 +80,8 @@ export class Simulation {
   private readonly host: HostProfile | null;
   private readonly standby: SimStandby | null;
   private sourceDiedAt: number | null = null;
+  /** Pages the destination has already reported holding (its progress reports, standby runs only). */
+  private reportedHeld: Bitmap | null = null;
   /** What the run was given for the standby copy and the source's death, for the report (and `ppsim rerun`). */
   private readonly standbySetup: Pick<SimConfig, "standby" | "sourceDiesAtMs">;
 
@@ -134,6 +137,10 @@ export class Simulation {
       this.queue.push(this.startUs + o.atMs * 1000, { type: "linkDown", durationUs: o.durationMs * 1000 });
     }
     this.standbySetup = { standby: cfg.standby, sourceDiesAtMs: cfg.sourceDiesAtMs };
+    if (this.standby !== null) {
+      this.reportedHeld = new Bitmap(w.pageCount);
+      this.queue.push(this.startUs + PROGRESS_REPORT_MS * 1000, { type: "holdsReport" });
+    }
     if (cfg.sourceDiesAtMs !== undefined) {
       if (!(cfg.sourceDiesAtMs >= 0)) throw new Error(`sourceDiesAtMs must be ≥ 0, got ${cfg.sourceDiesAtMs}`);
       this.queue.push(this.startUs + cfg.sourceDiesAtMs * 1000, { type: "sourceDies" });
@@ -309,6 +316,13 @@ export class Simulation {
         }
         this.drive(0);
         return;
+      case "holdsReport":
+        return this.holdsReport(now);
+      case "holdsArrive":
+        if (this.sourceDiedAt !== null) return;
+        this.source.handle({ kind: "destinationHolds", pages: ev.pages }, now);
+        this.drive(0);
+        return;
       case "standbyRead":
         this.dest.handle({ kind: "standbyPages", batch: { pages: Uint32Array.from(ev.pages, (e) => e.page), data: ev.pages.map((e) => e.data) } }, now);
         this.dest.handle({ kind: "standbyEnd" }, now);
@@ -415,6 +429,23 @@ export class Simulation {
         if (this.sourceDiedAt !== null) this.finish(end.outcome, end.reason);
       },
     };
+  }
+
+  /**
+   * The destination's progress report, as the real one every
+   * PROGRESS_REPORT_MS: once it took the switchover (its pages are final),
+   * the pages it holds reach the source one latency later, over a link that
+   * is up. Reports stop once the copy protects the VM or the run is over.
+   */
+  private holdsReport(now: number): void {
+    const known = this.reportedHeld as Bitmap;
+    if (this.dest.finished || this.sourceDiedAt !== null || this.source.standbyFigures?.protectedAt != null) return;
+    if (this.dest.metrics.resumedAt !== null && this.link.isUp) {
+      const pages = this.dest.presentBeyond(known);
+      for (const p of pages) known.set(p);
+      if (pages.length > 0) this.queue.push(now + this.link.spec.latencyUs, { type: "holdsArrive", pages });
+    }
+    this.queue.push(now + PROGRESS_REPORT_MS * 1000, { type: "holdsReport" });
   }
 
   /** The report's standby section, when the run kept a copy. */

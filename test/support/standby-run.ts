@@ -27,7 +27,7 @@ export interface StandbyRun {
   /** The copy's folder, once the source made it. */
   folder(): string | null;
   /** Pages whose record says written (the copy's progress), and whether the switchover mark is there. */
-  copyState(): { written: number; marked: boolean };
+  copyState(): { written: number; marked: boolean; protecting: boolean };
 }
 
 export async function startStandbyRun(o: { file: string; memBytes: number; standbyDir: string; reconnectWaitMs: number; extra?: string[]; seed?: number; steps?: number }): Promise<StandbyRun> {
@@ -59,16 +59,17 @@ export async function startStandbyRun(o: { file: string; memBytes: number; stand
     folder,
     copyState: () => {
       const f = folder();
-      if (f === null) return { written: 0, marked: false };
+      if (f === null) return { written: 0, marked: false, protecting: false };
       let recs: Buffer;
       try {
         recs = readFileSync(join(f, "records"));
       } catch {
-        return { written: 0, marked: false };
+        return { written: 0, marked: false, protecting: false };
       }
       let written = 0;
       for (let p = 0; p < pageCount && (p + 1) * RECORD_BYTES <= recs.length; p++) if (recs[p * RECORD_BYTES + 12] & 1) written++;
-      return { written, marked: existsSync(join(f, "mark")) };
+      // The source's word that its copy, with what the destination holds, covers every page (standby-source.ts markProtected).
+      return { written, marked: existsSync(join(f, "mark")), protecting: existsSync(join(f, "protected")) };
     },
   };
 }

@@ -35,7 +35,8 @@ export interface BulkFigures {
   busyFaultUs: number | null;
 }
 
-async function socketPair(): Promise<{ client: Socket; peer: Socket; close: () => void }> {
+/** Two connected loopback TCP sockets (and a close for both and their server). */
+export async function loopbackPair(): Promise<{ client: Socket; peer: Socket; close: () => void }> {
   const server = createServer();
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as { port: number }).port;
@@ -89,7 +90,7 @@ export async function bulkStream(pages: number, faults: boolean): Promise<BulkFi
   const dst = memfdCreate("ppsim-calibrate-bulk-dst", bytes);
   const chunk = Buffer.alloc(RUN * PS);
   for (let o = 0; o < bytes; o += chunk.length) pwrite(src, o, chunk.fill((o / chunk.length) % 251 | 1));
-  const { client, peer, close } = await socketPair();
+  const { client, peer, close } = await loopbackPair();
   try {
     setSendBuffer(plainSocketFd(client), BULK_KERNEL_QUEUE_BYTES / 2);
     if (!stopNodeReading(peer)) throw new Error("calibrate: Node already read from the receiving socket");

@@ -22,7 +22,6 @@
  *   engines' work, the cores available, a nice-19 vCPU's share and the
  *   urgent round trip while the stream runs): calibrate-cpu.ts.
  */
-import { createServer, connect, type Socket } from "node:net";
 import { availableParallelism, cpus, release } from "node:os";
 import { encodeMessage } from "../engine/codec.js";
 import { percentiles } from "../engine/metrics.js";
@@ -31,6 +30,7 @@ import type { Message } from "../engine/messages.js";
 import { DEFAULT_HOST, HOST_PROFILE_VERSION, type HostProfile } from "../sim/host.js";
 import { toGuestConfig } from "../workload/guest-config.js";
 import { parseWorkload } from "../workload/parse.js";
+import { loopbackPair } from "./calibrate-bulk.js";
 import { coresAvailable, enginePerPageNs, streaming } from "./calibrate-cpu.js";
 import { GuestProcess } from "./guest-process.js";
 import { startingVcpus } from "./guest-spawn.js";
@@ -134,13 +134,7 @@ function installPerPage(pages: number, zero: boolean): number {
 
 /** One end's ns per small message: encode, write, read, decode over loopback TCP, halved. */
 async function perMessage(count: number): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as { port: number }).port;
-  const accepted = new Promise<Socket>((r) => server.once("connection", r));
-  const client = connect({ host: "127.0.0.1", port });
-  await new Promise((r) => client.once("connect", r));
-  const peer = await accepted;
+  const { client, peer, close } = await loopbackPair();
   try {
     client.setNoDelay(true);
     const decoder = new FrameDecoder(4096, 1 << 20);
@@ -159,9 +153,7 @@ async function perMessage(count: number): Promise<number> {
     await done;
     return Number(process.hrtime.bigint() - t) / count / 2;
   } finally {
-    client.destroy();
-    peer.destroy();
-    server.close();
+    close();
   }
 }
 

@@ -323,13 +323,18 @@ export class SourceLink {
   /** The failure of any of an epoch's connections: the link is down, once. */
   private downFor(conns: Conns): (reason: string) => void {
     return (reason) => {
-      if (this.conns !== conns) return;
-      this.conns = null;
-      for (const b of conns.bulk) b.stopSender();
-      conns.urgent.close();
-      for (const b of conns.bulk) b.conn.close();
-      this.handlers.down(reason);
+      if (this.drop(conns)) this.handlers.down(reason);
     };
+  }
+
+  /** Closes an epoch's connections if they are still the current ones; returns whether they were. */
+  private drop(conns: Conns): boolean {
+    if (this.conns !== conns) return false;
+    this.conns = null;
+    for (const b of conns.bulk) b.stopSender();
+    conns.urgent.close();
+    for (const b of conns.bulk) b.conn.close();
+    return true;
   }
 
   private framedHandlers(conns: Conns, channel: Channel, down: (reason: string) => void): FramedHandlers {
@@ -338,12 +343,7 @@ export class SourceLink {
         if (this.conns === conns) this.handlers.message(m, channel);
       },
       malformed: (reason) => {
-        if (this.conns !== conns) return;
-        this.conns = null;
-        for (const b of conns.bulk) b.stopSender();
-        conns.urgent.close();
-        for (const b of conns.bulk) b.conn.close();
-        this.handlers.malformed(reason);
+        if (this.drop(conns)) this.handlers.malformed(reason);
       },
       down,
     };

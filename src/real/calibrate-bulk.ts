@@ -47,11 +47,16 @@ export async function loopbackPair(): Promise<{ client: Socket; peer: Socket; cl
   return { client, peer, close: () => (client.destroy(), peer.destroy(), server.close()) };
 }
 
-/** Demand faults one after another until `stop()`: each a thread touching a missing page, JS answering with UFFDIO_COPY. */
-function faultLoop(maxFaults: number): { stop: () => Promise<number[]> } {
+/**
+ * Demand faults one after another, `maxFaults` of them or until `stop()`:
+ * each a thread touching a missing page, JS answering with UFFDIO_COPY.
+ * `finished` resolves when the last one is answered; `stop` returns each
+ * fault's round trip, µs.
+ */
+export function faultLoop(maxFaults: number, name = "ppsim-calibrate-busy-fault"): { finished: Promise<void>; stop: () => Promise<number[]> } {
   const C = constants();
   const PS = C.PAGE_SIZE;
-  const fd = memfdCreate("ppsim-calibrate-busy-fault", maxFaults * PS);
+  const fd = memfdCreate(name, maxFaults * PS);
   const map = mapShared(fd, maxFaults * PS);
   const uffd = uffdCreate();
   const page = Buffer.alloc(PS, 7);
@@ -69,14 +74,19 @@ function faultLoop(maxFaults: number): { stop: () => Promise<number[]> } {
       us.push((performance.now() - t) * 1000);
     }
   })();
+  loop.catch(() => undefined); // handled: stop() rethrows it after cleaning up
   return {
+    finished: loop,
     stop: async () => {
       stopping = true;
-      await loop;
-      reader.stop();
-      map.unmap();
-      closeFd(uffd);
-      closeFd(fd);
+      try {
+        await loop;
+      } finally {
+        reader.stop();
+        map.unmap();
+        closeFd(uffd);
+        closeFd(fd);
+      }
       return us;
     },
   };

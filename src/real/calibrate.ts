@@ -30,11 +30,11 @@ import type { Message } from "../engine/messages.js";
 import { DEFAULT_HOST, HOST_PROFILE_VERSION, type HostProfile } from "../sim/host.js";
 import { toGuestConfig } from "../workload/guest-config.js";
 import { parseWorkload } from "../workload/parse.js";
-import { loopbackPair } from "./calibrate-bulk.js";
+import { faultLoop, loopbackPair } from "./calibrate-bulk.js";
 import { coresAvailable, enginePerPageNs, streaming } from "./calibrate-cpu.js";
 import { GuestProcess } from "./guest-process.js";
 import { startingVcpus } from "./guest-spawn.js";
-import { closeFd, constants, mapShared, memfdCreate, pread, punchHole, pwrite, startFaultReader, uffdApi, uffdCopy, uffdCreate, uffdRegister, uffdZeropage } from "./native.js";
+import { closeFd, constants, mapShared, memfdCreate, pread, punchHole, pwrite, uffdApi, uffdCopy, uffdCreate, uffdRegister, uffdZeropage } from "./native.js";
 
 const RUN = 16;
 
@@ -159,34 +159,10 @@ async function perMessage(count: number): Promise<number> {
 
 /** µs from a thread's fault to JavaScript's UFFDIO_COPY waking it: the floor under a demand fault's latency (also bench/real-postcopy). */
 export async function faultRoundTrip(faults: number): Promise<{ p50_us: number; p99_us: number }> {
-  const C = constants();
-  const PS = C.PAGE_SIZE;
-  const fd = memfdCreate("ppsim-calibrate-fault", faults * PS);
-  const map = mapShared(fd, faults * PS);
-  const uffd = uffdCreate();
-  const page = Buffer.alloc(PS, 7);
-  const reader = (() => {
-    uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM);
-    uffdRegister(uffd, map.address, faults * PS, C.UFFDIO_REGISTER_MODE_MISSING);
-    return startFaultReader(uffd, (evs) => {
-      for (const e of evs) uffdCopy(uffd, e.address & ~BigInt(PS - 1), page);
-    });
-  })();
-  try {
-    const us: number[] = [];
-    for (let i = 0; i < faults; i++) {
-      const t = performance.now();
-      await map.touchAsync(i * PS);
-      us.push((performance.now() - t) * 1000);
-    }
-    const p = percentiles(us);
-    return { p50_us: Math.round(p.p50), p99_us: Math.round(p.p99) };
-  } finally {
-    reader.stop();
-    map.unmap();
-    closeFd(uffd);
-    closeFd(fd);
-  }
+  const loop = faultLoop(faults, "ppsim-calibrate-fault");
+  await loop.finished.catch(() => undefined); // stop() cleans up, then throws what the loop threw
+  const p = percentiles(await loop.stop());
+  return { p50_us: Math.round(p.p50), p99_us: Math.round(p.p99) };
 }
 
 /** µs for PAUSE and RESUME of a running one-vCPU guest through its control socket, and for starting one (medians). */

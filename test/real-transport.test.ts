@@ -95,14 +95,18 @@ function readFrames(socket: Socket): Promise<Message<Uint8Array>[]> {
 }
 
 describe("framing", () => {
-  it("carries every message type over loopback, and reports each frame's bytes as sent", async () => {
+  it("carries every message type over loopback, and reports each frame's bytes as sent and as taken", async () => {
     const received: Message<Uint8Array>[] = [];
+    // What the receiving side counts as taken when each handler starts: the frames before it, whole.
+    const takenAtHandler: number[] = [];
+    let receiver!: FramedSocket;
     let done!: () => void;
     const all = new Promise<void>((r) => (done = r));
     const msgs = sampleMessages();
     const port = await fakeDestination((a) => {
       const fs = new FramedSocket(a.socket, a.preamble.channel, 0, {
         message: (m) => {
+          takenAtHandler.push(fs.taken);
           // The decoder takes the layout from its owner, not from a hello it reads.
           if (m.type === "hello") fs.decoder.setLayout(m.pageSize, m.pageCount);
           received.push(m);
@@ -110,6 +114,7 @@ describe("framing", () => {
         },
         down: () => undefined,
       }, a.rest);
+      receiver = fs;
       fs.start();
     });
     const socket = await connectChannel("127.0.0.1", port, { channel: "bulk", session: "ab".repeat(16), epoch: 0, info: "{}" }, 2000);
@@ -117,16 +122,23 @@ describe("framing", () => {
     cleanups.push(() => fs.close());
     let sentBytes = 0;
     let expected = 0;
+    const before: number[] = [];
     const sent = new Promise<void>((resolve) => {
-      for (const m of msgs) expected += fs.send(m, PS, (b) => {
-        sentBytes += b;
-        if (sentBytes === expected) resolve();
-      });
+      for (const m of msgs) {
+        before.push(expected);
+        expected += fs.send(m, PS, (b) => {
+          sentBytes += b;
+          if (sentBytes === expected) resolve();
+        });
+      }
     });
     await all;
     await sent;
     expect(received.map((m) => m.type)).toEqual(msgs.map((m) => m.type));
     expect(digest(received)).toEqual(digest(msgs));
+    // The destination's count of a stream matches the source's count of what it sent (the release log compares them).
+    expect(takenAtHandler).toEqual(before);
+    expect(receiver.taken).toBe(expected);
   });
 
   it("refuses corrupt pages frames, naming what is wrong", () => {

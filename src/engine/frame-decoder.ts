@@ -84,6 +84,8 @@ export class FrameDecoder {
   private head = 0;
   private size = 0;
   private layout: Layout;
+  /** Bytes of the whole frames `next` returned (decoded), since this decoder began. */
+  consumed = 0;
   constructor(pageSize: number, pageCount = 0) {
     this.layout = { pageSize, pageCount };
   }
@@ -142,7 +144,9 @@ export class FrameDecoder {
     const tag = this.peek(HEADER_BYTES).readUInt8(2);
     const frame = this.take(n);
     this.compact();
-    return decodePayload(tag, frame.subarray(HEADER_BYTES), this.layout.pageSize);
+    const m = decodePayload(tag, frame.subarray(HEADER_BYTES), this.layout.pageSize);
+    this.consumed += n;
+    return m;
   }
 
   /** Writes a chunk and returns every whole message. On a bad frame, throws a StreamError carrying the messages before it. */

@@ -392,8 +392,9 @@ export class DestSession {
     const metrics = { ...e.metrics, resumedAt: this.resumedAt ?? e.metrics.resumedAt, faultLatenciesUs: all.slice(this.latenciesSent) };
     this.latenciesSent = all.length;
     const b = this.conns.bulk;
-    const extra = Array.from(this.extras, (x) => (x instanceof NativeBulkConn ? x.taken : 0));
-    const bulkTaken = b instanceof NativeBulkConn ? { epoch: this.epoch, bytes: b.taken, ...(extra.length > 0 ? { extra } : {}) } : undefined;
+    // Both kinds of connection count the bytes of whole frames installed (the native receiver's, or Node's handler's).
+    const extra = Array.from(this.extras, (x) => x?.taken ?? 0);
+    const bulkTaken = b === undefined ? undefined : { epoch: this.epoch, bytes: b.taken, ...(extra.length > 0 ? { extra } : {}) };
     // The engine's resumedAt is when it took the switchover; ours is when the guest really ran.
     const switchover = e.metrics.resumedAt !== null && this.resumedAt !== null ? { arrivedAt: e.metrics.resumedAt, resumedAt: this.resumedAt } : undefined;
     this.sendReport({ kind: "progress", metrics, steps, at: nowUs(), bulkTaken, switchover });

@@ -205,7 +205,7 @@ export class SourceDriver {
       send: (channel, msg) => {
         this.budget -= this.link.send(channel, this.withBytes(channel, msg), pageSize);
         if (msg.type === "switchover" && this.switchoverTimes.sentAt === null) this.switchoverTimes.sentAt = nowUs();
-        if (channel === "bulk" && msg.type === "pages" && this.link.nativeSending && this.engine.isCommitted) {
+        if (channel === "bulk" && msg.type === "pages" && this.engine.isCommitted) {
           const at = this.link.bulkPosition;
           this.release.sent(at.epoch, at.stream, at.bytes, msg.pages.slice());
         }

@@ -3,7 +3,8 @@
  * guest paused for good, so a page's bytes are final), each bulk pages frame
  * is remembered with its connection and where it ends in that connection's
  * stream of this epoch. The destination's progress reports say how many
- * bytes of each stream its native receivers have installed; every page of a
+ * bytes of each stream it has installed (its native receivers', or Node's
+ * frame handler on the JS path: TLS, huge pages); every page of a
  * frame that ends at or below that point is at the destination, and its copy
  * here is punched out of the memfd. A broken link forgets the log (what was in flight is the engine's to
  * resend; the rest is released at completion, as before). The source's

@@ -90,6 +90,13 @@ export class FramedSocket {
   private lastDataAt = 0;
   private stallTimer: NodeJS.Timeout | undefined;
   private readonly stallMs: number;
+  /**
+   * Bytes of the frames whose handler has returned: on the destination's bulk
+   * connections (the JS path), the pages of every frame up to here are
+   * installed, since the handler installs synchronously (dest-session.ts).
+   * Compared with the source's count of the same stream (source-bulk.ts).
+   */
+  taken = 0;
 
   constructor(
     readonly socket: Socket,
@@ -212,7 +219,9 @@ export class FramedSocket {
       let m: Message<Uint8Array> | null = null;
       if (!this.guard(() => (m = this.decoder.next()))) return;
       if (m === null) return;
+      const upTo = this.decoder.consumed;
       this.handlers.message(m);
+      this.taken = upTo;
     }
   }
 

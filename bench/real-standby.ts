@@ -260,6 +260,10 @@ async function main(): Promise<void> {
       postcopy_ms_standby: span(copied.map((r) => Math.round(postcopyMs(r)))),
       window_over_postcopy: span(copied.map((r) => ratio(r.standby?.window_ms ?? NaN, postcopyMs(r)))),
       needed_at_switchover: span(copied.map((r) => r.standby?.needed_at_switchover ?? -1)),
+      // Of those, the pages the destination said it held before the copy wrote them (its progress reports).
+      held_by_destination: span(copied.map((r) => r.standby?.held_by_destination ?? -1)),
+      // The source's pages freed as they left (punched once the destination reported them installed).
+      source_punched_pages: span(copied.map((r) => r.real_source_memory?.punched_pages ?? -1)),
       copy_mib_s: span(rates),
       copy_over_dir_cached: span(rates.map((r) => ratio(r, disk.cached_mib_s))),
       total_ratio_median: ratio(median(t(copied)), median(t(plain))),

@@ -23,97 +23,33 @@
  * switchover was taken) only completion or recovery remain. Before the pause,
  * any failure leaves the guest running.
  */
-import { Bitmap } from "./bitmap.js";
 import { encodedSize } from "./codec.js";
-import { EndCause, type CommandResult, type Outcome, type SourceAction, type SourceGuestPort, type SourceInput } from "./events.js";
-import { PageLedger } from "./ledger.js";
+import { EndCause, type CommandResult, type SourceAction, type SourceGuestPort, type SourceInput } from "./events.js";
 import { ALL_CAPABILITIES, Capability, ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Channel, type Message } from "./messages.js";
-import { newSourceMetrics, type SourceMetrics } from "./metrics.js";
 import type { MigrationOptions } from "./options.js";
 import { makeOrder, type BackgroundOrder } from "./order.js";
-import { Pacer } from "./pacer.js";
-import { PageSender } from "./page-sender.js";
-import type { Phase, SwitchoverReason } from "./report.js";
-import { StandbyPlan, type StandbyConfig, type StandbyFigures, type StandbyOp } from "./standby.js";
+import type { SwitchoverReason } from "./report.js";
+import { SourceCore, type Committed, type Layout, type Stage } from "./source-core.js";
+import type { StandbyConfig, StandbyFigures, StandbyOp } from "./standby.js";
 import { SwitchoverPolicy } from "./switchover.js";
-import { ThroughputEstimator } from "./throughput.js";
-import { TimerTable } from "./timers.js";
 
-export interface Layout {
-  pageSize: number;
-  pageCount: number;
-}
+export type { Layout } from "./source-core.js";
 
-interface Round {
-  startedAt: number;
-  pages: number;
-  bytes: number;
-}
-
-/** Past the pause: what the source has committed to. */
-interface Committed {
-  step: "pausing" | "stopcopy" | "pushing" | "draining";
-  postcopy: boolean;
-  /** Set once the guest has paused: its vCPU state, and the pages the destination must drop. */
-  switchover: { cpuState: Uint8Array; stale: Uint32Array; sent: boolean } | null;
-  /** "recovering": the link broke; the source waits for it and then for the destination's recover. */
-  link: "up" | "down" | "awaitingRecover";
-  /** The destination took the switchover (said `resumed`, or recover said so): its guest may have run. */
-  destResumed: boolean;
-  /** The destination said `resumed`: its guest has run. */
-  destRan: boolean;
-}
-
-type Stage =
-  | { name: "idle" }
-  | { name: "setup" }
-  | { name: "precopy"; round: Round }
-  | ({ name: "committed" } & Committed)
-  | { name: "done" };
-
-type Timer = "setup" | "reconnect" | "pace";
-
-/** Whether a failure is the destination's own word that it stopped (see `fail`). */
-type PeerStopped = "no" | "unconfirmed" | "certain";
-
-export class Source<P> {
-  readonly metrics: SourceMetrics;
-  private stage: Stage = { name: "idle" };
-  private readonly actions: SourceAction[] = [];
-  private readonly outbox: Record<Channel, Message<P>[]> = { urgent: [], bulk: [] };
-  private readonly ledger: PageLedger;
+export class Source<P> extends SourceCore<P> {
   private readonly order: BackgroundOrder;
   private readonly policy: SwitchoverPolicy;
-  private readonly pacer: Pacer;
-  private readonly throughput = new ThroughputEstimator();
-  private readonly timers = new TimerTable<Timer>();
   private peerCapabilities = 0;
-  private cursor = 0;
-  private readonly sender: PageSender<P>;
   /** The page sources of `batch`, made once (one call per background message). */
   private readonly inOrder = (): number => this.nextInOrder();
   private readonly inPushOrder = (): number => this.order.next(this.ledger.pending);
   /** The last batch made and its size, so that pulling it need not size it again. */
   private batchMsg: Message<P> | null = null;
   private batchBytes = 0;
-  /** The standby copy's plan (issue 16), when the source keeps one. */
-  private readonly standby: StandbyPlan | null;
 
-  constructor(
-    private readonly opts: MigrationOptions,
-    private readonly layout: Layout,
-    private readonly guest: SourceGuestPort<P>,
-    standby: StandbyConfig | null = null,
-  ) {
-    if (!(layout.pageCount > 0 && layout.pageCount < 2 ** 32)) throw new RangeError(`page count must be in 1..2^32-1, got ${layout.pageCount}`);
-    this.ledger = new PageLedger(layout.pageCount);
+  constructor(opts: MigrationOptions, layout: Layout, guest: SourceGuestPort<P>, standby: StandbyConfig | null = null) {
+    super(opts, layout, guest, standby);
     this.order = makeOrder(opts.backgroundOrder, opts.prefetchPages);
     this.policy = new SwitchoverPolicy(opts, layout.pageSize);
-    this.pacer = new Pacer(opts.bandwidthCap, opts.laneWindowBytes);
-    this.metrics = newSourceMetrics(opts.mode, layout);
-    this.sender = new PageSender(layout.pageSize, opts.batchPages, guest, this.ledger, this.metrics, this.pacer);
-    // Without dirty tracking before switchover (pure post-copy) the copy starts at switchover.
-    this.standby = standby === null ? null : new StandbyPlan(layout.pageCount, standby, opts.mode !== "postcopy");
   }
 
   /** The standby copy's figures (null without one). */
@@ -312,49 +248,7 @@ export class Source<P> {
     this.setStage(s);
   }
 
-  private onLinkDown(now: number): void {
-    this.outbox.urgent.length = 0;
-    this.outbox.bulk.length = 0;
-    this.sender.dropRequests();
-    this.throughput.onStarved();
-    const s = this.stage;
-    if (s.name === "done") return;
-    if (s.name !== "committed") {
-      return this.abandon("failed", EndCause.LinkLost, "link lost before switchover; the source guest keeps running", now);
-    }
-    if (this.mayResume(s, "no")) return this.resumeHere(EndCause.LinkLost, "link lost before the switchover reached the destination", now);
-    if (s.link === "up") this.timers.set("reconnect", now + this.opts.reconnectTimeoutMs * 1000);
-    s.link = "down";
-    this.setStage(s);
-  }
 
-  private onRecover(resumed: boolean, bulkBytes: number, receivedBytes: Uint8Array, now: number): void {
-    const s = this.stage;
-    if (s.name !== "committed" || s.link === "up") return this.protocolError(`unexpected recover in stage ${this.stage.name}`, now);
-    let received: Bitmap;
-    try {
-      received = Bitmap.fromBytes(receivedBytes, this.layout.pageCount);
-    } catch (e) {
-      return this.protocolError(`recover: ${(e as Error).message}`, now);
-    }
-    if (bulkBytes > this.ledger.bulkOffset) {
-      return this.protocolError(`recover: destination claims ${bulkBytes} bulk bytes, only ${this.ledger.bulkOffset} were sent`, now);
-    }
-    this.metrics.recoveries++;
-    this.timers.clear("reconnect");
-    s.link = "up";
-    if (resumed) s.destResumed = true;
-    const mustDrop = this.ledger.reconcile({ resumed, bulkBytes, received });
-    this.cursor = 0;
-    if (s.switchover !== null && !resumed) {
-      // The switchover was lost: send it again, now also dropping held copies that are out of date.
-      const merged = new Set<number>([...s.switchover.stale, ...mustDrop]);
-      s.switchover.stale = Uint32Array.from([...merged].sort((a, b) => a - b));
-      s.switchover.sent = false;
-    }
-    if (s.step !== "pausing") s.step = s.postcopy ? "pushing" : resumed ? "draining" : "stopcopy";
-    this.setStage(s);
-  }
 
   // ---------------------------------------------------------------- transmit
 
@@ -442,9 +336,6 @@ export class Source<P> {
     return { type: "switchover", stale: s.postcopy ? sw.stale : new Uint32Array(0), cpuState: sw.cpuState };
   }
 
-  private queue(channel: Channel, msg: Message<P>): void {
-    this.outbox[channel].push(msg);
-  }
 
   // ---------------------------------------------------------- pre-copy rounds
 
@@ -497,105 +388,12 @@ export class Source<P> {
 
   // ------------------------------------------------------------------ endings
 
-  private protocolError(reason: string, now: number): void {
-    this.fail(EndCause.ProtocolError, reason, ErrorCode.Protocol, now);
-  }
 
-  /**
-   * A failure: before the pause the source guest runs on; past it, the source
-   * resumes its guest while the destination's cannot have run, else it stays
-   * paused and keeps every page. `peerStopped`: the destination itself
-   * reported it — "unconfirmed": it stopped without running its guest unless
-   * it had taken the switchover; "certain": it says its guest never ran.
-   */
-  private fail(cause: EndCause, reason: string, code: number | null, now: number, peerStopped: PeerStopped = "no"): void {
-    const s = this.stage;
-    if (s.name === "done") return;
-    const linkUp = s.name !== "committed" || s.link === "up";
-    if (code !== null && linkUp) this.queue("urgent", { type: "error", code, reason });
-    if (s.name !== "committed") return this.abandon("failed", cause, `${reason}; the source guest keeps running`, now);
-    if (this.mayResume(s, peerStopped)) return this.resumeHere(cause, reason, now);
-    this.finish("failed", cause, `${reason}; ${this.pausedTail(s)}`, now);
-  }
 
-  /** Whether the destination's guest cannot have run, so the source may take the VM back. */
-  private mayResume(s: Committed, peerStopped: PeerStopped): boolean {
-    if (peerStopped === "certain") return true;
-    if (s.destResumed) return false;
-    return s.switchover === null || !s.switchover.sent || peerStopped === "unconfirmed";
-  }
 
-  /** Before the point of no return: the source guest runs again; failed, not lost. */
-  private resumeHere(cause: EndCause, why: string, now: number): void {
-    this.actions.push({ kind: "resumeGuest" });
-    const reason = `${why} (${cause}); the destination guest never ran, so the source guest resumed and keeps running (failed, not lost)`;
-    this.abandon("failed", EndCause.ResumedAtSource, reason, now);
-  }
 
-  private onReconnectTimeout(s: Committed, now: number): void {
-    const secs = this.opts.reconnectTimeoutMs / 1000;
-    if (!s.destRan) {
-      // In doubt: the switchover went out and no word came back; the destination guest may run.
-      return this.finish("failed", EndCause.ReconnectTimeout, `link lost after the switchover was sent and not recovered within ${secs} s; whether the destination guest ran is unknown, so the source guest stays paused and keeps every page`, now);
-    }
-    const missing = this.ledger.pending.count;
-    if (!s.postcopy || missing === 0) {
-      return this.finish("failed", EndCause.ReconnectTimeout, `link lost and not recovered within ${secs} s; the destination guest runs and had every page, so the VM lives there; the source guest stays paused`, now);
-    }
-    const reason =
-      `the VM is lost: the destination guest has run since the switchover, so the source cannot resume its own; ` +
-      `${missing} pages not yet sent to it were only here, and the link to it did not come back within ${secs} s ` +
-      `(the destination died, or the network stayed down); no standby copy holds them`;
-    this.finish("failed", EndCause.VmLost, reason, now);
-  }
 
-  private pausedTail(s: Committed): string {
-    return s.destResumed
-      ? "the destination guest runs; the source guest stays paused and keeps every page, for recovery"
-      : "the switchover was sent and not confirmed, so the source guest stays paused and keeps every page";
-  }
 
-  /** Ends a migration that never switched over: the source guest runs on, unthrottled. */
-  private abandon(outcome: "failed" | "cancelled", cause: EndCause, reason: string, now: number): void {
-    if (this.metrics.throttle > 0) {
-      this.metrics.throttle = 0;
-      this.actions.push({ kind: "throttleGuest", ratio: 0 });
-    }
-    this.finish(outcome, cause, reason, now);
-  }
 
-  private finish(outcome: Outcome, cause: EndCause, reason: string, now: number): void {
-    if (this.stage.name === "done") return;
-    const m = this.metrics;
-    m.outcome = outcome;
-    m.cause = cause;
-    m.reason = reason;
-    m.finishedAt = now;
-    this.timers.clearAll();
-    this.standby?.stop();
-    this.setStage({ name: "done" });
-    if (outcome === "completed") this.actions.push({ kind: "releasePages", count: this.layout.pageCount });
-    this.actions.push({ kind: "finished", outcome, cause, reason });
-  }
 
-  /** The one place the stage changes; the reported phase follows from it. */
-  private setStage(s: Stage): void {
-    this.stage = s;
-    this.metrics.phase = phaseOf(s, this.metrics.outcome);
-  }
-}
-
-function phaseOf(s: Stage, outcome: Outcome | null): Phase {
-  switch (s.name) {
-    case "idle":
-    case "setup":
-      return "setup";
-    case "precopy":
-      return "precopy";
-    case "committed":
-      if (s.link !== "up") return "recovering";
-      return s.postcopy && s.step !== "pausing" ? "postcopy" : "switchover";
-    case "done":
-      return outcome === "completed" ? "complete" : (outcome ?? "failed");
-  }
 }

@@ -42,6 +42,9 @@ interface Case {
   maxVirtualMs?: number;
   /** Run with the shipped host profile (src/sim/host.ts). */
   host?: boolean;
+  /** Keep a standby copy on storage of this write rate (bytes/s, 0.5 ms latency); the source may die. */
+  standbyBytesPerSec?: number;
+  sourceDiesAtMs?: number;
 }
 
 const WORKLOADS = [
@@ -66,6 +69,12 @@ function cases(): Case[] {
     }
   }
   for (const workload of ["web-server", "database"]) for (const mode of MODES) add({ workload, mib: 64, mode, seed: 8, link: "10Gbit,0.1ms", host: true }, " host");
+  for (const workload of ["web-server", "database"]) {
+    for (const mode of MODES) {
+      add({ workload, mib: 64, mode, seed: 10, link: "1Gbit,0.1ms", standbyBytesPerSec: 200e6 }, " standby");
+      for (const dies of [30, 300]) add({ workload, mib: 64, mode, seed: 10, link: "1Gbit,0.1ms", standbyBytesPerSec: 200e6, sourceDiesAtMs: dies, options: { reconnectTimeoutMs: 100 } }, ` standby dies@${dies}ms`);
+    }
+  }
   add({ workload: "database", mib: 64, mode: "postcopy", seed: 1, link: "100Mbit,1ms", maxVirtualMs: 800 }, " deadline");
   add({ workload: "web-server", mib: 32, vcpus: 64, mode: "postcopy", seed: 9, link: "1Gbit,0.1ms" });
   return out;
@@ -75,7 +84,10 @@ function runCase(b: Build, c: Case): string {
   const base = b.loadWorkload(fileURLToPath(new URL(`../../examples/${c.workload}.json`, import.meta.url)));
   const w = b.withMemory(base, c.mib * 1024 * 1024);
   const workload = c.vcpus === undefined ? w : { ...w, vcpus: c.vcpus };
-  const s = new b.sim.Simulation({ workload, options: { mode: c.mode, ...c.options }, link: b.sim.parseLink(c.link), seed: c.seed, outages: c.outages, maxVirtualMs: c.maxVirtualMs, host: c.host ? DEFAULT_HOST : null });
+  const s = new b.sim.Simulation({ workload, options: { mode: c.mode, ...c.options }, link: b.sim.parseLink(c.link), seed: c.seed, outages: c.outages, maxVirtualMs: c.maxVirtualMs, host: c.host ? DEFAULT_HOST : null,
+    ...(c.standbyBytesPerSec === undefined ? {} : { standby: { writeBytesPerSec: c.standbyBytesPerSec, latencyUs: 500 } }),
+    ...(c.sourceDiesAtMs === undefined ? {} : { sourceDiesAtMs: c.sourceDiesAtMs }),
+  });
   const parts: unknown[] = [];
   if (c.stepMs !== undefined) {
     for (let t = -50; !s.done && t < 600_000; t += c.stepMs) {

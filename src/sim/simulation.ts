@@ -3,32 +3,33 @@
  * simulated link and guests, and owns virtual time (µs; 0 = the guest boots,
  * the migration starts after the workload's warmup).
  */
-import { encodedSize } from "../engine/codec.js";
 import { Destination } from "../engine/destination.js";
 import { driveDestination, driveSource, type DestinationEffects, type SourceEffects } from "../engine/drive.js";
 import type { EndCause } from "../engine/events.js";
 import type { Channel } from "../engine/messages.js";
 import { buildReport, buildSnapshot } from "../engine/metrics.js";
 import { resolveOptions, type MigrationOptions } from "../engine/options.js";
-import type { Report, Snapshot, StandbyReport } from "../engine/report.js";
+import type { Report, Snapshot } from "../engine/report.js";
 import { Source } from "../engine/source.js";
 import { deriveDisruption } from "../disruption/derive.js";
 import type { ProgressTrace } from "../disruption/recorder.js";
 import { compilePhases } from "../workload/generator.js";
 import type { Workload } from "../workload/types.js";
+import { destinationEffects, sourceEffects, type SimWorld } from "./engine-effects.js";
+import { EngineTimers } from "./engine-timers.js";
 import { EventQueue } from "./event-queue.js";
 import { Guest, GuestShared } from "./guest.js";
 import { TaskedGuest, withVcpuBlocktime } from "./async-faults.js";
 import { migrationView } from "./huge-pages.js";
 import { formatLink, Link, type Direction } from "./link.js";
-import { checkHostProfile, messageCostUs, occupancyBytes, type HostProfile } from "./host.js";
+import { checkHostProfile, type HostProfile } from "./host.js";
 import { loopWaitUs, withStreaming } from "./host-cpu.js";
 import { ProgressMeter } from "./progress.js";
 import { ExpectedMemory, type Verification } from "./expected-memory.js";
 import { DEFAULT_MAX_VIRTUAL_MS, type Msg, type Outage, type SimConfig, type SimEvent } from "./sim-config.js";
 import { SimStandby } from "./standby.js";
-import { Bitmap } from "../engine/bitmap.js";
-import { DEFAULT_STANDBY, PROGRESS_REPORT_MS, standbyReport } from "../engine/standby.js";
+import { StandbyRun } from "./standby-run.js";
+import { DEFAULT_STANDBY } from "../engine/standby.js";
 
 export { parseLink, formatLink, type LinkSpec } from "./link.js";
 export { DEFAULT_MAX_VIRTUAL_MS, type Outage, type SimConfig } from "./sim-config.js";
@@ -59,10 +60,7 @@ export class Simulation {
    * or watched cannot change its result.
    */
   private observedAt = 0;
-  private readonly timers: [{ at: number | null; generation: number }, { at: number | null; generation: number }] = [
-    { at: null, generation: 0 },
-    { at: null, generation: 0 },
-  ];
+  private readonly timers = new EngineTimers(this.queue);
   private readonly srcFx: SourceEffects<number>;
   private readonly dstFx: DestinationEffects<number>;
   private finished: { outcome: "completed" | "cancelled" | "failed"; reason: string } | null = null;
@@ -71,19 +69,12 @@ export class Simulation {
   private readonly expected: ExpectedMemory;
   private workAtStart = 0;
   private pagesReleased = 0;
-  /** The source guest's vCPU state from its switchover pause, kept in case the migration is abandoned. */
-  private srcPausedState: Uint8Array | null = null;
   private eventsProcessed = 0;
   /** Kept for the report, so that a saved report can be rerun. */
   private readonly outages: Outage[];
   private readonly maxVirtualMs: number;
   private readonly host: HostProfile | null;
-  private readonly standby: SimStandby | null;
-  private sourceDiedAt: number | null = null;
-  /** Pages the destination has already reported holding (its progress reports, standby runs only). */
-  private reportedHeld: Bitmap | null = null;
-  /** What the run was given for the standby copy and the source's death, for the report (and `ppsim rerun`). */
-  private readonly standbySetup: Pick<SimConfig, "standby" | "sourceDiesAtMs">;
+  private readonly standby: StandbyRun;
 
   constructor(cfg: SimConfig) {
     // Huge pages moved whole: the engine and the guests' memory work in huge pages (huge-pages.ts).
@@ -119,16 +110,47 @@ export class Simulation {
       this.options.laneWindowBytes,
     );
     const layout = { pageSize: w.pageSize, pageCount: w.pageCount };
-    this.standby = cfg.standby === undefined ? null : new SimStandby(cfg.standby, w.pageCount, w.pageSize, DEFAULT_STANDBY.maxInFlight);
+    const storage = cfg.standby === undefined ? null : new SimStandby(cfg.standby, w.pageCount, w.pageSize, DEFAULT_STANDBY.maxInFlight);
     this.source = new Source<number>(
       this.options,
       layout,
       { readPage: (p) => this.srcGuest.readPage(p), collectDirty: () => this.srcGuest.collectDirty() },
-      this.standby === null ? null : DEFAULT_STANDBY,
+      storage === null ? null : DEFAULT_STANDBY,
     );
-    this.dest = new Destination<number>(this.options, { expect: layout, standby: this.standby !== null });
-    this.srcFx = this.sourceEffects();
-    this.dstFx = this.destinationEffects();
+    this.dest = new Destination<number>(this.options, { expect: layout, standby: storage !== null });
+    this.standby = new StandbyRun({ standby: cfg.standby, sourceDiesAtMs: cfg.sourceDiesAtMs }, storage, w.pageCount, {
+      queue: this.queue,
+      link: this.link,
+      source: this.source,
+      dest: this.dest,
+      sourcePage: (p) => this.srcGuest.memory[p],
+      pauseSourceGuest: (now) => {
+        if (this.srcGuest.running) this.srcGuest.pause(now);
+      },
+      stopSourceTimer: () => this.timers.set(0, null, this.now),
+      driveSource: () => this.drive(0),
+      driveDestination: () => this.drive(1),
+      finish: (outcome, reason) => this.finish(outcome, reason),
+    });
+    const world: SimWorld = {
+      clock: () => this.now,
+      pageSize: w.pageSize,
+      link: this.link,
+      queue: this.queue,
+      timers: this.timers,
+      srcGuest: this.srcGuest,
+      dstGuest: this.dstGuest,
+      dest: this.dest,
+      expected: this.expected,
+      host: this.host,
+      standby: this.standby,
+      finish: (outcome, reason) => this.finish(outcome, reason),
+      releasePages: (count) => {
+        this.pagesReleased += count;
+      },
+    };
+    this.srcFx = sourceEffects(world);
+    this.dstFx = destinationEffects(world);
     this.srcGuest.boot(0);
     this.queue.push(this.startUs, { type: "start" });
     this.queue.push(this.deadlineUs, { type: "deadline" });
@@ -136,15 +158,7 @@ export class Simulation {
       if (!(o.atMs >= 0 && o.durationMs > 0)) throw new Error(`outage at ${o.atMs} ms for ${o.durationMs} ms: need atMs ≥ 0 and durationMs > 0`);
       this.queue.push(this.startUs + o.atMs * 1000, { type: "linkDown", durationUs: o.durationMs * 1000 });
     }
-    this.standbySetup = { standby: cfg.standby, sourceDiesAtMs: cfg.sourceDiesAtMs };
-    if (this.standby !== null) {
-      this.reportedHeld = new Bitmap(w.pageCount);
-      this.queue.push(this.startUs + PROGRESS_REPORT_MS * 1000, { type: "holdsReport" });
-    }
-    if (cfg.sourceDiesAtMs !== undefined) {
-      if (!(cfg.sourceDiesAtMs >= 0)) throw new Error(`sourceDiesAtMs must be ≥ 0, got ${cfg.sourceDiesAtMs}`);
-      this.queue.push(this.startUs + cfg.sourceDiesAtMs * 1000, { type: "sourceDies" });
-    }
+    this.standby.schedule(this.startUs);
   }
 
   /** Virtual time since the migration started (negative during warmup), ms. */
@@ -282,9 +296,7 @@ export class Simulation {
         this.drive(0);
         return;
       case "timer": {
-        const t = this.timers[ev.side];
-        if (ev.generation !== t.generation) return;
-        t.at = null;
+        if (!this.timers.fire(ev)) return;
         if (ev.side === 0) this.source.handleTimeout(now);
         else this.dest.handleTimeout(now);
         this.drive(ev.side);
@@ -311,25 +323,11 @@ export class Simulation {
         this.drive(1);
         return;
       case "standbyDurable":
-        for (let seq = this.standby?.complete(now) ?? null; seq !== null; seq = this.standby?.complete(now) ?? null) {
-          this.source.handle({ kind: "standbyWritten", seq }, now);
-        }
-        this.drive(0);
-        return;
       case "holdsReport":
-        return this.holdsReport(now);
       case "holdsArrive":
-        if (this.sourceDiedAt !== null) return;
-        this.source.handle({ kind: "destinationHolds", pages: ev.pages }, now);
-        this.drive(0);
-        return;
       case "standbyRead":
-        this.dest.handle({ kind: "standbyPages", batch: { pages: Uint32Array.from(ev.pages, (e) => e.page), data: ev.pages.map((e) => e.data) } }, now);
-        this.dest.handle({ kind: "standbyEnd" }, now);
-        this.drive(1);
-        return;
       case "sourceDies":
-        return this.sourceDies(now);
+        return this.standby.onEvent(ev, now);
       case "deadline":
         this.finish("failed", `no end after ${(this.deadlineUs - this.startUs) / 1000} ms of virtual time (maxVirtualMs)`);
         return;
@@ -349,128 +347,9 @@ export class Simulation {
   /** Runs one side's engine loop (0: source, 1: destination) at the current time. */
   private drive(side: Direction): void {
     if (this.finished !== null) return;
-    if (side === 0 && this.sourceDiedAt !== null) return;
+    if (side === 0 && this.standby.diedAt !== null) return;
     if (side === 0) driveSource(this.source, this.srcFx, this.now);
     else driveDestination(this.dest, this.dstFx, this.now);
-  }
-
-  private send(dir: Direction, channel: Channel, msg: Msg, bytes: number): void {
-    const h = this.host;
-    if (h === null) return this.link.send(dir, channel, msg, bytes, this.now);
-    const cost = messageCostUs(h, msg);
-    this.link.send(dir, channel, msg, bytes, this.now, occupancyBytes(bytes, cost, this.link.usPerWireByte), cost.recvUs + cost.extraUs);
-  }
-
-  private setTimer(side: Direction, at: number | null): void {
-    const t = this.timers[side];
-    if (at === t.at) return;
-    t.at = at;
-    t.generation++;
-    if (at !== null) this.queue.push(Math.max(this.now, at), { type: "timer", side, generation: t.generation });
-  }
-
-  private sourceEffects(): SourceEffects<number> {
-    const pageSize = this.workload.pageSize;
-    return {
-      canSend: (channel) => this.link.hasRoom(0, channel),
-      send: (channel, msg) => this.send(0, channel, msg, encodedSize(msg, pageSize)),
-      setTimer: (at) => this.setTimer(0, at),
-      pauseGuest: () => {
-        const cpuState = this.srcGuest.pause(this.now);
-        this.srcPausedState = cpuState;
-        this.expected.take();
-        this.queue.push(this.now + (this.host?.pause_us ?? 0), { type: "guestPaused", cpuState });
-      },
-      resumeGuest: () => {
-        if (!this.srcGuest.running && this.srcPausedState !== null) this.srcGuest.resume(this.now, this.srcPausedState);
-        this.expected.drop();
-        this.srcGuest.setThrottle(0);
-      },
-      throttleGuest: (ratio) => this.srcGuest.setThrottle(withStreaming(this.host, ratio)),
-      standbyRoom: () => this.standby?.hasRoom ?? false,
-      standbyWrite: (op) => {
-        const at = (this.standby as SimStandby).write(op, this.now, (p) => this.srcGuest.memory[p]);
-        this.queue.push(at, { type: "standbyDurable" });
-      },
-      releasePages: (count) => {
-        this.pagesReleased += count;
-      },
-      finished: (end) => this.finish(end.outcome, end.reason),
-    };
-  }
-
-  private destinationEffects(): DestinationEffects<number> {
-    const pageSize = this.workload.pageSize;
-    const guest = this.dstGuest;
-    return {
-      canSend: (channel) => this.link.hasRoom(1, channel),
-      send: (channel, msg) => this.send(1, channel, msg, encodedSize(msg, pageSize)),
-      setTimer: (at) => this.setTimer(1, at),
-      installPages: (batch) => {
-        const { pages, data } = batch;
-        for (let i = 0; i < pages.length; i++) guest.install(pages[i], data[i] ?? 0, this.now);
-      },
-      wake: (page) => guest.wakePage(page, this.now),
-      dropPages: (pages) => guest.drop(pages),
-      resumeGuest: (cpuState) => {
-        guest.resume(this.now, cpuState);
-        // The host's cores go to the page stream from here (src/sim/host-cpu.ts).
-        if (this.host !== null) guest.setThrottle(withStreaming(this.host, 0));
-        // A simulated guest starts at once; the engine queues the action's answer and the loop picks it up.
-        this.dest.handle({ kind: "guestResumed" }, this.now);
-      },
-      stopFaultHandling: () => undefined,
-      standbyRecover: (missing) => {
-        const r = (this.standby as SimStandby).read(missing, this.now);
-        this.queue.push(r.at, { type: "standbyRead", pages: r.pages });
-      },
-      // With the source alive the source's end is the run's; once it died, the destination's is.
-      finished: (end) => {
-        if (this.sourceDiedAt !== null) this.finish(end.outcome, end.reason);
-      },
-    };
-  }
-
-  /**
-   * The destination's progress report, as the real one every
-   * PROGRESS_REPORT_MS: once it took the switchover (its pages are final),
-   * the pages it holds reach the source one latency later, over a link that
-   * is up. Reports stop once the copy protects the VM or the run is over.
-   */
-  private holdsReport(now: number): void {
-    const known = this.reportedHeld as Bitmap;
-    if (this.dest.finished || this.sourceDiedAt !== null || this.source.standbyFigures?.protectedAt != null) return;
-    if (this.dest.metrics.resumedAt !== null && this.link.isUp) {
-      const pages = this.dest.presentBeyond(known);
-      for (const p of pages) known.set(p);
-      if (pages.length > 0) this.queue.push(now + this.link.spec.latencyUs, { type: "holdsArrive", pages });
-    }
-    this.queue.push(now + PROGRESS_REPORT_MS * 1000, { type: "holdsReport" });
-  }
-
-  /** The report's standby section, when the run kept a copy. */
-  private standbyExtras(): { standby?: StandbyReport; source_dies_at_ms?: number } {
-    const { standby: spec, sourceDiesAtMs } = this.standbySetup;
-    const dies = sourceDiesAtMs === undefined ? {} : { source_dies_at_ms: sourceDiesAtMs };
-    const f = this.source.standbyFigures;
-    if (f === null || spec === undefined) return dies;
-    const storage = { write_bytes_s: spec.writeBytesPerSec, read_bytes_s: spec.readBytesPerSec ?? null, latency_us: spec.latencyUs };
-    return { standby: { ...standbyReport(f, this.startUs, this.dest.metrics.completedAt, this.dest.standbyFill, this.sourceDiedAt), storage }, ...dies };
-  }
-
-  /** The source host dies: its engine stops for good, its unfinished storage writes with it, and the link goes down. */
-  private sourceDies(now: number): void {
-    if (this.sourceDiedAt !== null) return;
-    this.sourceDiedAt = now;
-    this.standby?.sourceDied();
-    if (this.srcGuest.running) this.srcGuest.pause(now);
-    this.setTimer(0, null);
-    if (this.link.isUp) this.link.goDown();
-    this.dest.handle({ kind: "linkDown" }, now);
-    this.drive(1);
-    // Before the destination's guest ran, nothing runs the VM any more.
-    if (this.dest.metrics.resumedAt === null) this.finish("failed", "the source died before the destination's guest ran: the VM is lost with it");
-    else if (this.dest.metrics.completedAt !== null) this.finish("completed", "the source died after the destination had every page");
   }
 
   private finish(outcome: "completed" | "cancelled" | "failed", reason: string): void {
@@ -478,7 +357,7 @@ export class Simulation {
     this.finished = { outcome, reason };
     const src = this.source.metrics;
     // A run the engine did not end itself (the deadline) still needs an end and an outcome.
-    const srcMetrics = src.outcome === null || this.sourceDiedAt !== null ? { ...src, outcome, reason, finishedAt: this.now } : src;
+    const srcMetrics = src.outcome === null || this.standby.diedAt !== null ? { ...src, outcome, reason, finishedAt: this.now } : src;
     const endUs = Math.max(srcMetrics.finishedAt ?? this.now, this.dest.metrics.completedAt ?? 0);
     this.shared.progress.stop(endUs);
     const guest = endUs > this.startUs ? deriveDisruption(this.shared.progress.trace(), this.shared.faults.figures()) : null;
@@ -496,7 +375,7 @@ export class Simulation {
       max_virtual_ms: this.maxVirtualMs,
       sim: { events: this.eventsProcessed, guest_accesses: this.shared.accesses, messages_lost: this.link.lost, pages_released: this.pagesReleased },
       ...(this.host ? { host: { ...this.host } } : {}),
-      ...this.standbyExtras(),
+      ...this.standby.extras(this.startUs),
     });
     this.final = withVcpuBlocktime(this.final, this.written);
     this.notice = `${outcome}${reason ? `: ${reason}` : ""}`;

@@ -1,0 +1,104 @@
+/**
+ * What the engines' actions do in the simulated world: their messages onto
+ * the simulated link (with the host's CPU cost when a host profile is set),
+ * their deadlines onto the agenda, their guest actions onto the simulated
+ * guests. The run loop (simulation.ts) drives the engines with these.
+ */
+import { encodedSize } from "../engine/codec.js";
+import type { Destination } from "../engine/destination.js";
+import type { DestinationEffects, SourceEffects } from "../engine/drive.js";
+import type { Channel } from "../engine/messages.js";
+import type { TaskedGuest } from "./async-faults.js";
+import type { EngineTimers } from "./engine-timers.js";
+import type { EventQueue } from "./event-queue.js";
+import type { ExpectedMemory } from "./expected-memory.js";
+import type { Guest } from "./guest.js";
+import { messageCostUs, occupancyBytes, type HostProfile } from "./host.js";
+import { withStreaming } from "./host-cpu.js";
+import type { Direction, Link } from "./link.js";
+import type { Msg, SimEvent } from "./sim-config.js";
+import type { StandbyRun } from "./standby-run.js";
+
+/** The parts of a simulated run the engines act on. */
+export interface SimWorld {
+  /** The time of the event being handled. */
+  clock(): number;
+  pageSize: number;
+  link: Link<Msg>;
+  queue: EventQueue<SimEvent>;
+  timers: EngineTimers;
+  srcGuest: Guest | TaskedGuest;
+  dstGuest: Guest | TaskedGuest;
+  dest: Destination<number>;
+  expected: ExpectedMemory;
+  host: HostProfile | null;
+  standby: StandbyRun;
+  /** A side's engine ended the migration. */
+  finish(outcome: "completed" | "cancelled" | "failed", reason: string): void;
+  releasePages(count: number): void;
+}
+
+export function sourceEffects(w: SimWorld): SourceEffects<number> {
+  const guest = w.srcGuest;
+  /** Its vCPU state from the switchover pause, kept in case the migration is abandoned. */
+  let pausedState: Uint8Array | null = null;
+  return {
+    canSend: (channel) => w.link.hasRoom(0, channel),
+    send: (channel, msg) => send(w, 0, channel, msg),
+    setTimer: (at) => w.timers.set(0, at, w.clock()),
+    pauseGuest: () => {
+      const now = w.clock();
+      const cpuState = guest.pause(now);
+      pausedState = cpuState;
+      w.expected.take();
+      w.queue.push(now + (w.host?.pause_us ?? 0), { type: "guestPaused", cpuState });
+    },
+    resumeGuest: () => {
+      if (!guest.running && pausedState !== null) guest.resume(w.clock(), pausedState);
+      w.expected.drop();
+      guest.setThrottle(0);
+    },
+    throttleGuest: (ratio) => guest.setThrottle(withStreaming(w.host, ratio)),
+    standbyRoom: () => w.standby.hasRoom,
+    standbyWrite: (op) => w.standby.write(op, w.clock()),
+    releasePages: (count) => w.releasePages(count),
+    finished: (end) => w.finish(end.outcome, end.reason),
+  };
+}
+
+export function destinationEffects(w: SimWorld): DestinationEffects<number> {
+  const guest = w.dstGuest;
+  return {
+    canSend: (channel) => w.link.hasRoom(1, channel),
+    send: (channel, msg) => send(w, 1, channel, msg),
+    setTimer: (at) => w.timers.set(1, at, w.clock()),
+    installPages: (batch) => {
+      const { pages, data } = batch;
+      const now = w.clock();
+      for (let i = 0; i < pages.length; i++) guest.install(pages[i], data[i] ?? 0, now);
+    },
+    wake: (page) => guest.wakePage(page, w.clock()),
+    dropPages: (pages) => guest.drop(pages),
+    resumeGuest: (cpuState) => {
+      guest.resume(w.clock(), cpuState);
+      // The host's cores go to the page stream from here (src/sim/host-cpu.ts).
+      if (w.host !== null) guest.setThrottle(withStreaming(w.host, 0));
+      // A simulated guest starts at once; the engine queues the action's answer and the loop picks it up.
+      w.dest.handle({ kind: "guestResumed" }, w.clock());
+    },
+    stopFaultHandling: () => undefined,
+    standbyRecover: (missing) => w.standby.read(missing, w.clock()),
+    // With the source alive the source's end is the run's; once it died, the destination's is.
+    finished: (end) => {
+      if (w.standby.diedAt !== null) w.finish(end.outcome, end.reason);
+    },
+  };
+}
+
+function send(w: SimWorld, dir: Direction, channel: Channel, msg: Msg): void {
+  const bytes = encodedSize(msg, w.pageSize);
+  const h = w.host;
+  if (h === null) return w.link.send(dir, channel, msg, bytes, w.clock());
+  const cost = messageCostUs(h, msg);
+  w.link.send(dir, channel, msg, bytes, w.clock(), occupancyBytes(bytes, cost, w.link.usPerWireByte), cost.recvUs + cost.extraUs);
+}

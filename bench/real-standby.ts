@@ -21,10 +21,12 @@
  * then written during pre-copy); `--sync` adds `--standby-sync` (every write
  * made durable before it counts). The copy's speed is the pages it still
  * needed at switchover over the window, when the copy closed it.
+ * `--downtime-limit-ms N` sets pre-copy's downtime limit (hybrid: a small
+ * one keeps the rounds from converging, so that post-copy follows them).
  * `--copy-nice N` sets the copy thread's nice value in the cost runs (default
  * 10; `--kills 0` to measure only the cost).
  *
- *   node dist/bench/real-standby.js [--workloads a.json,b.json] [--memory 1GiB] [--runs 3] [--kills 10] [--dir DIR] [--seed N] [--mode postcopy|hybrid] [--sync]
+ *   node dist/bench/real-standby.js [--workloads a.json,b.json] [--memory 1GiB] [--runs 3] [--kills 10] [--dir DIR] [--seed N] [--mode postcopy|hybrid] [--sync] [--downtime-limit-ms N] [--copy-nice N]
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync, fdatasyncSync, closeSync, ftruncateSync } from "node:fs";
@@ -120,6 +122,8 @@ interface Setup {
   sync: boolean;
   /** The copy thread's nice value in the cost runs (the kill runs' CLI source uses the default). */
   nice: number | undefined;
+  /** Pre-copy's downtime limit, ms (hybrid: a small one keeps the rounds from converging, so post-copy follows). */
+  downtimeLimitMs: number | undefined;
 }
 
 async function costRun(bin: string, w: Workload, seed: number, steps: number, standbyDir: string | null, o: Setup): Promise<Report> {
@@ -128,7 +132,7 @@ async function costRun(bin: string, w: Workload, seed: number, steps: number, st
   const dest = await spawnDemoDestination(bin, (l) => log.push(`dest: ${l}`), extra);
   // A run that hangs says where, with both agents' last lines.
   const watchdog = setTimeout(() => console.error(JSON.stringify({ slow: `${w.name} still running after 120 s`, standby: standbyDir !== null, log: log.slice(-30) })), 120_000);
-  const agent = await SourceAgent.start({ workload: w, mode: o.mode, seed, steps, peer: { host: "127.0.0.1", port: dest.port }, log: (l) => log.push(`source: ${l}`), standby: standbyDir === null ? undefined : { dir: standbyDir, sync: o.sync, nice: o.nice } });
+  const agent = await SourceAgent.start({ workload: w, mode: o.mode, seed, steps, peer: { host: "127.0.0.1", port: dest.port }, log: (l) => log.push(`source: ${l}`), ...(o.downtimeLimitMs === undefined ? {} : { options: { downtimeLimitMs: o.downtimeLimitMs } }), standby: standbyDir === null ? undefined : { dir: standbyDir, sync: o.sync, nice: o.nice } });
   try {
     return await agent.migrate();
   } finally {
@@ -154,7 +158,7 @@ async function killRun(bin: string, file: string, w: Workload, seed: number, ste
   const log: string[] = [];
   const dest = await DestinationAgent.listen("127.0.0.1", 0, { once: true, standbyDir: dir, reconnectWaitMs: 2000, log: (l) => log.push(l) });
   const args = [bin, "real", "--peer", `127.0.0.1:${dest.port}`, "--trace", file, "--memory", String(w.memBytes), "--mode", o.mode, "--steps", String(steps), "--seed", String(seed)];
-  const src = spawn(process.execPath, [...args, "--standby", dir, ...(o.sync ? ["--standby-sync"] : []), "--reconnect-wait", "2s", "--plain", "--insecure"], { stdio: "ignore" });
+  const src = spawn(process.execPath, [...args, "--standby", dir, ...(o.sync ? ["--standby-sync"] : []), ...(o.downtimeLimitMs === undefined ? [] : ["--downtime-limit", `${o.downtimeLimitMs}ms`]), "--reconnect-wait", "2s", "--plain", "--insecure"], { stdio: "ignore" });
   const pages = w.memBytes / w.pageSize;
   const folder = () => readdirSync(dir).find((n) => /^[0-9a-f]{32}$/.test(n));
   try {
@@ -202,11 +206,12 @@ const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { workloads: { type: "string" }, memory: { type: "string" }, runs: { type: "string" }, kills: { type: "string" }, dir: { type: "string" }, seed: { type: "string" }, mode: { type: "string" }, sync: { type: "boolean" }, "copy-nice": { type: "string" } },
+    options: { workloads: { type: "string" }, memory: { type: "string" }, runs: { type: "string" }, kills: { type: "string" }, dir: { type: "string" }, seed: { type: "string" }, mode: { type: "string" }, sync: { type: "boolean" }, "copy-nice": { type: "string" }, "downtime-limit-ms": { type: "string" } },
   });
   const mode = values.mode ?? "postcopy";
   if (mode !== "postcopy" && mode !== "hybrid") throw new Error(`--mode must be postcopy or hybrid, got ${mode}`);
-  const setup: Setup = { mode, sync: values.sync === true, nice: values["copy-nice"] === undefined ? undefined : Number(values["copy-nice"]) };
+  const setup: Setup = { mode, sync: values.sync === true, nice: values["copy-nice"] === undefined ? undefined : Number(values["copy-nice"]), downtimeLimitMs: values["downtime-limit-ms"] === undefined ? undefined : Number(values["downtime-limit-ms"]) };
+  if (setup.downtimeLimitMs !== undefined && !(setup.downtimeLimitMs > 0)) throw new Error(`--downtime-limit-ms must be a positive number of ms`);
   const files = (values.workloads ?? "examples/web-server.json,examples/database.json,examples/memory-scan.json,examples/idle.json").split(",");
   const mem = parseByteSize(values.memory ?? "1GiB");
   if (typeof mem === "string") throw new Error(`--memory ${mem}`);

@@ -97,7 +97,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
                         InstanceMethod<&BulkReceiver::SetLimits>("setLimits"), InstanceMethod<&BulkReceiver::SetRunning>("setRunning"),
                         InstanceMethod<&BulkReceiver::Release>("release"), InstanceMethod<&BulkReceiver::Stop>("stop"),
                         InstanceAccessor<&BulkReceiver::Received>("received"), InstanceMethod<&BulkReceiver::Stats>("stats"),
-                        InstanceMethod<&BulkReceiver::DiscardPages>("discardPages")});
+                        InstanceMethod<&BulkReceiver::DiscardPages>("discardPages"), InstanceMethod<&BulkReceiver::SetNice>("setNice")});
   }
 
   // new BulkReceiver(socketFd, limits: Uint32Array(12), stallMs, callback(notices))
@@ -111,6 +111,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     uint64_t nice = ArgU64Or(info, 4, "nice", 0);
     if (nice > 19) ThrowRange(env, "nice must be 0 … 19");
     nice_ = static_cast<int>(nice);
+    wantNice_ = nice_.load();
     sock_ = fcntl(sock, F_DUPFD_CLOEXEC, 0);
     if (sock_ < 0) ThrowErrno(env, errno, "fcntl(F_DUPFD_CLOEXEC, socket " + std::to_string(sock) + ")");
     wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -200,6 +201,16 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     return info.Env().Undefined();
   }
 
+  // setNice(n): the thread's nice from its next frame on (it applies it itself: a thread's own
+  // priority is set by the thread). JS calls it when the guest may run — the switchover taken, the
+  // frames before it (pre-copy's pages, the switchover itself) read at the priority the thread started with.
+  Napi::Value SetNice(const Napi::CallbackInfo& info) {
+    uint64_t n = ArgU64(info, 0, "nice");
+    if (n > 19) ThrowRange(info.Env(), "nice must be 0 … 19");
+    wantNice_ = static_cast<int>(n);
+    return info.Env().Undefined();
+  }
+
   // release(): JS has acted on the last non-pages frame; installing may go on.
   Napi::Value Release(const Napi::CallbackInfo& info) {
     {
@@ -224,7 +235,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     o.Set("jsNs", static_cast<double>(jsNs_.load()));
     o.Set("pages", static_cast<double>(pagesIn_.load()));
     o.Set("received", static_cast<double>(received_.load()));
-    o.Set("nice", nice_);
+    o.Set("nice", nice_.load());
     o.Set("niceErrno", niceErrno_.load());
     return o;
   }
@@ -376,9 +387,11 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   }
 
   void Loop() {
-    niceErrno_ = NiceThisThread(nice_);
+    niceErrno_ = NiceThisThread(nice_.load());
+    askedNice_ = nice_.load();
     lastData_ = std::chrono::steady_clock::now();
     for (;;) {
+      ApplyNice();
       if (!Have(kHeader)) return;
       const uint8_t* h = buf_.data() + pos_;
       uint16_t magic = static_cast<uint16_t>(h[0] | (h[1] << 8));
@@ -402,6 +415,15 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
       pos_ += kHeader + len;
       received_ += kHeader + len;
     }
+  }
+
+  // Takes the nice value JS asked for (setNice), once.
+  void ApplyNice() {
+    int want = wantNice_.load();
+    if (want == askedNice_) return;
+    askedNice_ = want;  // not retried if refused: niceErrno says so in stats()
+    niceErrno_ = SetThreadNice(want);
+    if (niceErrno_.load() == 0) nice_ = want;
   }
 
   // Hands a frame to JS as it is and waits until JS has acted on it (release); false on stop.
@@ -496,7 +518,8 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   std::atomic<size_t> received_{0}, pagesIn_{0};
   std::atomic<uint64_t> waitNs_{0}, recvNs_{0}, installNs_{0}, jsNs_{0};
   std::thread thread_;
-  int nice_ = 0;
+  std::atomic<int> nice_{0}, wantNice_{0};
+  int askedNice_ = 0;  // the thread's own: the last value it tried
   std::atomic<int> niceErrno_{0};
   Napi::ThreadSafeFunction tsfn_;
 };

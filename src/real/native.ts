@@ -111,8 +111,8 @@ export interface BulkSenderEvent {
 
 /** The source's bulk connection owned by a native thread (native/src/bulk_sender.cc). */
 export interface BulkSenderHandle {
-  /** Queues a frame JS encoded; returns its size. */
-  frame(bytes: Uint8Array): number;
+  /** Queues a frame JS encoded; returns its size. niceAfter: the thread's nice once this frame is written (the switchover: what follows is background). */
+  frame(bytes: Uint8Array, niceAfter?: number): number;
   /** Queues a pages frame whose data the thread reads from the memfd (zero[i] = 1: a zero page); returns its size. */
   pages(pages: Uint32Array, zero: Uint8Array): number;
   /** Bytes queued and not yet written to the kernel. */
@@ -142,6 +142,8 @@ export interface BulkReceiverHandle {
   /** Benchmarks: pages frames are checked and dropped instead of installed. */
   discardPages(pageSize: number, pageCount: number): void;
   setRunning(): void;
+  /** The thread's nice value from its next frame on. */
+  setNice(nice: number): void;
   /** After a "frame" notice: JS has acted on it, installing may go on. */
   release(): void;
   stop(): void;

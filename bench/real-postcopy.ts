@@ -32,7 +32,7 @@ import { availableParallelism, cpus, release } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { MODES, type Mode } from "../src/engine/messages.js";
-import type { Report } from "../src/engine/report.js";
+import type { Report, SwitchoverBreakdown } from "../src/engine/report.js";
 import { faultRoundTrip } from "../src/real/calibrate.js";
 import { loopback, loopbackNative } from "./loopback.js";
 import { DEFAULT_BULK_CONNECTIONS } from "../src/real/source-link.js";
@@ -149,12 +149,14 @@ async function main(): Promise<void> {
   console.log(table(result.rows, lo, rt, native, window));
 }
 
-type Breakdown = { pause_ms: number; engine_ms: number; to_link_ms: number; delivery_ms: number; resume_ms: number } | null;
+type Breakdown = SwitchoverBreakdown | null;
 type RunRow = { total_ms: number; downtime_ms: number; rounds: number; throttle: number; background_mib_s: number; background_over_native_loopback: number; fault_p50_us: number; fault_p99_us: number; fault_max_us: number; source_peak_mib: number | null; switchover: Breakdown };
 type Row = { workload: string; mode: Mode; mem: string; dataplane: string; connections: number; runs: RunRow[]; real: Report; sim: Record<string, unknown>; wire_over_nonzero: number; verified_runs: string; downtime_ms_median: number };
 
 function breakdown(b: Breakdown): string {
-  return b === null ? "-" : [b.pause_ms, b.engine_ms, b.to_link_ms, b.delivery_ms, b.resume_ms].map((x) => x.toFixed(1)).join(" / ");
+  if (b === null) return "-";
+  const parts = [b.pause_ms, b.engine_ms, b.to_link_ms, b.delivery_ms, b.resume_ms].map((x) => x.toFixed(1)).join(" / ");
+  return b.vcpus_started_ms === undefined ? parts : `${parts} (${b.vcpus_started_ms.toFixed(1)})`;
 }
 
 function spread(xs: number[], digits = 0): string {
@@ -167,7 +169,7 @@ function table(rows: Row[], lo: { mib_s: number; rtt_us: number }, rt: { p50_us:
   const lines = [
     `${window.from} … ${window.to}. Loopback TCP (Node ↔ Node): ${lo.mib_s} MiB/s, round trip p50 ${lo.rtt_us} µs; through the data plane's threads: ${nat}; local userfaultfd round trip through Node: p50 ${rt.p50_us} µs, p99 ${rt.p99_us} µs`,
     "",
-    "| workload | mode | guest | data plane | conns | verified | total ms, runs (median; sim) | downtime ms, runs (sim) | rounds / throttle | background MiB/s, runs (sim) | background / native loopback | fault p50 / p99 / max µs (median run; sim p50) | wire / non-zero | source peak MiB | downtime: pause / engine / to link / delivery / resume ms, each run |",
+    "| workload | mode | guest | data plane | conns | verified | total ms, runs (median; sim) | downtime ms, runs (sim) | rounds / throttle | background MiB/s, runs (sim) | background / native loopback | fault p50 / p99 / max µs (median run; sim p50) | wire / non-zero | source peak MiB | downtime: pause / engine / to link / delivery / resume (of it, to the vCPUs' start) ms, each run |",
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const r of rows) {

@@ -13,6 +13,8 @@
         "src/bench.cc",
         "src/bulk_sender.cc",
         "src/bulk_receiver.cc",
+        "src/bulk_frames.cc",
+        "src/bulk_stream.cc",
         "src/page_install.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

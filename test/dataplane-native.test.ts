@@ -168,6 +168,49 @@ describe("native data plane", () => {
     sender.stop();
   });
 
+  it("both threads start at the event loops' priority and drop to the bulk one past the switchover: the sender after writing that frame, the receiver once told", async () => {
+    const src = sourceMemory();
+    const [a, b] = socketPair();
+    cleanups.push(() => closeFd(a), () => closeFd(b));
+    const sender = startBulkSender(a, src, PS, PAGES, 64 * 1024, () => undefined, 0);
+    cleanups.push(() => sender.stop());
+    const notices: BulkNotice[] = [];
+    const receiver = createBulkReceiver(b, limits(), 30_000, (ns) => {
+      for (const n of ns) {
+        notices.push(n);
+        if (n.kind !== "frame") continue;
+        // The destination took the frame (as it takes the switchover): its guest may run now.
+        expect(receiver.stats().nice).toBe(0);
+        receiver.setNice(10);
+        receiver.release();
+      }
+    }, 0);
+    cleanups.push(() => receiver.stop());
+    receiver.discardPages(PS, PAGES);
+    receiver.start(new Uint8Array(0));
+    const until = (f: () => boolean): Promise<void> =>
+      new Promise((resolve) => {
+        const check = (): void => (f() ? resolve() : void setTimeout(check, 5));
+        check();
+      });
+    const [first] = batches(src, [0, 1, 2]);
+    sender.pages(first.pages, first.zero);
+    await until(() => notices.length === 1);
+    expect(sender.stats().nice).toBe(0);
+    const frame = encodeMessage({ type: "cancel", reason: "stands in for the switchover" }, PS);
+    const end = sender.written + sender.queued + frame.length;
+    sender.frame(frame, 10);
+    await until(() => sender.written === end && notices.length === 2);
+    expect(sender.stats()).toMatchObject({ nice: 10, niceErrno: 0 });
+    const [after] = batches(src, [3, 4]);
+    sender.pages(after.pages, after.zero);
+    await until(() => notices.length === 3);
+    expect(receiver.stats()).toMatchObject({ nice: 10, niceErrno: 0 });
+    expect(notices.map((n) => n.kind)).toEqual(["pages", "frame", "pages"]);
+    expect(() => sender.frame(frame, 20)).toThrow(/niceAfter must be 0/);
+    expect(() => receiver.setNice(20)).toThrow(/nice must be 0/);
+  });
+
   it("the receiver refers a bad frame to the engine's decoder and reads no further", async () => {
     const [a, b] = socketPair();
     cleanups.push(() => closeFd(a), () => closeFd(b));

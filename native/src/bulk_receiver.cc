@@ -11,7 +11,9 @@
 //     (hello, switchover, cancel) may change what installing means (the
 //     target, the guest now running, stale pages dropped), so nothing after
 //     it is installed before JS has acted on it.
-// Notices reach JS in arrival order, batched, through a ThreadSafeFunction.
+// Notices reach JS in arrival order, batched, through a ThreadSafeFunction
+// (bulk_frames.*: the frame constants, the pages payload's parsing, the
+// notices); reading the socket, with the stall bound, is bulk_stream.*'s.
 // Installing itself is page_install.cc's (PageInstaller).
 // No policy: which pages to install and how is what the protocol says a
 // bulk pages frame means; the engine's accounting stays in JS.
@@ -19,7 +21,6 @@
 // The thread owns dup()s of the socket, memfd and uffd; stop() wakes it
 // (eventfd), joins it and closes them.
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -28,7 +29,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <memory>
@@ -36,6 +36,8 @@
 #include <thread>
 #include <vector>
 
+#include "bulk_frames.h"
+#include "bulk_stream.h"
 #include "page_install.h"
 #include "util.h"
 
@@ -43,49 +45,12 @@ namespace ppsim {
 
 namespace {
 
-constexpr uint16_t kFrameMagic = 0x5050;
-constexpr uint8_t kTagPages = 3;
-constexpr size_t kTags = 12;  // tags 1..11 (MessageTag)
-constexpr size_t kHeader = 8;
-constexpr size_t kMaxPages = 256;
-// Room each read asks the kernel to fill.
-constexpr size_t kReadChunk = 256 * 1024;
 // Installed pages JS has not taken yet: past this the thread waits (JS is behind).
 constexpr size_t kMaxPendingPages = 1 << 16;
 
-uint64_t NowNs() {
-  timespec t{};
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
-}
+uint64_t NowNs() { return MonotonicNs(); }
 
-uint32_t GetU32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16) |
-         (static_cast<uint32_t>(p[3]) << 24);
-}
 
-enum class Kind : uint8_t { Pages, Frame, End };
-struct Notice {
-  Kind kind;
-  std::vector<uint32_t> pages;  // Pages: installed, in frame order
-  std::vector<uint8_t> zero;    // Pages: 1 = a zero page
-  std::vector<uint8_t> bytes;   // Frame: the whole frame
-  int err = 0;                  // End: 0 = the peer closed
-  std::string what;             // End: what failed, or why the stream is refused
-  bool protocol = false;        // End: the peer's bytes were not a valid stream
-  uint64_t silentMs = 0;        // End "stall": silent this long mid-frame
-  size_t partial = 0;           // End "stall": bytes of the frame received
-};
-
-// What the thread shares with JS's ThreadSafeFunction calls. Held by shared_ptr: a call still
-// queued when the receiver object is destroyed (GC) finds its box alive, not freed memory.
-struct Box {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<Notice> out;
-  size_t pendingPages = 0;
-  bool scheduled = false;
-};
 
 }  // namespace
 
@@ -97,7 +62,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
                         InstanceMethod<&BulkReceiver::SetLimits>("setLimits"), InstanceMethod<&BulkReceiver::SetRunning>("setRunning"),
                         InstanceMethod<&BulkReceiver::Release>("release"), InstanceMethod<&BulkReceiver::Stop>("stop"),
                         InstanceAccessor<&BulkReceiver::Received>("received"), InstanceMethod<&BulkReceiver::Stats>("stats"),
-                        InstanceMethod<&BulkReceiver::DiscardPages>("discardPages")});
+                        InstanceMethod<&BulkReceiver::DiscardPages>("discardPages"), InstanceMethod<&BulkReceiver::SetNice>("setNice")});
   }
 
   // new BulkReceiver(socketFd, limits: Uint32Array(12), stallMs, callback(notices))
@@ -111,6 +76,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     uint64_t nice = ArgU64Or(info, 4, "nice", 0);
     if (nice > 19) ThrowRange(env, "nice must be 0 … 19");
     nice_ = static_cast<int>(nice);
+    wantNice_ = nice_.load();
     sock_ = fcntl(sock, F_DUPFD_CLOEXEC, 0);
     if (sock_ < 0) ThrowErrno(env, errno, "fcntl(F_DUPFD_CLOEXEC, socket " + std::to_string(sock) + ")");
     wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -138,8 +104,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Bytes b = ArgBytes(info, 0, "initial");
     if (started_) ThrowErrno(info.Env(), EALREADY, "BulkReceiver.start");
-    buf_.assign(b.data, b.data + b.len);
-    len_ = b.len;
+    in_.Init(sock_, wake_, stallMs_, b.data, b.len);
     started_ = true;
     running_ = true;
     thread_ = std::thread([this] { Loop(); });
@@ -200,6 +165,16 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     return info.Env().Undefined();
   }
 
+  // setNice(n): the thread's nice from its next frame on (it applies it itself: a thread's own
+  // priority is set by the thread). JS calls it when the guest may run — the switchover taken, the
+  // frames before it (pre-copy's pages, the switchover itself) read at the priority the thread started with.
+  Napi::Value SetNice(const Napi::CallbackInfo& info) {
+    uint64_t n = ArgU64(info, 0, "nice");
+    if (n > 19) ThrowRange(info.Env(), "nice must be 0 … 19");
+    wantNice_ = static_cast<int>(n);
+    return info.Env().Undefined();
+  }
+
   // release(): JS has acted on the last non-pages frame; installing may go on.
   Napi::Value Release(const Napi::CallbackInfo& info) {
     {
@@ -218,13 +193,13 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   // stats() -> where the thread's time went (ns): waiting for bytes, reading them, installing, waiting for JS.
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("waitNs", static_cast<double>(waitNs_.load()));
-    o.Set("recvNs", static_cast<double>(recvNs_.load()));
+    o.Set("waitNs", static_cast<double>(in_.waitNs.load()));
+    o.Set("recvNs", static_cast<double>(in_.recvNs.load()));
     o.Set("installNs", static_cast<double>(installNs_.load()));
     o.Set("jsNs", static_cast<double>(jsNs_.load()));
     o.Set("pages", static_cast<double>(pagesIn_.load()));
     o.Set("received", static_cast<double>(received_.load()));
-    o.Set("nice", nice_);
+    o.Set("nice", nice_.load());
     o.Set("niceErrno", niceErrno_.load());
     return o;
   }
@@ -264,50 +239,13 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     }
     if (!call) return;
     std::shared_ptr<Box> box = box_;
-    napi_status st = tsfn_.NonBlockingCall([box](Napi::Env env, Napi::Function cb) { DeliverAll(*box, env, cb); });
+    napi_status st = tsfn_.NonBlockingCall([box](Napi::Env env, Napi::Function cb) { DeliverNotices(*box, env, cb); });
     if (st != napi_ok) {
       std::lock_guard<std::mutex> g(box_->mu);
       box_->scheduled = false;
     }
   }
 
-  static void DeliverAll(Box& box, Napi::Env env, Napi::Function cb) {
-    std::vector<Notice> batch;
-    {
-      std::lock_guard<std::mutex> g(box.mu);
-      batch.swap(box.out);
-      box.scheduled = false;
-      box.pendingPages = 0;
-    }
-    box.cv.notify_all();
-    Napi::Array arr = Napi::Array::New(env, batch.size());
-    for (size_t i = 0; i < batch.size(); i++) {
-      Notice& n = batch[i];
-      Napi::Object o = Napi::Object::New(env);
-      if (n.kind == Kind::Pages) {
-        o.Set("kind", "pages");
-        Napi::Uint32Array p = Napi::Uint32Array::New(env, n.pages.size());
-        memcpy(p.Data(), n.pages.data(), n.pages.size() * 4);
-        Napi::Uint8Array z = Napi::Uint8Array::New(env, n.zero.size());
-        memcpy(z.Data(), n.zero.data(), n.zero.size());
-        o.Set("pages", p);
-        o.Set("zero", z);
-      } else if (n.kind == Kind::Frame) {
-        o.Set("kind", "frame");
-        o.Set("bytes", Napi::Buffer<uint8_t>::Copy(env, n.bytes.data(), n.bytes.size()));
-        o.Set("refused", Napi::Boolean::New(env, n.protocol));
-      } else {
-        o.Set("kind", "end");
-        o.Set("protocol", Napi::Boolean::New(env, n.protocol));
-        o.Set("reason", n.what);
-        o.Set("silentMs", static_cast<double>(n.silentMs));
-        o.Set("partial", static_cast<double>(n.partial));
-        o.Set("error", n.err != 0 ? ErrnoError(env, n.err, n.what).Value() : env.Null());
-      }
-      arr.Set(static_cast<uint32_t>(i), o);
-    }
-    cb.Call({arr});
-  }
 
   void End(int err, const std::string& what, bool protocol = false) {
     Notice n{Kind::End, {}, {}, {}, err, what, protocol, 0, 0};
@@ -316,71 +254,27 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
 
   // ---- the thread
 
-  // Reads more bytes into buf_; false when the thread must end (stop, EOF, error: End posted except on stop).
-  bool ReadMore() {
-    for (;;) {
-      if (!running_) return false;
-      // Straight into the buffer's free tail (no second copy); unconsumed bytes move to the front first.
-      if (pos_ > 0 && buf_.size() - len_ < kReadChunk) {
-        memmove(buf_.data(), buf_.data() + pos_, len_ - pos_);
-        len_ -= pos_;
-        pos_ = 0;
-      }
-      if (buf_.size() - len_ < kReadChunk) buf_.resize(std::max(len_ + kReadChunk, buf_.size() * 2));
-      uint64_t t0 = NowNs();
-      ssize_t r = recv(sock_, buf_.data() + len_, buf_.size() - len_, MSG_DONTWAIT);
-      if (r > 0) {
-        len_ += static_cast<size_t>(r);
-        recvNs_ += NowNs() - t0;
-        lastData_ = std::chrono::steady_clock::now();
-        return true;
-      }
-      if (r == 0) {
-        End(0, "closed");
-        return false;
-      }
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        End(errno, "recv(bulk socket)");
-        return false;
-      }
-      pollfd pf[2] = {{sock_, POLLIN, 0}, {wake_, POLLIN, 0}};
-      // Mid-frame, the peer owes us bytes: wake up to check for a stall.
-      bool mid = pos_ < len_;
-      uint64_t w0 = NowNs();
-      int k = poll(pf, 2, mid && stallMs_ > 0 ? std::min(stallMs_, 1000) : -1);
-      waitNs_ += NowNs() - w0;
-      if (k < 0 && errno != EINTR) {
-        End(errno, "poll(bulk socket)");
-        return false;
-      }
-      if (pf[1].revents) return false;
-      if (k == 0 && mid) {
-        auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - lastData_).count();
-        if (silent >= stallMs_) {
-          Notice x{Kind::End, {}, {}, {}, 0, "stall", false, 0, 0};
-          x.silentMs = static_cast<uint64_t>(silent);
-          x.partial = len_ - pos_;
-          Post(std::move(x));
-          return false;
-        }
-      }
-    }
-  }
-
+  // Until n bytes are there to parse; false when the thread must end (End posted, except on stop).
   bool Have(size_t n) {
-    while (len_ - pos_ < n) {
-      if (!ReadMore()) return false;
+    if (in_.Have(n, running_)) return true;
+    if (in_.end == StreamReader::End::Closed) End(0, "closed");
+    if (in_.end == StreamReader::End::Failed) End(in_.err, in_.what);
+    if (in_.end == StreamReader::End::Stalled) {
+      Notice x{Kind::End, {}, {}, {}, 0, "stall", false, 0, 0};
+      x.silentMs = in_.silentMs;
+      x.partial = in_.partial;
+      Post(std::move(x));
     }
-    return true;
+    return false;
   }
 
   void Loop() {
-    niceErrno_ = NiceThisThread(nice_);
-    lastData_ = std::chrono::steady_clock::now();
+    niceErrno_ = NiceThisThread(nice_.load());
+    askedNice_ = nice_.load();
     for (;;) {
+      ApplyNice();
       if (!Have(kHeader)) return;
-      const uint8_t* h = buf_.data() + pos_;
+      const uint8_t* h = in_.Data();
       uint16_t magic = static_cast<uint16_t>(h[0] | (h[1] << 8));
       uint8_t tag = h[2];
       uint32_t len = GetU32(h + 4);
@@ -395,13 +289,22 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
         return;
       }
       if (!Have(kHeader + len)) return;
-      const uint8_t* f = buf_.data() + pos_;
+      const uint8_t* f = in_.Data();
       int r = tag == kTagPages ? Pages(f + kHeader, len) : 1;
       if (r < 0) return;
       if (r == 1 && !Refer(f, kHeader + len)) return;
-      pos_ += kHeader + len;
+      in_.Consume(kHeader + len);
       received_ += kHeader + len;
     }
+  }
+
+  // Takes the nice value JS asked for (setNice), once.
+  void ApplyNice() {
+    int want = wantNice_.load();
+    if (want == askedNice_) return;
+    askedNice_ = want;  // not retried if refused: niceErrno says so in stats()
+    niceErrno_ = SetThreadNice(want);
+    if (niceErrno_.load() == 0) nice_ = want;
   }
 
   // Hands a frame to JS as it is and waits until JS has acted on it (release); false on stop.
@@ -435,33 +338,10 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
       base = base_;
     }
     if (mem < 0 && !discard) return 1;
-    if (len < 4) return 1;
-    uint32_t count = GetU32(p);
-    if (count > kMaxPages) return 1;
     Notice n{Kind::Pages, {}, {}, {}, 0, "", false, 0, 0};
-    n.pages.reserve(count);
-    n.zero.reserve(count);
     std::vector<const uint8_t*> data;
-    data.reserve(count);
-    size_t o = 4;
-    for (uint32_t i = 0; i < count; i++) {
-      if (len - o < 5) return 1;
-      uint32_t page = GetU32(p + o);
-      uint8_t flags = p[o + 4];
-      o += 5;
-      if (page >= pc) return 1;
-      if (flags > 1) return 1;
-      const uint8_t* d = nullptr;
-      if (flags == 0) {
-        if (len - o < ps) return 1;
-        d = p + o;
-        o += ps;
-      }
-      n.pages.push_back(page);
-      n.zero.push_back(flags);
-      data.push_back(d);
-    }
-    if (o != len) return 1;
+    if (!ParsePages(p, len, ps, pc, &n.pages, &n.zero, &data)) return 1;
+    const uint32_t count = static_cast<uint32_t>(n.pages.size());
     uint64_t t0 = NowNs();
     if (!discard) {
       std::string what;
@@ -486,17 +366,16 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   int stallMs_ = 0;
   uint64_t base_ = 0, pageSize_ = 0, pageCount_ = 0;
   uint32_t limits_[kTags] = {};
-  std::vector<uint8_t> buf_;  // [pos_, len_) unconsumed; the rest of its size is room to read into
-  size_t pos_ = 0, len_ = 0;
+  StreamReader in_;
   PageInstaller installer_;
-  std::chrono::steady_clock::time_point lastData_;
   std::shared_ptr<Box> box_ = std::make_shared<Box>();
   bool barrier_ = false, started_ = false, stopped_ = false, discard_ = false;
   std::atomic<bool> running_{false}, guestRuns_{false};
   std::atomic<size_t> received_{0}, pagesIn_{0};
-  std::atomic<uint64_t> waitNs_{0}, recvNs_{0}, installNs_{0}, jsNs_{0};
+  std::atomic<uint64_t> installNs_{0}, jsNs_{0};
   std::thread thread_;
-  int nice_ = 0;
+  std::atomic<int> nice_{0}, wantNice_{0};
+  int askedNice_ = 0;  // the thread's own: the last value it tried
   std::atomic<int> niceErrno_{0};
   Napi::ThreadSafeFunction tsfn_;
 };

@@ -54,6 +54,7 @@ struct Item {
   std::vector<uint8_t> frame;    // whole frame (JS bytes) or header + entries with data slots to fill
   std::vector<uint32_t> pages;   // pages frame: its pages, in order
   std::vector<uint8_t> zero;     // pages frame: 1 = zero page (no data slot)
+  int niceAfter = -1;            // >= 0: once this frame is in the kernel, the thread's nice becomes this
 };
 
 enum class Ev : uint8_t { Room, Error, Flushed };
@@ -121,11 +122,19 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
   ~BulkSender() override { Shutdown(); }
 
  private:
-  // frame(bytes) -> bytes queued: a frame JS encoded, sent as it is.
+  // frame(bytes, niceAfter?) -> bytes queued: a frame JS encoded, sent as it is. With niceAfter the
+  // thread lowers its own priority to it right after writing this frame: the frames up to it (the
+  // switchover, and pre-copy's last pages before it) are the downtime's critical path and go at the
+  // priority the thread started with; what follows is background.
   Napi::Value Frame(const Napi::CallbackInfo& info) {
     Bytes b = ArgBytes(info, 0, "frame");
     Item it;
     it.frame.assign(b.data, b.data + b.len);
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      uint64_t n = ArgU64(info, 1, "niceAfter");
+      if (n > 19) ThrowRange(info.Env(), "niceAfter must be 0 … 19");
+      it.niceAfter = static_cast<int>(n);
+    }
     return Push(info.Env(), std::move(it));
   }
 
@@ -203,7 +212,7 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
     o.Set("sendNs", static_cast<double>(sendNs_.load()));
     o.Set("waitNs", static_cast<double>(waitNs_.load()));
     o.Set("written", static_cast<double>(written_.load()));
-    o.Set("nice", nice_);
+    o.Set("nice", nice_.load());
     o.Set("niceErrno", niceErrno_.load());
     return o;
   }
@@ -343,7 +352,7 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
   }
 
   void Loop() {
-    niceErrno_ = NiceThisThread(nice_);
+    niceErrno_ = NiceThisThread(nice_.load());
     for (;;) {
       Item it;
       {
@@ -371,6 +380,10 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
       uint64_t w0 = waitNs_.load();
       if (!WriteAll(it.frame.data(), size)) return;
       sendNs_ += (NowNs() - t1) - (waitNs_.load() - w0);
+      if (it.niceAfter >= 0 && it.niceAfter != nice_.load()) {
+        niceErrno_ = SetThreadNice(it.niceAfter);
+        if (niceErrno_.load() == 0) nice_ = it.niceAfter;
+      }
       if (queued_.load() < low_ && !roomPending_->exchange(true)) Emit({Ev::Room, 0, ""});
     }
   }
@@ -388,7 +401,7 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
   std::atomic<uint64_t> idleNs_{0}, fillNs_{0}, sendNs_{0}, waitNs_{0};
   std::shared_ptr<std::atomic<bool>> roomPending_ = std::make_shared<std::atomic<bool>>(false);
   std::thread thread_;
-  int nice_ = 0;
+  std::atomic<int> nice_{0};
   std::atomic<int> niceErrno_{0};
   Napi::ThreadSafeFunction tsfn_;
 };

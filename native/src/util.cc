@@ -84,8 +84,14 @@ Bytes ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
 Napi::BigInt U64(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
 
 int NiceThisThread(int nice) {
-  if (nice == 0) return 0;
-  // PRIO_PROCESS with a thread id (gettid) names that one thread on Linux.
+  if (nice == 0) return 0;  // at start: keep the process's own (the event loops')
+  return SetThreadNice(nice);
+}
+
+int SetThreadNice(int nice) {
+  // PRIO_PROCESS with a thread id (gettid) names that one thread on Linux. Raising a nice value needs
+  // no privilege; lowering one below where it was does (EACCES), which is why the data plane's
+  // threads only ever go from the event loops' priority down to the bulk one, never back.
   pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
   return setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice) == 0 ? 0 : errno;
 }

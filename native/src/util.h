@@ -42,5 +42,7 @@ Napi::BigInt U64(Napi::Env env, uint64_t v);
 // (Linux: setpriority on a thread id affects that thread only). Raising one's
 // own nice value needs no privilege. Returns 0 or the errno.
 int NiceThisThread(int nice);
+// Sets the calling thread's nice value now (0 included); 0 or the errno.
+int SetThreadNice(int nice);
 
 }  // namespace ppsim

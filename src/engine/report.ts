@@ -188,6 +188,8 @@ export interface SwitchoverBreakdown {
   to_link_ms: number;
   delivery_ms: number;
   resume_ms: number;
+  /** Of resume_ms, until the destination guest's vCPUs started (the guest's own clock); the rest is the RESUME reply's way back. */
+  vcpus_started_ms?: number;
 }
 
 export type Phase =

@@ -18,7 +18,7 @@ import type { Socket } from "node:net";
 import { encodeMessage } from "../engine/codec.js";
 import { FrameDecoder, maxPayloadBytes } from "../engine/frame-decoder.js";
 import type { Message } from "../engine/messages.js";
-import { bulkThreadNice, dataPlaneStatsWanted, formatNs, installedPages, resumeNodeReading } from "./dataplane.js";
+import { bulkThreadNice, dataPlaneStatsWanted, formatNs, installedPages, resumeNodeReading, switchoverThreadNice } from "./dataplane.js";
 import { messageOf } from "./errors.js";
 import { createBulkReceiver, type BulkNotice, type BulkReceiverHandle } from "./native.js";
 import { peerName } from "./peer-text.js";
@@ -54,7 +54,7 @@ export class NativeBulkConn {
     this.peer = peerName(socket);
     this.decoder = new FrameDecoder(pageSize);
     if (pageSize > 0) this.decoder.setLayout(pageSize, pageCount);
-    this.receiver = createBulkReceiver(fd, limits(pageSize, pageCount), stallMs, (n) => this.onNotices(n), bulkThreadNice());
+    this.receiver = createBulkReceiver(fd, limits(pageSize, pageCount), stallMs, (n) => this.onNotices(n), switchoverThreadNice());
     socket.on("error", (err) => this.fail(`bulk connection to ${this.peer}: ${err.message}`));
     socket.on("close", () => this.fail(`bulk connection to ${this.peer} closed`));
   }
@@ -79,9 +79,11 @@ export class NativeBulkConn {
     this.receiver.setTarget(memfd, uffd, base, pageSize, pageCount);
   }
 
-  /** The guest may run from now on: installs become UFFDIO_COPY / ZEROPAGE. */
+  /** The guest may run from now on: installs become UFFDIO_COPY / ZEROPAGE, at the bulk threads' nice. */
   setRunning(): void {
     this.receiver.setRunning();
+    // Past the switchover: from here on this thread's installs are background to the fault path's.
+    this.receiver.setNice(bulkThreadNice());
   }
 
   start(): void {

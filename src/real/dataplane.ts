@@ -35,6 +35,28 @@ export function bulkThreadNice(): number {
   return Number.isInteger(n) && n >= 0 && n <= 19 ? n : BULK_THREAD_NICE;
 }
 
+/**
+ * The nice value of the bulk threads until the switchover has passed them:
+ * the event loops' own (0 = left as the process is). Up to the switchover
+ * nothing on the bulk connection competes with a demand fault (the
+ * destination guest has not run), and what it carries is the downtime's
+ * critical path — pre-copy's last dirty pages, then the switchover frame,
+ * which at nice 10 waited for a time slice behind every other runnable
+ * thread on a busy host (the varying "delivery" part of the downtime,
+ * docs/real-benchmarks.md). The source's sender lowers itself to
+ * BULK_THREAD_NICE right after writing the switchover frame, the
+ * destination's receiver once the guest may run; connections opened after
+ * the switchover (the extra ones, every reconnection) start at
+ * BULK_THREAD_NICE. Going back up would need privilege, which is why the
+ * order is this one. PPSIM_SWITCHOVER_NICE=N (0–19) overrides it (A/B).
+ */
+export function switchoverThreadNice(): number {
+  const v = process.env.PPSIM_SWITCHOVER_NICE;
+  if (v === undefined || v === "") return 0;
+  const n = Number(v);
+  return Number.isInteger(n) && n >= 0 && n <= 19 ? n : 0;
+}
+
 /** Whether the native path may be used (it is, unless PPSIM_DATAPLANE=js). */
 export function nativeDataPlaneWanted(): boolean {
   return process.env.PPSIM_DATAPLANE !== "js";

@@ -20,7 +20,7 @@ import { DestinationMemory } from "./dest-memory.js";
 import { messageOf } from "./errors.js";
 import { migrationPageSize } from "./huge-reserve.js";
 import { GuestProcess } from "./guest-process.js";
-import { startingVcpus } from "./guest-spawn.js";
+import { deprioritiseVcpus } from "./guest-spawn.js";
 import { StandbyReader } from "./standby-store.js";
 import { constants } from "./native.js";
 import { parseSessionInfo, type SessionInfo } from "./plan.js";
@@ -66,6 +66,8 @@ export class DestSession {
   private mem: DestinationMemory | null = null;
   private queued: [Message<Uint8Array>, Channel][] | null = null;
   private resumedAt: number | null = null;
+  /** When the engine took the switchover (asked us to resume): the end of its delivery in the downtime breakdown. */
+  private switchoverAt: number | null = null;
   private stepsAtResume = 0;
   private latenciesSent = 0;
   private progressTimer: NodeJS.Timeout | undefined;
@@ -338,11 +340,15 @@ export class DestSession {
   private resume(cpuState: Uint8Array): void {
     const g = this.guest;
     if (g === null || this.mem === null) return;
+    this.switchoverAt = nowUs();
     this.mem.guestMayRun();
     for (const b of [this.conns.bulk, ...this.extras]) if (b instanceof NativeBulkConn) b.setRunning();
-    startingVcpus(g, () => g.resume(cpuState)).then(
+    // Not startingVcpus: the guest is running once RESUME returns, and its new vCPU threads lowered their
+    // own priority as they started; the renice pass (a /proc walk) comes after the downtime, not in it.
+    g.resume(cpuState).then(
       async () => {
         this.resumedAt = nowUs();
+        deprioritiseVcpus(g);
         this.o.log(`${this.tag}: destination guest running`);
         // Only now may the source learn it: until then it can still take the VM back.
         this.dispatch({ kind: "guestResumed" });
@@ -396,7 +402,7 @@ export class DestSession {
     const extra = Array.from(this.extras, (x) => x?.taken ?? 0);
     const bulkTaken = b === undefined ? undefined : { epoch: this.epoch, bytes: b.taken, ...(extra.length > 0 ? { extra } : {}) };
     // The engine's resumedAt is when it took the switchover; ours is when the guest really ran.
-    const switchover = e.metrics.resumedAt !== null && this.resumedAt !== null ? { arrivedAt: e.metrics.resumedAt, resumedAt: this.resumedAt } : undefined;
+    const switchover = this.switchoverAt !== null && this.resumedAt !== null ? { arrivedAt: this.switchoverAt, resumedAt: this.resumedAt } : undefined;
     this.sendReport({ kind: "progress", metrics, steps, at: nowUs(), bulkTaken, switchover });
   }
 

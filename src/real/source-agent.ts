@@ -134,7 +134,11 @@ export class SourceAgent {
     const asked = d?.engine.metrics.pausedAt ?? null;
     if (t === undefined || asked === null || t.pausedAt === null || t.engineUs === null || t.sentAt === null || t.arrivedAt === null || t.resumedAt === null) return null;
     const ms = (us: number): number => Math.round(us) / 1000;
-    return { pause_ms: ms(t.pausedAt - asked), engine_ms: ms(t.engineUs), to_link_ms: ms(t.sentAt - t.pausedAt - t.engineUs), delivery_ms: ms(t.arrivedAt - t.sentAt), resume_ms: ms(t.resumedAt - t.arrivedAt) };
+    const b: SwitchoverBreakdown = { pause_ms: ms(t.pausedAt - asked), engine_ms: ms(t.engineUs), to_link_ms: ms(t.sentAt - t.pausedAt - t.engineUs), delivery_ms: ms(t.arrivedAt - t.sentAt), resume_ms: ms(t.resumedAt - t.arrivedAt) };
+    // The destination guest's own record of when its vCPUs started (its progress log's origin, on the agents' clock).
+    const origin = (d?.final?.progressLog as { originUs?: unknown } | undefined)?.originUs;
+    if (typeof origin === "number" && Number.isFinite(origin)) b.vcpus_started_ms = ms(origin - t.arrivedAt);
+    return b;
   }
 
   /** The source guest's memory (memfd bytes) over the migration, and how many pages were punched as they left (issue 9). */

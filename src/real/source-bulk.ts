@@ -8,7 +8,7 @@
  */
 import { encodeMessage } from "../engine/codec.js";
 import type { Message } from "../engine/messages.js";
-import { dataPlaneStatsWanted, formatNs } from "./dataplane.js";
+import { bulkThreadNice, dataPlaneStatsWanted, formatNs } from "./dataplane.js";
 import type { BulkSenderHandle } from "./native.js";
 import type { FramedSocket } from "./transport.js";
 
@@ -66,7 +66,10 @@ export class BulkStream {
     }
     try {
       let b: number;
-      if (msg.type !== "pages") {
+      if (msg.type === "switchover") {
+        // The downtime's critical path ends with this frame: what follows is background.
+        b = sender.frame(encodeMessage(msg, pageSize), bulkThreadNice());
+      } else if (msg.type !== "pages") {
         b = sender.frame(encodeMessage(msg, pageSize));
       } else {
         const n = msg.pages.length;

@@ -203,8 +203,9 @@ export class SourceDriver {
     return {
       canSend: (channel: Channel) => this.budget > 0 && this.link.hasRoom(channel),
       send: (channel, msg) => {
-        this.budget -= this.link.send(channel, this.withBytes(channel, msg), pageSize);
+        // Before the send: a native sender thread may put the frame on the wire (and the destination take it) before send returns.
         if (msg.type === "switchover" && this.switchoverTimes.sentAt === null) this.switchoverTimes.sentAt = nowUs();
+        this.budget -= this.link.send(channel, this.withBytes(channel, msg), pageSize);
         if (channel === "bulk" && msg.type === "pages" && this.engine.isCommitted) {
           const at = this.link.bulkPosition;
           this.release.sent(at.epoch, at.stream, at.bytes, msg.pages.slice());

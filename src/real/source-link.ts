@@ -16,7 +16,7 @@ import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Channel, Message } from "../engine/messages.js";
 import { sleep } from "./clock.js";
-import { bulkThreadNice, nativeDataPlaneWanted, plainSocketFd } from "./dataplane.js";
+import { bulkThreadNice, nativeDataPlaneWanted, plainSocketFd, switchoverThreadNice } from "./dataplane.js";
 import { messageOf, RealError } from "./errors.js";
 import { startBulkSender } from "./native.js";
 import { MAX_BULK_CONNECTIONS } from "./preamble.js";
@@ -81,6 +81,8 @@ export class SourceLink {
   private closed = false;
   private closing: Promise<void> | null = null;
   private urgentWake = false;
+  /** The switchover went to a bulk connection: connections opened from now on start at the bulk threads' nice (dataplane.ts). */
+  private switchoverSent = false;
 
   constructor(
     readonly host: string,
@@ -163,6 +165,7 @@ export class SourceLink {
     const c = this.conns;
     if (c === null) return 0;
     if (channel === "urgent") return c.urgent.send(msg, pageSize, () => this.wakeUrgent(c));
+    if (msg.type === "switchover") this.switchoverSent = true;
     // The least queued connection with room, the ordered one on a tie (and the only one before the confirmation).
     let best = c.bulk[0];
     for (const b of c.bulk) if (b.hasRoom && (!best.hasRoom || b.queued < best.queued)) best = b;
@@ -262,7 +265,7 @@ export class SourceLink {
         if (this.conns !== conns) return;
         if (e.kind === "room") return this.handlers.writable("bulk");
         down(`bulk connection ${index} to ${this.peer}: ${e.error?.message ?? "the native sender stopped"}`);
-      }, bulkThreadNice());
+      }, this.switchoverSent ? bulkThreadNice() : switchoverThreadNice());
     }
     return stream;
   }

@@ -1,0 +1,82 @@
+/**
+ * The data plane's threads (issue 9; docs/real.md "Data plane"): the
+ * source's bulk sender and the destination's bulk receiver
+ * (native/src/bulk_sender.cc, bulk_receiver.cc), and the memfd's data map.
+ */
+import { loadAddon } from "./native-load.js";
+
+/** What the source's bulk sender thread reports (batched through a ThreadSafeFunction). */
+export interface BulkSenderEvent {
+  /** room: its queue fell below the low-water mark; error: a read or write failed (once); flushed: close(true) is done. */
+  kind: "room" | "error" | "flushed";
+  error: Error | null;
+}
+
+/** The source's bulk connection owned by a native thread (native/src/bulk_sender.cc). */
+export interface BulkSenderHandle {
+  /** Queues a frame JS encoded; returns its size. niceAfter: the thread's nice once this frame is written (the switchover: what follows is background). */
+  frame(bytes: Uint8Array, niceAfter?: number): number;
+  /** Queues a pages frame whose data the thread reads from the memfd (zero[i] = 1: a zero page); returns its size. */
+  pages(pages: Uint32Array, zero: Uint8Array): number;
+  /** Bytes queued and not yet written to the kernel. */
+  readonly queued: number;
+  readonly written: number;
+  /** flush: write what is queued, then report "flushed"; else stop now. */
+  close(flush: boolean): void;
+  /** Joins the thread and closes its fds. Idempotent. */
+  stop(): void;
+  /** Where the thread's time went, in ns: nothing queued, reading pages, writing, waiting for socket room. */
+  stats(): { idleNs: number; fillNs: number; sendNs: number; waitNs: number; written: number; nice: number; niceErrno: number };
+}
+
+/** What the destination's bulk receiver thread reports, in arrival order. */
+export type BulkNotice =
+  | { kind: "pages"; pages: Uint32Array; zero: Uint8Array }
+  /** refused: a header the thread would not read past (the decoder says why); the thread has ended. */
+  | { kind: "frame"; bytes: Buffer; refused: boolean }
+  /** reason "stall": the peer stopped mid-frame (silentMs, partial bytes); "closed": EOF; else what failed (error). */
+  | { kind: "end"; protocol: boolean; reason: string; error: Error | null; silentMs: number; partial: number };
+
+/** The destination's bulk connection read by a native thread that installs pages (native/src/bulk_receiver.cc). */
+export interface BulkReceiverHandle {
+  start(initial: Uint8Array): void;
+  setTarget(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number): void;
+  setLimits(limits: Uint32Array): void;
+  /** Benchmarks: pages frames are checked and dropped instead of installed. */
+  discardPages(pageSize: number, pageCount: number): void;
+  setRunning(): void;
+  /** The thread's nice value from its next frame on. */
+  setNice(nice: number): void;
+  /** After a "frame" notice: JS has acted on it, installing may go on. */
+  release(): void;
+  stop(): void;
+  /** Bytes of whole frames taken so far. */
+  readonly received: number;
+  /** Where the thread's time went, in ns: waiting for bytes, reading them, installing, waiting for JS. */
+  stats(): { waitNs: number; recvNs: number; installNs: number; jsNs: number; pages: number; received: number; nice: number; niceErrno: number };
+}
+
+interface RawDataPlane {
+  BulkSender: new (socketFd: number, memfd: number, pageSize: number, pageCount: number, lowWater: number, cb: (e: BulkSenderEvent) => void, nice: number) => BulkSenderHandle;
+  BulkReceiver: new (socketFd: number, limits: Uint32Array, stallMs: number, cb: (n: BulkNotice[]) => void, nice: number) => BulkReceiverHandle;
+  memfdDataPages(fd: number, firstPage: number, count: number, pageSize: number): Uint8Array;
+}
+
+const addon = (): RawDataPlane => loadAddon<RawDataPlane>();
+
+/** A native thread that writes the bulk connection: frames from JS, and pages frames it fills from the memfd. */
+export function startBulkSender(socketFd: number, memfd: number, pageSize: number, pageCount: number, lowWater: number, onEvent: (e: BulkSenderEvent) => void, nice = 0): BulkSenderHandle {
+  const Ctor = addon().BulkSender;
+  return new Ctor(socketFd, memfd, pageSize, pageCount, lowWater, onEvent, nice);
+}
+
+/** A native thread that reads the bulk connection and installs pages frames (start() it). `limits[tag]` bounds each frame's payload. */
+export function createBulkReceiver(socketFd: number, limits: Uint32Array, stallMs: number, onNotices: (n: BulkNotice[]) => void, nice = 0): BulkReceiverHandle {
+  const Ctor = addon().BulkReceiver;
+  return new Ctor(socketFd, limits, stallMs, onNotices, nice);
+}
+
+/** 1 for each of `count` pages from `firstPage` that holds data in the memfd, 0 for a hole (lseek SEEK_DATA/SEEK_HOLE). */
+export function memfdDataPages(fd: number, firstPage: number, count: number, pageSize: number): Uint8Array {
+  return addon().memfdDataPages(fd, firstPage, count, pageSize);
+}

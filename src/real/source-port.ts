@@ -18,8 +18,14 @@
  * With the native data plane (`deferred`, docs/real.md "Data plane") the
  * port reads no bytes: a page that holds data is DEFERRED (the bulk sender
  * thread reads it from the memfd as it writes the frame), a hole is a zero
- * page. Which pages hold data comes from lseek(SEEK_DATA/SEEK_HOLE), 256
- * pages at a time along a run, dropped with the dirty log like the chunk.
+ * page. Which pages hold data comes from lseek(SEEK_DATA/SEEK_HOLE) over the
+ * whole memory at once, the first time a page is asked after the dirty log
+ * was collected (dropped with it, like the chunk). Not a window: SEEK_HOLE
+ * walks the page cache up to the next hole, wherever that is — in a guest
+ * that wrote all its memory, the end of it — so a lookup of one page or of
+ * 256 costs as much as the whole map; asked per window and per demand reply
+ * it was 89 % of the source's CPU in memory-scan's pre-copy
+ * (docs/host-profile.md "memory-scan"). One map costs one walk.
  * The guest writes every page it touches non-zero (native/guest), so a hole
  * and a zero page are the same thing here.
  */
@@ -29,7 +35,8 @@ import { DEFERRED } from "./dataplane.js";
 import { closeFd, memfdDataPages, pread, scanWrittenAndProtect } from "./native.js";
 
 const CHUNK_PAGES = 16;
-const MAP_PAGES = 256;
+/** memfdDataPages' bound on one call's count; a larger memory is mapped in pieces. */
+const MAP_CALL_PAGES = 1 << 24;
 
 export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
   private readonly pageSize: number;
@@ -39,8 +46,8 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
   private chunkStart = 0;
   private lastPage = -2;
   private pagemapFd = -1;
+  /** Per page 1 if it holds data, as of the first lookup since the dirty log was last collected. */
   private map: Uint8Array | null = null;
-  private mapStart = 0;
 
   constructor(
     private readonly guest: GuestProcess,
@@ -81,18 +88,21 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
   }
 
   private holdsData(page: number): boolean {
-    const m = this.map;
-    const along = page === this.lastPage + 1;
-    this.lastPage = page;
-    if (m !== null && page >= this.mapStart && page - this.mapStart < m.length) return m[page - this.mapStart] === 1;
-    // Along a run, a window ahead; a page off the run (a demand reply) alone.
-    const n = along ? Math.min(MAP_PAGES, this.pageCount - page) : 1;
-    const fresh = memfdDataPages(this.guest.memfd, page, n, this.pageSize);
-    if (n > 1) {
-      this.map = fresh;
-      this.mapStart = page;
-    }
-    return fresh[0] === 1;
+    this.map ??= this.dataMap();
+    return this.map[page] === 1;
+  }
+
+  /**
+   * Valid until the next collectDirty: a hole written after it is in the next
+   * dirty log and sent again; before switchover nothing is punched, after it
+   * a punched page is one the destination installed and is not sent again.
+   */
+  private dataMap(): Uint8Array {
+    const { memfd } = this.guest;
+    if (this.pageCount <= MAP_CALL_PAGES) return memfdDataPages(memfd, 0, this.pageCount, this.pageSize);
+    const m = new Uint8Array(this.pageCount);
+    for (let p = 0; p < this.pageCount; p += MAP_CALL_PAGES) m.set(memfdDataPages(memfd, p, Math.min(MAP_CALL_PAGES, this.pageCount - p), this.pageSize), p);
+    return m;
   }
 
   collectDirty(): Uint32Array {

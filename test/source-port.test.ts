@@ -6,13 +6,16 @@
  * in page-cache walks. lseek(SEEK_HOLE) walks to the next hole, which in a
  * fully written guest is the end of its memory: a lookup per page or per
  * window made memory-scan's pre-copy spend 89 % of the source's CPU there
- * (docs/host-profile.md). The port must walk once per dirty-log period.
+ * (docs/host-profile.md). The port walks once; the dirty log keeps the map.
  */
+import { openSync } from "node:fs";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { GuestProcess } from "../src/real/guest-process.js";
 import { DEFERRED } from "../src/real/dataplane.js";
 
 const calls: { first: number; count: number }[] = [];
+/** What the mocked dirty log reports next (pages), as PAGEMAP_SCAN would. */
+let written: number[] = [];
 
 vi.mock("../src/real/native.js", async (importOriginal) => {
   const real = await importOriginal<typeof import("../src/real/native.js")>();
@@ -22,10 +25,16 @@ vi.mock("../src/real/native.js", async (importOriginal) => {
       calls.push({ first, count });
       return real.memfdDataPages(fd, first, count, ps);
     },
+    scanWrittenAndProtect: () => {
+      const ps = real.constants().PAGE_SIZE;
+      const out = written.map((p) => ({ start: BigInt(p * ps), end: BigInt((p + 1) * ps) }));
+      written = [];
+      return out;
+    },
   };
 });
 
-const { closeFd, constants, memfdCreate, punchHole, pwrite } = await import("../src/real/native.js");
+const { closeFd, constants, memfdCreate, pwrite } = await import("../src/real/native.js");
 const { SourceMemoryPort } = await import("../src/real/source-port.js");
 
 const PS = constants().PAGE_SIZE;
@@ -35,6 +44,7 @@ const cleanups: (() => void)[] = [];
 afterEach(() => {
   while (cleanups.length > 0) cleanups.pop()?.();
   calls.length = 0;
+  written = [];
 });
 
 /** A guest whose memfd holds data on every page except those in `holes`. */
@@ -42,7 +52,9 @@ function guest(holes: Set<number>): { g: GuestProcess; fd: number } {
   const fd = memfdCreate("port-src", PAGES * PS);
   cleanups.push(() => closeFd(fd));
   for (let p = 0; p < PAGES; p++) if (!holes.has(p)) pwrite(fd, p * PS, Buffer.alloc(PS, (p % 251) + 1));
-  const g = { memfd: fd, layout: { pageSize: PS, memBytes: PAGES * PS, base: 0n } } as unknown as GuestProcess;
+  // Stands in for /proc/PID/pagemap (the dirty log is mocked); the port's close() closes it.
+  const openPagemap = (): number => openSync("/dev/null", "r");
+  const g = { memfd: fd, layout: { pageSize: PS, memBytes: PAGES * PS, base: 0n }, openPagemap } as unknown as GuestProcess;
   return { g, fd };
 }
 
@@ -54,7 +66,7 @@ function scattered(): number[] {
 }
 
 describe("SourceMemoryPort with the native data plane", () => {
-  it("tells data from holes in any order, with one page-cache walk per dirty-log period", () => {
+  it("tells data from holes in any order, with one page-cache walk", () => {
     const holes = new Set([0, 5, 6, 7, 300, 511, 512, 1023]);
     const { g } = guest(holes);
     const port = new SourceMemoryPort(g, false, true);
@@ -68,16 +80,33 @@ describe("SourceMemoryPort with the native data plane", () => {
     port.close();
   });
 
-  it("looks again once the dirty log is collected (a hole since written is data, a punched page a hole)", () => {
+  it("keeps the map through pre-copy rounds: a hole the guest wrote is data once the dirty log says so", () => {
+    const { g, fd } = guest(new Set([10, 11]));
+    const port = new SourceMemoryPort(g, true, true);
+    port.collectDirty(); // tracking starts before any page is read
+    expect(port.readPage(10)).toBeNull();
+    expect(port.readPage(20)).toBe(DEFERRED);
+    pwrite(fd, 10 * PS, Buffer.alloc(PS, 9)); // the guest writes page 10: the next dirty log has it
+    written = [10];
+    expect(Array.from(port.collectDirty())).toEqual([10]);
+    expect(port.readPage(10)).toBe(DEFERRED);
+    expect(port.readPage(11)).toBeNull();
+    for (let round = 0; round < 5; round++) {
+      written = scattered().slice(round * 50, round * 50 + 50).filter((p) => p !== 11);
+      for (const p of written) pwrite(fd, p * PS, Buffer.alloc(PS, 3));
+      for (const p of port.collectDirty()) expect(port.readPage(p)).toBe(DEFERRED);
+    }
+    expect(calls.length).toBe(1);
+    port.close();
+  });
+
+  it("untracked (post-copy), walks after the pause's collect, not before", () => {
     const { g, fd } = guest(new Set([10]));
     const port = new SourceMemoryPort(g, false, true);
     expect(port.readPage(10)).toBeNull();
-    expect(port.readPage(20)).toBe(DEFERRED);
-    pwrite(fd, 10 * PS, Buffer.alloc(PS, 9));
-    punchHole(fd, 20 * PS, PS);
+    pwrite(fd, 10 * PS, Buffer.alloc(PS, 9)); // written before the pause, untracked
     port.collectDirty();
     expect(port.readPage(10)).toBe(DEFERRED);
-    expect(port.readPage(20)).toBeNull();
     expect(calls.length).toBe(2);
     port.close();
   });

@@ -19,13 +19,13 @@
  * port reads no bytes: a page that holds data is DEFERRED (the bulk sender
  * thread reads it from the memfd as it writes the frame), a hole is a zero
  * page. Which pages hold data comes from lseek(SEEK_DATA/SEEK_HOLE) over the
- * whole memory at once, the first time a page is asked after the dirty log
- * was collected (dropped with it, like the chunk). Not a window: SEEK_HOLE
- * walks the page cache up to the next hole, wherever that is — in a guest
- * that wrote all its memory, the end of it — so a lookup of one page or of
- * 256 costs as much as the whole map; asked per window and per demand reply
- * it was 89 % of the source's CPU in memory-scan's pre-copy
- * (docs/host-profile.md "memory-scan"). One map costs one walk.
+ * whole memory, once, at the first page asked; from then on the dirty log
+ * keeps it (a written page holds data). Not per window or page, as it was:
+ * SEEK_HOLE walks the page cache up to the next hole, wherever that is — in
+ * a guest that wrote all its memory, the end of it — so a lookup of one page
+ * or of 256 cost as much as the whole map (2.4 ms at 256 MiB, 20 ms at
+ * 1 GiB); asked per window and per scattered dirty page it was 89 % of the
+ * source's CPU in memory-scan's pre-copy (docs/host-profile.md "memory-scan").
  * The guest writes every page it touches non-zero (native/guest), so a hole
  * and a zero page are the same thing here.
  */
@@ -46,7 +46,7 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
   private chunkStart = 0;
   private lastPage = -2;
   private pagemapFd = -1;
-  /** Per page 1 if it holds data, as of the first lookup since the dirty log was last collected. */
+  /** Per page 1 if it holds data: the memfd at the first lookup, and every page the dirty log reported since. */
   private map: Uint8Array | null = null;
 
   constructor(
@@ -93,9 +93,12 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
   }
 
   /**
-   * Valid until the next collectDirty: a hole written after it is in the next
-   * dirty log and sent again; before switchover nothing is punched, after it
-   * a punched page is one the destination installed and is not sent again.
+   * Why one walk holds for the whole migration: the engine collects the dirty
+   * log (which starts tracking; untracked, the pause) before it reads a page, so a hole written
+   * after the walk is in a later dirty log, which marks it (it is sent as a
+   * zero page until then, and again after: the same as a stale copy). Data
+   * never turns into a hole before switchover (nothing is punched); after it
+   * a punched page is one the destination installed, which is not sent again.
    */
   private dataMap(): Uint8Array {
     const { memfd } = this.guest;
@@ -107,8 +110,11 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
 
   collectDirty(): Uint32Array {
     this.chunk = null;
-    this.map = null;
-    if (!this.tracking) return new Uint32Array(0);
+    if (!this.tracking) {
+      // Untracked (post-copy): collected once, at the pause; a map from before it would miss the guest's writes.
+      this.map = null;
+      return new Uint32Array(0);
+    }
     const { base, memBytes } = this.guest.layout;
     const regions = scanWrittenAndProtect(this.pagemapFd, base, base + BigInt(memBytes));
     const ps = BigInt(this.pageSize);
@@ -118,6 +124,8 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
       const end = Math.min(this.pageCount, Number((r.end - base + ps - 1n) / ps));
       for (let p = first; p < end; p++) pages.push(p);
     }
+    const m = this.map;
+    if (m !== null) for (const p of pages) m[p] = 1;
     return Uint32Array.from(pages);
   }
 

@@ -18,8 +18,14 @@
  * With the native data plane (`deferred`, docs/real.md "Data plane") the
  * port reads no bytes: a page that holds data is DEFERRED (the bulk sender
  * thread reads it from the memfd as it writes the frame), a hole is a zero
- * page. Which pages hold data comes from lseek(SEEK_DATA/SEEK_HOLE), 256
- * pages at a time along a run, dropped with the dirty log like the chunk.
+ * page. Which pages hold data comes from lseek(SEEK_DATA/SEEK_HOLE) over the
+ * whole memory, once, at the first page asked; from then on the dirty log
+ * keeps it (a written page holds data). Not per window or page, as it was:
+ * SEEK_HOLE walks the page cache up to the next hole, wherever that is — in
+ * a guest that wrote all its memory, the end of it — so a lookup of one page
+ * or of 256 cost as much as the whole map (2.4 ms at 256 MiB, 20 ms at
+ * 1 GiB); asked per window and per scattered dirty page it was 89 % of the
+ * source's CPU in memory-scan's pre-copy (docs/host-profile.md "memory-scan").
  * The guest writes every page it touches non-zero (native/guest), so a hole
  * and a zero page are the same thing here.
  */
@@ -29,7 +35,8 @@ import { DEFERRED } from "./dataplane.js";
 import { closeFd, memfdDataPages, pread, scanWrittenAndProtect } from "./native.js";
 
 const CHUNK_PAGES = 16;
-const MAP_PAGES = 256;
+/** memfdDataPages' bound on one call's count; a larger memory is mapped in pieces. */
+const MAP_CALL_PAGES = 1 << 24;
 
 export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
   private readonly pageSize: number;
@@ -39,8 +46,8 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
   private chunkStart = 0;
   private lastPage = -2;
   private pagemapFd = -1;
+  /** Per page 1 if it holds data: the memfd at the first lookup, and every page the dirty log reported since. */
   private map: Uint8Array | null = null;
-  private mapStart = 0;
 
   constructor(
     private readonly guest: GuestProcess,
@@ -81,24 +88,33 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
   }
 
   private holdsData(page: number): boolean {
-    const m = this.map;
-    const along = page === this.lastPage + 1;
-    this.lastPage = page;
-    if (m !== null && page >= this.mapStart && page - this.mapStart < m.length) return m[page - this.mapStart] === 1;
-    // Along a run, a window ahead; a page off the run (a demand reply) alone.
-    const n = along ? Math.min(MAP_PAGES, this.pageCount - page) : 1;
-    const fresh = memfdDataPages(this.guest.memfd, page, n, this.pageSize);
-    if (n > 1) {
-      this.map = fresh;
-      this.mapStart = page;
-    }
-    return fresh[0] === 1;
+    this.map ??= this.dataMap();
+    return this.map[page] === 1;
+  }
+
+  /**
+   * Why one walk holds for the whole migration: the engine collects the dirty
+   * log (which starts tracking; untracked, the pause) before it reads a page, so a hole written
+   * after the walk is in a later dirty log, which marks it (it is sent as a
+   * zero page until then, and again after: the same as a stale copy). Data
+   * never turns into a hole before switchover (nothing is punched); after it
+   * a punched page is one the destination installed, which is not sent again.
+   */
+  private dataMap(): Uint8Array {
+    const { memfd } = this.guest;
+    if (this.pageCount <= MAP_CALL_PAGES) return memfdDataPages(memfd, 0, this.pageCount, this.pageSize);
+    const m = new Uint8Array(this.pageCount);
+    for (let p = 0; p < this.pageCount; p += MAP_CALL_PAGES) m.set(memfdDataPages(memfd, p, Math.min(MAP_CALL_PAGES, this.pageCount - p), this.pageSize), p);
+    return m;
   }
 
   collectDirty(): Uint32Array {
     this.chunk = null;
-    this.map = null;
-    if (!this.tracking) return new Uint32Array(0);
+    if (!this.tracking) {
+      // Untracked (post-copy): collected once, at the pause; a map from before it would miss the guest's writes.
+      this.map = null;
+      return new Uint32Array(0);
+    }
     const { base, memBytes } = this.guest.layout;
     const regions = scanWrittenAndProtect(this.pagemapFd, base, base + BigInt(memBytes));
     const ps = BigInt(this.pageSize);
@@ -108,6 +124,8 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
       const end = Math.min(this.pageCount, Number((r.end - base + ps - 1n) / ps));
       for (let p = first; p < end; p++) pages.push(p);
     }
+    const m = this.map;
+    if (m !== null) for (const p of pages) m[p] = 1;
     return Uint32Array.from(pages);
   }
 

@@ -1,0 +1,113 @@
+/**
+ * The source's window on guest RAM with the native data plane
+ * (src/real/source-port.ts): which pages are DEFERRED (hold data) and which
+ * are zero pages (holes), in whatever order the engine asks — a pre-copy
+ * round's scattered dirty pages, demand replies, runs — and what that costs
+ * in page-cache walks. lseek(SEEK_HOLE) walks to the next hole, which in a
+ * fully written guest is the end of its memory: a lookup per page or per
+ * window made memory-scan's pre-copy spend 89 % of the source's CPU there
+ * (docs/host-profile.md). The port walks once; the dirty log keeps the map.
+ */
+import { openSync } from "node:fs";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { GuestProcess } from "../src/real/guest-process.js";
+import { DEFERRED } from "../src/real/dataplane.js";
+
+const calls: { first: number; count: number }[] = [];
+/** What the mocked dirty log reports next (pages), as PAGEMAP_SCAN would. */
+let written: number[] = [];
+
+vi.mock("../src/real/native.js", async (importOriginal) => {
+  const real = await importOriginal<typeof import("../src/real/native.js")>();
+  return {
+    ...real,
+    memfdDataPages: (fd: number, first: number, count: number, ps: number) => {
+      calls.push({ first, count });
+      return real.memfdDataPages(fd, first, count, ps);
+    },
+    scanWrittenAndProtect: () => {
+      const ps = real.constants().PAGE_SIZE;
+      const out = written.map((p) => ({ start: BigInt(p * ps), end: BigInt((p + 1) * ps) }));
+      written = [];
+      return out;
+    },
+  };
+});
+
+const { closeFd, constants, memfdCreate, pwrite } = await import("../src/real/native.js");
+const { SourceMemoryPort } = await import("../src/real/source-port.js");
+
+const PS = constants().PAGE_SIZE;
+const PAGES = 1024;
+const cleanups: (() => void)[] = [];
+
+afterEach(() => {
+  while (cleanups.length > 0) cleanups.pop()?.();
+  calls.length = 0;
+  written = [];
+});
+
+/** A guest whose memfd holds data on every page except those in `holes`. */
+function guest(holes: Set<number>): { g: GuestProcess; fd: number } {
+  const fd = memfdCreate("port-src", PAGES * PS);
+  cleanups.push(() => closeFd(fd));
+  for (let p = 0; p < PAGES; p++) if (!holes.has(p)) pwrite(fd, p * PS, Buffer.alloc(PS, (p % 251) + 1));
+  // Stands in for /proc/PID/pagemap (the dirty log is mocked); the port's close() closes it.
+  const openPagemap = (): number => openSync("/dev/null", "r");
+  const g = { memfd: fd, layout: { pageSize: PS, memBytes: PAGES * PS, base: 0n }, openPagemap } as unknown as GuestProcess;
+  return { g, fd };
+}
+
+/** A fixed scattered order (a pre-copy round's dirty pages, demand replies): every page once, never two neighbours in a row. */
+function scattered(): number[] {
+  const out: number[] = [];
+  for (let k = 0; k < PAGES; k++) out.push((k * 389) % PAGES); // 389 is prime to 1024
+  return out;
+}
+
+describe("SourceMemoryPort with the native data plane", () => {
+  it("tells data from holes in any order, with one page-cache walk", () => {
+    const holes = new Set([0, 5, 6, 7, 300, 511, 512, 1023]);
+    const { g } = guest(holes);
+    const port = new SourceMemoryPort(g, false, true);
+    const seen = new Map<number, boolean>();
+    for (const p of scattered()) seen.set(p, port.readPage(p) === DEFERRED);
+    for (let p = 0; p < PAGES; p++) expect(seen.get(p), `page ${p}`).toBe(!holes.has(p));
+    // A run (the background push) after the scattered pages: still the same map.
+    for (let p = 100; p < 400; p++) expect(port.readPage(p)).toBe(holes.has(p) ? null : DEFERRED);
+    expect(calls.length).toBe(1);
+    expect(calls[0]).toEqual({ first: 0, count: PAGES });
+    port.close();
+  });
+
+  it("keeps the map through pre-copy rounds: a hole the guest wrote is data once the dirty log says so", () => {
+    const { g, fd } = guest(new Set([10, 11]));
+    const port = new SourceMemoryPort(g, true, true);
+    port.collectDirty(); // tracking starts before any page is read
+    expect(port.readPage(10)).toBeNull();
+    expect(port.readPage(20)).toBe(DEFERRED);
+    pwrite(fd, 10 * PS, Buffer.alloc(PS, 9)); // the guest writes page 10: the next dirty log has it
+    written = [10];
+    expect(Array.from(port.collectDirty())).toEqual([10]);
+    expect(port.readPage(10)).toBe(DEFERRED);
+    expect(port.readPage(11)).toBeNull();
+    for (let round = 0; round < 5; round++) {
+      written = scattered().slice(round * 50, round * 50 + 50).filter((p) => p !== 11);
+      for (const p of written) pwrite(fd, p * PS, Buffer.alloc(PS, 3));
+      for (const p of port.collectDirty()) expect(port.readPage(p)).toBe(DEFERRED);
+    }
+    expect(calls.length).toBe(1);
+    port.close();
+  });
+
+  it("untracked (post-copy), walks after the pause's collect, not before", () => {
+    const { g, fd } = guest(new Set([10]));
+    const port = new SourceMemoryPort(g, false, true);
+    expect(port.readPage(10)).toBeNull();
+    pwrite(fd, 10 * PS, Buffer.alloc(PS, 9)); // written before the pause, untracked
+    port.collectDirty();
+    expect(port.readPage(10)).toBe(DEFERRED);
+    expect(calls.length).toBe(2);
+    port.close();
+  });
+});

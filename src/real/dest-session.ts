@@ -8,33 +8,29 @@
  * faults. After completion the guest runs its remaining steps; the session
  * then hashes guest RAM and sends the source a final report.
  */
-import { PROGRESS_REPORT_MS } from "../engine/standby.js";
-import { logToSend } from "../disruption/guest-log.js";
 import { Destination } from "../engine/destination.js";
 import { driveDestination, type DestinationEffects } from "../engine/drive.js";
 import type { DestinationInput } from "../engine/events.js";
 import { ErrorCode, MIN_PROTOCOL_VERSION, type Channel, type HelloMsg, type Message } from "../engine/messages.js";
 import { resolveOptions } from "../engine/options.js";
-import { DeadlineTimer, nowUs, sleep } from "./clock.js";
+import { DeadlineTimer, nowUs } from "./clock.js";
 import { DestinationMemory } from "./dest-memory.js";
 import { messageOf } from "./errors.js";
 import { migrationPageSize } from "./huge-reserve.js";
 import { GuestProcess } from "./guest-process.js";
 import { deprioritiseVcpus } from "./guest-spawn.js";
-import { StandbyReader } from "./standby-store.js";
 import { constants } from "./native.js";
 import { parseSessionInfo, type SessionInfo } from "./plan.js";
-import { totalSteps } from "./progress.js";
 import type { DestReport } from "./report-msg.js";
 import { nativeDataPlaneWanted, plainSocketFd, stopNodeReading } from "./dataplane.js";
 import { NativeBulkConn } from "./dataplane-recv.js";
+import { DestReports } from "./dest-reports.js";
+import { fillFromStandby } from "./dest-standby-fill.js";
 import { DEFAULT_STALL_MS, FramedSocket, type Accepted, type FramedHandlers } from "./transport.js";
 
 /** A connection of the session: Node's (urgent, and bulk with TLS) or the native data plane's (bulk over plain TCP). */
 type Conn = FramedSocket | NativeBulkConn;
 
-/** How long a completed session waits for its guest's remaining steps before giving up. */
-const AFTER_COMPLETE_WAIT_MS = 30 * 60_000;
 /** Bulk messages the destination handles per event-loop turn (16-page frames: ~2 ms of installing in all; 4 halves fault latency again but also the throughput). */
 const BULK_SLICE = 32;
 
@@ -65,19 +61,13 @@ export class DestSession {
   private guest: GuestProcess | null = null;
   private mem: DestinationMemory | null = null;
   private queued: [Message<Uint8Array>, Channel][] | null = null;
-  private resumedAt: number | null = null;
-  /** When the engine took the switchover (asked us to resume): the end of its delivery in the downtime breakdown. */
-  private switchoverAt: number | null = null;
-  private stepsAtResume = 0;
-  private latenciesSent = 0;
-  private progressTimer: NodeJS.Timeout | undefined;
+  private readonly reports: DestReports;
   private readonly engineTimer = new DeadlineTimer((now) => {
     this.engine?.handleTimeout(now);
     this.drive();
   });
   private fx: DestinationEffects<Uint8Array> | null = null;
   private ended = false;
-  private reported = false;
   private resolveEnd: (e: SessionEnd) => void = () => undefined;
   readonly end: Promise<SessionEnd>;
 
@@ -86,6 +76,12 @@ export class DestSession {
     private readonly o: SessionOptions,
   ) {
     this.end = new Promise((r) => (this.resolveEnd = r));
+    this.reports = new DestReports({
+      now: () => ({ engine: this.engine, guest: this.guest, epoch: this.epoch, urgentUp: this.conns.urgent !== undefined, bulk: this.conns.bulk, extras: this.extras }),
+      log: (line) => this.o.log(`${this.tag}: ${line}`),
+      sendReport: (r) => this.sendReport(r),
+      finish: (end) => this.finish(end),
+    });
   }
 
   private get tag(): string {
@@ -200,7 +196,7 @@ export class DestSession {
 
   private onDown(reason: string, fs: Conn): void {
     if (!this.isCurrent(fs)) return;
-    if (this.reported) return this.finish({ outcome: "completed", reason: "report delivered" });
+    if (this.reports.reported) return this.finish({ outcome: "completed", reason: "report delivered" });
     this.o.log(`${this.tag}: link down: ${reason}`);
     this.linkDown(reason);
     if (this.engine === null || this.engine.finished) {
@@ -331,7 +327,7 @@ export class DestSession {
       standbyRecover: (missing) => void this.fillFromStandby(missing),
       finished: (end) => {
         if (this.engine?.standbyFill != null) this.o.log(`${this.tag}: ${end.reason}`);
-        if (end.outcome === "completed") void this.afterComplete();
+        if (end.outcome === "completed") void this.reports.afterComplete();
         else this.finish({ outcome: end.outcome, reason: end.reason });
       },
     };
@@ -340,20 +336,19 @@ export class DestSession {
   private resume(cpuState: Uint8Array): void {
     const g = this.guest;
     if (g === null || this.mem === null) return;
-    this.switchoverAt = nowUs();
+    this.reports.switchoverAt = nowUs();
     this.mem.guestMayRun();
     for (const b of [this.conns.bulk, ...this.extras]) if (b instanceof NativeBulkConn) b.setRunning();
     // Not startingVcpus: the guest is running once RESUME returns, and its new vCPU threads lowered their
     // own priority as they started; the renice pass (a /proc walk) comes after the downtime, not in it.
     g.resume(cpuState).then(
       async () => {
-        this.resumedAt = nowUs();
+        this.reports.resumedAt = nowUs();
         deprioritiseVcpus(g);
         this.o.log(`${this.tag}: destination guest running`);
         // Only now may the source learn it: until then it can still take the VM back.
         this.dispatch({ kind: "guestResumed" });
-        this.stepsAtResume = totalSteps(await g.progress());
-        this.progressTimer = setInterval(() => void this.reportProgress(), PROGRESS_REPORT_MS);
+        await this.reports.startProgress(g);
       },
       async (e: unknown) => {
         // The source resumes its own guest on our word: make sure ours cannot run first.
@@ -365,95 +360,18 @@ export class DestSession {
     );
   }
 
-  /** The source is gone: the engine's missing pages from the standby copy, verified, then the end of the fill. */
-  private async fillFromStandby(missing: Uint32Array): Promise<void> {
-    const dir = this.o.standbyDir as string;
+  /** The source is gone: the engine's missing pages from the standby copy (dest-standby-fill.ts). */
+  private fillFromStandby(missing: Uint32Array): Promise<void> {
     const layout = { pageSize: this.pageSize, pageCount: this.pageCount };
-    this.o.log(`${this.tag}: the source is gone; reading ${missing.length} missing pages from the standby copy`);
-    let bad = 0;
-    try {
-      const reader = await StandbyReader.open(dir, this.id, layout);
-      try {
-        const r = await reader.read(missing, (batch) => this.dispatch({ kind: "standbyPages", batch }));
-        bad = r.bad.length;
-        if (bad > 0) {
-          const why = new Map<string, number>();
-          for (const b of r.bad) why.set(b.why, (why.get(b.why) ?? 0) + 1);
-          this.o.log(`${this.tag}: the standby copy lacks ${bad} of them: ${[...why].map(([k, n]) => `${n} ${k}`).join(", ")}`);
-        }
-      } finally {
-        await reader.close();
-      }
-    } catch (e) {
-      this.o.log(`${this.tag}: the standby copy cannot be read: ${messageOf(e)}`);
-    }
-    this.dispatch({ kind: "standbyEnd" });
-  }
-
-  private async reportProgress(): Promise<void> {
-    const e = this.engine;
-    if (e === null || this.guest === null || this.conns.urgent === undefined) return;
-    const steps = totalSteps(await this.guest.progress());
-    const all = e.metrics.faultLatenciesUs;
-    const metrics = { ...e.metrics, resumedAt: this.resumedAt ?? e.metrics.resumedAt, faultLatenciesUs: all.slice(this.latenciesSent) };
-    this.latenciesSent = all.length;
-    const b = this.conns.bulk;
-    // Both kinds of connection count the bytes of whole frames installed (the native receiver's, or Node's handler's).
-    const extra = Array.from(this.extras, (x) => x?.taken ?? 0);
-    const bulkTaken = b === undefined ? undefined : { epoch: this.epoch, bytes: b.taken, ...(extra.length > 0 ? { extra } : {}) };
-    // The engine's resumedAt is when it took the switchover; ours is when the guest really ran.
-    const switchover = this.switchoverAt !== null && this.resumedAt !== null ? { arrivedAt: this.switchoverAt, resumedAt: this.resumedAt } : undefined;
-    this.sendReport({ kind: "progress", metrics, steps, at: nowUs(), bulkTaken, switchover });
-  }
-
-  private async afterComplete(): Promise<void> {
-    const g = this.guest;
-    const e = this.engine;
-    if (g === null || e === null) return;
-    try {
-      const atComplete = await g.progress();
-      this.o.log(`${this.tag}: every page present; the guest runs its remaining steps`);
-      for (const b of [this.conns.bulk, ...this.extras]) if (b instanceof NativeBulkConn) b.logStats();
-      // The peer chose the steps; the wait for them is bounded all the same.
-      const deadline = Date.now() + AFTER_COMPLETE_WAIT_MS;
-      for (let p = atComplete; ; p = await g.progress()) {
-        if (p.vcpus.every((v) => v.finished)) break;
-        if (Date.now() > deadline) throw new Error(`the guest did not finish its steps within ${AFTER_COMPLETE_WAIT_MS / 60_000} min of completion`);
-        await sleep(20);
-      }
-      clearInterval(this.progressTimer);
-      await this.reportProgress();
-      const hash = await g.hash();
-      // At the end every vCPU thread has run (at completion a starved one may not have yet): its thread id is known.
-      const end = await g.progress();
-      const atEnd = totalSteps(end);
-      // The guest's per-vCPU progress log (it started at the resume), for the source's disruption figures.
-      const progressLog = await g.progressLog().then(
-        (l) => logToSend(l, l.originUs, e.metrics.completedAt ?? Infinity),
-        (err: unknown) => (this.o.log(`${this.tag}: no progress log from the guest: ${messageOf(err)}`), undefined),
-      );
-      const metrics = { ...e.metrics, resumedAt: this.resumedAt ?? e.metrics.resumedAt };
-      const finishedBeforeComplete = atComplete.vcpus.some((v) => v.finished);
-      const sent = this.sendReport({ kind: "final", metrics, hash, steps: { atResume: this.stepsAtResume, atComplete: totalSteps(atComplete), atEnd }, finishedBeforeComplete, progressLog, vcpuTids: end.vcpus.map((v) => v.tid) });
-      if (!sent) {
-        this.o.log(`${this.tag}: completed; guest RAM hash ${hash}, not sent: the link to the source is down`);
-        return this.finish({ outcome: "completed", reason: "completed; the report could not be sent (link down)" });
-      }
-      this.reported = true;
-      this.o.log(`${this.tag}: completed; guest RAM hash ${hash} sent to the source`);
-      // The source closes the link once it has the report; do not wait for ever.
-      setTimeout(() => this.finish({ outcome: "completed", reason: "report sent" }), 30_000).unref();
-    } catch (err) {
-      this.sendReport({ kind: "failed", reason: messageOf(err) });
-      this.finish({ outcome: "failed", reason: `after completion: ${messageOf(err)}` });
-    }
+    const log = (line: string): void => this.o.log(`${this.tag}: ${line}`);
+    return fillFromStandby({ dir: this.o.standbyDir as string, sessionId: this.id, layout, log, dispatch: (ev) => this.dispatch(ev) }, missing);
   }
 
   /** Ends the session: connections, fault reader and guest. */
   finish(end: SessionEnd): void {
     if (this.ended) return;
     this.ended = true;
-    clearInterval(this.progressTimer);
+    this.reports.stop();
     this.engineTimer.clear();
     if (end.outcome !== "completed") this.o.log(`${this.tag}: ${end.outcome}: ${end.reason}`);
     this.mem?.stopFaults();

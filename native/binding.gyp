@@ -12,6 +12,7 @@
         "src/unix_socket.cc",
         "src/bench.cc",
         "src/bulk_sender.cc",
+        "src/bulk_send_frames.cc",
         "src/bulk_receiver.cc",
         "src/bulk_frames.cc",
         "src/bulk_stream.cc",

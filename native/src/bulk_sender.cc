@@ -2,9 +2,8 @@
 // engine, through source-link.ts) queues items in the order the engine chose
 // them: encoded frames it made itself, or "a pages frame of these pages", whose
 // page bytes this thread reads from the guest's memfd (preadv straight into the
-// frame) — the bytes never enter JavaScript. The frame layout is the engine's
-// codec (docs/protocol.md): header, u32 count, per page u32 index, u8 flags
-// (1 = zero: no data), data. Which pages are zero is JS's call (the engine
+// frame) — the bytes never enter JavaScript (bulk_send_frames.*: the frame's
+// layout and its reading). Which pages are zero is JS's call (the engine
 // counted the frame's size when it chose them); this thread only moves bytes.
 //
 // Completions come back batched through a ThreadSafeFunction: "room" when the
@@ -16,9 +15,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <time.h>
-#include <climits>
 #include <unistd.h>
 
 #include <atomic>
@@ -31,6 +28,8 @@
 #include <thread>
 #include <vector>
 
+#include "bulk_frames.h"
+#include "bulk_send_frames.h"
 #include "util.h"
 
 namespace ppsim {
@@ -43,34 +42,12 @@ uint64_t NowNs() {
   return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
 }
 
-constexpr uint16_t kFrameMagic = 0x5050;
-constexpr uint8_t kTagPages = 3;
-constexpr size_t kHeader = 8;
-constexpr size_t kEntry = 5;
-// The codec's MAX_PAGES_PER_MESSAGE.
-constexpr size_t kMaxPages = 256;
-
-struct Item {
-  std::vector<uint8_t> frame;    // whole frame (JS bytes) or header + entries with data slots to fill
-  std::vector<uint32_t> pages;   // pages frame: its pages, in order
-  std::vector<uint8_t> zero;     // pages frame: 1 = zero page (no data slot)
-  int niceAfter = -1;            // >= 0: once this frame is in the kernel, the thread's nice becomes this
-};
-
 enum class Ev : uint8_t { Room, Error, Flushed };
 struct Event {
   Ev kind;
   int err = 0;
   std::string what;
 };
-
-void PutU32(uint8_t* p, uint32_t v) {
-  // Little-endian on the wire whatever the host: byte by byte.
-  p[0] = v & 0xff;
-  p[1] = (v >> 8) & 0xff;
-  p[2] = (v >> 16) & 0xff;
-  p[3] = (v >> 24) & 0xff;
-}
 
 }  // namespace
 
@@ -128,7 +105,7 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
   // priority the thread started with; what follows is background.
   Napi::Value Frame(const Napi::CallbackInfo& info) {
     Bytes b = ArgBytes(info, 0, "frame");
-    Item it;
+    SendItem it;
     it.frame.assign(b.data, b.data + b.len);
     if (info.Length() > 1 && !info[1].IsUndefined()) {
       uint64_t n = ArgU64(info, 1, "niceAfter");
@@ -148,32 +125,16 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
     size_t n = pa.ElementLength();
     if (n == 0 || n > kMaxPages) ThrowRange(env, "a pages frame carries 1.." + std::to_string(kMaxPages) + " pages, got " + std::to_string(n));
     if (z.len != n) ThrowRange(env, "zero must have one flag per page");
-    Item it;
+    SendItem it;
     it.pages.assign(pa.Data(), pa.Data() + n);
     it.zero.assign(z.data, z.data + n);
-    size_t size = kHeader + 4;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
       if (it.pages[i] >= pageCount_) ThrowRange(env, "page " + std::to_string(it.pages[i]) + " is beyond the guest's " + std::to_string(pageCount_) + " pages");
-      size += kEntry + (it.zero[i] ? 0 : pageSize_);
-    }
-    it.frame.resize(size);
-    uint8_t* p = it.frame.data();
-    p[0] = kFrameMagic & 0xff;
-    p[1] = kFrameMagic >> 8;
-    p[2] = kTagPages;
-    p[3] = 0;
-    PutU32(p + 4, static_cast<uint32_t>(size - kHeader));
-    PutU32(p + 8, static_cast<uint32_t>(n));
-    size_t o = kHeader + 4;
-    for (size_t i = 0; i < n; i++) {
-      PutU32(p + o, it.pages[i]);
-      p[o + 4] = it.zero[i] ? 1 : 0;
-      o += kEntry + (it.zero[i] ? 0 : pageSize_);  // the data slot is filled by the thread
-    }
+    LayOutPagesFrame(it, pageSize_);
     return Push(env, std::move(it));
   }
 
-  Napi::Value Push(Napi::Env env, Item&& it) {
+  Napi::Value Push(Napi::Env env, SendItem&& it) {
     size_t bytes = it.frame.size();
     {
       std::lock_guard<std::mutex> g(mu_);
@@ -257,53 +218,11 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
     }
   }
 
-  // Reads the data slots of a pages frame: one preadv per run of consecutive data pages.
-  bool Fill(Item& it) {
-    const size_t n = it.pages.size();
-    std::vector<iovec> iov;
-    size_t o = kHeader + 4;
-    size_t i = 0;
-    while (i < n) {
-      if (it.zero[i]) {
-        o += kEntry;
-        i++;
-        continue;
-      }
-      size_t j = i;
-      iov.clear();
-      size_t slot = o;
-      while (j < n && !it.zero[j] && (j == i || it.pages[j] == it.pages[j - 1] + 1) && iov.size() < IOV_MAX) {
-        iov.push_back({it.frame.data() + slot + kEntry, pageSize_});
-        slot += kEntry + pageSize_;
-        j++;
-      }
-      off_t at = static_cast<off_t>(static_cast<uint64_t>(it.pages[i]) * pageSize_);
-      size_t want = (j - i) * pageSize_;
-      size_t got = 0;
-      while (got < want) {
-        // A partial preadv leaves the iovecs part-filled: advance them by what was read.
-        ssize_t r = preadv(mem_, iov.data(), static_cast<int>(iov.size()), at + static_cast<off_t>(got));
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return Fail(errno, "preadv(memfd, page " + std::to_string(it.pages[i]) + ", " + std::to_string(j - i) + " pages)");
-        if (r == 0) {
-          // Past the memfd's end (it was truncated under us): those pages read as zeros, like holes.
-          for (auto& v : iov) memset(v.iov_base, 0, v.iov_len);
-          break;
-        }
-        got += static_cast<size_t>(r);
-        size_t skip = static_cast<size_t>(r);
-        size_t k = 0;
-        while (k < iov.size() && skip >= iov[k].iov_len) skip -= iov[k++].iov_len;
-        iov.erase(iov.begin(), iov.begin() + static_cast<long>(k));
-        if (!iov.empty()) {
-          iov[0].iov_base = static_cast<uint8_t*>(iov[0].iov_base) + skip;
-          iov[0].iov_len -= skip;
-        }
-      }
-      o = slot;
-      i = j;
-    }
-    return true;
+  // Reads the data slots of a pages frame (bulk_send_frames.cc); a failure is the sender's.
+  bool Fill(SendItem& it) {
+    std::string what;
+    int err = FillPagesFrame(mem_, it, pageSize_, &what);
+    return err == 0 || Fail(err, what);
   }
 
   bool Fail(int err, const std::string& what) {
@@ -354,7 +273,7 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
   void Loop() {
     niceErrno_ = NiceThisThread(nice_.load());
     for (;;) {
-      Item it;
+      SendItem it;
       {
         std::unique_lock<std::mutex> g(mu_);
         uint64_t t0 = NowNs();
@@ -392,7 +311,7 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
   uint64_t pageSize_ = 0, pageCount_ = 0, low_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Item> q_;
+  std::deque<SendItem> q_;
   std::atomic<bool> running_{false};
   bool closing_ = false, failed_ = false;
   int failedErr_ = 0;

@@ -1,17 +1,16 @@
 /**
  * The source agent: spawns the source guest from the workload, lets it run
  * its warmup (measuring its unmigrated rate), migrates it to a destination
- * agent over TCP, and puts the report together: its own engine's figures,
- * the destination's (sent at the end), and the verification — the
- * destination's final RAM hash against that of an unmigrated run of the same
- * workload, seed and steps, made here once the migration is over.
+ * agent over TCP, and puts the report together (source-report.ts): its own
+ * engine's figures, the destination's (sent at the end), and the
+ * verification — the destination's final RAM hash against that of an
+ * unmigrated run of the same workload, seed and steps (reference-run.ts),
+ * made here once the migration is over.
  */
-import { deriveDisruption, type GuestDisruption } from "../disruption/derive.js";
-import { vcpuFaultFigures } from "../disruption/faults.js";
-import { checkGuestLog, traceFromLogs, type GuestLog } from "../disruption/guest-log.js";
+import type { GuestLog } from "../disruption/guest-log.js";
 import { EndCause } from "../engine/events.js";
 import { resolveOptions, type MigrationOptions } from "../engine/options.js";
-import { buildReport, buildSnapshot } from "../engine/metrics.js";
+import { buildSnapshot } from "../engine/metrics.js";
 import type { Mode } from "../engine/messages.js";
 import type { Report, Snapshot, SwitchoverBreakdown } from "../engine/report.js";
 import { toGuestConfig } from "../workload/guest-config.js";
@@ -24,10 +23,10 @@ import { chooseSteps, type SessionInfo } from "./plan.js";
 import { ProgressWindow, totalSteps, workSoFar } from "./progress.js";
 import type { FinalReport } from "./report-msg.js";
 import { SourceDriver, type DriverEnd } from "./source-driver.js";
-import type { MemorySample } from "./source-release.js";
 import { DEFAULT_BULK_CONNECTIONS, DEFAULT_RECONNECT, SourceLink, type ReconnectPolicy } from "./source-link.js";
 import { SourceStandby } from "./standby-source.js";
-import { standbyReport } from "../engine/standby.js";
+import { unmigratedHash } from "./reference-run.js";
+import { sourceReport, switchoverBreakdown, type SourceMemory } from "./source-report.js";
 import type { Security } from "./tls.js";
 
 export interface SourceAgentOptions {
@@ -119,42 +118,15 @@ export class SourceAgent {
     return this.report !== null;
   }
 
-  /**
-   * Where the downtime went, ms (issue 9): pausing the source guest (from the
-   * engine's decision to the PAUSE reply with the vCPU state), the engine
-   * taking the pause (dirty log, stale list, every unsent page pending), to
-   * the link (pre-copy's last dirty pages; ~0 in post-copy), delivery (the
-   * switchover's trip and the destination's engine taking it), resuming
-   * (stale pages dropped and the destination guest's RESUME). The
-   * destination's times are on its clock: on one host, one clock.
-   */
+  /** Where the downtime went, ms (issue 9; source-report.ts). */
   get switchoverBreakdown(): SwitchoverBreakdown | null {
-    const d = this.driver;
-    const t = d?.switchoverTimes;
-    const asked = d?.engine.metrics.pausedAt ?? null;
-    if (t === undefined || asked === null || t.pausedAt === null || t.engineUs === null || t.sentAt === null || t.arrivedAt === null || t.resumedAt === null) return null;
-    const ms = (us: number): number => Math.round(us) / 1000;
-    const b: SwitchoverBreakdown = { pause_ms: ms(t.pausedAt - asked), engine_ms: ms(t.engineUs), to_link_ms: ms(t.sentAt - t.pausedAt - t.engineUs), delivery_ms: ms(t.arrivedAt - t.sentAt), resume_ms: ms(t.resumedAt - t.arrivedAt) };
-    // The destination guest's own record of when its vCPUs started (its progress log's origin, on the agents' clock).
-    const origin = (d?.final?.progressLog as { originUs?: unknown } | undefined)?.originUs;
-    if (typeof origin === "number" && Number.isFinite(origin)) b.vcpus_started_ms = ms(origin - t.arrivedAt);
-    return b;
+    return switchoverBreakdown(this.driver);
   }
 
   /** The source guest's memory (memfd bytes) over the migration, and how many pages were punched as they left (issue 9). */
-  get sourceMemory(): { samples: readonly MemorySample[]; peakBytes: number; punchedPages: number } | null {
+  get sourceMemory(): SourceMemory | null {
     const r = this.driver?.release;
     return r === undefined ? null : { samples: r.samples, peakBytes: r.peakBytes, punchedPages: r.punchedPages };
-  }
-
-  /** The source's memory for the report: peak, pages punched as they left, and MiB at each sample (ms from the first). */
-  private sourceMemoryReport(): Report["real_source_memory"] {
-    const m = this.sourceMemory;
-    if (m === null || m.samples.length === 0) return null;
-    const MiB = 2 ** 20;
-    const t0 = m.samples[0].at;
-    const over = m.samples.map((x): [number, number] => [Math.round((x.at - t0) / 1000), Math.round((x.bytes / MiB) * 10) / 10]);
-    return { peak_mib: Math.round((m.peakBytes / MiB) * 10) / 10, punched_pages: m.punchedPages, over_time_ms_mib: over };
   }
 
   snapshot(): Snapshot {
@@ -308,7 +280,7 @@ export class SourceAgent {
       return this.finishReport(driver, end, null, null);
     }
     this.log("every page is at the destination; waiting for its guest to finish and report");
-    const [final, expected] = await Promise.all([this.awaitFinal(driver), this.referenceHash().catch((e: unknown) => new Error(messageOf(e)))]);
+    const [final, expected] = await Promise.all([this.awaitFinal(driver), unmigratedHash(this.o.workload, this.o.seed, this.steps).catch((e: unknown) => new Error(messageOf(e)))]);
     void link.close();
     return this.finishReport(driver, end, final, expected);
   }
@@ -345,72 +317,22 @@ export class SourceAgent {
     return r;
   }
 
-  /** The unmigrated run: a second source guest to the same steps. */
-  private async referenceHash(): Promise<string> {
-    const g = await GuestProcess.spawn({ role: "source", config: toGuestConfig(this.o.workload, this.o.seed), steps: this.steps, noWp: true });
-    try {
-      await startingVcpus(g, () => g.run());
-      for (;;) {
-        const p = await g.progress();
-        if (p.vcpus.every((v) => v.finished)) break;
-        await sleep(20);
-      }
-      return await g.hash();
-    } finally {
-      await g.quit();
-    }
-  }
-
   private finishReport(d: SourceDriver, end: DriverEnd, final: FinalReport | string | null, reference: string | Error | null): Report {
-    const expected = typeof reference === "string" ? reference : null;
-    const src = d.engine.metrics;
-    const now = nowUs();
-    // A run the engine did not end itself (no connection, link not re-established) still needs an end.
-    const srcMetrics = src.outcome === null ? { ...src, outcome: end.outcome, reason: end.reason, startedAt: src.startedAt ?? now, finishedAt: now } : src;
-    const got = typeof final === "object" && final !== null ? final : null;
-    const dst = got?.metrics ?? d.remote;
-    // Both guests' progress logs joined (docs/disruption.md); without the destination's, one slot: the whole migration.
-    let guest: GuestDisruption | null = null;
-    if (got !== null && dst.completedAt !== null && src.startedAt !== null && this.baseline > 0) {
-      const vcpus = this.o.workload.vcpus;
-      const baseline = this.baseline / vcpus;
-      const destLog = checkGuestLog(got.progressLog, vcpus);
-      const faults = vcpuFaultFigures(dst.vcpuWaits, got.vcpuTids, vcpus);
-      if (this.sourceLog !== null && destLog !== null) {
-        guest = deriveDisruption(traceFromLogs([this.sourceLog, destLog], src.startedAt, dst.completedAt, baseline), faults);
-      } else {
-        const spanUs = Math.max(1, dst.completedAt - src.startedAt);
-        const perVcpu = (got.steps.atComplete - this.stepsAtStart) / vcpus;
-        guest = deriveDisruption({ slotUs: spanUs, spanUs, baselinePerUs: baseline, work: Array.from({ length: vcpus }, () => Float64Array.of(perVcpu)) }, faults);
-      }
-    }
-    let reason = end.reason;
-    let verified: boolean | null = null;
-    if (end.outcome === "completed") {
-      verified = got !== null && expected !== null && got.hash === expected;
-      if (got === null) reason = `migration completed but ${typeof final === "string" ? final : "no report came"}`;
-      else if (reference instanceof Error) reason = `migration completed but the unmigrated reference run failed: ${reference.message}`;
-      else if (!verified) reason = `the destination's memory hash ${got.hash} differs from the unmigrated run's ${expected ?? "?"}`;
-    }
-    this.report = buildReport(srcMetrics, dst, {
-      backend: "real",
-      workload: this.o.workload.name,
-      guest,
-      reason,
+    this.report = sourceReport(d, end, final, reference, {
+      workload: this.o.workload,
       seed: this.o.seed,
       steps: this.steps,
-      verified,
-      hash: got === null ? null : { destination: got.hash, unmigrated: expected },
-      peer: `${this.peer.host}:${this.peer.port}`,
-      real_link: this.o.link ?? { kind: "peer", text: `peer ${this.peer.host}:${this.peer.port}` },
-      guest_rate_steps_s: Math.round(this.baseline * 1e6),
-      guest_finished_early: got?.finishedBeforeComplete ?? null,
-      real_connections: { wanted: this.link?.connections ?? 1, used: this.link?.peakBulkStreams ?? 0 },
-      real_switchover: this.switchoverBreakdown,
-      real_source_memory: this.sourceMemoryReport(),
-      ...(d.engine.standbyFigures === null ? {} : { standby: { ...standbyReport(d.engine.standbyFigures, src.startedAt ?? now, dst.completedAt, null, null), sync: this.o.standby?.sync === true, reconnect_wait_ms: this.options.reconnectTimeoutMs } }),
+      baseline: this.baseline,
+      stepsAtStart: this.stepsAtStart,
+      sourceLog: this.sourceLog,
+      peer: this.peer,
+      link: this.o.link,
+      connections: { wanted: this.link?.connections ?? 1, used: this.link?.peakBulkStreams ?? 0 },
+      sourceMemory: this.sourceMemory,
+      switchover: this.switchoverBreakdown,
+      standbySync: this.o.standby?.sync === true,
+      reconnectTimeoutMs: this.options.reconnectTimeoutMs,
     });
     return this.report;
   }
 }
-

@@ -8,11 +8,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DestinationAgent } from "../../src/real/dest-agent.js";
-import { GuestProcess } from "../../src/real/guest-process.js";
-import { startingVcpus } from "../../src/real/guest-spawn.js";
 import { chooseSteps, scaleWorkload } from "../../src/real/plan.js";
+import { unmigratedHash } from "../../src/real/reference-run.js";
 import { RECORD_BYTES } from "../../src/real/standby-store.js";
-import { toGuestConfig } from "../../src/workload/guest-config.js";
 import { loadWorkload } from "../../src/workload/parse.js";
 import type { Workload } from "../../src/workload/types.js";
 import { BIN, ensureBuilt } from "./agent-process.js";
@@ -74,21 +72,8 @@ export async function startStandbyRun(o: { file: string; memBytes: number; stand
   };
 }
 
-/** The memory hash of an unmigrated run of the same workload, seed and steps. */
-export async function referenceHash(w: Workload, seed: number, steps: number): Promise<string> {
-  const g = await GuestProcess.spawn({ role: "source", config: toGuestConfig(w, seed), steps, noWp: true });
-  try {
-    await startingVcpus(g, () => g.run());
-    for (;;) {
-      const p = await g.progress();
-      if (p.vcpus.every((v) => v.finished)) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return await g.hash();
-  } finally {
-    await g.quit();
-  }
-}
+/** The memory hash of an unmigrated run of the same workload, seed and steps (the source agent's own, reference-run.ts). */
+export const referenceHash: (w: Workload, seed: number, steps: number) => Promise<string> = unmigratedHash;
 
 /** The destination's final hash from its log, if it got that far. */
 export function destHash(log: string[]): string | null {

@@ -58,10 +58,15 @@ export class DestReports {
   /** The guest runs now and the source knows it: from its steps at this point, progress reports every PROGRESS_REPORT_MS. */
   async startProgress(g: GuestProcess): Promise<void> {
     this.stepsAtResume = totalSteps(await g.progress());
+    // The session may have ended while the guest answered: then no timer may outlive it.
+    if (this.stopped) return;
     this.timer = setInterval(() => void this.progress(), PROGRESS_REPORT_MS);
   }
 
+  private stopped = false;
+
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
   }
 

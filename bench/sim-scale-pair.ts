@@ -5,7 +5,9 @@
  * (shared, noisy) machine. Reports CPU time before and after with the
  * median ratio, the reference loop's range (the machine's speed during the
  * point), memory, and whether both builds simulated the same run (events,
- * virtual time, pages, faults, accesses, rounds, outcome all equal).
+ * virtual time, pages, faults, accesses, rounds, outcome all equal) — and,
+ * for builds that draw different random streams, whether each build's runs
+ * were the same run every time, with each build's own figures beside.
  *
  *   npm run build && node dist/bench/sim-scale-pair.js --against /path/to/main/dist [--runs 3] [--max-virtual-min 40] SIZES_GIB VCPUS MODES
  *   e.g. node dist/bench/sim-scale-pair.js --against ../main/dist --runs 3 1,4,16,64,256 1,2,4,8,16,32,64 postcopy,precopy,hybrid
@@ -72,6 +74,8 @@ function point(axis: string, gib: number, vcpus: number, mode: string): void {
   const all = [...before, ...after];
   const pages = (gib * 1024 ** 3) / 4096;
   const p = after[0];
+  const q = before[0];
+  const pageEvents = (x: Point) => x.pagesSent + x.faults + x.accesses;
   const bytesPerPage = (ps: Point[]) => Math.max(...ps.map((x) => (x.peakRss - x.rssBaseline) / pages)).toFixed(1);
   const row: Row = {
     axis,
@@ -81,12 +85,16 @@ function point(axis: string, gib: number, vcpus: number, mode: string): void {
     simulated_s: Number((p.totalMs / 1000).toFixed(2)),
     queue_events: p.events,
     same_run: all.every((x) => sameRun(x, p)),
+    same_run_within_each_build: before.every((x) => sameRun(x, q)) && after.every((x) => sameRun(x, p)),
+    simulated_s_before: Number((q.totalMs / 1000).toFixed(2)),
+    queue_events_before: q.events,
     cpu_s_before: spread(before.map((x) => x.cpuS)),
     cpu_s_after: spread(after.map((x) => x.cpuS)),
     speedup: Number((median(before.map((x) => x.cpuS)) / median(after.map((x) => x.cpuS))).toFixed(2)),
     wall_s_after: spread(after.map((x) => x.wallS)),
     ref_loop_ms: `${Math.round(Math.min(...all.map((x) => x.refMs)))}–${Math.round(Math.max(...all.map((x) => x.refMs)))}`,
-    m_page_events_per_cpu_s_after: Number(((p.pagesSent + p.faults + p.accesses) / median(after.map((x) => x.cpuS)) / 1e6).toFixed(1)),
+    m_page_events_per_cpu_s_before: Number((pageEvents(q) / median(before.map((x) => x.cpuS)) / 1e6).toFixed(1)),
+    m_page_events_per_cpu_s_after: Number((pageEvents(p) / median(after.map((x) => x.cpuS)) / 1e6).toFixed(1)),
     peak_rss_mib_before: Math.round(Math.max(...before.map((x) => x.peakRss)) / 1048576),
     peak_rss_mib_after: Math.round(Math.max(...after.map((x) => x.peakRss)) / 1048576),
     bytes_per_page_before: bytesPerPage(before),

@@ -14,6 +14,7 @@ import type { SourceMetrics } from "./metrics.js";
 import type { Pacer } from "./pacer.js";
 
 export type Batch<P> =
+  /** Valid until the next call of `batch` (one object is reused: a batch is made per background message). */
   | { kind: "pages"; msg: Message<P>; pages: number; bytes: number }
   /** The cap holds the batch back until this time. */
   | { kind: "paced"; until: number }
@@ -26,6 +27,7 @@ export class PageSender<P> {
   private readonly requests: number[] = [];
   /** A batch's page numbers as they are chosen; each message gets an exact-length copy. */
   private readonly scratch: Uint32Array;
+  private readonly made: Extract<Batch<P>, { kind: "pages" }> = { kind: "pages", msg: { type: "pages", pages: new Uint32Array(0), data: [] }, pages: 0, bytes: 0 };
 
   constructor(
     private readonly pageSize: number,
@@ -85,9 +87,12 @@ export class PageSender<P> {
       bytes += PAGE_ENTRY_OVERHEAD + (d === null ? 0 : this.pageSize);
     }
     if (n === 0) return NONE;
-    const msg: Message<P> = { type: "pages", pages: scratch.slice(0, n), data };
     if (paced) this.pacer.spend(bytes, now);
-    return { kind: "pages", msg, pages: n, bytes };
+    const made = this.made;
+    made.msg = { type: "pages", pages: scratch.slice(0, n), data };
+    made.pages = n;
+    made.bytes = bytes;
+    return made;
   }
 
   /** Reads a page for sending and books it; it goes out next, on `channel`. */

@@ -289,6 +289,11 @@ export class TaskedGuest {
     if (this.parkedCount > 0) this.wakePage(page, now);
   }
 
+  /** Installs a batch of pages (`data[i]` null: a zero page), as `install` does each. */
+  installBatch(pages: Uint32Array, data: readonly (number | null)[], now: number): void {
+    for (let i = 0; i < pages.length; i++) this.install(pages[i], data[i] ?? 0, now);
+  }
+
   drop(pages: Uint32Array): void {
     const present = this.present as Uint8Array;
     for (let i = 0; i < pages.length; i++) {

@@ -72,11 +72,7 @@ export function destinationEffects(w: SimWorld): DestinationEffects<number> {
     canSend: (channel) => w.link.hasRoom(1, channel),
     send: (channel, msg) => send(w, 1, channel, msg),
     setTimer: (at) => w.timers.set(1, at, w.clock()),
-    installPages: (batch) => {
-      const { pages, data } = batch;
-      const now = w.clock();
-      for (let i = 0; i < pages.length; i++) guest.install(pages[i], data[i] ?? 0, now);
-    },
+    installPages: (batch) => guest.installBatch(batch.pages, batch.data, w.clock()),
     wake: (page) => guest.wakePage(page, w.clock()),
     dropPages: (pages) => guest.drop(pages),
     resumeGuest: (cpuState) => {

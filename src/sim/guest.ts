@@ -252,6 +252,18 @@ export class Guest {
     if (this.stalledCount > 0 && this.mayBeStalledOn(page)) this.wakePage(page, now);
   }
 
+  /** Installs a batch of pages (`data[i]` null: a zero page), as `install` does each. */
+  installBatch(pages: Uint32Array, data: readonly (number | null)[], now: number): void {
+    const mem = this.memory;
+    const present = this.present as Uint32Array;
+    for (let i = 0; i < pages.length; i++) {
+      const page = pages[i];
+      mem[page] = data[i] ?? 0;
+      present[page >>> 5] |= 1 << (page & 31);
+      if (this.stalledCount > 0 && this.mayBeStalledOn(page)) this.wakePage(page, now);
+    }
+  }
+
   drop(pages: Uint32Array): void {
     const present = this.present as Uint32Array;
     for (let i = 0; i < pages.length; i++) present[pages[i] >>> 5] &= ~(1 << (pages[i] & 31));

@@ -27,6 +27,9 @@ export interface CompiledPhase {
   hotLen: number;
   coldLen: number;
   hotAccess: number;
+  /** 1 / hotAccess and 1 / (1 − hotAccess): rescale the decision draw within the side it chose (see `next`). */
+  invHot: number;
+  invCold: number;
   zipf: ZipfSampler | null;
   /** A trace phase: what it replays (then the pattern fields are unused). */
   trace: CompiledTrace | null;
@@ -53,13 +56,18 @@ export function compilePhases(w: Workload): CompiledPhase[] {
       hotLen,
       coldLen: len - hotLen,
       hotAccess: ph.pattern.hotAccess,
+      invHot: 1 / ph.pattern.hotAccess,
+      invCold: 1 / (1 - ph.pattern.hotAccess),
       zipf: ph.trace === undefined && ph.pattern.kind === "zipf" ? new ZipfSampler(len, ph.pattern.exponent) : null,
       trace: ph.trace === undefined ? null : compileTrace(ph.trace, ph.pattern.region, w.pageCount, w.vcpus, `workload "${w.name}", phases[${i}]`),
     };
   });
 }
 
-type AleaState = seedrandom.State.Alea;
+type XorState = seedrandom.State.Xor128;
+
+/** 2^-32: a 32-bit draw as a fraction in [0, 1). */
+const U32 = 2.3283064365386963e-10;
 
 /** Bytes of one generator's saved state (see `save`). */
 export const GENERATOR_STATE_BYTES = 8 * 8;
@@ -85,29 +93,30 @@ export class AccessGenerator {
   private tc = 0;
   private ta = 0;
   /**
-   * seedrandom's Alea state, stepped here by the same arithmetic as its
-   * `next` (seeded by seedrandom itself): the generator draws up to three
-   * numbers per access, and a method on its own fields is cheaper to call
-   * than the library's closure over its object.
+   * seedrandom's xor128 state (Marsaglia's xorshift128, seeded by seedrandom
+   * itself), stepped here by the same arithmetic as the library's `next`: a
+   * method on the generator's own fields is cheaper to call than the
+   * library's closure over its object, and an integer step is cheaper than
+   * Alea's floating-point one.
    */
-  private c = 0;
-  private s0 = 0;
-  private s1 = 0;
-  private s2 = 0;
-  private readonly rand = (): number => this.random();
+  private x = 0;
+  private y = 0;
+  private z = 0;
+  private w = 0;
+  private readonly rand = (): number => this.fraction();
 
   constructor(
     private readonly phases: readonly CompiledPhase[],
     private readonly vcpus: number,
     readonly vcpu: number,
     seed: number,
-    state?: AleaState,
+    state?: XorState,
   ) {
-    const s = seedrandom.alea(`${seed}:${vcpu}`, { state: state ?? true }).state();
-    this.c = s.c;
-    this.s0 = s.s0;
-    this.s1 = s.s1;
-    this.s2 = s.s2;
+    const s = seedrandom.xor128(`${seed}:${vcpu}`, { state: state ?? true }).state();
+    this.x = s.x;
+    this.y = s.y;
+    this.z = s.z;
+    this.w = s.w;
     this.phase = phases[0];
     this.enterPhase();
   }
@@ -117,11 +126,29 @@ export class AccessGenerator {
     return this.nextNs;
   }
 
-  /** Draws the next access into `page` / `isWrite` and returns the page. */
+  /**
+   * Draws the next access into `page` / `isWrite` and returns the page.
+   *
+   * One 32-bit draw makes both decisions of an access: hot or cold (it falls
+   * below `hotAccess` or not), then, rescaled to [0, 1) within the side it
+   * fell on (uniform again there, and independent of the side), write or
+   * read. A second draw picks the page, with the same 32-bit resolution as
+   * before. So a hot/cold access with a write decision costs two integer
+   * steps (it took three Alea steps), and every share stays what the
+   * workload says (docs/sim-scaling.md, "The random stream").
+   */
   next(): number {
     const ph = this.phase;
     if (this.prog !== null) return this.nextTraced(ph, this.prog);
-    const wantsWrite = ph.writeShare >= 1 || (ph.writeShare > 0 && this.random() < ph.writeShare);
+    const ws = ph.writeShare;
+    const hotcold = ph.kind === HOTCOLD && ph.coldLen !== 0;
+    let decide = hotcold || (ws > 0 && ws < 1) ? this.fraction() : 0;
+    let hot = true;
+    if (hotcold) {
+      hot = decide < ph.hotAccess;
+      decide = hot ? decide * ph.invHot : (decide - ph.hotAccess) * ph.invCold;
+    }
+    const wantsWrite = ws >= 1 || (ws > 0 && decide < ws);
     let p: number;
     switch (ph.kind) {
       case SEQUENTIAL:
@@ -131,12 +158,10 @@ export class AccessGenerator {
         break;
       // `| 0` is Math.floor here (non-negative, below 2^31: compilePhases checks), and keeps p a small integer, so the ownership rule's `%` below is an integer remainder, not a float one.
       case UNIFORM:
-        p = ph.start + ((this.random() * ph.len) | 0);
+        p = ph.start + ((this.fraction() * ph.len) | 0);
         break;
       case HOTCOLD:
-        p = ph.coldLen === 0 || this.random() < ph.hotAccess
-          ? ph.start + ((this.random() * ph.hotLen) | 0)
-          : ph.start + ph.hotLen + ((this.random() * ph.coldLen) | 0);
+        p = hot ? ph.start + ((this.fraction() * ph.hotLen) | 0) : ph.start + ph.hotLen + ((this.fraction() * ph.coldLen) | 0);
         break;
       default:
         p = ph.start + (ph.zipf as ZipfSampler).sample(this.rand) - 1;
@@ -183,13 +208,16 @@ export class AccessGenerator {
     return p;
   }
 
-  /** Alea's step (seedrandom lib/alea.js): a number in [0, 1). */
-  private random(): number {
-    const t = 2091639 * this.s0 + this.c * 2.3283064365386963e-10; // 2^-32
-    this.s0 = this.s1;
-    this.s1 = this.s2;
-    this.c = t | 0;
-    return (this.s2 = t - this.c);
+  /** xor128's step (seedrandom lib/xor128.js), its 32 bits as a fraction in [0, 1). */
+  private fraction(): number {
+    const x = this.x;
+    const t = x ^ (x << 11);
+    this.x = this.y;
+    this.y = this.z;
+    this.z = this.w;
+    const w = this.w;
+    this.w = w ^ (w >>> 19) ^ t ^ (t >>> 8);
+    return (this.w >>> 0) * U32;
   }
 
   private nextPhase(): void {
@@ -201,14 +229,14 @@ export class AccessGenerator {
 
   /** Writes the generator's position and random state at `offset`. */
   save(view: DataView, offset: number): void {
-    const values = [this.steps, this.phaseIndex, this.stepInPhase, this.cursor, this.c, this.s0, this.s1, this.s2];
+    const values = [this.steps, this.phaseIndex, this.stepInPhase, this.cursor, this.x, this.y, this.z, this.w];
     values.forEach((v, i) => view.setFloat64(offset + 8 * i, v, true));
   }
 
   /** A generator that continues exactly where a saved one stopped. */
   static restore(phases: readonly CompiledPhase[], vcpus: number, vcpu: number, seed: number, view: DataView, offset: number): AccessGenerator {
     const at = (i: number) => view.getFloat64(offset + 8 * i, true);
-    const g = new AccessGenerator(phases, vcpus, vcpu, seed, { c: at(4), s0: at(5), s1: at(6), s2: at(7) });
+    const g = new AccessGenerator(phases, vcpus, vcpu, seed, { x: at(4), y: at(5), z: at(6), w: at(7) });
     g.steps = at(0);
     g.phaseIndex = at(1);
     g.stepInPhase = at(2);

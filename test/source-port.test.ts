@@ -9,11 +9,12 @@
  * (docs/host-profile.md). The port walks once; the dirty log keeps the map.
  */
 import { openSync } from "node:fs";
+import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { GuestProcess } from "../src/real/guest-process.js";
 import { DEFERRED } from "../src/real/dataplane.js";
 
-const calls: { first: number; count: number }[] = [];
+const calls: { first: number; count: number; bounded: boolean }[] = [];
 /** What the mocked dirty log reports next (pages), as PAGEMAP_SCAN would. */
 let written: number[] = [];
 
@@ -21,9 +22,9 @@ vi.mock("../src/real/native.js", async (importOriginal) => {
   const real = await importOriginal<typeof import("../src/real/native.js")>();
   return {
     ...real,
-    memfdDataPages: (fd: number, first: number, count: number, ps: number) => {
-      calls.push({ first, count });
-      return real.memfdDataPages(fd, first, count, ps);
+    memfdDataPages: (fd: number, first: number, count: number, ps: number, bounded = false) => {
+      calls.push({ first, count, bounded });
+      return real.memfdDataPages(fd, first, count, ps, bounded);
     },
     scanWrittenAndProtect: () => {
       const ps = real.constants().PAGE_SIZE;
@@ -35,6 +36,8 @@ vi.mock("../src/real/native.js", async (importOriginal) => {
 });
 
 const { closeFd, constants, memfdCreate, pwrite } = await import("../src/real/native.js");
+// The addon's own function, not the counting mock above.
+const realNative = await vi.importActual<typeof import("../src/real/native.js")>("../src/real/native.js");
 const { SourceMemoryPort } = await import("../src/real/source-port.js");
 
 const PS = constants().PAGE_SIZE;
@@ -66,17 +69,37 @@ function scattered(): number[] {
 }
 
 describe("SourceMemoryPort with the native data plane", () => {
-  it("tells data from holes in any order, with one page-cache walk", () => {
+  it("tracked, tells data from holes in any order, with one page-cache walk", () => {
     const holes = new Set([0, 5, 6, 7, 300, 511, 512, 1023]);
     const { g } = guest(holes);
-    const port = new SourceMemoryPort(g, false, true);
+    const port = new SourceMemoryPort(g, true, true);
+    port.collectDirty(); // tracking starts before any page is read
     const seen = new Map<number, boolean>();
     for (const p of scattered()) seen.set(p, port.readPage(p) === DEFERRED);
     for (let p = 0; p < PAGES; p++) expect(seen.get(p), `page ${p}`).toBe(!holes.has(p));
     // A run (the background push) after the scattered pages: still the same map.
     for (let p = 100; p < 400; p++) expect(port.readPage(p)).toBe(holes.has(p) ? null : DEFERRED);
     expect(calls.length).toBe(1);
-    expect(calls[0]).toEqual({ first: 0, count: PAGES });
+    expect(calls[0]).toEqual({ first: 0, count: PAGES, bounded: false });
+    port.close();
+  });
+
+  it("untracked (post-copy), learns the map as pages are asked: a window along a run, a page alone off it, every lookup bounded, none asked twice", () => {
+    const holes = new Set([0, 5, 6, 7, 300, 511, 512, 1023]);
+    const { g } = guest(holes);
+    const port = new SourceMemoryPort(g, false, true);
+    port.collectDirty(); // the pause
+    // Demand replies first (scattered), then the push (a run), then the rest scattered again.
+    const order = [...scattered().slice(0, 40), ...Array.from({ length: 600 }, (_, i) => i + 200), ...scattered()];
+    for (const p of order) expect(port.readPage(p), `page ${p}`).toBe(holes.has(p) ? null : DEFERRED);
+    expect(calls.every((c) => c.bounded && c.count <= 256)).toBe(true);
+    // Off-run pages alone (no window walked for a demand reply).
+    expect(calls.slice(0, 40).every((c) => c.count === 1)).toBe(true);
+    const asked = new Set<number>();
+    for (const c of calls) for (let p = c.first; p < c.first + c.count; p++) {
+      expect(asked.has(p), `page ${p} looked up twice`).toBe(false);
+      asked.add(p);
+    }
     port.close();
   });
 
@@ -109,5 +132,25 @@ describe("SourceMemoryPort with the native data plane", () => {
     expect(port.readPage(10)).toBe(DEFERRED);
     expect(calls.length).toBe(2);
     port.close();
+  });
+
+  it("a bounded lookup says what the walk says, for any holes and window", () => {
+    const { memfdDataPages } = realNative;
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 0, max: 255 }), { maxLength: 200 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 1, max: 256 }), (holeList, first, n) => {
+        const fd = memfdCreate("port-bounded", 256 * PS);
+        try {
+          const holes = new Set(holeList);
+          for (let p = 0; p < 256; p++) if (!holes.has(p)) pwrite(fd, p * PS, Buffer.alloc(PS, 1));
+          const count = Math.min(n, 256 - first);
+          const want = Uint8Array.from({ length: count }, (_, i) => (holes.has(first + i) ? 0 : 1));
+          expect(memfdDataPages(fd, first, count, PS, true)).toEqual(want);
+          expect(memfdDataPages(fd, first, count, PS, false)).toEqual(want);
+        } finally {
+          closeFd(fd);
+        }
+      }),
+      { seed: 16, numRuns: 60 },
+    );
   });
 });

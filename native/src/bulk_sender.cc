@@ -338,12 +338,25 @@ static Napi::Value MemfdDataPages(const Napi::CallbackInfo& info) {
   uint64_t ps = ArgU64(info, 3, "pageSize");
   if (ps == 0 || (ps & (ps - 1)) != 0) ThrowRange(env, "pageSize must be a power of two");
   if (count > (1u << 24)) ThrowRange(env, "count must be at most 2^24");
+  // Bounded: never SEEK_HOLE, which walks the page cache to the next hole wherever it is (in a fully
+  // written memfd, the end of it); one SEEK_DATA per data page instead, each O(1) on a present page
+  // and a skip over empty page-cache slots on a hole, so the call costs O(count), not O(memory).
+  const bool bounded = info.Length() > 4 && info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
   Napi::Uint8Array out = Napi::Uint8Array::New(env, count);
   uint8_t* o = out.Data();
   memset(o, 0, count);
   const off_t end = static_cast<off_t>((first + count) * ps);
   off_t pos = static_cast<off_t>(first * ps);
-  while (pos < end) {
+  while (bounded && pos < end) {
+    off_t d = lseek(fd, pos, SEEK_DATA);
+    if (d < 0 && errno == ENXIO) break;  // no data at or after pos
+    if (d < 0) ThrowErrno(env, errno, "lseek(SEEK_DATA, fd " + std::to_string(fd) + ", " + Hex(static_cast<uint64_t>(pos)) + ")");
+    if (d >= end) break;
+    uint64_t p = static_cast<uint64_t>(d) / ps;
+    o[p - first] = 1;
+    pos = static_cast<off_t>((p + 1) * ps);
+  }
+  while (!bounded && pos < end) {
     off_t d = lseek(fd, pos, SEEK_DATA);
     if (d < 0 && errno == ENXIO) break;  // no data at or after pos
     if (d < 0) ThrowErrno(env, errno, "lseek(SEEK_DATA, fd " + std::to_string(fd) + ", " + Hex(static_cast<uint64_t>(pos)) + ")");

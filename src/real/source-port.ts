@@ -27,7 +27,9 @@
  * 1 GiB); asked per window and per scattered dirty page it was 89 % of the
  * source's CPU in memory-scan's pre-copy (docs/host-profile.md "memory-scan").
  * The guest writes every page it touches non-zero (native/guest), so a hole
- * and a zero page are the same thing here.
+ * and a zero page are the same thing here. Post-copy, untracked, learns the
+ * map a window at a time instead, with lookups bounded by the window
+ * (learnData).
  */
 import type { SourceGuestPort } from "../engine/events.js";
 import type { GuestProcess } from "./guest-process.js";
@@ -37,6 +39,8 @@ import { closeFd, memfdDataPages, pread, scanWrittenAndProtect } from "./native.
 const CHUNK_PAGES = 16;
 /** memfdDataPages' bound on one call's count; a larger memory is mapped in pieces. */
 const MAP_CALL_PAGES = 1 << 24;
+/** Untracked: pages learned at once along a run (learnData). */
+const LEARN_PAGES = 256;
 
 export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
   private readonly pageSize: number;
@@ -88,8 +92,31 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
   }
 
   private holdsData(page: number): boolean {
+    if (!this.tracking) return this.learnData(page);
     this.map ??= this.dataMap();
     return this.map[page] === 1;
+  }
+
+  /**
+   * Untracked (post-copy: asked only after the pause, when nothing changes
+   * any more), the map is learned as pages are asked, a window ahead along a
+   * run and a page alone off it, with bounded lookups (one SEEK_DATA per data
+   * page, no SEEK_HOLE): the one walk of the whole memory would come right
+   * after the switchover and hold up the first demand replies behind it for
+   * tens of milliseconds (1 GiB) to hundreds (4 GiB). Map values: 0 not yet
+   * known, 1 data, 2 hole.
+   */
+  private learnData(page: number): boolean {
+    const m = (this.map ??= new Uint8Array(this.pageCount));
+    if (m[page] === 0) {
+      const along = page === this.lastPage + 1;
+      let n = 1;
+      if (along) while (n < LEARN_PAGES && page + n < this.pageCount && m[page + n] === 0) n++;
+      const got = memfdDataPages(this.guest.memfd, page, n, this.pageSize, true);
+      for (let i = 0; i < n; i++) m[page + i] = got[i] === 1 ? 1 : 2;
+    }
+    this.lastPage = page;
+    return m[page] === 1;
   }
 
   /**

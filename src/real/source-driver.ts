@@ -295,6 +295,7 @@ export class SourceDriver {
     // The reason may quote the destination's own words: no control characters reach a log, the TUI or the report.
     const reason = sanitize(rawReason, 4096);
     this.timer.clear();
+    this.release.stop();
     this.end = { outcome, reason };
     this.notice = `${outcome}: ${reason}`;
     if (outcome !== "completed") this.resolveFinal(reason);

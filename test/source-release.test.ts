@@ -1,0 +1,61 @@
+/**
+ * The source's release log (src/real/source-release.ts): pages the
+ * destination installed are punched out of the source's memfd a slice per
+ * event-loop turn, so that a report's worth of pages never holds up the loop
+ * (and the demand replies behind it); none after stop().
+ */
+import { fstatSync } from "node:fs";
+import { afterEach, describe, expect, it } from "vitest";
+import { closeFd, constants, memfdCreate, pwrite } from "../src/real/native.js";
+import { ReleaseLog } from "../src/real/source-release.js";
+
+const PS = constants().PAGE_SIZE;
+const PAGES = 4096;
+const fds: number[] = [];
+afterEach(() => {
+  while (fds.length > 0) closeFd(fds.pop() as number);
+});
+
+function fullMemfd(): number {
+  const fd = memfdCreate("release", PAGES * PS);
+  fds.push(fd);
+  const b = Buffer.alloc(64 * PS, 1);
+  for (let p = 0; p < PAGES; p += 64) pwrite(fd, p * PS, b);
+  return fd;
+}
+const allocatedPages = (fd: number) => (fstatSync(fd).blocks * 512) / PS;
+const turn = () => new Promise((r) => setImmediate(r));
+
+describe("ReleaseLog", () => {
+  it("punches what the destination installed, a slice per turn, and nothing it did not", async () => {
+    const fd = fullMemfd();
+    const log = new ReleaseLog(fd, PS);
+    // Two frames on stream 0 (pages 0…2999 and 3000…3499), one on stream 1 (3500…3599); the destination installed the first two.
+    const range = (a: number, b: number) => Uint32Array.from({ length: b - a }, (_, i) => a + i);
+    log.sent(0, 0, 1000, range(0, 3000));
+    log.sent(0, 0, 2000, range(3000, 3500));
+    log.sent(0, 1, 500, range(3500, 3600));
+    const done = log.taken(0, [2000, 499], 0);
+    expect(done.reduce((a, f) => a + f.length, 0)).toBe(3500);
+    // Nothing punched inside the call: the loop is back at once.
+    expect(allocatedPages(fd)).toBe(PAGES);
+    await turn();
+    const afterOne = allocatedPages(fd);
+    expect(afterOne).toBeLessThan(PAGES);
+    expect(afterOne).toBeGreaterThan(PAGES - 3500);
+    for (let i = 0; i < 20; i++) await turn();
+    expect(allocatedPages(fd)).toBe(PAGES - 3500);
+    expect(log.punchedPages).toBe(3500);
+  });
+
+  it("punches nothing after stop(), whatever was queued", async () => {
+    const fd = fullMemfd();
+    const log = new ReleaseLog(fd, PS);
+    log.sent(0, 0, 100, Uint32Array.from({ length: 4000 }, (_, i) => i));
+    log.taken(0, [100], 0);
+    log.stop();
+    for (let i = 0; i < 20; i++) await turn();
+    expect(allocatedPages(fd)).toBe(PAGES);
+    expect(log.punchedPages).toBe(0);
+  });
+});

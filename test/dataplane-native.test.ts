@@ -72,6 +72,11 @@ function limits(): Uint32Array {
 
 const unavailable = userfaultfdUnavailable();
 
+/** The release log punches a slice per event-loop turn (source-release.ts): let its turns run. */
+async function punched(): Promise<void> {
+  for (let i = 0; i < 4; i++) await new Promise((r) => setImmediate(r));
+}
+
 describe("native data plane", () => {
   it("memfdDataPages tells holes from pages with data", () => {
     const fd = sourceMemory();
@@ -234,7 +239,7 @@ describe("native data plane", () => {
     }).toThrow(/bad frame magic 0x5047/);
   });
 
-  it("the source punches a committed frame's pages once the destination installed past its end, and forgets the log with the link", () => {
+  it("the source punches a committed frame's pages once the destination installed past its end, and forgets the log with the link", async () => {
     const fd = sourceMemory();
     const log = new ReleaseLog(fd, PS);
     log.sample(0);
@@ -242,13 +247,17 @@ describe("native data plane", () => {
     log.sent(2, 0, 2000, Uint32Array.of(5, 6));
     log.sent(2, 0, 3000, Uint32Array.of(8));
     log.taken(2, [1999], 1); // the second frame is not whole yet
+    await punched();
     expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([0, 0, 0, 0, 0, 1, 1, 0, 1]);
     log.taken(1, [5000], 2); // another epoch's count says nothing about this one
+    await punched();
     expect(log.punchedPages).toBe(3);
     log.taken(2, [2000], 3);
+    await punched();
     expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 1]);
     log.forget();
     log.taken(2, [3000], 4);
+    await punched();
     expect(log.punchedPages).toBe(5);
     expect(memfdDataPages(fd, 8, 1, PS)[0]).toBe(1);
     expect(log.samples.map((x) => x.at)).toEqual([0, 1, 2, 3, 4]);
@@ -256,7 +265,7 @@ describe("native data plane", () => {
     expect(log.peakBytes).toBe(log.samples[0].bytes);
   });
 
-  it("with several bulk connections each frame is released by its own connection's count", () => {
+  it("with several bulk connections each frame is released by its own connection's count", async () => {
     const fd = sourceMemory();
     const log = new ReleaseLog(fd, PS);
     log.sent(0, 0, 1000, Uint32Array.of(0, 1));
@@ -265,8 +274,10 @@ describe("native data plane", () => {
     log.sent(0, 1, 1500, Uint32Array.of(8));
     // Connection 1 installed 1500 bytes, connection 0 less than its first frame, connection 2 nothing reported.
     log.taken(0, [999, 1500], 1);
+    await punched();
     expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([1, 0, 1, 1, 0, 1, 1, 0, 0]);
     log.taken(0, [1000, 1500, 800], 2);
+    await punched();
     expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([0, 0, 1, 1, 0, 1, 0, 0, 0]);
     expect(log.punchedPages).toBe(6);
   });

@@ -246,11 +246,50 @@ Napi::Value Mapping::Unmap(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Which of `count` pages from `firstPage` hold data in the memfd (1) or are holes (0), by lseek.
+// Unbounded: SEEK_DATA then SEEK_HOLE per data extent, which learns a whole extent per pair but walks
+// the page cache to the next hole wherever it is (in a fully written memfd, the end of it). Bounded:
+// the extent is cut at the data page found, so each SEEK_DATA is O(1) on a present page and a skip
+// over empty page-cache slots on a hole: the call costs O(count), not O(memory).
+static Napi::Value MemfdDataPages(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  uint64_t first = ArgU64(info, 1, "firstPage");
+  uint64_t count = ArgU64(info, 2, "count");
+  uint64_t ps = ArgU64(info, 3, "pageSize");
+  if (ps == 0 || (ps & (ps - 1)) != 0) ThrowRange(env, "pageSize must be a power of two");
+  if (count > (1u << 24)) ThrowRange(env, "count must be at most 2^24");
+  const bool bounded = info.Length() > 4 && info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, count);
+  uint8_t* o = out.Data();
+  memset(o, 0, count);
+  const off_t end = static_cast<off_t>((first + count) * ps);
+  off_t pos = static_cast<off_t>(first * ps);
+  while (pos < end) {
+    off_t d = lseek(fd, pos, SEEK_DATA);
+    if (d < 0 && errno == ENXIO) break;  // no data at or after pos
+    if (d < 0) ThrowErrno(env, errno, "lseek(SEEK_DATA, fd " + std::to_string(fd) + ", " + Hex(static_cast<uint64_t>(pos)) + ")");
+    if (d >= end) break;
+    off_t h = static_cast<off_t>((static_cast<uint64_t>(d) / ps + 1) * ps);  // bounded: this page alone
+    if (!bounded) {
+      h = lseek(fd, d, SEEK_HOLE);
+      if (h < 0) ThrowErrno(env, errno, "lseek(SEEK_HOLE, fd " + std::to_string(fd) + ", " + Hex(static_cast<uint64_t>(d)) + ")");
+    }
+    if (h > end) h = end;
+    // Data extents are page-granular in shmem; round outward all the same.
+    uint64_t a = static_cast<uint64_t>(d) / ps, b = (static_cast<uint64_t>(h) + ps - 1) / ps;
+    for (uint64_t p = a; p < b; p++) o[p - first] = 1;
+    pos = h;
+  }
+  return out;
+}
+
 void InitMem(Napi::Env env, Napi::Object exports) {
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate));
   exports.Set("ftruncate", Napi::Function::New(env, Ftruncate));
   exports.Set("close", Napi::Function::New(env, Close));
   exports.Set("punchHole", Napi::Function::New(env, PunchHole));
+  exports.Set("memfdDataPages", Napi::Function::New(env, MemfdDataPages));
   exports.Set("pread", Napi::Function::New(env, Pread));
   exports.Set("pwrite", Napi::Function::New(env, Pwrite));
   exports.Set("Mapping", Mapping::Init(env));

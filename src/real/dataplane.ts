@@ -28,11 +28,16 @@ export const DEFERRED: Uint8Array = new Uint8Array(0);
  */
 export const BULK_THREAD_NICE = 10;
 
-export function bulkThreadNice(): number {
-  const v = process.env.PPSIM_BULK_NICE;
-  if (v === undefined || v === "") return BULK_THREAD_NICE;
+/** A nice value (0–19) from the environment variable `name`, or `dflt` when it is unset or not one. */
+export function niceFromEnv(name: string, dflt: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === "") return dflt;
   const n = Number(v);
-  return Number.isInteger(n) && n >= 0 && n <= 19 ? n : BULK_THREAD_NICE;
+  return Number.isInteger(n) && n >= 0 && n <= 19 ? n : dflt;
+}
+
+export function bulkThreadNice(): number {
+  return niceFromEnv("PPSIM_BULK_NICE", BULK_THREAD_NICE);
 }
 
 /**
@@ -51,10 +56,7 @@ export function bulkThreadNice(): number {
  * order is this one. PPSIM_SWITCHOVER_NICE=N (0–19) overrides it (A/B).
  */
 export function switchoverThreadNice(): number {
-  const v = process.env.PPSIM_SWITCHOVER_NICE;
-  if (v === undefined || v === "") return 0;
-  const n = Number(v);
-  return Number.isInteger(n) && n >= 0 && n <= 19 ? n : 0;
+  return niceFromEnv("PPSIM_SWITCHOVER_NICE", 0);
 }
 
 /** Whether the native path may be used (it is, unless PPSIM_DATAPLANE=js). */

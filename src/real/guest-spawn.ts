@@ -21,13 +21,12 @@
 import { readdirSync } from "node:fs";
 import { setPriority } from "node:os";
 import type { GuestProcess } from "./guest-process.js";
+import { niceFromEnv } from "./dataplane.js";
 
 export const DEFAULT_VCPU_NICE = 19;
 
 export function vcpuNice(): number {
-  const env = process.env.PPSIM_VCPU_NICE;
-  const n = env === undefined || env === "" ? DEFAULT_VCPU_NICE : Number(env);
-  return Number.isInteger(n) && n >= 0 && n <= 19 ? n : DEFAULT_VCPU_NICE;
+  return niceFromEnv("PPSIM_VCPU_NICE", DEFAULT_VCPU_NICE);
 }
 
 /**

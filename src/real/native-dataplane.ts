@@ -59,7 +59,6 @@ export interface BulkReceiverHandle {
 interface RawDataPlane {
   BulkSender: new (socketFd: number, memfd: number, pageSize: number, pageCount: number, lowWater: number, cb: (e: BulkSenderEvent) => void, nice: number) => BulkSenderHandle;
   BulkReceiver: new (socketFd: number, limits: Uint32Array, stallMs: number, cb: (n: BulkNotice[]) => void, nice: number) => BulkReceiverHandle;
-  memfdDataPages(fd: number, firstPage: number, count: number, pageSize: number, bounded?: boolean): Uint8Array;
 }
 
 const addon = (): RawDataPlane => loadAddon<RawDataPlane>();
@@ -74,9 +73,4 @@ export function startBulkSender(socketFd: number, memfd: number, pageSize: numbe
 export function createBulkReceiver(socketFd: number, limits: Uint32Array, stallMs: number, onNotices: (n: BulkNotice[]) => void, nice = 0): BulkReceiverHandle {
   const Ctor = addon().BulkReceiver;
   return new Ctor(socketFd, limits, stallMs, onNotices, nice);
-}
-
-/** 1 for each of `count` pages from `firstPage` that holds data in the memfd, 0 for a hole (lseek SEEK_DATA/SEEK_HOLE). */
-export function memfdDataPages(fd: number, firstPage: number, count: number, pageSize: number, bounded = false): Uint8Array {
-  return addon().memfdDataPages(fd, firstPage, count, pageSize, bounded);
 }

@@ -91,6 +91,7 @@ interface RawMemory {
   ftruncate(fd: number, size: U64): void;
   close(fd: number): void;
   punchHole(fd: number, offset: U64, length: U64): void;
+  memfdDataPages(fd: number, firstPage: number, count: number, pageSize: number, bounded?: boolean): Uint8Array;
   pread(fd: number, offset: U64, length: number): Buffer;
   pwrite(fd: number, offset: U64, data: Uint8Array): void;
   Mapping: new (fd: number, length: number, offset?: number) => Mapping;
@@ -118,6 +119,14 @@ export function closeFd(fd: number): void {
 /** fallocate(PUNCH_HOLE|KEEP_SIZE): the range becomes missing again. */
 export function punchHole(fd: number, offset: number, length: number): void {
   addon().punchHole(fd, offset, length);
+}
+/**
+ * 1 for each of `count` pages from `firstPage` that holds data in the memfd, 0 for a hole (lseek
+ * SEEK_DATA/SEEK_HOLE). `bounded`: no SEEK_HOLE, so the call costs O(count) however far the next
+ * hole is (native/src/mem.cc).
+ */
+export function memfdDataPages(fd: number, firstPage: number, count: number, pageSize: number, bounded = false): Uint8Array {
+  return addon().memfdDataPages(fd, firstPage, count, pageSize, bounded);
 }
 /** pread: a hole reads as zeros and is not allocated. */
 export function pread(fd: number, offset: number, length: number): Buffer {

@@ -52,6 +52,8 @@ export class DestReports {
   private stepsAtResume = 0;
   private latenciesSent = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** The session ended: no timer may start after this. */
+  private stopped = false;
 
   constructor(private readonly s: ReportedSession) {}
 
@@ -62,8 +64,6 @@ export class DestReports {
     if (this.stopped) return;
     this.timer = setInterval(() => void this.progress(), PROGRESS_REPORT_MS);
   }
-
-  private stopped = false;
 
   stop(): void {
     this.stopped = true;

@@ -13,23 +13,20 @@
  * `handle` / `handleTimeout`, then `pollAction` and `pollTransmit` per lane
  * until null, then `pollTimeout`.
  */
-import { Bitmap } from "./bitmap.js";
+import type { Bitmap } from "./bitmap.js";
 import { encodedSize } from "./codec.js";
 import { EndCause, type DestinationAction, type DestinationInput, type Outcome } from "./events.js";
 import { ALL_CAPABILITIES, Capability, ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Channel, type HelloMsg, type Message, type PageBatch } from "./messages.js";
 import { emptyDestinationMetrics, type DestinationMetrics } from "./metrics.js";
 import type { MigrationOptions } from "./options.js";
 import type { Layout } from "./source.js";
-import { addVcpuWait } from "./vcpu-waits.js";
+import { DestinationPages } from "./dest-pages.js";
 import { FillFromStandby, type StandbyFill } from "./standby-fill.js";
 
 export type { StandbyFill } from "./standby-fill.js";
 
 /** "resuming": the switchover was taken and the guest asked to run; the driver has not confirmed it yet. */
 type Stage = "awaitingHello" | "receiving" | "resuming" | "running" | "complete" | "done";
-
-const Origin = { None: 0, Precopy: 1, Background: 2, Demand: 3 } as const;
-const ORIGIN_KEYS = [null, "precopy", "background", "demand"] as const;
 
 export interface DestinationConfig {
   /** When set, a source proposing another layout is refused. */
@@ -49,14 +46,8 @@ export class Destination<P> {
   /** When the link broke, the deadline for it to come back (null while up). */
   private reconnectBy: number | null = null;
   private layout: Layout | null = null;
-  private present = new Bitmap(0);
-  /** How each present page came (Origin), to keep the per-origin counts right when one is dropped. */
-  private origin = new Uint8Array(0);
-  /** Pages requested and not yet installed, with the fault time of each waiting vCPU. */
-  private readonly waiting = new Map<number, { firstFaultAt: number; faultTimes: number[]; vcpus: number[] }>();
-  private readonly vcpuIndex = new Map<number, number>();
-  /** The keys of `waiting`, one bit each: most pages received have no waiter, and a bit is cheaper to test than a map. */
-  private waitingPages = new Bitmap(0);
+  /** What guest memory holds and which pages vCPUs wait on (none before the handshake). */
+  private pages: DestinationPages;
   private urgentCapable = false;
   private linkUp = true;
   private bulkBytes = 0;
@@ -70,6 +61,7 @@ export class Destination<P> {
     private readonly config: DestinationConfig = {},
   ) {
     this.metrics = emptyDestinationMetrics();
+    this.pages = new DestinationPages(0, this.metrics);
   }
 
   get finished(): boolean {
@@ -88,12 +80,13 @@ export class Destination<P> {
 
   /** Pages in guest memory that are not in `known` (same page count), ascending; none before the handshake. */
   presentBeyond(known: Bitmap): Uint32Array {
-    return this.present.size === known.size ? this.present.minus(known) : new Uint32Array(0);
+    const present = this.pages.present;
+    return present.size === known.size ? present.minus(known) : new Uint32Array(0);
   }
 
   /** Whether the page is in guest memory (for drivers that check before stalling a vCPU). */
   isPresent(page: number): boolean {
-    return this.present.has(page);
+    return this.pages.present.has(page);
   }
 
   handle(ev: DestinationInput<P>, now: number): void {
@@ -212,9 +205,7 @@ export class Destination<P> {
       return this.refuse(ErrorCode.Protocol, `mode ${h.mode} needs the post-copy capability, which the source did not offer`);
     }
     this.layout = { pageSize, pageCount };
-    this.present = new Bitmap(pageCount);
-    this.waitingPages = new Bitmap(pageCount);
-    this.origin = new Uint8Array(pageCount);
+    this.pages = new DestinationPages(pageCount, this.metrics);
     this.urgentCapable = (capabilities & Capability.UrgentChannel) !== 0;
     this.stage = "receiving";
     this.metrics.phase = h.mode === "postcopy" ? "setup" : "precopy";
@@ -229,61 +220,9 @@ export class Destination<P> {
       const page = pages[i];
       if (!(page < count)) return this.protocolError(`page ${page} is beyond the guest's ${count} pages`);
     }
-    // Indices of the pages to install, made only once one is skipped: usually the whole batch is installed as it came.
-    let kept: number[] | null = null;
     // Resuming counts as running: the guest may already touch its pages.
-    const running = this.guestMayRun;
-    const present = this.present;
-    const origins = this.origin;
-    // Per-origin counts change in bulk after the loop (the loop runs once per page received).
-    let demand = 0;
-    let background = 0;
-    let precopy = 0;
-    for (let i = 0; i < pages.length; i++) {
-      const page = pages[i];
-      const waiter = this.waitingPages.has(page) ? this.waiting.get(page) : undefined;
-      if (running && present.has(page)) {
-        // A duplicate: the copy we hold is current.
-        if (kept === null) kept = Array.from({ length: i }, (_, k) => k);
-        continue;
-      }
-      if (kept !== null) kept.push(i);
-      const before = origins[page];
-      if (before === Origin.Demand) demand--;
-      else if (before === Origin.Background) background--;
-      else if (before === Origin.Precopy) precopy--;
-      present.set(page);
-      if (waiter) {
-        origins[page] = Origin.Demand;
-        demand++;
-        this.waiting.delete(page);
-        this.waitingPages.clear(page);
-        this.metrics.faultLatenciesUs.push(this.now - waiter.firstFaultAt);
-        for (let k = 0; k < waiter.faultTimes.length; k++) {
-          const us = this.now - waiter.faultTimes[k];
-          this.metrics.blocktimeUs += us;
-          addVcpuWait(this.metrics.vcpuWaits, this.vcpuIndex, waiter.vcpus[k], us);
-        }
-      } else if (running) {
-        origins[page] = Origin.Background;
-        background++;
-      } else {
-        origins[page] = Origin.Precopy;
-        precopy++;
-      }
-    }
-    const counts = this.metrics.present;
-    if (demand !== 0) counts.demand += demand;
-    if (background !== 0) counts.background += background;
-    if (precopy !== 0) counts.precopy += precopy;
-    if (kept === null) {
-      if (pages.length > 0) this.actions.push({ kind: "installPages", batch });
-    } else if (kept.length > 0) {
-      const data = batch.data;
-      const install: PageBatch<P> = { pages: Uint32Array.from(kept, (k) => pages[k]), data: kept.map((k) => data[k]) };
-      if (batch.preinstalled) install.preinstalled = true;
-      this.actions.push({ kind: "installPages", batch: install });
-    }
+    const install = this.pages.intake(batch, this.guestMayRun, this.now);
+    if (install !== null) this.actions.push({ kind: "installPages", batch: install });
     this.completeIfWhole();
   }
 
@@ -291,7 +230,7 @@ export class Destination<P> {
     const count = this.layout!.pageCount;
     for (const p of stale) if (!(p < count)) return this.protocolError(`stale page ${p} is beyond the guest's ${count} pages`);
     if (stale.length > 0) {
-      for (const p of stale) this.clearPresent(p);
+      for (const p of stale) this.pages.drop(p);
       this.metrics.pagesDropped += stale.length;
       this.actions.push({ kind: "dropPages", pages: stale });
     }
@@ -302,7 +241,7 @@ export class Destination<P> {
   private onGuestResumed(): void {
     if (this.stage !== "resuming") return;
     this.stage = "running";
-    this.metrics.phase = this.present.count === this.layout!.pageCount ? "complete" : "postcopy";
+    this.metrics.phase = this.pages.whole ? "complete" : "postcopy";
     this.metrics.resumedAt = this.now;
     // Urgent, and before any error we send from now on: the source learns the
     // guest ran before it hears of any later trouble.
@@ -320,7 +259,7 @@ export class Destination<P> {
   /** The source is gone for good: with a standby copy, read every missing page from it. Whether it began. */
   private fromStandby(why: string): boolean {
     if (this.config.standby !== true || this.stage !== "running") return false;
-    const missing = this.standby.begin(why, this.present, this.layout!.pageCount);
+    const missing = this.standby.begin(why, this.pages.present, this.layout!.pageCount);
     if (missing === null) return false;
     this.metrics.phase = "recovering";
     this.actions.push({ kind: "standbyRecover", missing });
@@ -330,7 +269,7 @@ export class Destination<P> {
   private onStandbyEnd(): void {
     if (!this.standby.reading || this.stage !== "running") return;
     // Whatever is still missing is lost: the copy did not hold it current and intact.
-    const lost = this.standby.end(this.present, this.layout!.pageCount);
+    const lost = this.standby.end(this.pages.present, this.layout!.pageCount);
     if (lost !== null) this.finish("failed", EndCause.VmLost, lost);
   }
 
@@ -339,19 +278,12 @@ export class Destination<P> {
   private onFault(page: number, vcpu: number): void {
     if (this.stage === "done" || this.layout === null || !(page < this.layout.pageCount)) return;
     this.metrics.faultEvents++;
-    if (this.present.has(page)) {
+    const outcome = this.pages.fault(page, vcpu, this.now);
+    if (outcome === "present") {
       this.actions.push({ kind: "wake", page });
       return;
     }
-    const w = this.waiting.get(page);
-    if (w) {
-      // All vCPUs waiting on a page share one request.
-      w.faultTimes.push(this.now);
-      w.vcpus.push(vcpu);
-      return;
-    }
-    this.waiting.set(page, { firstFaultAt: this.now, faultTimes: [this.now], vcpus: [vcpu] });
-    this.waitingPages.set(page);
+    if (outcome === "joined") return;
     this.metrics.demandFaults++;
     if (this.linkUp) this.request(page);
   }
@@ -381,27 +313,19 @@ export class Destination<P> {
       // being started): the source may no longer resume its own.
       resumed: this.stage !== "receiving",
       bulkBytes: this.bulkBytes,
-      received: this.present.toBytes(),
+      received: this.pages.present.toBytes(),
     });
     // Our "resumed" may have been lost with the link (or never sent while it was down).
     if (this.stage === "running" || this.stage === "complete") this.send("urgent", { type: "resumed" });
-    for (const page of this.waiting.keys()) this.request(page);
+    for (const page of this.pages.waitedFor()) this.request(page);
     // Our earlier "complete" may have been lost with the link.
     if (this.stage === "complete") this.send(this.requestChannel(), { type: "complete" });
   }
 
   // ------------------------------------------------------------------ helpers
 
-  private clearPresent(page: number): void {
-    const before = this.origin[page];
-    if (before === Origin.None) return;
-    this.metrics.present[ORIGIN_KEYS[before]!]--;
-    this.origin[page] = Origin.None;
-    this.present.clear(page);
-  }
-
   private completeIfWhole(): void {
-    if (this.stage !== "running" || this.present.count !== this.layout!.pageCount) return;
+    if (this.stage !== "running" || !this.pages.whole) return;
     this.stage = "complete";
     this.metrics.phase = "complete";
     this.metrics.completedAt = this.now;

@@ -1,0 +1,133 @@
+/**
+ * What the destination holds and who waits for it: the pages present in guest
+ * memory with how each came (pre-copy, background, demand), and the pages
+ * vCPUs fault on until they arrive, with the figures that come from them
+ * (fault latency, blocktime, per-vCPU waits).
+ *
+ * `Destination` (destination.ts) decides what a message means and what to
+ * tell the source; this file keeps the per-page books exact. It checks
+ * nothing a peer sent: page numbers reach it already bounded by the layout.
+ */
+import { Bitmap } from "./bitmap.js";
+import type { PageBatch } from "./messages.js";
+import type { DestinationMetrics } from "./metrics.js";
+import { addVcpuWait } from "./vcpu-waits.js";
+
+const Origin = { None: 0, Precopy: 1, Background: 2, Demand: 3 } as const;
+const ORIGIN_KEYS = [null, "precopy", "background", "demand"] as const;
+
+/** What a fault on a page calls for. */
+export type FaultOutcome = "present" | "joined" | "request";
+
+export class DestinationPages {
+  readonly present: Bitmap;
+  /** How each present page came (Origin), to keep the per-origin counts right when one is dropped. */
+  private readonly origin: Uint8Array;
+  /** Pages requested and not yet installed, with the fault time of each waiting vCPU. */
+  private readonly waiting = new Map<number, { firstFaultAt: number; faultTimes: number[]; vcpus: number[] }>();
+  private readonly vcpuIndex = new Map<number, number>();
+  /** The keys of `waiting`, one bit each: most pages received have no waiter, and a bit is cheaper to test than a map. */
+  private readonly waitingPages: Bitmap;
+
+  constructor(
+    readonly pageCount: number,
+    private readonly metrics: DestinationMetrics,
+  ) {
+    this.present = new Bitmap(pageCount);
+    this.origin = new Uint8Array(pageCount);
+    this.waitingPages = new Bitmap(pageCount);
+  }
+
+  get whole(): boolean {
+    return this.present.count === this.pageCount;
+  }
+
+  /** The pages vCPUs wait on, each requested once. */
+  waitedFor(): IterableIterator<number> {
+    return this.waiting.keys();
+  }
+
+  /**
+   * Books a batch in (every page number below the page count) and returns what
+   * to install: the batch itself, the part of it not yet present, or null when
+   * nothing is new. Once the guest may run (`running`) a page already present
+   * is a duplicate whose copy here is current; before, a page sent again is a
+   * newer copy.
+   */
+  intake<P>(batch: PageBatch<P>, running: boolean, now: number): PageBatch<P> | null {
+    const pages = batch.pages;
+    // Indices of the pages to install, made only once one is skipped: usually the whole batch is installed as it came.
+    let kept: number[] | null = null;
+    const present = this.present;
+    const origins = this.origin;
+    // Per-origin counts change in bulk after the loop (the loop runs once per page received).
+    let demand = 0;
+    let background = 0;
+    let precopy = 0;
+    for (let i = 0; i < pages.length; i++) {
+      const page = pages[i];
+      const waiter = this.waitingPages.has(page) ? this.waiting.get(page) : undefined;
+      if (running && present.has(page)) {
+        if (kept === null) kept = Array.from({ length: i }, (_, k) => k);
+        continue;
+      }
+      if (kept !== null) kept.push(i);
+      const before = origins[page];
+      if (before === Origin.Demand) demand--;
+      else if (before === Origin.Background) background--;
+      else if (before === Origin.Precopy) precopy--;
+      present.set(page);
+      if (waiter) {
+        origins[page] = Origin.Demand;
+        demand++;
+        this.waiting.delete(page);
+        this.waitingPages.clear(page);
+        this.metrics.faultLatenciesUs.push(now - waiter.firstFaultAt);
+        for (let k = 0; k < waiter.faultTimes.length; k++) {
+          const us = now - waiter.faultTimes[k];
+          this.metrics.blocktimeUs += us;
+          addVcpuWait(this.metrics.vcpuWaits, this.vcpuIndex, waiter.vcpus[k], us);
+        }
+      } else if (running) {
+        origins[page] = Origin.Background;
+        background++;
+      } else {
+        origins[page] = Origin.Precopy;
+        precopy++;
+      }
+    }
+    const counts = this.metrics.present;
+    if (demand !== 0) counts.demand += demand;
+    if (background !== 0) counts.background += background;
+    if (precopy !== 0) counts.precopy += precopy;
+    if (kept === null) return pages.length > 0 ? batch : null;
+    if (kept.length === 0) return null;
+    const data = batch.data;
+    const install: PageBatch<P> = { pages: Uint32Array.from(kept, (k) => pages[k]), data: kept.map((k) => data[k]) };
+    if (batch.preinstalled) install.preinstalled = true;
+    return install;
+  }
+
+  /** A vCPU faulted on a page (below the page count): all vCPUs waiting on one page share one request. */
+  fault(page: number, vcpu: number, now: number): FaultOutcome {
+    if (this.present.has(page)) return "present";
+    const w = this.waiting.get(page);
+    if (w) {
+      w.faultTimes.push(now);
+      w.vcpus.push(vcpu);
+      return "joined";
+    }
+    this.waiting.set(page, { firstFaultAt: now, faultTimes: [now], vcpus: [vcpu] });
+    this.waitingPages.set(page);
+    return "request";
+  }
+
+  /** A present page is gone (stale at switchover). */
+  drop(page: number): void {
+    const before = this.origin[page];
+    if (before === Origin.None) return;
+    this.metrics.present[ORIGIN_KEYS[before]!]--;
+    this.origin[page] = Origin.None;
+    this.present.clear(page);
+  }
+}

@@ -43,7 +43,7 @@ export function sourceEffects(w: SimWorld): SourceEffects<number> {
   /** Its vCPU state from the switchover pause, kept in case the migration is abandoned. */
   let pausedState: Uint8Array | null = null;
   return {
-    canSend: (channel) => w.link.hasRoom(0, channel),
+    canSend: (channel) => w.link.hasRoom(0, channel, w.clock()),
     send: (channel, msg) => send(w, 0, channel, msg),
     setTimer: (at) => w.timers.set(0, at, w.clock()),
     pauseGuest: () => {
@@ -69,7 +69,7 @@ export function sourceEffects(w: SimWorld): SourceEffects<number> {
 export function destinationEffects(w: SimWorld): DestinationEffects<number> {
   const guest = w.dstGuest;
   return {
-    canSend: (channel) => w.link.hasRoom(1, channel),
+    canSend: (channel) => w.link.hasRoom(1, channel, w.clock()),
     send: (channel, msg) => send(w, 1, channel, msg),
     setTimer: (at) => w.timers.set(1, at, w.clock()),
     installPages: (batch) => guest.installBatch(batch.pages, batch.data, w.clock()),

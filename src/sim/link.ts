@@ -12,33 +12,35 @@
  * may add a message while fewer than `windowBytes` of that lane's bytes are
  * queued or on the wire (shared channel: of both lanes together), as a
  * socket takes a write while its kernel buffer has room.
+ *
+ * How it is simulated: an urgent message's way over the wire is planned
+ * when it is sent — nothing later can change it (urgent messages go in
+ * order, and only urgent ones cut in) — so its arrival is scheduled then,
+ * and the bulk message it cuts into gets its new end by arithmetic, not by
+ * events for the cut and the restart. What stays an event: each arrival,
+ * the end of each bulk message (when a cut-in moved that end, the event
+ * comes again at the new one), and the end of an urgent message only when
+ * its lane had refused one since (the sender may pull again then; had the
+ * lane room all along, the sender has already pulled what it had). The
+ * times are the ones the event-by-event model computed, by the same
+ * arithmetic (test/sim-link-model.test.ts checks them against it).
  */
 import type { Channel } from "../engine/messages.js";
+import { DEFAULT_SEGMENT_BYTES, type Direction, type LinkSpec } from "./link-spec.js";
 
-export interface LinkSpec {
-  bandwidthBytesPerSec: number;
-  latencyUs: number;
-  sharedChannel?: boolean;
-  /** Granularity at which an urgent message can cut in (default 1500 bytes). */
-  segmentBytes?: number;
-}
-
-export const DEFAULT_SEGMENT_BYTES = 1500;
-
-/** 0: source → destination, 1: destination → source. */
-export type Direction = 0 | 1;
+export { DEFAULT_SEGMENT_BYTES, formatLink, parseLink, type Direction, type LinkSpec } from "./link-spec.js";
 
 export type LinkEvent<M> =
-  /** The message on the wire is done (`gen` tells a stale one after a cut-in). */
-  | { type: "tx"; dir: Direction; epoch: number; gen: number }
-  /** A packet boundary of the bulk message on the wire: urgent messages take over here. */
-  | { type: "preempt"; dir: Direction; epoch: number; gen: number }
+  /** The bulk message on the wire ends at its planned time (a cut-in since moved it: the event comes again then). */
+  | { type: "tx"; dir: Direction; epoch: number }
+  /** An urgent message ends while its lane had refused one: the sender may pull again. */
+  | { type: "room"; dir: Direction; epoch: number }
   | { type: "deliver"; dir: Direction; channel: Channel; msg: M; epoch: number };
 
 export interface LinkHooks<M> {
   schedule(time: number, event: LinkEvent<M>): void;
-  /** The message's last byte left the sender at `now`: its lane has room again. */
-  transmitted(dir: Direction, channel: Channel, bytes: number, now: number): void;
+  /** A lane may take more at `now`: a bulk message's last byte left, or an urgent one's when its lane had refused one. */
+  transmitted(dir: Direction, channel: Channel, now: number): void;
   delivered(dir: Direction, channel: Channel, msg: M, now: number): void;
 }
 
@@ -81,24 +83,71 @@ class Fifo<T> {
   }
 }
 
+/** The planned ends of urgent messages not yet counted as sent: (time, bytes) in time order, a ring. */
+class Ends {
+  private at = new Float64Array(16);
+  private bytes = new Float64Array(16);
+  private head = 0;
+  length = 0;
+
+  get firstAt(): number {
+    return this.at[this.head];
+  }
+
+  push(at: number, bytes: number): void {
+    if (this.length === this.at.length) this.grow();
+    const i = (this.head + this.length) & (this.at.length - 1);
+    this.at[i] = at;
+    this.bytes[i] = bytes;
+    this.length++;
+  }
+
+  /** Removes the first end; its bytes. */
+  take(): number {
+    const b = this.bytes[this.head];
+    this.head = (this.head + 1) & (this.at.length - 1);
+    this.length--;
+    return b;
+  }
+
+  clear(): void {
+    this.head = 0;
+    this.length = 0;
+  }
+
+  private grow(): void {
+    const at = new Float64Array(this.at.length * 2);
+    const bytes = new Float64Array(this.at.length * 2);
+    for (let k = 0; k < this.length; k++) {
+      const i = (this.head + k) & (this.at.length - 1);
+      at[k] = this.at[i];
+      bytes[k] = this.bytes[i];
+    }
+    this.at = at;
+    this.bytes = bytes;
+    this.head = 0;
+  }
+}
+
 class Lane<M> {
-  readonly urgent = new Fifo<Queued<M>>();
-  readonly bulk = new Fifo<Queued<M>>();
-  sending: Queued<M> | null = null;
-  /** When the message on the wire started, and how many of its bytes were left then. */
-  startedAt = 0;
-  remaining = 0;
-  /** A bulk message interrupted by urgent ones, with the bytes it has left. */
-  suspended: { q: Queued<M>; remaining: number } | null = null;
-  /** Bumped whenever the wire's schedule changes, so outdated tx events are ignored. */
-  gen = 0;
-  preemptPending = false;
-  /** Messages past the sender, not yet delivered. */
-  propagating = 0;
+  /** Bulk messages waiting (with a shared channel: every message). */
+  readonly fifo = new Fifo<Queued<M>>();
+  /** The bulk message on the wire, cut into by urgent ones, or next after them; null: none. */
+  cur: Queued<M> | null = null;
+  /** When `cur` (re)starts, the bytes it has left then, and so when it ends. */
+  curStart = 0;
+  curRemaining = 0;
+  curEnd = 0;
+  /** When the last urgent message planned leaves the wire. */
+  urgentEnd = -Infinity;
+  readonly urgentEnds = new Ends();
+  /** A `room` event is on the agenda. */
+  roomPending = false;
+  /** Messages sent and not yet delivered. */
+  inFlight = 0;
   readonly bytes: Record<Channel, number> = { urgent: 0, bulk: 0 };
   /** Bytes given to the lane and not yet fully serialised. */
   readonly inWindow: Record<Channel, number> = { urgent: 0, bulk: 0 };
-  messages = 0;
 }
 
 export const DEFAULT_WINDOW_BYTES = 256 * 1024;
@@ -107,6 +156,7 @@ export class Link<M> {
   private readonly lanes: [Lane<M>, Lane<M>] = [new Lane<M>(), new Lane<M>()];
   private readonly usPerByte: number;
   private readonly shared: boolean;
+  private readonly segment: number;
   private epoch = 0;
   private up = true;
   /** Messages lost to outages (queued, on the wire, or sent while down). */
@@ -123,28 +173,40 @@ export class Link<M> {
     if (!(spec.latencyUs >= 0) || !Number.isFinite(spec.latencyUs)) throw new Error(`link latency must be ≥ 0 µs, got ${spec.latencyUs}`);
     this.usPerByte = 1e6 / spec.bandwidthBytesPerSec;
     this.shared = spec.sharedChannel === true;
+    this.segment = spec.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
   }
 
   get isUp(): boolean {
     return this.up;
   }
 
-  /** Bytes fully serialised so far, per channel, in one direction. */
-  bytesSent(dir: Direction): Readonly<Record<Channel, number>> {
-    return this.lanes[dir].bytes;
-  }
-
-  /** Messages waiting (not yet on the wire) in one direction. */
-  queued(dir: Direction): number {
+  /** Bytes fully serialised by `now`, per channel, in one direction. */
+  bytesSent(dir: Direction, now: number): Readonly<Record<Channel, number>> {
     const lane = this.lanes[dir];
-    return lane.urgent.length + lane.bulk.length;
+    this.count(lane, now);
+    return lane.bytes;
   }
 
-  /** Whether this direction's channel can take another message now. */
-  hasRoom(dir: Direction, channel: Channel): boolean {
+  /** Messages sent in one direction and not yet delivered (queued, on the wire or travelling). */
+  inFlight(dir: Direction): number {
+    return this.lanes[dir].inFlight;
+  }
+
+  /** Whether this direction's channel can take another message at `now`. */
+  hasRoom(dir: Direction, channel: Channel, now: number): boolean {
     if (!this.up) return false;
-    const w = this.lanes[dir].inWindow;
-    return (this.shared ? w.urgent + w.bulk : channel === "bulk" ? w.bulk : w.urgent) < this.windowBytes;
+    const lane = this.lanes[dir];
+    const w = lane.inWindow;
+    if (this.shared) return w.urgent + w.bulk < this.windowBytes;
+    if (channel === "bulk") return w.bulk < this.windowBytes;
+    this.count(lane, now);
+    if (w.urgent < this.windowBytes) return true;
+    // Refused: the sender hears when the first urgent message in the window has left.
+    if (!lane.roomPending && lane.urgentEnds.length > 0) {
+      lane.roomPending = true;
+      this.hooks.schedule(lane.urgentEnds.firstAt, { type: "room", dir, epoch: this.epoch });
+    }
+    return false;
   }
 
   /** Microseconds per byte on the wire. */
@@ -160,70 +222,117 @@ export class Link<M> {
     }
     const lane = this.lanes[dir];
     lane.inWindow[channel] += bytes;
-    const q = { channel, msg, bytes, occupancy: Math.max(bytes, occupancy), extraUs };
-    if (channel === "urgent" && !this.spec.sharedChannel) {
-      lane.urgent.push(q);
-      if (lane.sending !== null && lane.sending.channel === "bulk") this.schedulePreempt(dir, now);
-    } else lane.bulk.push(q);
-    if (lane.sending === null) this.startNext(dir, now);
+    lane.inFlight++;
+    const occ = Math.max(bytes, occupancy);
+    if (channel === "urgent" && !this.shared) {
+      this.planUrgent(dir, lane, msg, bytes, occ, extraUs, now);
+      return;
+    }
+    lane.fifo.push({ channel, msg, bytes, occupancy: occ, extraUs });
+    if (lane.cur === null) this.begin(dir, lane, now);
   }
 
-  /** An urgent message waits behind a bulk one on the wire: cut in at its next packet boundary. */
-  private schedulePreempt(dir: Direction, now: number): void {
-    const lane = this.lanes[dir];
-    if (lane.preemptPending) return;
-    const segment = this.spec.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
-    const sentBytes = (now - lane.startedAt) / this.usPerByte;
-    const boundary = Math.min(lane.remaining, Math.ceil(sentBytes / segment - 1e-9) * segment);
-    if (boundary >= lane.remaining) return; // it ends before a boundary: let it finish
-    lane.preemptPending = true;
-    this.hooks.schedule(lane.startedAt + boundary * this.usPerByte, { type: "preempt", dir, epoch: this.epoch, gen: lane.gen });
+  /**
+   * Where an urgent message goes on the wire: behind the urgent ones planned
+   * before it; else into the bulk message on the wire at its next packet
+   * boundary (the bulk message then resumes after it), or after that message
+   * when it ends first; else now.
+   */
+  private planUrgent(dir: Direction, lane: Lane<M>, msg: M, bytes: number, occ: number, extraUs: number, now: number): void {
+    const upb = this.usPerByte;
+    let start: number;
+    // Whether `cur` waits for the urgent messages to end (cut into, or next after them).
+    let behind: boolean;
+    if (lane.urgentEnd > now) {
+      start = lane.urgentEnd;
+      behind = lane.cur !== null && lane.curStart === lane.urgentEnd;
+    } else if (lane.cur !== null) {
+      const sentBytes = (now - lane.curStart) / upb;
+      const boundary = Math.min(lane.curRemaining, Math.ceil(sentBytes / this.segment - 1e-9) * this.segment);
+      behind = boundary < lane.curRemaining;
+      if (behind) {
+        start = lane.curStart + boundary * upb;
+        lane.curRemaining = lane.curRemaining - (start - lane.curStart) / upb;
+      } else start = lane.curEnd; // it ends before a boundary: after it
+    } else {
+      start = now;
+      behind = false;
+    }
+    const end = start + occ * upb;
+    lane.urgentEnd = end;
+    lane.urgentEnds.push(end, bytes);
+    if (behind) {
+      lane.curStart = end;
+      lane.curEnd = end + lane.curRemaining * upb;
+    }
+    this.hooks.schedule(end + this.spec.latencyUs + extraUs, { type: "deliver", dir, channel: "urgent", msg, epoch: this.epoch });
+  }
+
+  /** The next bulk message goes on the wire: now, or after the urgent ones planned. */
+  private begin(dir: Direction, lane: Lane<M>, now: number): void {
+    const q = lane.fifo.take();
+    if (q === undefined) return;
+    const start = lane.urgentEnd > now ? lane.urgentEnd : now;
+    lane.cur = q;
+    lane.curStart = start;
+    lane.curRemaining = q.occupancy;
+    lane.curEnd = start + q.occupancy * this.usPerByte;
+    this.hooks.schedule(lane.curEnd, { type: "tx", dir, epoch: this.epoch });
+  }
+
+  /** Counts the urgent messages that have left the wire by `now` as sent. */
+  private count(lane: Lane<M>, now: number): void {
+    const ends = lane.urgentEnds;
+    while (ends.length > 0 && ends.firstAt <= now) {
+      const b = ends.take();
+      lane.bytes.urgent += b;
+      lane.inWindow.urgent -= b;
+    }
   }
 
   onEvent(ev: LinkEvent<M>, now: number): void {
     if (ev.epoch !== this.epoch) return; // lost in an outage
+    const lane = this.lanes[ev.dir];
     if (ev.type === "deliver") {
-      this.lanes[ev.dir].propagating--;
+      lane.inFlight--;
       this.hooks.delivered(ev.dir, ev.channel, ev.msg, now);
       return;
     }
-    const lane = this.lanes[ev.dir];
-    if (ev.gen !== lane.gen) return; // rescheduled by a cut-in
-    if (ev.type === "preempt") {
-      lane.preemptPending = false;
-      const bulk = lane.sending as Queued<M>;
-      lane.suspended = { q: bulk, remaining: lane.remaining - (now - lane.startedAt) / this.usPerByte };
-      lane.sending = null;
-      lane.gen++;
-      this.startNext(ev.dir, now);
+    if (ev.type === "room") {
+      lane.roomPending = false;
+      this.count(lane, now);
+      this.hooks.transmitted(ev.dir, "urgent", now);
       return;
     }
-    const done = lane.sending as Queued<M>;
-    lane.sending = null;
+    const done = lane.cur;
+    if (done === null) return;
+    if (lane.curEnd > now) {
+      this.hooks.schedule(lane.curEnd, ev); // cut into since: it ends later
+      return;
+    }
+    this.count(lane, now);
+    lane.cur = null;
     lane.bytes[done.channel] += done.bytes;
     lane.inWindow[done.channel] -= done.bytes;
-    lane.messages++;
-    lane.propagating++;
     this.hooks.schedule(now + this.spec.latencyUs + done.extraUs, { type: "deliver", dir: ev.dir, channel: done.channel, msg: done.msg, epoch: this.epoch });
-    this.hooks.transmitted(ev.dir, done.channel, done.bytes, now);
-    if (lane.sending === null) this.startNext(ev.dir, now);
+    this.hooks.transmitted(ev.dir, done.channel, now);
+    if (lane.cur === null) this.begin(ev.dir, lane, now);
   }
 
-  /** The link breaks: everything queued or travelling is lost. */
-  goDown(): void {
+  /** The link breaks at `now`: everything queued or travelling is lost. */
+  goDown(now: number): void {
     if (!this.up) return;
     this.up = false;
     this.epoch++;
     for (const lane of this.lanes) {
-      this.lost += lane.urgent.length + lane.bulk.length + (lane.sending ? 1 : 0) + lane.propagating;
-      lane.propagating = 0;
-      lane.urgent.clear();
-      lane.bulk.clear();
-      if (lane.suspended) this.lost++;
-      lane.suspended = null;
-      lane.sending = null;
-      lane.preemptPending = false;
-      lane.gen++;
+      this.count(lane, now);
+      this.lost += lane.inFlight;
+      lane.inFlight = 0;
+      lane.fifo.clear();
+      lane.cur = null;
+      lane.urgentEnd = -Infinity;
+      lane.urgentEnds.clear();
+      lane.roomPending = false;
       lane.inWindow.urgent = 0;
       lane.inWindow.bulk = 0;
     }
@@ -232,75 +341,4 @@ export class Link<M> {
   goUp(): void {
     this.up = true;
   }
-
-  private startNext(dir: Direction, now: number): void {
-    const lane = this.lanes[dir];
-    let next = lane.urgent.take();
-    let remaining = next?.occupancy ?? 0;
-    if (next === undefined && lane.suspended !== null) {
-      next = lane.suspended.q;
-      remaining = lane.suspended.remaining;
-      lane.suspended = null;
-    }
-    if (next === undefined) {
-      next = lane.bulk.take();
-      if (next === undefined) return;
-      remaining = next.occupancy;
-    }
-    lane.sending = next;
-    lane.startedAt = now;
-    lane.remaining = remaining;
-    this.hooks.schedule(now + remaining * this.usPerByte, { type: "tx", dir, epoch: this.epoch, gen: lane.gen });
-    // Urgent messages that queued up while the wire was busy cut into a bulk message too.
-    if (next.channel === "bulk" && lane.urgent.length > 0) this.schedulePreempt(dir, now);
-  }
-}
-
-const RATE_UNITS: Record<string, number> = {
-  bit: 1 / 8,
-  kbit: 1e3 / 8,
-  mbit: 1e6 / 8,
-  gbit: 1e9 / 8,
-  b: 1,
-  kb: 1e3,
-  mb: 1e6,
-  gb: 1e9,
-  kib: 1024,
-  mib: 1024 ** 2,
-  gib: 1024 ** 3,
-};
-const TIME_UNITS: Record<string, number> = { us: 1, µs: 1, ms: 1000, s: 1e6 };
-
-/**
- * "1Gbit,0.1ms", "10Gbit/s,50us", "100MB/s,1ms", optionally ",shared" for one
- * FIFO for both channels. Rates in bit units are decimal (network
- * convention); MB is 10^6 bytes, MiB 2^20.
- */
-export function parseLink(text: string): LinkSpec {
-  const parts = text.split(",").map((s) => s.trim());
-  const usage = `expected "<bandwidth>,<latency>[,shared]" like "1Gbit,0.1ms" or "100MB/s,50us"`;
-  if (parts.length < 2 || parts.length > 3) throw new Error(`link "${text}": ${usage}`);
-  const rate = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]+)(?:\/s)?$/.exec(parts[0]);
-  const unit = rate ? RATE_UNITS[rate[2].toLowerCase()] : undefined;
-  if (!rate || unit === undefined) {
-    throw new Error(`link "${text}": bandwidth "${parts[0]}" must be a number with a unit (bit, Kbit, Mbit, Gbit, B, KB, MB, GB, KiB, MiB, GiB, optionally /s)`);
-  }
-  const bandwidthBytesPerSec = Number(rate[1]) * unit;
-  if (!(bandwidthBytesPerSec > 0)) throw new Error(`link "${text}": bandwidth must be positive`);
-  const lat = /^(\d+(?:\.\d+)?)\s*(us|µs|ms|s)$/.exec(parts[1]);
-  if (!lat) throw new Error(`link "${text}": latency "${parts[1]}" must be a number with a unit (us, ms or s), e.g. "0.1ms"`);
-  const latencyUs = Number(lat[1]) * TIME_UNITS[lat[2]];
-  const spec: LinkSpec = { bandwidthBytesPerSec, latencyUs };
-  if (parts.length === 3) {
-    if (parts[2] !== "shared") throw new Error(`link "${text}": the third field may only be "shared", got "${parts[2]}"`);
-    spec.sharedChannel = true;
-  }
-  return spec;
-}
-
-/** "1 Gbit/s, 100 µs" for reports and headers. */
-export function formatLink(spec: LinkSpec): string {
-  const bits = spec.bandwidthBytesPerSec * 8;
-  const rate = bits >= 1e9 ? `${bits / 1e9} Gbit/s` : bits >= 1e6 ? `${bits / 1e6} Mbit/s` : `${bits / 1e3} Kbit/s`;
-  return `${rate}, ${spec.latencyUs} µs${spec.sharedChannel ? ", shared channel" : ""}`;
 }

@@ -274,7 +274,7 @@ export class Simulation {
     const now = this.now;
     switch (ev.type) {
       case "tx":
-      case "preempt":
+      case "room":
       case "deliver":
         this.link.onEvent(ev, now);
         return;
@@ -308,7 +308,7 @@ export class Simulation {
         return;
       case "linkDown":
         if (!this.link.isUp) return;
-        this.link.goDown();
+        this.link.goDown(now);
         this.queue.push(now + ev.durationUs, { type: "linkUp" });
         this.source.handle({ kind: "linkDown" }, now);
         this.dest.handle({ kind: "linkDown" }, now);

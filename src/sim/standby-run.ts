@@ -136,7 +136,7 @@ export class StandbyRun {
     this.storage?.sourceDied();
     this.parts.pauseSourceGuest(now);
     this.parts.stopSourceTimer();
-    if (link.isUp) link.goDown();
+    if (link.isUp) link.goDown(now);
     dest.handle({ kind: "linkDown" }, now);
     this.parts.driveDestination();
     // Before the destination's guest ran, nothing runs the VM any more.

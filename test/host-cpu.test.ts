@@ -4,6 +4,7 @@
  * turn, the destination guest slowed while pages stream; refused when out
  * of range; a profile without them charges what it always did.
  */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { checkHostProfile, DEFAULT_HOST, messageCostUs, type HostProfile } from "../src/sim/host.js";
 import { CPU_KEYS, requestWaitUs, streamCpuUs, streamingThrottle } from "../src/sim/host-cpu.js";
@@ -29,6 +30,35 @@ describe("the host's cores (host-cpu.ts)", () => {
     expect(messageCostUs({ ...BASE, ...CPU }, pages).sendUs).toBeCloseTo(128, 6);
     expect(messageCostUs({ ...BASE, ...CPU }, { type: "pageRequest", page: 3 }).extraUs).toBeCloseTo(266, 6);
     expect(messageCostUs(BASE, { type: "pageRequest", page: 3 }).extraUs).toBe(0);
+  });
+
+  it("the stream's measured wall time per page with data and per hole bounds a pages message (not its CPU over the cores)", () => {
+    const wall = { ...CPU, stream_ns_per_page: 5000, stream_ns_per_zero_page: 2000 };
+    // 12 pages with data, 4 holes: 12 × 5 + 4 × 2 µs, and 16 × 2000 ns of the engines over 1 core.
+    expect(streamCpuUs(wall, 16, 4)).toBeCloseTo(60 + 8 + 32, 6);
+    expect(streamCpuUs({ ...wall, cores_available: 2 }, 16, 4)).toBeCloseTo(60 + 8 + 16, 6);
+    // Without the hole figure a hole costs what a page does; more holes than pages are the pages.
+    expect(streamCpuUs({ ...CPU, stream_ns_per_page: 5000 }, 16, 4)).toBeCloseTo(80 + 32, 6);
+    expect(streamCpuUs(wall, 16, 99)).toBeCloseTo(32 + 32, 6);
+    const data = Array.from({ length: 16 }, (_, i) => (i < 4 ? null : new Uint8Array(4096)));
+    const pages = { type: "pages" as const, pages: Uint32Array.from({ length: 16 }, (_, i) => i), data };
+    expect(messageCostUs({ ...BASE, ...wall }, pages).sendUs).toBeCloseTo(100, 6);
+    expect(() => checkHostProfile({ ...BASE, ...wall, stream_ns_per_zero_page: -1 }, "p")).toThrow(/"stream_ns_per_zero_page" must be a number ≥ 0/);
+  });
+
+  it("property: a pages message holds the stream no shorter for a slower page, a slower hole, more pages or fewer cores", () => {
+    const ns = fc.double({ min: 0, max: 1e5, noNaN: true });
+    fc.assert(
+      fc.property(ns, ns, ns, fc.double({ min: 0.01, max: 64, noNaN: true }), fc.integer({ min: 0, max: 64 }), fc.integer({ min: 0, max: 64 }), ns, (page, hole, engine, cores, n, z, more) => {
+        const h = { cores_available: cores, stream_ns_per_page: page, stream_ns_per_zero_page: hole, engine_ns_per_page: engine };
+        const at = streamCpuUs(h, n, z);
+        expect(at).toBeGreaterThanOrEqual(0);
+        expect(streamCpuUs({ ...h, stream_ns_per_page: page + more }, n, z)).toBeGreaterThanOrEqual(at - 1e-9);
+        expect(streamCpuUs({ ...h, stream_ns_per_zero_page: hole + more }, n, z)).toBeGreaterThanOrEqual(at - 1e-9);
+        expect(streamCpuUs(h, n + 1, z)).toBeGreaterThanOrEqual(at - 1e-9);
+        expect(streamCpuUs({ ...h, cores_available: cores / 2 }, n, z)).toBeGreaterThanOrEqual(at - 1e-9);
+      }),
+    );
   });
 
   it("refuses CPU keys out of range, takes a profile without them", () => {

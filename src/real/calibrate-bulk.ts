@@ -92,14 +92,18 @@ export function faultLoop(maxFaults: number, name = "ppsim-calibrate-busy-fault"
   };
 }
 
-/** One native stream of `pages` pages with data over loopback, with demand faults beside it when `faults`. */
-export async function bulkStream(pages: number, faults: boolean): Promise<BulkFigures> {
+/**
+ * One native stream of `pages` pages over loopback, with demand faults
+ * beside it when `faults`; `holes`: every page a hole (a zero page: the
+ * frame carries a flag, the sender reads nothing), else every page data.
+ */
+export async function bulkStream(pages: number, faults: boolean, holes = false): Promise<BulkFigures> {
   const PS = constants().PAGE_SIZE;
   const bytes = pages * PS;
   const src = memfdCreate("ppsim-calibrate-bulk-src", bytes);
   const dst = memfdCreate("ppsim-calibrate-bulk-dst", bytes);
   const chunk = Buffer.alloc(RUN * PS);
-  for (let o = 0; o < bytes; o += chunk.length) pwrite(src, o, chunk.fill((o / chunk.length) % 251 | 1));
+  if (!holes) for (let o = 0; o < bytes; o += chunk.length) pwrite(src, o, chunk.fill((o / chunk.length) % 251 | 1));
   const { client, peer, close } = await loopbackPair();
   try {
     setSendBuffer(plainSocketFd(client), BULK_KERNEL_QUEUE_BYTES / 2);
@@ -119,7 +123,7 @@ export async function bulkStream(pages: number, faults: boolean): Promise<BulkFi
     const sender = startBulkSender(plainSocketFd(client), src, PS, pages, NATIVE_QUEUE_BYTES / 2, (e) => {
       if (e.kind === "room") room();
     });
-    const zero = new Uint8Array(RUN);
+    const zero = new Uint8Array(RUN).fill(holes ? 1 : 0);
     const fl = faults ? faultLoop(4096) : null;
     const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();

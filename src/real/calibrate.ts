@@ -225,6 +225,8 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     guest_start_us: [],
     cores_available: [],
     bulk_cpu_ns_per_page: [],
+    stream_ns_per_page: [],
+    stream_ns_per_zero_page: [],
     engine_ns_per_page: [],
     guest_share_streaming: [],
     urgent_extra_us: [],
@@ -236,6 +238,8 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     runs.engine_ns_per_page.push(enginePerPageNs());
     const st = await streaming(pages * 4, Math.max(1, 2 * cores));
     runs.bulk_cpu_ns_per_page.push(st.bulk.cpuNsPerPage);
+    runs.stream_ns_per_page.push(st.streamNsPerPage);
+    runs.stream_ns_per_zero_page.push(st.streamNsPerZeroPage);
     runs.guest_share_streaming.push(st.guestShare);
     runs.urgent_extra_us.push(st.urgentExtraUs);
     if (o.cpuOnly === true) continue;
@@ -270,6 +274,8 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     guest_start_us: m("guest_start_us"),
     cores_available: Math.max(0.01, m("cores_available")),
     bulk_cpu_ns_per_page: m("bulk_cpu_ns_per_page"),
+    stream_ns_per_page: m("stream_ns_per_page"),
+    stream_ns_per_zero_page: m("stream_ns_per_zero_page"),
     engine_ns_per_page: m("engine_ns_per_page"),
     guest_share_streaming: Math.min(1, Math.max(1e-3, m("guest_share_streaming"))),
     urgent_extra_us: m("urgent_extra_us"),

@@ -16,6 +16,14 @@
  * - `cores_available`: CPU per wall second that busy nice-0 threads got;
  * - `bulk_cpu_ns_per_page`: the native stream's CPU per page, both threads
  *   and the kernel's loopback work;
+ * - `stream_ns_per_page`, `stream_ns_per_zero_page`: the native stream's
+ *   wall time per page with data and per hole (a zero page: a flag, no
+ *   read), with the guest's vCPUs (nice-19 spinners) busy beside it — how
+ *   fast pages move on this host as a migration finds it. Where given, they
+ *   replace `bulk_cpu_ns_per_page` / `cores_available` as the stream's
+ *   bound: the stream is not CPU-bound on a host whose threads wait for
+ *   each other (each busy a fifth to a third of the time), so its CPU over
+ *   the cores predicted it too fast;
  * - `engine_ns_per_page`: both engines' own work per page (the agents'
  *   event loops beside the data plane);
  * - `guest_share_streaming`: a nice-19 vCPU's speed while the stream runs
@@ -28,7 +36,9 @@
  *   arriving at a random moment waits half of on average.
  *
  * How the simulator charges them: a pages message holds its serialiser at
- * least its pages × (bulk CPU + engine) / cores available; every vCPU fault
+ * least its pages × (bulk CPU + engine) / cores available — or, with the
+ * stream's wall keys, its data pages × `stream_ns_per_page` + its holes ×
+ * `stream_ns_per_zero_page` + its pages × engine / cores; every vCPU fault
  * request's reply comes `urgent_extra_us` + half a loop turn later (half of
  * `loop_turn_pages` × the destination engine's half of `engine_ns_per_page`,
  * over the cores available; faults happen only while pages stream), and a
@@ -41,13 +51,15 @@
 export interface HostCpu {
   cores_available?: number;
   bulk_cpu_ns_per_page?: number;
+  stream_ns_per_page?: number;
+  stream_ns_per_zero_page?: number;
   engine_ns_per_page?: number;
   guest_share_streaming?: number;
   urgent_extra_us?: number;
   loop_turn_pages?: number;
 }
 
-export const CPU_KEYS = ["cores_available", "bulk_cpu_ns_per_page", "engine_ns_per_page", "guest_share_streaming", "urgent_extra_us", "loop_turn_pages"] as const;
+export const CPU_KEYS = ["cores_available", "bulk_cpu_ns_per_page", "stream_ns_per_page", "stream_ns_per_zero_page", "engine_ns_per_page", "guest_share_streaming", "urgent_extra_us", "loop_turn_pages"] as const;
 
 /** Checks the optional CPU keys (`o` is a parsed profile); the first wrong one's sentence, or null. */
 export function cpuKeyError(o: Record<string, unknown>): string | null {
@@ -62,11 +74,20 @@ export function cpuKeyError(o: Record<string, unknown>): string | null {
   return null;
 }
 
-/** The CPU a pages message of `pages` pages needs from the cores the stream gets, µs (0 without the CPU keys). */
-export function streamCpuUs(h: HostCpu, pages: number): number {
+/**
+ * How long a pages message of `pages` pages, `zeroPages` of them holes,
+ * holds the stream on this host's cores, µs (0 without the CPU keys): its
+ * measured wall time where the profile has it, else its CPU over the cores.
+ */
+export function streamCpuUs(h: HostCpu, pages: number, zeroPages = 0): number {
   if (h.cores_available === undefined || pages === 0) return 0;
-  const ns = (h.bulk_cpu_ns_per_page ?? 0) + (h.engine_ns_per_page ?? 0);
-  return (pages * ns) / h.cores_available / 1000;
+  const engineNs = pages * (h.engine_ns_per_page ?? 0);
+  if (h.stream_ns_per_page !== undefined) {
+    const zero = Math.min(pages, zeroPages);
+    const wallNs = (pages - zero) * h.stream_ns_per_page + zero * (h.stream_ns_per_zero_page ?? h.stream_ns_per_page);
+    return (wallNs + engineNs / h.cores_available) / 1000;
+  }
+  return (pages * (h.bulk_cpu_ns_per_page ?? 0) + engineNs) / h.cores_available / 1000;
 }
 
 /** The throttle (share of time lost) of a guest while pages stream; 0 without the key. */

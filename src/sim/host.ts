@@ -122,9 +122,10 @@ export function messageCostUs(h: HostProfile, msg: Message<unknown>): { sendUs: 
   let recvNs = h.message_ns;
   let cpuUs = 0;
   if (msg.type === "pages") {
-    cpuUs = streamCpuUs(h, msg.pages.length);
+    let zeros = 0;
     for (const d of msg.data) {
       if (d === null) {
+        zeros++;
         sendNs += h.send_ns_per_zero_page;
         recvNs += h.install_ns_per_zero_page;
       } else {
@@ -132,6 +133,7 @@ export function messageCostUs(h: HostProfile, msg: Message<unknown>): { sendUs: 
         recvNs += h.install_ns_per_page;
       }
     }
+    cpuUs = streamCpuUs(h, msg.pages.length, zeros);
   }
   let extraUs = 0;
   if (msg.type === "hello") extraUs = h.guest_start_us;

@@ -95,6 +95,7 @@ function send(w: SimWorld, dir: Direction, channel: Channel, msg: Msg): void {
   const bytes = encodedSize(msg, w.pageSize);
   const h = w.host;
   if (h === null) return w.link.send(dir, channel, msg, bytes, w.clock());
-  const cost = messageCostUs(h, msg);
+  // Once the destination's guest runs its pages install through userfaultfd, which costs the stream more (host-cpu.ts).
+  const cost = messageCostUs(h, msg, w.dstGuest.running);
   w.link.send(dir, channel, msg, bytes, w.clock(), occupancyBytes(bytes, cost, w.link.usPerWireByte), cost.recvUs + cost.extraUs);
 }

@@ -18,10 +18,21 @@
  * gets `--steps` = step rate × (warmup + 1.5 × the simulator's total + 2 s),
  * capped at --max-guest-s (default 180) of guest time. The row records the
  * steps and whether the real report still says guest_finished_early.
+ *
+ * --host-cpu (issue 10 part 4): each migration also gets the host profile's
+ * prediction — DEFAULT_HOST with the cores' figures measured just before and
+ * just after it (calibrate --cpu-only, their mean), the real guest's warm-up
+ * rate, the nominal rate and half the round trip measured while a bulk
+ * transfer fills the veth (tbf is one FIFO: a demand reply waits behind the
+ * bulk pages queued in it, which the simulator's urgent lane would not) — as
+ * bench/sim-vs-real.ts makes over loopback; --runs N repeats the matrix,
+ * --sizes A,B runs several memory sizes, and --runs-json FILE keeps those
+ * runs in sim-vs-real's form (`node dist/bench/sim-vs-real.js --merge` joins
+ * them with the loopback ones into one error table).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { availableParallelism, release } from "node:os";
+import { availableParallelism, loadavg, release } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { Report } from "../src/engine/report.js";
@@ -33,6 +44,11 @@ import { simulate } from "../src/sim/simulation.js";
 import { loadWorkload } from "../src/workload/parse.js";
 import { parseByteSize } from "../src/workload/size.js";
 import type { Workload } from "../src/workload/types.js";
+import { parseSimFlags } from "../src/cli/sim-args.js";
+import { simulateLikeReal } from "../src/cli/compare-real.js";
+import { workloadFor } from "../src/cli/sim-command.js";
+import { DEFAULT_HOST } from "../src/sim/host.js";
+import { bracketed, measureCores, printTables, type Run } from "./sim-vs-real-table.js";
 import { printBench, type Row } from "./table.js";
 
 const NS_A = "ppsim-a";
@@ -121,25 +137,39 @@ function serveInB(args: string[], ready: RegExp, timeoutMs: number): Promise<{ d
   });
 }
 
-// A 1-byte echo (round trip) and a sink that acknowledges N bytes (throughput), across the shaped veth.
+// A 1-byte echo (round trip) and a sink that acknowledges N/2 bytes on each of two connections (throughput; and the
+// round trip while they fill the veth, as the agent's two bulk connections do in post-copy), across the shaped veth.
 const PROBE_SERVER = `const net=require("net");let n=2;const up=()=>--n||console.log("ready");
 net.createServer(c=>{c.setNoDelay(true);c.on("data",d=>c.write(d))}).listen(7071,"${IP_B}",up);
-net.createServer(c=>{let got=0;c.on("data",d=>{got+=d.length;if(got>=+process.argv[1])c.end("k",()=>process.exit(0))})}).listen(7072,"${IP_B}",up);`;
+let open=2;net.createServer(c=>{let got=0;c.on("data",d=>{got+=d.length;if(got>=+process.argv[1]/2)c.end("k",()=>--open||process.exit(0))})}).listen(7072,"${IP_B}",up);`;
 const PROBE_CLIENT = `const net=require("net"),{once}=require("events");(async()=>{
 const s=net.connect(7071,"${IP_B}");s.setNoDelay(true);await once(s,"connect");const r=[];
 for(let i=0;i<2000;i++){const t=process.hrtime.bigint();s.write("x");await once(s,"data");r.push(Number(process.hrtime.bigint()-t)/1000)}
-s.destroy();r.sort((a,b)=>a-b);const total=+process.argv[1],chunk=Buffer.alloc(65536,7),b=net.connect(7072,"${IP_B}");await once(b,"connect");
-const t0=process.hrtime.bigint();for(let sent=0;sent<total;sent+=chunk.length)if(!b.write(chunk))await once(b,"drain");await once(b,"data");
-const secs=Number(process.hrtime.bigint()-t0)/1e9;b.destroy();
-console.log(JSON.stringify({rtt_p50_us:r[1000],rtt_min_us:r[0],rtt_p99_us:r[1980],tcp_mib_s:total/1048576/secs}))})();`;
+s.destroy();r.sort((a,b)=>a-b);const total=+process.argv[1],chunk=Buffer.alloc(65536,7);
+const bs=[net.connect(7072,"${IP_B}"),net.connect(7072,"${IP_B}")];for(const b of bs)await once(b,"connect");
+const e=net.connect(7071,"${IP_B}");e.setNoDelay(true);await once(e,"connect");let busy=true;const l=[];
+const pings=(async()=>{while(busy){const t=process.hrtime.bigint();e.write("x");await once(e,"data");if(busy)l.push(Number(process.hrtime.bigint()-t)/1000)}})();
+const t0=process.hrtime.bigint();await Promise.all(bs.map(async(b)=>{for(let sent=0;sent<total/2;sent+=chunk.length)if(!b.write(chunk))await once(b,"drain");await once(b,"data")}));
+const secs=Number(process.hrtime.bigint()-t0)/1e9;busy=false;await pings;for(const b of bs)b.destroy();e.destroy();l.sort((a,b)=>a-b);
+console.log(JSON.stringify({rtt_p50_us:r[1000],rtt_min_us:r[0],rtt_p99_us:r[1980],tcp_mib_s:total/1048576/secs,rtt_loaded_p50_us:l[l.length>>1]??null,rtt_loaded_n:l.length}))})();`;
 
-async function probe(): Promise<{ rtt_p50_us: number; rtt_min_us: number; rtt_p99_us: number; tcp_mib_s: number }> {
+/** The veth's round trip idle (p50, min, p99) and while a bulk transfer fills it (p50: what a demand reply queued in tbf behind bulk pages meets), and its TCP throughput. */
+interface VethProbe {
+  rtt_p50_us: number;
+  rtt_min_us: number;
+  rtt_p99_us: number;
+  tcp_mib_s: number;
+  rtt_loaded_p50_us: number | null;
+  rtt_loaded_n: number;
+}
+
+async function probe(): Promise<VethProbe> {
   const bytes = String(128 * MiB);
   const server = await serveInB(["-e", PROBE_SERVER, bytes], /^ready$/, 120_000);
   const client = await inNs(NS_A, ["-e", PROBE_CLIENT, bytes], 120_000);
   await server.done;
   if (client.code !== 0) throw new Error(`latency probe failed: ${client.stderr.trim()}`);
-  return JSON.parse(client.stdout) as { rtt_p50_us: number; rtt_min_us: number; rtt_p99_us: number; tcp_mib_s: number };
+  return JSON.parse(client.stdout) as VethProbe;
 }
 
 /** One real migration: a fresh `--once` destination in B, the source in A. */
@@ -172,7 +202,7 @@ function stepsFor(w: Workload, predictedMs: number, maxGuestMs: number): { steps
 
 async function main(): Promise<void> {
   const { values: f } = parseArgs({
-    options: { rate: { type: "string" }, memory: { type: "string" }, workloads: { type: "string" }, modes: { type: "string" }, seed: { type: "string" }, burst: { type: "string" }, "tbf-latency": { type: "string" }, "tcp-wmem-max": { type: "string" }, timeout: { type: "string" }, "max-guest-s": { type: "string" }, json: { type: "string" } },
+    options: { "host-cpu": { type: "boolean" }, runs: { type: "string" }, sizes: { type: "string" }, "runs-json": { type: "string" }, "max-s": { type: "string" }, rate: { type: "string" }, memory: { type: "string" }, workloads: { type: "string" }, modes: { type: "string" }, seed: { type: "string" }, burst: { type: "string" }, "tbf-latency": { type: "string" }, "tcp-wmem-max": { type: "string" }, timeout: { type: "string" }, "max-guest-s": { type: "string" }, json: { type: "string" } },
   });
   if (process.getuid?.() !== 0) fail("must run as root (it creates network namespaces and tc qdiscs)");
   for (const tool of ["ip", "tc"]) if (spawnSync(tool, ["-V"]).error !== undefined) fail(`\`${tool}\` not found (install iproute2)`);
@@ -182,9 +212,19 @@ async function main(): Promise<void> {
   // tbf's bucket: 1 ms of the rate (at least 16 KiB), enough for a TSO burst without letting it outrun the rate.
   const burst = Number(f.burst ?? Math.max(16384, Math.round(bytesPerSec / 1000)));
   const tbfLatency = f["tbf-latency"] ?? "5ms";
-  const memory = f.memory ?? "256MiB";
-  const memBytes = parseByteSize(memory);
-  if (typeof memBytes === "string") fail(`--memory ${memBytes}`);
+  const sizes = (f.sizes ?? f.memory ?? "256MiB").split(",");
+  for (const size of sizes) {
+    const b = parseByteSize(size);
+    if (typeof b === "string") fail(`--memory/--sizes ${b}`);
+  }
+  const memory = sizes.join(",");
+  const nRuns = Number(f.runs ?? 1);
+  if (!(Number.isSafeInteger(nRuns) && nRuns >= 1)) fail("--runs must be an integer ≥ 1");
+  const hostCpu = f["host-cpu"] === true;
+  // No migration starts after this many seconds: a call stays within its turn under the shared lock.
+  const deadline = Date.now() + parseFloat(f["max-s"] ?? "1e9") * 1000;
+  const svr: Run[] = [];
+  const started = new Date().toISOString();
   const workloads = (f.workloads ?? "idle,web-server,database").split(",");
   const modes = (f.modes ?? MODES.join(",")).split(",") as Mode[];
   const seed = Number(f.seed ?? 1);
@@ -201,21 +241,58 @@ async function main(): Promise<void> {
   try {
     setup(rateBits, burst, tbfLatency, f["tcp-wmem-max"]);
     net = await probe();
-    console.error(`veth + tbf ${rate}: round trip p50 ${net.rtt_p50_us.toFixed(0)} µs (min ${net.rtt_min_us.toFixed(0)}), TCP ${net.tcp_mib_s.toFixed(1)} MiB/s`);
+    console.error(`veth + tbf ${rate}: round trip p50 ${net.rtt_p50_us.toFixed(0)} µs (min ${net.rtt_min_us.toFixed(0)}), ${net.rtt_loaded_p50_us?.toFixed(0) ?? "?"} µs while bulk fills it (${net.rtt_loaded_n} pings), TCP ${net.tcp_mib_s.toFixed(1)} MiB/s`);
+    // --host-cpu's prediction: a tbf qdisc is one FIFO, so urgent replies queue behind bulk pages (~2.5 ms at 1 Gbit/s);
+    // the simulator's urgent lane cuts in at packet boundaries instead, so it is given the round trip under load.
+    const loadedLatencyMs = ((net.rtt_loaded_p50_us ?? net.rtt_p50_us) / 2 / 1000).toFixed(4);
     // The nominal rate, as asked of tbf; tbf counts Ethernet/IP/TCP headers too, so TCP carries ~4.4 % less (meta.veth.tcp_mib_s).
     const link = { bandwidthBytesPerSec: bytesPerSec, latencyUs: net.rtt_p50_us / 2 };
+    for (let run = 1; run <= nRuns; run++)
+    for (const size of sizes)
     for (const w of workloads) {
       for (const mode of modes) {
+        if (Date.now() > deadline) {
+          console.error(`${w} ${size} ${mode} #${run}: not run (--max-s)`);
+          continue;
+        }
+        const memBytes = parseByteSize(size) as number;
         // Simulated first: its total sizes the real guest's run. The options are the real source agent's (its window and batch), so the engine decides alike.
         const workload = scaleWorkload(loadWorkload(`${examples}${w}.json`), memBytes);
         const sim = simulate({ workload, options: { ...REAL_DEFAULTS, mode }, link: { ...link }, seed });
         const plan = stepsFor(workload, sim.total_ms, maxGuestMs);
         console.error(`${w} ${mode}: sim ${sim.total_ms.toFixed(0)} ms → --steps ${plan.steps} (≈ ${(plan.guestMs / 1000).toFixed(1)} s of guest${plan.capped ? ", capped" : ""})`);
-        const { report: real, error } = await migrate(w, mode, memory, seed, plan.steps, timeoutMs, `veth ${NS_A}↔${NS_B}, tbf ${rate} (burst ${burst} B, latency ${tbfLatency}) each way`);
+        const at = new Date().toISOString();
+        const load1 = loadavg()[0];
+        const before = hostCpu ? await measureCores() : null;
+        const { report: real, error } = await migrate(w, mode, size, seed, plan.steps, timeoutMs, `veth ${NS_A}↔${NS_B}, tbf ${rate} (burst ${burst} B, latency ${tbfLatency}) each way`);
         reports.push({ real, sim, error });
+        if (before !== null && real !== null && real.outcome === "completed") {
+          const profile = bracketed(before, await measureCores());
+          const choices = parseSimFlags({ trace: `${examples}${w}.json`, mode, memory: size, seed: String(seed), link: `${rate},${loadedLatencyMs}ms` });
+          const wl = workloadFor(choices);
+          svr.push({
+            link: `netns tbf ${rate}`,
+            workload: w,
+            size,
+            mode,
+            run,
+            at,
+            limits: { cores_available: profile.cores_available ?? 0, loopback_mib_s: net.tcp_mib_s, loopback_rtt_us: net.rtt_loaded_p50_us ?? net.rtt_p50_us, load1 },
+            profile,
+            profile_before: before,
+            real,
+            sim_cpu: simulateLikeReal(choices, wl, real, profile).report,
+            sim_default: simulateLikeReal(choices, wl, real, DEFAULT_HOST).report,
+          });
+          const cmd = `node dist/bench/netns.js ${process.argv.slice(2).join(" ")}`.trim();
+          if (f["runs-json"] !== undefined) writeFileSync(f["runs-json"], JSON.stringify({ bench: "sim-vs-real", command: cmd, started, ended: at, veth: net, runs: svr }, null, 2));
+          const last = svr[svr.length - 1];
+          console.error(`${w} ${size} ${mode} #${run}: host-cpu prediction ${last.sim_cpu.total_ms.toFixed(0)} ms against ${real.total_ms} ms, faults ${last.sim_cpu.demand_faults}/${real.demand_faults}`);
+        }
         const mib = (b: number) => r3(b / MiB);
         rows.push({
           workload: w,
+          size,
           mode,
           verified: real?.verified === true,
           switchover: `${real?.switchover_reason ?? "-"}; ${sim.switchover_reason}`,
@@ -245,6 +322,7 @@ async function main(): Promise<void> {
   const meta = { host: { cpus: availableParallelism(), kernel: release() }, rate, tbf: { rate_bits: rateBits, burst_bytes: burst, latency: tbfLatency }, tcp_wmem_max: f["tcp-wmem-max"] ?? "host default", veth: net, sim_latency_us: net.rtt_p50_us / 2, memory, seed };
   if (f.json !== undefined) writeFileSync(f.json, JSON.stringify({ bench: "netns", command, ...meta, rows, reports }, null, 2) + "\n");
   printBench("netns", command, meta, rows);
+  if (hostCpu) printTables(svr);
 }
 
 main().catch((e: unknown) => {

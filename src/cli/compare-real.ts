@@ -135,22 +135,34 @@ export function atGuestRate(w: Workload, stepsPerS: number): Workload {
   return { ...w, phases: w.phases.map((ph) => (ph.trace !== undefined ? ph : { ...ph, computeNs: Math.max(0, (stepUs(ph) * factor - ACCESS_US) * 1000) })) };
 }
 
-/** Both runs, the real one first (the simulator is quick and deterministic). */
-export async function compareReal(flags: CompareRealFlags, log: (line: string) => void): Promise<{ sim: RunRecording; real: RunRecording }> {
+function checkRealFlags(flags: CompareRealFlags): void {
   if ((flags.peer === undefined) === (flags.demo !== true)) throw new UsageError("compare --real needs exactly one of --peer HOST:PORT or --demo");
   if (flags.outage !== undefined && flags.outage.length > 0) throw new UsageError("compare --real: --outage is for the simulator only");
+}
+
+/** The real run of `compare --real` alone, with what the simulator needs to predict it. */
+export async function runRealLikeCompare(flags: CompareRealFlags, log: (line: string) => void): Promise<{ choices: SimChoices; workload: Workload; real: RunRecording }> {
+  checkRealFlags(flags);
   const choices = parseSimFlags(flags);
   const workload = workloadFor(choices);
   const steps = flags.steps === undefined ? undefined : Number(flags.steps);
   if (steps !== undefined && !(Number.isSafeInteger(steps) && steps >= 1)) throw new UsageError(`--steps must be an integer ≥ 1, got "${flags.steps}"`);
   const base = { workload, choices, steps, log };
-  // Both ends on this host (--demo) and no --host: the shipped profile with the cores as they are now,
-  // measured just before the run (~2 s; on a shared machine they change from minute to minute).
-  const host = choices.host !== undefined ? choices.host : flags.demo === true ? (await calibrate({ reps: 1, pages: 4096, cpuOnly: true })).profile : DEFAULT_HOST;
   const real =
     flags.peer !== undefined
       ? await runReal({ ...base, peer: parseHostPort("peer", flags.peer), link: { kind: "peer", text: `peer ${flags.peer}` } })
       : await runDemoReal(base);
+  return { choices, workload, real };
+}
+
+/** Both runs, the real one first (the simulator is quick and deterministic). */
+export async function compareReal(flags: CompareRealFlags, log: (line: string) => void): Promise<{ sim: RunRecording; real: RunRecording }> {
+  checkRealFlags(flags);
+  const choices = parseSimFlags(flags);
+  // Both ends on this host (--demo) and no --host: the shipped profile with the cores as they are now,
+  // measured just before the run (~2 s; on a shared machine they change from minute to minute).
+  const host = choices.host !== undefined ? choices.host : flags.demo === true ? (await calibrate({ reps: 1, pages: 4096, cpuOnly: true })).profile : DEFAULT_HOST;
+  const { workload, real } = await runRealLikeCompare(flags, log);
   return { sim: simulateLikeReal(choices, workload, real.report, host), real };
 }
 

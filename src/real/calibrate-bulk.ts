@@ -19,7 +19,7 @@
 import { createServer, connect, type Socket } from "node:net";
 import { maxPayloadBytes } from "../engine/frame-decoder.js";
 import { percentiles } from "../engine/metrics.js";
-import { plainSocketFd, stopNodeReading } from "./dataplane.js";
+import { bulkThreadNice, plainSocketFd, stopNodeReading } from "./dataplane.js";
 import { closeFd, constants, createBulkReceiver, mapShared, memfdCreate, pwrite, setSendBuffer, startBulkSender, startFaultReader, uffdApi, uffdCopy, uffdCreate, uffdRegister } from "./native.js";
 import { NATIVE_QUEUE_BYTES } from "./source-link.js";
 import { BULK_KERNEL_QUEUE_BYTES } from "./transport.js";
@@ -92,20 +92,39 @@ export function faultLoop(maxFaults: number, name = "ppsim-calibrate-busy-fault"
   };
 }
 
-/**
- * One native stream of `pages` pages over loopback, with demand faults
- * beside it when `faults`; `holes`: every page a hole (a zero page: the
- * frame carries a flag, the sender reads nothing), else every page data.
- */
-export async function bulkStream(pages: number, faults: boolean, holes = false): Promise<BulkFigures> {
-  const PS = constants().PAGE_SIZE;
+/** How a calibration stream runs: its pages holes or data, its receiver installing as before or after the guest runs. */
+export interface StreamShape {
+  /** Every page a hole (a zero page: the frame carries a flag, the sender reads nothing); else every page data. */
+  holes?: boolean;
+  /**
+   * The destination's guest runs: the receiver installs with UFFDIO_COPY / UFFDIO_ZEROPAGE into a
+   * registered mapping (post-copy), not with pwrite into the memfd (before the switchover); both
+   * threads at the data plane's post-switchover nice (dataplane.ts), as the agents lower them.
+   */
+  running?: boolean;
+}
+
+/** One native stream of `pages` pages over loopback, with demand faults beside it when `faults`. */
+export async function bulkStream(pages: number, faults: boolean, shape: StreamShape = {}): Promise<BulkFigures> {
+  const C = constants();
+  const PS = C.PAGE_SIZE;
   const bytes = pages * PS;
+  const holes = shape.holes === true;
+  const running = shape.running === true;
+  const nice = running ? bulkThreadNice() : 0;
   const src = memfdCreate("ppsim-calibrate-bulk-src", bytes);
   const dst = memfdCreate("ppsim-calibrate-bulk-dst", bytes);
+  // Running: the destination's mapping of its memfd, registered for missing faults as the guest's is.
+  const map = running ? mapShared(dst, bytes) : null;
+  const uffd = running ? uffdCreate() : -1;
   const chunk = Buffer.alloc(RUN * PS);
   if (!holes) for (let o = 0; o < bytes; o += chunk.length) pwrite(src, o, chunk.fill((o / chunk.length) % 251 | 1));
   const { client, peer, close } = await loopbackPair();
   try {
+    if (map !== null) {
+      uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM);
+      uffdRegister(uffd, map.address, bytes, C.UFFDIO_REGISTER_MODE_MISSING);
+    }
     setSendBuffer(plainSocketFd(client), BULK_KERNEL_QUEUE_BYTES / 2);
     if (!stopNodeReading(peer)) throw new Error("calibrate: Node already read from the receiving socket");
     const limits = new Uint32Array(12);
@@ -113,16 +132,34 @@ export async function bulkStream(pages: number, faults: boolean, holes = false):
     let done: () => void = () => undefined;
     const finished = new Promise<void>((r) => (done = r));
     let received = 0;
-    const receiver = createBulkReceiver(plainSocketFd(peer), limits, 30_000, (ns) => {
-      for (const n of ns) if (n.kind === "pages" && (received += n.pages.length) >= pages) done();
-    });
+    const receiver = createBulkReceiver(
+      plainSocketFd(peer),
+      limits,
+      30_000,
+      (ns) => {
+        for (const n of ns) if (n.kind === "pages" && (received += n.pages.length) >= pages) done();
+      },
+      nice,
+    );
     // Before "running" the receiver pwrites into the memfd, as the destination does until its guest runs.
-    receiver.setTarget(dst, dst, 0n, PS, pages);
+    if (map === null) receiver.setTarget(dst, dst, 0n, PS, pages);
+    else {
+      receiver.setTarget(dst, uffd, map.address, PS, pages);
+      receiver.setRunning();
+    }
     receiver.start(new Uint8Array(0));
     let room: () => void = () => undefined;
-    const sender = startBulkSender(plainSocketFd(client), src, PS, pages, NATIVE_QUEUE_BYTES / 2, (e) => {
-      if (e.kind === "room") room();
-    });
+    const sender = startBulkSender(
+      plainSocketFd(client),
+      src,
+      PS,
+      pages,
+      NATIVE_QUEUE_BYTES / 2,
+      (e) => {
+        if (e.kind === "room") room();
+      },
+      nice,
+    );
     const zero = new Uint8Array(RUN).fill(holes ? 1 : 0);
     const fl = faults ? faultLoop(4096) : null;
     const cpu0 = process.cpuUsage();
@@ -145,6 +182,8 @@ export async function bulkStream(pages: number, faults: boolean, holes = false):
     };
   } finally {
     close();
+    map?.unmap();
+    if (uffd >= 0) closeFd(uffd);
     closeFd(src);
     closeFd(dst);
   }

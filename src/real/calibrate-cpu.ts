@@ -16,8 +16,9 @@
  *   stream runs beside them, over what they get when none of it runs
  *   (before and after it: the larger);
  * - the stream's wall time per page with those spinners beside it (median
- *   of three), pages with data and holes: how fast pages move with the
- *   guest's vCPUs on the same cores;
+ *   of three), pages with data and holes, the receiver installing as before
+ *   the switchover (pwrite) and as after it (userfaultfd, post-copy): how
+ *   fast pages move with the guest's vCPUs on the same cores;
  * - the urgent round trip while it streams: a one-byte ping-pong with a
  *   child over loopback TCP (a page request and its reply cross two
  *   processes), p50 during the stream minus p50 without it.
@@ -127,9 +128,11 @@ export interface StreamingFigures {
   guestShare: number;
   /** Urgent round trip p50 while the stream ran, minus without it, µs (≥ 0). */
   urgentExtraUs: number;
-  /** The stream's wall time per page with data, and per hole, with the spinners beside it, ns. */
+  /** The stream's wall time per page with data, and per hole, with the spinners beside it, ns: installed as before the switchover, and as after it. */
   streamNsPerPage: number;
   streamNsPerZeroPage: number;
+  streamNsPerPageRunning: number;
+  streamNsPerZeroPageRunning: number;
 }
 
 const median3 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
@@ -159,6 +162,8 @@ export async function streaming(pages: number, vcpus: number): Promise<Streaming
     const ratios: number[] = [];
     const wall: number[] = [];
     const wallZero: number[] = [];
+    const wallRunning: number[] = [];
+    const wallZeroRunning: number[] = [];
     const idleUs = [...prev.us];
     const busyUs: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -169,7 +174,9 @@ export async function streaming(pages: number, vcpus: number): Promise<Streaming
       const b = await run;
       const busyShare = (spin.cpu() - c0) / Number(process.hrtime.bigint() - t0);
       wall.push(b.wallNsPerPage);
-      wallZero.push((await bulkStream(pages, false, true)).wallNsPerPage);
+      wallZero.push((await bulkStream(pages, false, { holes: true })).wallNsPerPage);
+      wallRunning.push((await bulkStream(pages, false, { running: true })).wallNsPerPage);
+      wallZeroRunning.push((await bulkStream(pages, false, { holes: true, running: true })).wallNsPerPage);
       const next = await idle();
       idleUs.push(...next.us);
       const idleShare = Math.max(prev.share, next.share);
@@ -179,7 +186,11 @@ export async function streaming(pages: number, vcpus: number): Promise<Streaming
     const extra = busyUs.length === 0 ? 0 : percentiles(busyUs).p50 - percentiles(idleUs).p50;
     // The stream's own CPU apart, without the spinners and the ping-pong (whose CPU would be counted in it).
     const bulk = await bulkStream(pages, false);
-    return { bulk, guestShare: median3(ratios), urgentExtraUs: Math.max(0, extra), streamNsPerPage: median3(wall), streamNsPerZeroPage: median3(wallZero) };
+    return { bulk, guestShare: median3(ratios), urgentExtraUs: Math.max(0, extra), streamNsPerPage: median3(wall),
+      streamNsPerZeroPage: median3(wallZero),
+      streamNsPerPageRunning: median3(wallRunning),
+      streamNsPerZeroPageRunning: median3(wallZeroRunning),
+    };
   } finally {
     spin.stop();
     echo.stop();

@@ -227,6 +227,8 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     bulk_cpu_ns_per_page: [],
     stream_ns_per_page: [],
     stream_ns_per_zero_page: [],
+    stream_ns_per_page_running: [],
+    stream_ns_per_zero_page_running: [],
     engine_ns_per_page: [],
     guest_share_streaming: [],
     urgent_extra_us: [],
@@ -240,6 +242,8 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     runs.bulk_cpu_ns_per_page.push(st.bulk.cpuNsPerPage);
     runs.stream_ns_per_page.push(st.streamNsPerPage);
     runs.stream_ns_per_zero_page.push(st.streamNsPerZeroPage);
+    runs.stream_ns_per_page_running.push(st.streamNsPerPageRunning);
+    runs.stream_ns_per_zero_page_running.push(st.streamNsPerZeroPageRunning);
     runs.guest_share_streaming.push(st.guestShare);
     runs.urgent_extra_us.push(st.urgentExtraUs);
     if (o.cpuOnly === true) continue;
@@ -276,6 +280,8 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     bulk_cpu_ns_per_page: m("bulk_cpu_ns_per_page"),
     stream_ns_per_page: m("stream_ns_per_page"),
     stream_ns_per_zero_page: m("stream_ns_per_zero_page"),
+    stream_ns_per_page_running: m("stream_ns_per_page_running"),
+    stream_ns_per_zero_page_running: m("stream_ns_per_zero_page_running"),
     engine_ns_per_page: m("engine_ns_per_page"),
     guest_share_streaming: Math.min(1, Math.max(1e-3, m("guest_share_streaming"))),
     urgent_extra_us: m("urgent_extra_us"),

@@ -23,7 +23,11 @@
  *   replace `bulk_cpu_ns_per_page` / `cores_available` as the stream's
  *   bound: the stream is not CPU-bound on a host whose threads wait for
  *   each other (each busy a fifth to a third of the time), so its CPU over
- *   the cores predicted it too fast;
+ *   the cores predicted it too fast; `stream_ns_per_page_running`,
+ *   `stream_ns_per_zero_page_running`: the same once the destination's
+ *   guest runs, its receiver installing through userfaultfd
+ *   (UFFDIO_COPY / UFFDIO_ZEROPAGE into the registered mapping, ~4× a
+ *   pwrite here) at the bulk threads' post-switchover nice;
  * - `engine_ns_per_page`: both engines' own work per page (the agents'
  *   event loops beside the data plane);
  * - `guest_share_streaming`: a nice-19 vCPU's speed while the stream runs
@@ -53,13 +57,15 @@ export interface HostCpu {
   bulk_cpu_ns_per_page?: number;
   stream_ns_per_page?: number;
   stream_ns_per_zero_page?: number;
+  stream_ns_per_page_running?: number;
+  stream_ns_per_zero_page_running?: number;
   engine_ns_per_page?: number;
   guest_share_streaming?: number;
   urgent_extra_us?: number;
   loop_turn_pages?: number;
 }
 
-export const CPU_KEYS = ["cores_available", "bulk_cpu_ns_per_page", "stream_ns_per_page", "stream_ns_per_zero_page", "engine_ns_per_page", "guest_share_streaming", "urgent_extra_us", "loop_turn_pages"] as const;
+export const CPU_KEYS = ["cores_available", "bulk_cpu_ns_per_page", "stream_ns_per_page", "stream_ns_per_zero_page", "stream_ns_per_page_running", "stream_ns_per_zero_page_running", "engine_ns_per_page", "guest_share_streaming", "urgent_extra_us", "loop_turn_pages"] as const;
 
 /** Checks the optional CPU keys (`o` is a parsed profile); the first wrong one's sentence, or null. */
 export function cpuKeyError(o: Record<string, unknown>): string | null {
@@ -77,14 +83,18 @@ export function cpuKeyError(o: Record<string, unknown>): string | null {
 /**
  * How long a pages message of `pages` pages, `zeroPages` of them holes,
  * holds the stream on this host's cores, µs (0 without the CPU keys): its
- * measured wall time where the profile has it, else its CPU over the cores.
+ * measured wall time where the profile has it (`running`: the destination's
+ * guest runs, so the receiver installs through userfaultfd), else its CPU
+ * over the cores.
  */
-export function streamCpuUs(h: HostCpu, pages: number, zeroPages = 0): number {
+export function streamCpuUs(h: HostCpu, pages: number, zeroPages = 0, running = false): number {
   if (h.cores_available === undefined || pages === 0) return 0;
   const engineNs = pages * (h.engine_ns_per_page ?? 0);
   if (h.stream_ns_per_page !== undefined) {
     const zero = Math.min(pages, zeroPages);
-    const wallNs = (pages - zero) * h.stream_ns_per_page + zero * (h.stream_ns_per_zero_page ?? h.stream_ns_per_page);
+    const pageNs = running ? (h.stream_ns_per_page_running ?? h.stream_ns_per_page) : h.stream_ns_per_page;
+    const zeroNs = (running ? h.stream_ns_per_zero_page_running : undefined) ?? h.stream_ns_per_zero_page ?? pageNs;
+    const wallNs = (pages - zero) * pageNs + zero * zeroNs;
     return (wallNs + engineNs / h.cores_available) / 1000;
   }
   return (pages * (h.bulk_cpu_ns_per_page ?? 0) + engineNs) / h.cores_available / 1000;

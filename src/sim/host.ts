@@ -115,9 +115,10 @@ export function checkHostProfile(v: unknown, where: string): HostProfile {
 /**
  * Sender's and receiver's work for one message, µs; `extraUs`: what the
  * receiver does before its engine hears of it that does not hold up the
- * next message (starting or resuming its guest).
+ * next message (starting or resuming its guest). `destinationRunning`:
+ * the destination's guest runs (its pages install through userfaultfd).
  */
-export function messageCostUs(h: HostProfile, msg: Message<unknown>): { sendUs: number; recvUs: number; extraUs: number } {
+export function messageCostUs(h: HostProfile, msg: Message<unknown>, destinationRunning = false): { sendUs: number; recvUs: number; extraUs: number } {
   let sendNs = h.message_ns;
   let recvNs = h.message_ns;
   let cpuUs = 0;
@@ -133,7 +134,7 @@ export function messageCostUs(h: HostProfile, msg: Message<unknown>): { sendUs: 
         recvNs += h.install_ns_per_page;
       }
     }
-    cpuUs = streamCpuUs(h, msg.pages.length, zeros);
+    cpuUs = streamCpuUs(h, msg.pages.length, zeros, destinationRunning);
   }
   let extraUs = 0;
   if (msg.type === "hello") extraUs = h.guest_start_us;

@@ -1,0 +1,128 @@
+/**
+ * The error table of issue 10 part 4's validation (bench/sim-vs-real.ts over
+ * loopback, bench/netns.ts over the shaped veth): per cell (link, workload,
+ * size, mode) the median over its runs of each goal figure's error, with
+ * its min–max. Errors are (sim − real) / real; rounds sim − real.
+ */
+import type { Report } from "../src/engine/report.js";
+import { relativeError } from "../src/cli/compare-real.js";
+import { calibrate } from "../src/real/calibrate.js";
+import { CPU_KEYS } from "../src/sim/host-cpu.js";
+import type { HostProfile } from "../src/sim/host.js";
+import { markdownTable, median, type Row } from "./table.js";
+
+/** One real run beside its predictions, as the JSON files keep it. */
+export interface Run {
+  /** "loopback" (`--demo`) or the netns link's text; absent in files written before it was recorded: loopback. */
+  link?: string;
+  workload: string;
+  size: string;
+  mode: string;
+  run: number;
+  at: string;
+  limits: { cores_available: number; loopback_mib_s: number; loopback_rtt_us: number; load1: number };
+  /** The profile the prediction charged (the CPU figures: the mean of the measurements before and after the run). */
+  profile: HostProfile;
+  /** The CPU figures measured just before and just after the real run. */
+  profile_before?: HostProfile;
+  profile_after?: HostProfile;
+  real: Report;
+  sim_cpu: Report;
+  sim_default: Report;
+}
+
+/** The CPU figures of a run's host: the mean of those measured before and after it (the machine's other load comes and goes within seconds). */
+export function bracketed(before: HostProfile, after: HostProfile): HostProfile {
+  const out: Record<string, unknown> = { ...before, measured_on: `${before.measured_on}; the mean of calibrate --cpu-only before and after the run` };
+  for (const k of CPU_KEYS) {
+    const a = before[k];
+    const b = after[k];
+    if (a !== undefined && b !== undefined) out[k] = (a + b) / 2;
+  }
+  return out as unknown as HostProfile;
+}
+
+/** The cores' figures as they are now: one repetition, 8192 pages (streams of 32768: ~0.1–0.3 s each). */
+export const measureCores = async () => (await calibrate({ reps: 1, pages: 8192, cpuOnly: true })).profile;
+
+/** The figures the goals name: [key, get, goal (relative; rounds: absolute)]. */
+export const GOALS: [string, (r: Report) => number, number][] = [
+  ["total", (r) => r.total_ms, 0.1],
+  ["bytes", (r) => r.bytes_sent, 0.1],
+  ["faults", (r) => r.demand_faults, 0.15],
+  ["rounds", (r) => r.rounds.length, 1],
+  ["p50", (r) => r.fault_latency_us.p50, 0.25],
+];
+
+export function goalError(key: string, get: (r: Report) => number, sim: Report, real: Report): number | null {
+  if (key === "rounds") return get(sim) - get(real);
+  if (key === "p50" && real.demand_faults === 0 && sim.demand_faults === 0) return null;
+  return relativeError(get(sim), get(real));
+}
+
+export const pct = (x: number | null) => (x === null ? "–" : `${x >= 0 ? "+" : ""}${(x * 100).toFixed(0)} %`);
+const fmt = (key: string, x: number | null) => (key === "rounds" ? (x === null ? "–" : `${x >= 0 ? "+" : ""}${x}`) : pct(x));
+
+interface Cell {
+  runs: Run[];
+  /** Each goal figure's errors over the runs (none: the figure says nothing in this cell), and their median. */
+  errors: Record<string, number[]>;
+  median: Record<string, number | null>;
+}
+
+function cells(runs: Run[], which: "sim_cpu" | "sim_default"): Cell[] {
+  const byKey = new Map<string, Run[]>();
+  for (const r of runs) {
+    const k = `${r.link ?? "loopback"}|${r.workload}|${r.size}|${r.mode}`;
+    byKey.set(k, [...(byKey.get(k) ?? []), r]);
+  }
+  return [...byKey.values()].map((rs) => {
+    const errors: Record<string, number[]> = {};
+    const med: Record<string, number | null> = {};
+    for (const [key, get] of GOALS) {
+      errors[key] = rs.map((r) => goalError(key, get, r[which], r.real)).filter((e): e is number => e !== null);
+      med[key] = errors[key].length === 0 ? null : median(errors[key]);
+    }
+    return { runs: rs, errors, median: med };
+  });
+}
+
+const within = (key: string, m: number | null) => m !== null && Math.abs(m) <= (GOALS.find((g) => g[0] === key)?.[2] ?? 0);
+
+/** Per cell: the median error of each goal figure over its runs (min–max), for one prediction, and the goals it met. */
+export function errorRows(runs: Run[], which: "sim_cpu" | "sim_default"): Row[] {
+  return cells(runs, which).map((c) => {
+    const r0 = c.runs[0];
+    const row: Row = { link: r0.link ?? "loopback", workload: r0.workload, size: r0.size, mode: r0.mode, runs: c.runs.length };
+    for (const [key] of GOALS) {
+      const es = c.errors[key];
+      const m = c.median[key];
+      row[key] = m === null ? "–" : es.length === 1 ? fmt(key, m) : `${fmt(key, m)} (${fmt(key, Math.min(...es))}…${fmt(key, Math.max(...es))})`;
+    }
+    const named = GOALS.filter(([k]) => c.median[k] !== null);
+    row["real total ms"] = c.runs.map((r) => Math.round(r.real.total_ms)).join(", ");
+    row["cores avail."] = c.runs.map((r) => r.limits.cores_available.toFixed(2)).join(", ");
+    row["goals met"] = `${named.filter(([k]) => within(k, c.median[k])).length}/${named.length}`;
+    return row;
+  });
+}
+
+/** Per goal, in how many cells (where the figure says something) the median error met it; and the cells that met every goal. */
+export function goalsMet(runs: Run[], which: "sim_cpu" | "sim_default"): string {
+  const cs = cells(runs, which);
+  const per = GOALS.map(([k]) => {
+    const named = cs.filter((c) => c.median[k] !== null);
+    return `${k} ${named.filter((c) => within(k, c.median[k])).length}/${named.length}`;
+  });
+  const all = cs.filter((c) => GOALS.every(([k]) => c.median[k] === null || within(k, c.median[k])));
+  return `${per.join(", ")}; every goal: ${all.length}/${cs.length} cells`;
+}
+
+export function printTables(runs: Run[]): void {
+  console.log("\nWith the host's cores measured beside each run (DEFAULT_HOST + calibrate --cpu-only before and after it):\n");
+  console.log(markdownTable(errorRows(runs, "sim_cpu")));
+  console.log(`\nGoals met: ${goalsMet(runs, "sim_cpu")}`);
+  console.log("\nThe shipped profile alone (DEFAULT_HOST), same real runs:\n");
+  console.log(markdownTable(errorRows(runs, "sim_default")));
+  console.log(`\nGoals met: ${goalsMet(runs, "sim_default")}`);
+}

@@ -46,6 +46,23 @@ describe("the host's cores (host-cpu.ts)", () => {
     expect(() => checkHostProfile({ ...BASE, ...wall, stream_ns_per_zero_page: -1 }, "p")).toThrow(/"stream_ns_per_zero_page" must be a number ≥ 0/);
   });
 
+  it("once the destination's guest runs, its pages cost the stream the running figures (userfaultfd installs)", () => {
+    const wall = { ...CPU, engine_ns_per_page: 0, stream_ns_per_page: 5000, stream_ns_per_zero_page: 2000, stream_ns_per_page_running: 7000, stream_ns_per_zero_page_running: 3000 };
+    expect(streamCpuUs(wall, 16, 4, false)).toBeCloseTo(60 + 8, 6);
+    expect(streamCpuUs(wall, 16, 4, true)).toBeCloseTo(84 + 12, 6);
+    // A profile without them charges the figures from before the switchover.
+    expect(streamCpuUs({ ...CPU, engine_ns_per_page: 0, stream_ns_per_page: 5000, stream_ns_per_zero_page: 2000 }, 16, 4, true)).toBeCloseTo(68, 6);
+    const data = Array.from({ length: 16 }, (_, i) => (i < 4 ? null : new Uint8Array(4096)));
+    const pages = { type: "pages" as const, pages: Uint32Array.from({ length: 16 }, (_, i) => i), data };
+    expect(messageCostUs({ ...BASE, ...wall }, pages, true).sendUs).toBeCloseTo(96, 6);
+    // Post-copy of a hand-made guest: slower installs once it runs, a longer migration; pre-copy (the guest never runs at the destination before the end) alike.
+    const web = withMemory(loadWorkload("examples/web-server.json"), 32 * 1024 * 1024);
+    const run = (mode: "postcopy" | "precopy", h: HostProfile) => simulate({ workload: web, options: { mode }, link: fast, host: h });
+    const slowRunning = { ...BASE, ...wall, stream_ns_per_page_running: 20000 };
+    expect(run("postcopy", slowRunning).total_ms).toBeGreaterThan(run("postcopy", { ...BASE, ...wall }).total_ms);
+    expect(run("precopy", slowRunning).rounds).toEqual(run("precopy", { ...BASE, ...wall }).rounds);
+  });
+
   it("property: a pages message holds the stream no shorter for a slower page, a slower hole, more pages or fewer cores", () => {
     const ns = fc.double({ min: 0, max: 1e5, noNaN: true });
     fc.assert(

@@ -12,6 +12,7 @@ void InitUnixSocket(Napi::Env env, Napi::Object exports);
 void InitBench(Napi::Env env, Napi::Object exports);
 void InitBulkSender(Napi::Env env, Napi::Object exports);
 void InitBulkReceiver(Napi::Env env, Napi::Object exports);
+void InitPageStates(Napi::Env env, Napi::Object exports);
 }  // namespace ppsim
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -23,6 +24,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ppsim::InitBench(env, exports);
   ppsim::InitBulkSender(env, exports);
   ppsim::InitBulkReceiver(env, exports);
+  ppsim::InitPageStates(env, exports);
   return exports;
 }
 

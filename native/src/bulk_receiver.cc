@@ -11,6 +11,9 @@
 //     (hello, switchover, cancel) may change what installing means (the
 //     target, the guest now running, stale pages dropped), so nothing after
 //     it is installed before JS has acted on it.
+// Given a PageTable with the target (install mode "continue", page_states.h),
+// pages go into the memfd and are mapped with UFFDIO_CONTINUE, each page
+// claimed first once the guest may run.
 // Notices reach JS in arrival order, batched, through a ThreadSafeFunction
 // (bulk_frames.*: the frame constants, the pages payload's parsing, the
 // notices); reading the socket, with the stall bound, is bulk_stream.*'s.
@@ -39,6 +42,7 @@
 #include "bulk_frames.h"
 #include "bulk_stream.h"
 #include "page_install.h"
+#include "page_states.h"
 #include "util.h"
 
 namespace ppsim {
@@ -111,7 +115,8 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     return info.Env().Undefined();
   }
 
-  // setTarget(memfd, uffd, base: bigint, pageSize, pageCount): where pages go (the guest, once it exists).
+  // setTarget(memfd, uffd, base: bigint, pageSize, pageCount, pageTable?): where pages go (the guest, once
+  // it exists); with a PageTable, install mode "continue" over its claims.
   Napi::Value SetTarget(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int mem = ArgFd(info, 0, "memfd");
@@ -121,6 +126,11 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     uint64_t pc = ArgU64(info, 4, "pageCount");
     if (ps == 0 || (ps & (ps - 1)) != 0 || ps > (1u << 30)) ThrowRange(env, "pageSize must be a power of two up to 1 GiB");
     if (base % ps != 0) ThrowRange(env, "base must be page aligned");
+    std::shared_ptr<PageStates> states;
+    if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull()) {
+      states = PageStatesOf(env, info[5]);
+      if (states->count() != pc) ThrowRange(env, "the page table's page count is not the target's");
+    }
     int m = fcntl(mem, F_DUPFD_CLOEXEC, 0);
     if (m < 0) ThrowErrno(env, errno, "fcntl(F_DUPFD_CLOEXEC, memfd " + std::to_string(mem) + ")");
     int u = fcntl(uffd, F_DUPFD_CLOEXEC, 0);
@@ -140,6 +150,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     base_ = base;
     pageSize_ = ps;
     pageCount_ = pc;
+    states_ = std::move(states);
     return env.Undefined();
   }
 
@@ -198,6 +209,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     o.Set("installNs", static_cast<double>(installNs_.load()));
     o.Set("jsNs", static_cast<double>(jsNs_.load()));
     o.Set("pages", static_cast<double>(pagesIn_.load()));
+    o.Set("lost", static_cast<double>(lost_.load()));
     o.Set("received", static_cast<double>(received_.load()));
     o.Set("nice", nice_.load());
     o.Set("niceErrno", niceErrno_.load());
@@ -328,6 +340,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     int mem, uffd;
     uint64_t ps, pc, base;
     bool discard;
+    std::shared_ptr<PageStates> states;
     {
       std::lock_guard<std::mutex> g(box_->mu);
       discard = discard_;
@@ -336,6 +349,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
       ps = pageSize_;
       pc = pageCount_;
       base = base_;
+      states = states_;
     }
     if (mem < 0 && !discard) return 1;
     Notice n{Kind::Pages, {}, {}, {}, 0, "", false, 0, 0};
@@ -345,7 +359,8 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     uint64_t t0 = NowNs();
     if (!discard) {
       std::string what;
-      int e = installer_.Install(n.pages, data, guestRuns_.load(), mem, uffd, base, ps, &what);
+      int e = installer_.Install(n.pages, data, guestRuns_.load(), mem, uffd, base, ps, states.get(), &what);
+      lost_ = installer_.lost();
       if (e != 0) return End(e, what), -1;
     }
     uint64_t t1 = NowNs();
@@ -371,7 +386,8 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   std::shared_ptr<Box> box_ = std::make_shared<Box>();
   bool barrier_ = false, started_ = false, stopped_ = false, discard_ = false;
   std::atomic<bool> running_{false}, guestRuns_{false};
-  std::atomic<size_t> received_{0}, pagesIn_{0};
+  std::atomic<size_t> received_{0}, pagesIn_{0}, lost_{0};
+  std::shared_ptr<PageStates> states_;  // install mode "continue": the claims, shared with JS and the other receivers
   std::atomic<uint64_t> installNs_{0}, jsNs_{0};
   std::thread thread_;
   std::atomic<int> nice_{0}, wantNice_{0};

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "../common/uapi.h"
+#include "page_states.h"
 #include "util.h"
 
 namespace ppsim {
@@ -40,12 +41,14 @@ int Zeropage(int uffd, uint64_t dst, uint64_t len) {
 }  // namespace
 
 int PageInstaller::Install(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, bool guestRuns, int memfd, int uffd, uint64_t base,
-                           uint64_t pageSize, std::string* what) {
+                           uint64_t pageSize, PageStates* states, std::string* what) {
   size_t i = 0;
   while (i < pages.size()) {
     size_t j = i + 1;
     while (j < pages.size() && pages[j] == pages[j - 1] + 1) j++;
-    int e = guestRuns ? Atomic(pages, data, i, j, uffd, base, pageSize, what) : Before(pages, data, i, j, memfd, pageSize, what);
+    int e = states != nullptr ? Continue(pages, data, i, j, guestRuns, memfd, uffd, base, pageSize, states, what)
+            : guestRuns       ? Atomic(pages, data, i, j, uffd, base, pageSize, what)
+                              : Before(pages, data, i, j, memfd, pageSize, what);
     if (e != 0) return e;
     i = j;
   }
@@ -60,6 +63,71 @@ void PageInstaller::Release() {
 
 // The guest may not run: pwritev of the run (zero pages as zeros) into the memfd.
 int PageInstaller::Before(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, uint64_t ps,
+                          std::string* what) {
+  return Pwrite(pages, data, i, j, memfd, ps, what);
+}
+
+// Install mode "continue" (page_states.h says why each step is safe). Before the guest may run:
+// written (a resend overwrites: allowed then), then mapped at once (EEXIST: mapped by an earlier
+// copy), so that no page waits unmapped for the guest to fault on it after resume. Once it may:
+// only the pages this thread claims.
+int PageInstaller::Continue(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, bool guestRuns, int memfd,
+                            int uffd, uint64_t base, uint64_t ps, PageStates* states, std::string* what) {
+  if (guestRuns) return Claimed(pages, data, i, j, memfd, uffd, base, ps, states, what);
+  int e = Pwrite(pages, data, i, j, memfd, ps, what);
+  if (e != 0) return e;
+  uint64_t dst = base + pages[i] * ps, len = (j - i) * ps;
+  e = ContinueRange(uffd, dst, len, ps, true);
+  if (e != 0) return *what = "UFFDIO_CONTINUE(dst " + Hex(dst) + ", len " + std::to_string(len) + ")", e;
+  for (size_t k = i; k < j; k++) states->Mapped(pages[k]);
+  return 0;
+}
+
+// The guest may run: each page of the run is claimed (Absent -> Receiving); each stretch of
+// claimed pages is written into its holes and then mapped by one CONTINUE (ZEROPAGE if all zero),
+// which wakes whoever faulted on them meanwhile; then Mapped. A page another path claimed is not
+// touched: its bytes here are dropped (that path's map wakes its waiters).
+int PageInstaller::Claimed(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, int uffd,
+                           uint64_t base, uint64_t ps, PageStates* states, std::string* what) {
+  won_.resize(j - i);
+  for (size_t k = i; k < j; k++) won_[k - i] = states->Claim(pages[k]) ? 1 : 0;
+  size_t k = i;
+  while (k < j) {
+    if (won_[k - i] == 0) {
+      lost_++;
+      k++;
+      continue;
+    }
+    size_t m = k + 1;
+    while (m < j && won_[m - i] != 0) m++;
+    bool allZero = true;
+    for (size_t q = k; q < m && allZero; q++) allZero = data[q] == nullptr;
+    uint64_t dst = base + pages[k] * ps, len = (m - k) * ps;
+    int e = allZero ? 0 : Pwrite(pages, data, k, m, memfd, ps, what);
+    if (e == 0) {
+      // EEXIST here would mean a claimed page was not a hole: a path wrote without its claim. Refused, never skipped.
+      e = allZero ? ZeropageRange(uffd, dst, len) : ContinueRange(uffd, dst, len, ps, false);
+      if (e != 0) *what = std::string(allZero ? "UFFDIO_ZEROPAGE" : "UFFDIO_CONTINUE") + "(dst " + Hex(dst) + ", len " + std::to_string(len) + ")";
+    }
+    if (e != 0) {
+      // Unclaimed holes again, for whoever installs them next. A CONTINUE that failed part-way mapped
+      // a prefix: punching unmaps it too (the guest faults on it again, MISSING).
+      (void)PunchRange(memfd, pages[k] * ps, len);
+      for (size_t q = k; q < m; q++) states->Absent(pages[q]);
+      for (size_t q = m; q < j; q++)
+        if (won_[q - i] != 0) states->Absent(pages[q]);
+      uffdio_range r{dst, len};
+      (void)ioctl(uffd, UFFDIO_WAKE, &r);  // a waiter faults again and is answered by another path
+      return e;
+    }
+    for (size_t q = k; q < m; q++) states->Mapped(pages[q]);
+    k = m;
+  }
+  return 0;
+}
+
+// pwritev of pages [i..j) (consecutive; zero pages as zeros) into the memfd at their offsets.
+int PageInstaller::Pwrite(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, uint64_t ps,
                           std::string* what) {
   if (zeros_.size() < ps) zeros_.assign(ps, 0);
   std::vector<iovec> iov;

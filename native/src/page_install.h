@@ -5,6 +5,11 @@
 // Once it may: UFFDIO_ZEROPAGE for an all-zero run, else UFFDIO_COPY from a
 // page-aligned staging buffer; EEXIST part-way redoes the run page by page,
 // EEXIST then meaning "the page came meanwhile: wake its waiters".
+// With a PageStates table (install mode "continue", page_states.h): bytes go
+// into the memfd with pwritev and the run is mapped with UFFDIO_CONTINUE —
+// one copy fewer than UFFDIO_COPY from a staging buffer; once the guest may
+// run, only the pages this thread claims are written (the others are
+// another path's: their bytes are dropped).
 // Not thread-safe: one installer per receiver thread.
 #pragma once
 
@@ -15,6 +20,8 @@
 
 namespace ppsim {
 
+class PageStates;
+
 class PageInstaller {
  public:
   PageInstaller() = default;
@@ -24,8 +31,12 @@ class PageInstaller {
 
   // pages[k] with its bytes at data[k] (nullptr: a zero page), pages ascending within a run.
   // Returns 0, or the errno of the call that failed with `what` naming it (call, address, length).
+  // states: null = install mode "copy".
   int Install(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, bool guestRuns, int memfd, int uffd, uint64_t base,
-              uint64_t pageSize, std::string* what);
+              uint64_t pageSize, PageStates* states, std::string* what);
+
+  // Pages another path had claimed (their bytes dropped), since the start.
+  uint64_t lost() const { return lost_; }
 
   // Frees the staging buffer (the next install allocates it again).
   void Release();
@@ -34,11 +45,18 @@ class PageInstaller {
   int Before(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, uint64_t ps, std::string* what);
   int Atomic(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int uffd, uint64_t base, uint64_t ps,
              std::string* what);
+  int Pwrite(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, uint64_t ps, std::string* what);
+  int Continue(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, bool guestRuns, int memfd, int uffd,
+               uint64_t base, uint64_t ps, PageStates* states, std::string* what);
+  int Claimed(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, int uffd, uint64_t base,
+              uint64_t ps, PageStates* states, std::string* what);
   int Copy(int uffd, uint64_t dst, const std::vector<const uint8_t*>& data, size_t i, size_t j, uint64_t ps);
 
   std::vector<uint8_t> zeros_;
   uint8_t* stage_ = nullptr;
   size_t stageLen_ = 0;
+  std::vector<uint8_t> won_;
+  uint64_t lost_ = 0;
 };
 
 }  // namespace ppsim

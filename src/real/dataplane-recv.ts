@@ -20,7 +20,7 @@ import { FrameDecoder, maxPayloadBytes } from "../engine/frame-decoder.js";
 import type { Message } from "../engine/messages.js";
 import { bulkThreadNice, dataPlaneStatsWanted, formatNs, installedPages, resumeNodeReading, switchoverThreadNice } from "./dataplane.js";
 import { messageOf } from "./errors.js";
-import { createBulkReceiver, type BulkNotice, type BulkReceiverHandle } from "./native.js";
+import { createBulkReceiver, type BulkNotice, type BulkReceiverHandle, type PageTableHandle } from "./native.js";
 import { peerName } from "./peer-text.js";
 import { closeGracefully, type FramedHandlers } from "./transport.js";
 
@@ -74,9 +74,9 @@ export class NativeBulkConn {
     return this.receiver.received;
   }
 
-  /** Where pages go: the guest's memfd and userfaultfd (its RAM starts at `base`). */
-  setTarget(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number): void {
-    this.receiver.setTarget(memfd, uffd, base, pageSize, pageCount);
+  /** Where pages go: the guest's memfd and userfaultfd (its RAM starts at `base`); with a page table, install mode "continue". */
+  setTarget(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number, table?: PageTableHandle | null): void {
+    this.receiver.setTarget(memfd, uffd, base, pageSize, pageCount, table ?? undefined);
   }
 
   /** The guest may run from now on: installs become UFFDIO_COPY / ZEROPAGE, at the bulk threads' nice. */
@@ -133,7 +133,7 @@ export class NativeBulkConn {
   logStats(): void {
     if (this.log === undefined || !dataPlaneStatsWanted()) return;
     const s = this.receiver.stats();
-    this.log(`bulk receiver: ${s.pages} pages, ${s.received} bytes; waiting ${formatNs(s.waitNs)}, recv ${formatNs(s.recvNs)}, installing ${formatNs(s.installNs)}, waiting for JS ${formatNs(s.jsNs)}; nice ${s.nice}${s.niceErrno !== 0 ? ` (not set: errno ${s.niceErrno})` : ""}`);
+    this.log(`bulk receiver: ${s.pages} pages (${s.lost} another path's), ${s.received} bytes; waiting ${formatNs(s.waitNs)}, recv ${formatNs(s.recvNs)}, installing ${formatNs(s.installNs)}, waiting for JS ${formatNs(s.jsNs)}; nice ${s.nice}${s.niceErrno !== 0 ? ` (not set: errno ${s.niceErrno})` : ""}`);
   }
 
   private onNotices(notices: BulkNotice[]): void {

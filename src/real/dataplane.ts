@@ -59,6 +59,27 @@ export function switchoverThreadNice(): number {
   return niceFromEnv("PPSIM_SWITCHOVER_NICE", 0);
 }
 
+/**
+ * How the destination's native path installs pages once they are received
+ * (docs/native.md "Install modes"): "copy" — UFFDIO_COPY from a staging
+ * buffer (pwrite before the guest runs); "continue" — written into the
+ * memfd's page cache and mapped with UFFDIO_CONTINUE (one copy fewer; the
+ * guest runs registered MISSING|MINOR; every installing path claims a page
+ * first). Only where the bulk channel is the native receiver's (plain TCP,
+ * base pages): TLS and huge pages stay on "copy".
+ */
+export type InstallMode = "copy" | "continue";
+
+export const DEFAULT_INSTALL_MODE: InstallMode = "copy";
+
+/** PPSIM_INSTALL=copy|continue (benchmarks, A/B), else the default; another value is refused. */
+export function installModeFromEnv(): InstallMode {
+  const v = process.env.PPSIM_INSTALL;
+  if (v === undefined || v === "") return DEFAULT_INSTALL_MODE;
+  if (v === "copy" || v === "continue") return v;
+  throw new Error(`PPSIM_INSTALL must be copy or continue, not ${JSON.stringify(v)}`);
+}
+
 /** Whether the native path may be used (it is, unless PPSIM_DATAPLANE=js). */
 export function nativeDataPlaneWanted(): boolean {
   return process.env.PPSIM_DATAPLANE !== "js";

@@ -7,10 +7,18 @@
  * moment we ask it to resume) a page must appear whole or not at all, so it
  * goes in with UFFDIO_COPY (UFFDIO_ZEROPAGE for a zero page). EEXIST means the
  * page got there meanwhile — expected; the waiters are woken and we go on.
+ *
+ * Install mode "continue" (dataplane.ts, native/src/page_states.h): every
+ * install, wake and drop goes through the native page table that the bulk
+ * receiver threads share — the bytes are written into the memfd and mapped
+ * with UFFDIO_CONTINUE, and once the guest may run a page is only written by
+ * the path that claimed it (a demand reply that finds the bulk copy being
+ * received, or mapped, drops its bytes; the waiters are woken by that copy's map).
  */
 import type { GuestProcess } from "./guest-process.js";
-import { constants, errnoCode, pwrite, punchHole, startFaultReader, uffdCopy, uffdWake, uffdZeropage, type FaultReaderHandle } from "./native.js";
+import { constants, createPageTable, errnoCode, pwrite, punchHole, startFaultReader, TableInstall, uffdCopy, uffdWake, uffdZeropage, type FaultReaderHandle, type PageTableHandle } from "./native.js";
 import type { PageBatch } from "../engine/messages.js";
+import type { InstallMode } from "./dataplane.js";
 
 export class DestinationMemory {
   readonly pageSize: number;
@@ -19,15 +27,37 @@ export class DestinationMemory {
   private readonly zero: Buffer;
   private running_ = false;
   private reader: FaultReaderHandle | null = null;
-  /** Installs that found the page already there (EEXIST). */
+  /** Installs that found the page already there (EEXIST), or claimed by another path (mode "continue"). */
   raced = 0;
+  /** Install mode "continue": the claims, shared with the native bulk receivers (null: mode "copy"). */
+  readonly table: PageTableHandle | null = null;
 
-  constructor(private readonly guest: GuestProcess) {
+  constructor(
+    private readonly guest: GuestProcess,
+    install: InstallMode = "copy",
+  ) {
     if (guest.uffd < 0) throw new Error("the destination guest has no userfaultfd");
     this.pageSize = guest.layout.pageSize;
     this.pageCount = guest.layout.memBytes / this.pageSize;
     this.base = guest.layout.base;
     this.zero = Buffer.alloc(this.pageSize);
+    if (install === "continue") {
+      const C = constants();
+      // Without MINOR a page written into the page cache would be visible to the guest half-written.
+      if (guest.layout.hugetlb || (guest.layout.registerMode & C.UFFDIO_REGISTER_MODE_MINOR) === 0) {
+        throw new Error("install mode continue needs a guest on base pages registered MISSING|MINOR (ppsim-guest --minor)");
+      }
+      this.table = createPageTable(guest.memfd, guest.uffd, this.base, this.pageSize, this.pageCount);
+    }
+  }
+
+  get mode(): InstallMode {
+    return this.table === null ? "copy" : "continue";
+  }
+
+  /** Frees the page table's fds (mode "continue"); nothing installs afterwards. */
+  close(): void {
+    this.table?.close();
   }
 
   /** Whether the guest may run (installs are atomic). */
@@ -41,6 +71,10 @@ export class DestinationMemory {
   }
 
   install(page: number, data: Uint8Array | null): void {
+    if (this.table !== null) {
+      if (this.table.install(page, data, this.running_) !== TableInstall.Installed) this.raced++;
+      return;
+    }
     if (this.guest.layout.hugetlb) return this.installHuge(page, data);
     const ps = this.pageSize;
     const addr = this.base + BigInt(page * ps);
@@ -77,8 +111,8 @@ export class DestinationMemory {
    */
   installMany(batch: PageBatch<Uint8Array>): void {
     const { pages, data } = batch;
-    if (this.guest.layout.hugetlb) {
-      for (let k = 0; k < pages.length; k++) this.installHuge(pages[k], data[k]);
+    if (this.guest.layout.hugetlb || this.table !== null) {
+      for (let k = 0; k < pages.length; k++) this.install(pages[k], data[k]);
       return;
     }
     let i = 0;
@@ -141,6 +175,10 @@ export class DestinationMemory {
   }
 
   wake(page: number): void {
+    if (this.table !== null) {
+      this.table.wake(page);
+      return;
+    }
     uffdWake(this.guest.uffd, this.base + BigInt(page * this.pageSize), this.pageSize);
   }
 
@@ -155,6 +193,8 @@ export class DestinationMemory {
       punchHole(this.guest.memfd, sorted[i] * ps, (j - i) * ps);
       i = j;
     }
+    // Holes again: the next copy of each is claimed anew.
+    this.table?.markAbsent(sorted);
   }
 
   /** Starts the fault reader; `fault(page, tid)` for each missing-page fault inside guest RAM. */

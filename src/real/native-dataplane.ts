@@ -1,7 +1,8 @@
 /**
  * The data plane's threads (issue 9; docs/real.md "Data plane"): the
  * source's bulk sender and the destination's bulk receiver
- * (native/src/bulk_sender.cc, bulk_receiver.cc), and the memfd's data map.
+ * (native/src/bulk_sender.cc, bulk_receiver.cc), the memfd's data map, and
+ * the page table of install mode "continue" (native/src/page_states.*).
  */
 import { loadAddon } from "./native-load.js";
 
@@ -40,7 +41,8 @@ export type BulkNotice =
 /** The destination's bulk connection read by a native thread that installs pages (native/src/bulk_receiver.cc). */
 export interface BulkReceiverHandle {
   start(initial: Uint8Array): void;
-  setTarget(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number): void;
+  /** With a page table: install mode "continue" (pwritev into the memfd, UFFDIO_CONTINUE, pages claimed once the guest may run). */
+  setTarget(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number, pageTable?: PageTableHandle): void;
   setLimits(limits: Uint32Array): void;
   /** Benchmarks: pages frames are checked and dropped instead of installed. */
   discardPages(pageSize: number, pageCount: number): void;
@@ -53,12 +55,33 @@ export interface BulkReceiverHandle {
   /** Bytes of whole frames taken so far. */
   readonly received: number;
   /** Where the thread's time went, in ns: waiting for bytes, reading them, installing, waiting for JS. */
-  stats(): { waitNs: number; recvNs: number; installNs: number; jsNs: number; pages: number; received: number; nice: number; niceErrno: number };
+  /** lost: pages another path had claimed (install mode "continue"), their bytes dropped. */
+  stats(): { waitNs: number; recvNs: number; installNs: number; jsNs: number; pages: number; lost: number; received: number; nice: number; niceErrno: number };
+}
+
+/** What PageTable.install did: installed it; another path is receiving it (its map wakes the waiters); it was mapped already (waiters woken). */
+export const TableInstall = { Installed: 0, Receiving: 1, Mapped: 2 } as const;
+
+/**
+ * Install mode "continue"'s per-page claims (native/src/page_states.h), shared with the bulk
+ * receivers it is given to. Its own dups of the memfd and uffd (close() frees them).
+ */
+export interface PageTableHandle {
+  /** guestRuns false: written and mapped, overwriting allowed; true: only if this call claims the page. */
+  install(page: number, data: Uint8Array | null, guestRuns: boolean): number;
+  /** UFFDIO_WAKE of the page unless another path receives it (false then: its map wakes). */
+  wake(page: number): boolean;
+  /** Pages punched out while nothing installs (the guest does not run yet). */
+  markAbsent(pages: Uint32Array): void;
+  /** 0 absent, 1 receiving, 2 mapped. */
+  state(page: number): number;
+  close(): void;
 }
 
 interface RawDataPlane {
   BulkSender: new (socketFd: number, memfd: number, pageSize: number, pageCount: number, lowWater: number, cb: (e: BulkSenderEvent) => void, nice: number) => BulkSenderHandle;
   BulkReceiver: new (socketFd: number, limits: Uint32Array, stallMs: number, cb: (n: BulkNotice[]) => void, nice: number) => BulkReceiverHandle;
+  PageTable: new (memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number) => PageTableHandle;
 }
 
 const addon = (): RawDataPlane => loadAddon<RawDataPlane>();
@@ -73,4 +96,10 @@ export function startBulkSender(socketFd: number, memfd: number, pageSize: numbe
 export function createBulkReceiver(socketFd: number, limits: Uint32Array, stallMs: number, onNotices: (n: BulkNotice[]) => void, nice = 0): BulkReceiverHandle {
   const Ctor = addon().BulkReceiver;
   return new Ctor(socketFd, limits, stallMs, onNotices, nice);
+}
+
+/** The claims of install mode "continue" over a guest's memfd and uffd (its RAM at `base`). */
+export function createPageTable(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number): PageTableHandle {
+  const Ctor = addon().PageTable;
+  return new Ctor(memfd, uffd, base, pageSize, pageCount);
 }

@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { DEFAULT_MAX_SESSIONS, DestinationAgent, type DestinationAgentOptions } from "../real/dest-agent.js";
 import { spawnDemoDestination } from "../real/demo.js";
+import type { InstallMode } from "../real/dataplane.js";
 import { messageOf } from "../real/errors.js";
 import { scaleWorkload } from "../real/plan.js";
 import { MAX_BULK_CONNECTIONS } from "../real/preamble.js";
@@ -55,6 +56,7 @@ const FLAGS = {
   standby: { type: "string" },
   "standby-sync": { type: "boolean" },
   "reconnect-wait": { type: "string" },
+  install: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -95,6 +97,8 @@ export const REAL_USAGE = `ppsim real:
   --standby-sync          source: make each standby write durable (fdatasync) before it counts
   --reconnect-wait TIME   after switchover, how long a broken link may stay down (default 60s); a
                           destination with --standby then fills the missing pages from the copy
+  --install copy|continue destination (--listen, --demo): how the native bulk receivers install pages —
+                          UFFDIO_COPY (default), or into the page cache and UFFDIO_CONTINUE (docs/native.md)
   policy flags as for the simulator (ppsim --help): --downtime-limit, --max-rounds, --hybrid-rounds,
   --bandwidth-cap, --no-auto-converge, --background-order, --prefetch-pages`;
 
@@ -154,9 +158,10 @@ export async function runRealCommand(argv: string[], out: Out): Promise<number> 
   const reconnectWaitMs = reconnectWait(f["reconnect-wait"]);
   if (f.listen !== undefined) {
     if (f["standby-sync"] === true) throw new UsageError("--standby-sync is for the source: it writes the copy");
-    return runListen(parseHostPort("listen", f.listen), { once: f.once === true, security, ...limitsOf(f), standbyDir: standbyDir(f.standby), reconnectWaitMs }, out);
+    return runListen(parseHostPort("listen", f.listen), { once: f.once === true, security, ...limitsOf(f), standbyDir: standbyDir(f.standby), reconnectWaitMs, ...installOf(f.install) }, out);
   }
   if (f["max-memory"] !== undefined || f["max-sessions"] !== undefined) throw new UsageError("--max-memory and --max-sessions are for the destination (--listen)");
+  if (f.install !== undefined && !demo) throw new UsageError("--install is for the destination (--listen, or --demo)");
   const peers = (f.peer ?? []).map((p) => parseHostPort("peer", p));
   if (f.trace === undefined) throw new UsageError("--trace FILE is required: the workload to run and migrate (see examples/)");
   if (f.netns !== undefined && peers.length === 0) throw new UsageError("--netns describes the link to a --peer; the demo runs over loopback");
@@ -237,6 +242,7 @@ export type SourceFlags = PolicyFlags &
     standby?: string;
     "standby-sync"?: boolean;
     "reconnect-wait"?: string;
+    install?: string;
   };
 
 async function runDemo(f: SourceFlags, security: Security, out: Out): Promise<number> {
@@ -253,14 +259,14 @@ async function runDemo(f: SourceFlags, security: Security, out: Out): Promise<nu
     else out(note);
   }
   if (!existsSync(bin)) {
-    const agent = await DestinationAgent.listen("127.0.0.1", 0, { once: true, log: destLog, security, standbyDir: f.standby, reconnectWaitMs: reconnectWait(f["reconnect-wait"]) });
+    const agent = await DestinationAgent.listen("127.0.0.1", 0, { once: true, log: destLog, security, standbyDir: f.standby, reconnectWaitMs: reconnectWait(f["reconnect-wait"]), ...installOf(f.install) });
     try {
       return await runSource(f, choices, [{ host: "127.0.0.1", port: agent.port }], security, out, LOOPBACK);
     } finally {
       await agent.close();
     }
   }
-  const standby = [...(f.standby === undefined ? [] : ["--standby", f.standby]), ...(f["reconnect-wait"] === undefined ? [] : ["--reconnect-wait", f["reconnect-wait"]])];
+  const standby = [...(f.standby === undefined ? [] : ["--standby", f.standby]), ...(f["reconnect-wait"] === undefined ? [] : ["--reconnect-wait", f["reconnect-wait"]]), ...(f.install === undefined ? [] : ["--install", f.install])];
   const dest = await spawnDemoDestination(bin, destLog, [...securityArgs(f), ...standby]);
   let code = 1;
   try {
@@ -287,6 +293,13 @@ function sourceChoices(f: SourceFlags) {
     options: { ...parsePolicyFlags(f), ...withReconnect(reconnectWait(f["reconnect-wait"])) },
     standby: standbyOf(f),
   };
+}
+
+/** --install copy|continue (absent: the agent's default, PPSIM_INSTALL or copy). */
+function installOf(text: string | undefined): { install?: InstallMode } {
+  if (text === undefined) return {};
+  if (text !== "copy" && text !== "continue") throw new UsageError(`--install must be copy or continue, got "${text}"`);
+  return { install: text };
 }
 
 function withReconnect(ms: number | undefined): { reconnectTimeoutMs?: number } {

@@ -16,6 +16,7 @@ import { encodeMessage } from "../engine/codec.js";
 import { ErrorCode } from "../engine/messages.js";
 import { Admission, type Admitted } from "./admission.js";
 import { DestSession, type SessionEnd } from "./dest-session.js";
+import type { InstallMode } from "./dataplane.js";
 import { sanitize } from "./peer-text.js";
 import { INSECURE, type Security } from "./tls.js";
 import { Listener, type Accepted } from "./transport.js";
@@ -26,6 +27,8 @@ export interface DestinationAgentOptions {
   reconnectWaitMs?: number;
   /** Issue 16: where sources keep standby copies; with it, a dead source's missing pages come from there. */
   standbyDir?: string;
+  /** How the native bulk receivers install pages (dataplane.ts "InstallMode"; default PPSIM_INSTALL, else copy). */
+  install?: InstallMode;
   log?: (line: string) => void;
   /** Default insecure: the CLI makes the operator choose. */
   security?: Security;
@@ -129,7 +132,7 @@ export class DestinationAgent {
 
   private start(c: Admitted): void {
     const id = c.session;
-    const s = new DestSession(id, { reconnectWaitMs: this.o.reconnectWaitMs ?? 60_000, log: this.log, standbyDir: this.o.standbyDir });
+    const s = new DestSession(id, { reconnectWaitMs: this.o.reconnectWaitMs ?? 60_000, log: this.log, standbyDir: this.o.standbyDir, install: this.o.install });
     this.sessions.set(id, { session: s, identity: c.identity, memBytes: c.memBytes });
     void s.end.then((end) => this.onSessionEnd(id, s, end));
     s.attach(c.urgent);

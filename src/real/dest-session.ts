@@ -22,7 +22,7 @@ import { deprioritiseVcpus } from "./guest-spawn.js";
 import { constants } from "./native.js";
 import { parseSessionInfo, type SessionInfo } from "./plan.js";
 import type { DestReport } from "./report-msg.js";
-import { nativeDataPlaneWanted, plainSocketFd, stopNodeReading } from "./dataplane.js";
+import { installModeFromEnv, nativeDataPlaneWanted, plainSocketFd, stopNodeReading, type InstallMode } from "./dataplane.js";
 import { NativeBulkConn } from "./dataplane-recv.js";
 import { DestReports } from "./dest-reports.js";
 import { fillFromStandby } from "./dest-standby-fill.js";
@@ -40,6 +40,8 @@ export interface SessionOptions {
   log: (line: string) => void;
   /** Issue 16: where sources keep standby copies (DIR/<session id>/): a dead source's missing pages come from there. */
   standbyDir?: string;
+  /** How the native bulk receivers install pages (dataplane.ts; default PPSIM_INSTALL, else copy). */
+  install?: InstallMode;
 }
 
 export interface SessionEnd {
@@ -186,7 +188,7 @@ export class DestSession {
     const c = new NativeBulkConn(a.socket, fd, this.pageSize, this.pageCount, handlers, a.rest, a.framing?.stallMs ?? DEFAULT_STALL_MS, (l) => this.o.log(`${this.tag}: ${l}`));
     const g = this.guest;
     if (g !== null && this.mem !== null) {
-      c.setTarget(g.memfd, g.uffd, g.layout.base, this.mem.pageSize, this.mem.pageCount);
+      c.setTarget(g.memfd, g.uffd, g.layout.base, this.mem.pageSize, this.mem.pageCount, this.mem.table);
       if (this.mem.running) c.setRunning();
     }
     return c;
@@ -265,11 +267,13 @@ export class DestSession {
     if (acceptable) {
       this.o.log(`${this.tag}: ${info.workload}, ${h.pageCount} pages of ${h.pageSize} bytes, ${h.mode}: starting the destination guest`);
       try {
-        this.guest = await GuestProcess.spawn({ role: "destination", config: info.config, steps: info.steps });
-        this.mem = new DestinationMemory(this.guest);
+        // Install mode "continue" only where the native receiver installs (plain TCP, base pages): the guest runs registered MINOR too.
+        const install = unit === constants().PAGE_SIZE && this.conns.bulk instanceof NativeBulkConn ? (this.o.install ?? installModeFromEnv()) : "copy";
+        this.guest = await GuestProcess.spawn({ role: "destination", config: info.config, steps: info.steps, minor: install === "continue" });
+        this.mem = new DestinationMemory(this.guest, install);
         const g = this.guest;
         const b = this.conns.bulk;
-        if (b instanceof NativeBulkConn) b.setTarget(g.memfd, g.uffd, g.layout.base, this.mem.pageSize, this.mem.pageCount);
+        if (b instanceof NativeBulkConn) b.setTarget(g.memfd, g.uffd, g.layout.base, this.mem.pageSize, this.mem.pageCount, this.mem.table);
         this.mem.startFaults(
           (page, tid) => this.dispatch({ kind: "fault", page, vcpu: tid }),
           (err) => this.finish({ outcome: "failed", reason: `the fault reader stopped: ${err.message}` }),
@@ -375,6 +379,7 @@ export class DestSession {
     this.engineTimer.clear();
     if (end.outcome !== "completed") this.o.log(`${this.tag}: ${end.outcome}: ${end.reason}`);
     this.mem?.stopFaults();
+    this.mem?.close();
     // Let a last error frame leave before the sockets go.
     setTimeout(() => {
       this.conns.urgent?.close();

@@ -14,7 +14,33 @@
  * Nothing here depends on timing: each fault is awaited as an event.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { closeFd, constants, errnoCode, mapShared, memfdCreate, startFaultReader, uffdApi, uffdContinue, uffdCopy, uffdCreate, uffdRegister, type FaultEvent, type Mapping } from "../src/real/native.js";
+import { encodeMessage } from "../src/engine/codec.js";
+import { maxPayloadBytes } from "../src/engine/frame-decoder.js";
+import type { Message } from "../src/engine/messages.js";
+import {
+  closeFd,
+  constants,
+  createBulkReceiver,
+  createPageTable,
+  errnoCode,
+  mapShared,
+  memfdCreate,
+  pread,
+  punchHole,
+  socketPair,
+  startBulkSender,
+  startFaultReader,
+  TableInstall,
+  uffdApi,
+  uffdContinue,
+  uffdCopy,
+  uffdCreate,
+  uffdRegister,
+  type BulkNotice,
+  type FaultEvent,
+  type Mapping,
+} from "../src/real/native.js";
+import { pagesMsg } from "./support/pages.js";
 import { userfaultfdUnavailable } from "./support/uffd.js";
 
 const C = constants();
@@ -40,6 +66,12 @@ function guestAndAgent(mode: number, features: number): { guest: Mapping; agent:
   const reader = startFaultReader(uffd, (e) => events.push(...e));
   cleanups.push(() => reader.stop());
   return { guest, agent, uffd, events };
+}
+
+function receiverLimits(): Uint32Array {
+  const l = new Uint32Array(12);
+  for (let t = 1; t < 12; t++) l[t] = maxPayloadBytes(t, { pageSize: PS, pageCount: PAGES });
+  return l;
 }
 
 /** Resolves with the flags of the next fault once it has arrived. */
@@ -88,6 +120,132 @@ describe.skipIf(userfaultfdUnavailable() !== null)("minor faults on a memfd (the
   it("MINOR only: a hole reads as zeros without a fault", async () => {
     const { guest, events } = guestAndAgent(C.UFFDIO_REGISTER_MODE_MINOR, C.UFFD_FEATURE_MINOR_SHMEM | C.UFFD_FEATURE_THREAD_ID);
     expect(await guest.touchAsync(3 * PS)).toBe(0n);
+    expect(events).toHaveLength(0);
+  });
+});
+
+/**
+ * Install mode "continue" (native/src/page_states.h): one page table shared by
+ * a bulk receiver thread and the urgent reply's install (PageTable.install).
+ * Both orders of the overlap are forced by the test's own sequence: each
+ * frame is awaited as the receiver's notice before the next step.
+ */
+describe.skipIf(userfaultfdUnavailable() !== null)("install mode continue: the claims", () => {
+  const word = (p: number, k: number): bigint => 0x1000n * BigInt(p + 1) + BigInt(k);
+  /** A page whose word i is word(tag, i). */
+  const page = (tag: number): Buffer => {
+    const b = Buffer.alloc(PS);
+    for (let i = 0; i < PS / 8; i++) b.writeBigUInt64LE(word(tag, i), i * 8);
+    return b;
+  };
+
+  function rig() {
+    const features = C.UFFD_FEATURE_MISSING_SHMEM | C.UFFD_FEATURE_MINOR_SHMEM | C.UFFD_FEATURE_THREAD_ID;
+    const fd = memfdCreate("continue", PAGES * PS);
+    cleanups.push(() => closeFd(fd));
+    const guest = mapShared(fd, PAGES * PS);
+    cleanups.push(() => guest.unmap());
+    const uffd = uffdCreate();
+    cleanups.push(() => closeFd(uffd));
+    uffdApi(uffd, features);
+    uffdRegister(uffd, guest.address, PAGES * PS, C.UFFDIO_REGISTER_MODE_MISSING | C.UFFDIO_REGISTER_MODE_MINOR);
+    const events: FaultEvent[] = [];
+    const reader = startFaultReader(uffd, (e) => events.push(...e));
+    cleanups.push(() => reader.stop());
+    const table = createPageTable(fd, uffd, guest.address, PS, PAGES);
+    cleanups.push(() => table.close());
+    const src = memfdCreate("continue-src", PAGES * PS);
+    cleanups.push(() => closeFd(src));
+    const [a, b] = socketPair();
+    cleanups.push(() => closeFd(a), () => closeFd(b));
+    const sender = startBulkSender(a, src, PS, PAGES, 64 * 1024, () => undefined);
+    cleanups.push(() => sender.stop());
+    const notices: BulkNotice[] = [];
+    const receiver = createBulkReceiver(b, receiverLimits(), 30_000, (ns) => {
+      for (const n of ns) {
+        notices.push(n);
+        // The barrier frame stands in for the switchover: the guest may run from here on.
+        if (n.kind === "frame") {
+          receiver.setRunning();
+          receiver.release();
+        }
+      }
+    });
+    cleanups.push(() => receiver.stop());
+    receiver.setTarget(fd, uffd, guest.address, PS, PAGES, table);
+    receiver.start(new Uint8Array(0));
+    /** Sends a frame on the bulk connection and resolves once the receiver has acted on it. */
+    const bulk = (m: Message<Uint8Array>): Promise<void> => {
+      const seen = notices.length;
+      sender.frame(encodeMessage(m, PS));
+      return new Promise((resolve) => {
+        const check = (): void => (notices.length > seen ? resolve() : void setTimeout(check, 2));
+        check();
+      });
+    };
+    const switchover = (): Promise<void> => bulk({ type: "cancel", reason: "stands in for the switchover" });
+    const at = (p: number, k = 0): number => p * PS + k * 8;
+    return { fd, guest, events, table, receiver, bulk, switchover, at };
+  }
+
+  it("urgent first: the later bulk copy is dropped, the guest's write kept; bulk first: the urgent copy is dropped", async () => {
+    const { fd, guest, events, table, receiver, bulk, switchover, at } = rig();
+    await switchover();
+    // Page 2 demanded and installed first; the guest writes to it; then the bulk copy arrives.
+    expect(table.install(2, page(20), true)).toBe(TableInstall.Installed);
+    expect(table.state(2)).toBe(2);
+    expect(await guest.touchAsync(at(2, 5))).toBe(word(20, 5));
+    await guest.touchAsync(at(2, 1), 0x77n);
+    await bulk(pagesMsg([{ page: 2, data: page(21) }]));
+    expect(receiver.stats().lost).toBe(1);
+    expect(pread(fd, at(2), 16).readBigUInt64LE(0)).toBe(word(20, 0));
+    expect(pread(fd, at(2), 16).readBigUInt64LE(8)).toBe(0x77n);
+    // Page 3 from bulk first; the demanded copy that follows finds it mapped.
+    await bulk(pagesMsg([{ page: 3, data: page(31) }]));
+    expect(table.install(3, page(30), true)).toBe(TableInstall.Mapped);
+    expect(pread(fd, at(3), PS).equals(page(31))).toBe(true);
+    expect(await guest.touchAsync(at(3, 9))).toBe(word(31, 9));
+    // A run where one page is another path's: the others are installed, that one left alone.
+    expect(table.install(5, page(50), true)).toBe(TableInstall.Installed);
+    await bulk(pagesMsg([4, 5, 6].map((p) => ({ page: p, data: page(p * 10 + 1) }))));
+    expect(receiver.stats().lost).toBe(2);
+    for (const [p, tag] of [[4, 41], [5, 50], [6, 61]]) expect(pread(fd, at(p), PS).equals(page(tag)), `page ${p}`).toBe(true);
+    expect(events).toHaveLength(0); // every page was mapped before the guest touched it
+  });
+
+  it("a fault on a missing page waits for the bulk copy's map; a zero page maps zeros", async () => {
+    const { guest, events, table, bulk, switchover, at } = rig();
+    await switchover();
+    const load = guest.touchAsync(at(4, 3));
+    await nextFault(events);
+    expect(events[0].flags & C.UFFD_PAGEFAULT_FLAG_MINOR).toBe(0);
+    await bulk(pagesMsg([{ page: 4, data: page(40) }, { page: 7, data: null }]));
+    expect(await load).toBe(word(40, 3));
+    expect(table.install(4, page(99), true)).toBe(TableInstall.Mapped);
+    expect(await guest.touchAsync(at(4, 3))).toBe(word(40, 3));
+    expect(table.state(7)).toBe(2);
+    expect(await guest.touchAsync(at(7, 2))).toBe(0n);
+    expect(events).toHaveLength(1);
+  });
+
+  it("before the guest runs pages are written and mapped at once (resends overwrite; nothing faults after resume); dropped pages are claimed anew", async () => {
+    const { fd, guest, events, table, bulk, switchover, at } = rig();
+    await bulk(pagesMsg([{ page: 1, data: page(10) }, { page: 2, data: null }]));
+    await bulk(pagesMsg([{ page: 1, data: page(11) }]));
+    expect(table.install(3, page(30), false)).toBe(TableInstall.Installed);
+    expect(table.install(3, page(31), false)).toBe(TableInstall.Installed);
+    expect(table.install(0, null, false)).toBe(TableInstall.Installed);
+    // The switchover's stale page 3: punched out (what DestinationMemory.drop does) and absent again.
+    punchHole(fd, at(3), PS);
+    table.markAbsent(Uint32Array.of(3));
+    expect(table.state(3)).toBe(0);
+    await switchover();
+    expect(await guest.touchAsync(at(1, 4))).toBe(word(11, 4));
+    expect(await guest.touchAsync(at(2, 4))).toBe(0n);
+    expect(await guest.touchAsync(at(0, 4))).toBe(0n);
+    expect(events).toHaveLength(0);
+    expect(table.install(3, page(32), true)).toBe(TableInstall.Installed);
+    expect(await guest.touchAsync(at(3, 4))).toBe(word(32, 4));
     expect(events).toHaveLength(0);
   });
 });

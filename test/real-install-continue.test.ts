@@ -1,0 +1,53 @@
+/**
+ * Install mode "continue" between real agents (docs/native.md "Install
+ * modes"): the destination's guest runs registered MISSING|MINOR, its bulk
+ * receivers write pages into the page cache and map them with
+ * UFFDIO_CONTINUE, and every page is claimed by the one path that installs
+ * it. A memory scan whose first vCPU sweeps from page 0 while the source's
+ * background pages also go out from page 0 (linear order, two bulk
+ * connections) faults on pages that are queued on a bulk connection too, so
+ * that both copies of a page may be in flight; whether they meet, and in
+ * which order, is the machine's (the deterministic both-orders check is
+ * test/native-minor.test.ts). The destination's memory hash must be an
+ * unmigrated run's.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { DestinationAgent } from "../src/real/dest-agent.js";
+import { chooseSteps, scaleWorkload } from "../src/real/plan.js";
+import { SourceAgent } from "../src/real/source-agent.js";
+import { loadWorkload } from "../src/workload/parse.js";
+import { userfaultfdUnavailable } from "./support/uffd.js";
+
+const unavailable = userfaultfdUnavailable();
+if (unavailable !== null) console.log(`skipping real install mode continue: userfaultfd is unavailable here: ${unavailable}`);
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+describe.skipIf(unavailable !== null)("real post-copy, install mode continue", () => {
+  it.each(["postcopy", "hybrid"] as const)("%s: faults on pages queued on bulk too; completes and verifies", async (mode) => {
+    const log: string[] = [];
+    const dest = await DestinationAgent.listen("127.0.0.1", 0, { once: true, install: "continue", log: (l) => log.push(`[dst] ${l}`) });
+    cleanups.push(() => dest.close());
+    const workload = scaleWorkload(loadWorkload("examples/memory-scan.json"), 64 * 2 ** 20);
+    const src = await SourceAgent.start({
+      workload,
+      steps: Math.ceil(chooseSteps(workload) / 4),
+      mode,
+      seed: 3,
+      peer: { host: "127.0.0.1", port: dest.port },
+      connections: 2,
+      options: { backgroundOrder: "linear" },
+      log: (l) => log.push(`[src] ${l}`),
+    });
+    cleanups.push(() => src.close());
+    const r = await src.migrate();
+    const why = `${r.outcome}: ${r.reason}\n${log.join("\n")}`;
+    expect(log.some((l) => l.includes("install mode continue")), why).toBe(true);
+    expect(r.outcome, why).toBe("completed");
+    expect(r.verified, why).toBe(true);
+    if (mode === "postcopy") expect(r.demand_faults, why).toBeGreaterThan(0);
+  });
+});

@@ -271,6 +271,7 @@ export class DestSession {
         const install = unit === constants().PAGE_SIZE && this.conns.bulk instanceof NativeBulkConn ? (this.o.install ?? installModeFromEnv()) : "copy";
         this.guest = await GuestProcess.spawn({ role: "destination", config: info.config, steps: info.steps, minor: install === "continue" });
         this.mem = new DestinationMemory(this.guest, install);
+        if (install === "continue") this.o.log(`${this.tag}: install mode continue: pages written into the page cache, mapped with UFFDIO_CONTINUE`);
         const g = this.guest;
         const b = this.conns.bulk;
         if (b instanceof NativeBulkConn) b.setTarget(g.memfd, g.uffd, g.layout.base, this.mem.pageSize, this.mem.pageCount, this.mem.table);

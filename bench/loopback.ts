@@ -4,7 +4,24 @@ import { createServer, connect as tcpConnect, type Socket } from "node:net";
 import { maxPayloadBytes } from "../src/engine/frame-decoder.js";
 import { percentiles } from "../src/engine/metrics.js";
 import { plainSocketFd, stopNodeReading } from "../src/real/dataplane.js";
-import { closeFd, constants, createBulkReceiver, memfdCreate, pwrite, setSendBuffer, startBulkSender, type BulkReceiverHandle, type BulkSenderHandle } from "../src/real/native.js";
+import {
+  closeFd,
+  constants,
+  createBulkReceiver,
+  createPageTable,
+  mapShared,
+  memfdCreate,
+  pwrite,
+  setSendBuffer,
+  startBulkSender,
+  uffdApi,
+  uffdCreate,
+  uffdRegister,
+  type BulkReceiverHandle,
+  type BulkSenderHandle,
+  type Mapping,
+  type PageTableHandle,
+} from "../src/real/native.js";
 import { NATIVE_QUEUE_BYTES } from "../src/real/source-bulk.js";
 import { BULK_KERNEL_QUEUE_BYTES } from "../src/real/transport.js";
 
@@ -51,7 +68,12 @@ export async function loopback(o: { pings?: number; bytes?: number } = {}): Prom
  * them into another memfd (the data plane's ceiling without an engine or a
  * guest). MiB/s of page frames, all connections together.
  */
-export async function loopbackNative(o: { install: boolean; bytes?: number; connections?: number }): Promise<{ mib_s: number; connections: number }> {
+/**
+ * install: pages into a memfd — `into` "pwrite" (default: before a guest runs), or as once it runs
+ * into a mapping of it registered with a userfaultfd (in this process): "copy" UFFDIO_COPY, "continue"
+ * pwritev + UFFDIO_CONTINUE with the page table's claims (install modes, docs/native.md).
+ */
+export async function loopbackNative(o: { install: boolean; into?: "pwrite" | "copy" | "continue"; bytes?: number; connections?: number }): Promise<{ mib_s: number; connections: number }> {
   const n = o.connections ?? 1;
   const PS = constants().PAGE_SIZE;
   const totalBytes = o.bytes ?? 512 * MiB;
@@ -64,6 +86,7 @@ export async function loopbackNative(o: { install: boolean; bytes?: number; conn
     pwrite(src, off, chunk.fill(off & 0xff, 8));
   }
   const dst = o.install ? memfdCreate("bench-dp-dst", totalBytes) : -1;
+  const guest = o.install && (o.into ?? "pwrite") !== "pwrite" ? guestView(dst, totalBytes, o.into === "continue") : null;
   const server = createServer();
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as { port: number }).port;
@@ -83,7 +106,10 @@ export async function loopbackNative(o: { install: boolean; bytes?: number; conn
     const receiver = createBulkReceiver(plainSocketFd(peer), limits, 30_000, (ns) => {
       for (const x of ns) if (x.kind === "pages" && (received += x.pages.length) >= pages) done();
     });
-    if (o.install) receiver.setTarget(dst, dst, 0n, PS, pages); // before "running": pwrite only, the uffd is never used
+    if (guest !== null) {
+      receiver.setTarget(dst, guest.uffd, guest.map.address, PS, pages, guest.table ?? undefined);
+      receiver.setRunning();
+    } else if (o.install) receiver.setTarget(dst, dst, 0n, PS, pages); // before "running": pwrite only, the uffd is never used
     else receiver.discardPages(PS, pages);
     receiver.start(new Uint8Array(0));
     const pair = { client, peer, receiver, room: () => undefined as void, sender: null as unknown as BulkSenderHandle };
@@ -111,6 +137,21 @@ export async function loopbackNative(o: { install: boolean; bytes?: number; conn
   }
   server.close();
   closeFd(src);
+  if (guest !== null) {
+    guest.table?.close();
+    guest.map.unmap();
+    closeFd(guest.uffd);
+  }
   if (dst >= 0) closeFd(dst);
   return { mib_s: Math.round(totalBytes / MiB / secs), connections: n };
+}
+
+/** A guest's view of the memfd: a mapping registered MISSING (| MINOR, with a page table, for "continue"). */
+function guestView(fd: number, bytes: number, minor: boolean): { map: Mapping; uffd: number; table: PageTableHandle | null } {
+  const C = constants();
+  const map = mapShared(fd, bytes);
+  const uffd = uffdCreate();
+  uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM | (minor ? C.UFFD_FEATURE_MINOR_SHMEM : 0));
+  uffdRegister(uffd, map.address, bytes, C.UFFDIO_REGISTER_MODE_MISSING | (minor ? C.UFFDIO_REGISTER_MODE_MINOR : 0));
+  return { map, uffd, table: minor ? createPageTable(fd, uffd, map.address, C.PAGE_SIZE, bytes / C.PAGE_SIZE) : null };
 }

@@ -107,3 +107,14 @@ for (const [label, t, h] of [["unpinned", -1, -1], ["same core (both on CPU 0)",
   closeSync(pm);
   r.close();
 }
+
+// Installing once the guest runs, the two install modes (native/src/bench_install.cc), 256 MiB each,
+// runs of 16 pages (the source's frames), 1 and 2 threads (bulk connections); interleaved, twice.
+for (const threads of [1, 2]) {
+  for (let rep = 0; rep < 2; rep++) {
+    for (const [how, label] of [[0, "memcpy + UFFDIO_COPY (mode copy)"], [1, "pwritev + UFFDIO_CONTINUE (mode continue)"], [2, "memcpy into a mapping + CONTINUE"]]) {
+      const r = n.benchInstall(256, 16, threads, how);
+      console.log(`${(`install, ${threads} thread${threads > 1 ? "s" : ""}, ${label}`).padEnd(58)} ${r.nsPerPage.toFixed(0).padStart(8)} ns/page`);
+    }
+  }
+}

@@ -13,6 +13,7 @@ void InitBench(Napi::Env env, Napi::Object exports);
 void InitBulkSender(Napi::Env env, Napi::Object exports);
 void InitBulkReceiver(Napi::Env env, Napi::Object exports);
 void InitPageStates(Napi::Env env, Napi::Object exports);
+void InitBenchInstall(Napi::Env env, Napi::Object exports);
 }  // namespace ppsim
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -25,6 +26,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ppsim::InitBulkSender(env, exports);
   ppsim::InitBulkReceiver(env, exports);
   ppsim::InitPageStates(env, exports);
+  ppsim::InitBenchInstall(env, exports);
   return exports;
 }
 

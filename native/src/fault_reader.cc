@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -25,6 +26,9 @@ struct FaultEvent {
 };
 struct Batch {
   std::vector<FaultEvent> events;
+  // CLOCK_MONOTONIC µs right after the read(): process.hrtime() is the same
+  // clock, so JS can see how long the batch waited for the event loop.
+  double read_us = 0;
   int err = 0;  // non-zero: the reader stopped on this errno
   std::string what;
 };
@@ -98,6 +102,7 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
         o.Set("address", U64(env, e.address));
         o.Set("flags", Napi::Number::New(env, static_cast<double>(e.flags)));
         o.Set("tid", Napi::Number::New(env, e.tid));
+        o.Set("readUs", Napi::Number::New(env, batch->read_us));
         arr.Set(static_cast<uint32_t>(i), o);
       }
       Napi::Value err = batch->err != 0 ? ErrnoError(env, batch->err, batch->what).Value() : env.Null();
@@ -141,6 +146,9 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
       size_t count = static_cast<size_t>(n) / sizeof(uffd_msg);
       if (count == 0) continue;
       auto* b = new Batch;
+      timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);  // cannot fail with a valid clock id and pointer
+      b->read_us = static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec) / 1e3;
       b->events.reserve(count);
       for (size_t i = 0; i < count; i++) {
         const uffd_msg& m = msgs[i];

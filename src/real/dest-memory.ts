@@ -197,8 +197,8 @@ export class DestinationMemory {
     this.table?.markAbsent(sorted);
   }
 
-  /** Starts the fault reader; `fault(page, tid)` for each missing-page fault inside guest RAM. */
-  startFaults(fault: (page: number, tid: number) => void, failed: (err: Error) => void): void {
+  /** Starts the fault reader; `fault(page, tid, readUs)` for each missing-page fault inside guest RAM (readUs: when the reader thread read it, CLOCK_MONOTONIC µs). */
+  startFaults(fault: (page: number, tid: number, readUs: number) => void, failed: (err: Error) => void): void {
     const pf = constants().UFFD_EVENT_PAGEFAULT;
     const ps = BigInt(this.pageSize);
     const end = this.base + BigInt(this.guest.layout.memBytes);
@@ -207,7 +207,7 @@ export class DestinationMemory {
       (events) => {
         for (const e of events) {
           if (e.event !== pf || e.address < this.base || e.address >= end) continue;
-          fault(Number((e.address - this.base) / ps), e.tid);
+          fault(Number((e.address - this.base) / ps), e.tid, e.readUs);
         }
       },
       failed,

@@ -16,6 +16,8 @@ export interface FaultEvent {
   flags: number;
   /** Faulting thread id, when the uffd was created with UFFD_FEATURE_THREAD_ID; else 0. */
   tid: number;
+  /** When the reader thread read it: CLOCK_MONOTONIC µs (process.hrtime's clock). */
+  readUs: number;
 }
 
 export interface FaultReaderHandle {

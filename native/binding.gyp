@@ -18,7 +18,8 @@
         "src/bulk_stream.cc",
         "src/page_install.cc",
         "src/page_states.cc",
-        "src/bench_install.cc"
+        "src/bench_install.cc",
+        "src/sched.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -14,6 +14,7 @@ void InitBulkSender(Napi::Env env, Napi::Object exports);
 void InitBulkReceiver(Napi::Env env, Napi::Object exports);
 void InitPageStates(Napi::Env env, Napi::Object exports);
 void InitBenchInstall(Napi::Env env, Napi::Object exports);
+void InitSched(Napi::Env env, Napi::Object exports);
 }  // namespace ppsim
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -27,6 +28,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ppsim::InitBulkReceiver(env, exports);
   ppsim::InitPageStates(env, exports);
   ppsim::InitBenchInstall(env, exports);
+  ppsim::InitSched(env, exports);
   return exports;
 }
 

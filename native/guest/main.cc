@@ -2,6 +2,7 @@
 // userfaultfd for its own address space, hands both to the agent over a unix
 // socket (SCM_RIGHTS) and runs the workload on vCPU threads under the
 // agent's control. Usage in docs/native.md.
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -23,7 +24,7 @@ using namespace guest;
 static int Usage(const char* msg) {
   fprintf(stderr,
           "ppsim-guest: %s\n"
-          "usage: ppsim-guest --role source|destination --config FILE --socket PATH [--steps N] [--minor] [--no-wp] [--vcpu-nice N]\n",
+          "usage: ppsim-guest --role source|destination --config FILE --socket PATH [--steps N] [--minor] [--no-wp] [--vcpu-nice N] [--control-rr PRIO]\n",
           msg);
   return 2;
 }
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   uint64_t steps = 0;
   bool minor = false, wp = true;
   int vcpu_nice = 0;
+  int control_rr = 0;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     auto val = [&](const char* name) -> const char* {
@@ -58,6 +60,13 @@ int main(int argc, char** argv) {
       long n = strtol(s, &end, 10);
       if (errno || *end || n < 0 || n > 19) return Usage("--vcpu-nice must be an integer in 0..19");
       vcpu_nice = static_cast<int>(n);
+    } else if (a == "--control-rr") {
+      const char* s = val("--control-rr");
+      char* end;
+      errno = 0;
+      long n = strtol(s, &end, 10);
+      if (errno || *end || n < 0 || n > 99) return Usage("--control-rr must be an integer in 0..99");
+      control_rr = static_cast<int>(n);
     } else if (a == "--minor") minor = true;
     else if (a == "--no-wp") wp = false;
     else return Usage(("unknown argument " + a).c_str());
@@ -89,6 +98,16 @@ int main(int argc, char** argv) {
   // us: built after, a RESUME sent at once (a post-copy switchover right
   // after the handshake) waited for the calibration, inside the downtime.
   Machine m(cfg, ram.base, steps, role == Role::Destination, vcpu_nice);
+
+  // The control thread answers PAUSE and RESUME inside the downtime: in SCHED_RR
+  // it gets a CPU at once however busy the host (src/real/loop-priority.ts).
+  // Reset-on-fork: the vCPU threads it creates start in SCHED_OTHER (and lower
+  // their own nice). Best effort: without the privilege it stays as it is.
+  if (control_rr > 0) {
+    sched_param sp{};
+    sp.sched_priority = control_rr;
+    (void)sched_setscheduler(0, SCHED_RR | SCHED_RESET_ON_FORK, &sp);
+  }
 
   int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr{};

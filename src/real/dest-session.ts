@@ -27,6 +27,7 @@ import { NativeBulkConn } from "./dataplane-recv.js";
 import { DestReports } from "./dest-reports.js";
 import { fillFromStandby } from "./dest-standby-fill.js";
 import { DEFAULT_STALL_MS, FramedSocket, type Accepted, type FramedHandlers } from "./transport.js";
+import { DestFaultTrace, faultTraceDir } from "./fault-trace.js";
 
 /** A connection of the session: Node's (urgent, and bulk with TLS) or the native data plane's (bulk over plain TCP). */
 type Conn = FramedSocket | NativeBulkConn;
@@ -70,6 +71,8 @@ export class DestSession {
   });
   private fx: DestinationEffects<Uint8Array> | null = null;
   private ended = false;
+  /** PPSIM_FAULT_TRACE: each fault's stamps (fault-trace.ts); null when off. */
+  private trace: DestFaultTrace | null = null;
   private resolveEnd: (e: SessionEnd) => void = () => undefined;
   readonly end: Promise<SessionEnd>;
 
@@ -78,6 +81,8 @@ export class DestSession {
     private readonly o: SessionOptions,
   ) {
     this.end = new Promise((r) => (this.resolveEnd = r));
+    const traceDir = faultTraceDir();
+    if (traceDir !== null) this.trace = new DestFaultTrace(traceDir, id);
     this.reports = new DestReports({
       now: () => ({ engine: this.engine, guest: this.guest, epoch: this.epoch, urgentUp: this.conns.urgent !== undefined, bulk: this.conns.bulk, extras: this.extras }),
       log: (line) => this.o.log(`${this.tag}: ${line}`),
@@ -244,7 +249,10 @@ export class DestSession {
       this.queued.push([m, channel]);
       return;
     }
-    if (this.engine !== null) return this.dispatch({ kind: "message", msg: m, channel });
+    if (this.engine !== null) {
+      if (this.trace !== null && m.type === "pages") this.trace.arrived(m.pages, channel);
+      return this.dispatch({ kind: "message", msg: m, channel });
+    }
     if (m.type !== "hello") return this.refuse(`expected a hello first, got ${m.type}`);
     this.queued = [];
     void this.setup(m).then(() => {
@@ -276,7 +284,10 @@ export class DestSession {
         const b = this.conns.bulk;
         if (b instanceof NativeBulkConn) b.setTarget(g.memfd, g.uffd, g.layout.base, this.mem.pageSize, this.mem.pageCount, this.mem.table);
         this.mem.startFaults(
-          (page, tid) => this.dispatch({ kind: "fault", page, vcpu: tid }),
+          (page, tid, readUs) => {
+            this.trace?.fault(page, readUs);
+            this.dispatch({ kind: "fault", page, vcpu: tid });
+          },
           (err) => this.finish({ outcome: "failed", reason: `the fault reader stopped: ${err.message}` }),
         );
       } catch (e) {
@@ -319,11 +330,15 @@ export class DestSession {
     return {
       // A small message waits behind at most what this process still holds unwritten.
       canSend: (channel) => (this.conns[channel]?.buffered ?? Infinity) < 64 * 1024,
-      send: (channel, msg) => this.send(channel, msg),
+      send: (channel, msg) => {
+        this.send(channel, msg);
+        if (this.trace !== null && msg.type === "pageRequest") this.trace.requested(msg.page);
+      },
       setTimer: (at) => this.engineTimer.set(at),
       installPages: (batch) => {
         // Bulk pages the native receiver installed already (dataplane-recv.ts): the engine only books them.
         if (!batch.preinstalled) this.mem?.installMany(batch);
+        this.trace?.installed(batch.pages);
       },
       wake: (page) => this.mem?.wake(page),
       dropPages: (pages) => this.mem?.drop(pages),
@@ -378,6 +393,8 @@ export class DestSession {
     this.ended = true;
     this.reports.stop();
     this.engineTimer.clear();
+    const traced = this.trace?.finish();
+    if (traced != null) this.o.log(`${this.tag}: fault trace in ${traced}`);
     if (end.outcome !== "completed") this.o.log(`${this.tag}: ${end.outcome}: ${end.reason}`);
     this.mem?.stopFaults();
     this.mem?.close();

@@ -4,6 +4,7 @@
  * (SCM_RIGHTS) — checking that the peer is the process we spawned. What the
  * agent does with a connected guest is GuestProcess's (guest-process.ts).
  */
+import { loopRealtimePriority } from "./loop-priority.js";
 import { vcpuNice } from "./guest-spawn.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -91,6 +92,8 @@ export async function connectGuest(opts: GuestSpawnOptions): Promise<ConnectedGu
   if (opts.noWp === true) args.push("--no-wp");
   // The vCPU threads lower their own priority as they start (src/real/guest-spawn.ts says why).
   if (vcpuNice() !== 0) args.push("--vcpu-nice", String(vcpuNice()));
+  // Its control thread answers PAUSE and RESUME inside the downtime: in SCHED_RR, as the agents' loops (loop-priority.ts).
+  if (loopRealtimePriority() > 0) args.push("--control-rr", String(loopRealtimePriority()));
   const child = spawn(exe, args, { stdio: ["ignore", "ignore", "pipe"] });
   const stderr = { text: "" };
   child.stderr?.setEncoding("utf8");

@@ -7,6 +7,7 @@
  * unmigrated run of the same workload, seed and steps (reference-run.ts),
  * made here once the migration is over.
  */
+import { raiseLoopPriority } from "./loop-priority.js";
 import type { GuestLog } from "../disruption/guest-log.js";
 import { EndCause } from "../engine/events.js";
 import { resolveOptions, type MigrationOptions } from "../engine/options.js";
@@ -98,6 +99,7 @@ export class SourceAgent {
   /** Spawns the source guest and starts it; `migrate()` then runs the warmup and the migration. */
   static async start(o: SourceAgentOptions): Promise<SourceAgent> {
     const steps = o.steps ?? chooseSteps(o.workload);
+    raiseLoopPriority(o.log); // before the guest: its control thread inherits it
     let guest: GuestProcess;
     try {
       guest = await GuestProcess.spawn({ role: "source", config: toGuestConfig(o.workload, o.seed), steps, noWp: o.mode === "postcopy" });

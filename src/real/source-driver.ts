@@ -27,6 +27,7 @@ import { parseDestReport, type FinalReport } from "./report-msg.js";
 import type { SourceLink } from "./source-link.js";
 import { SourceMemoryPort } from "./source-port.js";
 import { ReleaseLog } from "./source-release.js";
+import { faultTraceDir, SourceFaultTrace } from "./fault-trace.js";
 import { REAL_STANDBY, type SourceStandby } from "./standby-source.js";
 import type { StandbyOp } from "../engine/standby.js";
 
@@ -68,6 +69,8 @@ export class SourceDriver {
   /** Committed bulk frames until the destination installed them; then their pages are punched (source-release.ts). */
   readonly release: ReleaseLog;
   private protectionNoted = false;
+  /** PPSIM_FAULT_TRACE: each page request's arrival and reply (fault-trace.ts); null when off. */
+  private readonly trace: SourceFaultTrace | null;
   private readonly fx: SourceEffects<Uint8Array>;
   private readonly timer = new DeadlineTimer((now) => {
     this.engine.handleTimeout(now);
@@ -103,6 +106,8 @@ export class SourceDriver {
         this.drive();
       };
     }
+    const traceDir = faultTraceDir();
+    this.trace = traceDir === null ? null : new SourceFaultTrace(traceDir, link.session);
     this.fx = this.effects();
     this.ended = new Promise((r) => (this.resolveEnd = r));
     this.finalReport = new Promise((r) => (this.resolveFinal = r));
@@ -116,6 +121,7 @@ export class SourceDriver {
 
   onMessage(msg: Message<Uint8Array>): void {
     if (msg.type === "report") return this.onReport(msg.json);
+    if (this.trace !== null && msg.type === "pageRequest") this.trace.request(msg.page);
     this.engine.handle({ kind: "message", msg }, nowUs());
     // The destination took the switchover: the order of pages no longer matters, so they may spread over several connections.
     if (this.spreads && (msg.type === "resumed" || (msg.type === "recover" && msg.resumed))) this.link.spread();
@@ -206,6 +212,7 @@ export class SourceDriver {
         // Before the send: a native sender thread may put the frame on the wire (and the destination take it) before send returns.
         if (msg.type === "switchover" && this.switchoverTimes.sentAt === null) this.switchoverTimes.sentAt = nowUs();
         this.budget -= this.link.send(channel, this.withBytes(channel, msg), pageSize);
+        if (this.trace !== null && channel === "urgent" && msg.type === "pages") this.trace.replied(msg.pages);
         if (channel === "bulk" && msg.type === "pages" && this.engine.isCommitted) {
           const at = this.link.bulkPosition;
           this.release.sent(at.epoch, at.stream, at.bytes, msg.pages.slice());
@@ -296,6 +303,8 @@ export class SourceDriver {
     const reason = sanitize(rawReason, 4096);
     this.timer.clear();
     this.release.stop();
+    const traced = this.trace?.finish();
+    if (traced != null) this.dopts.log(`fault trace in ${traced}`);
     this.end = { outcome, reason };
     this.notice = `${outcome}: ${reason}`;
     if (outcome !== "completed") this.resolveFinal(reason);

@@ -1,0 +1,68 @@
+/**
+ * The threads on a demand fault's way and in the downtime run first (issue 9).
+ *
+ * Why: a demand fault crosses both agents' event loops twice (docs/real.md
+ * "Where a fault's time goes"). The fault trace (fault-trace.ts) found the
+ * slow faults' time there, and mostly as the loop's thread runnable but
+ * waiting for a CPU: 2–20 ms at a time, 0.3–1.4 s per 1 GiB post-copy at
+ * the destination, on a 2-core host where bulk threads, vCPUs, V8's helper
+ * threads and other processes keep both cores busy. A nice value does not
+ * help against the last (Linux's autogroups share the CPU between sessions
+ * before nice values count: PPSIM_LOOP_NICE=-10 left the wait as it was),
+ * the real-time class does: in SCHED_RR the loop's thread waited 0.3–4 ms
+ * in all per run. So each agent's event loop, and each guest's control
+ * thread (which answers PAUSE and RESUME), asks for SCHED_RR at a low
+ * real-time priority, with reset-on-fork: the threads and processes they
+ * create (bulk threads, the fault reader, guests, vCPUs) start in the normal
+ * class. The kernel's real-time throttling (sched_rt_runtime_us) still
+ * leaves other threads 5 % of each CPU should a loop ever spin.
+ *
+ * Needs CAP_SYS_NICE or RLIMIT_RTPRIO: without it the loop stays as it is
+ * and the agent says so once. PPSIM_LOOP_RR=N sets the priority (1 … 99),
+ * 0 leaves the scheduling class alone (the figures before this change).
+ */
+import { loadAddon } from "./native-load.js";
+
+export const DEFAULT_LOOP_RR = 1;
+
+interface RawSched {
+  schedRealtimeThisThread(priority: number): void;
+  schedPolicy(tid: number): { policy: number; resetOnFork: boolean; priority: number };
+}
+
+/** SCHED_RR as sched_getscheduler reports it. */
+export const SCHED_RR = 2;
+
+export function loopRealtimePriority(): number {
+  const v = process.env.PPSIM_LOOP_RR;
+  if (v === undefined || v === "") return DEFAULT_LOOP_RR;
+  const n = Number(v);
+  return Number.isInteger(n) && n >= 0 && n <= 99 ? n : DEFAULT_LOOP_RR;
+}
+
+/** A thread's scheduling class (0: the calling one): policy is SCHED_* (0 normal, 2 RR). */
+export function schedPolicy(tid = 0): { policy: number; resetOnFork: boolean; priority: number } {
+  return loadAddon<RawSched>().schedPolicy(tid);
+}
+
+let applied: { priority: number; error: string | null } | null = null;
+
+/**
+ * Puts this process's event loop (the calling thread: call it from the main
+ * thread) in SCHED_RR at loopRealtimePriority(), once per process; before
+ * the guest is spawned. Returns what it did (priority 0: left alone).
+ */
+export function raiseLoopPriority(log?: (line: string) => void): { priority: number; error: string | null } {
+  if (applied !== null) return applied;
+  const want = loopRealtimePriority();
+  if (want === 0) return (applied = { priority: 0, error: null });
+  try {
+    loadAddon<RawSched>().schedRealtimeThisThread(want);
+    applied = { priority: want, error: null };
+  } catch (e) {
+    const error = e instanceof Error ? e.message : String(e);
+    applied = { priority: 0, error };
+    log?.(`event loop left in the normal scheduling class (SCHED_RR needs CAP_SYS_NICE or RLIMIT_RTPRIO): ${error}`);
+  }
+  return applied;
+}

@@ -1,0 +1,70 @@
+/**
+ * The threads on a demand fault's way run in SCHED_RR, and nothing they
+ * start inherits it (src/real/loop-priority.ts): an agent's event loop once
+ * raiseLoopPriority() ran, a guest's control thread; not the processes and
+ * threads they create (guests, vCPUs). Where the process may not (no
+ * CAP_SYS_NICE or RLIMIT_RTPRIO) the call says why and changes nothing.
+ * Checked in a child process, so this test runner's own loop keeps its class.
+ */
+import { execFileSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { GuestProcess } from "../src/real/guest-process.js";
+import { constants } from "../src/real/native.js";
+import { SCHED_RR, schedPolicy } from "../src/real/loop-priority.js";
+
+const PS = constants().PAGE_SIZE;
+const mayRealtime = (): boolean => {
+  const out = execFileSync(process.execPath, ["-e", `try{require("child_process").execFileSync("chrt",["-r","-p","1",String(process.pid)],{stdio:"ignore"});process.stdout.write("yes")}catch{process.stdout.write("no")}`]).toString();
+  return out === "yes";
+};
+
+describe("real-time class for the fault's way", () => {
+  it("puts the loop in SCHED_RR with reset-on-fork; a process it then starts is in the normal class", () => {
+    const mod = new URL("../dist/src/real/loop-priority.js", import.meta.url).href;
+    const script = `
+      import(${JSON.stringify(mod)}).then((m) => {
+        const r = m.raiseLoopPriority();
+        const child = require("child_process").spawn("sleep", ["5"]);
+        const out = { r, self: m.schedPolicy(0), child: m.schedPolicy(child.pid) };
+        child.kill();
+        process.stdout.write(JSON.stringify(out));
+      });`;
+    const out = JSON.parse(execFileSync(process.execPath, ["-e", script], { env: { ...process.env, PPSIM_LOOP_RR: "" } }).toString()) as {
+      r: { priority: number; error: string | null };
+      self: { policy: number; resetOnFork: boolean; priority: number };
+      child: { policy: number };
+    };
+    expect(out.child.policy).toBe(0);
+    if (out.r.error !== null) {
+      expect(mayRealtime()).toBe(false);
+      expect(out.self.policy).toBe(0);
+      return;
+    }
+    expect(out.self).toEqual({ policy: SCHED_RR, resetOnFork: true, priority: 1 });
+  });
+
+  it("PPSIM_LOOP_RR=0 leaves the class alone", () => {
+    const mod = new URL("../dist/src/real/loop-priority.js", import.meta.url).href;
+    const script = `import(${JSON.stringify(mod)}).then((m) => process.stdout.write(JSON.stringify([m.raiseLoopPriority(), m.schedPolicy(0)])));`;
+    const [r, self] = JSON.parse(execFileSync(process.execPath, ["-e", script], { env: { ...process.env, PPSIM_LOOP_RR: "0" } }).toString()) as [{ priority: number }, { policy: number }];
+    expect(r.priority).toBe(0);
+    expect(self.policy).toBe(0);
+  });
+
+  it("a guest's control thread is in SCHED_RR, its vCPUs in the normal class", async () => {
+    const config = [`mem_bytes ${64 * PS}`, `page_size ${PS}`, "vcpus 2", "seed 1", "zero_share 0.3", "phase steps=1000000 compute_ns=1000 write_share=0.5 pattern=uniform region_offset=0 region_size=1 stride=1 hot_share=0.1 hot_access=0.9 exponent=1.1"].join("\n") + "\n";
+    const g = await GuestProcess.spawn({ role: "source", config, steps: 1_000_000 });
+    try {
+      await g.run();
+      const control = schedPolicy(g.layout.pid);
+      let tids: number[] = [];
+      while (tids.length === 0 || tids.includes(0)) tids = (await g.progress()).vcpus.map((v) => v.tid); // 0 until a vCPU's thread ran
+      const vcpus = tids.map((tid) => schedPolicy(tid).policy);
+      expect(vcpus).toEqual([0, 0]);
+      if (mayRealtime()) expect(control).toEqual({ policy: SCHED_RR, resetOnFork: true, priority: 1 });
+      else expect(control.policy).toBe(0);
+    } finally {
+      await g.quit();
+    }
+  });
+});

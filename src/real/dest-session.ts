@@ -28,6 +28,7 @@ import { DestReports } from "./dest-reports.js";
 import { fillFromStandby } from "./dest-standby-fill.js";
 import { DEFAULT_STALL_MS, FramedSocket, type Accepted, type FramedHandlers } from "./transport.js";
 import { DestFaultTrace, faultTraceDir } from "./fault-trace.js";
+import { BookingQueue } from "./dest-booking.js";
 
 /** A connection of the session: Node's (urgent, and bulk with TLS) or the native data plane's (bulk over plain TCP). */
 type Conn = FramedSocket | NativeBulkConn;
@@ -182,7 +183,7 @@ export class DestSession {
   }
 
   /** The bulk connection over the native receiver, when it can be (plain TCP; docs/real.md "Data plane"); else null. */
-  private nativeBulk(a: Accepted, handlers: FramedHandlers): NativeBulkConn | null {
+  private nativeBulk(a: Accepted, direct: FramedHandlers): NativeBulkConn | null {
     if (a.preamble.channel !== "bulk" || a.identity !== "insecure" || !nativeDataPlaneWanted()) return null;
     // Huge pages (hugetlbfs) stay on the JS path: installs there are UFFDIO_COPY only (dest-memory.ts).
     const host = constants().PAGE_SIZE;
@@ -190,6 +191,19 @@ export class DestSession {
     const fd = plainSocketFd(a.socket);
     if (fd < 0 || !stopNodeReading(a.socket)) return null;
     if (a.preamble.epoch === 0 && (a.preamble.stream ?? 0) === 0) this.o.log(`${this.tag}: bulk connection over the native receiver (it installs pages itself)`);
+    // Its installed pages are booked a slice per turn (dest-booking.ts); what waits is booked before the connection's end.
+    const q = new BookingQueue(direct.message);
+    const handlers: FramedHandlers = {
+      message: (m) => q.push(m),
+      malformed: (r) => {
+        q.flush();
+        direct.malformed?.(r);
+      },
+      down: (r) => {
+        q.flush();
+        direct.down(r);
+      },
+    };
     const c = new NativeBulkConn(a.socket, fd, this.pageSize, this.pageCount, handlers, a.rest, a.framing?.stallMs ?? DEFAULT_STALL_MS, (l) => this.o.log(`${this.tag}: ${l}`));
     const g = this.guest;
     if (g !== null && this.mem !== null) {

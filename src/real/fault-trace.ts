@@ -74,7 +74,7 @@ export interface LoopTrace {
 /** "file:line" of the caller of setImmediate/setTimeout, from inside an async_hooks init. */
 function scheduledAt(): string {
   const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 6;
+  Error.stackTraceLimit = 12;
   const stack = new Error().stack ?? "";
   Error.stackTraceLimit = limit;
   const frame = stack.split("\n").find((l) => l.includes("file://") && !l.includes("fault-trace"));

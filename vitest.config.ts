@@ -8,6 +8,9 @@ export default defineConfig({
     // Ink draws only its last frame when it believes it runs in CI; the TUI
     // tests check the frames an operator sees on a terminal, so they run as
     // on one wherever the suite runs.
-    env: { CI: "0" },
+    // The agents' loops ask for SCHED_RR (src/real/loop-priority.ts); a test
+    // worker that started one in-process would keep it for every test after:
+    // the suite leaves the class alone (test/real-priority.test.ts sets it).
+    env: { CI: "0", PPSIM_LOOP_RR: "0" },
   },
 });

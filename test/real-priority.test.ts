@@ -53,7 +53,12 @@ describe("real-time class for the fault's way", () => {
 
   it("a guest's control thread is in SCHED_RR, its vCPUs in the normal class", async () => {
     const config = [`mem_bytes ${64 * PS}`, `page_size ${PS}`, "vcpus 2", "seed 1", "zero_share 0.3", "phase steps=1000000 compute_ns=1000 write_share=0.5 pattern=uniform region_offset=0 region_size=1 stride=1 hot_share=0.1 hot_access=0.9 exponent=1.1"].join("\n") + "\n";
-    const g = await GuestProcess.spawn({ role: "source", config, steps: 1_000_000 });
+    const before = process.env.PPSIM_LOOP_RR;
+    process.env.PPSIM_LOOP_RR = "1"; // the suite turns it off (vitest.config.ts)
+    const g = await GuestProcess.spawn({ role: "source", config, steps: 1_000_000 }).finally(() => {
+      if (before === undefined) delete process.env.PPSIM_LOOP_RR;
+      else process.env.PPSIM_LOOP_RR = before;
+    });
     try {
       await g.run();
       const control = schedPolicy(g.layout.pid);

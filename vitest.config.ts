@@ -8,9 +8,9 @@ export default defineConfig({
     // Ink draws only its last frame when it believes it runs in CI; the TUI
     // tests check the frames an operator sees on a terminal, so they run as
     // on one wherever the suite runs.
-    // The agents' loops ask for SCHED_RR (src/real/loop-priority.ts); a test
-    // worker that started one in-process would keep it for every test after:
-    // the suite leaves the class alone (test/real-priority.test.ts sets it).
+    // PPSIM_LOOP_RR from the caller's environment would put a test worker that
+    // starts an agent in-process in SCHED_RR for every test after it
+    // (src/real/loop-priority.ts): the suite leaves the class alone.
     env: { CI: "0", PPSIM_LOOP_RR: "0" },
   },
 });

@@ -1,5 +1,5 @@
 /**
- * The threads on a demand fault's way run in SCHED_RR, and nothing they
+ * With PPSIM_LOOP_RR=1 the threads on a demand fault's way run in SCHED_RR, and nothing they
  * start inherits it (src/real/loop-priority.ts): an agent's event loop once
  * raiseLoopPriority() ran, a guest's control thread; not the processes and
  * threads they create (guests, vCPUs). Where the process may not (no
@@ -29,7 +29,7 @@ describe("real-time class for the fault's way", () => {
         child.kill();
         process.stdout.write(JSON.stringify(out));
       });`;
-    const out = JSON.parse(execFileSync(process.execPath, ["-e", script], { env: { ...process.env, PPSIM_LOOP_RR: "" } }).toString()) as {
+    const out = JSON.parse(execFileSync(process.execPath, ["-e", script], { env: { ...process.env, PPSIM_LOOP_RR: "1" } }).toString()) as {
       r: { priority: number; error: string | null };
       self: { policy: number; resetOnFork: boolean; priority: number };
       child: { policy: number };
@@ -43,18 +43,23 @@ describe("real-time class for the fault's way", () => {
     expect(out.self).toEqual({ policy: SCHED_RR, resetOnFork: true, priority: 1 });
   });
 
-  it("PPSIM_LOOP_RR=0 leaves the class alone", () => {
+  it("by default (and with PPSIM_LOOP_RR=0) the class is left alone", () => {
     const mod = new URL("../dist/src/real/loop-priority.js", import.meta.url).href;
     const script = `import(${JSON.stringify(mod)}).then((m) => process.stdout.write(JSON.stringify([m.raiseLoopPriority(), m.schedPolicy(0)])));`;
-    const [r, self] = JSON.parse(execFileSync(process.execPath, ["-e", script], { env: { ...process.env, PPSIM_LOOP_RR: "0" } }).toString()) as [{ priority: number }, { policy: number }];
-    expect(r.priority).toBe(0);
-    expect(self.policy).toBe(0);
+    for (const v of [undefined, "0"]) {
+      const env = { ...process.env };
+      if (v === undefined) delete env.PPSIM_LOOP_RR;
+      else env.PPSIM_LOOP_RR = v;
+      const [r, self] = JSON.parse(execFileSync(process.execPath, ["-e", script], { env }).toString()) as [{ priority: number }, { policy: number }];
+      expect(r.priority).toBe(0);
+      expect(self.policy).toBe(0);
+    }
   });
 
   it("a guest's control thread is in SCHED_RR, its vCPUs in the normal class", async () => {
     const config = [`mem_bytes ${64 * PS}`, `page_size ${PS}`, "vcpus 2", "seed 1", "zero_share 0.3", "phase steps=1000000 compute_ns=1000 write_share=0.5 pattern=uniform region_offset=0 region_size=1 stride=1 hot_share=0.1 hot_access=0.9 exponent=1.1"].join("\n") + "\n";
     const before = process.env.PPSIM_LOOP_RR;
-    process.env.PPSIM_LOOP_RR = "1"; // the suite turns it off (vitest.config.ts)
+    process.env.PPSIM_LOOP_RR = "1"; // opt-in (and the suite turns it off, vitest.config.ts)
     const g = await GuestProcess.spawn({ role: "source", config, steps: 1_000_000 }).finally(() => {
       if (before === undefined) delete process.env.PPSIM_LOOP_RR;
       else process.env.PPSIM_LOOP_RR = before;

@@ -92,7 +92,7 @@ export async function connectGuest(opts: GuestSpawnOptions): Promise<ConnectedGu
   if (opts.noWp === true) args.push("--no-wp");
   // The vCPU threads lower their own priority as they start (src/real/guest-spawn.ts says why).
   if (vcpuNice() !== 0) args.push("--vcpu-nice", String(vcpuNice()));
-  // Its control thread answers PAUSE and RESUME inside the downtime: in SCHED_RR, as the agents' loops (loop-priority.ts).
+  // PPSIM_LOOP_RR: its control thread answers PAUSE and RESUME inside the downtime, in SCHED_RR as the agents' loops (loop-priority.ts).
   if (loopRealtimePriority() > 0) args.push("--control-rr", String(loopRealtimePriority()));
   const child = spawn(exe, args, { stdio: ["ignore", "ignore", "pipe"] });
   const stderr = { text: "" };

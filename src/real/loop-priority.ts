@@ -1,5 +1,6 @@
 /**
- * The threads on a demand fault's way and in the downtime run first (issue 9).
+ * Opt-in (PPSIM_LOOP_RR=N): the threads on a demand fault's way and in the
+ * downtime run first (issue 9).
  *
  * Why: a demand fault crosses both agents' event loops twice (docs/real.md
  * "Where a fault's time goes"). The fault trace (fault-trace.ts) found the
@@ -17,13 +18,17 @@
  * class. The kernel's real-time throttling (sched_rt_runtime_us) still
  * leaves other threads 5 % of each CPU should a loop ever spin.
  *
- * Needs CAP_SYS_NICE or RLIMIT_RTPRIO: without it the loop stays as it is
- * and the agent says so once. PPSIM_LOOP_RR=N sets the priority (1 … 99),
- * 0 leaves the scheduling class alone (the figures before this change).
+ * Not the default, by measurement (docs/real-benchmarks.md, "The fault's
+ * way traced"): on the loaded 2-core box it cut the faults' p50 to a third
+ * and shortened RESUME, but the post-copy took 40–70 % longer (the loops
+ * preempting the bulk threads on both cores) and the downtime was not
+ * better. Needs CAP_SYS_NICE or RLIMIT_RTPRIO: without it the loop stays as
+ * it is and the agent says so once. PPSIM_LOOP_RR=N (1 … 99) turns it on at
+ * that priority; unset or 0 leaves the scheduling class alone.
  */
 import { loadAddon } from "./native-load.js";
 
-export const DEFAULT_LOOP_RR = 1;
+export const DEFAULT_LOOP_RR = 0;
 
 interface RawSched {
   schedRealtimeThisThread(priority: number): void;

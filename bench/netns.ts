@@ -22,7 +22,7 @@
  * --host-cpu (issue 10 part 4): each migration also gets the host profile's
  * prediction — DEFAULT_HOST with the cores' figures measured just before and
  * just after it (calibrate --cpu-only, their mean), the real guest's warm-up
- * rate, the nominal rate and half the round trip measured while a bulk
+ * rate, the TCP rate measured across the veth and half the round trip measured while a bulk
  * transfer fills the veth (tbf is one FIFO: a demand reply waits behind the
  * bulk pages queued in it, which the simulator's urgent lane would not) — as
  * bench/sim-vs-real.ts makes over loopback; --runs N repeats the matrix,
@@ -243,7 +243,8 @@ async function main(): Promise<void> {
     net = await probe();
     console.error(`veth + tbf ${rate}: round trip p50 ${net.rtt_p50_us.toFixed(0)} µs (min ${net.rtt_min_us.toFixed(0)}), ${net.rtt_loaded_p50_us?.toFixed(0) ?? "?"} µs while bulk fills it (${net.rtt_loaded_n} pings), TCP ${net.tcp_mib_s.toFixed(1)} MiB/s`);
     // --host-cpu's prediction: a tbf qdisc is one FIFO, so urgent replies queue behind bulk pages (~2.5 ms at 1 Gbit/s);
-    // the simulator's urgent lane cuts in at packet boundaries instead, so it is given the round trip under load.
+    // the simulator's urgent lane cuts in at packet boundaries instead, so it is given the round trip under load, and
+    // the TCP rate measured across the veth (tbf counts Ethernet/IP/TCP headers: ~4.5 % below the nominal rate).
     const loadedLatencyMs = ((net.rtt_loaded_p50_us ?? net.rtt_p50_us) / 2 / 1000).toFixed(4);
     // The nominal rate, as asked of tbf; tbf counts Ethernet/IP/TCP headers too, so TCP carries ~4.4 % less (meta.veth.tcp_mib_s).
     const link = { bandwidthBytesPerSec: bytesPerSec, latencyUs: net.rtt_p50_us / 2 };
@@ -268,7 +269,7 @@ async function main(): Promise<void> {
         reports.push({ real, sim, error });
         if (before !== null && real !== null && real.outcome === "completed") {
           const profile = bracketed(before, await measureCores());
-          const choices = parseSimFlags({ trace: `${examples}${w}.json`, mode, memory: size, seed: String(seed), link: `${rate},${loadedLatencyMs}ms` });
+          const choices = parseSimFlags({ trace: `${examples}${w}.json`, mode, memory: size, seed: String(seed), link: `${net.tcp_mib_s.toFixed(2)}MiB/s,${loadedLatencyMs}ms` });
           const wl = workloadFor(choices);
           svr.push({
             link: `netns tbf ${rate}`,

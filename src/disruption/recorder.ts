@@ -73,6 +73,46 @@ export class ProgressRecorder {
     if (at > this.lastUs) this.lastUs = at;
   }
 
+  /**
+   * As `add`, for a caller crediting one vCPU's works in time order (the
+   * simulated guest's access loop): returns the latest time known to fall
+   * in the slot it credited (−Infinity when it credited nothing). Until
+   * then the caller may add straight into `slotsOf(v)[heldSlot]` and report
+   * its last time with `reach`: the same sums in the same order as `add`,
+   * without a division per access.
+   */
+  addHolding(v: number, at: number, work: number): number {
+    if (!this.recording || at < this.startUs) return -Infinity;
+    this.add(v, at, work);
+    const i = Math.floor((at - this.startUs) / this.slotUs);
+    this.heldSlot = i;
+    // The slot index is monotone in `at` (subtraction and division round
+    // monotonically), so a time past `at` whose index is still i bounds a
+    // range that is all in slot i. The slot's nominal end may round into
+    // the next one; a hair below it is tried, else only `at` is known.
+    const end = this.startUs + (i + 1) * this.slotUs;
+    if (this.inSlot(end, at, i)) return end;
+    const below = end - this.slotUs * 1e-9;
+    return this.inSlot(below, at, i) ? below : at;
+  }
+
+  private inSlot(time: number, from: number, i: number): boolean {
+    return time >= from && Math.floor((time - this.startUs) / this.slotUs) === i;
+  }
+
+  /** The slot `addHolding` credited last. */
+  heldSlot = 0;
+
+  /** vCPU v's slots (the same array for the whole log: coarsening merges in place). */
+  slotsOf(v: number): Float64Array {
+    return this.slots[v];
+  }
+
+  /** Work was credited up to `at` outside `add` (see `addHolding`). */
+  reach(at: number): void {
+    if (at > this.lastUs) this.lastUs = at;
+  }
+
   /** The log so far (copies; the recorder keeps going). */
   trace(now = this.lastUs): ProgressTrace {
     const spanUs = Math.max(0, (this.recording ? Math.max(now, this.lastUs) : this.lastUs) - this.startUs);

@@ -157,6 +157,11 @@ export class Guest {
       }
       const gen = this.gens[v];
       let stepUs = this.stepUs[v];
+      // Progress credited into the slot held until `slotHi` without the recorder's division (addHolding).
+      const slots = progress !== null ? progress.slotsOf(v) : null;
+      let slotHi = -Infinity;
+      let slot = 0;
+      let creditedAt = -Infinity;
       while (at <= t) {
         const p = gen.next();
         if (present !== null && (present[p >>> 5] & (1 << (p & 31))) === 0) {
@@ -173,11 +178,20 @@ export class Guest {
           }
         }
         work += stepUs;
-        if (progress !== null) progress.add(v, at, stepUs);
+        if (slots !== null) {
+          if (at <= slotHi) {
+            slots[slot] += stepUs;
+            creditedAt = at;
+          } else {
+            slotHi = (progress as ProgressRecorder).addHolding(v, at, stepUs);
+            slot = (progress as ProgressRecorder).heldSlot;
+          }
+        }
         accesses++;
         stepUs = gen.computeNs * 1e-3 + ACCESS_US;
         at += stepUs * scale;
       }
+      if (progress !== null) progress.reach(creditedAt);
       this.nextAt[v] = at;
       this.stepUs[v] = stepUs;
       if (this.stalled[v] === 0 && at < earliest) earliest = at;

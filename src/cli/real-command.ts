@@ -162,6 +162,7 @@ export async function runRealCommand(argv: string[], out: Out): Promise<number> 
   }
   if (f["max-memory"] !== undefined || f["max-sessions"] !== undefined) throw new UsageError("--max-memory and --max-sessions are for the destination (--listen)");
   if (f.install !== undefined && !demo) throw new UsageError("--install is for the destination (--listen, or --demo)");
+  installOf(f.install); // checked before the demo spawns its destination
   const peers = (f.peer ?? []).map((p) => parseHostPort("peer", p));
   if (f.trace === undefined) throw new UsageError("--trace FILE is required: the workload to run and migrate (see examples/)");
   if (f.netns !== undefined && peers.length === 0) throw new UsageError("--netns describes the link to a --peer; the demo runs over loopback");

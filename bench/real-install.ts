@@ -19,7 +19,7 @@ import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { MODES, type Mode } from "../src/engine/messages.js";
-import type { Report } from "../src/engine/report.js";
+import type { Report, SwitchoverBreakdown } from "../src/engine/report.js";
 import { scaleWorkload } from "../src/real/plan.js";
 import { loadWorkload } from "../src/workload/parse.js";
 import { formatBytes, parseByteSize } from "../src/workload/size.js";
@@ -41,9 +41,15 @@ interface RunFigures {
   fault_max_us: number;
   demand_faults: number;
   wire_over_nonzero: number;
+  /** Where the downtime went: pause / engine / to link / delivery / resume, ms (SourceAgent.switchoverBreakdown). */
+  switchover: string;
 }
 
-function figures(install: string, r: Report): RunFigures {
+function breakdown(b: SwitchoverBreakdown | null): string {
+  return b === null ? "-" : [b.pause_ms, b.engine_ms, b.to_link_ms, b.delivery_ms, b.resume_ms].map((x) => x.toFixed(1)).join(" / ");
+}
+
+function figures(install: string, r: Report, b: SwitchoverBreakdown | null): RunFigures {
   return {
     install,
     outcome: r.outcome,
@@ -56,6 +62,7 @@ function figures(install: string, r: Report): RunFigures {
     fault_max_us: r.fault_latency_us.max,
     demand_faults: r.demand_faults,
     wire_over_nonzero: Math.round((r.bytes_sent / Math.max(1, (r.pages_sent - r.pages_zero) * r.page_size)) * 10000) / 10000,
+    switchover: breakdown(b),
   };
 }
 
@@ -115,9 +122,9 @@ async function main(): Promise<void> {
       for (const install of installs) {
         // The destination child inherits it (its agent's default install mode).
         process.env.PPSIM_INSTALL = install;
-        const r = await withDemoMigration(bin, workload, mode, (a) => a.migrate(), 60_000, { connections });
-        all.push(figures(install, r));
-        console.error(`${formatBytes(mem)} ${install} run ${i + 1}: ${r.outcome}, verified ${String(r.verified)}, total ${r.total_ms} ms, background ${Math.round(r.background_mib_s)} MiB/s`);
+        const [r, b] = await withDemoMigration(bin, workload, mode, async (a) => [await a.migrate(), a.switchoverBreakdown] as const, 60_000, { connections });
+        all.push(figures(install, r, b));
+        console.error(`${formatBytes(mem)} ${install} run ${i + 1}: ${r.outcome}, verified ${String(r.verified)}, total ${r.total_ms} ms, background ${Math.round(r.background_mib_s)} MiB/s, downtime ${r.downtime_ms} ms (${breakdown(b)})`);
       }
     }
     delete process.env.PPSIM_INSTALL;

@@ -76,10 +76,22 @@ int PageInstaller::Continue(const std::vector<uint32_t>& pages, const std::vecto
   if (guestRuns) return Claimed(pages, data, i, j, memfd, uffd, base, ps, states, what);
   int e = Pwrite(pages, data, i, j, memfd, ps, what);
   if (e != 0) return e;
-  uint64_t dst = base + pages[i] * ps, len = (j - i) * ps;
-  e = ContinueRange(uffd, dst, len, ps, true);
-  if (e != 0) return *what = "UFFDIO_CONTINUE(dst " + Hex(dst) + ", len " + std::to_string(len) + ")", e;
-  for (size_t k = i; k < j; k++) states->Mapped(pages[k]);
+  // Only the stretches not mapped yet: a resend (pre-copy's later rounds, the stop-and-copy) is
+  // mapped already, and a CONTINUE of it would fail EEXIST page by page — work inside the downtime.
+  size_t k = i;
+  while (k < j) {
+    if (states->Get(pages[k]) == kMapped) {
+      k++;
+      continue;
+    }
+    size_t m = k + 1;
+    while (m < j && states->Get(pages[m]) != kMapped) m++;
+    uint64_t dst = base + pages[k] * ps, len = (m - k) * ps;
+    e = ContinueRange(uffd, dst, len, ps, true);  // EEXIST: mapped meanwhile by another path's copy
+    if (e != 0) return *what = "UFFDIO_CONTINUE(dst " + Hex(dst) + ", len " + std::to_string(len) + ")", e;
+    for (size_t q = k; q < m; q++) states->Mapped(pages[q]);
+    k = m;
+  }
   return 0;
 }
 

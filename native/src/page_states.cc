@@ -149,7 +149,7 @@ class PageTable : public Napi::ObjectWrap<PageTable> {
       // The guest does not run: overwriting is allowed (pre-copy resends); written, then mapped at once.
       int e = data != nullptr ? WritePage(mem_, data, ps_, at) : ZeroPage(at);
       if (e != 0) ThrowErrno(env, e, "pwrite(memfd, page " + std::to_string(p) + ")");
-      e = ContinueRange(uffd_, dst, ps_, ps_, true);
+      e = states_->Get(p) == kMapped ? 0 : ContinueRange(uffd_, dst, ps_, ps_, true);  // a resend is mapped already
       if (e != 0) ThrowErrno(env, e, "UFFDIO_CONTINUE(dst " + Hex(dst) + ", len " + std::to_string(ps_) + ")");
       states_->Mapped(p);
       return Napi::Number::New(env, 0);

@@ -271,4 +271,31 @@ describe("ppsim-guest", () => {
       await g.quit();
     }
   });
+
+  // Raising a thread's nice back to 0 needs CAP_SYS_NICE: as root (CI) the guest does it; otherwise it stays low.
+  it.skipIf(process.getuid?.() !== 0)("a PAUSE raises its vCPU threads to nice 0 until RESUME lowers them again", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { vcpuNice } = await import("../src/real/guest-spawn.js");
+    const g = await GuestProcess.spawn({ role: "source", config: config(6) });
+    try {
+      await g.run();
+      let p = await g.progress();
+      while (p.vcpus.some((v) => v.steps === 0 && !v.finished)) {
+        await new Promise((r) => setTimeout(r, 5));
+        p = await g.progress();
+      }
+      const tids = p.vcpus.map((v) => v.tid);
+      const nice = (tid: number) => Number(readFileSync(`/proc/${g.layout.pid}/task/${tid}/stat`, "utf8").split(") ")[1].split(" ")[16]);
+      expect(tids.map(nice)).toEqual(tids.map(() => vcpuNice()));
+      await g.pause();
+      expect(tids.map(nice)).toEqual([0, 0, 0]);
+      await g.resume();
+      // RESUME lowers them before it wakes them, and replies after: no wait needed.
+      expect(tids.map(nice)).toEqual(tids.map(() => vcpuNice()));
+      await g.pause(); // again, after a resume
+      expect(tids.map(nice)).toEqual([0, 0, 0]);
+    } finally {
+      await g.quit();
+    }
+  });
 });

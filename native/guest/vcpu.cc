@@ -64,7 +64,8 @@ Machine::Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool dest
       st_(cfg.vcpus * cfg.tasks),
       logs_(cfg.vcpus),
       done_(new std::atomic<uint64_t>[cfg.vcpus * cfg.tasks]),
-      tids_(new std::atomic<uint32_t>[cfg.vcpus]) {
+      tids_(new std::atomic<uint32_t>[cfg.vcpus]),
+      slot_tids_(new std::atomic<uint32_t>[cfg.vcpus * cfg.tasks]) {
   if (probe_) {
     known_.reset(new std::atomic<uint8_t>[cfg.pages]);
     for (uint64_t p = 0; p < cfg.pages; p++) known_[p].store(0, std::memory_order_relaxed);
@@ -80,6 +81,7 @@ Machine::Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool dest
     uint64_t sm = cfg.seed ^ Mix64(0x7070'7369'6d00'0000ull + t);
     for (auto& w : st_[t].rng) w = Mix64(sm += 0x9E3779B97F4A7C15ull);
     done_[t].store(0);
+    slot_tids_[t].store(0);
   }
   // Calibrate the compute loop once: iterations per nanosecond over ~20 ms.
   uint64_t iters = 1 << 16, t0 = NowNs(), x = 1;
@@ -120,9 +122,27 @@ bool Machine::Start(std::string& err) {
   return true;
 }
 
+// Why a PAUSE raises the vCPUs: at nice 19 on a loaded host a vCPU waits
+// milliseconds for the slice in which it sees pause_req_ and parks, and the
+// source's downtime waits for the last one. At nice 0 (the control thread's
+// and the agents' own) it gets a core as soon as any other nice-0 thread
+// would. Safe: a raised vCPU runs at most to the end of its current step,
+// then sleeps in the park; RESUME lowers it before waking it, so it never
+// takes a step at nice 0 beside the agents. Cost: one setpriority per task
+// thread each way (~µs). Raising needs CAP_SYS_NICE (or RLIMIT_NICE): without
+// it the call fails with EPERM and the pause is as it was.
+void Machine::SetSlotsNice(int nice) {
+  for (size_t t = 0; t < slots_; t++) {
+    uint32_t tid = slot_tids_[t].load(std::memory_order_acquire);
+    // PRIO_PROCESS with a thread id sets that one thread's nice on Linux.
+    if (tid != 0) (void)setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice);
+  }
+}
+
 bool Machine::Pause(std::string& err) {
   if (state_ == RunState::Paused) return true;  // idempotent
   if (state_ == RunState::Idle) return true;    // nothing runs: already at a safe point
+  if (vcpu_nice_ > 0) SetSlotsNice(0);
   std::unique_lock<std::mutex> l(mu_);
   pause_req_ = true;
   // Waits for every vCPU to park. One blocked in a missing-page fault parks
@@ -136,6 +156,7 @@ bool Machine::Pause(std::string& err) {
 bool Machine::Resume(std::string& err) {
   if (state_ == RunState::Idle) return Start(err);  // RESUME of a fresh (destination) guest starts it
   if (state_ == RunState::Running) return true;
+  if (vcpu_nice_ > 0) SetSlotsNice(vcpu_nice_);  // before any vCPU wakes
   {
     std::lock_guard<std::mutex> l(mu_);
     pause_req_ = false;
@@ -256,6 +277,8 @@ void Machine::Run(size_t slot) {
   // control thread's RESUME reply and the agents inside the downtime (docs/real.md).
   // PRIO_PROCESS with a thread id sets that thread's nice on Linux; best effort.
   if (vcpu_nice_ > 0) (void)setpriority(PRIO_PROCESS, static_cast<id_t>(tid), vcpu_nice_);
+  // After its own renice: a PAUSE that raises it from here on is not undone by it.
+  slot_tids_[slot].store(static_cast<uint32_t>(tid), std::memory_order_release);
   VcpuState& s = st_[slot];
   double debt_ns = 0;  // throttle sleep owed
   uint64_t pending = 0;  // steps done since the last clock read

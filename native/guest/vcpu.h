@@ -41,7 +41,8 @@ class Machine {
  public:
   // max_steps == 0: run forever (phases repeat); else each task's steps.
   // `destination`: pages may be missing (the async-fault probe applies).
-  // vcpu_nice: each vCPU thread lowers its own priority to it as it starts (0: leave it).
+  // vcpu_nice: each vCPU thread lowers its own priority to it as it starts (0: leave it),
+  // is raised back to nice 0 for a PAUSE and lowered again on RESUME (SetSlotsNice).
   Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool destination, int vcpu_nice = 0);
   ~Machine();
 
@@ -86,6 +87,7 @@ class Machine {
   uint64_t ChoosePage(size_t v, VcpuState& s, const Phase& ph, uint64_t sip);
   uint64_t TracePage(size_t v, const Phase& ph, uint64_t sip, bool& write, double& compute_ns) const;
   void Access(size_t v, VcpuState& s, uint64_t p, bool write);  // one load or store, then the step is done
+  void SetSlotsNice(int nice);  // every task thread that has started; best effort
 
   const Config& cfg_;
   int vcpu_nice_;
@@ -109,6 +111,7 @@ class Machine {
   uint64_t clock_stride_ = 1;
   std::unique_ptr<std::atomic<uint64_t>[]> done_;
   std::unique_ptr<std::atomic<uint32_t>[]> tids_;
+  std::unique_ptr<std::atomic<uint32_t>[]> slot_tids_;  // every task thread's tid (0 before it ran)
   std::vector<std::thread> threads_;
   RunState state_ = RunState::Idle;
 

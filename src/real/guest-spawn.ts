@@ -17,6 +17,12 @@
  * post-copy downtime on a 2-core host (docs/real-benchmarks.md). A control
  * thread at nice 19 would answer late, so only vCPU threads are lowered.
  * PPSIM_VCPU_NICE overrides (0: leave every thread alone).
+ *
+ * A PAUSE must wait for every vCPU to get a CPU, see the request and park:
+ * at nice 19 on a busy host that took milliseconds of the downtime. The
+ * guest itself raises its vCPU threads to nice 0 as PAUSE arrives and lowers
+ * them again on RESUME before they wake (native/guest/vcpu.cc), with the
+ * tids it knows: no /proc walk from the agent's loop inside the downtime.
  */
 import { readdirSync } from "node:fs";
 import { setPriority } from "node:os";
@@ -27,14 +33,6 @@ export const DEFAULT_VCPU_NICE = 19;
 
 export function vcpuNice(): number {
   return niceFromEnv("PPSIM_VCPU_NICE", DEFAULT_VCPU_NICE);
-}
-
-/**
- * Before a PAUSE: the vCPUs must each get a CPU to notice the request and
- * park, which at nice 19 on a busy host takes milliseconds of the downtime.
- */
-export function restoreVcpus(g: GuestProcess): void {
-  if (vcpuNice() !== 0) deprioritiseVcpus(g, 0);
 }
 
 /** Renices the guest's vCPU threads (all but the main thread); best effort. */
@@ -61,8 +59,7 @@ export function deprioritiseVcpus(g: GuestProcess, nice = vcpuNice()): void {
 /**
  * Runs a control call that starts or restarts vCPU threads (RUN, RESUME).
  * New threads lower their own priority as they start (ppsim-guest
- * --vcpu-nice); threads that already ran were set to nice 0 for a pause
- * (restoreVcpus) and are lowered again here, after the reply.
+ * --vcpu-nice); this pass after the reply catches any other thread.
  */
 export async function startingVcpus<T>(g: GuestProcess, call: () => Promise<T>): Promise<T> {
   const result = await call();

@@ -20,7 +20,6 @@ import { Source } from "../engine/source.js";
 import { DeadlineTimer, nowUs } from "./clock.js";
 import { messageOf } from "./errors.js";
 import type { GuestProcess } from "./guest-process.js";
-import { restoreVcpus } from "./guest-spawn.js";
 import { punchHole } from "./native.js";
 import { sanitize } from "./peer-text.js";
 import { parseDestReport, type FinalReport } from "./report-msg.js";
@@ -221,7 +220,6 @@ export class SourceDriver {
       },
       setTimer: (at) => this.timer.set(at),
       pauseGuest: () => {
-        restoreVcpus(this.guest);
         this.guest.pause().then(
           (cpuState) => {
             this.switchoverTimes.pausedAt = nowUs();

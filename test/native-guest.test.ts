@@ -6,6 +6,7 @@
  * unmigrated run. Needs `npm run build:native`. Pass/fail never depends on
  * timing: waits poll progress, and results depend only on seed and steps.
  */
+import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { GuestProcess } from "../src/real/guest-process.js";
 import {
@@ -58,6 +59,25 @@ function config(seed: number): string {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * RUN answers once the threads are started, not once each has run: on a loaded host a vCPU may not
+ * have had its first slice yet (no tid, nice not yet lowered). It lowers its nice before its first
+ * step, so this waits for every vCPU's first step and returns their tids.
+ */
+async function vcpuTidsOnceStepped(g: GuestProcess): Promise<number[]> {
+  let p = await g.progress();
+  while (p.vcpus.some((v) => v.steps === 0 && !v.finished)) {
+    await sleep(5);
+    p = await g.progress();
+  }
+  return p.vcpus.map((v) => v.tid);
+}
+
+/** /proc/PID/task/TID/stat: field 19 is the nice value (after the parenthesised name). */
+function threadNice(pid: number, tid: number | string): number {
+  return Number(readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8").split(") ")[1].split(" ")[16]);
+}
 
 async function waitFinished(g: GuestProcess): Promise<void> {
   for (;;) {
@@ -249,24 +269,13 @@ describe("ppsim-guest", () => {
   }
 
   it("its vCPU threads lower their own priority as they start; the control thread keeps its own", async () => {
-    const { readFileSync, readdirSync } = await import("node:fs");
     const { vcpuNice } = await import("../src/real/guest-spawn.js");
     const g = await GuestProcess.spawn({ role: "source", config: config(5) });
     try {
       await g.run();
-      // RUN answers once the threads are started, not once each has run: on a loaded host a vCPU
-      // may not have had its first slice yet (no tid, nice not yet lowered). It lowers its nice
-      // before its first step, so wait for every vCPU's first step.
-      let p = await g.progress();
-      while (p.vcpus.some((v) => v.steps === 0 && !v.finished)) {
-        await new Promise((r) => setTimeout(r, 5));
-        p = await g.progress();
-      }
-      const tids = new Set(p.vcpus.map((v) => v.tid));
+      const tids = new Set(await vcpuTidsOnceStepped(g));
       expect(tids.size).toBe(3);
-      // /proc/PID/task/TID/stat: field 19 is the nice value (after the parenthesised name).
-      const nice = (tid: string) => Number(readFileSync(`/proc/${g.layout.pid}/task/${tid}/stat`, "utf8").split(") ")[1].split(" ")[16]);
-      for (const t of readdirSync(`/proc/${g.layout.pid}/task`)) expect(nice(t), `thread ${t}`).toBe(tids.has(Number(t)) ? vcpuNice() : 0);
+      for (const t of readdirSync(`/proc/${g.layout.pid}/task`)) expect(threadNice(g.layout.pid, t), `thread ${t}`).toBe(tids.has(Number(t)) ? vcpuNice() : 0);
     } finally {
       await g.quit();
     }
@@ -274,18 +283,12 @@ describe("ppsim-guest", () => {
 
   // Raising a thread's nice back to 0 needs CAP_SYS_NICE: as root (CI) the guest does it; otherwise it stays low.
   it.skipIf(process.getuid?.() !== 0)("a PAUSE raises its vCPU threads to nice 0 until RESUME lowers them again", async () => {
-    const { readFileSync } = await import("node:fs");
     const { vcpuNice } = await import("../src/real/guest-spawn.js");
     const g = await GuestProcess.spawn({ role: "source", config: config(6) });
     try {
       await g.run();
-      let p = await g.progress();
-      while (p.vcpus.some((v) => v.steps === 0 && !v.finished)) {
-        await new Promise((r) => setTimeout(r, 5));
-        p = await g.progress();
-      }
-      const tids = p.vcpus.map((v) => v.tid);
-      const nice = (tid: number) => Number(readFileSync(`/proc/${g.layout.pid}/task/${tid}/stat`, "utf8").split(") ")[1].split(" ")[16]);
+      const tids = await vcpuTidsOnceStepped(g);
+      const nice = (tid: number): number => threadNice(g.layout.pid, tid);
       expect(tids.map(nice)).toEqual(tids.map(() => vcpuNice()));
       await g.pause();
       expect(tids.map(nice)).toEqual([0, 0, 0]);

@@ -40,13 +40,13 @@ export interface Run {
 
 /** The CPU figures of a run's host: the mean of those measured before and after it (the machine's other load comes and goes within seconds). */
 export function bracketed(before: HostProfile, after: HostProfile): HostProfile {
-  const out: Record<string, unknown> = { ...before, measured_on: `${before.measured_on}; the mean of calibrate --cpu-only before and after the run` };
+  const out: HostProfile = { ...before, measured_on: `${before.measured_on}; the mean of calibrate --cpu-only before and after the run` };
   for (const k of CPU_KEYS) {
     const a = before[k];
     const b = after[k];
     if (a !== undefined && b !== undefined) out[k] = (a + b) / 2;
   }
-  return out as unknown as HostProfile;
+  return out;
 }
 
 /** The cores' figures as they are now: one repetition, 8192 pages (streams of 32768: ~0.1–0.3 s each). */

@@ -115,19 +115,10 @@ export class DestSession {
       this.epoch = epoch;
     }
     this.conns[channel]?.close();
-    const handlers: FramedHandlers = {
-      message: (m) => this.onMessage(m, channel, fs),
-      malformed: (r) => this.onMalformed(r, fs),
-      down: (r) => this.onDown(r, fs),
-    };
-    const fs: Conn = this.nativeBulk(a, handlers) ?? new FramedSocket(a.socket, channel, this.pageSize, handlers, a.rest, a.framing); // a.framing bounds stalls mid-frame
-    if (this.pageSize > 0) fs.setLayout(this.pageSize, this.pageCount); // a reconnection's frames are bounded too
+    const fs = this.open(a, channel);
     a.socket.on("drain", () => {
       if (this.conns[channel] === fs) this.drive();
     });
-    // Bulk pages a few frames per turn (JS path): a page reply on the urgent
-    // channel or a fault never waits for more than that much installing.
-    if (fs instanceof FramedSocket && channel === "bulk") fs.setSlice(BULK_SLICE);
     this.conns[channel] = fs;
     const { urgent, bulk } = this.conns;
     if (urgent === undefined || bulk === undefined) return;
@@ -164,17 +155,25 @@ export class DestSession {
       this.epoch = epoch;
     }
     this.extras[index - 1]?.close();
-    const handlers: FramedHandlers = {
-      message: (m) => this.onMessage(m, "bulk", fs),
-      malformed: (r) => this.onMalformed(r, fs),
-      down: (r) => this.onDown(r, fs),
-    };
-    const fs: Conn = this.nativeBulk(a, handlers) ?? new FramedSocket(a.socket, "bulk", this.pageSize, handlers, a.rest, a.framing);
-    fs.setLayout(this.pageSize, this.pageCount);
-    if (fs instanceof FramedSocket) fs.setSlice(BULK_SLICE);
+    const fs = this.open(a, "bulk");
     this.extras[index - 1] = fs;
     if (epoch === 0 && index === 1) this.o.log(`${this.tag}: pages over several bulk connections from now on`);
     if (this.conns.urgent !== undefined && this.conns.bulk !== undefined) fs.start();
+  }
+
+  /** One of the session's connections, over the native receiver when it can be, else Node's socket. */
+  private open(a: Accepted, channel: Channel): Conn {
+    const handlers: FramedHandlers = {
+      message: (m) => this.onMessage(m, channel, fs),
+      malformed: (r) => this.onMalformed(r, fs),
+      down: (r) => this.onDown(r, fs),
+    };
+    const fs: Conn = this.nativeBulk(a, handlers) ?? new FramedSocket(a.socket, channel, this.pageSize, handlers, a.rest, a.framing); // a.framing bounds stalls mid-frame
+    if (this.pageSize > 0) fs.setLayout(this.pageSize, this.pageCount); // a reconnection's frames are bounded too
+    // Bulk pages a few frames per turn (JS path): a page reply on the urgent
+    // channel or a fault never waits for more than that much installing.
+    if (fs instanceof FramedSocket && channel === "bulk") fs.setSlice(BULK_SLICE);
+    return fs;
   }
 
   /** Whether `fs` is one of this epoch's connections. */

@@ -12,7 +12,7 @@ import type { HostProfile } from "../src/sim/host.js";
 import { markdownTable, type Row } from "./table.js";
 
 /** The median, the mean of the middle two for an even count (two runs: their mean, not the lower). */
-export function median(xs: readonly number[]): number {
+function evenMedian(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
@@ -89,7 +89,7 @@ function cells(runs: Run[], which: "sim_cpu" | "sim_default"): Cell[] {
     const med: Record<string, number | null> = {};
     for (const [key, get] of GOALS) {
       errors[key] = rs.map((r) => goalError(key, get, r[which], r.real)).filter((e): e is number => e !== null);
-      med[key] = errors[key].length === 0 ? null : median(errors[key]);
+      med[key] = errors[key].length === 0 ? null : evenMedian(errors[key]);
     }
     return { runs: rs, errors, median: med };
   });

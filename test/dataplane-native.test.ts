@@ -9,7 +9,7 @@
 import { Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { encodeMessage } from "../src/engine/codec.js";
-import { FrameDecoder, maxPayloadBytes } from "../src/engine/frame-decoder.js";
+import { FrameDecoder } from "../src/engine/frame-decoder.js";
 import type { Message } from "../src/engine/messages.js";
 import {
   closeFd,
@@ -28,6 +28,7 @@ import {
   type BulkNotice,
 } from "../src/real/native.js";
 import { ReleaseLog } from "../src/real/source-release.js";
+import { bulkPair, receiverLimits } from "./support/bulk-pair.js";
 import { userfaultfdUnavailable } from "./support/uffd.js";
 import { pagesMsg } from "./support/pages.js";
 
@@ -64,11 +65,7 @@ function batches(fd: number, order: number[], per = 16): { pages: Uint32Array; z
   return out;
 }
 
-function limits(): Uint32Array {
-  const l = new Uint32Array(12);
-  for (let t = 1; t < 12; t++) l[t] = maxPayloadBytes(t, { pageSize: PS, pageCount: PAGES });
-  return l;
-}
+const limits = (): Uint32Array => receiverLimits(PS, PAGES);
 
 const unavailable = userfaultfdUnavailable();
 
@@ -131,23 +128,7 @@ describe("native data plane", () => {
     cleanups.push(() => closeFd(uffd));
     uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM);
     uffdRegister(uffd, map.address, PAGES * PS, C.UFFDIO_REGISTER_MODE_MISSING);
-    const [a, b] = socketPair();
-    cleanups.push(() => closeFd(a), () => closeFd(b));
-    const sender = startBulkSender(a, src, PS, PAGES, 64 * 1024, () => undefined);
-    cleanups.push(() => sender.stop());
-
-    const notices: BulkNotice[] = [];
-    const receiver = createBulkReceiver(b, limits(), 30_000, (ns) => {
-      for (const n of ns) {
-        notices.push(n);
-        // A non-pages frame: from here on the guest "may run" (as at a switchover).
-        if (n.kind === "frame") {
-          receiver.setRunning();
-          receiver.release();
-        }
-      }
-    });
-    cleanups.push(() => receiver.stop());
+    const { sender, receiver, notices } = bulkPair(cleanups, src, PS, PAGES);
     receiver.setTarget(dst, uffd, map.address, PS, PAGES);
     receiver.start(new Uint8Array(0));
 

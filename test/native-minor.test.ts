@@ -15,20 +15,16 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { encodeMessage } from "../src/engine/codec.js";
-import { maxPayloadBytes } from "../src/engine/frame-decoder.js";
 import type { Message } from "../src/engine/messages.js";
 import {
   closeFd,
   constants,
-  createBulkReceiver,
   createPageTable,
   errnoCode,
   mapShared,
   memfdCreate,
   pread,
   punchHole,
-  socketPair,
-  startBulkSender,
   startFaultReader,
   TableInstall,
   uffdApi,
@@ -36,11 +32,11 @@ import {
   uffdCopy,
   uffdCreate,
   uffdRegister,
-  type BulkNotice,
   type FaultEvent,
   type Mapping,
 } from "../src/real/native.js";
 import { pagesMsg } from "./support/pages.js";
+import { bulkPair } from "./support/bulk-pair.js";
 import { userfaultfdUnavailable } from "./support/uffd.js";
 
 const C = constants();
@@ -66,12 +62,6 @@ function guestAndAgent(mode: number, features: number): { guest: Mapping; agent:
   const reader = startFaultReader(uffd, (e) => events.push(...e));
   cleanups.push(() => reader.stop());
   return { guest, agent, uffd, events };
-}
-
-function receiverLimits(): Uint32Array {
-  const l = new Uint32Array(12);
-  for (let t = 1; t < 12; t++) l[t] = maxPayloadBytes(t, { pageSize: PS, pageCount: PAGES });
-  return l;
 }
 
 /** Resolves with the flags of the next fault once it has arrived. */
@@ -156,22 +146,7 @@ describe.skipIf(userfaultfdUnavailable() !== null)("install mode continue: the c
     cleanups.push(() => table.close());
     const src = memfdCreate("continue-src", PAGES * PS);
     cleanups.push(() => closeFd(src));
-    const [a, b] = socketPair();
-    cleanups.push(() => closeFd(a), () => closeFd(b));
-    const sender = startBulkSender(a, src, PS, PAGES, 64 * 1024, () => undefined);
-    cleanups.push(() => sender.stop());
-    const notices: BulkNotice[] = [];
-    const receiver = createBulkReceiver(b, receiverLimits(), 30_000, (ns) => {
-      for (const n of ns) {
-        notices.push(n);
-        // The barrier frame stands in for the switchover: the guest may run from here on.
-        if (n.kind === "frame") {
-          receiver.setRunning();
-          receiver.release();
-        }
-      }
-    });
-    cleanups.push(() => receiver.stop());
+    const { sender, receiver, notices } = bulkPair(cleanups, src, PS, PAGES);
     receiver.setTarget(fd, uffd, guest.address, PS, PAGES, table);
     receiver.start(new Uint8Array(0));
     /** Sends a frame on the bulk connection and resolves once the receiver has acted on it. */

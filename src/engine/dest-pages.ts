@@ -95,7 +95,8 @@ export class DestinationPages {
           continue;
         }
         if (kept !== null) kept.push(i);
-        const before = origins[page];
+        // A page has an origin exactly while present: the bit (likely in cache) spares a demanded page's origin byte a miss.
+        const before = present.has(page) ? origins[page] : Origin.None;
         if (before === Origin.Demand) demand--;
         else if (before === Origin.Background) background--;
         else if (before === Origin.Precopy) precopy--;

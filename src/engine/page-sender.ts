@@ -35,8 +35,6 @@ export interface PageRuns {
 export class PageSender<P> {
   private readonly worstBatchBytes: number;
   private readonly requests: number[] = [];
-  /** A batch's page numbers as they are chosen; each message gets an exact-length copy. */
-  private readonly scratch: Uint32Array;
   private readonly made: Extract<Batch<P>, { kind: "pages" }> = { kind: "pages", msg: { type: "pages", pages: new Uint32Array(0), data: [] }, pages: 0, bytes: 0 };
 
   constructor(
@@ -48,7 +46,6 @@ export class PageSender<P> {
     private readonly pacer: Pacer,
   ) {
     this.worstBatchBytes = 4 + batchPages * (PAGE_ENTRY_OVERHEAD + pageSize);
-    this.scratch = new Uint32Array(batchPages);
   }
 
   /** A vCPU waits for this page at the destination. */
@@ -87,7 +84,8 @@ export class PageSender<P> {
       const wait = this.pacer.delay(this.worstBatchBytes, now);
       if (wait > 0) return { kind: "paced", until: now + wait };
     }
-    const scratch = this.scratch;
+    // Filled in place: a full batch (the usual one) is the message's own array, not a copy of a scratch one.
+    let out = new Uint32Array(this.batchPages);
     const data: (P | null)[] = [];
     const guest = this.guest;
     let n = 0;
@@ -101,7 +99,7 @@ export class PageSender<P> {
       for (let k = 0; k < count; k++) {
         const d = guest.readPage(first + k);
         if (d === null) zero++;
-        scratch[n++] = first + k;
+        out[n++] = first + k;
         data.push(d);
       }
       resent += this.ledger.markSentRun(first, count);
@@ -115,7 +113,8 @@ export class PageSender<P> {
     const bytes = HEADER_BYTES + 4 + n * PAGE_ENTRY_OVERHEAD + (n - zero) * this.pageSize;
     if (paced) this.pacer.spend(bytes, now);
     const made = this.made;
-    made.msg = { type: "pages", pages: scratch.slice(0, n), data };
+    if (n < out.length) out = out.slice(0, n);
+    made.msg = { type: "pages", pages: out, data };
     made.pages = n;
     made.bytes = bytes;
     return made;

@@ -98,8 +98,13 @@ export class Bitmap {
   /** How many bits from `from` on (a set one, within the size) are set in a row, at most `max`. */
   runFrom(from: number, max: number): number {
     const end = Math.min(this.size, from + max);
-    const clear = this.nextClear(from);
-    return (clear < 0 || clear > end ? end : clear) - from;
+    // Only the words up to `end` are looked at: a full bitmap's next clear bit may be far away.
+    const last = (end - 1) >>> 5;
+    for (let w = from >>> 5; w <= last; w++) {
+      const clear = ~this.words[w] & rangeMask(w, from, end);
+      if (clear !== 0) return (w << 5) + ctz(clear) - from;
+    }
+    return end - from;
   }
 
   fill(): void {

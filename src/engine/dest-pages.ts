@@ -71,13 +71,14 @@ export class DestinationPages {
       // The run of consecutive pages from i. When none of it is present or
       // waited for (a background message, mostly), each page of it is new and
       // of one origin — a page not present has none — so it is booked word by
-      // word; `byRuns` false books every page one by one (the reference the
-      // run-wise books are tested against).
+      // word (a lone page goes the page's way: nothing to gain); `byRuns`
+      // false books every page one by one (the reference the run-wise books
+      // are tested against).
       const first = pages[i];
       let j = i + 1;
       while (j < n && pages[j] === first + (j - i)) j++;
       const end = first + (j - i);
-      if (byRuns && !present.anyInRange(first, end) && !waitingPages.anyInRange(first, end)) {
+      if (byRuns && j - i > 1 && !present.anyInRange(first, end) && !waitingPages.anyInRange(first, end)) {
         present.setRange(first, end);
         const kind = running ? Origin.Background : Origin.Precopy;
         for (let p = first; p < end; p++) origins[p] = kind;

@@ -70,6 +70,8 @@ export class PageLedger {
    * them were sent before.
    */
   markSentRun(first: number, count: number): number {
+    // A lone page (a later pre-copy round's scattered dirty pages): the page's way is cheaper.
+    if (count === 1) return this.markSent(first, "bulk") ? 1 : 0;
     const end = first + count;
     this.pending.clearRange(first, end);
     this.sent.setRange(first, end);

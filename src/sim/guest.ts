@@ -280,7 +280,7 @@ export class Guest {
       let j = i + 1;
       while (j < n && pages[j] === first + (j - i)) j++;
       const end = first + (j - i);
-      if (this.stalledCount === 0 || !anyBitIn(hint, first, end)) {
+      if (j - i > 1 && (this.stalledCount === 0 || !anyBitIn(hint, first, end))) {
         for (let k = i; k < j; k++) mem[first + k - i] = data[k] ?? 0;
         setBitsIn(present, first, end);
         i = j;

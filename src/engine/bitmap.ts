@@ -58,6 +58,55 @@ export class Bitmap {
     return true;
   }
 
+  /** Sets bits [from, to) (within the size); how many were newly set. Word by word: a run costs a few words, not a call per page. */
+  setRange(from: number, to: number): number {
+    if (from >= to) return 0;
+    const words = this.words;
+    const last = (to - 1) >>> 5;
+    let added = 0;
+    for (let w = from >>> 5; w <= last; w++) {
+      const m = rangeMask(w, from, to);
+      const word = words[w];
+      added += popcount(m & ~word);
+      words[w] = word | m;
+    }
+    this.population += added;
+    return added;
+  }
+
+  /** Clears bits [from, to) (within the size); how many were set before. */
+  clearRange(from: number, to: number): number {
+    if (from >= to) return 0;
+    const words = this.words;
+    const last = (to - 1) >>> 5;
+    let removed = 0;
+    for (let w = from >>> 5; w <= last; w++) {
+      const m = rangeMask(w, from, to);
+      const word = words[w];
+      removed += popcount(word & m);
+      words[w] = word & ~m;
+    }
+    this.population -= removed;
+    return removed;
+  }
+
+  /** Whether any bit of [from, to) (within the size) is set. */
+  anyInRange(from: number, to: number): boolean {
+    return anyBitIn(this.words, from, to);
+  }
+
+  /** How many bits from `from` on (a set one, within the size) are set in a row, at most `max`. */
+  runFrom(from: number, max: number): number {
+    const end = Math.min(this.size, from + max);
+    // Only the words up to `end` are looked at: a full bitmap's next clear bit may be far away.
+    const last = (end - 1) >>> 5;
+    for (let w = from >>> 5; w <= last; w++) {
+      const clear = ~this.words[w] & rangeMask(w, from, end);
+      if (clear !== 0) return (w << 5) + ctz(clear) - from;
+    }
+    return end - from;
+  }
+
   fill(): void {
     this.words.fill(0xffffffff);
     const tail = this.size & 31;
@@ -167,6 +216,42 @@ export class Bitmap {
   *[Symbol.iterator](): IterableIterator<number> {
     for (let i = this.nextSet(0); i >= 0; i = this.nextSet(i + 1)) yield i;
   }
+}
+
+/** The bits of word `w` that lie in [from, to) (w one of the words the range touches). */
+function rangeMask(w: number, from: number, to: number): number {
+  const lo = w === from >>> 5 ? 0xffffffff << (from & 31) : -1;
+  const hi = w === (to - 1) >>> 5 ? 0xffffffff >>> (31 - ((to - 1) & 31)) : -1;
+  return lo & hi;
+}
+
+/** Whether any bit of [from, to) is set in `words` (bit i of word i >>> 5, as Bitmap and the simulated guest keep them). */
+export function anyBitIn(words: Uint32Array, from: number, to: number): boolean {
+  if (from >= to) return false;
+  const first = from >>> 5;
+  const last = (to - 1) >>> 5;
+  const lo = 0xffffffff << (from & 31);
+  const hi = 0xffffffff >>> (31 - ((to - 1) & 31));
+  if (first === last) return (words[first] & lo & hi) !== 0;
+  if ((words[first] & lo) !== 0 || (words[last] & hi) !== 0) return true;
+  for (let w = first + 1; w < last; w++) if (words[w] !== 0) return true;
+  return false;
+}
+
+/** Sets bits [from, to) in `words` (as anyBitIn). */
+export function setBitsIn(words: Uint32Array, from: number, to: number): void {
+  if (from >= to) return;
+  const first = from >>> 5;
+  const last = (to - 1) >>> 5;
+  const lo = 0xffffffff << (from & 31);
+  const hi = 0xffffffff >>> (31 - ((to - 1) & 31));
+  if (first === last) {
+    words[first] |= lo & hi;
+    return;
+  }
+  words[first] |= lo;
+  if (last > first + 1) words.fill(0xffffffff, first + 1, last);
+  words[last] |= hi;
 }
 
 function ctz(x: number): number {

@@ -9,6 +9,16 @@ import type { BackgroundOrderName } from "./options.js";
 export interface BackgroundOrder {
   /** The next page to push among `pending` (pages not yet sent), or -1 when none is left. */
   next(pending: Bitmap): number;
+  /**
+   * The pages `next` would give in its next calls, as one run: the first
+   * (-1: none left) and, in `runLength`, how many consecutive pages from it
+   * (1 to `max`) `next` would return one after another — each taken out of
+   * `pending` before the following call, as the sender does. Leaves the order
+   * as those calls would.
+   */
+  nextRun(pending: Bitmap, max: number): number;
+  /** The length of the run `nextRun` last returned. */
+  readonly runLength: number;
   /** A demand request for `page` arrived: the guest is working there. */
   onFault(page: number): void;
 }
@@ -16,9 +26,18 @@ export interface BackgroundOrder {
 /** Ascending page order, wrapping, from where the previous push left off. */
 export class LinearOrder implements BackgroundOrder {
   private cursor = 0;
+  runLength = 0;
   next(pending: Bitmap): number {
     const p = pending.nextSetWrapping(this.cursor);
     if (p >= 0) this.cursor = p + 1;
+    return p;
+  }
+  nextRun(pending: Bitmap, max: number): number {
+    const p = pending.nextSetWrapping(this.cursor);
+    if (p < 0) return -1;
+    // `next` goes on from p + 1, and past the last page wraps: a run ends at the first page not pending, or the end.
+    this.runLength = pending.runFrom(p, max);
+    this.cursor = p + this.runLength;
     return p;
   }
   onFault(): void {}
@@ -37,6 +56,7 @@ interface Run {
 export class NeighbourhoodOrder implements BackgroundOrder {
   private readonly runs: Run[] = [];
   private readonly linear = new LinearOrder();
+  runLength = 0;
   constructor(
     private readonly window: number,
     private readonly maxRuns = 8,
@@ -59,6 +79,23 @@ export class NeighbourhoodOrder implements BackgroundOrder {
       this.runs.pop();
     }
     return this.linear.next(pending);
+  }
+
+  nextRun(pending: Bitmap, max: number): number {
+    while (this.runs.length > 0) {
+      const run = this.runs[this.runs.length - 1];
+      const p = run.next < run.end ? pending.nextSet(run.next) : -1;
+      if (p >= 0 && p < run.end) {
+        // `next` stays in this run while its pages are pending and before its end.
+        this.runLength = pending.runFrom(p, Math.min(max, run.end - p));
+        run.next = p + this.runLength;
+        return p;
+      }
+      this.runs.pop();
+    }
+    const p = this.linear.nextRun(pending, max);
+    this.runLength = this.linear.runLength;
+    return p;
   }
 }
 

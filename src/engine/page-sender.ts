@@ -22,11 +22,19 @@ export type Batch<P> =
 
 const NONE: Batch<never> = { kind: "none" };
 
+/**
+ * Where a background batch's pages come from, a run at a time (as
+ * BackgroundOrder.nextRun): the first page of the next run of consecutive
+ * pages, at most `max` long (-1: none left), its length in `runLength`.
+ */
+export interface PageRuns {
+  nextRun(max: number): number;
+  readonly runLength: number;
+}
+
 export class PageSender<P> {
   private readonly worstBatchBytes: number;
   private readonly requests: number[] = [];
-  /** A batch's page numbers as they are chosen; each message gets an exact-length copy. */
-  private readonly scratch: Uint32Array;
   private readonly made: Extract<Batch<P>, { kind: "pages" }> = { kind: "pages", msg: { type: "pages", pages: new Uint32Array(0), data: [] }, pages: 0, bytes: 0 };
 
   constructor(
@@ -38,7 +46,6 @@ export class PageSender<P> {
     private readonly pacer: Pacer,
   ) {
     this.worstBatchBytes = 4 + batchPages * (PAGE_ENTRY_OVERHEAD + pageSize);
-    this.scratch = new Uint32Array(batchPages);
   }
 
   /** A vCPU waits for this page at the destination. */
@@ -66,30 +73,48 @@ export class PageSender<P> {
     return null;
   }
 
-  /** Up to batchPages pages from `next` (-1: none left) for the bulk lane. */
-  batch(next: () => number, now: number, paced: boolean): Batch<P> {
+  /**
+   * Up to batchPages pages from `runs` for the bulk lane. Each run is read and
+   * booked as a whole (one ledger booking, word by word): the same pages,
+   * reads and books as taking them one at a time in the same order.
+   */
+  batch(runs: PageRuns, now: number, paced: boolean): Batch<P> {
     if (this.ledger.pending.count === 0) return NONE;
     if (paced) {
       const wait = this.pacer.delay(this.worstBatchBytes, now);
       if (wait > 0) return { kind: "paced", until: now + wait };
     }
-    const scratch = this.scratch;
+    // Filled in place: a full batch (the usual one) is the message's own array, not a copy of a scratch one.
+    let out = new Uint32Array(this.batchPages);
     const data: (P | null)[] = [];
-    // Counted as encodedSize counts a pages message, page by page as they are taken.
-    let bytes = HEADER_BYTES + 4;
+    const guest = this.guest;
     let n = 0;
+    let zero = 0;
+    let resent = 0;
     while (n < this.batchPages) {
-      const p = next();
-      if (p < 0) break;
-      const d = this.take(p, "bulk");
-      scratch[n++] = p;
-      data.push(d);
-      bytes += PAGE_ENTRY_OVERHEAD + (d === null ? 0 : this.pageSize);
+      const first = runs.nextRun(this.batchPages - n);
+      if (first < 0) break;
+      const count = runs.runLength;
+      // Read before booked, as `take` does (the ledger does not look at the contents).
+      for (let k = 0; k < count; k++) {
+        const d = guest.readPage(first + k);
+        if (d === null) zero++;
+        out[n++] = first + k;
+        data.push(d);
+      }
+      resent += this.ledger.markSentRun(first, count);
     }
     if (n === 0) return NONE;
+    const m = this.metrics;
+    m.pagesSent += n;
+    m.pagesZero += zero;
+    m.pagesResent += resent;
+    // As encodedSize counts a pages message.
+    const bytes = HEADER_BYTES + 4 + n * PAGE_ENTRY_OVERHEAD + (n - zero) * this.pageSize;
     if (paced) this.pacer.spend(bytes, now);
     const made = this.made;
-    made.msg = { type: "pages", pages: scratch.slice(0, n), data };
+    if (n < out.length) out = out.slice(0, n);
+    made.msg = { type: "pages", pages: out, data };
     made.pages = n;
     made.bytes = bytes;
     return made;

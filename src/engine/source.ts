@@ -28,6 +28,7 @@ import { EndCause, type CommandResult, type SourceAction, type SourceGuestPort, 
 import { ALL_CAPABILITIES, Capability, ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Channel, type Message } from "./messages.js";
 import type { MigrationOptions } from "./options.js";
 import { makeOrder, type BackgroundOrder } from "./order.js";
+import type { PageRuns } from "./page-sender.js";
 import type { SwitchoverReason } from "./report.js";
 import { SourceCore, type Committed, type Layout, type Stage } from "./source-core.js";
 import type { StandbyConfig, StandbyFigures, StandbyOp } from "./standby.js";
@@ -40,15 +41,26 @@ export class Source<P> extends SourceCore<P> {
   private readonly policy: SwitchoverPolicy;
   private peerCapabilities = 0;
   /** The page sources of `batch`, made once (one call per background message). */
-  private readonly inOrder = (): number => this.nextInOrder();
-  private readonly inPushOrder = (): number => this.order.next(this.ledger.pending);
+  private readonly inOrder: { runLength: number; nextRun(max: number): number } = {
+    runLength: 0,
+    nextRun: (max) => this.nextRunInOrder(max),
+  };
+  private readonly inPushOrder: PageRuns;
   /** The last batch made and its size, so that pulling it need not size it again. */
   private batchMsg: Message<P> | null = null;
   private batchBytes = 0;
 
   constructor(opts: MigrationOptions, layout: Layout, guest: SourceGuestPort<P>, standby: StandbyConfig | null = null) {
     super(opts, layout, guest, standby);
-    this.order = makeOrder(opts.backgroundOrder, opts.prefetchPages);
+    const order = makeOrder(opts.backgroundOrder, opts.prefetchPages);
+    this.order = order;
+    const ledger = this.ledger;
+    this.inPushOrder = {
+      get runLength() {
+        return order.runLength;
+      },
+      nextRun: (max) => order.nextRun(ledger.pending, max),
+    };
     this.policy = new SwitchoverPolicy(opts, layout.pageSize);
   }
 
@@ -301,8 +313,8 @@ export class Source<P> extends SourceCore<P> {
   }
 
   /** A background batch for the bulk lane, booked to the round or the post-copy push; null when paced or none is left. */
-  private batch(next: () => number, now: number, paced: boolean): Message<P> | null {
-    const b = this.sender.batch(next, now, paced);
+  private batch(runs: PageRuns, now: number, paced: boolean): Message<P> | null {
+    const b = this.sender.batch(runs, now, paced);
     if (b.kind === "paced") {
       this.timers.set("pace", b.until);
       return null;
@@ -322,9 +334,14 @@ export class Source<P> extends SourceCore<P> {
     return b.msg;
   }
 
-  private nextInOrder(): number {
-    const p = this.ledger.pending.nextSet(this.cursor);
-    if (p >= 0) this.cursor = p + 1;
+  /** Ascending from the cursor, without wrapping: the run of pending pages there (at most `max`). */
+  private nextRunInOrder(max: number): number {
+    const pending = this.ledger.pending;
+    const p = pending.nextSet(this.cursor);
+    if (p < 0) return -1;
+    const n = pending.runFrom(p, max);
+    this.inOrder.runLength = n;
+    this.cursor = p + n;
     return p;
   }
 

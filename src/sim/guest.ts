@@ -13,6 +13,7 @@ import { AccessGenerator, GENERATOR_STATE_BYTES, type CompiledPhase } from "../w
 import { isInitiallyZero, type Workload } from "../workload/types.js";
 import { FaultLog } from "../disruption/faults.js";
 import { ProgressRecorder } from "../disruption/recorder.js";
+import { anyBitIn, setBitsIn } from "../engine/bitmap.js";
 
 /** What one memory access costs on top of a step's compute time (µs). */
 export const ACCESS_US = 0.05;
@@ -270,11 +271,27 @@ export class Guest {
   installBatch(pages: Uint32Array, data: readonly (number | null)[], now: number): void {
     const mem = this.memory;
     const present = this.present as Uint32Array;
-    for (let i = 0; i < pages.length; i++) {
-      const page = pages[i];
-      mem[page] = data[i] ?? 0;
-      present[page >>> 5] |= 1 << (page & 31);
-      if (this.stalledCount > 0 && this.mayBeStalledOn(page)) this.wakePage(page, now);
+    const hint = this.stalledHint as Uint32Array;
+    const n = pages.length;
+    let i = 0;
+    while (i < n) {
+      // A run of consecutive pages nobody is stalled on (a background message, mostly): its presence bits word by word.
+      const first = pages[i];
+      let j = i + 1;
+      while (j < n && pages[j] === first + (j - i)) j++;
+      const end = first + (j - i);
+      if (j - i > 1 && (this.stalledCount === 0 || !anyBitIn(hint, first, end))) {
+        for (let k = i; k < j; k++) mem[first + k - i] = data[k] ?? 0;
+        setBitsIn(present, first, end);
+        i = j;
+        continue;
+      }
+      for (; i < j; i++) {
+        const page = pages[i];
+        mem[page] = data[i] ?? 0;
+        present[page >>> 5] |= 1 << (page & 31);
+        if (this.stalledCount > 0 && this.mayBeStalledOn(page)) this.wakePage(page, now);
+      }
     }
   }
 

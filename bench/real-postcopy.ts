@@ -53,7 +53,7 @@ interface Run {
   punched_pages: number | null;
   /** The source memfd over the migration: [ms since the engine started, MiB] at each destination progress report. */
   source_mib_over_time: [number, number][];
-  /** Where the downtime went (SourceAgent.switchoverBreakdown). */
+  /** Where the downtime went (SourceAgent.switchoverBreakdown): the agents' legs, the guest's downtime and every stamp. */
   switchover: Breakdown;
 }
 
@@ -159,6 +159,23 @@ function breakdown(b: Breakdown): string {
   return b.vcpus_started_ms === undefined ? parts : `${parts} (${b.vcpus_started_ms.toFixed(1)})`;
 }
 
+/** The guest's downtime leg by leg (ms, from trace_us): PAUSE reply / engine + to link / frame's trip / dest. loop to engine / RESUME read / first step. */
+export const GUEST_LEGS: [string, string][] = [
+  ["source_last_park", "paused"],
+  ["paused", "sent"],
+  ["sent", "frame_at_destination"],
+  ["frame_at_destination", "arrived"],
+  ["arrived", "dest_resume_read"],
+  ["dest_resume_read", "dest_first_step"],
+];
+
+function guestLegs(b: Breakdown): string {
+  const t = b?.trace_us;
+  if (b?.guest_ms === undefined || t === undefined) return "-";
+  const legs = GUEST_LEGS.map(([a, z]) => (t[a] === undefined || t[z] === undefined ? "?" : ((t[z] - t[a]) / 1000).toFixed(2)));
+  return `${b.guest_ms.toFixed(2)} = ${legs.join(" + ")}`;
+}
+
 function spread(xs: number[], digits = 0): string {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   return s.length === 0 ? "-" : `${s[0].toFixed(digits)}–${s[s.length - 1].toFixed(digits)}`;
@@ -169,15 +186,15 @@ function table(rows: Row[], lo: { mib_s: number; rtt_us: number }, rt: { p50_us:
   const lines = [
     `${window.from} … ${window.to}. Loopback TCP (Node ↔ Node): ${lo.mib_s} MiB/s, round trip p50 ${lo.rtt_us} µs; through the data plane's threads: ${nat}; local userfaultfd round trip through Node: p50 ${rt.p50_us} µs, p99 ${rt.p99_us} µs`,
     "",
-    "| workload | mode | guest | data plane | conns | verified | total ms, runs (median; sim) | downtime ms, runs (sim) | rounds / throttle | background MiB/s, runs (sim) | background / native loopback | fault p50 / p99 / max µs (median run; sim p50) | wire / non-zero | source peak MiB | downtime: pause / engine / to link / delivery / resume (of it, to the vCPUs' start) ms, each run |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| workload | mode | guest | data plane | conns | verified | total ms, runs (median; sim) | downtime ms, runs (sim) | rounds / throttle | background MiB/s, runs (sim) | background / native loopback | fault p50 / p99 / max µs (median run; sim p50) | wire / non-zero | source peak MiB | agents' span: pause / engine / to link / delivery / resume (of it, to the vCPUs' start) ms, each run | the guest's downtime = PAUSE reply + engine and to link + the frame's trip + destination loop to engine + RESUME read + first vCPU step, ms, each run | agents' span ms, runs |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const r of rows) {
     const s = r.sim as { downtime_ms: number; total_ms: number; fault_latency_us: { p50: number }; background_mib_s: number };
     const w = r.workload.replace(/^.*\//, "").replace(/\.json$/, "");
     const f = r.real.fault_latency_us;
     lines.push(
-      `| ${w} | ${r.mode} | ${r.mem} | ${r.dataplane} | ${r.connections} | ${r.verified_runs} | ${spread(r.runs.map((x) => x.total_ms))} (${Math.round(r.real.total_ms)}; ${Math.round(s.total_ms)}) | ${spread(r.runs.map((x) => x.downtime_ms), 1)} (${s.downtime_ms.toFixed(2)}) | ${spread(r.runs.map((x) => x.rounds))} / ${spread(r.runs.map((x) => x.throttle * 100))} % | ${spread(r.runs.map((x) => x.background_mib_s))} (${Math.round(s.background_mib_s)}) | ${spread(r.runs.map((x) => x.background_over_native_loopback), 2)} | ${Math.round(f.p50)} / ${Math.round(f.p99)} / ${Math.round(f.max)}; ${Math.round(s.fault_latency_us.p50)} | ${r.wire_over_nonzero} | ${spread(r.runs.map((x) => x.source_peak_mib ?? NaN))} | ${r.runs.map((x) => breakdown(x.switchover)).join("; ")} |`,
+      `| ${w} | ${r.mode} | ${r.mem} | ${r.dataplane} | ${r.connections} | ${r.verified_runs} | ${spread(r.runs.map((x) => x.total_ms))} (${Math.round(r.real.total_ms)}; ${Math.round(s.total_ms)}) | ${spread(r.runs.map((x) => x.downtime_ms), 1)} (${s.downtime_ms.toFixed(2)}) | ${spread(r.runs.map((x) => x.rounds))} / ${spread(r.runs.map((x) => x.throttle * 100))} % | ${spread(r.runs.map((x) => x.background_mib_s))} (${Math.round(s.background_mib_s)}) | ${spread(r.runs.map((x) => x.background_over_native_loopback), 2)} | ${Math.round(f.p50)} / ${Math.round(f.p99)} / ${Math.round(f.max)}; ${Math.round(s.fault_latency_us.p50)} | ${r.wire_over_nonzero} | ${spread(r.runs.map((x) => x.source_peak_mib ?? NaN))} | ${r.runs.map((x) => breakdown(x.switchover)).join("; ")} | ${r.runs.map((x) => guestLegs(x.switchover)).join("; ")} | ${spread(r.runs.map((x) => x.switchover?.agents_ms ?? NaN), 1)} |`,
     );
   }
   return lines.join("\n");

@@ -50,6 +50,27 @@ function explain(r: Report, log: string[]): string {
   return `${r.outcome}: ${String(r.reason)}\n${log.join("\n")}`;
 }
 
+/**
+ * The downtime the guest has (source's last vCPU park → destination's first
+ * vCPU step) is the report's downtime, and every stamp of the switchover is
+ * in causal order (each leg starts once the one before it ended; 2 µs for
+ * the clocks' rounding), so nothing of the agents' span is lost or counted twice.
+ */
+function expectGuestDowntime(r: Report, log: string[]): void {
+  const b = r.real_switchover;
+  expect(b?.guest_ms, explain(r, log)).toBeDefined();
+  if (b?.guest_ms === undefined || b.trace_us === undefined || b.agents_ms === undefined || b.after_first_step_ms === undefined) return;
+  expect(r.downtime_ms).toBe(b.guest_ms);
+  expect(b.guest_ms).toBeGreaterThan(0);
+  const t = b.trace_us;
+  const order = ["asked", "source_pause_read", "source_last_park", "paused", "engine_done", "sent", "frame_at_destination", "arrived", "dest_resume_read", "dest_vcpus_started", "dest_first_step"];
+  for (const k of order) expect(t[k], `${k} in ${JSON.stringify(t)}`).toBeDefined();
+  for (let i = 1; i < order.length; i++) expect(t[order[i]] + 2, `${order[i - 1]} ≤ ${order[i]} in ${JSON.stringify(t)}`).toBeGreaterThanOrEqual(t[order[i - 1]]);
+  // The RESUME reply comes after the guest's control thread read the RESUME (the vCPUs' first steps may come after the reply).
+  expect(t.resumed + 2).toBeGreaterThanOrEqual(t.dest_resume_read);
+  expect(-t.asked / 1000 + b.guest_ms + b.after_first_step_ms).toBeCloseTo(b.agents_ms, 2);
+}
+
 describe.skipIf(unavailable !== null)("real post-copy migration of a 256 MiB guest on loopback", () => {
   const examples = readdirSync("examples").filter((f) => f.endsWith(".json")).sort();
 
@@ -66,6 +87,7 @@ describe.skipIf(unavailable !== null)("real post-copy migration of a 256 MiB gue
       expect(r.switchover_reason).toBe("postcopy");
       // The destination reported its side: what it holds came from somewhere.
       expect(r.downtime_ms).toBeGreaterThan(0);
+      expectGuestDowntime(r, log);
       // QEMU's fault vocabulary, per vCPU: every wait the destination counted belongs to a vCPU thread.
       const faults = r.guest?.faults;
       expect(faults, explain(r, log)).toBeTruthy();

@@ -118,10 +118,12 @@ int ServeControl(int sock, const Config& cfg, const Ram& ram, Machine& m) {
     bool ok = true;
     switch (op) {
       case kPause:
+        m.NotePauseRead();
         if (!m.Pause(err)) ok = ReplyErr(sock, err);
         else ok = ReplyOk(sock, m.SaveState());
         break;
       case kResume:
+        m.NoteResumeRead();
         if (n > 0 && !m.LoadState(p, n, err)) ok = ReplyErr(sock, err);
         else if (!m.Resume(err)) ok = ReplyErr(sock, err);
         else ok = ReplyOk(sock);

@@ -22,6 +22,8 @@ uint64_t NowNs() {
   return static_cast<uint64_t>(t.tv_sec) * 1000000000ull + static_cast<uint64_t>(t.tv_nsec);
 }
 
+constexpr uint32_t kStampsMagic = 0x54535050;  // "PPST"
+
 // The busy loop's body: a dependent multiply chain the compiler cannot drop.
 inline uint64_t Spin(uint64_t iters, uint64_t x) {
   for (uint64_t i = 0; i < iters; i++) {
@@ -65,7 +67,9 @@ Machine::Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool dest
       logs_(cfg.vcpus),
       done_(new std::atomic<uint64_t>[cfg.vcpus * cfg.tasks]),
       tids_(new std::atomic<uint32_t>[cfg.vcpus]),
-      slot_tids_(new std::atomic<uint32_t>[cfg.vcpus * cfg.tasks]) {
+      slot_tids_(new std::atomic<uint32_t>[cfg.vcpus * cfg.tasks]),
+      first_step_ns_(new std::atomic<uint64_t>[cfg.vcpus * cfg.tasks]),
+      park_ns_(new std::atomic<uint64_t>[cfg.vcpus * cfg.tasks]) {
   if (probe_) {
     known_.reset(new std::atomic<uint8_t>[cfg.pages]);
     for (uint64_t p = 0; p < cfg.pages; p++) known_[p].store(0, std::memory_order_relaxed);
@@ -82,6 +86,8 @@ Machine::Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool dest
     for (auto& w : st_[t].rng) w = Mix64(sm += 0x9E3779B97F4A7C15ull);
     done_[t].store(0);
     slot_tids_[t].store(0);
+    first_step_ns_[t].store(0);
+    park_ns_[t].store(0);
   }
   // Calibrate the compute loop once: iterations per nanosecond over ~20 ms.
   uint64_t iters = 1 << 16, t0 = NowNs(), x = 1;
@@ -95,6 +101,8 @@ Machine::Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool dest
 }
 
 Machine::~Machine() { Shutdown(); }
+
+uint64_t Machine::MonotonicNs() { return NowNs(); }
 
 void Machine::Shutdown() {
   quit_ = true;
@@ -258,6 +266,21 @@ bool Machine::ProgressLogBytes(std::vector<uint8_t>& out) {
     put(out, &used, 4);
     put(out, l.slots.data(), l.used * sizeof(uint32_t));
   }
+  // The switchover's stamps: per vCPU the earliest first step and the latest park of its tasks.
+  put(out, &kStampsMagic, 4);
+  put(out, &pause_read_ns_, 8);
+  put(out, &resume_read_ns_, 8);
+  for (size_t v = 0; v < cfg_.vcpus; v++) {
+    uint64_t first = 0, park = 0;
+    for (size_t k = 0; k < tasks_; k++) {
+      uint64_t f = first_step_ns_[v + cfg_.vcpus * k].load(std::memory_order_relaxed);
+      uint64_t p = park_ns_[v + cfg_.vcpus * k].load(std::memory_order_relaxed);
+      if (f != 0 && (first == 0 || f < first)) first = f;
+      park = std::max(park, p);
+    }
+    put(out, &first, 8);
+    put(out, &park, 8);
+  }
   return true;
 }
 
@@ -302,6 +325,8 @@ void Machine::Run(size_t slot) {
     bool finished = max_steps_ != 0 && s.step >= max_steps_;
     if (finished || pause_req_.load(std::memory_order_acquire)) {
       release();
+      // A park for a PAUSE ends the vCPU's run on this host (the guest-side downtime starts at the last one).
+      if (!finished) park_ns_[slot].store(NowNs(), std::memory_order_relaxed);
       std::unique_lock<std::mutex> l(mu_);
       parked_++;
       cv_ctrl_.notify_all();
@@ -311,6 +336,8 @@ void Machine::Run(size_t slot) {
       if (quit_) return;
       continue;
     }
+    // The first step on this host: where the destination's downtime ends (one clock read per thread).
+    if (first_step_ns_[slot].load(std::memory_order_relaxed) == 0) first_step_ns_[slot].store(NowNs(), std::memory_order_relaxed);
     double r = throttle_.load(std::memory_order_relaxed);
     uint64_t t0 = r > 0 ? NowNs() : 0;
     bool write = false;

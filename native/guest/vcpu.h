@@ -70,7 +70,15 @@ class Machine {
   // Only while every vCPU is parked (paused or finished): false otherwise.
   // u64 origin (CLOCK_MONOTONIC ns when the vCPUs started; 0 before), u64 now
   // (same clock), u32 vcpus, then per vCPU: u64 slot_ns, u32 n, n x u32 steps.
+  // Then the switchover's stamps (same clock, 0 = never): u32 magic "PPST", u64 when the control
+  // thread read the last PAUSE, u64 the last RESUME, then per vCPU: u64 first step (the earliest of
+  // its tasks' first steps since RUN/RESUME started them), u64 last park (the latest of its tasks'
+  // parks for a PAUSE, i.e. just after its last step).
   bool ProgressLogBytes(std::vector<uint8_t>& out);
+  // The control thread read a PAUSE / RESUME (the switchover's trace at the guest's end).
+  void NotePauseRead() { pause_read_ns_ = MonotonicNs(); }
+  void NoteResumeRead() { resume_read_ns_ = MonotonicNs(); }
+  static uint64_t MonotonicNs();
   void Shutdown();  // stop and join every thread
 
  private:
@@ -112,6 +120,10 @@ class Machine {
   std::unique_ptr<std::atomic<uint64_t>[]> done_;
   std::unique_ptr<std::atomic<uint32_t>[]> tids_;
   std::unique_ptr<std::atomic<uint32_t>[]> slot_tids_;  // every task thread's tid (0 before it ran)
+  // Per task slot, CLOCK_MONOTONIC ns (0: not yet): its first step since it started, its last park for a PAUSE.
+  std::unique_ptr<std::atomic<uint64_t>[]> first_step_ns_;
+  std::unique_ptr<std::atomic<uint64_t>[]> park_ns_;
+  uint64_t pause_read_ns_ = 0, resume_read_ns_ = 0;  // control thread only
   std::vector<std::thread> threads_;
   RunState state_ = RunState::Idle;
 

@@ -190,6 +190,16 @@ export interface SwitchoverBreakdown {
   resume_ms: number;
   /** Of resume_ms, until the destination guest's vCPUs started (the guest's own clock); the rest is the RESUME reply's way back. */
   vcpus_started_ms?: number;
+  /** The legs' sum: the source engine's decision to pause → the RESUME reply at the destination's loop. */
+  agents_ms?: number;
+  /** The downtime the guest has: the source's last vCPU park → the destination's first vCPU step (both guests' own stamps). */
+  guest_ms?: number;
+  /** The longest one vCPU went without a step: its last park at the source → its first step at the destination. */
+  vcpu_worst_ms?: number;
+  /** The destination's first vCPU step → the RESUME reply at its loop (in agents_ms, not in guest_ms). */
+  after_first_step_ms?: number;
+  /** Every stamp of the switchover, µs from the source's last vCPU park (real back end; source-report.ts). */
+  trace_us?: Record<string, number>;
 }
 
 export type Phase =

@@ -45,6 +45,8 @@ export interface ReportedSession {
 export class DestReports {
   /** When the engine took the switchover (asked us to resume): the end of its delivery in the downtime breakdown. */
   switchoverAt: number | null = null;
+  /** When the switchover frame reached the session (before its engine took it). */
+  frameAt: number | null = null;
   /** When the guest really ran (the engine's resumedAt is when it took the switchover). */
   resumedAt: number | null = null;
   /** The final report went out: the link's end is then the session's. */
@@ -82,7 +84,7 @@ export class DestReports {
     const extra = Array.from(extras, (x) => x?.taken ?? 0);
     const bulkTaken = b === undefined ? undefined : { epoch, bytes: b.taken, ...(extra.length > 0 ? { extra } : {}) };
     // The engine's resumedAt is when it took the switchover; ours is when the guest really ran.
-    const switchover = this.switchoverAt !== null && this.resumedAt !== null ? { arrivedAt: this.switchoverAt, resumedAt: this.resumedAt } : undefined;
+    const switchover = this.switchoverAt !== null && this.resumedAt !== null ? { arrivedAt: this.switchoverAt, resumedAt: this.resumedAt, ...(this.frameAt !== null ? { frameAt: this.frameAt } : {}) } : undefined;
     this.s.sendReport({ kind: "progress", metrics, steps, at: nowUs(), bulkTaken, switchover });
   }
 
@@ -109,13 +111,11 @@ export class DestReports {
       const end = await g.progress();
       const atEnd = totalSteps(end);
       // The guest's per-vCPU progress log (it started at the resume), for the source's disruption figures.
-      const progressLog = await g.progressLog().then(
-        (l) => logToSend(l, l.originUs, e.metrics.completedAt ?? Infinity),
-        (err: unknown) => (this.s.log(`no progress log from the guest: ${messageOf(err)}`), undefined),
-      );
+      const log = await g.progressLog().catch((err: unknown) => (this.s.log(`no progress log from the guest: ${messageOf(err)}`), undefined));
+      const progressLog = log === undefined ? undefined : logToSend(log, log.originUs, e.metrics.completedAt ?? Infinity);
       const metrics = { ...e.metrics, resumedAt: this.resumedAt ?? e.metrics.resumedAt };
       const finishedBeforeComplete = atComplete.vcpus.some((v) => v.finished);
-      const sent = this.s.sendReport({ kind: "final", metrics, hash, steps: { atResume: this.stepsAtResume, atComplete: totalSteps(atComplete), atEnd }, finishedBeforeComplete, progressLog, vcpuTids: end.vcpus.map((v) => v.tid) });
+      const sent = this.s.sendReport({ kind: "final", metrics, hash, steps: { atResume: this.stepsAtResume, atComplete: totalSteps(atComplete), atEnd }, finishedBeforeComplete, progressLog, vcpuTids: end.vcpus.map((v) => v.tid), guestStamps: log?.stamps });
       if (!sent) {
         this.s.log(`completed; guest RAM hash ${hash}, not sent: the link to the source is down`);
         return this.s.finish({ outcome: "completed", reason: "completed; the report could not be sent (link down)" });

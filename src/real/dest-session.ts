@@ -264,6 +264,7 @@ export class DestSession {
     }
     if (this.engine !== null) {
       if (this.trace !== null && m.type === "pages") this.trace.arrived(m.pages, channel);
+      if (m.type === "switchover" && this.reports.frameAt === null) this.reports.frameAt = nowUs();
       return this.dispatch({ kind: "message", msg: m, channel });
     }
     if (m.type !== "hello") return this.refuse(`expected a hello first, got ${m.type}`);

@@ -9,6 +9,7 @@ import type { Socket } from "node:net";
 import { closeFd, mapShared, openPagemap, type Mapping } from "./native.js";
 import { MAX_LOG_SLOTS, type GuestLog, type VcpuLog } from "../disruption/guest-log.js";
 import { nowUs } from "./clock.js";
+import { monoUs } from "./fault-trace-clock.js";
 import { connectGuest, GuestError, type GuestExit, type GuestLayout, type GuestSpawnOptions } from "./guest-connect.js";
 
 export { GuestError, type GuestLayout, type GuestRole, type GuestSpawnOptions } from "./guest-connect.js";
@@ -19,6 +20,25 @@ export interface VcpuProgress {
   /** The vCPU thread's kernel id, as userfaultfd fault messages name it; 0 before it ran. */
   tid: number;
 }
+
+/**
+ * The guest's own switchover stamps (issue 9), µs on the agents' clock
+ * (null: never happened): when its control thread read the last PAUSE and
+ * RESUME, and per vCPU its first step on this host and its last park for a
+ * PAUSE (just after its last step).
+ */
+export interface GuestStamps {
+  pauseReadUs: number | null;
+  resumeReadUs: number | null;
+  firstStepUs: (number | null)[];
+  lastParkUs: (number | null)[];
+}
+
+/** The progress log with the guest's stamps (absent from an older guest). */
+export type GuestLogWithStamps = GuestLog & { stamps?: GuestStamps };
+
+/** "PPST": the stamps' trailer after the per-vCPU logs in a PROGRESS_LOG reply. */
+const STAMPS_MAGIC = 0x54535050;
 
 export interface GuestProgress {
   state: "idle" | "running" | "paused";
@@ -141,15 +161,17 @@ export class GuestProcess {
   /**
    * Each vCPU's steps per time slot since the vCPUs started (vCPUs must be
    * paused or finished), on this process's clock: the guest and the agent
-   * share CLOCK_MONOTONIC, and the reply's "now" fixes the offset.
+   * share CLOCK_MONOTONIC (process.hrtime), which fixes the offset. With the
+   * guest's switchover stamps when it sends them.
    */
-  async progressLog(): Promise<GuestLog> {
+  async progressLog(): Promise<GuestLogWithStamps> {
     const p = await this.request(Op.ProgressLog);
-    const atUs = nowUs();
+    // The guest's stamps are CLOCK_MONOTONIC, process.hrtime's clock: one offset to the agents' (not the reply's "now",
+    // which would shift every stamp by the reply's own latency).
+    const offsetUs = nowUs() - monoUs();
     const bad = (why: string) => new GuestError(`PROGRESS_LOG reply: ${why}`);
     if (p.length < 20) throw bad(`${p.length} bytes`);
     const originNs = Number(p.readBigUInt64LE(0));
-    const guestNowNs = Number(p.readBigUInt64LE(8));
     const n = p.readUInt32LE(16);
     if (n !== this.layout.vcpus) throw bad(`${n} vCPUs, the guest has ${this.layout.vcpus}`);
     const vcpus: VcpuLog[] = [];
@@ -165,7 +187,19 @@ export class GuestProcess {
       o += used * 4;
       vcpus.push({ slotUs: slotNs / 1000, steps });
     }
-    return { originUs: atUs - (guestNowNs - originNs) / 1000, vcpus };
+    // Guest CLOCK_MONOTONIC ns → the agents' µs, through the reply's "now"; 0 is "never".
+    const at = (ns: number): number | null => (ns === 0 ? null : ns / 1000 + offsetUs);
+    const log: GuestLogWithStamps = { originUs: originNs / 1000 + offsetUs, vcpus };
+    if (o + 20 + 16 * n <= p.length && p.readUInt32LE(o) === STAMPS_MAGIC) {
+      const first: (number | null)[] = [];
+      const park: (number | null)[] = [];
+      for (let v = 0; v < n; v++) {
+        first.push(at(Number(p.readBigUInt64LE(o + 20 + 16 * v))));
+        park.push(at(Number(p.readBigUInt64LE(o + 28 + 16 * v))));
+      }
+      log.stamps = { pauseReadUs: at(Number(p.readBigUInt64LE(o + 4))), resumeReadUs: at(Number(p.readBigUInt64LE(o + 12))), firstStepUs: first, lastParkUs: park };
+    }
+    return log;
   }
 
   /** 64-bit hash of guest RAM as 16 hex digits (vCPUs must be paused or finished). */

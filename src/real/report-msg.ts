@@ -22,7 +22,7 @@ export interface ProgressReport {
   /** Bytes of bulk connection 0's stream of link epoch `epoch` that its native receiver installed, and of connections 1… (`extra`); absent on the JS path. */
   bulkTaken?: { epoch: number; bytes: number; extra?: number[] };
   /** Destination clock, µs: when its engine took the switchover, and when the guest's RESUME returned (the downtime breakdown). */
-  switchover?: { arrivedAt: number; resumedAt: number };
+  switchover?: { arrivedAt: number; resumedAt: number; frameAt?: number };
 }
 
 export interface FinalReport {
@@ -39,6 +39,8 @@ export interface FinalReport {
   progressLog?: unknown;
   /** Each vCPU's thread id, the ids metrics.vcpuWaits counts by (unchecked: the source checks it). */
   vcpuTids?: unknown;
+  /** The destination guest's switchover stamps (guest-process.ts GuestStamps; unchecked: the source checks them). */
+  guestStamps?: unknown;
 }
 
 export interface FailedReport {
@@ -89,8 +91,8 @@ export function parseDestReport(json: string): DestReport {
       if (t !== undefined && !(typeof t === "object" && t !== null && Number.isSafeInteger(t.epoch) && count(t.bytes) && extraOk(t.extra))) {
         throw new RealError("destination report: malformed bulkTaken");
       }
-      const sw = (v as { switchover?: unknown }).switchover as { arrivedAt?: unknown; resumedAt?: unknown } | undefined;
-      if (sw !== undefined && !(typeof sw === "object" && sw !== null && Number.isFinite(sw.arrivedAt) && Number.isFinite(sw.resumedAt))) {
+      const sw = (v as { switchover?: unknown }).switchover as { arrivedAt?: unknown; resumedAt?: unknown; frameAt?: unknown } | undefined;
+      if (sw !== undefined && !(typeof sw === "object" && sw !== null && Number.isFinite(sw.arrivedAt) && Number.isFinite(sw.resumedAt) && (sw.frameAt === undefined || Number.isFinite(sw.frameAt)))) {
         throw new RealError("destination report: malformed switchover");
       }
       return v as ProgressReport;

@@ -8,7 +8,6 @@
  * made here once the migration is over.
  */
 import { raiseLoopPriority } from "./loop-priority.js";
-import type { GuestLog } from "../disruption/guest-log.js";
 import { EndCause } from "../engine/events.js";
 import { resolveOptions, type MigrationOptions } from "../engine/options.js";
 import { buildSnapshot } from "../engine/metrics.js";
@@ -18,7 +17,7 @@ import { toGuestConfig } from "../workload/guest-config.js";
 import type { Workload } from "../workload/types.js";
 import { nowUs, sleep } from "./clock.js";
 import { messageOf, RealError } from "./errors.js";
-import { GuestProcess } from "./guest-process.js";
+import { GuestProcess, type GuestLogWithStamps } from "./guest-process.js";
 import { startingVcpus } from "./guest-spawn.js";
 import { chooseSteps, type SessionInfo } from "./plan.js";
 import { ProgressWindow, totalSteps, workSoFar } from "./progress.js";
@@ -77,7 +76,7 @@ export class SourceAgent {
   private window: ProgressWindow;
   private stepsAtStart = 0;
   private baseline = 0;
-  private sourceLog: GuestLog | null = null;
+  private sourceLog: GuestLogWithStamps | null = null;
   private poller: NodeJS.Timeout | undefined;
   private readonly log: (line: string) => void;
   private peer: { host: string; port: number };
@@ -122,7 +121,7 @@ export class SourceAgent {
 
   /** Where the downtime went, ms (issue 9; source-report.ts). */
   get switchoverBreakdown(): SwitchoverBreakdown | null {
-    return switchoverBreakdown(this.driver);
+    return switchoverBreakdown(this.driver, this.sourceLog, this.o.workload.vcpus);
   }
 
   /** The source guest's memory (memfd bytes) over the migration, and how many pages were punched as they left (issue 9). */

@@ -59,7 +59,7 @@ export class SourceDriver {
   remote: DestinationMetrics = emptyDestinationMetrics();
   remoteSteps: { at: number; steps: number } | null = null;
   /** µs on this clock: the source guest paused, the switchover handed to the link; the destination's arrival and resume (its clock). */
-  readonly switchoverTimes: { pausedAt: number | null; engineUs: number | null; sentAt: number | null; arrivedAt: number | null; resumedAt: number | null } = { pausedAt: null, engineUs: null, sentAt: null, arrivedAt: null, resumedAt: null };
+  readonly switchoverTimes: { pausedAt: number | null; engineUs: number | null; sentAt: number | null; frameAt: number | null; arrivedAt: number | null; resumedAt: number | null } = { pausedAt: null, engineUs: null, sentAt: null, frameAt: null, arrivedAt: null, resumedAt: null };
   notice: string | null = null;
   final: FinalReport | null = null;
   private readonly port: SourceMemoryPort;
@@ -285,6 +285,7 @@ export class SourceDriver {
       if (r.switchover !== undefined) {
         this.switchoverTimes.arrivedAt = r.switchover.arrivedAt;
         this.switchoverTimes.resumedAt = r.switchover.resumedAt;
+        this.switchoverTimes.frameAt = r.switchover.frameAt ?? null;
       }
     } else if (r.kind === "final") {
       this.remote = r.metrics;

@@ -14,28 +14,116 @@ import { standbyReport } from "../engine/standby.js";
 import type { Workload } from "../workload/types.js";
 import { nowUs } from "./clock.js";
 import type { FinalReport } from "./report-msg.js";
+import type { GuestLogWithStamps, GuestStamps } from "./guest-process.js";
 import type { DriverEnd, SourceDriver } from "./source-driver.js";
 import type { MemorySample } from "./source-release.js";
 
 /**
- * Where the downtime went, ms (issue 9): pausing the source guest (from the
- * engine's decision to the PAUSE reply with the vCPU state), the engine
- * taking the pause (dirty log, stale list, every unsent page pending), to
- * the link (pre-copy's last dirty pages; ~0 in post-copy), delivery (the
- * switchover's trip and the destination's engine taking it), resuming
- * (stale pages dropped and the destination guest's RESUME). The
- * destination's times are on its clock: on one host, one clock.
+ * One switchover's stamps, µs on the agents' clock (one clock on one host;
+ * across hosts as good as their sync). Source: the engine's decision to
+ * pause, the PAUSE reply, the engine's part, the hand-off to the link.
+ * Destination: the switchover frame at its session, its engine taking it
+ * (the RESUME asked for), the RESUME reply. Each guest's own stamps
+ * (guest-process.ts) and the destination guest's progress-log origin.
  */
-export function switchoverBreakdown(d: SourceDriver | null): SwitchoverBreakdown | null {
+export interface SwitchoverTimes {
+  askedAt: number;
+  pausedAt: number;
+  engineUs: number;
+  sentAt: number;
+  frameAt?: number | null;
+  arrivedAt: number;
+  resumedAt: number;
+  destOriginUs?: number | null;
+  source?: GuestStamps | null;
+  dest?: GuestStamps | null;
+}
+
+/** A peer's stamps, checked (finite numbers, one per vCPU), or null with nothing trusted. */
+export function checkStamps(x: unknown, vcpus: number): GuestStamps | null {
+  const o = x as Partial<GuestStamps> | null;
+  const t = (v: unknown): boolean => v === null || (typeof v === "number" && Number.isFinite(v));
+  const list = (a: unknown): boolean => Array.isArray(a) && a.length === vcpus && a.every(t);
+  if (typeof o !== "object" || o === null || !t(o.pauseReadUs) || !t(o.resumeReadUs) || !list(o.firstStepUs) || !list(o.lastParkUs)) return null;
+  return o as GuestStamps;
+}
+
+const ms = (us: number): number => Math.round(us) / 1000;
+const known = (xs: readonly (number | null)[] | undefined): number[] => (xs ?? []).filter((x): x is number => x !== null);
+
+/**
+ * Where the downtime went, ms (issue 9). The agents' legs, from the source
+ * engine's decision to pause to the RESUME reply at the destination's loop
+ * (`agents_ms`, their sum): pausing the source guest (to the PAUSE reply
+ * with the vCPU state), the engine taking the pause (dirty log, stale list,
+ * every unsent page pending), to the link (pre-copy's last dirty pages; ~0
+ * in post-copy), delivery (the switchover's trip and the destination's
+ * engine taking it), resuming (the destination guest's RESUME and its
+ * reply). With both guests' stamps, the downtime the guest has (`guest_ms`):
+ * from the source's last vCPU park (the latest over its vCPUs: no vCPU runs
+ * there after it) to the destination's first vCPU step (the earliest: one
+ * runs again) — the engine's decision comes before the vCPUs stop and the
+ * RESUME reply after one runs, so neither end is the guest's. `trace_us`:
+ * every stamp, µs from the source's last vCPU park (or the decision).
+ */
+export function breakdownOf(t: SwitchoverTimes): SwitchoverBreakdown {
+  const b: SwitchoverBreakdown = {
+    pause_ms: ms(t.pausedAt - t.askedAt),
+    engine_ms: ms(t.engineUs),
+    to_link_ms: ms(t.sentAt - t.pausedAt - t.engineUs),
+    delivery_ms: ms(t.arrivedAt - t.sentAt),
+    resume_ms: ms(t.resumedAt - t.arrivedAt),
+    agents_ms: ms(t.resumedAt - t.askedAt),
+  };
+  if (typeof t.destOriginUs === "number") b.vcpus_started_ms = ms(t.destOriginUs - t.arrivedAt);
+  const parks = known(t.source?.lastParkUs);
+  const firsts = known(t.dest?.firstStepUs);
+  const lastPark = parks.length > 0 ? Math.max(...parks) : null;
+  const firstStep = firsts.length > 0 ? Math.min(...firsts) : null;
+  if (lastPark !== null && firstStep !== null) {
+    b.guest_ms = ms(firstStep - lastPark);
+    // Per vCPU: its last step here to its first there; the worst of them.
+    let worst = -Infinity;
+    const src = t.source?.lastParkUs ?? [];
+    const dst = t.dest?.firstStepUs ?? [];
+    for (let v = 0; v < Math.min(src.length, dst.length); v++) {
+      const a = src[v];
+      const z = dst[v];
+      if (a !== null && z !== null) worst = Math.max(worst, z - a);
+    }
+    if (worst > -Infinity) b.vcpu_worst_ms = ms(worst);
+    b.after_first_step_ms = ms(t.resumedAt - firstStep);
+  }
+  const zero = lastPark ?? t.askedAt;
+  const rel = (us: number | null | undefined): number | undefined => (typeof us === "number" ? Math.round(us - zero) : undefined);
+  const trace: Record<string, number | undefined> = {
+    asked: rel(t.askedAt),
+    source_pause_read: rel(t.source?.pauseReadUs),
+    source_last_park: rel(lastPark),
+    paused: rel(t.pausedAt),
+    engine_done: rel(t.pausedAt + t.engineUs),
+    sent: rel(t.sentAt),
+    frame_at_destination: rel(t.frameAt),
+    arrived: rel(t.arrivedAt),
+    dest_resume_read: rel(t.dest?.resumeReadUs),
+    dest_vcpus_started: rel(t.destOriginUs),
+    dest_first_step: rel(firstStep),
+    resumed: rel(t.resumedAt),
+  };
+  b.trace_us = Object.fromEntries(Object.entries(trace).filter((e): e is [string, number] => e[1] !== undefined));
+  return b;
+}
+
+/** The driver's switchover (null before it completed one) with both guests' stamps: `sourceLog` is the source guest's log after the pause. */
+export function switchoverBreakdown(d: SourceDriver | null, sourceLog: GuestLogWithStamps | null = null, vcpus = sourceLog?.vcpus.length ?? 0): SwitchoverBreakdown | null {
   const t = d?.switchoverTimes;
   const asked = d?.engine.metrics.pausedAt ?? null;
   if (t === undefined || asked === null || t.pausedAt === null || t.engineUs === null || t.sentAt === null || t.arrivedAt === null || t.resumedAt === null) return null;
-  const ms = (us: number): number => Math.round(us) / 1000;
-  const b: SwitchoverBreakdown = { pause_ms: ms(t.pausedAt - asked), engine_ms: ms(t.engineUs), to_link_ms: ms(t.sentAt - t.pausedAt - t.engineUs), delivery_ms: ms(t.arrivedAt - t.sentAt), resume_ms: ms(t.resumedAt - t.arrivedAt) };
-  // The destination guest's own record of when its vCPUs started (its progress log's origin, on the agents' clock).
-  const origin = (d?.final?.progressLog as { originUs?: unknown } | undefined)?.originUs;
-  if (typeof origin === "number" && Number.isFinite(origin)) b.vcpus_started_ms = ms(origin - t.arrivedAt);
-  return b;
+  // The destination guest's own records (its final report; a peer's: checked).
+  const log = d?.final?.progressLog as { originUs?: unknown } | undefined;
+  const origin = typeof log?.originUs === "number" && Number.isFinite(log.originUs) ? log.originUs : null;
+  const dest = d?.final?.guestStamps === undefined ? null : checkStamps(d.final.guestStamps, vcpus);
+  return breakdownOf({ askedAt: asked, pausedAt: t.pausedAt, engineUs: t.engineUs, sentAt: t.sentAt, frameAt: t.frameAt, arrivedAt: t.arrivedAt, resumedAt: t.resumedAt, destOriginUs: origin, source: sourceLog?.stamps ?? null, dest });
 }
 
 /** The source guest's memory (memfd bytes) over the migration, and how many pages were punched as they left (issue 9). */
@@ -110,7 +198,7 @@ export function sourceReport(d: SourceDriver, end: DriverEnd, final: FinalReport
     else if (!verified) reason = `the destination's memory hash ${got.hash} differs from the unmigrated run's ${expected ?? "?"}`;
   }
   const { peer } = run;
-  return buildReport(srcMetrics, dst, {
+  const report = buildReport(srcMetrics, dst, {
     backend: "real",
     workload: run.workload.name,
     guest,
@@ -128,4 +216,9 @@ export function sourceReport(d: SourceDriver, end: DriverEnd, final: FinalReport
     real_source_memory: sourceMemoryReport(run.sourceMemory),
     ...(d.engine.standbyFigures === null ? {} : { standby: { ...standbyReport(d.engine.standbyFigures, src.startedAt ?? now, dst.completedAt, null, null), sync: run.standbySync, reconnect_wait_ms: run.reconnectTimeoutMs } }),
   });
+  // The downtime the guest has (source's last vCPU park → destination's first vCPU step), where both guests said;
+  // the agents' span (decision → RESUME reply) stays in real_switchover.agents_ms.
+  const g = run.switchover?.guest_ms;
+  if (g !== undefined && Number.isFinite(g) && g >= 0) report.downtime_ms = g;
+  return report;
 }

@@ -102,8 +102,10 @@ describe("ppsim-guest's switchover stamps", () => {
         expect(s.pauseReadUs!).toBeLessThanOrEqual(park!);
       }
       // A fresh guest started by RESUME with the source's state: its first steps come after it read the RESUME.
+      const atPause = (await src.progress()).vcpus.map((v) => v.steps);
       await dst.resume(state);
-      while ((await dst.progress()).vcpus.some((v) => v.steps === 0)) await sleep(2);
+      // Its step counters start from the source's: wait for a step of its own on each vCPU.
+      while ((await dst.progress()).vcpus.some((v, i) => v.steps <= atPause[i])) await sleep(2);
       await dst.pause();
       const d = (await dst.progressLog()).stamps;
       expect(d).toBeDefined();

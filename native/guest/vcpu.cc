@@ -98,6 +98,10 @@ Machine::Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool dest
   }
   sink_ += x;
   iters_per_ns_ = static_cast<double>(total) / static_cast<double>(NowNs() - t0);
+  // The task threads exist from here on and sleep until RUN or RESUME: created by
+  // RESUME, a destination's vCPU waited for the clone and then, as a new task, for a
+  // core behind the running ones; a sleeper that is woken gets one sooner (issue 9).
+  for (size_t t = 0; t < slots_; t++) threads_.emplace_back([this, t] { Run(t); });
 }
 
 Machine::~Machine() { Shutdown(); }
@@ -124,9 +128,13 @@ void Machine::Shutdown() {
 
 bool Machine::Start(std::string& err) {
   if (state_ != RunState::Idle) return err = "RUN: vCPUs already started", false;
-  state_ = RunState::Running;
-  log_origin_ns_ = NowNs();
-  for (size_t t = 0; t < slots_; t++) threads_.emplace_back([this, t] { Run(t); });
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    state_ = RunState::Running;
+    log_origin_ns_ = NowNs();
+    started_ = true;
+  }
+  cv_vcpu_.notify_all();
   return true;
 }
 
@@ -296,12 +304,18 @@ void Machine::Run(size_t slot) {
   // gettid() is a pid_t (int), positive for a live thread: it fits a u32. A vCPU's tid is its first task's.
   const pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
   if (slot == v) tids_[v].store(static_cast<uint32_t>(tid), std::memory_order_relaxed);
-  // Before its first step: a vCPU created at nice 0 would take a core from the
-  // control thread's RESUME reply and the agents inside the downtime (docs/real.md).
-  // PRIO_PROCESS with a thread id sets that thread's nice on Linux; best effort.
-  if (vcpu_nice_ > 0) (void)setpriority(PRIO_PROCESS, static_cast<id_t>(tid), vcpu_nice_);
-  // After its own renice: a PAUSE that raises it from here on is not undone by it.
-  slot_tids_[slot].store(static_cast<uint32_t>(tid), std::memory_order_release);
+  // Its own renice comes after its first step (below), not before: lowered to nice 19
+  // first, a new vCPU waited milliseconds for a core on a loaded host before it ran at
+  // all — the end of the downtime. One step at nice 0 is microseconds (or it sleeps in
+  // its first fault), then it gives way to the agents as before (docs/real.md).
+  bool lowered = vcpu_nice_ <= 0;
+  if (lowered) slot_tids_[slot].store(static_cast<uint32_t>(tid), std::memory_order_release);
+  {
+    // Until RUN / RESUME (Start): its state may still be loaded, and the log's origin is not set.
+    std::unique_lock<std::mutex> l(mu_);
+    cv_vcpu_.wait(l, [&] { return started_ || quit_.load(); });
+  }
+  if (quit_.load()) return;
   VcpuState& s = st_[slot];
   double debt_ns = 0;  // throttle sleep owed
   uint64_t pending = 0;  // steps done since the last clock read
@@ -355,7 +369,15 @@ void Machine::Run(size_t slot) {
       known_[p].store(1, std::memory_order_relaxed);
     }
     Access(slot, s, p, write);
-    done_[slot].store(s.step, std::memory_order_relaxed);
+    if (!lowered) {
+      // PRIO_PROCESS with a thread id sets that thread's nice on Linux; best effort.
+      (void)setpriority(PRIO_PROCESS, static_cast<id_t>(tid), vcpu_nice_);
+      // After its own renice: a PAUSE that raises it from here on is not undone by it. Before
+      // its first step counts: whoever sees a step done finds the thread lowered and known.
+      slot_tids_[slot].store(static_cast<uint32_t>(tid), std::memory_order_release);
+      lowered = true;
+    }
+    done_[slot].store(s.step, std::memory_order_release);
     pending++;
     if (--stride_left == 0) {
       stride_left = clock_stride_;

@@ -46,7 +46,7 @@ class Machine {
   Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool destination, int vcpu_nice = 0);
   ~Machine();
 
-  bool Start(std::string& err);                // RUN (from the current states)
+  bool Start(std::string& err);                // RUN (from the current states): wakes the task threads the constructor made
   bool Pause(std::string& err);                // stop at a safe point between steps
   bool Resume(std::string& err);               // continue after PAUSE
   std::vector<uint8_t> SaveState() const;      // only while not running
@@ -126,6 +126,7 @@ class Machine {
   uint64_t pause_read_ns_ = 0, resume_read_ns_ = 0;  // control thread only
   std::vector<std::thread> threads_;
   RunState state_ = RunState::Idle;
+  bool started_ = false;  // under mu_: RUN or RESUME let the (already created) task threads go
 
   std::mutex mu_;
   std::condition_variable cv_vcpu_, cv_ctrl_;

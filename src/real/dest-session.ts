@@ -18,7 +18,6 @@ import { DestinationMemory } from "./dest-memory.js";
 import { messageOf } from "./errors.js";
 import { migrationPageSize } from "./huge-reserve.js";
 import { GuestProcess } from "./guest-process.js";
-import { deprioritiseVcpus } from "./guest-spawn.js";
 import { constants } from "./native.js";
 import { parseSessionInfo, type SessionInfo } from "./plan.js";
 import type { DestReport } from "./report-msg.js";
@@ -373,12 +372,12 @@ export class DestSession {
     this.reports.switchoverAt = nowUs();
     this.mem.guestMayRun();
     for (const b of [this.conns.bulk, ...this.extras]) if (b instanceof NativeBulkConn) b.setRunning();
-    // Not startingVcpus: the guest is running once RESUME returns, and its new vCPU threads lowered their
-    // own priority as they started; the renice pass (a /proc walk) comes after the downtime, not in it.
+    // Not startingVcpus, and no renice pass after it: each new vCPU thread lowers its own priority after
+    // its first step (ppsim-guest), and a /proc pass here could lower one that has not taken it yet —
+    // a vCPU at nice 19 waited milliseconds for a core, inside the guest's downtime.
     g.resume(cpuState).then(
       async () => {
         this.reports.resumedAt = nowUs();
-        deprioritiseVcpus(g);
         this.o.log(`${this.tag}: destination guest running`);
         // Only now may the source learn it: until then it can still take the VM back.
         this.dispatch({ kind: "guestResumed" });

@@ -10,7 +10,11 @@
  * on cores of their own) does not have. At nice 19 the scheduler runs a
  * waking agent or control thread at once, while the vCPUs still get every
  * cycle left over. Nice is per thread on Linux, so each vCPU thread sets
- * its own as it starts, before its first step (ppsim-guest --vcpu-nice).
+ * its own as it starts, right after its first step (ppsim-guest
+ * --vcpu-nice): lowered before it, a destination's new vCPU waited
+ * milliseconds for a core before it ran at all, and that first step is
+ * where the guest's downtime ends (issue 9); one step at nice 0 is
+ * microseconds, or a sleep in its first fault.
  * The agent used to renice them after RUN/RESUME, watching /proc/PID/task
  * for them: a destination's new vCPUs ran at nice 0 meanwhile and took the
  * cores from the control thread's RESUME reply and the agents — 6–9 ms of a

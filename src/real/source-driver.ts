@@ -30,6 +30,11 @@ import { faultTraceDir, SourceFaultTrace } from "./fault-trace.js";
 import { REAL_STANDBY, type SourceStandby } from "./standby-source.js";
 import type { StandbyOp } from "../engine/standby.js";
 
+/** PPSIM_SWITCHOVER_HOLD=0: background pages follow the switchover frame at once, as before (A/B). */
+function switchoverHoldWanted(): boolean {
+  return process.env.PPSIM_SWITCHOVER_HOLD !== "0";
+}
+
 export interface DriverEnd {
   outcome: "completed" | "cancelled" | "failed";
   reason: string;
@@ -52,6 +57,8 @@ export interface SourceDriverOptions {
 const BYTES_PER_TURN = 64 * 1024;
 /** With the native sender a pull costs JS a few µs, not a copy: the senders' queue bounds are the limit (this per connection). */
 const NATIVE_BYTES_PER_TURN = 1024 * 1024;
+/** The longest the background stream waits for the destination's guest to run after the switchover (holdBulk). */
+const SWITCHOVER_HOLD_MS = 50;
 
 export class SourceDriver {
   readonly engine: Source<Uint8Array>;
@@ -77,6 +84,17 @@ export class SourceDriver {
   });
   private budget = 0;
   private again = false;
+  /**
+   * Post-copy and hybrid: from the switchover frame until the destination's
+   * guest runs (its `resumed`, or a recovery), no background page is pulled
+   * (docs/real.md "Downtime"): nothing on bulk is needed before the guest
+   * runs, and streaming them kept the source's loop, its sender threads and
+   * the destination's receivers busy on the 2 cores that the switchover's
+   * hops and the guest's RESUME wait for. Bounded: background resumes after
+   * SWITCHOVER_HOLD_MS whatever the destination says.
+   */
+  private holdBulk = false;
+  private holdTimer: NodeJS.Timeout | undefined;
   private linkReason: string | null = null;
   private broken = false;
   private end: DriverEnd | null = null;
@@ -124,6 +142,7 @@ export class SourceDriver {
     this.engine.handle({ kind: "message", msg }, nowUs());
     // The destination took the switchover: the order of pages no longer matters, so they may spread over several connections.
     if (this.spreads && (msg.type === "resumed" || (msg.type === "recover" && msg.resumed))) this.link.spread();
+    if (msg.type === "resumed" || msg.type === "recover" || msg.type === "error") this.releaseBulk();
     this.drive();
   }
 
@@ -142,6 +161,8 @@ export class SourceDriver {
 
   onLinkDown(reason: string): void {
     this.linkReason = reason;
+    // A switchover resent after recovery must find the lane open (it holds again once sent).
+    this.releaseBulk();
     this.release.forget();
     if (this.end === null) this.dopts.log(`link down: ${reason}`);
     this.engine.handle({ kind: "linkDown" }, nowUs());
@@ -176,6 +197,7 @@ export class SourceDriver {
 
   close(): void {
     this.timer.clear();
+    clearTimeout(this.holdTimer);
     this.port.close();
     this.resolveFinal("the source closed before the destination's report came");
   }
@@ -206,10 +228,11 @@ export class SourceDriver {
   private effects(): SourceEffects<Uint8Array> {
     const pageSize = this.guest.layout.pageSize;
     return {
-      canSend: (channel: Channel) => this.budget > 0 && this.link.hasRoom(channel),
+      canSend: (channel: Channel) => this.budget > 0 && !(channel === "bulk" && this.holdBulk) && this.link.hasRoom(channel),
       send: (channel, msg) => {
         // Before the send: a native sender thread may put the frame on the wire (and the destination take it) before send returns.
         if (msg.type === "switchover" && this.switchoverTimes.sentAt === null) this.switchoverTimes.sentAt = nowUs();
+        if (msg.type === "switchover" && this.spreads && switchoverHoldWanted()) this.holdBulkUntilResumed();
         this.budget -= this.link.send(channel, this.withBytes(channel, msg), pageSize);
         if (this.trace !== null && channel === "urgent" && msg.type === "pages") this.trace.replied(msg.pages);
         if (channel === "bulk" && msg.type === "pages" && this.engine.isCommitted) {
@@ -245,6 +268,20 @@ export class SourceDriver {
         this.finish(end.outcome, linkLost ? `${this.linkReason}; ${end.reason}` : end.reason);
       },
     };
+  }
+
+  private holdBulkUntilResumed(): void {
+    this.holdBulk = true;
+    clearTimeout(this.holdTimer);
+    this.holdTimer = setTimeout(() => this.releaseBulk(), SWITCHOVER_HOLD_MS);
+  }
+
+  private releaseBulk(): void {
+    clearTimeout(this.holdTimer);
+    if (!this.holdBulk) return;
+    this.holdBulk = false;
+    // The caller drives (a message, a link event); the timer's release must itself.
+    setImmediate(() => this.drive());
   }
 
   /** DEFERRED pages (native data plane) that Node writes after all — the urgent lane's replies — get their bytes now. */
@@ -298,6 +335,7 @@ export class SourceDriver {
 
   private finish(outcome: DriverEnd["outcome"], rawReason: string): void {
     if (this.end !== null) return;
+    clearTimeout(this.holdTimer);
     // The reason may quote the destination's own words: no control characters reach a log, the TUI or the report.
     const reason = sanitize(rawReason, 4096);
     this.timer.clear();

@@ -82,9 +82,10 @@ export class DestinationPages {
         demand++;
         this.waiting.delete(page);
         this.waitingPages.clear(page);
-        this.metrics.faultLatenciesUs.push(now - waiter.firstFaultAt);
+        const at = batch.installedAt ?? now;
+        this.metrics.faultLatenciesUs.push(Math.max(0, at - waiter.firstFaultAt));
         for (let k = 0; k < waiter.faultTimes.length; k++) {
-          const us = now - waiter.faultTimes[k];
+          const us = Math.max(0, at - waiter.faultTimes[k]);
           this.metrics.blocktimeUs += us;
           addVcpuWait(this.metrics.vcpuWaits, this.vcpuIndex, waiter.vcpus[k], us);
         }

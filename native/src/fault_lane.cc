@@ -353,13 +353,14 @@ class FaultLane : public Napi::ObjectWrap<FaultLane> {
         std::lock_guard<std::mutex> g(c->targetMu);
         ps = c->ps;
       }
+      // Nothing is requested before the guest may run: whatever comes then is not a reply.
+      if (!c->armed) return c->End(0, "fault lane: a frame before the guest may run (nothing was requested)", true, c);
       // A reply carries its pages (a page each from ppsim; at most the codec's bound per frame).
       uint64_t most = 4 + kMaxPages * (5 + ps);
       if (magic != kFrameMagic || h[2] != kTagPages || h[3] != 0 || len > most) {
         return c->End(0, "fault lane: a frame that is not a page reply (tag " + std::to_string(h[2]) + ", " + std::to_string(len) + " bytes)", true, c);
       }
       if (!Have(kHeader + len)) return;
-      if (!c->armed) return c->End(0, "fault lane: a page reply before the guest may run (nothing was requested)", true, c);
       if (!Install(in_.Data() + kHeader, len)) return;
       in_.Consume(kHeader + len);
     }

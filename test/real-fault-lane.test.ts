@@ -1,6 +1,6 @@
 /**
  * The fault lane (issue 9) in real migrations: a real source agent migrates a
- * 64 MiB web-server guest to a real destination agent, post-copy and hybrid,
+ * 32 MiB web-server guest to a real destination agent, post-copy and hybrid,
  * with its demand faults requested and answered by the lane's native
  * threads; each run verifies (the destination's memory hash is an unmigrated
  * run's). Then the lane alone is broken mid post-copy, by a proxy that cuts
@@ -18,7 +18,7 @@ import { loadWorkload } from "../src/workload/parse.js";
 import { userfaultfdUnavailable } from "./support/uffd.js";
 
 const unavailable = userfaultfdUnavailable();
-const MEM = 64 * 2 ** 20;
+const MEM = 32 * 2 ** 20;
 const FILE = "examples/web-server.json";
 if (unavailable !== null) console.log(`skipping real fault lane migrations: userfaultfd is unavailable here: ${unavailable}`);
 

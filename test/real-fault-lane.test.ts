@@ -82,7 +82,7 @@ class LaneCutProxy {
   }
 }
 
-async function migrate(mode: Mode, port: number, log: string[]): Promise<Awaited<ReturnType<SourceAgent["migrate"]>>> {
+async function migrate(mode: Mode, port: number, log: string[]): Promise<{ r: Awaited<ReturnType<SourceAgent["migrate"]>>; src: SourceAgent }> {
   const workload = scaleWorkload(loadWorkload(FILE), MEM);
   const src = await SourceAgent.start({
     workload,
@@ -95,7 +95,7 @@ async function migrate(mode: Mode, port: number, log: string[]): Promise<Awaited
     log: (l) => log.push(`[src] ${l}`),
   });
   cleanups.push(() => src.close());
-  return src.migrate();
+  return { r: await src.migrate(), src };
 }
 
 describe("the fault lane's preamble", () => {
@@ -115,7 +115,8 @@ describe.skipIf(unavailable !== null)("real migrations over the fault lane", () 
     const log: string[] = [];
     const dest = await DestinationAgent.listen("127.0.0.1", 0, { log: (l) => log.push(`[dst] ${l}`) });
     cleanups.push(() => dest.close());
-    const r = await migrate(mode, dest.port, log);
+    const { r, src } = await migrate(mode, dest.port, log);
+    await src.close(); // the lane closes last, and logs what it served
     const why = `${r.outcome}: ${r.reason}\n${log.join("\n")}`;
     expect(r.outcome, why).toBe("completed");
     expect(r.verified, why).toBe(true);
@@ -136,7 +137,7 @@ describe.skipIf(unavailable !== null)("real migrations over the fault lane", () 
     const proxy = new LaneCutProxy(dest.port, 8 * 1024);
     await proxy.listen();
     cleanups.push(() => proxy.close());
-    const r = await migrate("postcopy", proxy.port, log);
+    const { r } = await migrate("postcopy", proxy.port, log);
     const why = `${r.outcome}: ${r.reason}\n${log.join("\n")}`;
     expect(proxy.cuts, why).toBe(1);
     expect(proxy.lanes, why).toBeGreaterThanOrEqual(2);

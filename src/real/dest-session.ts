@@ -30,7 +30,7 @@ import { fillFromStandby } from "./dest-standby-fill.js";
 import { DEFAULT_STALL_MS, FramedSocket, type Accepted, type FramedHandlers } from "./transport.js";
 import { DestFaultTrace, faultTraceDir } from "./fault-trace.js";
 import { BookingQueue } from "./dest-booking.js";
-import { DestLane } from "./fault-lane.js";
+import { DestLane, FAULT_LANE_CAPABILITY } from "./fault-lane.js";
 import { monoUs } from "./fault-trace-clock.js";
 import type { LaneNotice } from "./native.js";
 
@@ -432,6 +432,8 @@ export class DestSession {
       // A small message waits behind at most what this process still holds unwritten.
       canSend: (channel) => (this.conns[channel]?.buffered ?? Infinity) < 64 * 1024,
       send: (channel, msg) => {
+        // This end takes a fault lane (fault-lane.ts): the source learns it from the helloAck.
+        if (msg.type === "helloAck" && nativeDataPlaneWanted()) msg = { ...msg, capabilities: msg.capabilities | FAULT_LANE_CAPABILITY };
         this.send(channel, msg);
         if (this.trace !== null && msg.type === "pageRequest") this.trace.requested(msg.page);
       },

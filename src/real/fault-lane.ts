@@ -16,6 +16,14 @@ import type { Socket } from "node:net";
 import { plainSocketFd, stopNodeReading } from "./dataplane.js";
 import { createFaultLane, createLaneServer, type FaultLaneHandle, type LaneNotice, type LaneServerHandle, type LaneServerNotice, type PageTableHandle } from "./native.js";
 
+/**
+ * The destination's helloAck carries this bit when it takes a fault lane (the
+ * real drivers' capability, not the engine's: the destination's session adds
+ * it to the engine's helloAck; the source's engine keeps bits it does not
+ * know and ignores them). A destination without it never sees a lane.
+ */
+export const FAULT_LANE_CAPABILITY = 1 << 16;
+
 /** PPSIM_FAULT_LANE=0 turns the lane off (demand faults go the JS way, on the urgent connection); default on (docs/real-benchmarks.md "The fault lane"). */
 export function faultLaneWanted(): boolean {
   return process.env.PPSIM_FAULT_LANE !== "0";

@@ -30,7 +30,7 @@ import { MAX_BULK_CONNECTIONS } from "./preamble.js";
 import { BulkStream, NATIVE_QUEUE_BYTES } from "./source-bulk.js";
 import { INSECURE, type Security } from "./tls.js";
 import { connectChannel, DEFAULT_STALL_MS, FramedSocket, type FramedHandlers } from "./transport.js";
-import { faultLaneWanted, SourceLane } from "./fault-lane.js";
+import { FAULT_LANE_CAPABILITY, faultLaneWanted, SourceLane } from "./fault-lane.js";
 
 export { NATIVE_QUEUE_BYTES };
 
@@ -94,7 +94,7 @@ export class SourceLink {
   private urgentWake = false;
   /** The switchover went to a bulk connection: connections opened from now on start at the bulk threads' nice (dataplane.ts). */
   private switchoverSent = false;
-  /** The destination answered the hello: its session exists, a fault lane may join it. */
+  /** The destination answered the hello and takes a fault lane: its session exists, a lane may join it. */
   private formed = false;
   /** Pages punched out of the memfd so far (1 each): no lane of any epoch serves them. */
   private released: Uint8Array | null = null;
@@ -263,7 +263,6 @@ export class SourceLink {
     const c = this.conns;
     this.conns = null;
     if (c === null) return (this.closing = Promise.resolve());
-    this.stopLane(c);
     // Bulk first, urgent once bulk's last frames (a cancel) have left: the
     // destination takes a closed connection for a broken link, so the other
     // one must still be open while it reads them.
@@ -274,7 +273,12 @@ export class SourceLink {
           for (const b of c.bulk) {
             b.stopSender();
             b.conn.close(() => {
-              if (--open === 0) c.urgent.close(resolve);
+              // The lane last: the destination takes its end for a broken link too.
+              if (--open === 0)
+                c.urgent.close(() => {
+                  this.stopLane(c);
+                  resolve();
+                });
             });
           }
         }),
@@ -432,7 +436,7 @@ export class SourceLink {
     return {
       message: (m) => {
         if (this.conns !== conns) return;
-        if (m.type === "helloAck" && !this.formed) {
+        if (m.type === "helloAck" && !this.formed && (m.capabilities & FAULT_LANE_CAPABILITY) !== 0) {
           this.formed = true;
           void this.openLane(conns, this.epoch);
         }

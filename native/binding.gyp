@@ -19,7 +19,9 @@
         "src/page_install.cc",
         "src/page_states.cc",
         "src/bench_install.cc",
-        "src/sched.cc"
+        "src/sched.cc",
+        "src/fault_lane.cc",
+        "src/lane_server.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

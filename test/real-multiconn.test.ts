@@ -68,8 +68,8 @@ describe.skipIf(unavailable !== null)("real post-copy over several bulk connecti
         return false;
       },
       onSourceBytes: (n, p) => {
-        // Urgent, bulk 0 and the two extra bulk connections are open: cut once they carried a few MiB.
-        if (p.cuts === 0 && resumed && p.accepted >= 4 && n > 12 * 2 ** 20) {
+        // Urgent, bulk 0, the fault lane and the two extra bulk connections are open: cut once they carried a few MiB.
+        if (p.cuts === 0 && resumed && p.accepted >= 5 && n > 12 * 2 ** 20) {
           acceptedAtCut = p.accepted;
           log.push("[proxy] cut mid post-copy");
           return true;
@@ -92,10 +92,10 @@ describe.skipIf(unavailable !== null)("real post-copy over several bulk connecti
     cleanups.push(() => src.close());
     const r = await src.migrate();
     const why = `${r.outcome}: ${r.reason}\n${log.join("\n")}`;
-    expect(acceptedAtCut, why).toBe(4);
+    expect(acceptedAtCut, why).toBe(5);
     expect(proxy.cuts, why).toBe(1);
-    // The new epoch opened its extra connections again.
-    expect(proxy.accepted, why).toBeGreaterThan(acceptedAtCut + 2);
+    // The new epoch opened its extra connections (and its fault lane) again.
+    expect(proxy.accepted, why).toBeGreaterThan(acceptedAtCut + 3);
     expect(log.some((l) => l.includes("pages over several bulk connections")), why).toBe(true);
     expect(r.outcome, why).toBe("completed");
     expect(r.recoveries, why).toBe(1);

@@ -15,6 +15,8 @@ void InitBulkReceiver(Napi::Env env, Napi::Object exports);
 void InitPageStates(Napi::Env env, Napi::Object exports);
 void InitBenchInstall(Napi::Env env, Napi::Object exports);
 void InitSched(Napi::Env env, Napi::Object exports);
+void InitFaultLane(Napi::Env env, Napi::Object exports);
+void InitLaneServer(Napi::Env env, Napi::Object exports);
 }  // namespace ppsim
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -29,6 +31,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ppsim::InitPageStates(env, exports);
   ppsim::InitBenchInstall(env, exports);
   ppsim::InitSched(env, exports);
+  ppsim::InitFaultLane(env, exports);
+  ppsim::InitLaneServer(env, exports);
   return exports;
 }
 

@@ -2,6 +2,9 @@
 // events to a JS callback through a ThreadSafeFunction, so the event loop
 // never blocks on the uffd. stop() wakes the thread through an eventfd,
 // joins it and releases the TSFN.
+// With a fault lane attached (setLane, fault_lane.h) and armed, the missing
+// faults of each read go to the lane instead: it requests them on its socket
+// from this thread and tells JS of them in order with its installs.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -10,10 +13,13 @@
 
 #include <atomic>
 #include <cerrno>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "../common/uapi.h"
+#include "fault_lane.h"
 #include "util.h"
 
 namespace ppsim {
@@ -38,7 +44,7 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "FaultReader",
                        {InstanceMethod<&FaultReader::Stop>("stop"), InstanceMethod<&FaultReader::Ref>("ref"),
-                        InstanceMethod<&FaultReader::Unref>("unref")});
+                        InstanceMethod<&FaultReader::Unref>("unref"), InstanceMethod<&FaultReader::SetLane>("setLane")});
   }
 
   // new FaultReader(uffd, callback(err: Error|null, events: FaultEvent[]), maxBatch = 256)
@@ -81,6 +87,15 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
     Shutdown();
     return info.Env().Undefined();
   }
+  // setLane(lane: FaultLane | null): from the next read on, missing faults go to that lane while it is armed.
+  Napi::Value SetLane(const Napi::CallbackInfo& info) {
+    std::shared_ptr<LaneCore> l;
+    if (info.Length() > 0 && !info[0].IsNull() && !info[0].IsUndefined()) l = LaneCoreOf(info.Env(), info[0]);
+    std::lock_guard<std::mutex> g(laneMu_);
+    lane_ = std::move(l);
+    return info.Env().Undefined();
+  }
+
   Napi::Value Ref(const Napi::CallbackInfo& info) {
     if (running_) tsfn_.Ref(info.Env());
     return info.Env().Undefined();
@@ -160,12 +175,39 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
         }
         b->events.push_back(e);
       }
+      if (ToLane(b)) continue;
       Deliver(b);
     }
   }
 
+  // Hands the batch's missing faults to the lane, if one is attached and takes them; true if
+  // nothing is left for JS (b freed).
+  bool ToLane(Batch* b) {
+    std::shared_ptr<LaneCore> lane;
+    {
+      std::lock_guard<std::mutex> g(laneMu_);
+      lane = lane_;
+    }
+    if (lane == nullptr) return false;
+    std::vector<LaneFault> faults;
+    for (const FaultEvent& e : b->events)
+      if (e.event == UFFD_EVENT_PAGEFAULT) faults.push_back({e.address, e.tid});
+    if (faults.empty() || !LaneTakeFaults(lane, faults, b->read_us)) return false;
+    std::vector<FaultEvent> rest;
+    for (const FaultEvent& e : b->events)
+      if (e.event != UFFD_EVENT_PAGEFAULT) rest.push_back(e);
+    if (rest.empty()) {
+      delete b;
+      return true;
+    }
+    b->events.swap(rest);
+    return false;
+  }
+
   int uffd_ = -1;
   int stopfd_ = -1;
+  std::mutex laneMu_;
+  std::shared_ptr<LaneCore> lane_;
   size_t max_ = 256;
   std::atomic<bool> running_{false};
   std::thread thread_;

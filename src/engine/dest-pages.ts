@@ -107,9 +107,11 @@ export class DestinationPages {
           demand++;
           this.waiting.delete(page);
           waitingPages.clear(page);
-          this.metrics.faultLatenciesUs.push(now - waiter.firstFaultAt);
+          // The driver may say when the page was installed (the fault lane's native install, before this turn).
+          const at = batch.installedAt ?? now;
+          this.metrics.faultLatenciesUs.push(Math.max(0, at - waiter.firstFaultAt));
           for (let k = 0; k < waiter.faultTimes.length; k++) {
-            const us = now - waiter.faultTimes[k];
+            const us = Math.max(0, at - waiter.faultTimes[k]);
             this.metrics.blocktimeUs += us;
             addVcpuWait(this.metrics.vcpuWaits, this.vcpuIndex, waiter.vcpus[k], us);
           }

@@ -96,7 +96,7 @@ export class Destination<P> {
         if (ev.channel === "bulk") this.bulkBytes += encodedSize(ev.msg, this.layout?.pageSize ?? 0);
         return this.onMessage(ev.msg);
       case "fault":
-        return this.onFault(ev.page, ev.vcpu);
+        return this.onFault(ev.page, ev.vcpu, ev.requested === true, Math.min(now, ev.at ?? now));
       case "guestResumed":
         return this.onGuestResumed();
       case "resumeFailed": {
@@ -275,17 +275,17 @@ export class Destination<P> {
 
   // ------------------------------------------------------------------- faults
 
-  private onFault(page: number, vcpu: number): void {
+  private onFault(page: number, vcpu: number, requested: boolean, at: number): void {
     if (this.stage === "done" || this.layout === null || !(page < this.layout.pageCount)) return;
     this.metrics.faultEvents++;
-    const outcome = this.pages.fault(page, vcpu, this.now);
+    const outcome = this.pages.fault(page, vcpu, at);
     if (outcome === "present") {
       this.actions.push({ kind: "wake", page });
       return;
     }
     if (outcome === "joined") return;
     this.metrics.demandFaults++;
-    if (this.linkUp) this.request(page);
+    if (this.linkUp && !requested) this.request(page);
   }
 
   private request(page: number): void {

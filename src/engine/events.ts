@@ -64,7 +64,14 @@ export type SourceInput<P> =
    * (their content is final): the standby copy need not hold them to protect
    * the VM. The driver learns it from the destination's progress reports.
    */
-  | { kind: "destinationHolds"; pages: Uint32Array };
+  | { kind: "destinationHolds"; pages: Uint32Array }
+  /**
+   * The driver's fault lane (the real back end's native one) answered demand
+   * requests itself, with these pages (zero[i] = 1: as a zero page), `bytes`
+   * on the wire: they are booked as sent on the urgent lane, as the engine's
+   * own replies are (one already sent is a duplicate the destination drops).
+   */
+  | { kind: "served"; pages: Uint32Array; zero: Uint8Array; bytes: number };
 
 export type SourceAction =
   | { kind: "pauseGuest" }
@@ -100,7 +107,15 @@ export type DestinationInput<P> =
   /** A message, and the channel it came on (the destination counts bulk bytes for recovery). */
   | { kind: "message"; msg: Message<P>; channel: Channel }
   /** A vCPU touched a page that is not present and is now stalled on it. */
-  | { kind: "fault"; page: number; vcpu: number }
+  | {
+      kind: "fault";
+      page: number;
+      vcpu: number;
+      /** The driver's fault lane asked the source for it already (a standing rule the driver runs): booked as requested, not sent. */
+      requested?: boolean;
+      /** When the fault happened (the engine's clock), if earlier than this input: the fault latency counts from it. */
+      at?: number;
+    }
   /** Answer to `resumeGuest`: the destination guest runs (from here on the source may not resume its own). */
   | { kind: "guestResumed" }
   /** Answer to `resumeGuest`: the guest could not be started, and the driver made sure it does not run. */

@@ -57,6 +57,8 @@ export interface PageBatch<P> {
    * its installPages action passes the flag on, so the effect skips them.
    */
   preinstalled?: true;
+  /** With preinstalled: when those pages were installed (the engine's clock), for the fault latency of the faults they answer. */
+  installedAt?: number;
 }
 
 /** source → destination: first message; proposes version, capabilities and memory layout. */

@@ -121,6 +121,8 @@ export class Source<P> extends SourceCore<P> {
         return this.standby?.written(input.seq, now);
       case "destinationHolds":
         return this.standby?.held(input.pages, now);
+      case "served":
+        return this.onServed(input.pages, input.zero, input.bytes);
       case "linkDown":
         return this.onLinkDown(now);
       case "linkUp":
@@ -221,6 +223,27 @@ export class Source<P> extends SourceCore<P> {
         return this.fail(EndCause.PeerCancelled, `destination cancelled: ${msg.reason}`, null, now, "unconfirmed");
       default:
         return this.protocolError(`unexpected ${msg.type} message from the destination`, now);
+    }
+  }
+
+  /** The driver's fault lane answered these requests: booked as the engine's own urgent replies are. */
+  private onServed(pages: Uint32Array, zero: Uint8Array, bytes: number): void {
+    const s = this.stage;
+    this.metrics.bytesSent.urgent += bytes;
+    if (s.name !== "committed") return;
+    for (let i = 0; i < pages.length; i++) {
+      const page = pages[i];
+      if (!(page < this.layout.pageCount)) continue;
+      this.order.onFault(page);
+      // Sent already (a push on its way, or there): the lane's copy is a duplicate the destination drops.
+      if (this.ledger.sent.has(page)) {
+        this.metrics.requestsAlreadySent++;
+        continue;
+      }
+      this.metrics.requestsServed++;
+      this.metrics.pagesSent++;
+      if (zero[i] === 1) this.metrics.pagesZero++;
+      if (this.ledger.markSent(page, "urgent")) this.metrics.pagesResent++;
     }
   }
 

@@ -123,6 +123,7 @@ export class DestinationAgent {
     }
     if (epoch !== 0) return this.refuse(a, "unknown session (did the destination restart?): its migration cannot be recovered here");
     if ((a.preamble.stream ?? 0) > 0) return this.refuse(a, "an extra bulk connection for a session that has not formed");
+    if (a.preamble.lane === true) return this.refuse(a, "a fault lane for a session that has not formed");
     this.admission.offer(a);
   }
 

@@ -16,7 +16,7 @@
  * received, or mapped, drops its bytes; the waiters are woken by that copy's map).
  */
 import type { GuestProcess } from "./guest-process.js";
-import { constants, createPageTable, errnoCode, pwrite, punchHole, startFaultReader, TableInstall, uffdCopy, uffdWake, uffdZeropage, type FaultReaderHandle, type PageTableHandle } from "./native.js";
+import { constants, createPageTable, errnoCode, pwrite, punchHole, startFaultReader, TableInstall, uffdCopy, uffdWake, uffdZeropage, type FaultLaneHandle, type FaultReaderHandle, type PageTableHandle } from "./native.js";
 import type { PageBatch } from "../engine/messages.js";
 import type { InstallMode } from "./dataplane.js";
 
@@ -27,6 +27,8 @@ export class DestinationMemory {
   private readonly zero: Buffer;
   private running_ = false;
   private reader: FaultReaderHandle | null = null;
+  /** The fault lane the reader hands missing faults to while it is armed (fault-lane.ts). */
+  private lane: FaultLaneHandle | null = null;
   /** Installs that found the page already there (EEXIST), or claimed by another path (mode "continue"). */
   raced = 0;
   /** Install mode "continue": the claims, shared with the native bulk receivers (null: mode "copy"). */
@@ -212,6 +214,13 @@ export class DestinationMemory {
       },
       failed,
     );
+    if (this.lane !== null) this.reader.setLane(this.lane);
+  }
+
+  /** From the reader's next read on, missing faults go to this lane (null: back to `fault`). */
+  setLane(lane: FaultLaneHandle | null): void {
+    this.lane = lane;
+    this.reader?.setLane(lane);
   }
 
   stopFaults(): void {

@@ -6,6 +6,7 @@
 import { openSync } from "node:fs";
 import type { Mapping, NativeConstants } from "./native.js";
 import { loadAddon, type U64 } from "./native-load.js";
+import type { FaultLaneHandle } from "./native-lane.js";
 
 /** One event read from a userfaultfd. `event` is UFFD_EVENT_* (0x12 = page fault). */
 export interface FaultEvent {
@@ -26,6 +27,8 @@ export interface FaultReaderHandle {
   /** Let (or stop letting) the reader keep the process alive. */
   ref(): void;
   unref(): void;
+  /** Fault lane (native-lane.ts): while it is armed, missing faults go to it (requested there, reported through its notices) instead of to onEvents. null: none. */
+  setLane(lane: FaultLaneHandle | null): void;
 }
 
 export interface UffdApiResult {

@@ -20,6 +20,7 @@ export { guestExecutablePath, nativeDir } from "./native-load.js";
 export * from "./native-uffd.js";
 export * from "./native-socket.js";
 export * from "./native-dataplane.js";
+export * from "./native-lane.js";
 
 /**
  * A MAP_SHARED mapping of an fd, as an opaque handle: reads and writes copy,

@@ -6,13 +6,17 @@
  *
  * Preamble (little-endian, 32 bytes, then `infoLength` bytes of UTF-8 JSON):
  *
- *   0  u32 magic 0x43535050 ("PPSC")   4  u16 preamble version   6  u8 channel (0 urgent, 1 bulk)
+ *   0  u32 magic 0x43535050 ("PPSC")   4  u16 preamble version   6  u8 channel (0 urgent, 1 bulk, 2 the fault lane)
  *   7  u8 stream (0; a bulk connection's index, issue 9)   8  16 bytes session id   24  u32 epoch   28  u32 infoLength
  *
  * Bulk connection 0 carries every bulk frame in the engine's order; in
  * post-copy, once the destination confirmed the switchover, the source may
  * open bulk connections 1 … MAX_BULK_CONNECTIONS-1 of the same epoch and
  * spread pages frames over all of them (docs/real.md "Several connections").
+ * The fault lane (issue 9, docs/real.md "The fault lane") is a connection of
+ * its own, owned by native threads at both ends: page requests one way, their
+ * replies the other; its frames are urgent ones, so it reads as channel
+ * "urgent" with `lane` set.
  */
 import { ProtocolError } from "../engine/codec.js";
 import type { Channel } from "../engine/messages.js";
@@ -34,14 +38,19 @@ export interface Preamble {
   stream?: number;
   /** JSON (SessionInfo) on the first bulk connection; "" otherwise. */
   info: string;
+  /** The fault lane (channel "urgent", stream 0). */
+  lane?: boolean;
 }
+
+/** The channel byte of the fault lane. */
+const LANE_BYTE = 2;
 
 export function encodePreamble(p: Preamble): Buffer {
   const info = Buffer.from(p.info, "utf8");
   const b = Buffer.alloc(PREAMBLE_BYTES + info.length);
   b.writeUInt32LE(PREAMBLE_MAGIC, 0);
   b.writeUInt16LE(PREAMBLE_VERSION, 4);
-  b.writeUInt8(CHANNELS.indexOf(p.channel), 6);
+  b.writeUInt8(p.lane === true ? LANE_BYTE : CHANNELS.indexOf(p.channel), 6);
   b.writeUInt8(p.stream ?? 0, 7);
   Buffer.from(p.session, "hex").copy(b, 8, 0, 16);
   b.writeUInt32LE(p.epoch >>> 0, 24);
@@ -63,9 +72,11 @@ export function parsePreamble(buf: Buffer): { preamble: Preamble; rest: Buffer }
   if (version !== PREAMBLE_VERSION) {
     throw new ProtocolError(`the source's transport preamble is version ${version}; this destination speaks ${PREAMBLE_VERSION}`);
   }
-  const channel = CHANNELS[buf.readUInt8(6)];
+  const lane = buf.readUInt8(6) === LANE_BYTE;
+  const channel = lane ? "urgent" : CHANNELS[buf.readUInt8(6)];
   if (channel === undefined) throw new ProtocolError(`preamble names unknown channel ${buf.readUInt8(6)}`);
   const stream = buf.readUInt8(7);
+  if (lane && stream !== 0) throw new ProtocolError(`preamble names fault lane stream ${stream}, there is only 0`);
   if (channel === "urgent" && stream !== 0) throw new ProtocolError(`preamble names urgent stream ${stream}, there is only 0`);
   if (stream >= MAX_BULK_CONNECTIONS) throw new ProtocolError(`preamble names bulk connection ${stream}, at most ${MAX_BULK_CONNECTIONS} are allowed`);
   const infoLength = buf.readUInt32LE(28);
@@ -78,6 +89,7 @@ export function parsePreamble(buf: Buffer): { preamble: Preamble; rest: Buffer }
     stream,
     info: decodeInfo(buf.subarray(PREAMBLE_BYTES, PREAMBLE_BYTES + infoLength)),
   };
+  if (lane) preamble.lane = true;
   return { preamble, rest: buf.subarray(PREAMBLE_BYTES + infoLength) };
 }
 

@@ -198,6 +198,7 @@ export class SourceAgent {
         malformed: (r) => holder.driver?.onMalformed(r),
         down: (r) => holder.driver?.onLinkDown(r),
         note: (l) => this.log(l),
+        served: (pages, zero, bytes) => holder.driver?.onServed(pages, zero, bytes),
       },
       this.o.reconnect ?? DEFAULT_RECONNECT,
       this.options.laneWindowBytes,

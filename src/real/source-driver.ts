@@ -115,7 +115,7 @@ export class SourceDriver {
     this.spreads = opts.mode !== "precopy";
     const sb = dopts.standby;
     this.engine = new Source<Uint8Array>(opts, { pageSize, pageCount: memBytes / pageSize }, this.port, sb === undefined ? null : REAL_STANDBY);
-    this.release = new ReleaseLog(guest.memfd, pageSize);
+    this.release = new ReleaseLog(guest.memfd, pageSize, (pages) => link.releasing(pages));
     if (sb !== undefined) {
       sb.onWritten = (seq) => {
         this.engine.handle({ kind: "standbyWritten", seq }, nowUs());
@@ -143,6 +143,12 @@ export class SourceDriver {
     // The destination took the switchover: the order of pages no longer matters, so they may spread over several connections.
     if (this.spreads && (msg.type === "resumed" || (msg.type === "recover" && msg.resumed))) this.link.spread();
     if (msg.type === "resumed" || msg.type === "recover" || msg.type === "error") this.releaseBulk();
+    this.drive();
+  }
+
+  /** The fault lane answered demand requests itself (fault-lane.ts): the engine books the pages as sent. */
+  onServed(pages: Uint32Array, zero: Uint8Array, bytes: number): void {
+    this.engine.handle({ kind: "served", pages, zero, bytes }, nowUs());
     this.drive();
   }
 

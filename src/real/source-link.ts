@@ -11,6 +11,13 @@
  * matters — every copy the destination holds is current, so its received
  * bitmap alone says what it has (ledger.ts) — and each frame goes to the
  * connection with the least queued. docs/real.md "Several connections".
+ *
+ * The fault lane (issue 9, fault-lane.ts): once the destination answered the
+ * hello (the session has formed there), and in every later epoch, a third
+ * connection whose requests a native thread answers from the memfd — armed
+ * when the switchover goes out. Its failure is the link's, like any other
+ * connection's; one that cannot be opened is only a note (faults then go the
+ * JS way, on urgent).
  */
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
@@ -22,7 +29,8 @@ import { startBulkSender } from "./native.js";
 import { MAX_BULK_CONNECTIONS } from "./preamble.js";
 import { BulkStream, NATIVE_QUEUE_BYTES } from "./source-bulk.js";
 import { INSECURE, type Security } from "./tls.js";
-import { connectChannel, FramedSocket, type FramedHandlers } from "./transport.js";
+import { connectChannel, DEFAULT_STALL_MS, FramedSocket, type FramedHandlers } from "./transport.js";
+import { FAULT_LANE_CAPABILITY, faultLaneWanted, SourceLane } from "./fault-lane.js";
 
 export { NATIVE_QUEUE_BYTES };
 
@@ -61,6 +69,8 @@ export interface SourceLinkHandlers {
   down(reason: string): void;
   /** Something worth a log line that changes nothing (an extra bulk connection that could not be opened). */
   note?(line: string): void;
+  /** The fault lane answered demand requests with these pages (the engine books them as sent). */
+  served?(pages: Uint32Array, zero: Uint8Array, bytes: number): void;
 }
 
 /** One epoch's connections. */
@@ -68,6 +78,7 @@ interface Conns {
   urgent: FramedSocket;
   /** [0] the ordered bulk connection, then the extra ones as they open. */
   bulk: BulkStream[];
+  lane?: SourceLane;
 }
 
 export class SourceLink {
@@ -83,6 +94,12 @@ export class SourceLink {
   private urgentWake = false;
   /** The switchover went to a bulk connection: connections opened from now on start at the bulk threads' nice (dataplane.ts). */
   private switchoverSent = false;
+  /** The destination answered the hello and takes a fault lane: its session exists, a lane may join it. */
+  private formed = false;
+  /** Pages punched out of the memfd so far (1 each): no lane of any epoch serves them. */
+  private released: Uint8Array | null = null;
+  /** Fault lanes opened, over every epoch. */
+  lanesOpened = 0;
 
   constructor(
     readonly host: string,
@@ -165,7 +182,10 @@ export class SourceLink {
     const c = this.conns;
     if (c === null) return 0;
     if (channel === "urgent") return c.urgent.send(msg, pageSize, () => this.wakeUrgent(c));
-    if (msg.type === "switchover") this.switchoverSent = true;
+    if (msg.type === "switchover") {
+      this.switchoverSent = true;
+      c.lane?.arm();
+    }
     // The least queued connection with room, the ordered one on a tie (and the only one before the confirmation).
     let best = c.bulk[0];
     for (const b of c.bulk) if (b.hasRoom && (!best.hasRoom || b.queued < best.queued)) best = b;
@@ -227,6 +247,15 @@ export class SourceLink {
     c.bulk[0].conn.destroy(reason);
   }
 
+  /** These pages are about to be punched out of the memfd (source-release.ts): no fault lane may answer them from now on. */
+  releasing(pages: Uint32Array): void {
+    const dp = this.dataPlane;
+    if (dp === undefined) return;
+    const r = (this.released ??= new Uint8Array(dp.pageCount));
+    for (const p of pages) if (p < r.length) r[p] = 1;
+    this.conns?.lane?.release(pages);
+  }
+
   /** Resolves once the last frames have left (or a short grace time is over). */
   close(): Promise<void> {
     if (this.closing !== null) return this.closing;
@@ -244,7 +273,12 @@ export class SourceLink {
           for (const b of c.bulk) {
             b.stopSender();
             b.conn.close(() => {
-              if (--open === 0) c.urgent.close(resolve);
+              // The lane last: the destination takes its end for a broken link too.
+              if (--open === 0)
+                c.urgent.close(() => {
+                  this.stopLane(c);
+                  resolve();
+                });
             });
           }
         }),
@@ -298,6 +332,63 @@ export class SourceLink {
     conns.urgent.start();
     conns.bulk[0].conn.start();
     if (this.spreading) void this.openExtras(conns, epoch);
+    if (this.formed) void this.openLane(conns, epoch);
+  }
+
+  /** Whether this link opens a fault lane: the native data plane's conditions (plain TCP, base pages) and PPSIM_FAULT_LANE. */
+  get laneWanted(): boolean {
+    return this.nativeBulk && faultLaneWanted();
+  }
+
+  /** This epoch's fault lane; one that cannot be opened is only a note. */
+  private async openLane(conns: Conns, epoch: number): Promise<void> {
+    const dp = this.dataPlane;
+    if (!this.laneWanted || dp === undefined || conns.lane !== undefined) return;
+    let socket: Socket;
+    try {
+      socket = await connectChannel(this.host, this.port, { channel: "urgent", lane: true, session: this.session, epoch, info: "" }, this.policy.connectTimeoutMs, undefined, this.security);
+    } catch (e) {
+      this.handlers.note?.(`fault lane to ${this.peer} not opened: ${messageOf(e)}`);
+      return;
+    }
+    if (this.conns !== conns || conns.lane !== undefined) {
+      socket.destroy();
+      return;
+    }
+    const released = this.released === null ? new Uint32Array(0) : Uint32Array.from(this.releasedPages());
+    const lane = SourceLane.open(socket, dp.memfd, dp.pageSize, dp.pageCount, DEFAULT_STALL_MS, released, {
+      served: (pages, zero, bytes) => {
+        // An earlier epoch's: what the destination got of it, its recover message says.
+        if (this.conns === conns) this.handlers.served?.(pages, zero, bytes);
+      },
+      end: (reason, protocol) => {
+        if (protocol) {
+          if (this.drop(conns)) this.handlers.malformed(`the destination sent bytes that are not a valid fault lane stream: ${reason}`);
+        } else this.downFor(conns)(`fault lane to ${this.peer}: ${reason}`);
+      },
+    });
+    if (lane === null) {
+      socket.destroy();
+      this.handlers.note?.(`fault lane to ${this.peer} not opened: its socket cannot be handed to a native thread`);
+      return;
+    }
+    conns.lane = lane;
+    this.lanesOpened++;
+    if (this.switchoverSent) lane.arm();
+  }
+
+  private stopLane(c: Conns): void {
+    const lane = c.lane;
+    if (lane === undefined) return;
+    lane.stop();
+    const s = lane.stats();
+    if (s.requests > 0) this.handlers.note?.(`fault lane: ${s.requests} requests, ${s.served} served (${s.bytes} bytes), ${s.released} for released pages not answered`);
+  }
+
+  private *releasedPages(): Generator<number> {
+    const r = this.released;
+    if (r === null) return;
+    for (let p = 0; p < r.length; p++) if (r[p] === 1) yield p;
   }
 
   /** Bulk connections 1 … N-1 of this epoch; one that cannot be opened is only a note (the others carry its share). */
@@ -334,6 +425,7 @@ export class SourceLink {
   private drop(conns: Conns): boolean {
     if (this.conns !== conns) return false;
     this.conns = null;
+    this.stopLane(conns);
     for (const b of conns.bulk) b.stopSender();
     conns.urgent.close();
     for (const b of conns.bulk) b.conn.close();
@@ -343,7 +435,12 @@ export class SourceLink {
   private framedHandlers(conns: Conns, channel: Channel, down: (reason: string) => void): FramedHandlers {
     return {
       message: (m) => {
-        if (this.conns === conns) this.handlers.message(m, channel);
+        if (this.conns !== conns) return;
+        if (m.type === "helloAck" && !this.formed && (m.capabilities & FAULT_LANE_CAPABILITY) !== 0) {
+          this.formed = true;
+          void this.openLane(conns, this.epoch);
+        }
+        this.handlers.message(m, channel);
       },
       malformed: (reason) => {
         if (this.drop(conns)) this.handlers.malformed(reason);

@@ -43,6 +43,8 @@ export class ReleaseLog {
   constructor(
     private readonly memfd: number,
     private readonly pageSize: number,
+    /** Told each set of pages before any of them is punched (the fault lane's "released" marks: fault-lane.ts). */
+    private readonly beforePunch?: (pages: Uint32Array) => void,
   ) {}
 
   /** A committed bulk pages frame on connection `stream`, ending at `end` bytes of its stream in epoch `epoch`. */
@@ -106,6 +108,7 @@ export class ReleaseLog {
       o += f.length;
     }
     all.sort();
+    this.beforePunch?.(all);
     let i = 0;
     while (i < all.length) {
       let j = i + 1;

@@ -1,0 +1,431 @@
+// FaultLane: the destination's end of the fault lane (fault_lane.h says what
+// the lane is). Two threads touch it: the fault reader's (TakeFaults: writes
+// the requests) and the lane's own receiver (reads replies, installs them).
+// Everything JS hears — faults and installs — goes through one queue, so a
+// fault always reaches JS before the install that answers it.
+//
+// The lane owns dup()s of the socket, memfd and uffd; stop() wakes the
+// receiver (eventfd), joins it, closes them and returns what JS has not taken.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "bulk_frames.h"
+#include "bulk_stream.h"
+#include "fault_lane.h"
+#include "page_install.h"
+#include "page_states.h"
+#include "util.h"
+
+namespace ppsim {
+
+namespace {
+
+// How long a request write may wait for room in the socket (12-byte frames: only a peer that
+// stopped reading fills it).
+constexpr int kWriteWaitMs = 2000;
+
+double NowUs() { return static_cast<double>(MonotonicNs()) / 1e3; }
+
+void PutU32(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v);
+  p[1] = static_cast<uint8_t>(v >> 8);
+  p[2] = static_cast<uint8_t>(v >> 16);
+  p[3] = static_cast<uint8_t>(v >> 24);
+}
+
+}  // namespace
+
+// Writes all of [p, p + n) to a non-blocking socket (the file description is Node's: O_NONBLOCK),
+// waiting at most waitMs for room each time it is full. 0 or the errno (ETIMEDOUT: no room).
+int WriteAll(int sock, const uint8_t* p, size_t n, int waitMs) {
+  while (n > 0) {
+    ssize_t w = send(sock, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      p += w;
+      n -= static_cast<size_t>(w);
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return errno;
+    pollfd pf{sock, POLLOUT, 0};
+    int k = poll(&pf, 1, waitMs);
+    if (k < 0 && errno != EINTR) return errno;
+    if (k == 0) return ETIMEDOUT;
+  }
+  return 0;
+}
+
+enum class LaneKind : uint8_t { Faults, Installed, End };
+struct LaneNotice {
+  LaneKind kind;
+  std::vector<uint32_t> pages;
+  std::vector<uint32_t> tids;   // Faults: the faulting threads
+  std::vector<uint8_t> flags;   // Faults: 1 = asked on the lane (or on its way by another native path); Installed: 1 = zero page
+  double atUs = 0;              // Faults: read from the uffd; Installed: installed (CLOCK_MONOTONIC µs)
+  int err = 0;                  // End: 0 = closed by the peer
+  std::string what;
+  bool protocol = false;        // End: the peer's bytes were not a valid lane stream
+};
+
+class LaneCore {
+ public:
+  ~LaneCore() { CloseFds(); }
+
+  int sock = -1, wake = -1;
+  int stallMs = 0;
+  // The target, set once before arm() (the mutex orders it with the threads' first read of it).
+  std::mutex targetMu;
+  int mem = -1, uffd = -1;
+  uint64_t base = 0, ps = 0, pc = 0;
+  std::shared_ptr<PageStates> states;
+  std::unique_ptr<std::atomic<uint8_t>[]> asked;  // per page: requested on this lane already
+
+  std::mutex writeMu;  // the requests' writes (the fault reader's thread) against the socket's close
+  std::atomic<bool> armed{false}, running{false};
+  std::atomic<uint64_t> requests{0}, replies{0}, installs{0}, lost{0};
+
+  std::mutex mu;  // the queue to JS
+  std::vector<LaneNotice> out;
+  bool scheduled = false, closed = false;
+  Napi::ThreadSafeFunction tsfn;
+
+  // Queues a notice for JS; false once the lane is closed (nothing more goes to JS).
+  bool Post(LaneNotice&& n, const std::shared_ptr<LaneCore>& self) {
+    {
+      std::lock_guard<std::mutex> g(mu);
+      if (closed) return false;
+      out.push_back(std::move(n));
+      if (scheduled) return true;
+      scheduled = true;
+    }
+    napi_status st = tsfn.NonBlockingCall([self](Napi::Env env, Napi::Function cb) {
+      std::vector<LaneNotice> batch;
+      {
+        std::lock_guard<std::mutex> g(self->mu);
+        batch.swap(self->out);
+        self->scheduled = false;
+      }
+      if (!batch.empty()) cb.Call({ToJs(env, batch)});
+    });
+    if (st != napi_ok) {
+      std::lock_guard<std::mutex> g(mu);
+      scheduled = false;
+    }
+    return true;
+  }
+
+  void End(int err, const std::string& what, bool protocol, const std::shared_ptr<LaneCore>& self) {
+    armed = false;
+    LaneNotice n{LaneKind::End, {}, {}, {}, 0, err, what, protocol};
+    Post(std::move(n), self);
+  }
+
+  static Napi::Array ToJs(Napi::Env env, std::vector<LaneNotice>& batch) {
+    Napi::Array arr = Napi::Array::New(env, batch.size());
+    for (size_t i = 0; i < batch.size(); i++) {
+      LaneNotice& n = batch[i];
+      Napi::Object o = Napi::Object::New(env);
+      if (n.kind == LaneKind::End) {
+        o.Set("kind", "end");
+        o.Set("protocol", Napi::Boolean::New(env, n.protocol));
+        o.Set("reason", n.what);
+        o.Set("error", n.err != 0 ? ErrnoError(env, n.err, n.what).Value() : env.Null());
+      } else {
+        o.Set("kind", n.kind == LaneKind::Faults ? "faults" : "installed");
+        Napi::Uint32Array p = Napi::Uint32Array::New(env, n.pages.size());
+        memcpy(p.Data(), n.pages.data(), n.pages.size() * 4);
+        Napi::Uint8Array f = Napi::Uint8Array::New(env, n.flags.size());
+        memcpy(f.Data(), n.flags.data(), n.flags.size());
+        o.Set("pages", p);
+        o.Set(n.kind == LaneKind::Faults ? "requested" : "zero", f);
+        o.Set("atUs", n.atUs);
+        if (n.kind == LaneKind::Faults) {
+          Napi::Uint32Array t = Napi::Uint32Array::New(env, n.tids.size());
+          memcpy(t.Data(), n.tids.data(), n.tids.size() * 4);
+          o.Set("tids", t);
+        }
+      }
+      arr.Set(static_cast<uint32_t>(i), o);
+    }
+    return arr;
+  }
+
+  void CloseFds() {
+    for (int* fd : {&sock, &wake, &mem, &uffd}) {
+      if (*fd >= 0) close(*fd);
+      *fd = -1;
+    }
+  }
+};
+
+bool LaneTakeFaults(const std::shared_ptr<LaneCore>& self, const std::vector<LaneFault>& faults, double readUs) {
+  LaneCore& lane = *self;
+  // Held through the write: stop() closes the socket under it, so its number cannot be reused meanwhile.
+  std::lock_guard<std::mutex> w(lane.writeMu);
+  if (!lane.armed.load()) return false;
+  uint64_t base, ps, pc;
+  std::shared_ptr<PageStates> states;
+  {
+    std::lock_guard<std::mutex> g(lane.targetMu);
+    base = lane.base;
+    ps = lane.ps;
+    pc = lane.pc;
+    states = lane.states;
+  }
+  LaneNotice n{LaneKind::Faults, {}, {}, {}, readUs, 0, "", false};
+  std::vector<uint8_t> frames;
+  for (const LaneFault& f : faults) {
+    if (f.address < base || (f.address - base) / ps >= pc) continue;  // not guest RAM: JS ignores it too
+    uint32_t p = static_cast<uint32_t>((f.address - base) / ps);
+    // A page another native path is installing (its claim taken) needs no request: that install wakes the vCPU.
+    bool covered = states != nullptr && states->Get(p) != kAbsent;
+    if (!covered && lane.asked[p].exchange(1) == 0) {
+      uint8_t fr[kRequestFrame] = {0x50, 0x50, kTagPageRequest, 0};
+      PutU32(fr + 4, 4);
+      PutU32(fr + 8, p);
+      frames.insert(frames.end(), fr, fr + kRequestFrame);
+    }
+    n.pages.push_back(p);
+    n.tids.push_back(f.tid);
+    n.flags.push_back(1);
+  }
+  // The notice first: a reply can come back and be installed before this thread runs again.
+  if (!n.pages.empty() && !lane.Post(std::move(n), self)) return false;
+  if (frames.empty()) return true;
+  int e = WriteAll(lane.sock, frames.data(), frames.size(), kWriteWaitMs);
+  if (e != 0) {
+    // JS books these faults as asked; the lane's end takes the link down and recovery asks again.
+    lane.End(e, "send(fault lane: " + std::to_string(frames.size() / kRequestFrame) + " page requests)", false, self);
+    return true;
+  }
+  lane.requests += frames.size() / kRequestFrame;
+  return true;
+}
+
+class FaultLane : public Napi::ObjectWrap<FaultLane> {
+ public:
+  static Napi::FunctionReference* ctor;
+
+  static Napi::Function Init(Napi::Env env) {
+    Napi::Function f = DefineClass(env, "FaultLane",
+                                   {InstanceMethod<&FaultLane::Start>("start"), InstanceMethod<&FaultLane::SetTarget>("setTarget"),
+                                    InstanceMethod<&FaultLane::Arm>("arm"), InstanceMethod<&FaultLane::Stop>("stop"),
+                                    InstanceMethod<&FaultLane::Stats>("stats")});
+    ctor = new Napi::FunctionReference(Napi::Persistent(f));
+    return f;
+  }
+
+  // new FaultLane(socketFd, stallMs, callback(notices))
+  explicit FaultLane(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FaultLane>(info) {
+    Napi::Env env = info.Env();
+    int sock = ArgFd(info, 0, "socketFd");
+    uint64_t stall = ArgU64(info, 1, "stallMs");
+    if (stall > 3600000) ThrowRange(env, "stallMs must be at most an hour");
+    if (info.Length() < 3 || !info[2].IsFunction()) ThrowType(env, "callback must be a function");
+    core_ = std::make_shared<LaneCore>();
+    core_->stallMs = static_cast<int>(stall);
+    core_->sock = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    if (core_->sock < 0) ThrowErrno(env, errno, "fcntl(F_DUPFD_CLOEXEC, socket " + std::to_string(sock) + ")");
+    core_->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (core_->wake < 0) ThrowErrno(env, errno, "eventfd");
+    core_->tsfn = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "ppsim-fault-lane", 0, 1);
+  }
+
+  ~FaultLane() override { Shutdown(); }
+
+  std::shared_ptr<LaneCore> core() const { return core_; }
+
+ private:
+  // start(initial: Uint8Array): bytes Node read after the preamble, then the receiver thread.
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Bytes b = ArgBytes(info, 0, "initial");
+    if (thread_.joinable() || stopped_) ThrowErrno(info.Env(), EALREADY, "FaultLane.start");
+    in_.Init(core_->sock, core_->wake, core_->stallMs, b.data, b.len);
+    core_->running = true;
+    thread_ = std::thread([this] { Loop(); });
+    return info.Env().Undefined();
+  }
+
+  // setTarget(memfd, uffd, base: bigint, pageSize, pageCount, pageTable?): the guest's memory (once).
+  Napi::Value SetTarget(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int mem = ArgFd(info, 0, "memfd");
+    int uffd = ArgFd(info, 1, "uffd");
+    uint64_t base = ArgU64(info, 2, "base");
+    uint64_t ps = ArgU64(info, 3, "pageSize");
+    uint64_t pc = ArgU64(info, 4, "pageCount");
+    if (ps == 0 || (ps & (ps - 1)) != 0 || ps > (1u << 30)) ThrowRange(env, "pageSize must be a power of two up to 1 GiB");
+    if (base % ps != 0) ThrowRange(env, "base must be page aligned");
+    if (pc == 0 || pc > (1ull << 32)) ThrowRange(env, "pageCount must be 1 … 2^32");
+    std::shared_ptr<PageStates> states;
+    if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull()) {
+      states = PageStatesOf(env, info[5]);
+      if (states->count() != pc) ThrowRange(env, "the page table's page count is not the target's");
+    }
+    std::lock_guard<std::mutex> g(core_->targetMu);
+    if (core_->mem >= 0) ThrowErrno(env, EALREADY, "FaultLane.setTarget: the target is set already");
+    int m = fcntl(mem, F_DUPFD_CLOEXEC, 0);
+    if (m < 0) ThrowErrno(env, errno, "fcntl(F_DUPFD_CLOEXEC, memfd " + std::to_string(mem) + ")");
+    int u = fcntl(uffd, F_DUPFD_CLOEXEC, 0);
+    if (u < 0) {
+      int e = errno;
+      close(m);
+      ThrowErrno(env, e, "fcntl(F_DUPFD_CLOEXEC, uffd " + std::to_string(uffd) + ")");
+    }
+    core_->asked.reset(new std::atomic<uint8_t>[pc]);
+    for (uint64_t i = 0; i < pc; i++) core_->asked[i].store(0, std::memory_order_relaxed);
+    core_->mem = m;
+    core_->uffd = u;
+    core_->base = base;
+    core_->ps = ps;
+    core_->pc = pc;
+    core_->states = std::move(states);
+    return env.Undefined();
+  }
+
+  // arm(): the guest may run — faults are requested here, replies installed (before: a reply is refused).
+  Napi::Value Arm(const Napi::CallbackInfo& info) {
+    {
+      std::lock_guard<std::mutex> g(core_->targetMu);
+      if (core_->mem < 0) ThrowErrno(info.Env(), EINVAL, "FaultLane.arm: no target set");
+    }
+    if (!stopped_) core_->armed = true;
+    return info.Env().Undefined();
+  }
+
+  // stop() -> the notices JS has not taken yet (faults among them must still reach the engine).
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    std::vector<LaneNotice> rest = Shutdown();
+    return LaneCore::ToJs(info.Env(), rest);
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("requests", static_cast<double>(core_->requests.load()));
+    o.Set("replies", static_cast<double>(core_->replies.load()));
+    o.Set("installs", static_cast<double>(core_->installs.load()));
+    o.Set("lost", static_cast<double>(core_->lost.load()));
+    return o;
+  }
+
+  std::vector<LaneNotice> Shutdown() {
+    std::vector<LaneNotice> rest;
+    if (stopped_) return rest;
+    stopped_ = true;
+    core_->armed = false;
+    {
+      std::lock_guard<std::mutex> g(core_->mu);
+      core_->closed = true;
+      rest.swap(core_->out);
+    }
+    core_->running = false;
+    uint64_t one = 1;
+    // An 8-byte eventfd write cannot be short; failing would mean the counter overflowed, which also wakes poll.
+    (void)!write(core_->wake, &one, sizeof one);
+    if (thread_.joinable()) thread_.join();
+    // The socket goes now (the peer sees the lane close); the reader may still hold the core, armed no more.
+    {
+      std::lock_guard<std::mutex> w(core_->writeMu);
+      std::lock_guard<std::mutex> g(core_->targetMu);
+      core_->CloseFds();
+    }
+    installer_.Release();
+    core_->tsfn.Release();
+    return rest;
+  }
+
+  void Loop() {
+    std::shared_ptr<LaneCore> c = core_;
+    for (;;) {
+      if (!Have(kHeader)) return;
+      const uint8_t* h = in_.Data();
+      uint16_t magic = static_cast<uint16_t>(h[0] | (h[1] << 8));
+      uint32_t len = GetU32(h + 4);
+      uint64_t ps;
+      {
+        std::lock_guard<std::mutex> g(c->targetMu);
+        ps = c->ps;
+      }
+      // Nothing is requested before the guest may run: whatever comes then is not a reply.
+      if (!c->armed) return c->End(0, "fault lane: a frame before the guest may run (nothing was requested)", true, c);
+      // A reply carries its pages (a page each from ppsim; at most the codec's bound per frame).
+      uint64_t most = 4 + kMaxPages * (5 + ps);
+      if (magic != kFrameMagic || h[2] != kTagPages || h[3] != 0 || len > most) {
+        return c->End(0, "fault lane: a frame that is not a page reply (tag " + std::to_string(h[2]) + ", " + std::to_string(len) + " bytes)", true, c);
+      }
+      if (!Have(kHeader + len)) return;
+      if (!Install(in_.Data() + kHeader, len)) return;
+      in_.Consume(kHeader + len);
+    }
+  }
+
+  bool Have(size_t n) {
+    if (in_.Have(n, core_->running)) return true;
+    using E = StreamReader::End;
+    if (in_.end == E::Closed) core_->End(0, "fault lane closed by the peer", false, core_);
+    if (in_.end == E::Failed) core_->End(in_.err, "recv(fault lane)", false, core_);
+    if (in_.end == E::Stalled)
+      core_->End(0, "fault lane: the peer stopped sending for " + std::to_string(in_.silentMs / 1000) + " s in the middle of a frame (" + std::to_string(in_.partial) + " bytes of it received)", true, core_);
+    return false;
+  }
+
+  bool Install(const uint8_t* p, uint32_t len) {
+    std::shared_ptr<LaneCore> c = core_;
+    int mem, uffd;
+    uint64_t base, ps, pc;
+    std::shared_ptr<PageStates> states;
+    {
+      std::lock_guard<std::mutex> g(c->targetMu);
+      mem = c->mem;
+      uffd = c->uffd;
+      base = c->base;
+      ps = c->ps;
+      pc = c->pc;
+      states = c->states;
+    }
+    LaneNotice n{LaneKind::Installed, {}, {}, {}, 0, 0, "", false};
+    std::vector<const uint8_t*> data;
+    if (!ParsePages(p, len, ps, pc, &n.pages, &n.flags, &data)) {
+      c->End(0, "fault lane: a page reply that does not parse within the layout (" + std::to_string(len) + " bytes)", true, c);
+      return false;
+    }
+    c->replies++;
+    std::string what;
+    // The guest runs: UFFDIO_COPY / ZEROPAGE (EEXIST: there already, its waiters woken), or claim + CONTINUE.
+    int e = installer_.Install(n.pages, data, true, mem, uffd, base, ps, states.get(), &what);
+    if (e != 0) {
+      c->End(e, "fault lane: " + what, false, c);
+      return false;
+    }
+    n.atUs = NowUs();
+    c->installs += n.pages.size();
+    c->lost = installer_.lost();
+    c->Post(std::move(n), c);
+    return true;
+  }
+
+  std::shared_ptr<LaneCore> core_;
+  StreamReader in_;
+  PageInstaller installer_;
+  std::thread thread_;
+  bool stopped_ = false;
+};
+
+Napi::FunctionReference* FaultLane::ctor = nullptr;
+
+std::shared_ptr<LaneCore> LaneCoreOf(Napi::Env env, Napi::Value v) {
+  if (!v.IsObject() || FaultLane::ctor == nullptr || !v.As<Napi::Object>().InstanceOf(FaultLane::ctor->Value()))
+    ThrowType(env, "lane must be a FaultLane");
+  return FaultLane::Unwrap(v.As<Napi::Object>())->core();
+}
+
+void InitFaultLane(Napi::Env env, Napi::Object exports) { exports.Set("FaultLane", FaultLane::Init(env)); }
+
+}  // namespace ppsim

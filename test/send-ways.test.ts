@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { encodeMessage } from "../src/engine/codec.js";
 import type { Message } from "../src/engine/messages.js";
 import { plainSocketFd, SEND_WAYS, type SendWay } from "../src/real/dataplane.js";
-import { closeFd, constants, ftruncate, memfdCreate, memfdDataPages, pread, pwrite, setSendBuffer, socketPair, startBulkSender } from "../src/real/native.js";
+import { closeFd, constants, ftruncate, memfdCreate, memfdDataPages, pread, punchHole, pwrite, setSendBuffer, socketPair, startBulkSender } from "../src/real/native.js";
 import { pagesMsg } from "./support/pages.js";
 
 const PS = constants().PAGE_SIZE;
@@ -134,6 +134,38 @@ describe("the bulk sender's send ways", () => {
           results.set(way, got.bytes);
         }
         for (const way of SEND_WAYS) expect(results.get(way)?.equals(results.get("preadv") as Buffer)).toBe(true);
+      }
+    });
+  }
+
+  // The zero-copy ways leave page-cache pages referenced by the socket until the reader reads them.
+  // Post-copy's release punches pages the destination has: a copy still in a socket must keep the
+  // bytes it was queued with (the socket holds a reference; the punch drops only the page cache's).
+  for (const kind of ["unix", "tcp"] as const) {
+    it(`a page punched while its frame waits in the socket arrives as it was (${kind})`, async () => {
+      for (const way of SEND_WAYS) {
+        const fd = sourceMemory();
+        const { fd: sock, reader } = await pair(kind);
+        reader.pause();
+        const sender = startBulkSender(sock, fd, PS, PAGES, 64 * 1024, () => undefined, 0, way);
+        cleanups.push(() => sender.stop());
+        const q = queue(fd)[1]; // pages 256..299: 44 pages, ~180 KiB, within the sockets' default buffers
+        const frame = encodeMessage(pagesMsg(Array.from(q.pages, (p, k) => ({ page: p, data: q.zero[k] === 1 ? null : new Uint8Array(pread(fd, p * PS, PS)) }))), PS);
+        const queued = sender.pages(q.pages, q.zero);
+        expect(queued).toBe(frame.length);
+        while (sender.written < queued) await new Promise((r) => setTimeout(r, 2));
+        punchHole(fd, 256 * PS, 44 * PS);
+        expect(pread(fd, 257 * PS, PS).every((b) => b === 0)).toBe(true);
+        const chunks: Buffer[] = [];
+        let got = 0;
+        reader.on("data", (d: Buffer) => {
+          chunks.push(d);
+          got += d.length;
+        });
+        reader.resume();
+        while (got < queued) await new Promise((r) => setTimeout(r, 2));
+        expect(Buffer.concat(chunks).equals(frame)).toBe(true);
+        sender.stop();
       }
     });
   }

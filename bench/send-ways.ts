@@ -11,9 +11,11 @@
  * `--mode`, `--connections`; `--sizes none` skips them).
  *
  *   npm run build && node dist/bench/send-ways.js [--ways preadv,writev,sendfile,splice] [--limit-runs 3]
- *     [--limit-connections 1,2] [--sizes 1GiB] [--runs 3] [--mode postcopy] [--connections 2] [--batch-pages 16,64] [--json FILE]
+ *     [--limit-connections 1,2] [--sizes 1GiB] [--runs 3] [--mode postcopy] [--connections 1,2] [--batch-pages 16,64] [--json FILE]
  *
- * `--batch-pages` runs each way with each of the engine's batch sizes (pages per background message).
+ * `--batch-pages` runs each way with each of the engine's batch sizes (pages per background message),
+ * `--connections` with each count of bulk connections. "÷ native dropped" is against the limit at
+ * the same way and count when the limits measured it (`--limit-connections`).
  */
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -41,7 +43,7 @@ function spread(xs: number[], digits = 0): string {
 }
 
 interface LimitRun { way: SendWay; connections: number; into: "dropped" | "copy"; mib_s: number; cpu_s_per_gib: number }
-interface MigrationRun { way: SendWay; batch: number; size: string; outcome: string; verified: boolean | null; total_ms: number; background_mib_s: number; downtime_ms: number; fault_p50_us: number; fault_p99_us: number; wire_over_nonzero: number; rounds: number; cpu: ThreadCpuRow[] }
+interface MigrationRun { way: SendWay; batch: number; connections: number; size: string; outcome: string; verified: boolean | null; total_ms: number; background_mib_s: number; downtime_ms: number; fault_p50_us: number; fault_p99_us: number; wire_over_nonzero: number; rounds: number; cpu: ThreadCpuRow[] }
 
 /**
  * migrate(), with the CPU of every thread sampled from the engine's start to its end (the driver's
@@ -76,7 +78,7 @@ async function main(): Promise<void> {
   const limitConns = list(values["limit-connections"], "1,2").map(Number);
   const mode = (values.mode ?? "postcopy") as Mode;
   if (!MODES.includes(mode)) throw new Error(`--mode takes one of ${MODES.join(", ")}`);
-  const connections = Number(values.connections ?? 2);
+  const connectionsList = list(values.connections, "2").map(Number);
   const sizes = values.sizes === "none" ? [] : list(values.sizes, "1GiB").map((s) => {
     const b = parseByteSize(s);
     if (typeof b === "string") throw new Error(`--sizes: ${s} ${b}`);
@@ -106,17 +108,18 @@ async function main(): Promise<void> {
   for (const mem of sizes) {
     const workload = scaleWorkload(loadWorkload(file), mem);
     for (let i = 0; i < runs; i++)
+      for (const connections of connectionsList)
       for (const batch of batches)
       for (const way of ways) {
         process.env.PPSIM_SEND_WAY = way;  // the source agent runs in this process: its senders read it
         const { result: r, rows: cpu } = await withDemoMigration(bin, workload, mode, (a) => migrateSampled(a), 60_000, { connections, options: { batchPages: batch } });
         const run: MigrationRun = {
-          way, batch, size: formatBytes(mem), outcome: r.outcome, verified: r.verified, total_ms: r.total_ms, background_mib_s: Math.round(r.background_mib_s), downtime_ms: r.downtime_ms,
+          way, batch, connections, size: formatBytes(mem), outcome: r.outcome, verified: r.verified, total_ms: r.total_ms, background_mib_s: Math.round(r.background_mib_s), downtime_ms: r.downtime_ms,
           fault_p50_us: r.fault_latency_us.p50, fault_p99_us: r.fault_latency_us.p99, rounds: r.rounds.length, cpu,
           wire_over_nonzero: Math.round((r.bytes_sent / Math.max(1, (r.pages_sent - r.pages_zero) * r.page_size)) * 10000) / 10000,
         };
         migrations.push(run);
-        console.error(`${run.size} ${mode} ${way} batch ${batch} run ${i + 1}: ${r.outcome}, verified ${String(r.verified)}, total ${r.total_ms} ms, background ${run.background_mib_s} MiB/s, downtime ${r.downtime_ms} ms`);
+        console.error(`${run.size} ${mode} ${way} batch ${batch} ×${connections} run ${i + 1}: ${r.outcome}, verified ${String(r.verified)}, total ${r.total_ms} ms, background ${run.background_mib_s} MiB/s, downtime ${r.downtime_ms} ms`);
       }
     delete process.env.PPSIM_SEND_WAY;
   }
@@ -132,12 +135,13 @@ async function main(): Promise<void> {
       }
   const migRows: Row[] = [];
   for (const mem of sizes)
+    for (const connections of connectionsList)
     for (const batch of batches)
     for (const way of ways) {
-      const rs = migrations.filter((m) => m.way === way && m.batch === batch && m.size === formatBytes(mem));
+      const rs = migrations.filter((m) => m.way === way && m.batch === batch && m.connections === connections && m.size === formatBytes(mem));
       const nd = median(limits.filter((l) => l.way === way && l.connections === connections && l.into === "dropped").map((l) => l.mib_s));
       migRows.push({
-        size: formatBytes(mem), mode, way, "batch pages": batch, verified: `${rs.filter((r) => r.outcome === "completed" && r.verified === true).length}/${rs.length}`,
+        size: formatBytes(mem), mode, way, "batch pages": batch, connections, verified: `${rs.filter((r) => r.outcome === "completed" && r.verified === true).length}/${rs.length}`,
         "total ms": spread(rs.map((r) => r.total_ms)), "background MiB/s": spread(rs.map((r) => r.background_mib_s)),
         "÷ native dropped (same way)": Number.isNaN(nd) ? "—" : spread(rs.map((r) => r.background_mib_s / nd), 2),
         "downtime ms": spread(rs.map((r) => r.downtime_ms), 1), "fault p50 / p99 µs": `${spread(rs.map((r) => r.fault_p50_us))} / ${spread(rs.map((r) => r.fault_p99_us))}`,
@@ -147,15 +151,16 @@ async function main(): Promise<void> {
   // CPU per role and thread during migrate(), per way: medians over the runs.
   const cpuRows: Row[] = [];
   for (const mem of sizes)
+    for (const connections of connectionsList)
     for (const batch of batches)
     for (const way of ways) {
-      const rs = migrations.filter((m) => m.way === way && m.batch === batch && m.size === formatBytes(mem));
+      const rs = migrations.filter((m) => m.way === way && m.batch === batch && m.connections === connections && m.size === formatBytes(mem));
       const keys = [...new Set(rs.flatMap((r) => r.cpu.map((c) => `${c.role}/${c.thread}`)))];
       for (const k of keys) {
         const at = (r: MigrationRun) => r.cpu.find((c) => `${c.role}/${c.thread}` === k);
-        cpuRows.push({ size: formatBytes(mem), way, batch, "role/thread": k, threads: median(rs.map((r) => at(r)?.threads ?? 0)), "CPU ms": spread(rs.map((r) => at(r)?.cpu_ms ?? 0)), "waiting for a CPU ms": spread(rs.map((r) => at(r)?.wait_ms ?? 0)) });
+        cpuRows.push({ size: formatBytes(mem), way, batch, connections, "role/thread": k, threads: median(rs.map((r) => at(r)?.threads ?? 0)), "CPU ms": spread(rs.map((r) => at(r)?.cpu_ms ?? 0)), "waiting for a CPU ms": spread(rs.map((r) => at(r)?.wait_ms ?? 0)) });
       }
-      cpuRows.push({ size: formatBytes(mem), way, batch, "role/thread": "all", threads: 0, "CPU ms": spread(rs.map((r) => r.cpu.reduce((a, c) => a + c.cpu_ms, 0))), "waiting for a CPU ms": spread(rs.map((r) => r.cpu.reduce((a, c) => a + c.wait_ms, 0))) });
+      cpuRows.push({ size: formatBytes(mem), way, batch, connections, "role/thread": "all", threads: 0, "CPU ms": spread(rs.map((r) => r.cpu.reduce((a, c) => a + c.cpu_ms, 0))), "waiting for a CPU ms": spread(rs.map((r) => r.cpu.reduce((a, c) => a + c.wait_ms, 0))) });
     }
   const result = { bench: "send-ways", command: `node dist/bench/send-ways.js ${process.argv.slice(2).join(" ")}`, window, node_tcp_mib_s: node, limits, migrations };
   if (values.json !== undefined) writeFileSync(values.json, JSON.stringify(result, null, 2) + "\n");

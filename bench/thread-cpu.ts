@@ -37,8 +37,10 @@ function descendants(root: number): number[] {
   return out;
 }
 
-function roleOf(pid: number, root: number): string {
+/** The process's part in the migration, or null when it is gone (or a zombie: no command line left). */
+function roleOf(pid: number, root: number): string | null {
   const cmd = (read(`/proc/${pid}/cmdline`) ?? "").split("\0");
+  if (cmd[0] === "") return null;
   const guest = cmd[0].endsWith("ppsim-guest");
   const ppid = Number((read(`/proc/${pid}/stat`) ?? ") x 0").split(") ")[1]?.split(" ")[1] ?? 0);
   if (pid === root) return "source agent";
@@ -62,8 +64,12 @@ export function startThreadCpu(everyMs = 50): { stop: () => ThreadCpuRow[] } {
       } catch {
         continue;
       }
-      let role = roles.get(pid);
-      if (role === undefined) roles.set(pid, (role = roleOf(pid, root)));
+      let role = roles.get(pid) ?? null;
+      if (role === null) {
+        role = roleOf(pid, root);
+        if (role === null) continue;
+        roles.set(pid, role);
+      }
       const guest = role.endsWith("guest");
       for (const tid of tids) {
         const ss = read(`/proc/${pid}/task/${tid}/schedstat`);

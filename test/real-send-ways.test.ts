@@ -1,7 +1,7 @@
 /**
  * Real migrations on loopback with each of the source's send ways other than
- * the default (native/src/bulk_send_ways.*; the default, writev, is what every
- * other real test runs): post-copy, pre-copy and hybrid must complete and
+ * the default (native/src/bulk_send_ways.*; the default, DEFAULT_SEND_WAY, is
+ * what every other real test runs): post-copy, pre-copy and hybrid must complete and
  * verify (the destination's memory hashes like an unmigrated run). A small
  * guest, a quarter of the short steps (the tests stay ~1 s each): pass/fail
  * never depends on timing.

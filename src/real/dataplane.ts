@@ -92,6 +92,11 @@ export type SendWay = "preadv" | "writev" | "sendfile" | "splice";
 
 export const SEND_WAYS: readonly SendWay[] = ["preadv", "writev", "sendfile", "splice"];
 
+/**
+ * preadv: sendfile and splice cost 2–3× the CPU per GiB (two calls and two skb fragments per page:
+ * the codec's entries sit between the pages), and writev, one copy fewer, was not faster in the
+ * migrations and had more downtime (its mapping's faults and unmaps; docs/native.md "Send ways").
+ */
 export const DEFAULT_SEND_WAY: SendWay = "preadv";
 
 /** PPSIM_SEND_WAY=preadv|writev|sendfile|splice (benchmarks, A/B), else the default; another value is refused. */

@@ -94,8 +94,8 @@ export const SEND_WAYS: readonly SendWay[] = ["preadv", "writev", "sendfile", "s
 
 /**
  * preadv: sendfile and splice cost 2–3× the CPU per GiB (two calls and two skb fragments per page:
- * the codec's entries sit between the pages), and writev, one copy fewer, was not faster in the
- * migrations and had more downtime (its mapping's faults and unmaps; docs/native.md "Send ways").
+ * the codec's entries sit between the pages), and writev, one copy fewer, was level with it within
+ * the spread, with the worst downtimes (docs/native.md "Send ways").
  */
 export const DEFAULT_SEND_WAY: SendWay = "preadv";
 

@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { createServer, connect as tcpConnect, type Socket } from "node:net";
 import { maxPayloadBytes } from "../src/engine/frame-decoder.js";
 import { percentiles } from "../src/engine/metrics.js";
-import { plainSocketFd, stopNodeReading } from "../src/real/dataplane.js";
+import { plainSocketFd, sendWayFromEnv, stopNodeReading, type SendWay } from "../src/real/dataplane.js";
 import {
   closeFd,
   constants,
@@ -73,7 +73,8 @@ export async function loopback(o: { pings?: number; bytes?: number } = {}): Prom
  * into a mapping of it registered with a userfaultfd (in this process): "copy" UFFDIO_COPY, "continue"
  * pwritev + UFFDIO_CONTINUE with the page table's claims (install modes, docs/native.md).
  */
-export async function loopbackNative(o: { install: boolean; into?: "pwrite" | "copy" | "continue"; bytes?: number; connections?: number }): Promise<{ mib_s: number; connections: number }> {
+/** way: how the senders move pages (PPSIM_SEND_WAY's default otherwise). cpu_ms: this process's CPU time (senders and receivers) over the transfer. */
+export async function loopbackNative(o: { install: boolean; into?: "pwrite" | "copy" | "continue"; bytes?: number; connections?: number; way?: SendWay }): Promise<{ mib_s: number; connections: number; cpu_ms: number }> {
   const n = o.connections ?? 1;
   const PS = constants().PAGE_SIZE;
   const totalBytes = o.bytes ?? 512 * MiB;
@@ -115,11 +116,12 @@ export async function loopbackNative(o: { install: boolean; into?: "pwrite" | "c
     const pair = { client, peer, receiver, room: () => undefined as void, sender: null as unknown as BulkSenderHandle };
     pair.sender = startBulkSender(plainSocketFd(client), src, PS, pages, NATIVE_QUEUE_BYTES / 2, (e) => {
       if (e.kind === "room") pair.room();
-    });
+    }, 0, o.way ?? sendWayFromEnv());
     pairs.push(pair);
   }
   const zero = new Uint8Array(16);
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   // Frames to the least queued connection, as the source link does.
   for (let p = 0; p < pages; p += 16) {
     let best = pairs[0];
@@ -129,6 +131,7 @@ export async function loopbackNative(o: { install: boolean; into?: "pwrite" | "c
   }
   await finished;
   const secs = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(c0);
   for (const x of pairs) {
     x.sender.stop();
     x.receiver.stop();
@@ -143,7 +146,7 @@ export async function loopbackNative(o: { install: boolean; into?: "pwrite" | "c
     closeFd(guest.uffd);
   }
   if (dst >= 0) closeFd(dst);
-  return { mib_s: Math.round(totalBytes / MiB / secs), connections: n };
+  return { mib_s: Math.round(totalBytes / MiB / secs), connections: n, cpu_ms: Math.round((cpu.user + cpu.system) / 1000) };
 }
 
 /** A guest's view of the memfd: a mapping registered MISSING (| MINOR, with a page table, for "continue"). */

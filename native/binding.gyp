@@ -13,6 +13,7 @@
         "src/bench.cc",
         "src/bulk_sender.cc",
         "src/bulk_send_frames.cc",
+        "src/bulk_send_ways.cc",
         "src/bulk_receiver.cc",
         "src/bulk_frames.cc",
         "src/bulk_stream.cc",

@@ -22,20 +22,31 @@ void PutU32(uint8_t* p, uint32_t v) {
   p[3] = (v >> 24) & 0xff;
 }
 
-}  // namespace
-
-void LayOutPagesFrame(SendItem& it, uint64_t pageSize) {
-  const size_t n = it.pages.size();
-  size_t size = kHeader + 4;
-  for (size_t i = 0; i < n; i++) size += kEntry + (it.zero[i] ? 0 : pageSize);
-  it.frame.resize(size);
-  uint8_t* p = it.frame.data();
+// Header and count of a pages frame of `size` wire bytes and n pages, into p[0, kHeader + 4).
+void PutHead(uint8_t* p, size_t size, size_t n) {
   p[0] = kFrameMagic & 0xff;
   p[1] = kFrameMagic >> 8;
   p[2] = kTagPages;
   p[3] = 0;
   PutU32(p + 4, static_cast<uint32_t>(size - kHeader));
   PutU32(p + 8, static_cast<uint32_t>(n));
+}
+
+}  // namespace
+
+size_t PagesFrameSize(const SendItem& it, uint64_t pageSize) {
+  size_t size = kHeader + 4;
+  for (size_t i = 0; i < it.pages.size(); i++) size += kEntry + (it.zero[i] ? 0 : pageSize);
+  return size;
+}
+
+void LayOutPagesFrame(SendItem& it, uint64_t pageSize) {
+  const size_t n = it.pages.size();
+  it.size = PagesFrameSize(it, pageSize);
+  it.filled.resize(it.size);
+  // RawByte is one plain byte (static_assert above): the buffer's bytes are its bytes.
+  uint8_t* p = reinterpret_cast<uint8_t*>(it.filled.data());
+  PutHead(p, it.size, n);
   size_t o = kHeader + 4;
   for (size_t i = 0; i < n; i++) {
     PutU32(p + o, it.pages[i]);
@@ -46,6 +57,7 @@ void LayOutPagesFrame(SendItem& it, uint64_t pageSize) {
 
 int FillPagesFrame(int memfd, SendItem& it, uint64_t pageSize, std::string* what) {
   const size_t n = it.pages.size();
+  uint8_t* frame = reinterpret_cast<uint8_t*>(it.filled.data());  // RawByte: one plain byte
   std::vector<iovec> iov;
   size_t o = kHeader + 4;
   size_t i = 0;
@@ -59,7 +71,7 @@ int FillPagesFrame(int memfd, SendItem& it, uint64_t pageSize, std::string* what
     iov.clear();
     size_t slot = o;
     while (j < n && !it.zero[j] && (j == i || it.pages[j] == it.pages[j - 1] + 1) && iov.size() < IOV_MAX) {
-      iov.push_back({it.frame.data() + slot + kEntry, pageSize});
+      iov.push_back({frame + slot + kEntry, pageSize});
       slot += kEntry + pageSize;
       j++;
     }
@@ -94,6 +106,27 @@ int FillPagesFrame(int memfd, SendItem& it, uint64_t pageSize, std::string* what
     i = j;
   }
   return 0;
+}
+
+void LayOutPagesSegments(SendItem& it, uint64_t pageSize, uint64_t memfdSize) {
+  const size_t n = it.pages.size();
+  it.size = PagesFrameSize(it, pageSize);
+  it.meta.resize(kHeader + 4 + n * kEntry);
+  it.segs.clear();
+  uint8_t* p = it.meta.data();
+  PutHead(p, it.size, n);
+  size_t o = kHeader + 4;
+  it.segs.push_back({Seg::Meta, 0, static_cast<uint32_t>(o)});
+  for (size_t i = 0; i < n; i++) {
+    PutU32(p + o, it.pages[i]);
+    p[o + 4] = it.zero[i] ? 1 : 0;
+    if (it.segs.back().kind == Seg::Meta) it.segs.back().len += kEntry;
+    else it.segs.push_back({Seg::Meta, o, static_cast<uint32_t>(kEntry)});
+    o += kEntry;
+    if (it.zero[i]) continue;
+    uint64_t at = static_cast<uint64_t>(it.pages[i]) * pageSize;
+    it.segs.push_back({at + pageSize <= memfdSize ? Seg::Page : Seg::Zeros, at, static_cast<uint32_t>(pageSize)});
+  }
 }
 
 }  // namespace ppsim

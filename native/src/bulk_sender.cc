@@ -1,10 +1,11 @@
 // BulkSender: the source's bulk connection as a native writer thread. JS (the
 // engine, through source-link.ts) queues items in the order the engine chose
 // them: encoded frames it made itself, or "a pages frame of these pages", whose
-// page bytes this thread reads from the guest's memfd (preadv straight into the
-// frame) — the bytes never enter JavaScript (bulk_send_frames.*: the frame's
-// layout and its reading). Which pages are zero is JS's call (the engine
-// counted the frame's size when it chose them); this thread only moves bytes.
+// page bytes this thread moves from the guest's memfd to the socket — the bytes
+// never enter JavaScript (bulk_send_frames.*: the frame's layout; bulk_send_ways.*:
+// the ways of moving its pages, preadv + send, writev from a mapping, sendfile,
+// splice — JS chooses one per sender). Which pages are zero is JS's call (the
+// engine counted the frame's size when it chose them); this thread only moves bytes.
 //
 // Completions come back batched through a ThreadSafeFunction: "room" when the
 // queue fell below the low-water mark, "error" once if a write failed, and
@@ -12,6 +13,7 @@
 // socket and the memfd, so JS closing its own fds never leaves it writing to a
 // reused descriptor; stop() joins it and closes them.
 #include <fcntl.h>
+#include <pthread.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -30,6 +32,7 @@
 
 #include "bulk_frames.h"
 #include "bulk_send_frames.h"
+#include "bulk_send_ways.h"
 #include "util.h"
 
 namespace ppsim {
@@ -61,7 +64,7 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
                         InstanceMethod<&BulkSender::Stats>("stats")});
   }
 
-  // new BulkSender(socketFd, memfd, pageSize, pageCount, lowWater, callback(events: {kind, error}[]))
+  // new BulkSender(socketFd, memfd, pageSize, pageCount, lowWater, callback(events: {kind, error}[]), nice?, way?)
   explicit BulkSender(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BulkSender>(info) {
     Napi::Env env = info.Env();
     int sock = ArgFd(info, 0, "socketFd");
@@ -84,12 +87,22 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
       close(sock_);
       ThrowErrno(env, e, "fcntl(F_DUPFD_CLOEXEC, memfd " + std::to_string(mem) + ")");
     }
-    wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake_ < 0) {
-      int e = errno;
+    SendWay way = SendWay::Preadv;
+    if (info.Length() > 7 && !info[7].IsUndefined() && !ParseSendWay(ArgString(info, 7, "way"), &way)) {
       close(sock_);
       close(mem_);
-      ThrowErrno(env, e, "eventfd");
+      ThrowRange(env, "way must be preadv, writev, sendfile or splice");
+    }
+    std::string what;
+    int e = writer_.Init(way, sock_, mem_, pageSize_, pageCount_, &what);
+    if (e == 0) {
+      wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (wake_ < 0) e = errno, what = "eventfd";
+    }
+    if (e != 0) {
+      close(sock_);
+      close(mem_);
+      ThrowErrno(env, e, "BulkSender: " + what);
     }
     tsfn_ = Napi::ThreadSafeFunction::New(env, info[5].As<Napi::Function>(), "ppsim-bulk-sender", 0, 1);
     running_ = true;
@@ -107,6 +120,7 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
     Bytes b = ArgBytes(info, 0, "frame");
     SendItem it;
     it.frame.assign(b.data, b.data + b.len);
+    it.size = b.len;
     if (info.Length() > 1 && !info[1].IsUndefined()) {
       uint64_t n = ArgU64(info, 1, "niceAfter");
       if (n > 19) ThrowRange(info.Env(), "niceAfter must be 0 … 19");
@@ -130,12 +144,12 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
     it.zero.assign(z.data, z.data + n);
     for (size_t i = 0; i < n; i++)
       if (it.pages[i] >= pageCount_) ThrowRange(env, "page " + std::to_string(it.pages[i]) + " is beyond the guest's " + std::to_string(pageCount_) + " pages");
-    LayOutPagesFrame(it, pageSize_);
+    it.size = PagesFrameSize(it, pageSize_);  // laid out by the thread: the JS thread only counts
     return Push(env, std::move(it));
   }
 
   Napi::Value Push(Napi::Env env, SendItem&& it) {
-    size_t bytes = it.frame.size();
+    size_t bytes = it.size;
     {
       std::lock_guard<std::mutex> g(mu_);
       if (!running_ || closing_) ThrowErrno(env, EPIPE, "BulkSender: queueing on a closed sender");
@@ -175,6 +189,7 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
     o.Set("written", static_cast<double>(written_.load()));
     o.Set("nice", nice_.load());
     o.Set("niceErrno", niceErrno_.load());
+    o.Set("way", SendWayName(writer_.way()));
     return o;
   }
 
@@ -218,11 +233,45 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
     }
   }
 
-  // Reads the data slots of a pages frame (bulk_send_frames.cc); a failure is the sender's.
+  // Lays out a pages frame and, for preadv, reads its data slots (bulk_send_frames.cc); a failure is the sender's.
   bool Fill(SendItem& it) {
     std::string what;
-    int err = FillPagesFrame(mem_, it, pageSize_, &what);
+    int err = writer_.LayOut(it, &what);
+    if (err == 0 && writer_.way() == SendWay::Preadv) err = FillPagesFrame(mem_, it, pageSize_, &what);
     return err == 0 || Fail(err, what);
+  }
+
+  // Until the socket has room (1), stop (0) or a failure (-1, reported).
+  int WaitWritable() {
+    pollfd pf[2] = {{sock_, POLLOUT, 0}, {wake_, POLLIN, 0}};
+    uint64_t t0 = NowNs();
+    int k = poll(pf, 2, -1);
+    waitNs_ += NowNs() - t0;
+    if (k < 0 && errno != EINTR) return Fail(errno, "poll(bulk socket)"), -1;
+    if (pf[1].revents) return 0;  // stop
+    if (pf[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+      int soerr = 0;
+      socklen_t l = sizeof soerr;
+      getsockopt(sock_, SOL_SOCKET, SO_ERROR, &soerr, &l);
+      return Fail(soerr != 0 ? soerr : EPIPE, "send(bulk socket)"), -1;
+    }
+    return 1;
+  }
+
+  // Writes a laid-out pages frame the way the writer was set up for (layout "segments").
+  bool WritePages(SendItem& it) {
+    SendCursor cur;
+    for (;;) {
+      if (!running_) return false;
+      size_t wrote = 0;
+      std::string what;
+      int e = writer_.Step(it, &cur, &wrote, &what);
+      queued_ -= wrote;
+      written_ += wrote;
+      if (e == 0) return true;
+      if (e != EAGAIN) return Fail(e, what);
+      if (WaitWritable() <= 0) return false;
+    }
   }
 
   bool Fail(int err, const std::string& what) {
@@ -251,18 +300,7 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
       }
       if (r < 0 && errno == EINTR) continue;
       if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        pollfd pf[2] = {{sock_, POLLOUT, 0}, {wake_, POLLIN, 0}};
-        uint64_t t0 = NowNs();
-        int k = poll(pf, 2, -1);
-        waitNs_ += NowNs() - t0;
-        if (k < 0 && errno != EINTR) return Fail(errno, "poll(bulk socket)");
-        if (pf[1].revents) return false;  // stop
-        if (pf[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
-          int soerr = 0;
-          socklen_t l = sizeof soerr;
-          getsockopt(sock_, SOL_SOCKET, SO_ERROR, &soerr, &l);
-          return Fail(soerr != 0 ? soerr : EPIPE, "send(bulk socket)");
-        }
+        if (WaitWritable() <= 0) return false;
         continue;
       }
       return Fail(r < 0 ? errno : EPIPE, "send(bulk socket, " + std::to_string(len - done) + " bytes)");
@@ -271,6 +309,8 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
   }
 
   void Loop() {
+    // Named so that per-thread CPU time (/proc/PID/task/TID/comm, bench/thread-cpu.ts) tells it apart; 15 bytes at most.
+    (void)pthread_setname_np(pthread_self(), "ppsim-bulk-tx");
     niceErrno_ = NiceThisThread(nice_.load());
     for (;;) {
       SendItem it;
@@ -288,7 +328,7 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
         it = std::move(q_.front());
         q_.pop_front();
       }
-      size_t size = it.frame.size();
+      size_t size = it.size;
       uint64_t t0 = NowNs();
       if (!it.pages.empty() && !Fill(it)) {
         queued_ -= size;
@@ -297,7 +337,11 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
       uint64_t t1 = NowNs();
       fillNs_ += t1 - t0;
       uint64_t w0 = waitNs_.load();
-      if (!WriteAll(it.frame.data(), size)) return;
+      bool ok;
+      if (it.pages.empty()) ok = WriteAll(it.frame.data(), size);
+      else if (writer_.way() == SendWay::Preadv) ok = WriteAll(reinterpret_cast<const uint8_t*>(it.filled.data()), size);  // RawByte: one plain byte
+      else ok = WritePages(it);
+      if (!ok) return;
       sendNs_ += (NowNs() - t1) - (waitNs_.load() - w0);
       if (it.niceAfter >= 0 && it.niceAfter != nice_.load()) {
         niceErrno_ = SetThreadNice(it.niceAfter);
@@ -308,6 +352,7 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
   }
 
   int sock_ = -1, mem_ = -1, wake_ = -1;
+  PagesWriter writer_;  // set up in the constructor, then the thread's
   uint64_t pageSize_ = 0, pageCount_ = 0, low_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -80,6 +80,33 @@ export function installModeFromEnv(): InstallMode {
   throw new Error(`PPSIM_INSTALL must be copy or continue, not ${JSON.stringify(v)}`);
 }
 
+/**
+ * How the source's bulk sender moves a pages frame's data from the guest's
+ * memfd to the socket (native/src/bulk_send_ways.h, docs/native.md "Send
+ * ways"): "preadv" (into the frame's buffer, then send: two copies),
+ * "writev" (sendmsg from a read-only mapping of the memfd: one copy),
+ * "sendfile" (per page, the frame corked: no copy at the source), "splice"
+ * (the pieces through a pipe: no copy). Huge pages always go by preadv.
+ */
+export type SendWay = "preadv" | "writev" | "sendfile" | "splice";
+
+export const SEND_WAYS: readonly SendWay[] = ["preadv", "writev", "sendfile", "splice"];
+
+/**
+ * preadv: sendfile and splice cost 2–3× the CPU per GiB (two calls and two skb fragments per page:
+ * the codec's entries sit between the pages), and writev, one copy fewer, was level with it within
+ * the spread, with the worst downtimes (docs/native.md "Send ways").
+ */
+export const DEFAULT_SEND_WAY: SendWay = "preadv";
+
+/** PPSIM_SEND_WAY=preadv|writev|sendfile|splice (benchmarks, A/B), else the default; another value is refused. */
+export function sendWayFromEnv(): SendWay {
+  const v = process.env.PPSIM_SEND_WAY;
+  if (v === undefined || v === "") return DEFAULT_SEND_WAY;
+  if ((SEND_WAYS as readonly string[]).includes(v)) return v as SendWay;
+  throw new Error(`PPSIM_SEND_WAY must be one of ${SEND_WAYS.join(", ")}, not ${JSON.stringify(v)}`);
+}
+
 /** Whether the native path may be used (it is, unless PPSIM_DATAPLANE=js). */
 export function nativeDataPlaneWanted(): boolean {
   return process.env.PPSIM_DATAPLANE !== "js";

@@ -4,6 +4,7 @@
  * (native/src/bulk_sender.cc, bulk_receiver.cc), the memfd's data map, and
  * the page table of install mode "continue" (native/src/page_states.*).
  */
+import { sendWayFromEnv, type SendWay } from "./dataplane.js";
 import { loadAddon } from "./native-load.js";
 
 /** What the source's bulk sender thread reports (batched through a ThreadSafeFunction). */
@@ -27,7 +28,8 @@ export interface BulkSenderHandle {
   /** Joins the thread and closes its fds. Idempotent. */
   stop(): void;
   /** Where the thread's time went, in ns: nothing queued, reading pages, writing, waiting for socket room. */
-  stats(): { idleNs: number; fillNs: number; sendNs: number; waitNs: number; written: number; nice: number; niceErrno: number };
+  /** way: how it moves pages (preadv unless asked otherwise and the pages are base pages). */
+  stats(): { idleNs: number; fillNs: number; sendNs: number; waitNs: number; written: number; nice: number; niceErrno: number; way: SendWay };
 }
 
 /** What the destination's bulk receiver thread reports, in arrival order. */
@@ -79,17 +81,17 @@ export interface PageTableHandle {
 }
 
 interface RawDataPlane {
-  BulkSender: new (socketFd: number, memfd: number, pageSize: number, pageCount: number, lowWater: number, cb: (e: BulkSenderEvent) => void, nice: number) => BulkSenderHandle;
+  BulkSender: new (socketFd: number, memfd: number, pageSize: number, pageCount: number, lowWater: number, cb: (e: BulkSenderEvent) => void, nice: number, way: SendWay) => BulkSenderHandle;
   BulkReceiver: new (socketFd: number, limits: Uint32Array, stallMs: number, cb: (n: BulkNotice[]) => void, nice: number) => BulkReceiverHandle;
   PageTable: new (memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number) => PageTableHandle;
 }
 
 const addon = (): RawDataPlane => loadAddon<RawDataPlane>();
 
-/** A native thread that writes the bulk connection: frames from JS, and pages frames it fills from the memfd. */
-export function startBulkSender(socketFd: number, memfd: number, pageSize: number, pageCount: number, lowWater: number, onEvent: (e: BulkSenderEvent) => void, nice = 0): BulkSenderHandle {
+/** A native thread that writes the bulk connection: frames from JS, and pages frames whose data it moves from the memfd (`way`, dataplane.ts). */
+export function startBulkSender(socketFd: number, memfd: number, pageSize: number, pageCount: number, lowWater: number, onEvent: (e: BulkSenderEvent) => void, nice = 0, way: SendWay = sendWayFromEnv()): BulkSenderHandle {
   const Ctor = addon().BulkSender;
-  return new Ctor(socketFd, memfd, pageSize, pageCount, lowWater, onEvent, nice);
+  return new Ctor(socketFd, memfd, pageSize, pageCount, lowWater, onEvent, nice, way);
 }
 
 /** A native thread that reads the bulk connection and installs pages frames (start() it). `limits[tag]` bounds each frame's payload. */

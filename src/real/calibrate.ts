@@ -25,6 +25,7 @@
 import { availableParallelism, cpus, release } from "node:os";
 import { encodeMessage } from "../engine/codec.js";
 import { percentiles } from "../engine/metrics.js";
+import { laneRoundTrip } from "./calibrate-lane.js";
 import { FrameDecoder } from "../engine/frame-decoder.js";
 import type { Message } from "../engine/messages.js";
 import { DEFAULT_HOST, HOST_PROFILE_VERSION, type HostProfile } from "../sim/host.js";
@@ -220,6 +221,7 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     install_ns_per_zero_page: [],
     message_ns: [],
     fault_delivery_us: [],
+    fault_lane_us: [],
     pause_us: [],
     resume_us: [],
     guest_start_us: [],
@@ -254,6 +256,7 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     runs.install_ns_per_zero_page.push(installPerPage(pages, true));
     runs.message_ns.push(await perMessage(20_000));
     runs.fault_delivery_us.push(Math.max(0, (await faultRoundTrip(2000)).p50_us - install / 1000));
+    runs.fault_lane_us.push((await laneRoundTrip(2000)).p50_us);
     const g = await guestCosts(10);
     runs.pause_us.push(g.pauseUs);
     runs.resume_us.push(g.resumeUs);
@@ -276,6 +279,8 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     pause_us: m("pause_us"),
     resume_us: m("resume_us"),
     guest_start_us: m("guest_start_us"),
+    // The real back end's default has the fault lane (PPSIM_FAULT_LANE=0 turns it off: drop this key to simulate that).
+    fault_lane_us: spread.fault_lane_us?.median ?? DEFAULT_HOST.fault_lane_us,
     cores_available: Math.max(0.01, m("cores_available")),
     bulk_cpu_ns_per_page: m("bulk_cpu_ns_per_page"),
     stream_ns_per_page: m("stream_ns_per_page"),

@@ -21,7 +21,12 @@
  * - the destination engine hears of the hello `guest_start_us` late (it
  *   starts its guest first) and of the switchover `resume_us` late (its guest
  *   runs once the resume returned, which is when the real agent reports it);
- * - with the optional CPU keys, the cores' contention: src/sim/host-cpu.ts.
+ * - with the optional CPU keys, the cores' contention: src/sim/host-cpu.ts;
+ * - with `fault_lane_us` (the hosts have the native fault lane, the real back
+ *   end's default: docs/real.md "The fault lane"), a vCPU's fault is asked
+ *   for at once and neither engine's loop is on its way: its request and
+ *   reply on the urgent channel cost the hosts nothing per message, and the
+ *   reply arrives `fault_lane_us` after the link brought the request.
  */
 import { PAGE_ENTRY_OVERHEAD } from "../engine/codec.js";
 import type { Message } from "../engine/messages.js";
@@ -52,6 +57,13 @@ export interface HostProfile extends HostCpu {
   resume_us: number;
   /** The destination starting its guest process when the source's hello comes, µs. */
   guest_start_us: number;
+  /**
+   * Optional: a demand fault over the native fault lane, both hosts' part
+   * without the link's (the reader thread's request, the source lane
+   * thread's answer from guest memory, the install that wakes the vCPU), µs.
+   * Absent: faults go through both agents' event loops (the lane off).
+   */
+  fault_lane_us?: number;
 }
 
 /**
@@ -107,7 +119,11 @@ export function checkHostProfile(v: unknown, where: string): HostProfile {
   }
   const cpuError = cpuKeyError(o);
   if (cpuError !== null) throw new HostProfileError(`${where}: ${cpuError}`);
-  const known = new Set<string>(["ppsim_host_profile", "measured_on", ...NUMBER_KEYS, ...CPU_KEYS]);
+  const lane = o.fault_lane_us;
+  if (lane !== undefined && (typeof lane !== "number" || !Number.isFinite(lane) || lane < 0 || lane > MAX_COST)) {
+    throw new HostProfileError(`${where}: "fault_lane_us" must be a number in [0, ${MAX_COST}], got ${JSON.stringify(lane)}`);
+  }
+  const known = new Set<string>(["ppsim_host_profile", "measured_on", "fault_lane_us", ...NUMBER_KEYS, ...CPU_KEYS]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new HostProfileError(`${where}: unknown key "${k}"`);
   return { ...(o as unknown as HostProfile), measured_on: typeof o.measured_on === "string" ? o.measured_on.slice(0, 500) : "" };
 }
@@ -117,8 +133,14 @@ export function checkHostProfile(v: unknown, where: string): HostProfile {
  * receiver does before its engine hears of it that does not hold up the
  * next message (starting or resuming its guest). `destinationRunning`:
  * the destination's guest runs (its pages install through userfaultfd).
+ * `urgent`: it goes on the urgent channel — with the fault lane, a demand
+ * fault's request or reply, which no engine's loop handles on the way.
  */
-export function messageCostUs(h: HostProfile, msg: Message<unknown>, destinationRunning = false): { sendUs: number; recvUs: number; extraUs: number } {
+export function messageCostUs(h: HostProfile, msg: Message<unknown>, destinationRunning = false, urgent = false): { sendUs: number; recvUs: number; extraUs: number } {
+  if (urgent && h.fault_lane_us !== undefined) {
+    if (msg.type === "pageRequest") return { sendUs: 0, recvUs: 0, extraUs: h.fault_lane_us };
+    if (msg.type === "pages") return { sendUs: 0, recvUs: 0, extraUs: 0 };
+  }
   let sendNs = h.message_ns;
   let recvNs = h.message_ns;
   let cpuUs = 0;

@@ -91,7 +91,8 @@ export class Simulation {
     this.maxVirtualMs = maxMs;
     this.outages = (cfg.outages ?? []).map((o) => ({ atMs: o.atMs, durationMs: o.durationMs }));
     this.host = cfg.host ? checkHostProfile(cfg.host, "host profile") : null;
-    const faultDelayUs = this.host === null ? 0 : this.host.fault_delivery_us + loopWaitUs(this.host);
+    // With the fault lane the reader thread asks at once (its cost is in the request's fault_lane_us); otherwise the fault waits for the destination's loop.
+    const faultDelayUs = this.host === null || this.host.fault_lane_us !== undefined ? 0 : this.host.fault_delivery_us + loopWaitUs(this.host);
     this.shared = new GuestShared(w, compilePhases(cfg.workload), this.seed);
     const onStall = (vcpu: number, page: number, at: number) => this.queue.push(at + faultDelayUs, { type: "fault", vcpu, page, stalledAt: at });
     // Tasks or huge pages: the guest of async-faults.ts (its fault events name task slots, not vCPUs).

@@ -134,7 +134,7 @@ async function main(): Promise<void> {
         connections: c,
         fault_lane: lane,
         runs: all.map(({ report: r, source_peak_mib, punched_pages, source_mib_over_time, switchover }) => ({
-          outcome: r.outcome, verified: r.verified, downtime_ms: r.downtime_ms, total_ms: r.total_ms, rounds: r.rounds.length, throttle: r.throttle, background_mib_s: r.background_mib_s,
+          outcome: r.outcome, verified: r.verified, reason: r.reason, downtime_ms: r.downtime_ms, total_ms: r.total_ms, rounds: r.rounds.length, throttle: r.throttle, background_mib_s: r.background_mib_s,
           fault_p50_us: r.fault_latency_us.p50, fault_p99_us: r.fault_latency_us.p99, fault_max_us: r.fault_latency_us.max, source_peak_mib, punched_pages, source_mib_over_time, switchover,
           wire_over_nonzero: Math.round((r.bytes_sent / Math.max(1, (r.pages_sent - r.pages_zero) * r.page_size)) * 10000) / 10000,
           background_over_loopback: Math.round((r.background_mib_s / lo.mib_s) * 100) / 100,

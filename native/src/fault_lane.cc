@@ -85,7 +85,7 @@ class LaneCore {
   int mem = -1, uffd = -1;
   uint64_t base = 0, ps = 0, pc = 0;
   std::shared_ptr<PageStates> states;
-  std::unique_ptr<std::atomic<uint8_t>[]> asked;  // per page: requested on this lane already
+  PageFlags asked;  // per page: requested on this lane already
 
   std::mutex writeMu;  // the requests' writes (the fault reader's thread) against the socket's close
   std::atomic<bool> armed{false}, running{false};
@@ -279,8 +279,12 @@ class FaultLane : public Napi::ObjectWrap<FaultLane> {
       close(m);
       ThrowErrno(env, e, "fcntl(F_DUPFD_CLOEXEC, uffd " + std::to_string(uffd) + ")");
     }
-    core_->asked.reset(new std::atomic<uint8_t>[pc]);
-    for (uint64_t i = 0; i < pc; i++) core_->asked[i].store(0, std::memory_order_relaxed);
+    core_->asked = ZeroedFlags(pc);
+    if (core_->asked == nullptr) {
+      close(m);
+      close(u);
+      ThrowErrno(env, ENOMEM, "FaultLane.setTarget: the table of " + std::to_string(pc) + " pages");
+    }
     core_->mem = m;
     core_->uffd = u;
     core_->base = base;

@@ -26,6 +26,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -52,6 +53,18 @@ int WriteAll(int sock, const uint8_t* p, size_t n, int waitMs);
 // The faults of one read(): false (nothing taken) when the lane is not armed or has ended — the
 // reader then reports them itself, the way without the lane.
 bool LaneTakeFaults(const std::shared_ptr<LaneCore>& lane, const std::vector<LaneFault>& faults, double readUs);
+
+// Per-page flags, all zero at first, from calloc: a large guest's table costs no pass over it on
+// the JS thread (the kernel hands out zero pages as they are touched). Assumes std::atomic<uint8_t>
+// is a lock-free byte with the representation of uint8_t (asserted), so zeroed memory is a valid
+// array of atomics holding 0.
+struct FreeFlags {
+  void operator()(std::atomic<uint8_t>* p) const { free(p); }
+};
+using PageFlags = std::unique_ptr<std::atomic<uint8_t>[], FreeFlags>;
+static_assert(sizeof(std::atomic<uint8_t>) == 1 && std::atomic<uint8_t>::is_always_lock_free, "page flags are bytes");
+// n zeroed flags, or null (ENOMEM).
+inline PageFlags ZeroedFlags(uint64_t n) { return PageFlags(static_cast<std::atomic<uint8_t>*>(calloc(n, 1))); }
 
 // The codec's pageRequest frame: header (magic, tag 4, 0, length 4) and the page.
 constexpr uint8_t kTagPageRequest = 4;

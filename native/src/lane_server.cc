@@ -77,8 +77,8 @@ class LaneServer : public Napi::ObjectWrap<LaneServer> {
     if (stall > 3600000) ThrowRange(env, "stallMs must be at most an hour");
     if (info.Length() < 6 || !info[5].IsFunction()) ThrowType(env, "callback must be a function");
     stallMs_ = static_cast<int>(stall);
-    released_.reset(new std::atomic<uint8_t>[pc_]);
-    for (uint64_t i = 0; i < pc_; i++) released_[i].store(0, std::memory_order_relaxed);
+    released_ = ZeroedFlags(pc_);
+    if (released_ == nullptr) ThrowErrno(env, ENOMEM, "LaneServer: the table of " + std::to_string(pc_) + " pages");
     sock_ = fcntl(sock, F_DUPFD_CLOEXEC, 0);
     if (sock_ < 0) ThrowErrno(env, errno, "fcntl(F_DUPFD_CLOEXEC, socket " + std::to_string(sock) + ")");
     mem_ = fcntl(mem, F_DUPFD_CLOEXEC, 0);
@@ -283,7 +283,7 @@ class LaneServer : public Napi::ObjectWrap<LaneServer> {
 
   int sock_ = -1, mem_ = -1, wake_ = -1, stallMs_ = 0;
   uint64_t ps_ = 0, pc_ = 0;
-  std::unique_ptr<std::atomic<uint8_t>[]> released_;
+  PageFlags released_;
   std::atomic<bool> armed_{false}, running_{false};
   std::atomic<uint64_t> requests_{0}, served_{0}, skipped_{0}, bytes_{0};
   StreamReader in_;

@@ -96,6 +96,8 @@ export class SourceLink {
   private switchoverSent = false;
   /** The destination answered the hello and takes a fault lane: its session exists, a lane may join it. */
   private formed = false;
+  /** Messages of these connections that came while the first lane opened, for the engine after it (null: none held). */
+  private held: { conns: Conns; msgs: [Message<Uint8Array>, Channel][] } | null = null;
   /** Pages punched out of the memfd so far (1 each): no lane of any epoch serves them. */
   private released: Uint8Array | null = null;
   /** Fault lanes opened, over every epoch. */
@@ -436,9 +438,22 @@ export class SourceLink {
     return {
       message: (m) => {
         if (this.conns !== conns) return;
+        if (this.held !== null && this.held.conns === conns) {
+          this.held.msgs.push([m, channel]);
+          return;
+        }
         if (m.type === "helloAck" && !this.formed && (m.capabilities & FAULT_LANE_CAPABILITY) !== 0) {
           this.formed = true;
-          void this.openLane(conns, this.epoch);
+          // The engine hears the answer once the lane is open (or could not be): in post-copy it pauses
+          // the guest on it, and a lane opened meanwhile put its connect and its thread's start into the
+          // downtime (2–6 ms at 4 GiB, docs/real-benchmarks.md "The fault lane"). What comes meanwhile waits, in order.
+          const held = { conns, msgs: [[m, channel]] as [Message<Uint8Array>, Channel][] };
+          this.held = held;
+          void this.openLane(conns, this.epoch).finally(() => {
+            if (this.held === held) this.held = null;
+            for (const [hm, hc] of held.msgs) if (this.conns === conns) this.handlers.message(hm, hc);
+          });
+          return;
         }
         this.handlers.message(m, channel);
       },

@@ -1,8 +1,12 @@
 /**
  * Real migrations on loopback with each of the source's send ways other than
  * the default (native/src/bulk_send_ways.*; the default, DEFAULT_SEND_WAY, is
- * what every other real test runs): post-copy, pre-copy and hybrid must complete and
- * verify (the destination's memory hashes like an unmigrated run). A small
+ * what every other real test runs): a hybrid migration must complete and
+ * verify (the destination's memory hashes like an unmigrated run). Hybrid
+ * has both of a way's hazards: pre-copy rounds read pages the guest is still
+ * writing (a page queued and then written must be sent again, and is), and
+ * post-copy's pages punched once the destination holds them. test/send-ways
+ * checks each way's frames byte for byte against preadv's. A small
  * guest, a quarter of the short steps (the tests stay ~1 s each): pass/fail
  * never depends on timing.
  */
@@ -23,7 +27,7 @@ const cleanups = cleanupAfterEach();
 
 describe.skipIf(unavailable !== null)("real migrations with each send way", () => {
   for (const way of SEND_WAYS.filter((w) => w !== DEFAULT_SEND_WAY))
-    for (const mode of ["postcopy", "precopy", "hybrid"] as Mode[])
+    for (const mode of ["hybrid"] as Mode[])
       it(`${way}, ${mode}: completes and verifies`, async () => {
         process.env.PPSIM_SEND_WAY = way; // the source agent is in this process: its bulk senders read it
         cleanups.push(async () => void delete process.env.PPSIM_SEND_WAY);
@@ -36,7 +40,8 @@ describe.skipIf(unavailable !== null)("real migrations with each send way", () =
         const why = `${r.outcome}: ${String(r.reason)}\n${log.join("\n")}`;
         expect(r.outcome, why).toBe("completed");
         expect(r.verified, why).toBe(true);
-        if (mode !== "postcopy") expect(r.rounds.length, why).toBeGreaterThanOrEqual(1);
+        expect(r.rounds.length, why).toBeGreaterThanOrEqual(1);
+        expect(r.switchover_reason, why).not.toBe("none");
         expect(log.join("\n")).toMatch(/\[src\] bulk pages: native data plane/);
       });
 });

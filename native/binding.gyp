@@ -22,7 +22,8 @@
         "src/bench_install.cc",
         "src/sched.cc",
         "src/fault_lane.cc",
-        "src/lane_server.cc"
+        "src/lane_server.cc",
+        "src/puncher.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -6,6 +6,7 @@
  * stops at a non-pages frame until JS releases it. A socketpair stands in for
  * TCP. Nothing here depends on timing.
  */
+import { closeSync, openSync } from "node:fs";
 import { Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { encodeMessage } from "../src/engine/codec.js";
@@ -27,6 +28,7 @@ import {
   uffdRegister,
   type BulkNotice,
 } from "../src/real/native.js";
+import { startPuncher } from "../src/real/native-puncher.js";
 import { ReleaseLog } from "../src/real/source-release.js";
 import { bulkPair, receiverLimits } from "./support/bulk-pair.js";
 import { userfaultfdUnavailable } from "./support/uffd.js";
@@ -68,11 +70,6 @@ function batches(fd: number, order: number[], per = 16): { pages: Uint32Array; z
 const limits = (): Uint32Array => receiverLimits(PS, PAGES);
 
 const unavailable = userfaultfdUnavailable();
-
-/** The release log punches a slice per event-loop turn (source-release.ts): let its turns run. */
-async function punched(): Promise<void> {
-  for (let i = 0; i < 4; i++) await new Promise((r) => setImmediate(r));
-}
 
 describe("native data plane", () => {
   it("memfdDataPages tells holes from pages with data", () => {
@@ -220,46 +217,72 @@ describe("native data plane", () => {
     }).toThrow(/bad frame magic 0x5047/);
   });
 
-  it("the source punches a committed frame's pages once the destination installed past its end, and forgets the log with the link", async () => {
-    const fd = sourceMemory();
-    const log = new ReleaseLog(fd, PS);
-    log.sample(0);
-    log.sent(2, 0, 1000, Uint32Array.of(0, 2, 3));
-    log.sent(2, 0, 2000, Uint32Array.of(5, 6));
-    log.sent(2, 0, 3000, Uint32Array.of(8));
-    log.taken(2, [1999], 1); // the second frame is not whole yet
-    await punched();
-    expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([0, 0, 0, 0, 0, 1, 1, 0, 1]);
-    log.taken(1, [5000], 2); // another epoch's count says nothing about this one
-    await punched();
-    expect(log.punchedPages).toBe(3);
-    log.taken(2, [2000], 3);
-    await punched();
-    expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 1]);
-    log.forget();
-    log.taken(2, [3000], 4);
-    await punched();
-    expect(log.punchedPages).toBe(5);
-    expect(memfdDataPages(fd, 8, 1, PS)[0]).toBe(1);
-    expect(log.samples.map((x) => x.at)).toEqual([0, 1, 2, 3, 4]);
-    expect(log.samples[0].bytes).toBeGreaterThan(log.samples[4].bytes);
-    expect(log.peakBytes).toBe(log.samples[0].bytes);
+  for (const way of ["loop", "thread"] as const) {
+    it(`the source punches a committed frame's pages once the destination installed past its end, and forgets the log with the link (${way})`, async () => {
+      const fd = sourceMemory();
+      const log = new ReleaseLog(fd, PS, undefined, way);
+        cleanups.push(() => log.stop());
+      log.sample(0);
+      log.sent(2, 0, 1000, Uint32Array.of(0, 2, 3));
+      log.sent(2, 0, 2000, Uint32Array.of(5, 6));
+      log.sent(2, 0, 3000, Uint32Array.of(8));
+      log.taken(2, [1999], 1); // the second frame is not whole yet
+      await log.settled();
+      expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([0, 0, 0, 0, 0, 1, 1, 0, 1]);
+      log.taken(1, [5000], 2); // another epoch's count says nothing about this one
+      await log.settled();
+      expect(log.punchedPages).toBe(3);
+      log.taken(2, [2000], 3);
+      await log.settled();
+      expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 1]);
+      log.forget();
+      log.taken(2, [3000], 4);
+      await log.settled();
+      expect(log.punchedPages).toBe(5);
+      expect(memfdDataPages(fd, 8, 1, PS)[0]).toBe(1);
+      expect(log.samples.map((x) => x.at)).toEqual([0, 1, 2, 3, 4]);
+      expect(log.samples[0].bytes).toBeGreaterThan(log.samples[4].bytes);
+      expect(log.peakBytes).toBe(log.samples[0].bytes);
+    });
+
+    it(`with several bulk connections each frame is released by its own connection's count (${way})`, async () => {
+      const fd = sourceMemory();
+      const log = new ReleaseLog(fd, PS, undefined, way);
+        cleanups.push(() => log.stop());
+      log.sent(0, 0, 1000, Uint32Array.of(0, 1));
+      log.sent(0, 1, 500, Uint32Array.of(4));
+      log.sent(0, 2, 800, Uint32Array.of(6, 7));
+      log.sent(0, 1, 1500, Uint32Array.of(8));
+      // Connection 1 installed 1500 bytes, connection 0 less than its first frame, connection 2 nothing reported.
+      log.taken(0, [999, 1500], 1);
+      await log.settled();
+      expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([1, 0, 1, 1, 0, 1, 1, 0, 0]);
+      log.taken(0, [1000, 1500, 800], 2);
+      await log.settled();
+      expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([0, 0, 1, 1, 0, 1, 0, 0, 0]);
+      expect(log.punchedPages).toBe(6);
+    });
+  }
+
+  it("the punching thread punches on its own duplicate of the memfd, refuses runs outside it, and drops what is queued at stop", async () => {
+    const fd = memfdCreate("dp-punch", PAGES * PS);
+    for (let p = 0; p < PAGES; p++) pwrite(fd, p * PS, Buffer.alloc(PS, 1));
+    const t = startPuncher(fd, PS, PAGES, 19);
+    cleanups.push(() => t.stop());
+    expect(() => t.punch(Uint32Array.of(PAGES - 1, 2))).toThrow(/outside the memfd/);
+    expect(() => t.punch(Uint32Array.of(3))).toThrow(/pairs/);
+    // Another description of the same memory, to look at it after JS's own fd is closed.
+    const view = openSync(`/proc/self/fd/${fd}`, "r");
+    cleanups.push(() => closeSync(view));
+    expect(t.punch(Uint32Array.of(0, 2, 10, PAGES - 10))).toBe(PAGES - 8);
+    // JS's fd may close (and its number name another file) while runs are queued: the thread keeps its own.
+    closeFd(fd);
+    const end = Date.now() + 5000;
+    while (t.stats().punched < PAGES - 8 && Date.now() < end) await new Promise((r) => setTimeout(r, 1));
+    expect(t.stats()).toMatchObject({ punched: PAGES - 8, queued: 0, errno: 0, nice: 19, niceErrno: 0 });
+    expect(Array.from(memfdDataPages(view, 0, 12, PS))).toEqual([0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]);
+    t.stop();
+    expect(() => t.punch(Uint32Array.of(0, 1))).toThrow(/after stop/);
   });
 
-  it("with several bulk connections each frame is released by its own connection's count", async () => {
-    const fd = sourceMemory();
-    const log = new ReleaseLog(fd, PS);
-    log.sent(0, 0, 1000, Uint32Array.of(0, 1));
-    log.sent(0, 1, 500, Uint32Array.of(4));
-    log.sent(0, 2, 800, Uint32Array.of(6, 7));
-    log.sent(0, 1, 1500, Uint32Array.of(8));
-    // Connection 1 installed 1500 bytes, connection 0 less than its first frame, connection 2 nothing reported.
-    log.taken(0, [999, 1500], 1);
-    await punched();
-    expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([1, 0, 1, 1, 0, 1, 1, 0, 0]);
-    log.taken(0, [1000, 1500, 800], 2);
-    await punched();
-    expect(Array.from(memfdDataPages(fd, 0, 9, PS))).toEqual([0, 0, 1, 1, 0, 1, 0, 0, 0]);
-    expect(log.punchedPages).toBe(6);
-  });
 });

@@ -17,6 +17,7 @@ void InitBenchInstall(Napi::Env env, Napi::Object exports);
 void InitSched(Napi::Env env, Napi::Object exports);
 void InitFaultLane(Napi::Env env, Napi::Object exports);
 void InitLaneServer(Napi::Env env, Napi::Object exports);
+void InitPuncher(Napi::Env env, Napi::Object exports);
 }  // namespace ppsim
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -33,6 +34,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ppsim::InitSched(env, exports);
   ppsim::InitFaultLane(env, exports);
   ppsim::InitLaneServer(env, exports);
+  ppsim::InitPuncher(env, exports);
   return exports;
 }
 

@@ -9,12 +9,35 @@
  * here is punched out of the memfd. A broken link forgets the log (what was in flight is the engine's to
  * resend; the rest is released at completion, as before). The source's
  * memory over time is sampled at each report (the memfd's allocated bytes).
+ *
+ * Who punches: by default a native thread of its own at nice 19
+ * (native-puncher.ts): freeing shmem costs about a microsecond a page, and
+ * on the event loop it was two thirds of the source loop's CPU in a 1 GiB
+ * post-copy (docs/real-benchmarks.md "Release punching off the loop"). At
+ * nice 19 the freeing yields the CPU to the senders, the receivers and the
+ * vCPUs: on a busy host it falls behind (the peak memory is then higher)
+ * and what is still queued at the end is freed with the memfd.
+ * PPSIM_PUNCH=loop punches on the event loop instead, a slice per turn (A/B).
  */
 import { fstatSync } from "node:fs";
+import { niceFromEnv } from "./dataplane.js";
 import { punchHole } from "./native.js";
+import { startPuncher, type PuncherHandle } from "./native-puncher.js";
 
-/** Pages punched per event-loop turn (≈ 0.5 ms of freeing). */
+/** Pages punched per event-loop turn (≈ 0.5 ms of freeing), with PPSIM_PUNCH=loop. */
 const PUNCH_SLICE_PAGES = 512;
+/** The punching thread's nice value (PPSIM_PUNCH_NICE overrides): below the bulk threads' 10. */
+const PUNCH_THREAD_NICE = 19;
+
+export type PunchWay = "thread" | "loop";
+
+/** PPSIM_PUNCH=thread|loop (benchmarks, A/B), else "thread"; another value is refused. */
+export function punchWayFromEnv(): PunchWay {
+  const v = process.env.PPSIM_PUNCH;
+  if (v === undefined || v === "" || v === "thread") return "thread";
+  if (v === "loop") return "loop";
+  throw new Error(`PPSIM_PUNCH must be thread or loop, not ${JSON.stringify(v)}`);
+}
 
 export interface MemorySample {
   /** µs, the source's clock. */
@@ -33,7 +56,11 @@ export class ReleaseLog {
   private streams: StreamLog[] = [];
   private epoch = -1;
   readonly samples: MemorySample[] = [];
-  punchedPages = 0;
+  /** Pages punched on the loop (PPSIM_PUNCH=loop), or by a thread already stopped. */
+  private loopPunched = 0;
+  /** The punching thread (started at the first punch), and the pages given to it. */
+  private puncher: PuncherHandle | null = null;
+  private given = 0;
   /** Runs still to punch (first page, count ≤ PUNCH_SLICE_PAGES), from `next` on. */
   private runs: [number, number][] = [];
   private next = 0;
@@ -45,7 +72,30 @@ export class ReleaseLog {
     private readonly pageSize: number,
     /** Told each set of pages before any of them is punched (the fault lane's "released" marks: fault-lane.ts). */
     private readonly beforePunch?: (pages: Uint32Array) => void,
+    private readonly way: PunchWay = punchWayFromEnv(),
   ) {}
+
+  /** Pages punched out of the memfd so far. */
+  get punchedPages(): number {
+    return this.loopPunched + (this.puncher?.stats().punched ?? 0);
+  }
+
+  /** Resolves once every page given to the punching thread is punched (or it stopped): tests and benchmarks. */
+  async settled(timeoutMs = 5000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const p = this.puncher;
+      if (p === null) {
+        // the loop's slices: let their turns run
+        if (this.next === this.runs.length) return;
+      } else {
+        const s = p.stats();
+        if (s.punched >= this.given || s.errno !== 0) return;
+      }
+      if (Date.now() > end) throw new Error("the release log's punches did not finish in time");
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
 
   /** A committed bulk pages frame on connection `stream`, ending at `end` bytes of its stream in epoch `epoch`. */
   sent(epoch: number, stream: number, end: number, pages: Uint32Array): void {
@@ -97,6 +147,11 @@ export class ReleaseLog {
     this.stopped = true;
     this.runs = [];
     this.next = 0;
+    const p = this.puncher;
+    if (p === null) return;
+    p.stop();
+    this.loopPunched += p.stats().punched;
+    this.puncher = null;
   }
 
   private punch(frames: Uint32Array[]): void {
@@ -109,6 +164,10 @@ export class ReleaseLog {
     }
     all.sort();
     this.beforePunch?.(all);
+    if (this.way === "thread") {
+      this.punchOnThread(all);
+      return;
+    }
     let i = 0;
     while (i < all.length) {
       let j = i + 1;
@@ -117,6 +176,28 @@ export class ReleaseLog {
       i = j;
     }
     this.drainSoon();
+  }
+
+  /** Sorted pages as [first, count] runs to the punching thread (it cuts them into slices of its own). */
+  private punchOnThread(all: Uint32Array): void {
+    let runs = 0;
+    for (let i = 0; i < all.length; i++) if (i === 0 || all[i] !== all[i - 1] + 1) runs++;
+    const pairs = new Uint32Array(runs * 2);
+    let k = -2;
+    for (let i = 0; i < all.length; i++) {
+      if (i === 0 || all[i] !== all[i - 1] + 1) {
+        k += 2;
+        pairs[k] = all[i];
+      }
+      pairs[k + 1]++;
+    }
+    try {
+      this.puncher ??= startPuncher(this.memfd, this.pageSize, Math.floor(fstatSync(this.memfd).size / this.pageSize), niceFromEnv("PPSIM_PUNCH_NICE", PUNCH_THREAD_NICE));
+      this.given += this.puncher.punch(pairs);
+    } catch {
+      // the guest is gone, or a punch failed (its pages stay until the memfd closes): nothing more to free
+      this.stop();
+    }
   }
 
   /**
@@ -142,7 +223,7 @@ export class ReleaseLog {
           this.stop();
           return;
         }
-        this.punchedPages += n;
+        this.loopPunched += n;
         budget -= n;
       }
       if (this.next === this.runs.length) {

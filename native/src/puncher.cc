@@ -6,6 +6,7 @@
 // which pages and when; the thread only calls fallocate in the order it was given.
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -33,13 +34,15 @@ class Puncher : public Napi::ObjectWrap<Puncher> {
                         InstanceMethod<&Puncher::Stats>("stats")});
   }
 
-  // new Puncher(memfd, pageSize, pageCount, nice)
+  // new Puncher(memfd, pageSize, pageCount, nice, slicePages)
   explicit Puncher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Puncher>(info) {
     Napi::Env env = info.Env();
     int mem = ArgFd(info, 0, "memfd");
     pageSize_ = ArgU64(info, 1, "pageSize");
     pageCount_ = ArgU64(info, 2, "pageCount");
     uint64_t nice = ArgU64Or(info, 3, "nice", 0);
+    slice_ = ArgU64Or(info, 4, "slicePages", 512);
+    if (slice_ == 0 || slice_ > (1u << 20)) ThrowRange(env, "slicePages must be 1 … 2^20");
     if (pageSize_ == 0 || (pageSize_ & (pageSize_ - 1)) != 0 || pageSize_ > (1u << 30)) ThrowRange(env, "pageSize must be a power of two up to 1 GiB");
     if (pageCount_ > (1ull << 32)) ThrowRange(env, "pageCount must fit 32 bits");
     if (nice > 19) ThrowRange(env, "nice must be 0 … 19");
@@ -115,10 +118,9 @@ class Puncher : public Napi::ObjectWrap<Puncher> {
     mem_ = -1;
   }
 
-  // Pieces of at most this many pages, so that stop() waits for one at most (~0.5 ms).
-  static constexpr uint64_t kSlicePages = 512;
-
   void Loop() {
+    // Named so that the per-thread CPU samplers (bench/thread-cpu.ts) show it apart; a failure is harmless.
+    (void)pthread_setname_np(pthread_self(), "ppsim-punch");
     niceErr_ = NiceThisThread(nice_);
     for (;;) {
       std::pair<uint64_t, uint64_t> r;
@@ -127,7 +129,9 @@ class Puncher : public Napi::ObjectWrap<Puncher> {
         cv_.wait(g, [this] { return !running_ || !queue_.empty(); });
         if (!running_) return;
         auto& front = queue_.front();
-        uint64_t n = front.second < kSlicePages ? front.second : kSlicePages;
+        // Pieces of at most slice_ pages: a punch holds the memfd's inode lock, which the loop's
+        // lseek(SEEK_DATA) waits for (source-port.ts learnData), and stop() waits for one piece.
+        uint64_t n = front.second < slice_ ? front.second : slice_;
         r = {front.first, n};
         front.first += n;
         front.second -= n;
@@ -153,7 +157,7 @@ class Puncher : public Napi::ObjectWrap<Puncher> {
     }
   }
 
-  uint64_t pageSize_ = 0, pageCount_ = 0;
+  uint64_t pageSize_ = 0, pageCount_ = 0, slice_ = 512;
   int mem_ = -1, nice_ = 0, niceErr_ = 0, err_ = 0;
   std::string what_;
   std::mutex mu_;

@@ -31,11 +31,14 @@ export interface PuncherHandle {
 }
 
 interface RawPuncher {
-  Puncher: new (memfd: number, pageSize: number, pageCount: number, nice: number) => PuncherHandle;
+  Puncher: new (memfd: number, pageSize: number, pageCount: number, nice: number, slicePages: number) => PuncherHandle;
 }
 
-/** A punching thread on its own duplicate of `memfd` (JS may close its fd while runs are queued). */
-export function startPuncher(memfd: number, pageSize: number, pageCount: number, nice: number): PuncherHandle {
+/**
+ * A punching thread on its own duplicate of `memfd` (JS may close its fd while runs are queued),
+ * punching at most `slicePages` pages per fallocate (each holds the memfd's inode lock).
+ */
+export function startPuncher(memfd: number, pageSize: number, pageCount: number, nice: number, slicePages: number): PuncherHandle {
   const Ctor = loadAddon<RawPuncher>().Puncher;
-  return new Ctor(memfd, pageSize, pageCount, nice);
+  return new Ctor(memfd, pageSize, pageCount, nice, slicePages);
 }

@@ -29,6 +29,18 @@ const PUNCH_SLICE_PAGES = 512;
 /** The punching thread's nice value (PPSIM_PUNCH_NICE overrides): below the bulk threads' 10. */
 const PUNCH_THREAD_NICE = 19;
 
+/**
+ * Pages per fallocate on the thread (PPSIM_PUNCH_SLICE overrides). A punch holds the memfd's inode
+ * lock, and so does lseek(SEEK_DATA), which the loop calls to learn which pages hold data in
+ * post-copy (source-port.ts): a small piece bounds how long the loop can wait behind one.
+ */
+const PUNCH_THREAD_SLICE_PAGES = 64;
+
+function punchSlicePages(): number {
+  const n = Number(process.env.PPSIM_PUNCH_SLICE ?? "");
+  return Number.isInteger(n) && n >= 1 && n <= 1 << 20 ? n : PUNCH_THREAD_SLICE_PAGES;
+}
+
 export type PunchWay = "thread" | "loop";
 
 /** PPSIM_PUNCH=thread|loop (benchmarks, A/B), else "thread"; another value is refused. */
@@ -192,7 +204,7 @@ export class ReleaseLog {
       pairs[k + 1]++;
     }
     try {
-      this.puncher ??= startPuncher(this.memfd, this.pageSize, Math.floor(fstatSync(this.memfd).size / this.pageSize), niceFromEnv("PPSIM_PUNCH_NICE", PUNCH_THREAD_NICE));
+      this.puncher ??= startPuncher(this.memfd, this.pageSize, Math.floor(fstatSync(this.memfd).size / this.pageSize), niceFromEnv("PPSIM_PUNCH_NICE", PUNCH_THREAD_NICE), punchSlicePages());
       this.given += this.puncher.punch(pairs);
     } catch {
       // the guest is gone, or a punch failed (its pages stay until the memfd closes): nothing more to free

@@ -1,5 +1,5 @@
 // The source's release punching off the event loop (issue 9, src/real/source-release.ts):
-// a thread of its own, at a low priority, punches the runs of pages JS gives it out of
+// a thread of its own, at the nice value JS chose, punches the runs of pages JS gives it out of
 // the guest's memfd. Freeing shmem costs about a microsecond a page; done on the loop
 // it was two thirds of the source loop's CPU in a 1 GiB post-copy
 // (docs/real-benchmarks.md "Release punching off the loop"). No policy: JS decides

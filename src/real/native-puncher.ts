@@ -1,7 +1,7 @@
 /**
  * The source's punching thread (native/src/puncher.cc; source-release.ts
  * says when and what): runs of pages queued from JS are punched out of the
- * guest's memfd by a thread of its own at a low priority, so that freeing
+ * guest's memfd by a thread of its own, so that freeing
  * memory never holds up the event loop that answers faults and feeds the
  * bulk senders.
  */

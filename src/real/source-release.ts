@@ -10,13 +10,14 @@
  * resend; the rest is released at completion, as before). The source's
  * memory over time is sampled at each report (the memfd's allocated bytes).
  *
- * Who punches: by default a native thread of its own at nice 19
- * (native-puncher.ts): freeing shmem costs about a microsecond a page, and
- * on the event loop it was two thirds of the source loop's CPU in a 1 GiB
- * post-copy (docs/real-benchmarks.md "Release punching off the loop"). At
- * nice 19 the freeing yields the CPU to the senders, the receivers and the
- * vCPUs: on a busy host it falls behind (the peak memory is then higher)
- * and what is still queued at the end is freed with the memfd.
+ * Who punches: by default a native thread of its own (native-puncher.ts):
+ * freeing shmem costs about a microsecond a page, and on the event loop it
+ * was two thirds of the source loop's CPU in a 1 GiB post-copy
+ * (docs/real-benchmarks.md "Release punching off the loop"). The thread
+ * runs at nice 0, not below the bulk threads: a punch holds the memfd's
+ * inode lock, which the loop's lseek(SEEK_DATA) waits for (source-port.ts),
+ * and a holder starved of the CPU at nice 19 can hold the loop up with it. What
+ * is still queued when the migration ends is freed with the memfd.
  * PPSIM_PUNCH=loop punches on the event loop instead, a slice per turn (A/B).
  */
 import { fstatSync } from "node:fs";
@@ -26,8 +27,8 @@ import { startPuncher, type PuncherHandle } from "./native-puncher.js";
 
 /** Pages punched per event-loop turn (≈ 0.5 ms of freeing), with PPSIM_PUNCH=loop. */
 const PUNCH_SLICE_PAGES = 512;
-/** The punching thread's nice value (PPSIM_PUNCH_NICE overrides): below the bulk threads' 10. */
-const PUNCH_THREAD_NICE = 19;
+/** The punching thread's nice value (PPSIM_PUNCH_NICE overrides; the header says why not lower). */
+const PUNCH_THREAD_NICE = 0;
 
 /**
  * Pages per fallocate on the thread (PPSIM_PUNCH_SLICE overrides). A punch holds the memfd's inode

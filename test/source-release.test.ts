@@ -1,12 +1,13 @@
 /**
  * The source's release log (src/real/source-release.ts): pages the
- * destination installed are punched out of the source's memfd a slice per
- * event-loop turn, so that a report's worth of pages never holds up the loop
- * (and the demand replies behind it); none after stop().
+ * destination installed are punched out of the source's memfd by a thread of
+ * its own (or, PPSIM_PUNCH=loop, a slice per event-loop turn), so that a
+ * report's worth of pages never holds up the loop (and the demand replies
+ * behind it); none after stop().
  */
 import { fstatSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
-import { closeFd, constants, memfdCreate, pwrite } from "../src/real/native.js";
+import { closeFd, constants, memfdCreate, memfdDataPages, pwrite } from "../src/real/native.js";
 import { ReleaseLog } from "../src/real/source-release.js";
 
 const PS = constants().PAGE_SIZE;
@@ -29,7 +30,7 @@ const turn = () => new Promise((r) => setImmediate(r));
 describe("ReleaseLog", () => {
   it("punches what the destination installed, a slice per turn, and nothing it did not", async () => {
     const fd = fullMemfd();
-    const log = new ReleaseLog(fd, PS);
+    const log = new ReleaseLog(fd, PS, undefined, "loop");
     // Two frames on stream 0 (pages 0…2999 and 3000…3499), one on stream 1 (3500…3599); the destination installed the first two.
     const range = (a: number, b: number) => Uint32Array.from({ length: b - a }, (_, i) => a + i);
     log.sent(0, 0, 1000, range(0, 3000));
@@ -50,12 +51,42 @@ describe("ReleaseLog", () => {
 
   it("punches nothing after stop(), whatever was queued", async () => {
     const fd = fullMemfd();
-    const log = new ReleaseLog(fd, PS);
+    const log = new ReleaseLog(fd, PS, undefined, "loop");
     log.sent(0, 0, 100, Uint32Array.from({ length: 4000 }, (_, i) => i));
     log.taken(0, [100], 0);
     log.stop();
     for (let i = 0; i < 20; i++) await turn();
     expect(allocatedPages(fd)).toBe(PAGES);
     expect(log.punchedPages).toBe(0);
+  });
+
+  it("on its thread (the default), punches what the destination installed and nothing it did not, in pieces the loop never waits for", async () => {
+    const fd = fullMemfd();
+    const log = new ReleaseLog(fd, PS, undefined, "thread");
+    const range = (a: number, b: number) => Uint32Array.from({ length: b - a }, (_, i) => a + i);
+    // Out of order and with a gap: the thread is given sorted runs (0…999, 2000…3499).
+    log.sent(0, 0, 1000, range(2000, 3500));
+    log.sent(0, 0, 2000, range(0, 1000));
+    log.sent(0, 1, 500, range(3500, 3600));
+    log.taken(0, [2000, 499], 0);
+    await log.settled();
+    expect(allocatedPages(fd)).toBe(PAGES - 2500);
+    expect(log.punchedPages).toBe(2500);
+    const pages = new Uint8Array(PAGES);
+    for (let p = 0; p < PAGES; p++) pages[p] = p < 1000 || (p >= 2000 && p < 3500) ? 0 : 1;
+    expect(Array.from(memfdDataPages(fd, 0, PAGES, PS))).toEqual(Array.from(pages));
+  });
+
+  it("on its thread, stop() waits for the piece in progress and punches nothing after it", async () => {
+    const fd = fullMemfd();
+    const log = new ReleaseLog(fd, PS, undefined, "thread");
+    log.sent(0, 0, 100, Uint32Array.from({ length: 4000 }, (_, i) => i));
+    log.taken(0, [100], 0);
+    log.stop();
+    const atStop = log.punchedPages;
+    expect(allocatedPages(fd)).toBe(PAGES - atStop);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(allocatedPages(fd)).toBe(PAGES - atStop);
+    expect(log.punchedPages).toBe(atStop);
   });
 });

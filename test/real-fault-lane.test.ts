@@ -86,7 +86,8 @@ async function migrate(mode: Mode, port: number, log: string[]): Promise<{ r: Aw
   const workload = scaleWorkload(loadWorkload(FILE), MEM);
   const src = await SourceAgent.start({
     workload,
-    steps: Math.ceil(chooseSteps(workload) / 8),
+    // Enough steps that the guest still runs after the switchover (a guest done before it faults on nothing).
+    steps: Math.ceil(chooseSteps(workload) / 3),
     mode,
     seed: 5,
     // The background capped: the guest surely faults on pages it has not got yet, whatever the machine's speed.

@@ -238,7 +238,7 @@ export function anyBitIn(words: Uint32Array, from: number, to: number): boolean 
   return false;
 }
 
-/** Sets bits [from, to) in `words` (as anyBitIn). */
+/** Sets bits [from, to) in `words` (laid out like `anyBitIn` reads them). */
 export function setBitsIn(words: Uint32Array, from: number, to: number): void {
   if (from >= to) return;
   const first = from >>> 5;

@@ -226,6 +226,14 @@ function rangeMask(w: number, from: number, to: number): number {
 }
 
 /** Whether any bit of [from, to) is set in `words` (bit i of word i >>> 5, as Bitmap and the simulated guest keep them). */
+/** The end (exclusive index) of the run of consecutive page numbers in `pages` that starts at index `i`. */
+export function runEndIn(pages: ArrayLike<number>, i: number): number {
+  const first = pages[i];
+  let j = i + 1;
+  while (j < pages.length && pages[j] === first + (j - i)) j++;
+  return j;
+}
+
 export function anyBitIn(words: Uint32Array, from: number, to: number): boolean {
   if (from >= to) return false;
   const first = from >>> 5;

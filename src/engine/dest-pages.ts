@@ -8,7 +8,7 @@
  * tell the source; this file keeps the per-page books exact. It checks
  * nothing a peer sent: page numbers reach it already bounded by the layout.
  */
-import { Bitmap } from "./bitmap.js";
+import { Bitmap, runEndIn } from "./bitmap.js";
 import type { PageBatch } from "./messages.js";
 import type { DestinationMetrics } from "./metrics.js";
 import { addVcpuWait } from "./vcpu-waits.js";
@@ -75,8 +75,7 @@ export class DestinationPages {
       // false books every page one by one (the reference the run-wise books
       // are tested against).
       const first = pages[i];
-      let j = i + 1;
-      while (j < n && pages[j] === first + (j - i)) j++;
+      const j = runEndIn(pages, i);
       const end = first + (j - i);
       if (byRuns && j - i > 1 && !present.anyInRange(first, end) && !waitingPages.anyInRange(first, end)) {
         present.setRange(first, end);

@@ -13,7 +13,7 @@ import { AccessGenerator, GENERATOR_STATE_BYTES, type CompiledPhase } from "../w
 import { isInitiallyZero, type Workload } from "../workload/types.js";
 import { FaultLog } from "../disruption/faults.js";
 import { ProgressRecorder } from "../disruption/recorder.js";
-import { anyBitIn, setBitsIn } from "../engine/bitmap.js";
+import { anyBitIn, runEndIn, setBitsIn } from "../engine/bitmap.js";
 
 /** What one memory access costs on top of a step's compute time (µs). */
 export const ACCESS_US = 0.05;
@@ -277,8 +277,7 @@ export class Guest {
     while (i < n) {
       // A run of consecutive pages nobody is stalled on (a background message, mostly): its presence bits word by word.
       const first = pages[i];
-      let j = i + 1;
-      while (j < n && pages[j] === first + (j - i)) j++;
+      const j = runEndIn(pages, i);
       const end = first + (j - i);
       if (j - i > 1 && (this.stalledCount === 0 || !anyBitIn(hint, first, end))) {
         for (let k = i; k < j; k++) mem[first + k - i] = data[k] ?? 0;

@@ -5,10 +5,10 @@
  * 9: pages only, installed and booked like bulk 0's), its guest
  * (spawned when the hello arrives, with the layout and workload the source
  * named), and a Destination engine driven by frames and by the guest's
- * faults. After completion the guest runs its remaining steps; the session
- * then hashes guest RAM and sends the source a final report.
+ * faults (on the fault lane once the guest runs: dest-lane-slot.ts). After
+ * completion the guest runs its remaining steps; the session then hashes
+ * guest RAM and sends the source a final report.
  */
-import type { Socket } from "node:net";
 import { Destination } from "../engine/destination.js";
 import { driveDestination, type DestinationEffects } from "../engine/drive.js";
 import type { DestinationInput } from "../engine/events.js";
@@ -22,16 +22,15 @@ import { GuestProcess } from "./guest-process.js";
 import { constants } from "./native.js";
 import { parseSessionInfo, type SessionInfo } from "./plan.js";
 import type { DestReport } from "./report-msg.js";
-import { installedPages, installModeFromEnv, nativeDataPlaneWanted, plainSocketFd, stopNodeReading, type InstallMode } from "./dataplane.js";
+import { installModeFromEnv, nativeDataPlaneWanted, plainSocketFd, stopNodeReading, type InstallMode } from "./dataplane.js";
 import { NativeBulkConn } from "./dataplane-recv.js";
 import { DestReports } from "./dest-reports.js";
 import { fillFromStandby } from "./dest-standby-fill.js";
 import { DEFAULT_STALL_MS, FramedSocket, type Accepted, type FramedHandlers } from "./transport.js";
 import { DestFaultTrace, faultTraceDir } from "./fault-trace.js";
 import { BookingQueue } from "./dest-booking.js";
-import { DestLane, FAULT_LANE_CAPABILITY } from "./fault-lane.js";
+import { DestLaneSlot } from "./dest-lane-slot.js";
 import { monoUs } from "./fault-trace-clock.js";
-import type { LaneNotice } from "./native.js";
 
 /** A connection of the session: Node's (urgent, and bulk with TLS) or the native data plane's (bulk over plain TCP). */
 type Conn = FramedSocket | NativeBulkConn;
@@ -60,10 +59,8 @@ export class DestSession {
   private conns: Partial<Record<Channel, Conn>> = {};
   /** This epoch's bulk connections 1 … (index - 1), once the guest runs. */
   private extras: Conn[] = [];
-  /** This epoch's fault lane (fault-lane.ts), armed once the guest may run. */
-  private lane: DestLane | null = null;
-  /** The lane's socket when this end cannot use it (no native thread for it): held open, unused, until the link goes. */
-  private idleLane: Socket | null = null;
+  /** This epoch's fault lane (dest-lane-slot.ts). */
+  private readonly lane: DestLaneSlot;
   private everUp = false;
   private pageSize = 0;
   /** Issue 15: with pageSize, bounds what each frame may carry (FrameDecoder.setLayout). */
@@ -97,6 +94,17 @@ export class DestSession {
       sendReport: (r) => this.sendReport(r),
       finish: (end) => this.finish(end),
     });
+    this.lane = new DestLaneSlot(
+      {
+        log: (line) => this.o.log(`${this.tag}: ${line}`),
+        dispatch: (ev) => this.dispatch(ev),
+        ended: () => this.ended,
+        linkFailed: (reason) => this.linkFailed(reason),
+        guest: () => this.guest,
+        memory: () => this.mem,
+      },
+      this.trace,
+    );
   }
 
   private get tag(): string {
@@ -105,7 +113,12 @@ export class DestSession {
 
   attach(a: Accepted): void {
     const { channel, epoch, info } = a.preamble;
-    if (a.preamble.lane === true) return this.attachLane(a);
+    if (a.preamble.lane === true) {
+      // The lane follows the epoch's urgent and bulk connections.
+      if (a.preamble.epoch !== this.epoch || this.ended) a.socket.destroy();
+      else this.lane.attach(a, this.epoch);
+      return;
+    }
     if ((a.preamble.stream ?? 0) > 0) return this.attachExtra(a);
     if (epoch < this.epoch || this.ended) {
       a.socket.destroy();
@@ -167,77 +180,6 @@ export class DestSession {
     this.extras[index - 1] = fs;
     if (epoch === 0 && index === 1) this.o.log(`${this.tag}: pages over several bulk connections from now on`);
     if (this.conns.urgent !== undefined && this.conns.bulk !== undefined) fs.start();
-  }
-
-  /**
-   * The fault lane of this epoch (it follows the epoch's urgent and bulk
-   * connections). Faults are requested on it by the fault reader thread once
-   * the guest may run; one this end cannot hand to a native thread is held
-   * open unused (the source's lane then only idles).
-   */
-  private attachLane(a: Accepted): void {
-    if (a.preamble.epoch !== this.epoch || this.ended) {
-      a.socket.destroy();
-      return;
-    }
-    this.closeLane();
-    const lane = nativeDataPlaneWanted() ? DestLane.open(a.socket, a.rest, a.framing?.stallMs ?? DEFAULT_STALL_MS, (n) => this.onLane(lane, n)) : null;
-    if (lane === null) {
-      this.idleLane = a.socket;
-      a.socket.on("error", () => undefined);
-      return;
-    }
-    this.lane = lane;
-    if (this.epoch === 0) this.o.log(`${this.tag}: fault lane open (demand faults requested and installed by native threads)`);
-    const g = this.guest;
-    if (g !== null && this.mem !== null) {
-      lane.setTarget(g.memfd, g.uffd, g.layout.base, this.mem.pageSize, this.mem.pageCount, this.mem.table);
-      if (this.mem.running) this.armLane();
-    }
-    lane.start();
-  }
-
-  /** The guest may run: the lane takes the faults from the fault reader. */
-  private armLane(): void {
-    const lane = this.lane;
-    if (lane === null || this.mem === null) return;
-    lane.arm();
-    this.mem.setLane(lane.handle);
-  }
-
-  private closeLane(): void {
-    this.idleLane?.destroy();
-    this.idleLane = null;
-    const lane = this.lane;
-    if (lane === null) return;
-    this.lane = null;
-    this.mem?.setLane(null);
-    this.onLane(lane, lane.stop());
-    const s = lane.stats();
-    if (s.requests > 0 || s.replies > 0) this.o.log(`${this.tag}: fault lane: ${s.requests} requests, ${s.replies} replies, ${s.installs} pages installed (${s.lost} another path's)`);
-  }
-
-  /** The lane's notices, in the order they happened: faults (requested on the lane), installs, its end. */
-  private onLane(lane: DestLane | null, notices: LaneNotice[]): void {
-    const toEngine = nowUs() - monoUs();
-    for (const n of notices) {
-      if (this.ended) return;
-      if (n.kind === "faults") {
-        for (let i = 0; i < n.pages.length; i++) {
-          this.trace?.fault(n.pages[i], n.atUs);
-          this.dispatch({ kind: "fault", page: n.pages[i], vcpu: n.tids[i], requested: n.requested[i] === 1, at: n.atUs + toEngine });
-        }
-      } else if (n.kind === "installed") {
-        // In guest memory already (the vCPU woken): the engine books them, from any epoch's lane.
-        const msg = { ...installedPages(n.pages, n.zero), installedAt: n.atUs + toEngine };
-        this.trace?.arrived(n.pages, "urgent");
-        this.dispatch({ kind: "message", msg, channel: "urgent" });
-      } else if (lane !== null && lane === this.lane) {
-        this.o.log(`${this.tag}: ${n.reason}`);
-        if (n.protocol) this.dispatch({ kind: "malformed", reason: `the source sent bytes that are not a valid fault lane stream: ${n.reason}` });
-        this.linkFailed(n.error !== null ? `fault lane: ${n.error.message}` : n.reason);
-      }
-    }
   }
 
   /** One of the session's connections, over the native receiver when it can be, else Node's socket. */
@@ -325,7 +267,7 @@ export class DestSession {
     this.extras = [];
     if (wasUp && this.everUp) this.dispatch({ kind: "linkDown" });
     // After linkDown: a fault the lane took but JS had not heard of yet is booked, to be asked again at recovery.
-    this.closeLane();
+    this.lane.close();
   }
 
   private send(channel: Channel, msg: Message<Uint8Array>): void {
@@ -382,7 +324,7 @@ export class DestSession {
         const g = this.guest;
         const b = this.conns.bulk;
         if (b instanceof NativeBulkConn) b.setTarget(g.memfd, g.uffd, g.layout.base, this.mem.pageSize, this.mem.pageCount, this.mem.table);
-        this.lane?.setTarget(g.memfd, g.uffd, g.layout.base, this.mem.pageSize, this.mem.pageCount, this.mem.table);
+        this.lane.aim();
         this.mem.startFaults(
           (page, tid, readUs) => {
             this.trace?.fault(page, readUs);
@@ -432,8 +374,7 @@ export class DestSession {
       // A small message waits behind at most what this process still holds unwritten.
       canSend: (channel) => (this.conns[channel]?.buffered ?? Infinity) < 64 * 1024,
       send: (channel, msg) => {
-        // This end takes a fault lane (fault-lane.ts): the source learns it from the helloAck.
-        if (msg.type === "helloAck" && nativeDataPlaneWanted()) msg = { ...msg, capabilities: msg.capabilities | FAULT_LANE_CAPABILITY };
+        msg = this.lane.announce(msg);
         this.send(channel, msg);
         if (this.trace !== null && msg.type === "pageRequest") this.trace.requested(msg.page);
       },
@@ -461,7 +402,7 @@ export class DestSession {
     if (g === null || this.mem === null) return;
     this.reports.switchoverAt = nowUs();
     this.mem.guestMayRun();
-    this.armLane();
+    this.lane.arm();
     for (const b of [this.conns.bulk, ...this.extras]) if (b instanceof NativeBulkConn) b.setRunning();
     // Not startingVcpus, and no renice pass after it: each new vCPU thread lowers its own priority after
     // its first step (ppsim-guest), and a /proc pass here could lower one that has not taken it yet —
@@ -501,7 +442,7 @@ export class DestSession {
     if (traced != null) this.o.log(`${this.tag}: fault trace in ${traced}`);
     if (end.outcome !== "completed") this.o.log(`${this.tag}: ${end.outcome}: ${end.reason}`);
     this.mem?.stopFaults();
-    this.closeLane();
+    this.lane.close();
     this.mem?.close();
     // Let a last error frame leave before the sockets go.
     setTimeout(() => {

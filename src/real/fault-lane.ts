@@ -10,7 +10,7 @@
  *
  * This file holds both ends' JS faces: the socket's lifecycle around the
  * native object. Which connection is the lane and when it is armed is the
- * session's (source-link.ts, dest-session.ts).
+ * sessions' slots (source-lane-slot.ts, dest-lane-slot.ts).
  */
 import type { Socket } from "node:net";
 import { plainSocketFd, stopNodeReading } from "./dataplane.js";

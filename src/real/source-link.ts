@@ -12,12 +12,12 @@
  * bitmap alone says what it has (ledger.ts) — and each frame goes to the
  * connection with the least queued. docs/real.md "Several connections".
  *
- * The fault lane (issue 9, fault-lane.ts): once the destination answered the
- * hello (the session has formed there), and in every later epoch, a third
- * connection whose requests a native thread answers from the memfd — armed
- * when the switchover goes out. Its failure is the link's, like any other
- * connection's; one that cannot be opened is only a note (faults then go the
- * JS way, on urgent).
+ * The fault lane (issue 9, fault-lane.ts; its slot: source-lane-slot.ts):
+ * once the destination answered the hello (the session has formed there),
+ * and in every later epoch, a third connection whose requests a native
+ * thread answers from the memfd — armed when the switchover goes out. Its
+ * failure is the link's, like any other connection's; one that cannot be
+ * opened is only a note (faults then go the JS way, on urgent).
  */
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
@@ -29,8 +29,9 @@ import { startBulkSender } from "./native.js";
 import { MAX_BULK_CONNECTIONS } from "./preamble.js";
 import { BulkStream, NATIVE_QUEUE_BYTES } from "./source-bulk.js";
 import { INSECURE, type Security } from "./tls.js";
-import { connectChannel, DEFAULT_STALL_MS, FramedSocket, type FramedHandlers } from "./transport.js";
-import { FAULT_LANE_CAPABILITY, faultLaneWanted, SourceLane } from "./fault-lane.js";
+import { connectChannel, FramedSocket, type FramedHandlers } from "./transport.js";
+import { faultLaneWanted } from "./fault-lane.js";
+import { SourceLaneSlot, type LaneHolder } from "./source-lane-slot.js";
 
 export { NATIVE_QUEUE_BYTES };
 
@@ -74,11 +75,10 @@ export interface SourceLinkHandlers {
 }
 
 /** One epoch's connections. */
-interface Conns {
+interface Conns extends LaneHolder {
   urgent: FramedSocket;
   /** [0] the ordered bulk connection, then the extra ones as they open. */
   bulk: BulkStream[];
-  lane?: SourceLane;
 }
 
 export class SourceLink {
@@ -94,14 +94,8 @@ export class SourceLink {
   private urgentWake = false;
   /** The switchover went to a bulk connection: connections opened from now on start at the bulk threads' nice (dataplane.ts). */
   private switchoverSent = false;
-  /** The destination answered the hello and takes a fault lane: its session exists, a lane may join it. */
-  private formed = false;
-  /** Messages of these connections that came while the first lane opened, for the engine after it (null: none held). */
-  private held: { conns: Conns; msgs: [Message<Uint8Array>, Channel][] } | null = null;
-  /** Pages punched out of the memfd so far (1 each): no lane of any epoch serves them. */
-  private released: Uint8Array | null = null;
-  /** Fault lanes opened, over every epoch. */
-  lanesOpened = 0;
+  /** The fault lane of each epoch (source-lane-slot.ts). */
+  private readonly lane: SourceLaneSlot;
 
   constructor(
     readonly host: string,
@@ -122,6 +116,26 @@ export class SourceLink {
     readonly connections = 1,
   ) {
     if (!Number.isInteger(connections) || connections < 1 || connections > MAX_BULK_CONNECTIONS) throw new RealError(`bulk connections must be 1 … ${MAX_BULK_CONNECTIONS}, got ${connections}`);
+    const opts = { host, port, session: this.session, security, connectTimeoutMs: policy.connectTimeoutMs, dataPlane };
+    this.lane = new SourceLaneSlot(opts, {
+      wanted: () => this.nativeBulk && faultLaneWanted(),
+      armed: () => this.switchoverSent,
+      isCurrent: (h) => this.conns === h,
+      down: (h, reason) => {
+        if (this.conns === h) this.downFor(this.conns)(reason);
+      },
+      malformed: (h, reason) => {
+        if (this.conns === h && this.drop(this.conns)) this.handlers.malformed(reason);
+      },
+      deliver: (m, channel) => this.handlers.message(m, channel),
+      note: (line) => this.handlers.note?.(line),
+      served: (pages, zero, bytes) => this.handlers.served?.(pages, zero, bytes),
+    });
+  }
+
+  /** Fault lanes opened, over every epoch. */
+  get lanesOpened(): number {
+    return this.lane.lanesOpened;
   }
 
   /** Whether bulk pages go through the native sender (then their payload is DEFERRED or null). */
@@ -186,7 +200,7 @@ export class SourceLink {
     if (channel === "urgent") return c.urgent.send(msg, pageSize, () => this.wakeUrgent(c));
     if (msg.type === "switchover") {
       this.switchoverSent = true;
-      c.lane?.arm();
+      this.lane.arm(c);
     }
     // The least queued connection with room, the ordered one on a tie (and the only one before the confirmation).
     let best = c.bulk[0];
@@ -251,11 +265,7 @@ export class SourceLink {
 
   /** These pages are about to be punched out of the memfd (source-release.ts): no fault lane may answer them from now on. */
   releasing(pages: Uint32Array): void {
-    const dp = this.dataPlane;
-    if (dp === undefined) return;
-    const r = (this.released ??= new Uint8Array(dp.pageCount));
-    for (const p of pages) if (p < r.length) r[p] = 1;
-    this.conns?.lane?.release(pages);
+    this.lane.release(this.conns, pages);
   }
 
   /** Resolves once the last frames have left (or a short grace time is over). */
@@ -278,7 +288,7 @@ export class SourceLink {
               // The lane last: the destination takes its end for a broken link too.
               if (--open === 0)
                 c.urgent.close(() => {
-                  this.stopLane(c);
+                  this.lane.stop(c);
                   resolve();
                 });
             });
@@ -334,63 +344,7 @@ export class SourceLink {
     conns.urgent.start();
     conns.bulk[0].conn.start();
     if (this.spreading) void this.openExtras(conns, epoch);
-    if (this.formed) void this.openLane(conns, epoch);
-  }
-
-  /** Whether this link opens a fault lane: the native data plane's conditions (plain TCP, base pages) and PPSIM_FAULT_LANE. */
-  get laneWanted(): boolean {
-    return this.nativeBulk && faultLaneWanted();
-  }
-
-  /** This epoch's fault lane; one that cannot be opened is only a note. */
-  private async openLane(conns: Conns, epoch: number): Promise<void> {
-    const dp = this.dataPlane;
-    if (!this.laneWanted || dp === undefined || conns.lane !== undefined) return;
-    let socket: Socket;
-    try {
-      socket = await connectChannel(this.host, this.port, { channel: "urgent", lane: true, session: this.session, epoch, info: "" }, this.policy.connectTimeoutMs, undefined, this.security);
-    } catch (e) {
-      this.handlers.note?.(`fault lane to ${this.peer} not opened: ${messageOf(e)}`);
-      return;
-    }
-    if (this.conns !== conns || conns.lane !== undefined) {
-      socket.destroy();
-      return;
-    }
-    const released = this.released === null ? new Uint32Array(0) : Uint32Array.from(this.releasedPages());
-    const lane = SourceLane.open(socket, dp.memfd, dp.pageSize, dp.pageCount, DEFAULT_STALL_MS, released, {
-      served: (pages, zero, bytes) => {
-        // An earlier epoch's: what the destination got of it, its recover message says.
-        if (this.conns === conns) this.handlers.served?.(pages, zero, bytes);
-      },
-      end: (reason, protocol) => {
-        if (protocol) {
-          if (this.drop(conns)) this.handlers.malformed(`the destination sent bytes that are not a valid fault lane stream: ${reason}`);
-        } else this.downFor(conns)(`fault lane to ${this.peer}: ${reason}`);
-      },
-    });
-    if (lane === null) {
-      socket.destroy();
-      this.handlers.note?.(`fault lane to ${this.peer} not opened: its socket cannot be handed to a native thread`);
-      return;
-    }
-    conns.lane = lane;
-    this.lanesOpened++;
-    if (this.switchoverSent) lane.arm();
-  }
-
-  private stopLane(c: Conns): void {
-    const lane = c.lane;
-    if (lane === undefined) return;
-    lane.stop();
-    const s = lane.stats();
-    if (s.requests > 0) this.handlers.note?.(`fault lane: ${s.requests} requests, ${s.served} served (${s.bytes} bytes), ${s.released} for released pages not answered`);
-  }
-
-  private *releasedPages(): Generator<number> {
-    const r = this.released;
-    if (r === null) return;
-    for (let p = 0; p < r.length; p++) if (r[p] === 1) yield p;
+    this.lane.newEpoch(conns, epoch);
   }
 
   /** Bulk connections 1 … N-1 of this epoch; one that cannot be opened is only a note (the others carry its share). */
@@ -427,7 +381,7 @@ export class SourceLink {
   private drop(conns: Conns): boolean {
     if (this.conns !== conns) return false;
     this.conns = null;
-    this.stopLane(conns);
+    this.lane.stop(conns);
     for (const b of conns.bulk) b.stopSender();
     conns.urgent.close();
     for (const b of conns.bulk) b.conn.close();
@@ -438,23 +392,7 @@ export class SourceLink {
     return {
       message: (m) => {
         if (this.conns !== conns) return;
-        if (this.held !== null && this.held.conns === conns) {
-          this.held.msgs.push([m, channel]);
-          return;
-        }
-        if (m.type === "helloAck" && !this.formed && (m.capabilities & FAULT_LANE_CAPABILITY) !== 0) {
-          this.formed = true;
-          // The engine hears the answer once the lane is open (or could not be): in post-copy it pauses
-          // the guest on it, and a lane opened meanwhile put its connect and its thread's start into the
-          // downtime (2–6 ms at 4 GiB, docs/real-benchmarks.md "The fault lane"). What comes meanwhile waits, in order.
-          const held = { conns, msgs: [[m, channel]] as [Message<Uint8Array>, Channel][] };
-          this.held = held;
-          void this.openLane(conns, this.epoch).finally(() => {
-            if (this.held === held) this.held = null;
-            for (const [hm, hc] of held.msgs) if (this.conns === conns) this.handlers.message(hm, hc);
-          });
-          return;
-        }
+        if (this.lane.intercept(conns, m, channel, this.epoch)) return;
         this.handlers.message(m, channel);
       },
       malformed: (reason) => {

@@ -18,7 +18,9 @@
  * Each run: a `--once` destination child and the source agent here (seed 1),
  * both with PPSIM_FAULT_TRACE=RUN/trace, PPSIM_DATAPLANE_STATS=1 and
  * PPSIM_DEST_DUMP=RUN (the destination writes its guest's RAM after the last
- * step: memory-dump.ts), PPSIM_FAULT_LANE as the case says. A run that
+ * step: memory-dump.ts; once a run of that size gave the unmigrated hash,
+ * PPSIM_DEST_DUMP_UNLESS=HASH spares a verified run the gigabytes),
+ * PPSIM_FAULT_LANE as the case says. A run that
  * verified leaves only its line. One that did not keeps RUN/: both agents'
  * logs, the report, the traces, the destination's RAM, and diff.json — the
  * pages where it differs from an unmigrated run of the same workload, seed
@@ -87,6 +89,21 @@ function readResults(path: string): Result[] {
   return readFileSync(path, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Result);
 }
 
+/** The unmigrated run's RAM hash by memory size (workload, seed and steps are the series'), kept in DIR/hashes.json. */
+function knownHash(out: string, memBytes: number): string | null {
+  const p = join(out, "hashes.json");
+  if (!existsSync(p)) return null;
+  return (JSON.parse(readFileSync(p, "utf8")) as Record<string, string>)[String(memBytes)] ?? null;
+}
+
+function rememberHash(out: string, memBytes: number, hash: string): void {
+  const p = join(out, "hashes.json");
+  const all = existsSync(p) ? (JSON.parse(readFileSync(p, "utf8")) as Record<string, string>) : {};
+  if (all[String(memBytes)] !== undefined && all[String(memBytes)] !== hash) throw new Error(`the unmigrated run's hash at ${memBytes} bytes changed: ${all[String(memBytes)]} then ${hash} (not deterministic?)`);
+  all[String(memBytes)] = hash;
+  writeFileSync(p, JSON.stringify(all));
+}
+
 /** N busy processes (a CPU hog); returns a stop function that ends exactly those. */
 function startHog(n: number): () => void {
   const kids: ChildProcess[] = [];
@@ -138,6 +155,10 @@ async function runOnce(c: Case, n: number, file: string, out: string, trace: boo
   // Both ends (the destination child inherits them).
   process.env.PPSIM_FAULT_LANE = c.lane === "off" ? "0" : "1";
   process.env.PPSIM_DEST_DUMP = runDir;
+  // Once a run of this size verified, its hash is known: the destination dumps only a guest that ends otherwise.
+  const known = knownHash(out, c.memBytes);
+  if (known !== null && !keepAll) process.env.PPSIM_DEST_DUMP_UNLESS = known;
+  else delete process.env.PPSIM_DEST_DUMP_UNLESS;
   process.env.PPSIM_DATAPLANE_STATS = "1";
   if (trace) process.env.PPSIM_FAULT_TRACE = join(runDir, "trace");
   else delete process.env.PPSIM_FAULT_TRACE;
@@ -155,12 +176,19 @@ async function runOnce(c: Case, n: number, file: string, out: string, trace: boo
   try {
     const dest = await spawnDemoDestination(bin, (l) => destLog.push(stamp(l)));
     let agent: SourceAgent | null = null;
+    let watch: NodeJS.Timeout | undefined;
     try {
-      agent = await SourceAgent.start({ workload, mode: c.mode, seed: SEED, peer: { host: "127.0.0.1", port: dest.port }, connections: c.connections, log: (l) => srcLog.push(stamp(l)) });
-      steps = agent.steps;
-      report = await agent.migrate();
-      breakdown = agent.switchoverBreakdown;
+      const a = await SourceAgent.start({ workload, mode: c.mode, seed: SEED, peer: { host: "127.0.0.1", port: dest.port }, connections: c.connections, log: (l) => srcLog.push(stamp(l)) });
+      agent = a;
+      steps = a.steps;
+      // The hog stretches the migration, not the guest's remaining steps and the reference run after it (vCPUs at nice 19 starve beside it).
+      watch = setInterval(() => {
+        if (!["setup", "precopy", "switchover", "postcopy", "recovering"].includes(a.snapshot().phase)) stopHog();
+      }, 100);
+      report = await a.migrate();
+      breakdown = a.switchoverBreakdown;
     } finally {
+      clearInterval(watch);
       await agent?.close();
       await dest.finish(120_000);
     }
@@ -190,6 +218,7 @@ async function runOnce(c: Case, n: number, file: string, out: string, trace: boo
     wall_s: Math.round((end.getTime() - start.getTime()) / 100) / 10,
     kept: ok && !keepAll ? null : runDir,
   };
+  if (report?.hash?.unmigrated != null) rememberHash(out, c.memBytes, report.hash.unmigrated);
   if (ok && !keepAll) {
     rmSync(runDir, { recursive: true, force: true });
     return r;
@@ -247,23 +276,25 @@ async function main(): Promise<void> {
   const maxS = Number(values["max-seconds"] ?? 240);
   const maxRuns = values.runs === undefined ? Infinity : Number(values.runs);
   const cases: Case[] = [];
-  for (const memBytes of sizes) for (const lane of lanes) for (const mode of modes) for (const connections of conns) for (const hog of hogs) cases.push({ mode, memBytes, lane, connections, hog });
+  for (const lane of lanes) for (const mode of modes) for (const connections of conns) for (const hog of hogs) for (const memBytes of sizes) cases.push({ mode, memBytes, lane, connections, hog });
   const resultsPath = join(out, "results.jsonl");
   const t0 = Date.now();
   let done = 0;
   for (;;) {
     const results = readResults(resultsPath);
     const c = cases[results.length % cases.length];
-    // The next run's length: the last of this size in DIR, else a guess (4 GiB ≈ 40 s).
-    const last = [...results].reverse().find((r) => r.case.includes(formatBytes(c.memBytes)));
-    const estimate = last?.wall_s ?? 10 * Math.max(1, c.memBytes / 2 ** 30);
+    // The next run's length: the longest of the last three of this size in DIR, else a guess (4 GiB ≈ 100 s).
+    const size = ` ${formatBytes(c.memBytes)} `;
+    const recent = results.filter((r) => r.case.includes(size)).slice(-3).map((r) => r.wall_s);
+    const estimate = recent.length > 0 ? Math.max(...recent) : 25 * Math.max(1, c.memBytes / 2 ** 30);
     if (done >= maxRuns || (Date.now() - t0) / 1000 + estimate > maxS) break;
     const r = await runOnce(c, results.length, file, out, values["no-trace"] !== true, values["check-tools"] === true);
     appendFileSync(resultsPath, JSON.stringify(r) + "\n");
-    console.log(`run ${r.run} ${r.case}: ${r.outcome}, verified ${String(r.verified)}, total ${r.total_ms} ms, downtime ${r.downtime_ms} ms, ${r.demand_faults} faults, load ${r.load1}, ${r.wall_s} s${r.kept !== null ? `, kept in ${r.kept}` : ""}${r.differing_pages !== undefined ? `, ${r.differing_pages} pages differ` : ""}`);
+    console.log(`${new Date().toISOString()} run ${r.run} ${r.case}: ${r.outcome}, verified ${String(r.verified)}, total ${r.total_ms} ms, downtime ${r.downtime_ms} ms, ${r.demand_faults} faults, load ${r.load1}, ${r.wall_s} s${r.kept !== null ? `, kept in ${r.kept}` : ""}${r.differing_pages !== undefined ? `, ${r.differing_pages} pages differ` : ""}`);
     done++;
   }
   console.log(summary(readResults(resultsPath)));
+  console.log(`${new Date().toISOString()} done`);
 }
 
 main().then(

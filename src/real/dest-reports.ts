@@ -92,8 +92,8 @@ export class DestReports {
   }
 
   /** PPSIM_DEST_DUMP=DIR (a stress bench's post-mortem, memory-dump.ts): the guest's RAM, after its last step, into DIR. */
-  private dump(g: GuestProcess): void {
-    const dir = destDumpDir();
+  private dump(g: GuestProcess, hash: string): void {
+    const dir = destDumpDir(hash);
     if (dir === null) return;
     try {
       const d = dumpDestination(dir, this.s.id, g.memfd, g.layout.memBytes, g.layout.pageSize);
@@ -122,7 +122,7 @@ export class DestReports {
       this.stop();
       await this.progress();
       const hash = await g.hash();
-      this.dump(g);
+      this.dump(g, hash);
       // At the end every vCPU thread has run (at completion a starved one may not have yet): its thread id is known.
       const end = await g.progress();
       const atEnd = totalSteps(end);

@@ -19,10 +19,16 @@ const CHUNK_PAGES = 256;
 /** memfdDataPages' bound on one call's count. */
 const MAP_CALL_PAGES = 1 << 24;
 
-/** PPSIM_DEST_DUMP: the directory to dump destination guests' RAM into, or null (off). */
-export function destDumpDir(): string | null {
+/**
+ * PPSIM_DEST_DUMP: the directory to dump a destination guest's RAM into, or
+ * null (off). With PPSIM_DEST_DUMP_UNLESS=HASH (16 hex digits: the unmigrated
+ * run's, when the bench knows it), only a guest whose RAM hash is another is
+ * dumped: at 4 GiB a dump is gigabytes written, which a verified run need not pay.
+ */
+export function destDumpDir(hash: string): string | null {
   const d = process.env.PPSIM_DEST_DUMP;
-  return d === undefined || d === "" ? null : d;
+  if (d === undefined || d === "") return null;
+  return process.env.PPSIM_DEST_DUMP_UNLESS === hash ? null : d;
 }
 
 function dataMap(memfd: number, pageCount: number, pageSize: number): Uint8Array {

@@ -14,6 +14,7 @@ import type { GuestProcess } from "./guest-process.js";
 import { totalSteps } from "./progress.js";
 import type { DestReport } from "./report-msg.js";
 import { NativeBulkConn } from "./dataplane-recv.js";
+import { destDumpDir, dumpDestination } from "./memory-dump.js";
 
 /** How long a completed session waits for its guest's remaining steps before giving up. */
 const AFTER_COMPLETE_WAIT_MS = 30 * 60_000;
@@ -35,6 +36,8 @@ export interface SessionNow {
 }
 
 export interface ReportedSession {
+  /** The session id (names its dump file). */
+  readonly id: string;
   now(): SessionNow;
   log(line: string): void;
   /** Whether it was written (the urgent connection is up). */
@@ -88,6 +91,18 @@ export class DestReports {
     this.s.sendReport({ kind: "progress", metrics, steps, at: nowUs(), bulkTaken, switchover });
   }
 
+  /** PPSIM_DEST_DUMP=DIR (a stress bench's post-mortem, memory-dump.ts): the guest's RAM, after its last step, into DIR. */
+  private dump(g: GuestProcess, hash: string): void {
+    const dir = destDumpDir(hash);
+    if (dir === null) return;
+    try {
+      const d = dumpDestination(dir, this.s.id, g.memfd, g.layout.memBytes, g.layout.pageSize);
+      this.s.log(`guest RAM dumped to ${d.path} (${d.pages} non-zero pages)`);
+    } catch (e) {
+      this.s.log(`guest RAM not dumped: ${messageOf(e)}`);
+    }
+  }
+
   /** Every page is present: waits (bounded) for the guest's remaining steps, then sends the final report and ends the session. */
   async afterComplete(): Promise<void> {
     const { guest: g, engine: e } = this.s.now();
@@ -107,6 +122,7 @@ export class DestReports {
       this.stop();
       await this.progress();
       const hash = await g.hash();
+      this.dump(g, hash);
       // At the end every vCPU thread has run (at completion a starved one may not have yet): its thread id is known.
       const end = await g.progress();
       const atEnd = totalSteps(end);

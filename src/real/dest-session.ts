@@ -89,6 +89,7 @@ export class DestSession {
     const traceDir = faultTraceDir();
     if (traceDir !== null) this.trace = new DestFaultTrace(traceDir, id);
     this.reports = new DestReports({
+      id,
       now: () => ({ engine: this.engine, guest: this.guest, epoch: this.epoch, urgentUp: this.conns.urgent !== undefined, bulk: this.conns.bulk, extras: this.extras }),
       log: (line) => this.o.log(`${this.tag}: ${line}`),
       sendReport: (r) => this.sendReport(r),

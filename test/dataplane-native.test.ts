@@ -20,6 +20,7 @@ import {
   memfdCreate,
   memfdDataPages,
   pread,
+  punchHole,
   pwrite,
   socketPair,
   startBulkSender,
@@ -28,6 +29,7 @@ import {
   uffdRegister,
   type BulkNotice,
 } from "../src/real/native.js";
+import { residentPages } from "../src/real/native-dataplane.js";
 import { startPuncher } from "../src/real/native-puncher.js";
 import { ReleaseLog } from "../src/real/source-release.js";
 import { bulkPair, receiverLimits } from "./support/bulk-pair.js";
@@ -77,6 +79,19 @@ describe("native data plane", () => {
     const map = memfdDataPages(fd, 0, PAGES, PS);
     expect(Array.from(map)).toEqual(Array.from({ length: PAGES }, (_, p) => (p % 3 === 1 ? 0 : 1)));
     expect(Array.from(memfdDataPages(fd, 4, 3, PS))).toEqual([0, 1, 1]);
+  });
+
+  it("residentPages (mincore on a mapping) agrees with memfdDataPages, before and after a punch, and faults nothing in", () => {
+    const fd = sourceMemory();
+    const map = mapShared(fd, PAGES * PS);
+    cleanups.push(() => map.unmap());
+    expect(Array.from(residentPages(map.address, PAGES, PS))).toEqual(Array.from(memfdDataPages(fd, 0, PAGES, PS)));
+    expect(Array.from(residentPages(map.address + BigInt(4 * PS), 3, PS))).toEqual([0, 1, 1]);
+    punchHole(fd, 3 * PS, 3 * PS);
+    expect(Array.from(residentPages(map.address, 9, PS))).toEqual([1, 0, 1, 0, 0, 0, 1, 0, 1]);
+    expect(Array.from(residentPages(map.address, 9, PS))).toEqual(Array.from(memfdDataPages(fd, 0, 9, PS)));
+    expect(residentPages(map.address, 0, PS).length).toBe(0);
+    expect(() => residentPages(map.address + 1n, 1, PS)).toThrow(/page-aligned/);
   });
 
   it("the sender writes the engine's codec: JS frames as given, pages frames filled from the memfd", async () => {

@@ -29,18 +29,47 @@
  * The guest writes every page it touches non-zero (native/guest), so a hole
  * and a zero page are the same thing here. Post-copy, untracked, learns the
  * map a window at a time instead, with lookups bounded by the window
- * (learnData).
+ * (learnData), by mincore on the agent's mapping of the memfd where it can
+ * (residentPages): shmem's lseek takes the inode lock, which the punching
+ * thread's fallocate holds (source-release.ts), and the loop's SEEK_DATA
+ * calls waited behind it — 135–170 ms of the source loop's self time in a
+ * 1 GiB post-copy. A shmem page is in the page cache exactly when it holds
+ * data unless it is on swap, so with any swap on, lseek it stays
+ * (PPSIM_DATA_MAP=seek forces it: A/B).
  */
 import type { SourceGuestPort } from "../engine/events.js";
 import type { GuestProcess } from "./guest-process.js";
+import { readFileSync } from "node:fs";
 import { DEFERRED } from "./dataplane.js";
 import { closeFd, memfdDataPages, pread, scanWrittenAndProtect } from "./native.js";
+import { residentPages } from "./native-dataplane.js";
 
 const CHUNK_PAGES = 16;
 /** memfdDataPages' bound on one call's count; a larger memory is mapped in pieces. */
 const MAP_CALL_PAGES = 1 << 24;
 /** Untracked: pages learned at once along a run (learnData). */
 const LEARN_PAGES = 256;
+
+export type DataMapWay = "mincore" | "seek";
+
+/**
+ * How post-copy learns which pages hold data: PPSIM_DATA_MAP=seek|mincore (A/B), else mincore
+ * unless a swap area is on (/proc/swaps lists one: a swapped-out page holds data but is not resident).
+ */
+export function dataMapWay(): DataMapWay {
+  const v = process.env.PPSIM_DATA_MAP;
+  if (v === "seek" || v === "mincore") return v;
+  if (v !== undefined && v !== "") throw new Error(`PPSIM_DATA_MAP must be seek or mincore, not ${JSON.stringify(v)}`);
+  return swapOn() ? "seek" : "mincore";
+}
+
+function swapOn(): boolean {
+  try {
+    return readFileSync("/proc/swaps", "utf8").trim().split("\n").length > 1;
+  } catch {
+    return true; // unknown: the lookup that is right either way
+  }
+}
 
 export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
   private readonly pageSize: number;
@@ -52,6 +81,8 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
   private pagemapFd = -1;
   /** Per page 1 if it holds data: the memfd at the first lookup, and every page the dirty log reported since. */
   private map: Uint8Array | null = null;
+  /** Post-copy's lookups (learnData): mincore on the agent's mapping, or lseek on the memfd. */
+  private readonly way: DataMapWay;
 
   constructor(
     private readonly guest: GuestProcess,
@@ -64,6 +95,7 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
     this.pageCount = guest.layout.memBytes / guest.layout.pageSize;
     this.zero = Buffer.alloc(this.pageSize);
     if (tracking) this.pagemapFd = guest.openPagemap();
+    this.way = deferred && !tracking ? dataMapWay() : "seek";
   }
 
   readPage(page: number): Uint8Array | null {
@@ -100,8 +132,8 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
   /**
    * Untracked (post-copy: asked only after the pause, when nothing changes
    * any more), the map is learned as pages are asked, a window ahead along a
-   * run and a page alone off it, with bounded lookups (one SEEK_DATA per data
-   * page, no SEEK_HOLE): the one walk of the whole memory would come right
+   * run and a page alone off it, with bounded lookups (one mincore per window,
+   * or one SEEK_DATA per data page and no SEEK_HOLE): the one walk of the whole memory would come right
    * after the switchover and hold up the first demand replies behind it for
    * tens of milliseconds (1 GiB) to hundreds (4 GiB). Map values: 0 not yet
    * known, 1 data, 2 hole.
@@ -112,7 +144,8 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
       const along = page === this.lastPage + 1;
       let n = 1;
       if (along) while (n < LEARN_PAGES && page + n < this.pageCount && m[page + n] === 0) n++;
-      const got = memfdDataPages(this.guest.memfd, page, n, this.pageSize, true);
+      const ps = this.pageSize;
+      const got = this.way === "mincore" ? residentPages(this.guest.memory.address + BigInt(page * ps), n, ps) : memfdDataPages(this.guest.memfd, page, n, ps, true);
       for (let i = 0; i < n; i++) m[page + i] = got[i] === 1 ? 1 : 2;
     }
     this.lastPage = page;

@@ -1,5 +1,6 @@
 /** What a loopback link carries — between two Node processes, and through the data plane's threads — measured beside the benchmarks that use it. */
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer, connect as tcpConnect, type Socket } from "node:net";
 import { maxPayloadBytes } from "../src/engine/frame-decoder.js";
 import { percentiles } from "../src/engine/metrics.js";
@@ -28,7 +29,8 @@ import { BULK_KERNEL_QUEUE_BYTES } from "../src/real/transport.js";
 const MiB = 1024 * 1024;
 
 /** Loopback TCP between this process and a child: bulk MiB/s and one-byte round trip. */
-export async function loopback(o: { pings?: number; bytes?: number } = {}): Promise<{ mib_s: number; rtt_us: number }> {
+/** cpu_ms: both processes' CPU time over the bulk transfer (the child's from /proc/PID/stat; null if unreadable). */
+export async function loopback(o: { pings?: number; bytes?: number } = {}): Promise<{ mib_s: number; rtt_us: number; cpu_ms: number | null }> {
   const child = `
     const net = require("net");
     const s = net.createServer((c) => { c.setNoDelay(true); c.on("data", (d) => { if (d.length <= 8) c.write(d); }); });
@@ -50,14 +52,30 @@ export async function loopback(o: { pings?: number; bytes?: number } = {}): Prom
   const chunk = Buffer.alloc(64 * 1024, 7);
   const total = o.bytes ?? 512 * MiB;
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  const k0 = childCpuMs(p.pid);
   for (let sent = 0; sent < total; sent += chunk.length) if (!sock.write(chunk)) await new Promise((r) => sock.once("drain", r));
   await new Promise<void>((r) => sock.end(r));
   const secs = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
+  const k1 = childCpuMs(p.pid);
   sock.destroy();
   p.kill();
-  return { mib_s: Math.round(total / MiB / secs), rtt_us: Math.round(percentiles(rtts).p50) };
+  const cpu = k0 === null || k1 === null ? null : Math.round((c.user + c.system) / 1000 + k1 - k0);
+  return { mib_s: Math.round(total / MiB / secs), rtt_us: Math.round(percentiles(rtts).p50), cpu_ms: cpu };
 }
 
+/** A child's user + system CPU ms so far (/proc/PID/stat, clock ticks at 100 Hz as Linux reports them to user space). */
+function childCpuMs(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    // after "pid (comm) ": state is field 0, utime 11, stime 12
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return null;
+  }
+}
 
 /**
  * The machine's limit as issue 9 defines it: loopback TCP through the data
@@ -157,4 +175,66 @@ function guestView(fd: number, bytes: number, minor: boolean): { map: Mapping; u
   uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM | (minor ? C.UFFD_FEATURE_MINOR_SHMEM : 0));
   uffdRegister(uffd, map.address, bytes, C.UFFDIO_REGISTER_MODE_MISSING | (minor ? C.UFFDIO_REGISTER_MODE_MINOR : 0));
   return { map, uffd, table: minor ? createPageTable(fd, uffd, map.address, C.PAGE_SIZE, bytes / C.PAGE_SIZE) : null };
+}
+
+/**
+ * The machine's ceiling for post-copy's background stream (issue 9), as
+ * ratios of Node's loopback TCP measured in the same round:
+ *
+ *   npm run build && node dist/bench/loopback.js [--rounds 3] [--connections 1,2] [--mib 512] [--json FILE]
+ *
+ * Per round: Node ↔ Node loopback TCP, then at each connection count the
+ * data plane's bare path (senders reading 16-page frames from a memfd,
+ * receivers) with the receivers dropping the pages, pwriting them into a
+ * memfd (before a guest runs), and UFFDIO_COPYing them into a uffd-registered
+ * mapping (what post-copy's background does once the guest runs). Each with
+ * the CPU seconds it cost per GiB (both ends are in this process) and the
+ * cores that cost would take at 0.9 × that round's Node TCP figure — on a
+ * 2-core machine, above 2 means the goal is out of reach even without an
+ * engine, a guest or a second agent.
+ */
+async function main(): Promise<void> {
+  const { parseArgs } = await import("node:util");
+  const { writeFileSync } = await import("node:fs");
+  const { markdownTable, median } = await import("./table.js");
+  const { values } = parseArgs({ options: { rounds: { type: "string" }, connections: { type: "string" }, mib: { type: "string" }, json: { type: "string" } } });
+  const rounds = Number(values.rounds ?? 3);
+  const conns = (values.connections ?? "1,2").split(",").map(Number);
+  for (const c of conns) if (!Number.isInteger(c) || c < 1 || c > 8) throw new Error("--connections takes counts from 1 to 8");
+  const bytes = Number(values.mib ?? 512) * MiB;
+  const GiB = 1024 * MiB;
+  const from = new Date().toISOString();
+  type Run = { round: number; path: string; connections: number; mib_s: number; cpu_s_per_gib: number | null; over_node: number };
+  const runs: Run[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    const node = await loopback({ pings: 100, bytes });
+    runs.push({ round, path: "Node TCP", connections: 1, mib_s: node.mib_s, cpu_s_per_gib: node.cpu_ms === null ? null : node.cpu_ms / 1000 / (bytes / GiB), over_node: 1 });
+    for (const c of conns)
+      for (const path of ["dropped", "pwrite", "copy"] as const) {
+        const r = await loopbackNative({ install: path !== "dropped", into: path === "dropped" ? undefined : path, connections: c, bytes });
+        runs.push({ round, path: `native ${path}`, connections: c, mib_s: r.mib_s, cpu_s_per_gib: r.cpu_ms / 1000 / (bytes / GiB), over_node: r.mib_s / node.mib_s });
+        console.error(`round ${round}: native ${path} ×${c}: ${r.mib_s} MiB/s (Node TCP ${node.mib_s}), ${r.cpu_ms} ms CPU`);
+      }
+  }
+  const window = { from, to: new Date().toISOString() };
+  const range = (xs: number[], d: number): string => (xs.length === 0 ? "-" : `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)})`);
+  const nodeBy = new Map(runs.filter((r) => r.path === "Node TCP").map((r) => [r.round, r.mib_s]));
+  const rows = [...new Set(runs.map((r) => `${r.path}|${r.connections}`))].map((k) => {
+    const rs = runs.filter((r) => `${r.path}|${r.connections}` === k);
+    const cpu = rs.flatMap((r) => (r.cpu_s_per_gib === null ? [] : [r.cpu_s_per_gib]));
+    // Cores busy to move 0.9 × this round's Node TCP figure at this path's CPU per GiB.
+    const cores = rs.flatMap((r) => (r.cpu_s_per_gib === null ? [] : [(r.cpu_s_per_gib * 0.9 * (nodeBy.get(r.round) ?? NaN)) / 1024]));
+    return { path: rs[0].path, connections: rs[0].connections, "MiB/s": range(rs.map((r) => r.mib_s), 0), "÷ Node TCP, same round": range(rs.map((r) => r.over_node), 2), "CPU s per GiB": range(cpu, 2), "cores at 0.9 × Node TCP": range(cores, 2) };
+  });
+  const result = { bench: "loopback", command: `node dist/bench/loopback.js ${process.argv.slice(2).join(" ")}`, window, bytes, runs };
+  if (values.json !== undefined) writeFileSync(values.json, JSON.stringify(result, null, 2) + "\n");
+  console.log(JSON.stringify(result, null, 2));
+  console.log("\n" + markdownTable(rows) + `\n\n(${window.from} – ${window.to})`);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === (await import("node:url")).pathToFileURL(process.argv[1]).href) {
+  main().catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
 }

@@ -6,9 +6,10 @@
  * behind it); none after stop().
  */
 import { fstatSync } from "node:fs";
+import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { closeFd, constants, memfdCreate, memfdDataPages, pwrite } from "../src/real/native.js";
-import { ReleaseLog } from "../src/real/source-release.js";
+import { pageRuns, ReleaseLog } from "../src/real/source-release.js";
 
 const PS = constants().PAGE_SIZE;
 const PAGES = 4096;
@@ -26,6 +27,30 @@ function fullMemfd(): number {
 }
 const allocatedPages = (fd: number) => (fstatSync(fd).blocks * 512) / PS;
 const turn = () => new Promise((r) => setImmediate(r));
+
+/** The reference: every page once, sorted, cut into runs of consecutive pages. */
+function runsByPages(frames: Uint32Array[]): number[] {
+  const pages = [...new Set(frames.flatMap((f) => Array.from(f)))].sort((a, b) => a - b);
+  const out: number[] = [];
+  for (const p of pages) {
+    const n = out.length;
+    if (n > 0 && out[n - 2] + out[n - 1] === p) out[n - 1]++;
+    else out.push(p, 1);
+  }
+  return out;
+}
+
+describe("pageRuns", () => {
+  it("equals the page-by-page runs of the frames' pages, whatever their order, overlaps or repeats", () => {
+    const frame = fc.oneof(
+      fc.tuple(fc.integer({ min: 0, max: 500 }), fc.integer({ min: 1, max: 40 })).map(([a, n]) => Uint32Array.from({ length: n }, (_, i) => a + i)),
+      fc.array(fc.integer({ min: 0, max: 500 }), { maxLength: 20 }).map((xs) => Uint32Array.from(xs)),
+    );
+    fc.assert(fc.property(fc.array(frame, { maxLength: 30 }), (frames) => {
+      expect(Array.from(pageRuns(frames))).toEqual(runsByPages(frames));
+    }));
+  });
+});
 
 describe("ReleaseLog", () => {
   it("punches what the destination installed, a slice per turn, and nothing it did not", async () => {

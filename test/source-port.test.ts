@@ -7,6 +7,7 @@
  * fully written guest is the end of its memory: a lookup per page or per
  * window made memory-scan's pre-copy spend 89 % of the source's CPU there
  * (docs/host-profile.md). The port walks once; the dirty log keeps the map.
+ * Post-copy learns it a window at a time, by mincore (the default) or lseek.
  */
 import { openSync } from "node:fs";
 import fc from "fast-check";
@@ -35,7 +36,22 @@ vi.mock("../src/real/native.js", async (importOriginal) => {
   };
 });
 
-const { closeFd, constants, memfdCreate, pwrite } = await import("../src/real/native.js");
+// Post-copy's other way to learn the map (mincore on the agent's mapping): counted with the same bounds.
+vi.mock("../src/real/native-dataplane.js", async (importOriginal) => {
+  const real = await importOriginal<typeof import("../src/real/native-dataplane.js")>();
+  const { constants: c } = await vi.importActual<typeof import("../src/real/native.js")>("../src/real/native.js");
+  return {
+    ...real,
+    residentPages: (address: bigint, count: number, ps: number) => {
+      calls.push({ first: Number((address - mapBase) / BigInt(c().PAGE_SIZE)), count, bounded: true });
+      return real.residentPages(address, count, ps);
+    },
+  };
+});
+/** The agent's mapping of the latest test guest (residentPages' addresses are relative to it). */
+let mapBase = 0n;
+
+const { closeFd, constants, mapShared, memfdCreate, pwrite } = await import("../src/real/native.js");
 // The addon's own function, not the counting mock above.
 const realNative = await vi.importActual<typeof import("../src/real/native.js")>("../src/real/native.js");
 const { SourceMemoryPort } = await import("../src/real/source-port.js");
@@ -45,6 +61,7 @@ const PAGES = 1024;
 const cleanups: (() => void)[] = [];
 
 afterEach(() => {
+  vi.unstubAllEnvs();
   while (cleanups.length > 0) cleanups.pop()?.();
   calls.length = 0;
   written = [];
@@ -57,7 +74,10 @@ function guest(holes: Set<number>): { g: GuestProcess; fd: number } {
   for (let p = 0; p < PAGES; p++) if (!holes.has(p)) pwrite(fd, p * PS, Buffer.alloc(PS, (p % 251) + 1));
   // Stands in for /proc/PID/pagemap (the dirty log is mocked); the port's close() closes it.
   const openPagemap = (): number => openSync("/dev/null", "r");
-  const g = { memfd: fd, layout: { pageSize: PS, memBytes: PAGES * PS, base: 0n }, openPagemap } as unknown as GuestProcess;
+  const memory = mapShared(fd, PAGES * PS);
+  cleanups.push(() => memory.unmap());
+  mapBase = memory.address;
+  const g = { memfd: fd, memory, layout: { pageSize: PS, memBytes: PAGES * PS, base: 0n }, openPagemap } as unknown as GuestProcess;
   return { g, fd };
 }
 
@@ -84,7 +104,9 @@ describe("SourceMemoryPort with the native data plane", () => {
     port.close();
   });
 
-  it("untracked (post-copy), learns the map as pages are asked: a window along a run, a page alone off it, every lookup bounded, none asked twice", () => {
+  for (const way of ["mincore", "seek"] as const)
+  it(`untracked (post-copy, ${way}), learns the map as pages are asked: a window along a run, a page alone off it, every lookup bounded, none asked twice`, () => {
+    vi.stubEnv("PPSIM_DATA_MAP", way);
     const holes = new Set([0, 5, 6, 7, 300, 511, 512, 1023]);
     const { g } = guest(holes);
     const port = new SourceMemoryPort(g, false, true);
@@ -123,7 +145,9 @@ describe("SourceMemoryPort with the native data plane", () => {
     port.close();
   });
 
-  it("untracked (post-copy), walks after the pause's collect, not before", () => {
+  for (const way of ["mincore", "seek"] as const)
+  it(`untracked (post-copy, ${way}), walks after the pause's collect, not before`, () => {
+    vi.stubEnv("PPSIM_DATA_MAP", way);
     const { g, fd } = guest(new Set([10]));
     const port = new SourceMemoryPort(g, false, true);
     expect(port.readPage(10)).toBeNull();

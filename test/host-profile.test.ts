@@ -17,8 +17,10 @@ import { loadWorkload } from "../src/workload/parse.js";
 import { withMemory } from "../src/workload/types.js";
 import { userfaultfdUnavailable } from "./support/uffd.js";
 
+/** Every figure the profile must have at 0, none of the optional ones (the fault lane, the switchover's legs: each changes what is charged, not only how much). */
 const FREE: HostProfile = {
-  ...DEFAULT_HOST,
+  ppsim_host_profile: 1,
+  measured_on: "free",
   send_ns_per_page: 0,
   send_ns_per_zero_page: 0,
   install_ns_per_page: 0,
@@ -35,12 +37,48 @@ describe("the simulator's host profile", () => {
   const web = withMemory(loadWorkload("examples/web-server.json"), 64 * 1024 * 1024);
   const idle = withMemory(loadWorkload("examples/idle.json"), 64 * 1024 * 1024);
 
-  it("a host that costs nothing gives the report of free hosts", () => {
+  it("a host that costs nothing gives the report of free hosts, with the fault lane and the switchover's legs at 0 too", () => {
+    const lanesAndLegs: HostProfile = { ...FREE, fault_lane_us: 0, park_us: 0, pause_reply_us: 0, switchover_hop_us: 0, first_step_us: 0 };
     for (const mode of ["precopy", "postcopy", "hybrid"] as const) {
-      const { host, ...withFree } = simulate({ workload: web, options: { mode }, link: fast, host: FREE });
-      expect(host?.ppsim_host_profile).toBe(1);
-      expect(withFree).toEqual(simulate({ workload: web, options: { mode }, link: fast }));
+      const free = simulate({ workload: web, options: { mode }, link: fast });
+      for (const h of [FREE, lanesAndLegs]) {
+        const { host, ...withFree } = simulate({ workload: web, options: { mode }, link: fast, host: h });
+        expect(host?.ppsim_host_profile).toBe(1);
+        expect(withFree).toEqual(free);
+      }
     }
+  });
+
+  it("the shipped profile has the fault lane and the switchover's legs (the real back end's defaults)", () => {
+    for (const k of ["fault_lane_us", "park_us", "pause_reply_us", "switchover_hop_us", "first_step_us"] as const) expect(DEFAULT_HOST[k], k).toBeGreaterThan(0);
+    expect(checkHostProfile(JSON.parse(JSON.stringify(DEFAULT_HOST)), "default")).toEqual(DEFAULT_HOST);
+  });
+
+  it("charges the switchover's legs: the guest parks park_us after the decision, its downtime (from the park) is the reply, the hop and the first step", () => {
+    const legs: HostProfile = { ...FREE, park_us: 4000, pause_reply_us: 1000, switchover_hop_us: 2000, first_step_us: 3000 };
+    for (const mode of ["postcopy", "precopy"] as const) {
+      const free = simulate({ workload: idle, options: { mode }, link: fast });
+      const r = simulate({ workload: idle, options: { mode }, link: fast, host: legs });
+      expect(r.verified).toBe(true);
+      // pause_us and resume_us are not charged beside them; the park is not in the guest's downtime.
+      expect(r.downtime_ms - free.downtime_ms).toBeCloseTo(6, 0);
+      // The engine waits out the park (the guest runs meanwhile).
+      expect(r.total_ms - free.total_ms).toBeGreaterThan(4);
+      const withOld = simulate({ workload: idle, options: { mode }, link: fast, host: { ...legs, pause_us: 50_000, resume_us: 50_000 } });
+      expect(withOld.downtime_ms).toBe(r.downtime_ms);
+    }
+    // Without park_us, pause_us is the pause as before (the reply alone is not charged).
+    const noPark = simulate({ workload: idle, options: { mode: "postcopy" }, link: fast, host: { ...FREE, pause_us: 5000, pause_reply_us: 1000 } });
+    expect(noPark.downtime_ms - simulate({ workload: idle, options: { mode: "postcopy" }, link: fast }).downtime_ms).toBeCloseTo(5, 0);
+  });
+
+  it("the guest runs on until it parks: pre-copy's stop-copy sends what it wrote meanwhile, and the destination holds it", () => {
+    const legs = (park: number): HostProfile => ({ ...FREE, park_us: park, pause_reply_us: 0 });
+    const r = (park: number) => simulate({ workload: web, options: { mode: "precopy" }, link: fast, host: legs(park) });
+    const early = r(1);
+    const late = r(50_000);
+    expect(late.verified).toBe(true);
+    expect(late.bytes_sent).toBeGreaterThan(early.bytes_sent);
   });
 
   it("charges per page: on a fast link the slowest host stage sets the background rate", () => {
@@ -101,6 +139,8 @@ describe("the simulator's host profile", () => {
     expect(() => checkHostProfile({ ...DEFAULT_HOST, install_ns_per_page: -1 }, "p")).toThrow(/"install_ns_per_page" must be a number/);
     expect(() => checkHostProfile({ ...DEFAULT_HOST, typo: 1 }, "p")).toThrow(/unknown key "typo"/);
     expect(() => checkHostProfile({ ...DEFAULT_HOST, fault_lane_us: -1 }, "p")).toThrow(/"fault_lane_us" must be a number/);
+    expect(() => checkHostProfile({ ...DEFAULT_HOST, park_us: "1" }, "p")).toThrow(/"park_us" must be a number/);
+    expect(() => checkHostProfile({ ...DEFAULT_HOST, switchover_hop_us: 2e9 }, "p")).toThrow(/"switchover_hop_us" must be a number/);
     const dir = mkdtempSync(join(tmpdir(), "ppsim-host-"));
     writeFileSync(join(dir, "bad.json"), "{ not json");
     expect(() => loadHostProfile(join(dir, "bad.json"))).toThrow(/not JSON/);

@@ -18,6 +18,9 @@
  *   install;
  * - pause and resume: PAUSE and RESUME through a spawned guest's control
  *   socket; guest start: spawning a destination guest until it connected;
+ * - the switchover's legs (a 4-vCPU guest's park and PAUSE reply, the
+ *   switchover frame's hop through the data plane's threads, the first vCPU
+ *   step after RUN): calibrate-switchover.ts;
  * - the cores as a migration finds them (the native stream's CPU, the
  *   engines' work, the cores available, a nice-19 vCPU's share and the
  *   urgent round trip while the stream runs): calibrate-cpu.ts.
@@ -33,6 +36,7 @@ import { toGuestConfig } from "../workload/guest-config.js";
 import { parseWorkload } from "../workload/parse.js";
 import { faultLoop, loopbackPair } from "./calibrate-bulk.js";
 import { coresAvailable, enginePerPageNs, streaming } from "./calibrate-cpu.js";
+import { guestLegs, switchoverHop } from "./calibrate-switchover.js";
 import { GuestProcess } from "./guest-process.js";
 import { startingVcpus } from "./guest-spawn.js";
 import { closeFd, constants, mapShared, memfdCreate, pread, punchHole, pwrite, uffdApi, uffdCopy, uffdCreate, uffdRegister, uffdZeropage } from "./native.js";
@@ -225,6 +229,10 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     pause_us: [],
     resume_us: [],
     guest_start_us: [],
+    park_us: [],
+    pause_reply_us: [],
+    switchover_hop_us: [],
+    first_step_us: [],
     cores_available: [],
     bulk_cpu_ns_per_page: [],
     stream_ns_per_page: [],
@@ -261,6 +269,11 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     runs.pause_us.push(g.pauseUs);
     runs.resume_us.push(g.resumeUs);
     runs.guest_start_us.push(g.startUs);
+    const legs = await guestLegs(10);
+    runs.park_us.push(legs.parkUs);
+    runs.pause_reply_us.push(legs.pauseReplyUs);
+    runs.first_step_us.push(legs.firstStepUs);
+    runs.switchover_hop_us.push(await switchoverHop(50));
   }
   const spread: Record<string, Spread> = {};
   for (const [k, xs] of Object.entries(runs)) if (xs.length > 0) spread[k] = spreadOf(xs);
@@ -281,6 +294,10 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     guest_start_us: m("guest_start_us"),
     // The real back end's default has the fault lane (PPSIM_FAULT_LANE=0 turns it off: drop this key to simulate that).
     fault_lane_us: spread.fault_lane_us?.median ?? DEFAULT_HOST.fault_lane_us,
+    park_us: m("park_us"),
+    pause_reply_us: m("pause_reply_us"),
+    switchover_hop_us: m("switchover_hop_us"),
+    first_step_us: m("first_step_us"),
     cores_available: Math.max(0.01, m("cores_available")),
     bulk_cpu_ns_per_page: m("bulk_cpu_ns_per_page"),
     stream_ns_per_page: m("stream_ns_per_page"),

@@ -15,6 +15,7 @@ import type { ExpectedMemory } from "./expected-memory.js";
 import type { Guest } from "./guest.js";
 import { messageCostUs, occupancyBytes, type HostProfile } from "./host.js";
 import { withStreaming } from "./host-cpu.js";
+import { pauseLegsUs } from "./host-switchover.js";
 import type { Direction, Link } from "./link.js";
 import type { Msg, SimEvent } from "./sim-config.js";
 import type { StandbyRun } from "./standby-run.js";
@@ -38,22 +39,40 @@ export interface SimWorld {
   releasePages(count: number): void;
 }
 
-export function sourceEffects(w: SimWorld): SourceEffects<number> {
+/** The source's effects, and the park of its guest that a host's `park_us` puts after the engine's decision (host-switchover.ts). */
+export function sourceEffects(w: SimWorld): SourceEffects<number> & { park(): void } {
   const guest = w.srcGuest;
   /** Its vCPU state from the switchover pause, kept in case the migration is abandoned. */
   let pausedState: Uint8Array | null = null;
+  /** A park asked for and not yet made: the engine's guestPaused comes this long after it (null: none pending). */
+  let parkPending: { replyUs: number } | null = null;
+  const park = (now: number, replyUs: number) => {
+    const cpuState = guest.pause(now);
+    pausedState = cpuState;
+    w.expected.take();
+    w.queue.push(now + replyUs, { type: "guestPaused", cpuState });
+  };
   return {
+    park: () => {
+      if (parkPending === null) return;
+      const { replyUs } = parkPending;
+      parkPending = null;
+      park(w.clock(), replyUs);
+    },
     canSend: (channel) => w.link.hasRoom(0, channel, w.clock()),
     send: (channel, msg) => send(w, 0, channel, msg),
     setTimer: (at) => w.timers.set(0, at, w.clock()),
     pauseGuest: () => {
       const now = w.clock();
-      const cpuState = guest.pause(now);
-      pausedState = cpuState;
-      w.expected.take();
-      w.queue.push(now + (w.host?.pause_us ?? 0), { type: "guestPaused", cpuState });
+      const legs = pauseLegsUs(w.host);
+      if (legs.parkUs === 0) return park(now, legs.pausedUs);
+      // The real vCPUs run until they see the PAUSE (and dirty pages meanwhile): the guest parks later.
+      parkPending = { replyUs: legs.pausedUs - legs.parkUs };
+      w.queue.push(now + legs.parkUs, { type: "sourceParks" });
     },
     resumeGuest: () => {
+      // Taken back before it parked: it never stops.
+      parkPending = null;
       if (!guest.running && pausedState !== null) guest.resume(w.clock(), pausedState);
       w.expected.drop();
       guest.setThrottle(0);

@@ -22,6 +22,10 @@
  *   starts its guest first) and of the switchover `resume_us` late (its guest
  *   runs once the resume returned, which is when the real agent reports it);
  * - with the optional CPU keys, the cores' contention: src/sim/host-cpu.ts;
+ * - with the optional switchover keys, the legs of the guest's downtime
+ *   (the pause of vCPUs that must run to park, the switchover frame's hop
+ *   through the data plane's threads, the destination's first vCPU step):
+ *   src/sim/host-switchover.ts;
  * - with `fault_lane_us` (the hosts have the native fault lane, the real back
  *   end's default: docs/real.md "The fault lane"), a vCPU's fault is asked
  *   for at once and neither engine's loop is on its way: its request and
@@ -31,11 +35,12 @@
 import { PAGE_ENTRY_OVERHEAD } from "../engine/codec.js";
 import type { Message } from "../engine/messages.js";
 import { CPU_KEYS, cpuKeyError, requestWaitUs, streamCpuUs, type HostCpu } from "./host-cpu.js";
+import { SWITCHOVER_KEYS, switchoverExtraUs, switchoverKeyError, type HostSwitchover } from "./host-switchover.js";
 
 export const HOST_PROFILE_VERSION = 1;
 
-/** The CPU keys (cores, the native stream, the guest's share while it runs) are optional: src/sim/host-cpu.ts. */
-export interface HostProfile extends HostCpu {
+/** The CPU keys (cores, the native stream, the guest's share while it runs) are optional: src/sim/host-cpu.ts; so are the switchover's legs: host-switchover.ts. */
+export interface HostProfile extends HostCpu, HostSwitchover {
   ppsim_host_profile: typeof HOST_PROFILE_VERSION;
   /** Where and how it was measured, for a reader (free text). */
   measured_on: string;
@@ -84,6 +89,13 @@ export const DEFAULT_HOST: HostProfile = {
   resume_us: 41.5,
   // Remeasured (--reps 3, 28.7–32.1 ms) after the guest moved its ~20 ms loop calibration before its hello.
   guest_start_us: 30886,
+  // The real back end's default has the fault lane (PPSIM_FAULT_LANE=0: drop the key). This and the switchover's
+  // legs: `ppsim calibrate --reps 5`, 2026-12-02 06:11–06:12 UTC, load 6.3–9.4 (docs/host-profile.md).
+  fault_lane_us: 125.1,
+  park_us: 135.8,
+  pause_reply_us: 128.8,
+  switchover_hop_us: 147,
+  first_step_us: 174.5,
 };
 
 const NUMBER_KEYS = [
@@ -123,7 +135,9 @@ export function checkHostProfile(v: unknown, where: string): HostProfile {
   if (lane !== undefined && (typeof lane !== "number" || !Number.isFinite(lane) || lane < 0 || lane > MAX_COST)) {
     throw new HostProfileError(`${where}: "fault_lane_us" must be a number in [0, ${MAX_COST}], got ${JSON.stringify(lane)}`);
   }
-  const known = new Set<string>(["ppsim_host_profile", "measured_on", "fault_lane_us", ...NUMBER_KEYS, ...CPU_KEYS]);
+  const legError = switchoverKeyError(o, MAX_COST);
+  if (legError !== null) throw new HostProfileError(`${where}: ${legError}`);
+  const known = new Set<string>(["ppsim_host_profile", "measured_on", "fault_lane_us", ...NUMBER_KEYS, ...CPU_KEYS, ...SWITCHOVER_KEYS]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new HostProfileError(`${where}: unknown key "${k}"`);
   return { ...(o as unknown as HostProfile), measured_on: typeof o.measured_on === "string" ? o.measured_on.slice(0, 500) : "" };
 }
@@ -160,7 +174,7 @@ export function messageCostUs(h: HostProfile, msg: Message<unknown>, destination
   }
   let extraUs = 0;
   if (msg.type === "hello") extraUs = h.guest_start_us;
-  else if (msg.type === "switchover") extraUs = h.resume_us;
+  else if (msg.type === "switchover") extraUs = switchoverExtraUs(h);
   else if (msg.type === "pageRequest") extraUs = requestWaitUs(h);
   // The stream's CPU over the cores it gets is one more stage of the pipeline: it holds the sender as long.
   return { sendUs: Math.max(sendNs / 1000, cpuUs), recvUs: recvNs / 1000, extraUs };

@@ -39,6 +39,8 @@ export type SimEvent =
   | { type: "deadline" }
   | { type: "timer"; side: Direction; generation: number }
   | { type: "guestPaused"; cpuState: Uint8Array }
+  /** The source guest's last vCPU parks, the host's `park_us` after the engine asked (host-switchover.ts). */
+  | { type: "sourceParks" }
   | { type: "fault"; vcpu: number; page: number; stalledAt: number }
   | { type: "linkDown"; durationUs: number }
   | { type: "linkUp" }

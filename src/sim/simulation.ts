@@ -61,7 +61,7 @@ export class Simulation {
    */
   private observedAt = 0;
   private readonly timers = new EngineTimers(this.queue);
-  private readonly srcFx: SourceEffects<number>;
+  private readonly srcFx: SourceEffects<number> & { park(): void };
   private readonly dstFx: DestinationEffects<number>;
   private finished: { outcome: "completed" | "cancelled" | "failed"; reason: string } | null = null;
   private final: Report | null = null;
@@ -303,6 +303,9 @@ export class Simulation {
         this.drive(ev.side);
         return;
       }
+      case "sourceParks":
+        this.srcFx.park();
+        return;
       case "guestPaused":
         this.source.handle({ kind: "guestPaused", cpuState: ev.cpuState }, now);
         this.drive(0);
@@ -379,6 +382,11 @@ export class Simulation {
       ...this.standby.extras(this.startUs),
     });
     this.final = withVcpuBlocktime(this.final, this.written);
+    // With the hosts' park (host-switchover.ts) the guest's downtime starts at its park, as the real report's does, not at the decision.
+    const parkUs = this.host?.park_us;
+    if (parkUs !== undefined && src.pausedAt !== null && this.dest.metrics.resumedAt !== null) {
+      this.final = { ...this.final, downtime_ms: Math.round(((this.dest.metrics.resumedAt - src.pausedAt - parkUs) / 1000) * 1000) / 1000 };
+    }
     this.notice = `${outcome}${reason ? `: ${reason}` : ""}`;
   }
 }

@@ -16,7 +16,8 @@
  *
  * Split a long matrix into several calls (each ≤ 8 minutes under the lock)
  * and join the JSON files with --merge A.json,B.json (prints the tables of
- * all of them, bench/netns.ts's --host-cpu runs too). The error table
+ * all of them, bench/netns.ts's --host-cpu runs too; with --repredict, the
+ * stored real runs beside this build's predictions). The error table
  * (bench/sim-vs-real-table.ts): per cell the median over its runs of each
  * figure's relative error (sim − real) / real, with the min–max; goals of
  * issue 10: total and bytes within 10 %, demand faults 15 %, rounds ±1,
@@ -28,7 +29,7 @@ import { parseArgs } from "node:util";
 import { runRealLikeCompare, simulateLikeReal } from "../src/cli/compare-real.js";
 import { DEFAULT_HOST } from "../src/sim/host.js";
 import { loopback } from "./loopback.js";
-import { bracketed, goalError, GOALS, measureCores, pct, printTables, type Run } from "./sim-vs-real-table.js";
+import { bracketed, goalError, GOALS, measureCores, pct, printTables, repredict, type Run } from "./sim-vs-real-table.js";
 
 async function one(workload: string, size: string, mode: string, run: number, log: (l: string) => void): Promise<Run> {
   const at = new Date().toISOString();
@@ -60,10 +61,13 @@ async function one(workload: string, size: string, mode: string, run: number, lo
 
 async function main(): Promise<void> {
   const { values: v } = parseArgs({
-    options: { workloads: { type: "string" }, sizes: { type: "string" }, modes: { type: "string" }, runs: { type: "string" }, json: { type: "string" }, merge: { type: "string" }, "max-s": { type: "string" } },
+    options: { workloads: { type: "string" }, sizes: { type: "string" }, modes: { type: "string" }, runs: { type: "string" }, json: { type: "string" }, merge: { type: "string" }, "max-s": { type: "string" }, repredict: { type: "boolean" } },
   });
   if (v.merge !== undefined) {
-    const runs = v.merge.split(",").flatMap((f) => (JSON.parse(readFileSync(f, "utf8")) as { runs: Run[] }).runs);
+    const stored = v.merge.split(",").flatMap((f) => (JSON.parse(readFileSync(f, "utf8")) as { runs: Run[] }).runs);
+    // --repredict: the stored real runs beside this build's predictions (--json FILE keeps them).
+    const runs = v.repredict === true ? stored.map(repredict) : stored;
+    if (v.repredict === true && v.json !== undefined) writeFileSync(v.json, JSON.stringify({ bench: "sim-vs-real", command: `node dist/bench/sim-vs-real.js ${process.argv.slice(2).join(" ")}`, repredicted: new Date().toISOString(), runs }, null, 2));
     return printTables(runs);
   }
   const workloads = (v.workloads ?? "web-server,database,idle,memory-scan").split(",");

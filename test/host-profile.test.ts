@@ -67,6 +67,13 @@ describe("the simulator's host profile", () => {
       const withOld = simulate({ workload: idle, options: { mode }, link: fast, host: { ...legs, pause_us: 50_000, resume_us: 50_000 } });
       expect(withOld.downtime_ms).toBe(r.downtime_ms);
     }
+    // Hybrid's post-copy part: what the source sends after the switchover arrives after it (its stale list drops nothing sent later).
+    const db = withMemory(loadWorkload("examples/database.json"), 64 * 1024 * 1024);
+    for (const hop of [0, 300, 5000]) {
+      const h = simulate({ workload: db, options: { mode: "hybrid" }, link: fast, host: { ...legs, switchover_hop_us: hop } });
+      expect(h.outcome, `hop ${hop}`).toBe("completed");
+      expect(h.verified, `hop ${hop}`).toBe(true);
+    }
     // Without park_us, pause_us is the pause as before (the reply alone is not charged).
     const noPark = simulate({ workload: idle, options: { mode: "postcopy" }, link: fast, host: { ...FREE, pause_us: 5000, pause_reply_us: 1000 } });
     expect(noPark.downtime_ms - simulate({ workload: idle, options: { mode: "postcopy" }, link: fast }).downtime_ms).toBeCloseTo(5, 0);

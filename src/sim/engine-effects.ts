@@ -15,7 +15,7 @@ import type { ExpectedMemory } from "./expected-memory.js";
 import type { Guest } from "./guest.js";
 import { messageCostUs, occupancyBytes, type HostProfile } from "./host.js";
 import { withStreaming } from "./host-cpu.js";
-import { pauseLegsUs } from "./host-switchover.js";
+import { firstStepUs, pauseLegsUs } from "./host-switchover.js";
 import type { Direction, Link } from "./link.js";
 import type { Msg, SimEvent } from "./sim-config.js";
 import type { StandbyRun } from "./standby-run.js";
@@ -85,9 +85,18 @@ export function sourceEffects(w: SimWorld): SourceEffects<number> & { park(): vo
   };
 }
 
-export function destinationEffects(w: SimWorld): DestinationEffects<number> {
+/** The destination's effects, and its guest's start that a host's `first_step_us` puts after the engine's RESUME (host-switchover.ts). */
+export function destinationEffects(w: SimWorld): DestinationEffects<number> & { start(cpuState: Uint8Array): void } {
   const guest = w.dstGuest;
+  const start = (cpuState: Uint8Array) => {
+    guest.resume(w.clock(), cpuState);
+    // The host's cores go to the page stream from here (src/sim/host-cpu.ts).
+    if (w.host !== null) guest.setThrottle(withStreaming(w.host, 0));
+    // A simulated guest starts at once; the engine queues the action's answer and the loop picks it up.
+    w.dest.handle({ kind: "guestResumed" }, w.clock());
+  };
   return {
+    start,
     canSend: (channel) => w.link.hasRoom(1, channel, w.clock()),
     send: (channel, msg) => send(w, 1, channel, msg),
     setTimer: (at) => w.timers.set(1, at, w.clock()),
@@ -95,11 +104,9 @@ export function destinationEffects(w: SimWorld): DestinationEffects<number> {
     wake: (page) => guest.wakePage(page, w.clock()),
     dropPages: (pages) => guest.drop(pages),
     resumeGuest: (cpuState) => {
-      guest.resume(w.clock(), cpuState);
-      // The host's cores go to the page stream from here (src/sim/host-cpu.ts).
-      if (w.host !== null) guest.setThrottle(withStreaming(w.host, 0));
-      // A simulated guest starts at once; the engine queues the action's answer and the loop picks it up.
-      w.dest.handle({ kind: "guestResumed" }, w.clock());
+      const after = firstStepUs(w.host);
+      if (after === 0) return start(cpuState);
+      w.queue.push(w.clock() + after, { type: "destinationStarts", cpuState });
     },
     stopFaultHandling: () => undefined,
     standbyRecover: (missing) => w.standby.read(missing, w.clock()),

@@ -24,9 +24,10 @@
  * How the simulator charges them: with `park_us` the source guest parks that
  * long after the engine decided to pause, and its engine hears of the pause
  * `pause_reply_us` after the park (instead of `pause_us` after the decision);
- * the switchover message reaches the destination's engine
- * `switchover_hop_us` later, and its guest runs `first_step_us` after the
- * engine took it (instead of `resume_us`). A report's `downtime_ms` is then
+ * the switchover message holds the link `switchover_hop_us` longer (what
+ * follows it waits behind it), and the destination's guest runs
+ * `first_step_us` after its engine took the switchover (instead of the
+ * engine taking it `resume_us` late); the engine hears its guest runs then. A report's `downtime_ms` is then
  * the guest's, as the real report's is: from the park, not the decision.
  */
 import type { HostProfile } from "./host.js";
@@ -56,7 +57,23 @@ export function pauseLegsUs(h: HostProfile | null): { parkUs: number; pausedUs: 
   return { parkUs: h.park_us, pausedUs: h.park_us + (h.pause_reply_us ?? 0) };
 }
 
-/** What the switchover message's receiver does beyond its per-message work before its engine hears the guest runs, µs. */
+/**
+ * How long the switchover message holds its direction of the link beyond
+ * its per-message work, µs: its hop. Held, not added to its latency, so that
+ * what the source sends after it (post-copy's pages) arrives after it, as
+ * on the real connection (a later message must not overtake it: the
+ * switchover's stale list would drop a page sent after it).
+ */
+export function switchoverHopUs(h: HostProfile): number {
+  return h.switchover_hop_us ?? 0;
+}
+
+/** What the switchover message's receiver adds to its latency before its engine takes it, µs: without `first_step_us`, the RESUME of old profiles. */
 export function switchoverExtraUs(h: HostProfile): number {
-  return (h.switchover_hop_us ?? 0) + (h.first_step_us ?? h.resume_us);
+  return h.first_step_us === undefined ? h.resume_us : 0;
+}
+
+/** From the destination engine's RESUME to its guest's first step, µs (0: at once; without the key `resume_us` was charged on the way in). */
+export function firstStepUs(h: HostProfile | null): number {
+  return h?.first_step_us ?? 0;
 }

@@ -35,7 +35,7 @@
 import { PAGE_ENTRY_OVERHEAD } from "../engine/codec.js";
 import type { Message } from "../engine/messages.js";
 import { CPU_KEYS, cpuKeyError, requestWaitUs, streamCpuUs, type HostCpu } from "./host-cpu.js";
-import { SWITCHOVER_KEYS, switchoverExtraUs, switchoverKeyError, type HostSwitchover } from "./host-switchover.js";
+import { SWITCHOVER_KEYS, switchoverExtraUs, switchoverHopUs, switchoverKeyError, type HostSwitchover } from "./host-switchover.js";
 
 export const HOST_PROFILE_VERSION = 1;
 
@@ -177,7 +177,8 @@ export function messageCostUs(h: HostProfile, msg: Message<unknown>, destination
   else if (msg.type === "switchover") extraUs = switchoverExtraUs(h);
   else if (msg.type === "pageRequest") extraUs = requestWaitUs(h);
   // The stream's CPU over the cores it gets is one more stage of the pipeline: it holds the sender as long.
-  return { sendUs: Math.max(sendNs / 1000, cpuUs), recvUs: recvNs / 1000, extraUs };
+  const sendUs = Math.max(sendNs / 1000, cpuUs);
+  return { sendUs: msg.type === "switchover" ? sendUs + switchoverHopUs(h) : sendUs, recvUs: recvNs / 1000, extraUs };
 }
 
 /** The bytes a message's host work is worth on a link of this speed (its serialiser occupancy, in wire bytes). */

@@ -41,6 +41,8 @@ export type SimEvent =
   | { type: "guestPaused"; cpuState: Uint8Array }
   /** The source guest's last vCPU parks, the host's `park_us` after the engine asked (host-switchover.ts). */
   | { type: "sourceParks" }
+  /** The destination guest's first vCPU step, the host's `first_step_us` after its engine's RESUME (host-switchover.ts). */
+  | { type: "destinationStarts"; cpuState: Uint8Array }
   | { type: "fault"; vcpu: number; page: number; stalledAt: number }
   | { type: "linkDown"; durationUs: number }
   | { type: "linkUp" }

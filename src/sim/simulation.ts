@@ -62,7 +62,7 @@ export class Simulation {
   private observedAt = 0;
   private readonly timers = new EngineTimers(this.queue);
   private readonly srcFx: SourceEffects<number> & { park(): void };
-  private readonly dstFx: DestinationEffects<number>;
+  private readonly dstFx: DestinationEffects<number> & { start(cpuState: Uint8Array): void };
   private finished: { outcome: "completed" | "cancelled" | "failed"; reason: string } | null = null;
   private final: Report | null = null;
   private notice: string | null = null;
@@ -305,6 +305,10 @@ export class Simulation {
       }
       case "sourceParks":
         this.srcFx.park();
+        return;
+      case "destinationStarts":
+        this.dstFx.start(ev.cpuState);
+        this.drive(1);
         return;
       case "guestPaused":
         this.source.handle({ kind: "guestPaused", cpuState: ev.cpuState }, now);

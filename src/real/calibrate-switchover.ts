@@ -57,7 +57,8 @@ export async function guestLegs(pauses: number): Promise<GuestLegs> {
   try {
     const asked = nowUs();
     await startingVcpus(g, () => g.run());
-    await sleep(5);
+    // At nice 19 on a busy host a vCPU may take a while to get its first slice: every one must have stepped (≤ 2 s).
+    for (let waited = 0; waited < 2000 && (await g.progress()).vcpus.some((v) => v.steps === 0); waited += 5) await sleep(5);
     const park: number[] = [];
     const reply: number[] = [];
     let firstStepUs = NaN;
@@ -66,19 +67,23 @@ export async function guestLegs(pauses: number): Promise<GuestLegs> {
       await g.pause();
       const back = nowUs();
       const stamps = (await g.progressLog()).stamps;
-      const parks = (stamps?.lastParkUs ?? []).filter((x): x is number => x !== null);
+      // A vCPU that got no slice between the last RESUME and this PAUSE keeps its earlier park: only this pause's count.
+      const parks = (stamps?.lastParkUs ?? []).filter((x): x is number => x !== null && x >= t);
       if (i === 0) {
         const firsts = (stamps?.firstStepUs ?? []).filter((x): x is number => x !== null);
         if (firsts.length === 0) throw new Error("calibrate: the guest sent no first-step stamps (an older ppsim-guest?)");
         firstStepUs = Math.min(...firsts) - asked;
       }
-      if (parks.length === 0) throw new Error("calibrate: the guest sent no park stamps (an older ppsim-guest?)");
-      const last = Math.max(...parks);
-      park.push(last - t);
-      reply.push(back - last);
+      if (stamps === undefined) throw new Error("calibrate: the guest sent no park stamps (an older ppsim-guest?)");
+      if (parks.length > 0) {
+        const last = Math.max(...parks);
+        park.push(last - t);
+        reply.push(back - last);
+      }
       await startingVcpus(g, () => g.resume());
       await sleep(5);
     }
+    if (park.length === 0) throw new Error(`calibrate: none of ${pauses} PAUSEs found a vCPU that parked for it`);
     return { parkUs: median(park), pauseReplyUs: median(reply), firstStepUs };
   } finally {
     await g.quit();

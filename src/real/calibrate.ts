@@ -264,7 +264,9 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     runs.install_ns_per_zero_page.push(installPerPage(pages, true));
     runs.message_ns.push(await perMessage(20_000));
     runs.fault_delivery_us.push(Math.max(0, (await faultRoundTrip(2000)).p50_us - install / 1000));
-    runs.fault_lane_us.push((await laneRoundTrip(2000)).p50_us);
+    // The lane's own stamps (read → install), as the real destination books a lane fault: not the touch's hand-offs.
+    const lane = await laneRoundTrip(2000);
+    runs.fault_lane_us.push(lane.native_p50_us ?? lane.p50_us);
     const g = await guestCosts(10);
     runs.pause_us.push(g.pauseUs);
     runs.resume_us.push(g.resumeUs);

@@ -13,6 +13,7 @@
  *   one point: node dist/bench/sim-scale.js --one web-server 1024 4 postcopy 40   (40 min virtual-time limit)
  */
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseLink } from "../src/sim/link.js";
 import { simulate } from "../src/sim/simulation.js";
@@ -24,12 +25,34 @@ import { printBench, type Row } from "./table.js";
 const GiB = 1024 ** 3;
 const LINK = "10Gbit,0.1ms";
 
+/**
+ * Transparent huge pages, as this process sees them (Linux; 0 elsewhere): the
+ * system's count of huge pages given at a fault (every process's), and this
+ * process's anonymous memory mapped by huge pages. Whether the large typed
+ * arrays got them decides how many of their random accesses miss the TLB
+ * (docs/sim-scaling.md, GLIBC_TUNABLES).
+ */
+function thpFaults(): number {
+  try {
+    return Number(/^thp_fault_alloc (\d+)$/m.exec(readFileSync("/proc/vmstat", "utf8"))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+function anonHugeBytes(): number {
+  try {
+    return 1024 * Number(/^AnonHugePages:\s+(\d+) kB$/m.exec(readFileSync("/proc/self/smaps_rollup", "utf8"))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
 
 function one(workloadName: string, gib: number, vcpus: number, mode: string, maxVirtualMs?: number): void {
   const base = loadWorkload(fileURLToPath(new URL(`../../examples/${workloadName}.json`, import.meta.url)));
   const workload = { ...withMemory(base, gib * GiB), vcpus };
   const refMs = referenceLoopMs();
   const rssBaseline = process.memoryUsage().rss;
+  const thp0 = thpFaults();
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const r = simulate({ workload, options: { mode: mode as "postcopy" }, link: parseLink(LINK), seed: 1, maxVirtualMs });
@@ -38,7 +61,10 @@ function one(workloadName: string, gib: number, vcpus: number, mode: string, max
   const cpuS = (cpu.user + cpu.system) / 1e6;
   const sim = r.sim as { events: number; guest_accesses: number };
   const peakRss = process.resourceUsage().maxRSS * 1024;
-  process.stdout.write(JSON.stringify({ wallS, cpuS, refMs, rssBaseline, peakRss, events: sim.events, accesses: sim.guest_accesses, totalMs: r.total_ms, outcome: r.outcome, verified: r.verified, pagesSent: r.pages_sent, faults: r.demand_faults, rounds: r.rounds.length }));
+  // Read while the simulation's arrays may still be mapped; the system-wide fault count says whether huge pages were given at all.
+  const hugeBytes = anonHugeBytes();
+  const thpFaultsDuring = thpFaults() - thp0;
+  process.stdout.write(JSON.stringify({ wallS, cpuS, userS: cpu.user / 1e6, sysS: cpu.system / 1e6, hugeBytes, thpFaultsDuring, refMs, rssBaseline, peakRss, events: sim.events, accesses: sim.guest_accesses, totalMs: r.total_ms, outcome: r.outcome, verified: r.verified, pagesSent: r.pages_sent, faults: r.demand_faults, rounds: r.rounds.length }));
 }
 
 if (process.argv[2] === "--one") {

@@ -31,6 +31,8 @@ interface Build {
   sim: SimModule;
   loadWorkload: typeof parse.loadWorkload;
   withMemory: typeof types.withMemory;
+  /** Each build's own shipped profile: a newer profile's keys are unknown to an older build. */
+  defaultHost: typeof DEFAULT_HOST;
 }
 
 interface Case {
@@ -90,7 +92,7 @@ function runCase(b: Build, c: Case): string {
   const base = b.loadWorkload(fileURLToPath(new URL(`../../examples/${c.workload}.json`, import.meta.url)));
   const w = b.withMemory(base, c.mib * 1024 * 1024);
   const workload = c.vcpus === undefined ? w : { ...w, vcpus: c.vcpus };
-  const s = new b.sim.Simulation({ workload, options: { mode: c.mode, ...c.options }, link: b.sim.parseLink(c.link), seed: c.seed, outages: c.outages, maxVirtualMs: c.maxVirtualMs, host: c.host ? DEFAULT_HOST : null,
+  const s = new b.sim.Simulation({ workload, options: { mode: c.mode, ...c.options }, link: b.sim.parseLink(c.link), seed: c.seed, outages: c.outages, maxVirtualMs: c.maxVirtualMs, host: c.host ? b.defaultHost : null,
     ...(c.standbyBytesPerSec === undefined ? {} : { standby: { writeBytesPerSec: c.standbyBytesPerSec, latencyUs: 500 } }),
     ...(c.sourceDiesAtMs === undefined ? {} : { sourceDiesAtMs: c.sourceDiesAtMs }),
   });
@@ -117,12 +119,12 @@ function firstDifference(a: string, b: string): string {
   return `at char ${i}: ...${a.slice(Math.max(0, i - 80), i + 40)}... vs ...${b.slice(Math.max(0, i - 80), i + 40)}...`;
 }
 
-const here: Build = { sim, loadWorkload: parse.loadWorkload, withMemory: types.withMemory };
+const here: Build = { sim, loadWorkload: parse.loadWorkload, withMemory: types.withMemory, defaultHost: DEFAULT_HOST };
 const againstAt = process.argv.indexOf("--against");
 if (againstAt >= 0) {
   const dir = process.argv[againstAt + 1];
   const load = (p: string) => import(pathToFileURL(`${dir}/${p}`).href);
-  const other: Build = { sim: (await load("src/sim/simulation.js")) as SimModule, loadWorkload: (await load("src/workload/parse.js")).loadWorkload, withMemory: (await load("src/workload/types.js")).withMemory };
+  const other: Build = { sim: (await load("src/sim/simulation.js")) as SimModule, loadWorkload: (await load("src/workload/parse.js")).loadWorkload, withMemory: (await load("src/workload/types.js")).withMemory, defaultHost: (await load("src/sim/host.js")).DEFAULT_HOST };
   let differ = 0;
   const all = cases();
   for (const c of all) {

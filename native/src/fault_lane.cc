@@ -242,10 +242,22 @@ class FaultLane : public Napi::ObjectWrap<FaultLane> {
 
  private:
   // start(initial: Uint8Array): bytes Node read after the preamble, then the receiver thread.
+  // The lane's first frame tells the source this end has attached (kTagLaneAttached): written here,
+  // before the thread runs and before arm() can be called, so no request goes ahead of it. 8 bytes
+  // on a socket nothing was written on yet: they fit at once, or the lane ends (JS hears why).
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Bytes b = ArgBytes(info, 0, "initial");
     if (thread_.joinable() || stopped_) ThrowErrno(info.Env(), EALREADY, "FaultLane.start");
     in_.Init(core_->sock, core_->wake, core_->stallMs, b.data, b.len);
+    int e;
+    {
+      std::lock_guard<std::mutex> w(core_->writeMu);
+      e = WriteAll(core_->sock, kLaneAttachedFrame, sizeof kLaneAttachedFrame, 0);
+    }
+    if (e != 0) {
+      core_->End(e, "send(fault lane: the attached frame)", false, core_);
+      return info.Env().Undefined();
+    }
     core_->running = true;
     thread_ = std::thread([this] { Loop(); });
     return info.Env().Undefined();

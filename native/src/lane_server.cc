@@ -2,7 +2,9 @@
 // reads page requests and answers each from the guest's memfd with a pages
 // frame of one page (a zero page as a flag, without bytes), written at once:
 // nothing else goes on this socket, so a reply is behind nothing. What it
-// served reaches JS in batches (the engine books those pages as sent).
+// served reaches JS in batches (the engine books those pages as sent), and so
+// does the destination's attached frame (fault_lane.h), which may come once,
+// first: JS holds the helloAck from its engine until then.
 //
 // A released page (punched out of the memfd once the destination held it,
 // source-release.ts) must never be answered with the zeros a hole reads as:
@@ -38,6 +40,7 @@ void PutU32(uint8_t* p, uint32_t v) {
 }
 
 struct Served {
+  bool attached = false;  // the destination's attached frame came
   std::vector<uint32_t> pages;
   std::vector<uint8_t> zero;
   uint64_t bytes = 0;
@@ -156,6 +159,7 @@ class LaneServer : public Napi::ObjectWrap<LaneServer> {
         box_->ends.push_back(std::move(s));
       } else {
         Served& o = box_->out;
+        o.attached = o.attached || s.attached;
         o.pages.insert(o.pages.end(), s.pages.begin(), s.pages.end());
         o.zero.insert(o.zero.end(), s.zero.begin(), s.zero.end());
         o.bytes += s.bytes;
@@ -175,6 +179,11 @@ class LaneServer : public Napi::ObjectWrap<LaneServer> {
       }
       Napi::Array arr = Napi::Array::New(env);
       uint32_t k = 0;
+      if (out.attached) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("kind", "attached");
+        arr.Set(k++, o);
+      }
       if (!out.pages.empty()) {
         Napi::Object o = Napi::Object::New(env);
         o.Set("kind", "served");
@@ -215,9 +224,12 @@ class LaneServer : public Napi::ObjectWrap<LaneServer> {
   void Loop() {
     std::vector<uint8_t> reply(kHeader + 4 + 5 + ps_);
     std::vector<uint8_t> zeros(ps_, 0);
+    bool first = true;
     for (;;) {
       Frame f;
-      FrameReader::Got got = in_.Next(running_, [](uint8_t tag, uint32_t len) { return tag == kTagPageRequest && len == 4; }, &f);
+      // The destination's attached frame, once, as its first; then requests only.
+      auto take = [&first](uint8_t tag, uint32_t len) { return (tag == kTagPageRequest && len == 4) || (first && tag == kTagLaneAttached && len == kLaneAttachedPayload); };
+      FrameReader::Got got = in_.Next(running_, take, &f);
       if (got == FrameReader::Got::Ended) {
         int err;
         std::string what;
@@ -227,6 +239,14 @@ class LaneServer : public Napi::ObjectWrap<LaneServer> {
       }
       if (got == FrameReader::Got::Refused)
         return End(0, "fault lane: a frame that is not a page request (tag " + std::to_string(f.tag) + ", " + std::to_string(f.len) + " bytes)", true);
+      first = false;
+      if (f.tag == kTagLaneAttached) {
+        in_.Consume(f);
+        Served s;
+        s.attached = true;
+        Post(std::move(s));
+        continue;
+      }
       uint32_t page = GetU32(f.payload());
       in_.Consume(f);
       if (page >= pc_) return End(0, "fault lane: a request for page " + std::to_string(page) + " of " + std::to_string(pc_), true);

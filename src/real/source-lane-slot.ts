@@ -166,7 +166,7 @@ export class SourceLaneSlot {
     this.lanesOpened++;
     if (this.hooks.armed()) lane.arm();
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), o.connectTimeoutMs)));
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), o.connectTimeoutMs).unref()));
     const timedOut = await Promise.race([attached.then(() => false), late]);
     clearTimeout(timer);
     if (timedOut) this.hooks.note(`fault lane to ${this.peer}: the destination did not say it attached within ${o.connectTimeoutMs} ms (going on without waiting)`);

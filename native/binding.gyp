@@ -17,6 +17,7 @@
         "src/bulk_receiver.cc",
         "src/bulk_frames.cc",
         "src/bulk_stream.cc",
+        "src/frame_reader.cc",
         "src/page_install.cc",
         "src/page_states.cc",
         "src/bench_install.cc",

@@ -16,7 +16,9 @@
 // claimed first once the guest may run.
 // Notices reach JS in arrival order, batched, through a ThreadSafeFunction
 // (bulk_frames.*: the frame constants, the pages payload's parsing, the
-// notices); reading the socket, with the stall bound, is bulk_stream.*'s.
+// notices); splitting the stream into frames and the target's checks are
+// frame_reader.*'s (shared with the fault lane's ends), reading the socket,
+// with the stall bound, bulk_stream.*'s.
 // Installing itself is page_install.cc's (PageInstaller).
 // No policy: which pages to install and how is what the protocol says a
 // bulk pages frame means; the engine's accounting stays in JS.
@@ -42,6 +44,7 @@
 
 #include "bulk_frames.h"
 #include "bulk_stream.h"
+#include "frame_reader.h"
 #include "page_install.h"
 #include "page_states.h"
 #include "util.h"
@@ -54,8 +57,6 @@ namespace {
 constexpr size_t kMaxPendingPages = 1 << 16;
 
 uint64_t NowNs() { return MonotonicNs(); }
-
-
 
 }  // namespace
 
@@ -119,40 +120,14 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   // setTarget(memfd, uffd, base: bigint, pageSize, pageCount, pageTable?): where pages go (the guest, once
   // it exists); with a PageTable, install mode "continue" over its claims.
   Napi::Value SetTarget(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    int mem = ArgFd(info, 0, "memfd");
-    int uffd = ArgFd(info, 1, "uffd");
-    uint64_t base = ArgU64(info, 2, "base");
-    uint64_t ps = ArgU64(info, 3, "pageSize");
-    uint64_t pc = ArgU64(info, 4, "pageCount");
-    if (ps == 0 || (ps & (ps - 1)) != 0 || ps > (1u << 30)) ThrowRange(env, "pageSize must be a power of two up to 1 GiB");
-    if (base % ps != 0) ThrowRange(env, "base must be page aligned");
-    std::shared_ptr<PageStates> states;
-    if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull()) {
-      states = PageStatesOf(env, info[5]);
-      if (states->count() != pc) ThrowRange(env, "the page table's page count is not the target's");
-    }
-    int m = fcntl(mem, F_DUPFD_CLOEXEC, 0);
-    if (m < 0) ThrowErrno(env, errno, "fcntl(F_DUPFD_CLOEXEC, memfd " + std::to_string(mem) + ")");
-    int u = fcntl(uffd, F_DUPFD_CLOEXEC, 0);
-    if (u < 0) {
-      int e = errno;
-      close(m);
-      ThrowErrno(env, e, "fcntl(F_DUPFD_CLOEXEC, uffd " + std::to_string(uffd) + ")");
-    }
+    GuestTarget t = TargetFromArgs(info, "BulkReceiver.setTarget");
     std::lock_guard<std::mutex> g(box_->mu);
-    if (mem_ >= 0) {
-      close(m);
-      close(u);
-      ThrowErrno(env, EALREADY, "BulkReceiver.setTarget: the target is set already");
+    if (target_.mem >= 0) {
+      CloseTarget(&t);
+      ThrowErrno(info.Env(), EALREADY, "BulkReceiver.setTarget: the target is set already");
     }
-    mem_ = m;
-    uffd_ = u;
-    base_ = base;
-    pageSize_ = ps;
-    pageCount_ = pc;
-    states_ = std::move(states);
-    return env.Undefined();
+    target_ = std::move(t);
+    return info.Env().Undefined();
   }
 
   // discardPages(pageSize, pageCount): pages frames are checked and dropped, not installed (measuring the link alone).
@@ -161,8 +136,8 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     uint64_t pc = ArgU64(info, 1, "pageCount");
     std::lock_guard<std::mutex> g(box_->mu);
     discard_ = true;
-    pageSize_ = ps;
-    pageCount_ = pc;
+    target_.ps = ps;
+    target_.pc = pc;
     return info.Env().Undefined();
   }
 
@@ -205,8 +180,8 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   // stats() -> where the thread's time went (ns): waiting for bytes, reading them, installing, waiting for JS.
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("waitNs", static_cast<double>(in_.waitNs.load()));
-    o.Set("recvNs", static_cast<double>(in_.recvNs.load()));
+    o.Set("waitNs", static_cast<double>(in_.stream().waitNs.load()));
+    o.Set("recvNs", static_cast<double>(in_.stream().recvNs.load()));
     o.Set("installNs", static_cast<double>(installNs_.load()));
     o.Set("jsNs", static_cast<double>(jsNs_.load()));
     o.Set("pages", static_cast<double>(pagesIn_.load()));
@@ -233,8 +208,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     if (thread_.joinable()) thread_.join();
     close(wake_);
     close(sock_);
-    if (mem_ >= 0) close(mem_);
-    if (uffd_ >= 0) close(uffd_);
+    CloseTarget(&target_);
     installer_.Release();
     tsfn_.Release();
   }
@@ -267,18 +241,17 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
 
   // ---- the thread
 
-  // Until n bytes are there to parse; false when the thread must end (End posted, except on stop).
-  bool Have(size_t n) {
-    if (in_.Have(n, running_)) return true;
-    if (in_.end == StreamReader::End::Closed) End(0, "closed");
-    if (in_.end == StreamReader::End::Failed) End(in_.err, in_.what);
-    if (in_.end == StreamReader::End::Stalled) {
+  // The stream ended (FrameReader::Got::Ended): JS hears how, unless it was stopped.
+  void Ended() {
+    const StreamReader& in = in_.stream();
+    if (in.end == StreamReader::End::Closed) End(0, "closed");
+    if (in.end == StreamReader::End::Failed) End(in.err, in.what);
+    if (in.end == StreamReader::End::Stalled) {
       Notice x{Kind::End, {}, {}, {}, 0, "stall", false, 0, 0};
-      x.silentMs = in_.silentMs;
-      x.partial = in_.partial;
+      x.silentMs = in.silentMs;
+      x.partial = in.partial;
       Post(std::move(x));
     }
-    return false;
   }
 
   void Loop() {
@@ -286,30 +259,27 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     (void)pthread_setname_np(pthread_self(), "ppsim-bulk-rx");
     niceErrno_ = NiceThisThread(nice_.load());
     askedNice_ = nice_.load();
+    // Each tag's payload bound, as JS gave it (setLimits).
+    auto take = [this](uint8_t tag, uint32_t len) {
+      if (tag == 0 || tag >= kTags) return false;
+      std::lock_guard<std::mutex> g(box_->mu);
+      return len <= limits_[tag];
+    };
     for (;;) {
       ApplyNice();
-      if (!Have(kHeader)) return;
-      const uint8_t* h = in_.Data();
-      uint16_t magic = static_cast<uint16_t>(h[0] | (h[1] << 8));
-      uint8_t tag = h[2];
-      uint32_t len = GetU32(h + 4);
-      uint32_t limit = 0;
-      if (tag > 0 && tag < kTags) {
-        std::lock_guard<std::mutex> g(box_->mu);
-        limit = limits_[tag];
-      }
+      Frame f;
+      FrameReader::Got got = in_.Next(running_, take, &f);
+      if (got == FrameReader::Got::Ended) return Ended();
       // A bad header: JS's decoder says what is wrong with it (one wording for both paths); nothing more is read.
-      if (magic != kFrameMagic || tag == 0 || tag >= kTags || h[3] != 0 || len > limit) {
-        Refer(h, kHeader, true);
+      if (got == FrameReader::Got::Refused) {
+        Refer(f.bytes, kHeader, true);
         return;
       }
-      if (!Have(kHeader + len)) return;
-      const uint8_t* f = in_.Data();
-      int r = tag == kTagPages ? Pages(f + kHeader, len) : 1;
+      int r = f.tag == kTagPages ? Pages(f.payload(), f.len) : 1;
       if (r < 0) return;
-      if (r == 1 && !Refer(f, kHeader + len)) return;
-      in_.Consume(kHeader + len);
-      received_ += kHeader + len;
+      if (r == 1 && !Refer(f.bytes, f.size())) return;
+      in_.Consume(f);
+      received_ += f.size();
     }
   }
 
@@ -340,29 +310,22 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   // Parses and installs one pages payload: 0 installed, 1 not a frame to install here (JS decodes it
   // and the engine judges it: the same words as without the data plane), -1 installing failed (End posted).
   int Pages(const uint8_t* p, uint32_t len) {
-    int mem, uffd;
-    uint64_t ps, pc, base;
+    GuestTarget t;
     bool discard;
-    std::shared_ptr<PageStates> states;
     {
       std::lock_guard<std::mutex> g(box_->mu);
       discard = discard_;
-      mem = mem_;
-      uffd = uffd_;
-      ps = pageSize_;
-      pc = pageCount_;
-      base = base_;
-      states = states_;
+      t = target_;
     }
-    if (mem < 0 && !discard) return 1;
+    if (t.mem < 0 && !discard) return 1;
     Notice n{Kind::Pages, {}, {}, {}, 0, "", false, 0, 0};
     std::vector<const uint8_t*> data;
-    if (!ParsePages(p, len, ps, pc, &n.pages, &n.zero, &data)) return 1;
+    if (!ParsePages(p, len, t.ps, t.pc, &n.pages, &n.zero, &data)) return 1;
     const uint32_t count = static_cast<uint32_t>(n.pages.size());
     uint64_t t0 = NowNs();
     if (!discard) {
       std::string what;
-      int e = installer_.Install(n.pages, data, guestRuns_.load(), mem, uffd, base, ps, states.get(), &what);
+      int e = installer_.Install(n.pages, data, guestRuns_.load(), t.mem, t.uffd, t.base, t.ps, t.states.get(), &what);
       lost_ = installer_.lost();
       if (e != 0) return End(e, what), -1;
     }
@@ -380,17 +343,16 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     return 0;
   }
 
-  int sock_ = -1, wake_ = -1, mem_ = -1, uffd_ = -1;
+  int sock_ = -1, wake_ = -1;
   int stallMs_ = 0;
-  uint64_t base_ = 0, pageSize_ = 0, pageCount_ = 0;
+  GuestTarget target_;  // under box_->mu; its states: install mode "continue"'s claims, shared with JS and the other receivers
   uint32_t limits_[kTags] = {};
-  StreamReader in_;
+  FrameReader in_;
   PageInstaller installer_;
   std::shared_ptr<Box> box_ = std::make_shared<Box>();
   bool barrier_ = false, started_ = false, stopped_ = false, discard_ = false;
   std::atomic<bool> running_{false}, guestRuns_{false};
   std::atomic<size_t> received_{0}, pagesIn_{0}, lost_{0};
-  std::shared_ptr<PageStates> states_;  // install mode "continue": the claims, shared with JS and the other receivers
   std::atomic<uint64_t> installNs_{0}, jsNs_{0};
   std::thread thread_;
   std::atomic<int> nice_{0}, wantNice_{0};

@@ -19,6 +19,7 @@
 #include "bulk_frames.h"
 #include "bulk_stream.h"
 #include "fault_lane.h"
+#include "frame_reader.h"
 #include "page_install.h"
 #include "page_states.h"
 #include "util.h"
@@ -82,9 +83,7 @@ class LaneCore {
   int stallMs = 0;
   // The target, set once before arm() (the mutex orders it with the threads' first read of it).
   std::mutex targetMu;
-  int mem = -1, uffd = -1;
-  uint64_t base = 0, ps = 0, pc = 0;
-  std::shared_ptr<PageStates> states;
+  GuestTarget target;
   PageFlags asked;  // per page: requested on this lane already
 
   std::mutex writeMu;  // the requests' writes (the fault reader's thread) against the socket's close
@@ -158,10 +157,11 @@ class LaneCore {
   }
 
   void CloseFds() {
-    for (int* fd : {&sock, &wake, &mem, &uffd}) {
+    for (int* fd : {&sock, &wake}) {
       if (*fd >= 0) close(*fd);
       *fd = -1;
     }
+    CloseTarget(&target);
   }
 };
 
@@ -170,15 +170,13 @@ bool LaneTakeFaults(const std::shared_ptr<LaneCore>& self, const std::vector<Lan
   // Held through the write: stop() closes the socket under it, so its number cannot be reused meanwhile.
   std::lock_guard<std::mutex> w(lane.writeMu);
   if (!lane.armed.load()) return false;
-  uint64_t base, ps, pc;
-  std::shared_ptr<PageStates> states;
+  GuestTarget t;
   {
     std::lock_guard<std::mutex> g(lane.targetMu);
-    base = lane.base;
-    ps = lane.ps;
-    pc = lane.pc;
-    states = lane.states;
+    t = lane.target;
   }
+  const uint64_t base = t.base, ps = t.ps, pc = t.pc;
+  const std::shared_ptr<PageStates>& states = t.states;
   LaneNotice n{LaneKind::Faults, {}, {}, {}, readUs, 0, "", false};
   std::vector<uint8_t> frames;
   for (const LaneFault& f : faults) {
@@ -244,10 +242,22 @@ class FaultLane : public Napi::ObjectWrap<FaultLane> {
 
  private:
   // start(initial: Uint8Array): bytes Node read after the preamble, then the receiver thread.
+  // The lane's first frame tells the source this end has attached (kTagLaneAttached): written here,
+  // before the thread runs and before arm() can be called, so no request goes ahead of it. 8 bytes
+  // on a socket nothing was written on yet: they fit at once, or the lane ends (JS hears why).
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Bytes b = ArgBytes(info, 0, "initial");
     if (thread_.joinable() || stopped_) ThrowErrno(info.Env(), EALREADY, "FaultLane.start");
     in_.Init(core_->sock, core_->wake, core_->stallMs, b.data, b.len);
+    int e;
+    {
+      std::lock_guard<std::mutex> w(core_->writeMu);
+      e = WriteAll(core_->sock, kLaneAttachedFrame, sizeof kLaneAttachedFrame, 0);
+    }
+    if (e != 0) {
+      core_->End(e, "send(fault lane: the attached frame)", false, core_);
+      return info.Env().Undefined();
+    }
     core_->running = true;
     thread_ = std::thread([this] { Loop(); });
     return info.Env().Undefined();
@@ -256,41 +266,19 @@ class FaultLane : public Napi::ObjectWrap<FaultLane> {
   // setTarget(memfd, uffd, base: bigint, pageSize, pageCount, pageTable?): the guest's memory (once).
   Napi::Value SetTarget(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    int mem = ArgFd(info, 0, "memfd");
-    int uffd = ArgFd(info, 1, "uffd");
-    uint64_t base = ArgU64(info, 2, "base");
-    uint64_t ps = ArgU64(info, 3, "pageSize");
-    uint64_t pc = ArgU64(info, 4, "pageCount");
-    if (ps == 0 || (ps & (ps - 1)) != 0 || ps > (1u << 30)) ThrowRange(env, "pageSize must be a power of two up to 1 GiB");
-    if (base % ps != 0) ThrowRange(env, "base must be page aligned");
-    if (pc == 0 || pc > (1ull << 32)) ThrowRange(env, "pageCount must be 1 … 2^32");
-    std::shared_ptr<PageStates> states;
-    if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull()) {
-      states = PageStatesOf(env, info[5]);
-      if (states->count() != pc) ThrowRange(env, "the page table's page count is not the target's");
+    {
+      std::lock_guard<std::mutex> g(core_->targetMu);
+      if (core_->target.mem >= 0) ThrowErrno(env, EALREADY, "FaultLane.setTarget: the target is set already");
+    }
+    GuestTarget t = TargetFromArgs(info, "FaultLane.setTarget");
+    PageFlags asked = ZeroedFlags(t.pc);
+    if (asked == nullptr) {
+      CloseTarget(&t);
+      ThrowErrno(env, ENOMEM, "FaultLane.setTarget: the table of " + std::to_string(t.pc) + " pages");
     }
     std::lock_guard<std::mutex> g(core_->targetMu);
-    if (core_->mem >= 0) ThrowErrno(env, EALREADY, "FaultLane.setTarget: the target is set already");
-    int m = fcntl(mem, F_DUPFD_CLOEXEC, 0);
-    if (m < 0) ThrowErrno(env, errno, "fcntl(F_DUPFD_CLOEXEC, memfd " + std::to_string(mem) + ")");
-    int u = fcntl(uffd, F_DUPFD_CLOEXEC, 0);
-    if (u < 0) {
-      int e = errno;
-      close(m);
-      ThrowErrno(env, e, "fcntl(F_DUPFD_CLOEXEC, uffd " + std::to_string(uffd) + ")");
-    }
-    core_->asked = ZeroedFlags(pc);
-    if (core_->asked == nullptr) {
-      close(m);
-      close(u);
-      ThrowErrno(env, ENOMEM, "FaultLane.setTarget: the table of " + std::to_string(pc) + " pages");
-    }
-    core_->mem = m;
-    core_->uffd = u;
-    core_->base = base;
-    core_->ps = ps;
-    core_->pc = pc;
-    core_->states = std::move(states);
+    core_->asked = std::move(asked);
+    core_->target = std::move(t);
     return env.Undefined();
   }
 
@@ -298,7 +286,7 @@ class FaultLane : public Napi::ObjectWrap<FaultLane> {
   Napi::Value Arm(const Napi::CallbackInfo& info) {
     {
       std::lock_guard<std::mutex> g(core_->targetMu);
-      if (core_->mem < 0) ThrowErrno(info.Env(), EINVAL, "FaultLane.arm: no target set");
+      if (core_->target.mem < 0) ThrowErrno(info.Env(), EINVAL, "FaultLane.arm: no target set");
     }
     if (!stopped_) core_->armed = true;
     return info.Env().Undefined();
@@ -347,63 +335,50 @@ class FaultLane : public Napi::ObjectWrap<FaultLane> {
 
   void Loop() {
     std::shared_ptr<LaneCore> c = core_;
+    // The target is set before arm(), and nothing is taken before arm(): read for each frame.
+    auto pageSize = [&c] {
+      std::lock_guard<std::mutex> g(c->targetMu);
+      return c->target.ps;
+    };
     for (;;) {
-      if (!Have(kHeader)) return;
-      const uint8_t* h = in_.Data();
-      uint16_t magic = static_cast<uint16_t>(h[0] | (h[1] << 8));
-      uint32_t len = GetU32(h + 4);
-      uint64_t ps;
-      {
-        std::lock_guard<std::mutex> g(c->targetMu);
-        ps = c->ps;
+      Frame f;
+      // Nothing is requested before the guest may run: whatever comes then is not a reply. A reply
+      // carries its pages (a page each from ppsim; at most the codec's bound per frame).
+      auto take = [&](uint8_t tag, uint32_t len) { return c->armed && tag == kTagPages && len <= 4 + kMaxPages * (5 + pageSize()); };
+      FrameReader::Got got = in_.Next(c->running, take, &f);
+      if (got == FrameReader::Got::Ended) {
+        int err;
+        std::string what;
+        bool protocol;
+        if (LaneStreamEnd(in_.stream(), &err, &what, &protocol)) c->End(err, what, protocol, c);
+        return;
       }
-      // Nothing is requested before the guest may run: whatever comes then is not a reply.
-      if (!c->armed) return c->End(0, "fault lane: a frame before the guest may run (nothing was requested)", true, c);
-      // A reply carries its pages (a page each from ppsim; at most the codec's bound per frame).
-      uint64_t most = 4 + kMaxPages * (5 + ps);
-      if (magic != kFrameMagic || h[2] != kTagPages || h[3] != 0 || len > most) {
-        return c->End(0, "fault lane: a frame that is not a page reply (tag " + std::to_string(h[2]) + ", " + std::to_string(len) + " bytes)", true, c);
+      if (got == FrameReader::Got::Refused) {
+        if (!c->armed) return c->End(0, "fault lane: a frame before the guest may run (nothing was requested)", true, c);
+        return c->End(0, "fault lane: a frame that is not a page reply (tag " + std::to_string(f.tag) + ", " + std::to_string(f.len) + " bytes)", true, c);
       }
-      if (!Have(kHeader + len)) return;
-      if (!Install(in_.Data() + kHeader, len)) return;
-      in_.Consume(kHeader + len);
+      if (!Install(f.payload(), f.len)) return;
+      in_.Consume(f);
     }
-  }
-
-  bool Have(size_t n) {
-    if (in_.Have(n, core_->running)) return true;
-    using E = StreamReader::End;
-    if (in_.end == E::Closed) core_->End(0, "fault lane closed by the peer", false, core_);
-    if (in_.end == E::Failed) core_->End(in_.err, "recv(fault lane)", false, core_);
-    if (in_.end == E::Stalled)
-      core_->End(0, "fault lane: the peer stopped sending for " + std::to_string(in_.silentMs / 1000) + " s in the middle of a frame (" + std::to_string(in_.partial) + " bytes of it received)", true, core_);
-    return false;
   }
 
   bool Install(const uint8_t* p, uint32_t len) {
     std::shared_ptr<LaneCore> c = core_;
-    int mem, uffd;
-    uint64_t base, ps, pc;
-    std::shared_ptr<PageStates> states;
+    GuestTarget t;
     {
       std::lock_guard<std::mutex> g(c->targetMu);
-      mem = c->mem;
-      uffd = c->uffd;
-      base = c->base;
-      ps = c->ps;
-      pc = c->pc;
-      states = c->states;
+      t = c->target;
     }
     LaneNotice n{LaneKind::Installed, {}, {}, {}, 0, 0, "", false};
     std::vector<const uint8_t*> data;
-    if (!ParsePages(p, len, ps, pc, &n.pages, &n.flags, &data)) {
+    if (!ParsePages(p, len, t.ps, t.pc, &n.pages, &n.flags, &data)) {
       c->End(0, "fault lane: a page reply that does not parse within the layout (" + std::to_string(len) + " bytes)", true, c);
       return false;
     }
     c->replies++;
     std::string what;
     // The guest runs: UFFDIO_COPY / ZEROPAGE (EEXIST: there already, its waiters woken), or claim + CONTINUE.
-    int e = installer_.Install(n.pages, data, true, mem, uffd, base, ps, states.get(), &what);
+    int e = installer_.Install(n.pages, data, true, t.mem, t.uffd, t.base, t.ps, t.states.get(), &what);
     if (e != 0) {
       c->End(e, "fault lane: " + what, false, c);
       return false;
@@ -416,7 +391,7 @@ class FaultLane : public Napi::ObjectWrap<FaultLane> {
   }
 
   std::shared_ptr<LaneCore> core_;
-  StreamReader in_;
+  FrameReader in_;
   PageInstaller installer_;
   std::thread thread_;
   bool stopped_ = false;

@@ -16,6 +16,9 @@
 // each from the guest's memfd, never a page marked released (source-release.ts
 // sets the mark before it punches the page), and reports what it served.
 //
+// The destination's first frame says it attached (kTagLaneAttached below); the source's
+// end reports it to JS, which holds the helloAck from its engine until then (bounded).
+//
 // Both: the lane refuses its traffic until JS arms it (the switchover: before,
 // the destination guest has not run and cannot fault); every frame is checked
 // (tag, length, page within the layout) and a bad one ends the lane with an
@@ -69,5 +72,14 @@ inline PageFlags ZeroedFlags(uint64_t n) { return PageFlags(static_cast<std::ato
 // The codec's pageRequest frame: header (magic, tag 4, 0, length 4) and the page.
 constexpr uint8_t kTagPageRequest = 4;
 constexpr size_t kRequestFrame = 12;
+
+// The destination's first frame on a lane: "attached" (its thread runs, the guest's memory is its
+// target), so that the source's engine hears the helloAck only after the destination's attach work
+// is done rather than inside the pause (source-lane-slot.ts). It is the lane's own helloAck, in the
+// engine's codec (a proxy or a decoder between the ends reads it as one): version 1, reserved 0,
+// capabilities the lane's bit (FAULT_LANE_CAPABILITY, 1 << 16, src/real/fault-lane.ts).
+constexpr uint8_t kTagLaneAttached = 2;
+constexpr uint32_t kLaneAttachedPayload = 8;
+constexpr uint8_t kLaneAttachedFrame[16] = {0x50, 0x50, kTagLaneAttached, 0, kLaneAttachedPayload, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0};
 
 }  // namespace ppsim

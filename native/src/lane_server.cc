@@ -2,7 +2,9 @@
 // reads page requests and answers each from the guest's memfd with a pages
 // frame of one page (a zero page as a flag, without bytes), written at once:
 // nothing else goes on this socket, so a reply is behind nothing. What it
-// served reaches JS in batches (the engine books those pages as sent).
+// served reaches JS in batches (the engine books those pages as sent), and so
+// does the destination's attached frame (fault_lane.h), which may come once,
+// first: JS holds the helloAck from its engine until then.
 //
 // A released page (punched out of the memfd once the destination held it,
 // source-release.ts) must never be answered with the zeros a hole reads as:
@@ -26,6 +28,7 @@
 #include "bulk_frames.h"
 #include "bulk_stream.h"
 #include "fault_lane.h"
+#include "frame_reader.h"
 #include "util.h"
 
 namespace ppsim {
@@ -37,6 +40,7 @@ void PutU32(uint8_t* p, uint32_t v) {
 }
 
 struct Served {
+  bool attached = false;  // the destination's attached frame came
   std::vector<uint32_t> pages;
   std::vector<uint8_t> zero;
   uint64_t bytes = 0;
@@ -155,6 +159,7 @@ class LaneServer : public Napi::ObjectWrap<LaneServer> {
         box_->ends.push_back(std::move(s));
       } else {
         Served& o = box_->out;
+        o.attached = o.attached || s.attached;
         o.pages.insert(o.pages.end(), s.pages.begin(), s.pages.end());
         o.zero.insert(o.zero.end(), s.zero.begin(), s.zero.end());
         o.bytes += s.bytes;
@@ -174,6 +179,11 @@ class LaneServer : public Napi::ObjectWrap<LaneServer> {
       }
       Napi::Array arr = Napi::Array::New(env);
       uint32_t k = 0;
+      if (out.attached) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("kind", "attached");
+        arr.Set(k++, o);
+      }
       if (!out.pages.empty()) {
         Napi::Object o = Napi::Object::New(env);
         o.Set("kind", "served");
@@ -211,27 +221,34 @@ class LaneServer : public Napi::ObjectWrap<LaneServer> {
     Post(std::move(s));
   }
 
-  bool Have(size_t n) {
-    if (in_.Have(n, running_)) return true;
-    using E = StreamReader::End;
-    if (in_.end == E::Closed) End(0, "fault lane closed by the peer", false);
-    if (in_.end == E::Failed) End(in_.err, "recv(fault lane)", false);
-    if (in_.end == E::Stalled) End(0, "fault lane: the peer stopped sending for " + std::to_string(in_.silentMs / 1000) + " s in the middle of a request", true);
-    return false;
-  }
-
   void Loop() {
     std::vector<uint8_t> reply(kHeader + 4 + 5 + ps_);
     std::vector<uint8_t> zeros(ps_, 0);
+    bool first = true;
     for (;;) {
-      if (!Have(kRequestFrame)) return;
-      const uint8_t* h = in_.Data();
-      uint16_t magic = static_cast<uint16_t>(h[0] | (h[1] << 8));
-      uint32_t len = GetU32(h + 4);
-      if (magic != kFrameMagic || h[2] != kTagPageRequest || h[3] != 0 || len != 4)
-        return End(0, "fault lane: a frame that is not a page request (tag " + std::to_string(h[2]) + ", " + std::to_string(len) + " bytes)", true);
-      uint32_t page = GetU32(h + 8);
-      in_.Consume(kRequestFrame);
+      Frame f;
+      // The destination's attached frame, once, as its first; then requests only.
+      auto take = [&first](uint8_t tag, uint32_t len) { return (tag == kTagPageRequest && len == 4) || (first && tag == kTagLaneAttached && len == kLaneAttachedPayload); };
+      FrameReader::Got got = in_.Next(running_, take, &f);
+      if (got == FrameReader::Got::Ended) {
+        int err;
+        std::string what;
+        bool protocol;
+        if (LaneStreamEnd(in_.stream(), &err, &what, &protocol)) End(err, what, protocol);
+        return;
+      }
+      if (got == FrameReader::Got::Refused)
+        return End(0, "fault lane: a frame that is not a page request (tag " + std::to_string(f.tag) + ", " + std::to_string(f.len) + " bytes)", true);
+      first = false;
+      if (f.tag == kTagLaneAttached) {
+        in_.Consume(f);
+        Served s;
+        s.attached = true;
+        Post(std::move(s));
+        continue;
+      }
+      uint32_t page = GetU32(f.payload());
+      in_.Consume(f);
       if (page >= pc_) return End(0, "fault lane: a request for page " + std::to_string(page) + " of " + std::to_string(pc_), true);
       if (!armed_) return End(0, "fault lane: a page request before the switchover (the destination's guest has not run)", true);
       requests_++;
@@ -248,16 +265,16 @@ class LaneServer : public Napi::ObjectWrap<LaneServer> {
       }
       bool zero = memcmp(d, zeros.data(), ps_) == 0;
       uint32_t payload = 4 + 5 + (zero ? 0 : static_cast<uint32_t>(ps_));
-      uint8_t* f = reply.data();
-      f[0] = 0x50;
-      f[1] = 0x50;
-      f[2] = kTagPages;
-      f[3] = 0;
-      PutU32(f + 4, payload);
-      PutU32(f + 8, 1);
-      PutU32(f + 12, page);
-      f[16] = zero ? 1 : 0;
-      e = WriteAll(sock_, f, kHeader + payload, stallMs_ > 0 ? stallMs_ : 30000);
+      uint8_t* o = reply.data();
+      o[0] = 0x50;
+      o[1] = 0x50;
+      o[2] = kTagPages;
+      o[3] = 0;
+      PutU32(o + 4, payload);
+      PutU32(o + 8, 1);
+      PutU32(o + 12, page);
+      o[16] = zero ? 1 : 0;
+      e = WriteAll(sock_, o, kHeader + payload, stallMs_ > 0 ? stallMs_ : 30000);
       if (e != 0) return End(e, "send(fault lane: the reply for page " + std::to_string(page) + ")", false);
       served_++;
       bytes_ += kHeader + payload;
@@ -286,7 +303,7 @@ class LaneServer : public Napi::ObjectWrap<LaneServer> {
   PageFlags released_;
   std::atomic<bool> armed_{false}, running_{false};
   std::atomic<uint64_t> requests_{0}, served_{0}, skipped_{0}, bytes_{0};
-  StreamReader in_;
+  FrameReader in_;
   std::shared_ptr<ServerBox> box_ = std::make_shared<ServerBox>();
   std::thread thread_;
   bool stopped_ = false;

@@ -7,6 +7,7 @@
  * the session's (dest-session.ts).
  */
 import type { Socket } from "node:net";
+import { encodeMessage } from "../engine/codec.js";
 import type { DestinationInput } from "../engine/events.js";
 import type { Message } from "../engine/messages.js";
 import { nowUs } from "./clock.js";
@@ -18,6 +19,9 @@ import { monoUs } from "./fault-trace-clock.js";
 import type { GuestProcess } from "./guest-process.js";
 import type { LaneNotice } from "./native.js";
 import { DEFAULT_STALL_MS, type Accepted } from "./transport.js";
+
+/** The lane's first frame from the destination, "attached": the lane's own helloAck (native/src/fault_lane.h kLaneAttachedFrame). */
+export const LANE_ATTACHED_FRAME = encodeMessage({ type: "helloAck", version: 1, capabilities: FAULT_LANE_CAPABILITY }, 0);
 
 export interface DestLaneSlotHooks {
   /** A log line (the session tags it). */
@@ -62,12 +66,16 @@ export class DestLaneSlot {
     if (lane === null) {
       this.idle = a.socket;
       a.socket.on("error", () => undefined);
+      // Attached all the same (it only idles): the source need not wait for it.
+      a.socket.write(LANE_ATTACHED_FRAME);
       return;
     }
     this.lane = lane;
     if (epoch === 0) this.h.log(`fault lane open (demand faults requested and installed by native threads)`);
-    if (this.aim() && this.h.memory()?.running === true) this.arm();
+    // Started (its first frame tells the source it attached) before armed: no request goes ahead of that frame.
+    const aimed = this.aim();
     lane.start();
+    if (aimed && this.h.memory()?.running === true) this.arm();
   }
 
   /** The guest exists: the lane installs into its memory. Whether there was a lane to aim. */

@@ -39,6 +39,8 @@ function takeSocket(socket: Socket): number {
 }
 
 export interface SourceLaneHandlers {
+  /** The destination attached its end (its first frame). */
+  attached(): void;
   served(pages: Uint32Array, zero: Uint8Array, bytes: number): void;
   /** The lane ended (closed, failed, or the peer's bytes were not a lane stream: protocol). */
   end(reason: string, protocol: boolean): void;
@@ -69,7 +71,8 @@ export class SourceLane {
     this.server = createLaneServer(fd, memfd, pageSize, pageCount, stallMs, (notices: LaneServerNotice[]) => {
       for (const n of notices) {
         if (this.stopped) return;
-        if (n.kind === "served") h.served(n.pages, n.zero, n.bytes);
+        if (n.kind === "attached") h.attached();
+        else if (n.kind === "served") h.served(n.pages, n.zero, n.bytes);
         else h.end(n.error !== null ? `fault lane: ${n.error.message}` : n.reason, n.protocol);
       }
     });

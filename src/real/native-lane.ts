@@ -29,6 +29,8 @@ export interface FaultLaneHandle {
 
 /** What the source's lane reports. */
 export type LaneServerNotice =
+  /** The destination's first frame on the lane: it attached (its thread runs, aimed at the guest's memory). */
+  | { kind: "attached" }
   /** Pages answered (zero[i] = 1: sent as a zero page), bytes written on the lane. */
   | { kind: "served"; pages: Uint32Array; zero: Uint8Array; bytes: number }
   | { kind: "end"; protocol: boolean; reason: string; error: Error | null };

@@ -84,9 +84,10 @@ export class SourceLaneSlot {
     }
     if (m.type !== "helloAck" || this.formed || (m.capabilities & FAULT_LANE_CAPABILITY) === 0) return false;
     this.formed = true;
-    // The engine hears the answer once the lane is open (or could not be): in post-copy it pauses
-    // the guest on it, and a lane opened meanwhile put its connect and its thread's start into the
-    // downtime (2–6 ms at 4 GiB, docs/real-benchmarks.md "The fault lane"). What comes meanwhile waits, in order.
+    // The engine hears the answer once the destination has attached the lane (or it could not be
+    // opened, or did not attach in time): in post-copy it pauses the guest on it, and a lane attached
+    // meanwhile put its connect, the destination's accept and its thread's start into the downtime
+    // (2–6 ms at 4 GiB, docs/real-benchmarks.md "The fault lane"). What comes meanwhile waits, in order.
     const held = { h, msgs: [[m, channel]] as [Message<Uint8Array>, Channel][] };
     this.held = held;
     void this.open(h, epoch).finally(() => {
@@ -119,7 +120,13 @@ export class SourceLaneSlot {
     if (s.requests > 0) this.hooks.note(`fault lane: ${s.requests} requests, ${s.served} served (${s.bytes} bytes), ${s.released} for released pages not answered`);
   }
 
-  /** Epoch `h`'s fault lane; one that cannot be opened is only a note (faults then go the JS way, on urgent). */
+  /**
+   * Epoch `h`'s fault lane; one that cannot be opened is only a note (faults
+   * then go the JS way, on urgent). Resolves once the destination said it
+   * attached, the lane ended, or the connect timeout passed since the lane
+   * opened (a peer that never says so delays the engine's helloAck by that
+   * much, once; the lane stays and serves if it is used after all).
+   */
   private async open(h: LaneHolder, epoch: number): Promise<void> {
     const o = this.o;
     const dp = o.dataPlane;
@@ -136,12 +143,16 @@ export class SourceLaneSlot {
       return;
     }
     const released = this.released === null ? new Uint32Array(0) : Uint32Array.from(this.releasedPages());
+    let heard: () => void = () => undefined;
+    const attached = new Promise<void>((resolve) => (heard = resolve));
     const lane = SourceLane.open(socket, dp.memfd, dp.pageSize, dp.pageCount, DEFAULT_STALL_MS, released, {
+      attached: () => heard(),
       served: (pages, zero, bytes) => {
         // An earlier epoch's: what the destination got of it, its recover message says.
         if (this.hooks.isCurrent(h)) this.hooks.served(pages, zero, bytes);
       },
       end: (reason, protocol) => {
+        heard();
         if (protocol) this.hooks.malformed(h, `the destination sent bytes that are not a valid fault lane stream: ${reason}`);
         else this.hooks.down(h, `fault lane to ${this.peer}: ${reason}`);
       },
@@ -154,6 +165,11 @@ export class SourceLaneSlot {
     h.lane = lane;
     this.lanesOpened++;
     if (this.hooks.armed()) lane.arm();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), o.connectTimeoutMs).unref()));
+    const timedOut = await Promise.race([attached.then(() => false), late]);
+    clearTimeout(timer);
+    if (timedOut) this.hooks.note(`fault lane to ${this.peer}: the destination did not say it attached within ${o.connectTimeoutMs} ms (going on without waiting)`);
   }
 
   private *releasedPages(): Generator<number> {

@@ -37,9 +37,9 @@ export { NATIVE_QUEUE_BYTES };
 
 /**
  * `--connections` by default: bulk connections once the destination runs
- * (docs/real-benchmarks.md "Several connections" has the measurement).
+ * (docs/real-benchmarks.md "Connections 1, 2, 3" has the measurement).
  */
-export const DEFAULT_BULK_CONNECTIONS = 2;
+export const DEFAULT_BULK_CONNECTIONS = 3;
 
 /** Where the native sender reads page bytes: the source guest's memfd. */
 export interface DataPlaneSource {

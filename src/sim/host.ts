@@ -89,9 +89,10 @@ export const DEFAULT_HOST: HostProfile = {
   resume_us: 41.5,
   // Remeasured (--reps 3, 28.7–32.1 ms) after the guest moved its ~20 ms loop calibration before its hello.
   guest_start_us: 30886,
-  // The real back end's default has the fault lane (PPSIM_FAULT_LANE=0: drop the key). This and the switchover's
-  // legs: `ppsim calibrate --reps 5`, 2026-12-02 06:11–06:12 UTC, load 6.3–9.4 (docs/host-profile.md).
-  fault_lane_us: 125.1,
+  // The real back end's default has the fault lane (PPSIM_FAULT_LANE=0: drop the key): the lane's own stamps, read →
+  // install (calibrate-lane.ts native_p50_us), median of 5, 2026-12-02 06:59:56–06:59:58 UTC, load 10.5. The
+  // switchover's legs: `ppsim calibrate --reps 5`, 06:11–06:12 UTC, load 6.3–9.4 (docs/host-profile.md).
+  fault_lane_us: 49,
   park_us: 135.8,
   pause_reply_us: 128.8,
   switchover_hop_us: 147,

@@ -7,12 +7,12 @@
  *     [--modes postcopy,hybrid] [--sizes 4GiB,1GiB] [--lanes off,on] [--connections 1,2,3] [--hog 0,1]
  *     [--workload FILE] [--max-seconds 240] [--runs N] [--no-trace] [--check-tools]
  *
- * The cases are the cross product of the lists, taken round-robin; DIR keeps
- * `results.jsonl` (one line per run) and the rotation's place in it, so that
- * a series of short invocations (each one lock hold, so that others'
- * benchmarks interleave) goes on where the last stopped. An invocation stops
- * before a run that would take it past `--max-seconds` (estimated from the
- * last run of that size) or after `--runs`. `--hog N` runs N busy processes
+ * The cases are the cross product of the lists; DIR keeps `results.jsonl`
+ * (one line per run), and each run is of the case with the fewest runs there
+ * that fits in what is left of `--max-seconds` (estimated from the last runs
+ * of its size), so that a series of short invocations (each one lock hold,
+ * so that others' benchmarks interleave) fills each hold and covers the
+ * matrix evenly. An invocation stops when no case fits, or after `--runs`. `--hog N` runs N busy processes
  * beside the migration (a CPU hog stretching every timing).
  *
  * Each run: a `--once` destination child and the source agent here (seed 1),
@@ -282,12 +282,18 @@ async function main(): Promise<void> {
   let done = 0;
   for (;;) {
     const results = readResults(resultsPath);
-    const c = cases[results.length % cases.length];
-    // The next run's length: the longest of the last three of this size in DIR, else a guess (4 GiB ≈ 100 s).
-    const size = ` ${formatBytes(c.memBytes)} `;
-    const recent = results.filter((r) => r.case.includes(size)).slice(-3).map((r) => r.wall_s);
-    const estimate = recent.length > 0 ? Math.max(...recent) : 25 * Math.max(1, c.memBytes / 2 ** 30);
-    if (done >= maxRuns || (Date.now() - t0) / 1000 + estimate > maxS) break;
+    // The next run's length by size: the longest of the last three of that size in DIR, else a guess (4 GiB ≈ 100 s).
+    const estimate = (c: Case): number => {
+      const size = ` ${formatBytes(c.memBytes)} `;
+      const recent = results.filter((r) => r.case.includes(size)).slice(-3).map((r) => r.wall_s);
+      return recent.length > 0 ? Math.max(...recent) : 25 * Math.max(1, c.memBytes / 2 ** 30);
+    };
+    // The case with the fewest runs in DIR (the first in the list on a tie) among those that fit what is left of the hold.
+    const left = maxS - (Date.now() - t0) / 1000;
+    const runsOf = (c: Case): number => results.filter((r) => r.case === caseName(c)).length;
+    const fit = cases.filter((c) => estimate(c) <= left);
+    if (done >= maxRuns || fit.length === 0) break;
+    const c = fit.reduce((a, b) => (runsOf(b) < runsOf(a) ? b : a));
     const r = await runOnce(c, results.length, file, out, values["no-trace"] !== true, values["check-tools"] === true);
     appendFileSync(resultsPath, JSON.stringify(r) + "\n");
     console.log(`${new Date().toISOString()} run ${r.run} ${r.case}: ${r.outcome}, verified ${String(r.verified)}, total ${r.total_ms} ms, downtime ${r.downtime_ms} ms, ${r.demand_faults} faults, load ${r.load1}, ${r.wall_s} s${r.kept !== null ? `, kept in ${r.kept}` : ""}${r.differing_pages !== undefined ? `, ${r.differing_pages} pages differ` : ""}`);

@@ -72,13 +72,15 @@ export async function guestLegs(pauses: number): Promise<GuestLegs> {
       if (i === 0) {
         const firsts = (stamps?.firstStepUs ?? []).filter((x): x is number => x !== null);
         if (firsts.length === 0) throw new Error("calibrate: the guest sent no first-step stamps (an older ppsim-guest?)");
-        firstStepUs = Math.min(...firsts) - asked;
+        // The guest's stamps reach this clock through an offset read off a reply, good to that reply's transit
+        // (µs, more under load): a leg shorter than that can read negative, and a profile's leg is never below 0.
+        firstStepUs = Math.max(0, Math.min(...firsts) - asked);
       }
       if (stamps === undefined) throw new Error("calibrate: the guest sent no park stamps (an older ppsim-guest?)");
       if (parks.length > 0) {
         const last = Math.max(...parks);
-        park.push(last - t);
-        reply.push(back - last);
+        park.push(Math.max(0, last - t));
+        reply.push(Math.max(0, back - last));
       }
       await startingVcpus(g, () => g.resume());
       await sleep(5);

@@ -16,7 +16,10 @@
  * (docs/real-benchmarks.md "Release punching off the loop"). The thread
  * runs at nice 0, not below the bulk threads: a punch holds the memfd's
  * inode lock, which the loop's lseek(SEEK_DATA) waits for (source-port.ts),
- * and a holder starved of the CPU at nice 19 can hold the loop up with it. What
+ * and a holder starved of the CPU at nice 19 can hold the loop up with it
+ * (post-copy now learns its data map by mincore, without that lock, unless
+ * swap is on; nice 10 and 19 measured no faster: docs/real-benchmarks.md,
+ * stop 23). What
  * is still queued when the migration ends is freed with the memfd.
  * PPSIM_PUNCH=loop punches on the event loop instead, a slice per turn (A/B).
  */

@@ -197,13 +197,15 @@ bool LaneTakeFaults(const std::shared_ptr<LaneCore>& self, const std::vector<Lan
   // The notice first: a reply can come back and be installed before this thread runs again.
   if (!n.pages.empty() && !lane.Post(std::move(n), self)) return false;
   if (frames.empty()) return true;
+  // Counted before the write, as the notice is: the reply can be installed (and replies counted) before
+  // this thread runs again, and stats() must never show more replies than requests.
+  lane.requests += frames.size() / kRequestFrame;
   int e = WriteAll(lane.sock, frames.data(), frames.size(), kWriteWaitMs);
   if (e != 0) {
     // JS books these faults as asked; the lane's end takes the link down and recovery asks again.
     lane.End(e, "send(fault lane: " + std::to_string(frames.size() / kRequestFrame) + " page requests)", false, self);
     return true;
   }
-  lane.requests += frames.size() / kRequestFrame;
   return true;
 }
 

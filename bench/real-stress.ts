@@ -38,12 +38,10 @@ import { parseArgs } from "node:util";
 import { MODES, type Mode } from "../src/engine/messages.js";
 import type { Report } from "../src/engine/report.js";
 import { spawnDemoDestination } from "../src/real/demo.js";
-import { GuestProcess } from "../src/real/guest-process.js";
-import { startingVcpus } from "../src/real/guest-spawn.js";
 import { diffPages } from "../src/real/memory-dump.js";
 import { scaleWorkload } from "../src/real/plan.js";
+import { withUnmigrated } from "../src/real/reference-run.js";
 import { SourceAgent } from "../src/real/source-agent.js";
-import { toGuestConfig } from "../src/workload/guest-config.js";
 import { loadWorkload } from "../src/workload/parse.js";
 import type { Workload } from "../src/workload/types.js";
 import { formatBytes, parseByteSize } from "../src/workload/size.js";
@@ -120,14 +118,7 @@ async function diagnose(workload: Workload, steps: number, runDir: string, expec
     writeFileSync(join(runDir, "diff.json"), JSON.stringify({ error: "the destination left no dump (it did not reach its last step?)" }));
     return { count: -1 };
   }
-  const g = await GuestProcess.spawn({ role: "source", config: toGuestConfig(workload, SEED), steps, noWp: true });
-  try {
-    await startingVcpus(g, () => g.run());
-    for (;;) {
-      const p = await g.progress();
-      if (p.vcpus.every((v) => v.finished)) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+  return withUnmigrated(workload, SEED, steps, async (g) => {
     const hash = await g.hash();
     const d = diffPages(g.memfd, join(runDir, dump), g.layout.memBytes, g.layout.pageSize);
     // What the traces say of each differing page: its faults at the destination, its requests at the source.
@@ -142,9 +133,7 @@ async function diagnose(workload: Workload, steps: number, runDir: string, expec
     }
     writeFileSync(join(runDir, "diff.json"), JSON.stringify({ referenceHash: hash, expectedHash, differingPages: d.count, pages: d.pages.map((p) => ({ ...p, trace: faults[p.page] ?? [] })) }, null, 1));
     return { count: d.count };
-  } finally {
-    await g.quit();
-  }
+  });
 }
 
 async function runOnce(c: Case, n: number, file: string, out: string, trace: boolean, keepAll: boolean): Promise<Result> {

@@ -11,6 +11,11 @@ import { startingVcpus } from "./guest-spawn.js";
 
 /** The RAM hash of `workload` (seed, steps per vCPU) run to its end without migrating. */
 export async function unmigratedHash(workload: Workload, seed: number, steps: number): Promise<string> {
+  return withUnmigrated(workload, seed, steps, (g) => g.hash());
+}
+
+/** `workload` (seed, steps per vCPU) run to its end without migrating; `use` sees the finished guest before it quits (its RAM, e.g. for a page-by-page diff). */
+export async function withUnmigrated<T>(workload: Workload, seed: number, steps: number, use: (g: GuestProcess) => Promise<T>): Promise<T> {
   const g = await GuestProcess.spawn({ role: "source", config: toGuestConfig(workload, seed), steps, noWp: true });
   try {
     await startingVcpus(g, () => g.run());
@@ -19,7 +24,7 @@ export async function unmigratedHash(workload: Workload, seed: number, steps: nu
       if (p.vcpus.every((v) => v.finished)) break;
       await sleep(20);
     }
-    return await g.hash();
+    return await use(g);
   } finally {
     await g.quit();
   }

@@ -22,6 +22,7 @@ import {
   pread,
   punchHole,
   pwrite,
+  residentPages,
   socketPair,
   startBulkSender,
   uffdApi,
@@ -29,7 +30,6 @@ import {
   uffdRegister,
   type BulkNotice,
 } from "../src/real/native.js";
-import { residentPages } from "../src/real/native-dataplane.js";
 import { startPuncher } from "../src/real/native-puncher.js";
 import { ReleaseLog } from "../src/real/source-release.js";
 import { bulkPair, receiverLimits } from "./support/bulk-pair.js";

@@ -27,6 +27,11 @@ vi.mock("../src/real/native.js", async (importOriginal) => {
       calls.push({ first, count, bounded });
       return real.memfdDataPages(fd, first, count, ps, bounded);
     },
+    // Post-copy's other way to learn the map (mincore on the agent's mapping): counted with the same bounds.
+    residentPages: (address: bigint, count: number, ps: number) => {
+      calls.push({ first: Number((address - mapBase) / BigInt(real.constants().PAGE_SIZE)), count, bounded: true });
+      return real.residentPages(address, count, ps);
+    },
     scanWrittenAndProtect: () => {
       const ps = real.constants().PAGE_SIZE;
       const out = written.map((p) => ({ start: BigInt(p * ps), end: BigInt((p + 1) * ps) }));
@@ -36,18 +41,6 @@ vi.mock("../src/real/native.js", async (importOriginal) => {
   };
 });
 
-// Post-copy's other way to learn the map (mincore on the agent's mapping): counted with the same bounds.
-vi.mock("../src/real/native-dataplane.js", async (importOriginal) => {
-  const real = await importOriginal<typeof import("../src/real/native-dataplane.js")>();
-  const { constants: c } = await vi.importActual<typeof import("../src/real/native.js")>("../src/real/native.js");
-  return {
-    ...real,
-    residentPages: (address: bigint, count: number, ps: number) => {
-      calls.push({ first: Number((address - mapBase) / BigInt(c().PAGE_SIZE)), count, bounded: true });
-      return real.residentPages(address, count, ps);
-    },
-  };
-});
 /** The agent's mapping of the latest test guest (residentPages' addresses are relative to it). */
 let mapBase = 0n;
 

@@ -16,7 +16,6 @@
 #include <pthread.h>
 #include <poll.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -371,37 +370,8 @@ class BulkSender : public Napi::ObjectWrap<BulkSender> {
   Napi::ThreadSafeFunction tsfn_;
 };
 
-// residentPages(address, count, pageSize) -> Uint8Array: 1 for each page of a
-// MAP_SHARED mapping of a memfd whose page is in the file's page cache, else 0,
-// by mincore(2). Why not lseek(SEEK_DATA) (mem.cc memfdDataPages): shmem's
-// llseek takes the inode lock, which the source's punching thread holds for
-// each fallocate, so the loop waited behind it; mincore looks the page cache
-// up under RCU and takes no inode lock. For a shmem file "resident" equals
-// "holds data" only while nothing is swapped out (a page on swap is data but
-// not resident): the caller checks that no swap is on (source-port.ts).
-// Assumes `address` is page-aligned and the range is one mapping the caller
-// owns; an unmapped range fails with ENOMEM and touches nothing. mincore reads
-// page tables and the page cache, never faults a page in.
-static Napi::Value ResidentPages(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint64_t addr = ArgU64(info, 0, "address");
-  uint64_t count = ArgU64(info, 1, "count");
-  uint64_t ps = ArgU64(info, 2, "pageSize");
-  if (ps != static_cast<uint64_t>(sysconf(_SC_PAGESIZE))) ThrowRange(env, "pageSize must be the system page size (mincore's unit)");
-  if (addr % ps != 0) ThrowRange(env, "address must be page-aligned");
-  if (count > (1u << 24)) ThrowRange(env, "count must be at most 2^24");
-  Napi::Uint8Array out = Napi::Uint8Array::New(env, count);
-  if (count == 0) return out;
-  uint8_t* o = out.Data();
-  if (mincore(reinterpret_cast<void*>(addr), count * ps, o) != 0)
-    ThrowErrno(env, errno, "mincore(" + Hex(addr) + ", " + std::to_string(count) + " pages)");
-  for (uint64_t i = 0; i < count; i++) o[i] &= 1;  // the other bits are reserved
-  return out;
-}
-
 void InitBulkSender(Napi::Env env, Napi::Object exports) {
   exports.Set("BulkSender", BulkSender::Init(env));
-  exports.Set("residentPages", Napi::Function::New(env, ResidentPages));
 }
 
 }  // namespace ppsim

@@ -84,7 +84,6 @@ interface RawDataPlane {
   BulkSender: new (socketFd: number, memfd: number, pageSize: number, pageCount: number, lowWater: number, cb: (e: BulkSenderEvent) => void, nice: number, way: SendWay) => BulkSenderHandle;
   BulkReceiver: new (socketFd: number, limits: Uint32Array, stallMs: number, cb: (n: BulkNotice[]) => void, nice: number) => BulkReceiverHandle;
   PageTable: new (memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number) => PageTableHandle;
-  residentPages(address: bigint, count: number, pageSize: number): Uint8Array;
 }
 
 const addon = (): RawDataPlane => loadAddon<RawDataPlane>();
@@ -105,13 +104,4 @@ export function createBulkReceiver(socketFd: number, limits: Uint32Array, stallM
 export function createPageTable(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number): PageTableHandle {
   const Ctor = addon().PageTable;
   return new Ctor(memfd, uffd, base, pageSize, pageCount);
-}
-
-/**
- * Per page of a MAP_SHARED memfd mapping from `address`: 1 if it is in the file's page cache (mincore;
- * no inode lock, unlike lseek(SEEK_DATA), which the punching thread's fallocate holds up). For shmem
- * that is "holds data" while no page is swapped out (source-port.ts checks). At most 2^24 pages a call.
- */
-export function residentPages(address: bigint, count: number, pageSize: number): Uint8Array {
-  return addon().residentPages(address, count, pageSize);
 }

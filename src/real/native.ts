@@ -93,6 +93,7 @@ interface RawMemory {
   close(fd: number): void;
   punchHole(fd: number, offset: U64, length: U64): void;
   memfdDataPages(fd: number, firstPage: number, count: number, pageSize: number, bounded?: boolean): Uint8Array;
+  residentPages(address: bigint, count: number, pageSize: number): Uint8Array;
   pread(fd: number, offset: U64, length: number): Buffer;
   pwrite(fd: number, offset: U64, data: Uint8Array): void;
   Mapping: new (fd: number, length: number, offset?: number) => Mapping;
@@ -128,6 +129,14 @@ export function punchHole(fd: number, offset: number, length: number): void {
  */
 export function memfdDataPages(fd: number, firstPage: number, count: number, pageSize: number, bounded = false): Uint8Array {
   return addon().memfdDataPages(fd, firstPage, count, pageSize, bounded);
+}
+/**
+ * Per page of a MAP_SHARED memfd mapping from `address`: 1 if it is in the file's page cache (mincore;
+ * no inode lock, unlike lseek(SEEK_DATA), which the punching thread's fallocate holds up). For shmem
+ * that is "holds data" while no page is swapped out (source-port.ts checks). At most 2^24 pages a call.
+ */
+export function residentPages(address: bigint, count: number, pageSize: number): Uint8Array {
+  return addon().residentPages(address, count, pageSize);
 }
 /** pread: a hole reads as zeros and is not allocated. */
 export function pread(fd: number, offset: number, length: number): Buffer {

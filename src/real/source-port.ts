@@ -41,8 +41,7 @@ import type { SourceGuestPort } from "../engine/events.js";
 import type { GuestProcess } from "./guest-process.js";
 import { readFileSync } from "node:fs";
 import { DEFERRED } from "./dataplane.js";
-import { closeFd, memfdDataPages, pread, scanWrittenAndProtect } from "./native.js";
-import { residentPages } from "./native-dataplane.js";
+import { closeFd, memfdDataPages, pread, residentPages, scanWrittenAndProtect } from "./native.js";
 
 const CHUNK_PAGES = 16;
 /** memfdDataPages' bound on one call's count; a larger memory is mapped in pieces. */

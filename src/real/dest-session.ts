@@ -2,35 +2,29 @@
  * One incoming migration at the destination: its two connections (replaced
  * as a pair when the source reconnects with a higher epoch) and, in
  * post-copy once its guest runs, the source's extra bulk connections (issue
- * 9: pages only, installed and booked like bulk 0's), its guest
- * (spawned when the hello arrives, with the layout and workload the source
- * named), and a Destination engine driven by frames and by the guest's
- * faults (on the fault lane once the guest runs: dest-lane-slot.ts). After
- * completion the guest runs its remaining steps; the session then hashes
- * guest RAM and sends the source a final report.
+ * 9: pages only, installed and booked like bulk 0's) and the fault lane
+ * (dest-lane-slot.ts). The frames they carry go to the engine side
+ * (dest-engine.ts: the Destination engine, the guest spawned when the hello
+ * arrives, its memory and faults). After completion the guest runs its
+ * remaining steps; the session then hashes guest RAM and sends the source a
+ * final report (dest-reports.ts).
  */
-import { Destination } from "../engine/destination.js";
-import { driveDestination, type DestinationEffects } from "../engine/drive.js";
 import type { DestinationInput } from "../engine/events.js";
-import { ErrorCode, MIN_PROTOCOL_VERSION, type Channel, type HelloMsg, type Message } from "../engine/messages.js";
-import { resolveOptions } from "../engine/options.js";
-import { DeadlineTimer, nowUs } from "./clock.js";
-import { DestinationMemory } from "./dest-memory.js";
+import { ErrorCode, type Channel, type HelloMsg, type Message } from "../engine/messages.js";
 import { messageOf } from "./errors.js";
 import { migrationPageSize } from "./huge-reserve.js";
-import { GuestProcess } from "./guest-process.js";
 import { constants } from "./native.js";
 import { parseSessionInfo, type SessionInfo } from "./plan.js";
 import type { DestReport } from "./report-msg.js";
-import { installModeFromEnv, nativeDataPlaneWanted, plainSocketFd, stopNodeReading, type InstallMode } from "./dataplane.js";
+import { nativeDataPlaneWanted, plainSocketFd, stopNodeReading, type InstallMode } from "./dataplane.js";
 import { NativeBulkConn } from "./dataplane-recv.js";
+import { DestEngine } from "./dest-engine.js";
 import { DestReports } from "./dest-reports.js";
-import { fillFromStandby } from "./dest-standby-fill.js";
 import { DEFAULT_STALL_MS, FramedSocket, type Accepted, type FramedHandlers } from "./transport.js";
 import { DestFaultTrace, faultTraceDir } from "./fault-trace.js";
 import { BookingQueue } from "./dest-booking.js";
 import { DestLaneSlot } from "./dest-lane-slot.js";
-import { monoUs } from "./fault-trace-clock.js";
+import { nowUs } from "./clock.js";
 
 /** A connection of the session: Node's (urgent, and bulk with TLS) or the native data plane's (bulk over plain TCP). */
 type Conn = FramedSocket | NativeBulkConn;
@@ -65,16 +59,10 @@ export class DestSession {
   private pageSize = 0;
   /** Issue 15: with pageSize, bounds what each frame may carry (FrameDecoder.setLayout). */
   private pageCount = 0;
-  private engine: Destination<Uint8Array> | null = null;
-  private guest: GuestProcess | null = null;
-  private mem: DestinationMemory | null = null;
+  /** The engine, the guest and its memory (dest-engine.ts). */
+  private readonly eng: DestEngine;
   private queued: [Message<Uint8Array>, Channel][] | null = null;
   private readonly reports: DestReports;
-  private readonly engineTimer = new DeadlineTimer((now) => {
-    this.engine?.handleTimeout(now);
-    this.drive();
-  });
-  private fx: DestinationEffects<Uint8Array> | null = null;
   private ended = false;
   /** PPSIM_FAULT_TRACE: each fault's stamps (fault-trace.ts); null when off. */
   private trace: DestFaultTrace | null = null;
@@ -90,7 +78,7 @@ export class DestSession {
     if (traceDir !== null) this.trace = new DestFaultTrace(traceDir, id);
     this.reports = new DestReports({
       id,
-      now: () => ({ engine: this.engine, guest: this.guest, epoch: this.epoch, urgentUp: this.conns.urgent !== undefined, bulk: this.conns.bulk, extras: this.extras }),
+      now: () => ({ engine: this.eng.engine, guest: this.eng.guest, epoch: this.epoch, urgentUp: this.conns.urgent !== undefined, bulk: this.conns.bulk, extras: this.extras }),
       log: (line) => this.o.log(`${this.tag}: ${line}`),
       sendReport: (r) => this.sendReport(r),
       finish: (end) => this.finish(end),
@@ -101,10 +89,28 @@ export class DestSession {
         dispatch: (ev) => this.dispatch(ev),
         ended: () => this.ended,
         linkFailed: (reason) => this.linkFailed(reason),
-        guest: () => this.guest,
-        memory: () => this.mem,
+        guest: () => this.eng.guest,
+        memory: () => this.eng.mem,
       },
       this.trace,
+    );
+    this.eng = new DestEngine(
+      {
+        id,
+        log: (line) => this.o.log(`${this.tag}: ${line}`),
+        ended: () => this.ended,
+        send: (channel, msg) => this.send(channel, msg),
+        buffered: (channel) => this.conns[channel]?.buffered ?? Infinity,
+        nativeBulk0: () => (this.conns.bulk instanceof NativeBulkConn ? this.conns.bulk : null),
+        nativeBulks: () => [this.conns.bulk, ...this.extras].filter((b): b is NativeBulkConn => b instanceof NativeBulkConn),
+        layout: () => ({ pageSize: this.pageSize, pageCount: this.pageCount }),
+        lane: this.lane,
+        reports: this.reports,
+        trace: this.trace,
+        finish: (end) => this.finish(end),
+        refuse: (reason, code) => this.refuse(reason, code),
+      },
+      o,
     );
   }
 
@@ -139,7 +145,7 @@ export class DestSession {
     this.conns[channel]?.close();
     const fs = this.open(a, channel);
     a.socket.on("drain", () => {
-      if (this.conns[channel] === fs) this.drive();
+      if (this.conns[channel] === fs) this.eng.drive();
     });
     this.conns[channel] = fs;
     const { urgent, bulk } = this.conns;
@@ -167,7 +173,7 @@ export class DestSession {
       a.socket.destroy();
       return;
     }
-    if (this.mem?.running !== true || this.pageSize === 0) {
+    if (!this.eng.running || this.pageSize === 0) {
       this.o.log(`${this.tag}: bulk connection ${index} refused: the guest does not run yet (extra bulk connections carry post-copy pages only)`);
       a.socket.destroy();
       return;
@@ -226,10 +232,10 @@ export class DestSession {
       },
     };
     const c = new NativeBulkConn(a.socket, fd, this.pageSize, this.pageCount, handlers, a.rest, a.framing?.stallMs ?? DEFAULT_STALL_MS, (l) => this.o.log(`${this.tag}: ${l}`));
-    const g = this.guest;
-    if (g !== null && this.mem !== null) {
-      c.setTarget(g.memfd, g.uffd, g.layout.base, this.mem.pageSize, this.mem.pageCount, this.mem.table);
-      if (this.mem.running) c.setRunning();
+    const { guest: g, mem } = this.eng;
+    if (g !== null && mem !== null) {
+      c.setTarget(g.memfd, g.uffd, g.layout.base, mem.pageSize, mem.pageCount, mem.table);
+      if (mem.running) c.setRunning();
     }
     return c;
   }
@@ -245,8 +251,9 @@ export class DestSession {
     if (this.reports.reported) return this.finish({ outcome: "completed", reason: "report delivered" });
     this.o.log(`${this.tag}: link down: ${reason}`);
     this.linkDown(reason);
-    if (this.engine === null || this.engine.finished) {
-      if (!this.ended && this.engine?.finished !== true) this.finish({ outcome: "failed", reason: `${reason} (during setup)` });
+    const engine = this.eng.engine;
+    if (engine === null || engine.finished) {
+      if (!this.ended && engine?.finished !== true) this.finish({ outcome: "failed", reason: `${reason} (during setup)` });
     }
     // Otherwise the engine's reconnect deadline decides.
   }
@@ -290,7 +297,7 @@ export class DestSession {
       this.queued.push([m, channel]);
       return;
     }
-    if (this.engine !== null) {
+    if (this.eng.engine !== null) {
       if (this.trace !== null && m.type === "pages") this.trace.arrived(m.pages, channel);
       if (m.type === "switchover" && this.reports.frameAt === null) this.reports.frameAt = nowUs();
       return this.dispatch({ kind: "message", msg: m, channel });
@@ -304,40 +311,9 @@ export class DestSession {
     });
   }
 
-  /** Spawns the guest the hello describes (unless the engine will refuse it anyway), then lets the engine answer. */
+  /** The hello arrived: the engine side starts (dest-engine.ts), then the engine answers it. */
   private async setup(h: HelloMsg): Promise<void> {
-    const info = this.info;
-    const opts = resolveOptions({ mode: h.mode, reconnectTimeoutMs: this.o.reconnectWaitMs });
-    if (info === null) return this.refuse("the source sent no session info (workload, seed, steps)");
-    const mem = /^mem_bytes (\d+)$/m.exec(info.config);
-    const unit = migrationPageSize(info.config, constants().PAGE_SIZE); // huge pages on hugetlbfs
-    const expect = { pageSize: unit, pageCount: mem === null ? 0 : Number(mem[1]) / unit };
-    this.engine = new Destination<Uint8Array>(opts, { expect, standby: this.o.standbyDir !== undefined });
-    const acceptable = h.version >= MIN_PROTOCOL_VERSION && h.pageSize === expect.pageSize && h.pageCount === expect.pageCount;
-    if (acceptable) {
-      this.o.log(`${this.tag}: ${info.workload}, ${h.pageCount} pages of ${h.pageSize} bytes, ${h.mode}: starting the destination guest`);
-      try {
-        // Install mode "continue" only where the native receiver installs (plain TCP, base pages): the guest runs registered MINOR too.
-        const install = unit === constants().PAGE_SIZE && this.conns.bulk instanceof NativeBulkConn ? (this.o.install ?? installModeFromEnv()) : "copy";
-        this.guest = await GuestProcess.spawn({ role: "destination", config: info.config, steps: info.steps, minor: install === "continue" });
-        this.mem = new DestinationMemory(this.guest, install);
-        if (install === "continue") this.o.log(`${this.tag}: install mode continue: pages written into the page cache, mapped with UFFDIO_CONTINUE`);
-        const g = this.guest;
-        const b = this.conns.bulk;
-        if (b instanceof NativeBulkConn) b.setTarget(g.memfd, g.uffd, g.layout.base, this.mem.pageSize, this.mem.pageCount, this.mem.table);
-        this.lane.aim();
-        this.mem.startFaults(
-          (page, tid, readUs) => {
-            this.trace?.fault(page, readUs);
-            // The fault's time is the reader's (as on the lane): its latency counts from there either way.
-            this.dispatch({ kind: "fault", page, vcpu: tid, at: readUs + (nowUs() - monoUs()) });
-          },
-          (err) => this.finish({ outcome: "failed", reason: `the fault reader stopped: ${err.message}` }),
-        );
-      } catch (e) {
-        return this.refuse(`the destination cannot start its guest: ${messageOf(e)}`, ErrorCode.BadLayout);
-      }
-    }
+    if (!(await this.eng.start(h, this.info))) return;
     this.pageSize = h.pageSize;
     this.pageCount = h.pageCount;
     for (const c of Object.values(this.conns)) c.setLayout(h.pageSize, h.pageCount); // from here on, frames are bounded by the accepted layout
@@ -350,87 +326,8 @@ export class DestSession {
     this.finish({ outcome: "failed", reason });
   }
 
-  // ----------------------------------------------------------------- engine
-
   private dispatch(ev: DestinationInput<Uint8Array>): void {
-    if (this.engine === null || this.ended) return;
-    this.engine.handle(ev, nowUs());
-    this.drive();
-  }
-
-  /** The engine's shared loop with this session's effects (see driveDestination). */
-  private drive(): void {
-    const engine = this.engine;
-    if (engine === null || this.ended) return;
-    this.fx ??= this.effects();
-    try {
-      driveDestination(engine, this.fx, nowUs());
-    } catch (e) {
-      this.finish({ outcome: "failed", reason: `acting on guest memory failed: ${messageOf(e)}` });
-    }
-  }
-
-  private effects(): DestinationEffects<Uint8Array> {
-    return {
-      // A small message waits behind at most what this process still holds unwritten.
-      canSend: (channel) => (this.conns[channel]?.buffered ?? Infinity) < 64 * 1024,
-      send: (channel, msg) => {
-        msg = this.lane.announce(msg);
-        this.send(channel, msg);
-        if (this.trace !== null && msg.type === "pageRequest") this.trace.requested(msg.page);
-      },
-      setTimer: (at) => this.engineTimer.set(at),
-      installPages: (batch) => {
-        // Bulk pages the native receiver installed already (dataplane-recv.ts): the engine only books them.
-        if (!batch.preinstalled) this.mem?.installMany(batch);
-        this.trace?.installed(batch.pages);
-      },
-      wake: (page) => this.mem?.wake(page),
-      dropPages: (pages) => this.mem?.drop(pages),
-      resumeGuest: (cpuState) => this.resume(cpuState),
-      stopFaultHandling: () => this.mem?.stopFaults(),
-      standbyRecover: (missing) => void this.fillFromStandby(missing),
-      finished: (end) => {
-        if (this.engine?.standbyFill != null) this.o.log(`${this.tag}: ${end.reason}`);
-        if (end.outcome === "completed") void this.reports.afterComplete();
-        else this.finish({ outcome: end.outcome, reason: end.reason });
-      },
-    };
-  }
-
-  private resume(cpuState: Uint8Array): void {
-    const g = this.guest;
-    if (g === null || this.mem === null) return;
-    this.reports.switchoverAt = nowUs();
-    this.mem.guestMayRun();
-    this.lane.arm();
-    for (const b of [this.conns.bulk, ...this.extras]) if (b instanceof NativeBulkConn) b.setRunning();
-    // Not startingVcpus, and no renice pass after it: each new vCPU thread lowers its own priority after
-    // its first step (ppsim-guest), and a /proc pass here could lower one that has not taken it yet —
-    // a vCPU at nice 19 waited milliseconds for a core, inside the guest's downtime.
-    g.resume(cpuState).then(
-      async () => {
-        this.reports.resumedAt = nowUs();
-        this.o.log(`${this.tag}: destination guest running`);
-        // Only now may the source learn it: until then it can still take the VM back.
-        this.dispatch({ kind: "guestResumed" });
-        await this.reports.startProgress(g);
-      },
-      async (e: unknown) => {
-        // The source resumes its own guest on our word: make sure ours cannot run first.
-        this.mem?.stopFaults();
-        g.close();
-        await g.exited;
-        this.dispatch({ kind: "resumeFailed", reason: `resuming the destination guest failed: ${messageOf(e)}` });
-      },
-    );
-  }
-
-  /** The source is gone: the engine's missing pages from the standby copy (dest-standby-fill.ts). */
-  private fillFromStandby(missing: Uint32Array): Promise<void> {
-    const layout = { pageSize: this.pageSize, pageCount: this.pageCount };
-    const log = (line: string): void => this.o.log(`${this.tag}: ${line}`);
-    return fillFromStandby({ dir: this.o.standbyDir as string, sessionId: this.id, layout, log, dispatch: (ev) => this.dispatch(ev) }, missing);
+    this.eng.dispatch(ev);
   }
 
   /** Ends the session: connections, fault reader and guest. */
@@ -438,20 +335,19 @@ export class DestSession {
     if (this.ended) return;
     this.ended = true;
     this.reports.stop();
-    this.engineTimer.clear();
+    this.eng.clearTimer();
     const traced = this.trace?.finish();
     if (traced != null) this.o.log(`${this.tag}: fault trace in ${traced}`);
     if (end.outcome !== "completed") this.o.log(`${this.tag}: ${end.outcome}: ${end.reason}`);
-    this.mem?.stopFaults();
+    this.eng.stopFaults();
     this.lane.close();
-    this.mem?.close();
+    this.eng.closeMemory();
     // Let a last error frame leave before the sockets go.
     setTimeout(() => {
       this.conns.urgent?.close();
       this.conns.bulk?.close();
       for (const x of this.extras) x?.close();
     }, 100).unref();
-    const g = this.guest;
-    void (g === null ? Promise.resolve() : g.quit()).finally(() => this.resolveEnd(end));
+    void this.eng.quitGuest().finally(() => this.resolveEnd(end));
   }
 }

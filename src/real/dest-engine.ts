@@ -1,0 +1,216 @@
+/**
+ * The destination session's engine side: the Destination engine, the guest
+ * it runs over (spawned when the hello arrives, with the layout and workload
+ * the source named), the guest's memory and fault reader, and the effects
+ * that carry the engine's decisions out (send, install, wake, resume). The
+ * session (dest-session.ts) owns the connections and hands this side the
+ * messages they carry; this side reaches the connections only through
+ * `DestEngineLinks`.
+ */
+import { Destination } from "../engine/destination.js";
+import { driveDestination, type DestinationEffects } from "../engine/drive.js";
+import type { DestinationInput } from "../engine/events.js";
+import { ErrorCode, MIN_PROTOCOL_VERSION, type Channel, type HelloMsg, type Message } from "../engine/messages.js";
+import { resolveOptions } from "../engine/options.js";
+import { DeadlineTimer, nowUs } from "./clock.js";
+import { installModeFromEnv } from "./dataplane.js";
+import type { NativeBulkConn } from "./dataplane-recv.js";
+import { DestinationMemory } from "./dest-memory.js";
+import type { DestLaneSlot } from "./dest-lane-slot.js";
+import type { DestReports } from "./dest-reports.js";
+import type { SessionEnd, SessionOptions } from "./dest-session.js";
+import { fillFromStandby } from "./dest-standby-fill.js";
+import { messageOf } from "./errors.js";
+import type { DestFaultTrace } from "./fault-trace.js";
+import { monoUs } from "./fault-trace-clock.js";
+import { GuestProcess } from "./guest-process.js";
+import { migrationPageSize } from "./huge-reserve.js";
+import { constants } from "./native.js";
+import type { SessionInfo } from "./plan.js";
+
+/** What the engine side needs of the session's connections and helpers. */
+export interface DestEngineLinks {
+  readonly id: string;
+  log(line: string): void;
+  /** The session ended: nothing more reaches the engine. */
+  ended(): boolean;
+  send(channel: Channel, msg: Message<Uint8Array>): void;
+  /** Bytes the connection of `channel` holds unwritten (Infinity while it is down). */
+  buffered(channel: Channel): number;
+  /** Bulk 0 over the native receiver, when it is (it installs pages itself), else null. */
+  nativeBulk0(): NativeBulkConn | null;
+  /** This epoch's bulk connections over the native receiver (bulk 0 and the extras). */
+  nativeBulks(): NativeBulkConn[];
+  /** The accepted layout (for the standby copy's reads). */
+  layout(): { pageSize: number; pageCount: number };
+  readonly lane: DestLaneSlot;
+  readonly reports: DestReports;
+  readonly trace: DestFaultTrace | null;
+  finish(end: SessionEnd): void;
+  refuse(reason: string, code?: number): void;
+}
+
+export type DestEngineOptions = Pick<SessionOptions, "reconnectWaitMs" | "standbyDir" | "install">;
+
+export class DestEngine {
+  engine: Destination<Uint8Array> | null = null;
+  guest: GuestProcess | null = null;
+  mem: DestinationMemory | null = null;
+  private fx: DestinationEffects<Uint8Array> | null = null;
+  private readonly timer = new DeadlineTimer((now) => {
+    this.engine?.handleTimeout(now);
+    this.drive();
+  });
+
+  constructor(
+    private readonly s: DestEngineLinks,
+    private readonly o: DestEngineOptions,
+  ) {}
+
+  /**
+   * The hello arrived: the engine, and (unless the engine will refuse the
+   * hello anyway) the guest it runs over. False when the session was refused
+   * instead (the hello must then not reach the engine).
+   */
+  async start(h: HelloMsg, info: SessionInfo | null): Promise<boolean> {
+    const opts = resolveOptions({ mode: h.mode, reconnectTimeoutMs: this.o.reconnectWaitMs });
+    if (info === null) {
+      this.s.refuse("the source sent no session info (workload, seed, steps)");
+      return false;
+    }
+    const mem = /^mem_bytes (\d+)$/m.exec(info.config);
+    const unit = migrationPageSize(info.config, constants().PAGE_SIZE); // huge pages on hugetlbfs
+    const expect = { pageSize: unit, pageCount: mem === null ? 0 : Number(mem[1]) / unit };
+    this.engine = new Destination<Uint8Array>(opts, { expect, standby: this.o.standbyDir !== undefined });
+    const acceptable = h.version >= MIN_PROTOCOL_VERSION && h.pageSize === expect.pageSize && h.pageCount === expect.pageCount;
+    if (!acceptable) return true;
+    this.s.log(`${info.workload}, ${h.pageCount} pages of ${h.pageSize} bytes, ${h.mode}: starting the destination guest`);
+    try {
+      // Install mode "continue" only where the native receiver installs (plain TCP, base pages): the guest runs registered MINOR too.
+      const bulk = this.s.nativeBulk0();
+      const install = unit === constants().PAGE_SIZE && bulk !== null ? (this.o.install ?? installModeFromEnv()) : "copy";
+      this.guest = await GuestProcess.spawn({ role: "destination", config: info.config, steps: info.steps, minor: install === "continue" });
+      this.mem = new DestinationMemory(this.guest, install);
+      if (install === "continue") this.s.log("install mode continue: pages written into the page cache, mapped with UFFDIO_CONTINUE");
+      const g = this.guest;
+      // Bulk 0 again: it may have been replaced while the guest started.
+      this.s.nativeBulk0()?.setTarget(g.memfd, g.uffd, g.layout.base, this.mem.pageSize, this.mem.pageCount, this.mem.table);
+      this.s.lane.aim();
+      this.mem.startFaults(
+        (page, tid, readUs) => {
+          this.s.trace?.fault(page, readUs);
+          // The fault's time is the reader's (as on the lane): its latency counts from there either way.
+          this.dispatch({ kind: "fault", page, vcpu: tid, at: readUs + (nowUs() - monoUs()) });
+        },
+        (err) => this.s.finish({ outcome: "failed", reason: `the fault reader stopped: ${err.message}` }),
+      );
+    } catch (e) {
+      this.s.refuse(`the destination cannot start its guest: ${messageOf(e)}`, ErrorCode.BadLayout);
+      return false;
+    }
+    return true;
+  }
+
+  /** Whether the guest may run (the switchover was taken). */
+  get running(): boolean {
+    return this.mem?.running === true;
+  }
+
+  dispatch(ev: DestinationInput<Uint8Array>): void {
+    if (this.engine === null || this.s.ended()) return;
+    this.engine.handle(ev, nowUs());
+    this.drive();
+  }
+
+  /** The engine's shared loop with this session's effects (see driveDestination). */
+  drive(): void {
+    const engine = this.engine;
+    if (engine === null || this.s.ended()) return;
+    this.fx ??= this.effects();
+    try {
+      driveDestination(engine, this.fx, nowUs());
+    } catch (e) {
+      this.s.finish({ outcome: "failed", reason: `acting on guest memory failed: ${messageOf(e)}` });
+    }
+  }
+
+  /** The session ends: no engine timer fires after this. */
+  clearTimer(): void {
+    this.timer.clear();
+  }
+
+  stopFaults(): void {
+    this.mem?.stopFaults();
+  }
+
+  closeMemory(): void {
+    this.mem?.close();
+  }
+
+  /** The guest's end (at once when there is none). */
+  quitGuest(): Promise<unknown> {
+    return this.guest === null ? Promise.resolve() : this.guest.quit();
+  }
+
+  private effects(): DestinationEffects<Uint8Array> {
+    return {
+      // A small message waits behind at most what this process still holds unwritten.
+      canSend: (channel) => this.s.buffered(channel) < 64 * 1024,
+      send: (channel, msg) => {
+        msg = this.s.lane.announce(msg);
+        this.s.send(channel, msg);
+        if (this.s.trace !== null && msg.type === "pageRequest") this.s.trace.requested(msg.page);
+      },
+      setTimer: (at) => this.timer.set(at),
+      installPages: (batch) => {
+        // Bulk pages the native receiver installed already (dataplane-recv.ts): the engine only books them.
+        if (!batch.preinstalled) this.mem?.installMany(batch);
+        this.s.trace?.installed(batch.pages);
+      },
+      wake: (page) => this.mem?.wake(page),
+      dropPages: (pages) => this.mem?.drop(pages),
+      resumeGuest: (cpuState) => this.resume(cpuState),
+      stopFaultHandling: () => this.mem?.stopFaults(),
+      standbyRecover: (missing) => void this.fillFromStandby(missing),
+      finished: (end) => {
+        if (this.engine?.standbyFill != null) this.s.log(end.reason);
+        if (end.outcome === "completed") void this.s.reports.afterComplete();
+        else this.s.finish({ outcome: end.outcome, reason: end.reason });
+      },
+    };
+  }
+
+  private resume(cpuState: Uint8Array): void {
+    const g = this.guest;
+    if (g === null || this.mem === null) return;
+    this.s.reports.switchoverAt = nowUs();
+    this.mem.guestMayRun();
+    this.s.lane.arm();
+    for (const b of this.s.nativeBulks()) b.setRunning();
+    // Not startingVcpus, and no renice pass after it: each new vCPU thread lowers its own priority after
+    // its first step (ppsim-guest), and a /proc pass here could lower one that has not taken it yet —
+    // a vCPU at nice 19 waited milliseconds for a core, inside the guest's downtime.
+    g.resume(cpuState).then(
+      async () => {
+        this.s.reports.resumedAt = nowUs();
+        this.s.log("destination guest running");
+        // Only now may the source learn it: until then it can still take the VM back.
+        this.dispatch({ kind: "guestResumed" });
+        await this.s.reports.startProgress(g);
+      },
+      async (e: unknown) => {
+        // The source resumes its own guest on our word: make sure ours cannot run first.
+        this.mem?.stopFaults();
+        g.close();
+        await g.exited;
+        this.dispatch({ kind: "resumeFailed", reason: `resuming the destination guest failed: ${messageOf(e)}` });
+      },
+    );
+  }
+
+  /** The source is gone: the engine's missing pages from the standby copy (dest-standby-fill.ts). */
+  private fillFromStandby(missing: Uint32Array): Promise<void> {
+    const log = (line: string): void => this.s.log(line);
+    return fillFromStandby({ dir: this.o.standbyDir as string, sessionId: this.s.id, layout: this.s.layout(), log, dispatch: (ev) => this.dispatch(ev) }, missing);
+  }
+}

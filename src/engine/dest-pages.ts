@@ -10,6 +10,7 @@
  */
 import { Bitmap, runEndIn } from "./bitmap.js";
 import type { PageBatch } from "./messages.js";
+import { EMPTY, PageWaits } from "./dest-waits.js";
 import type { DestinationMetrics } from "./metrics.js";
 import { addVcpuWait } from "./vcpu-waits.js";
 
@@ -23,8 +24,8 @@ export class DestinationPages {
   readonly present: Bitmap;
   /** How each present page came (Origin), to keep the per-origin counts right when one is dropped. */
   private readonly origin: Uint8Array;
-  /** Pages requested and not yet installed, with the fault time of each waiting vCPU. */
-  private readonly waiting = new Map<number, { firstFaultAt: number; faultTimes: number[]; vcpus: number[] }>();
+  /** Pages requested and not yet installed, with the fault time of each waiting vCPU (dest-waits.ts: nothing allocated per fault). */
+  private readonly waiting = new PageWaits();
   private readonly vcpuIndex = new Map<number, number>();
   /** The keys of `waiting`, one bit each: most pages received have no waiter, and a bit is cheaper to test than a map. */
   private readonly waitingPages: Bitmap;
@@ -42,9 +43,9 @@ export class DestinationPages {
     return this.present.count === this.pageCount;
   }
 
-  /** The pages vCPUs wait on, each requested once. */
-  waitedFor(): IterableIterator<number> {
-    return this.waiting.keys();
+  /** The pages vCPUs wait on, each requested once, in the order they were first faulted on. */
+  waitedFor(): number[] {
+    return this.waiting.pages();
   }
 
   /**
@@ -89,7 +90,7 @@ export class DestinationPages {
       }
       for (; i < j; i++) {
         const page = pages[i];
-        const waiter = waitingPages.has(page) ? this.waiting.get(page) : undefined;
+        const waiter = waitingPages.has(page) ? this.waiting.find(page) : EMPTY;
         if (running && present.has(page)) {
           if (kept === null) kept = Array.from({ length: i }, (_, k) => k);
           continue;
@@ -101,19 +102,20 @@ export class DestinationPages {
         else if (before === Origin.Background) background--;
         else if (before === Origin.Precopy) precopy--;
         present.set(page);
-        if (waiter) {
+        if (waiter !== EMPTY) {
           origins[page] = Origin.Demand;
           demand++;
-          this.waiting.delete(page);
           waitingPages.clear(page);
           // The driver may say when the page was installed (the fault lane's native install, before this turn).
           const at = batch.installedAt ?? now;
-          this.metrics.faultLatenciesUs.push(Math.max(0, at - waiter.firstFaultAt));
-          for (let k = 0; k < waiter.faultTimes.length; k++) {
-            const us = Math.max(0, at - waiter.faultTimes[k]);
+          const waits = this.waiting;
+          this.metrics.faultLatenciesUs.push(Math.max(0, at - waits.firstFaultAt(waiter)));
+          for (let r = waits.firstWaiter(waiter); r !== EMPTY; r = waits.nextWaiter(r)) {
+            const us = Math.max(0, at - waits.waiterAt(r));
             this.metrics.blocktimeUs += us;
-            addVcpuWait(this.metrics.vcpuWaits, this.vcpuIndex, waiter.vcpus[k], us);
+            addVcpuWait(this.metrics.vcpuWaits, this.vcpuIndex, waits.waiterVcpu(r), us);
           }
+          waits.remove(waiter);
         } else if (running) {
           origins[page] = Origin.Background;
           background++;
@@ -138,13 +140,11 @@ export class DestinationPages {
   /** A vCPU faulted on a page (below the page count): all vCPUs waiting on one page share one request. */
   fault(page: number, vcpu: number, now: number): FaultOutcome {
     if (this.present.has(page)) return "present";
-    const w = this.waiting.get(page);
-    if (w) {
-      w.faultTimes.push(now);
-      w.vcpus.push(vcpu);
+    if (this.waitingPages.has(page)) {
+      this.waiting.join(this.waiting.find(page), vcpu, now);
       return "joined";
     }
-    this.waiting.set(page, { firstFaultAt: now, faultTimes: [now], vcpus: [vcpu] });
+    this.waiting.add(page, vcpu, now);
     this.waitingPages.set(page);
     return "request";
   }

@@ -43,55 +43,67 @@ export class LinearOrder implements BackgroundOrder {
   onFault(): void {}
 }
 
-interface Run {
-  next: number;
-  end: number;
-}
-
 /**
  * Pages just after recent faults first (most recent fault first), then linear.
  * A guest that faults at p tends to touch p+1, p+2... next, so pushing them
  * ahead turns future faults into pages that are already there.
+ *
+ * The recent faults' runs are a stack of at most `maxRuns` (the oldest falls
+ * out), kept in a ring of two typed arrays: every demand request adds one,
+ * and an object per request was garbage soon after.
  */
 export class NeighbourhoodOrder implements BackgroundOrder {
-  private readonly runs: Run[] = [];
+  /** Per run: the next page to look at and the end (exclusive); the stack's bottom at `base`, `depth` runs. */
+  private readonly runNext: Float64Array;
+  private readonly runEnd: Float64Array;
+  private base = 0;
+  private depth = 0;
   private readonly linear = new LinearOrder();
   runLength = 0;
   constructor(
     private readonly window: number,
     private readonly maxRuns = 8,
-  ) {}
+  ) {
+    this.runNext = new Float64Array(Math.max(1, maxRuns));
+    this.runEnd = new Float64Array(Math.max(1, maxRuns));
+  }
 
   onFault(page: number): void {
-    if (this.window === 0) return;
-    this.runs.push({ next: page + 1, end: page + 1 + this.window });
-    if (this.runs.length > this.maxRuns) this.runs.shift();
+    if (this.window === 0 || this.maxRuns < 1) return;
+    const cap = this.runNext.length;
+    if (this.depth === this.maxRuns) this.base = (this.base + 1) % cap;
+    else this.depth++;
+    const top = (this.base + this.depth - 1) % cap;
+    this.runNext[top] = page + 1;
+    this.runEnd[top] = page + 1 + this.window;
   }
 
   next(pending: Bitmap): number {
-    while (this.runs.length > 0) {
-      const run = this.runs[this.runs.length - 1];
-      const p = run.next < run.end ? pending.nextSet(run.next) : -1;
-      if (p >= 0 && p < run.end) {
-        run.next = p + 1;
+    while (this.depth > 0) {
+      const top = (this.base + this.depth - 1) % this.runNext.length;
+      const end = this.runEnd[top];
+      const p = this.runNext[top] < end ? pending.nextSet(this.runNext[top]) : -1;
+      if (p >= 0 && p < end) {
+        this.runNext[top] = p + 1;
         return p;
       }
-      this.runs.pop();
+      this.depth--;
     }
     return this.linear.next(pending);
   }
 
   nextRun(pending: Bitmap, max: number): number {
-    while (this.runs.length > 0) {
-      const run = this.runs[this.runs.length - 1];
-      const p = run.next < run.end ? pending.nextSet(run.next) : -1;
-      if (p >= 0 && p < run.end) {
+    while (this.depth > 0) {
+      const top = (this.base + this.depth - 1) % this.runNext.length;
+      const end = this.runEnd[top];
+      const p = this.runNext[top] < end ? pending.nextSet(this.runNext[top]) : -1;
+      if (p >= 0 && p < end) {
         // `next` stays in this run while its pages are pending and before its end.
-        this.runLength = pending.runFrom(p, Math.min(max, run.end - p));
-        run.next = p + this.runLength;
+        this.runLength = pending.runFrom(p, Math.min(max, end - p));
+        this.runNext[top] = p + this.runLength;
         return p;
       }
-      this.runs.pop();
+      this.depth--;
     }
     const p = this.linear.nextRun(pending, max);
     this.runLength = this.linear.runLength;

@@ -346,6 +346,8 @@ export class Simulation {
     if (dir === 0) {
       this.dest.handle({ kind: "message", msg, channel }, now);
       this.drive(1);
+      // Taken in and installed (the drive applied every action, and nothing in the simulated world keeps a message): its arrays may carry the next one.
+      if (msg.type === "pages" && this.finished === null) this.source.recycle(msg);
     } else {
       this.source.handle({ kind: "message", msg }, now);
       this.drive(0);

@@ -9,7 +9,7 @@
 import { HEADER_BYTES, PAGE_ENTRY_OVERHEAD } from "./codec.js";
 import type { SourceGuestPort } from "./events.js";
 import type { PageLedger } from "./ledger.js";
-import type { Channel, Message } from "./messages.js";
+import type { Channel, Message, PagesMsg } from "./messages.js";
 import type { SourceMetrics } from "./metrics.js";
 import type { Pacer } from "./pacer.js";
 
@@ -21,6 +21,8 @@ export type Batch<P> =
   | { kind: "none" };
 
 const NONE: Batch<never> = { kind: "none" };
+/** At most this many spare messages of each size are kept. */
+const MAX_SPARE = 64;
 
 /**
  * Where a background batch's pages come from, a run at a time (as
@@ -36,6 +38,14 @@ export class PageSender<P> {
   private readonly worstBatchBytes: number;
   private readonly requests: number[] = [];
   private readonly made: Extract<Batch<P>, { kind: "pages" }> = { kind: "pages", msg: { type: "pages", pages: new Uint32Array(0), data: [] }, pages: 0, bytes: 0 };
+  /**
+   * Pages messages a driver handed back once nothing holds them any more
+   * (`recycle`: the simulator, after the destination took them in), reused
+   * for the next batch (batchPages long) or demand reply (one page). A driver
+   * that never hands any back (the real back end) gets new ones every time.
+   */
+  private readonly spareBatches: PagesMsg<P>[] = [];
+  private readonly spareReplies: PagesMsg<P>[] = [];
 
   constructor(
     private readonly pageSize: number,
@@ -68,12 +78,31 @@ export class PageSender<P> {
         continue;
       }
       this.metrics.requestsServed++;
-      // Not Uint32Array.of: its iterator path costs about twice a plain one-slot array (one per demand fault).
-      const pages = new Uint32Array(1);
-      pages[0] = page;
-      return { type: "pages", pages, data: [this.take(page, channel)] };
+      const spare = this.spareReplies.pop();
+      if (spare === undefined) {
+        // Not Uint32Array.of: its iterator path costs about twice a plain one-slot array (one per demand fault).
+        const pages = new Uint32Array(1);
+        pages[0] = page;
+        return { type: "pages", pages, data: [this.take(page, channel)] };
+      }
+      spare.pages[0] = page;
+      spare.data[0] = this.take(page, channel);
+      return spare;
     }
     return null;
+  }
+
+  /**
+   * A pages message this sender made is free again: nothing (link, engine,
+   * guest) holds it or its arrays any more. Only a driver that owns a message
+   * to its end may say so; the next batch or reply may overwrite it.
+   */
+  recycle(msg: PagesMsg<P>): void {
+    const n = msg.pages.length;
+    if (msg.data.length !== n || msg.preinstalled !== undefined || msg.installedAt !== undefined) return;
+    // Bounded: about a lane window's worth of messages is in flight at once.
+    if (n === this.batchPages && this.spareBatches.length < MAX_SPARE) this.spareBatches.push(msg);
+    else if (n === 1 && this.spareReplies.length < MAX_SPARE) this.spareReplies.push(msg);
   }
 
   /**
@@ -87,9 +116,10 @@ export class PageSender<P> {
       const wait = this.pacer.delay(this.worstBatchBytes, now);
       if (wait > 0) return { kind: "paced", until: now + wait };
     }
-    // Filled in place: a full batch (the usual one) is the message's own array, not a copy of a scratch one.
-    let out = new Uint32Array(this.batchPages);
-    const data: (P | null)[] = [];
+    // Filled in place: a full batch (the usual one) is the message's own arrays, a spare message's when there is one.
+    const spare = this.spareBatches.pop();
+    let out = spare !== undefined ? spare.pages : new Uint32Array(this.batchPages);
+    let data: (P | null)[] = spare !== undefined ? spare.data : [];
     const guest = this.guest;
     let n = 0;
     let zero = 0;
@@ -102,10 +132,16 @@ export class PageSender<P> {
       for (let k = 0; k < count; k++) {
         const d = guest.readPage(first + k);
         if (d === null) zero++;
-        out[n++] = first + k;
-        data.push(d);
+        out[n] = first + k;
+        data[n++] = d;
       }
       resent += this.ledger.markSentRun(first, count);
+    }
+    if (n < this.batchPages && spare !== undefined) {
+      // A short batch (the stream's last): arrays of its own length, the spare kept for the next full one.
+      out = out.slice(0, n);
+      data = data.slice(0, n);
+      this.spareBatches.push(spare);
     }
     if (n === 0) return NONE;
     const m = this.metrics;
@@ -117,7 +153,7 @@ export class PageSender<P> {
     if (paced) this.pacer.spend(bytes, now);
     const made = this.made;
     if (n < out.length) out = out.slice(0, n);
-    made.msg = { type: "pages", pages: out, data };
+    made.msg = spare !== undefined && out === spare.pages ? spare : { type: "pages", pages: out, data };
     made.pages = n;
     made.bytes = bytes;
     return made;

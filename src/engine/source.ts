@@ -25,7 +25,7 @@
  */
 import { encodedSize } from "./codec.js";
 import { EndCause, type CommandResult, type SourceAction, type SourceGuestPort, type SourceInput } from "./events.js";
-import { ALL_CAPABILITIES, Capability, ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Channel, type Message } from "./messages.js";
+import { ALL_CAPABILITIES, Capability, ErrorCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type Channel, type Message, type PagesMsg } from "./messages.js";
 import type { MigrationOptions } from "./options.js";
 import { makeOrder, type BackgroundOrder } from "./order.js";
 import type { PageRuns } from "./page-sender.js";
@@ -164,6 +164,16 @@ export class Source<P> extends SourceCore<P> {
 
   pollTimeout(): number | null {
     return this.timers.next();
+  }
+
+  /**
+   * A pages message this engine sent is free again: the driver owned it to
+   * its end and nothing holds it or its arrays (the simulator, once the
+   * destination took it in). Its next messages may reuse it. Drivers that
+   * hand a message on (the real back end's senders) never call this.
+   */
+  recycle(msg: PagesMsg<P>): void {
+    this.sender.recycle(msg);
   }
 
   /** The next message for this lane, which has room for one; null when there is nothing to send on it now. */

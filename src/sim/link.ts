@@ -30,12 +30,28 @@ import { DEFAULT_SEGMENT_BYTES, type Direction, type LinkSpec } from "./link-spe
 
 export { DEFAULT_SEGMENT_BYTES, formatLink, parseLink, type Direction, type LinkSpec } from "./link-spec.js";
 
-export type LinkEvent<M> =
-  /** The bulk message on the wire ends at its planned time (a cut-in since moved it: the event comes again then). */
-  | { type: "tx"; dir: Direction; epoch: number }
-  /** An urgent message ends while its lane had refused one: the sender may pull again. */
-  | { type: "room"; dir: Direction; epoch: number }
-  | { type: "deliver"; dir: Direction; channel: Channel; msg: M; epoch: number };
+/**
+ * The link's own events. Once handed back to `onEvent` an event belongs to
+ * the link again, which reuses `tx` and `deliver` objects for later events:
+ * whoever schedules them must not keep them past that call.
+ */
+export type LinkEvent<M> = TxEvent | { type: "room"; dir: Direction; epoch: number } | DeliverEvent<M>;
+
+/** The bulk message on the wire ends at its planned time (a cut-in since moved it: the event comes again then). */
+interface TxEvent {
+  type: "tx";
+  dir: Direction;
+  epoch: number;
+}
+
+/** A message reaches the far side. */
+interface DeliverEvent<M> {
+  type: "deliver";
+  dir: Direction;
+  channel: Channel;
+  msg: M;
+  epoch: number;
+}
 
 export interface LinkHooks<M> {
   schedule(time: number, event: LinkEvent<M>): void;
@@ -151,6 +167,8 @@ class Lane<M> {
 }
 
 export const DEFAULT_WINDOW_BYTES = 256 * 1024;
+/** At most this many spare objects of each kind are kept. */
+const MAX_SPARE = 256;
 
 export class Link<M> {
   private readonly lanes: [Lane<M>, Lane<M>] = [new Lane<M>(), new Lane<M>()];
@@ -159,6 +177,14 @@ export class Link<M> {
   private readonly segment: number;
   private epoch = 0;
   private up = true;
+  /**
+   * Objects the link made and has back (events handled, bulk messages off
+   * the wire), reused so that a message costs no allocation here: a run
+   * moves millions of messages, and at most a window's worth is out at once.
+   */
+  private readonly spareQueued: Queued<M>[] = [];
+  private readonly spareTx: TxEvent[] = [];
+  private readonly spareDeliver: DeliverEvent<M>[] = [];
   /** Messages lost to outages (queued, on the wire, or sent while down). */
   lost = 0;
 
@@ -228,7 +254,16 @@ export class Link<M> {
       this.planUrgent(dir, lane, msg, bytes, occ, extraUs, now);
       return;
     }
-    lane.fifo.push({ channel, msg, bytes, occupancy: occ, extraUs });
+    const q = this.spareQueued.pop();
+    if (q === undefined) lane.fifo.push({ channel, msg, bytes, occupancy: occ, extraUs });
+    else {
+      q.channel = channel;
+      q.msg = msg;
+      q.bytes = bytes;
+      q.occupancy = occ;
+      q.extraUs = extraUs;
+      lane.fifo.push(q);
+    }
     if (lane.cur === null) this.begin(dir, lane, now);
   }
 
@@ -265,7 +300,7 @@ export class Link<M> {
       lane.curStart = end;
       lane.curEnd = end + lane.curRemaining * upb;
     }
-    this.hooks.schedule(end + this.spec.latencyUs + extraUs, { type: "deliver", dir, channel: "urgent", msg, epoch: this.epoch });
+    this.hooks.schedule(end + this.spec.latencyUs + extraUs, this.deliverEvent(dir, "urgent", msg));
   }
 
   /** The next bulk message goes on the wire: now, or after the urgent ones planned. */
@@ -277,7 +312,32 @@ export class Link<M> {
     lane.curStart = start;
     lane.curRemaining = q.occupancy;
     lane.curEnd = start + q.occupancy * this.usPerByte;
-    this.hooks.schedule(lane.curEnd, { type: "tx", dir, epoch: this.epoch });
+    const tx = this.spareTx.pop();
+    if (tx === undefined) this.hooks.schedule(lane.curEnd, { type: "tx", dir, epoch: this.epoch });
+    else {
+      tx.dir = dir;
+      tx.epoch = this.epoch;
+      this.hooks.schedule(lane.curEnd, tx);
+    }
+  }
+
+  private deliverEvent(dir: Direction, channel: Channel, msg: M): DeliverEvent<M> {
+    const ev = this.spareDeliver.pop();
+    if (ev === undefined) return { type: "deliver", dir, channel, msg, epoch: this.epoch };
+    ev.dir = dir;
+    ev.channel = channel;
+    ev.msg = msg;
+    ev.epoch = this.epoch;
+    return ev;
+  }
+
+  /** An event handled for good (not scheduled again): the link may reuse it. */
+  private release(ev: LinkEvent<M>): void {
+    if (ev.type === "tx") {
+      if (this.spareTx.length < MAX_SPARE) this.spareTx.push(ev);
+    } else if (ev.type === "deliver") {
+      if (this.spareDeliver.length < MAX_SPARE) this.spareDeliver.push(ev);
+    }
   }
 
   /** Counts the urgent messages that have left the wire by `now` as sent. */
@@ -291,12 +351,13 @@ export class Link<M> {
   }
 
   onEvent(ev: LinkEvent<M>, now: number): void {
-    if (ev.epoch !== this.epoch) return; // lost in an outage
+    if (ev.epoch !== this.epoch) return this.release(ev); // lost in an outage
     const lane = this.lanes[ev.dir];
     if (ev.type === "deliver") {
       lane.inFlight--;
       this.hooks.delivered(ev.dir, ev.channel, ev.msg, now);
-      return;
+      // After the hook: what it sent meanwhile took other objects.
+      return this.release(ev);
     }
     if (ev.type === "room") {
       lane.roomPending = false;
@@ -305,18 +366,21 @@ export class Link<M> {
       return;
     }
     const done = lane.cur;
-    if (done === null) return;
+    if (done === null) return this.release(ev);
     if (lane.curEnd > now) {
       this.hooks.schedule(lane.curEnd, ev); // cut into since: it ends later
       return;
     }
+    const dir = ev.dir;
+    this.release(ev);
     this.count(lane, now);
     lane.cur = null;
     lane.bytes[done.channel] += done.bytes;
     lane.inWindow[done.channel] -= done.bytes;
-    this.hooks.schedule(now + this.spec.latencyUs + done.extraUs, { type: "deliver", dir: ev.dir, channel: done.channel, msg: done.msg, epoch: this.epoch });
-    this.hooks.transmitted(ev.dir, done.channel, now);
-    if (lane.cur === null) this.begin(ev.dir, lane, now);
+    this.hooks.schedule(now + this.spec.latencyUs + done.extraUs, this.deliverEvent(dir, done.channel, done.msg));
+    if (this.spareQueued.length < MAX_SPARE) this.spareQueued.push(done);
+    this.hooks.transmitted(dir, done.channel, now);
+    if (lane.cur === null) this.begin(dir, lane, now);
   }
 
   /** The link breaks at `now`: everything queued or travelling is lost. */

@@ -342,10 +342,18 @@ export class Simulation {
     }
   }
 
+  private readonly messageInput: { kind: "message"; msg: Msg; channel: Channel } = { kind: "message", msg: { type: "resumed" }, channel: "bulk" };
+
   private onDelivered(dir: Direction, channel: Channel, msg: Msg, now: number): void {
     if (dir === 0) {
-      this.dest.handle({ kind: "message", msg, channel }, now);
+      // One input object for every delivery: the engine reads it during `handle` and keeps nothing of it.
+      const input = this.messageInput;
+      input.msg = msg;
+      input.channel = channel;
+      this.dest.handle(input, now);
       this.drive(1);
+      // Taken in and installed (the drive applied every action, and nothing in the simulated world keeps a message): its arrays may carry the next one.
+      if (msg.type === "pages" && this.finished === null) this.source.recycle(msg);
     } else {
       this.source.handle({ kind: "message", msg }, now);
       this.drive(0);

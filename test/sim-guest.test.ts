@@ -49,6 +49,41 @@ describe("simulated guest", () => {
     expect(src.collectDirty()).toEqual(new Uint32Array(0));
   });
 
+  it("the source loop with and without a progress recorder performs the same accesses, and its dirty list grows past its first size", () => {
+    // 2^17 pages written once each in a round: twice the dirty list's first 2^16 entries.
+    const w = parseWorkload({
+      ppsim_workload: 1,
+      name: "big",
+      memory: (1 << 17) * 4096,
+      vcpus: 2,
+      zero_share: 0,
+      phases: [
+        { steps: 1 << 17, compute_ns: 10, write_share: 1, pattern: { kind: "sequential", stride: 1 } },
+        { steps: 5000, compute_ns: 20, write_share: 0.3, pattern: { kind: "uniform" } },
+      ],
+    });
+    const run = (record: boolean) => {
+      const { src, shared } = pair(w);
+      src.boot(0);
+      src.collectDirty();
+      if (record) shared.progress.start(0);
+      const before = src.memory.slice();
+      for (let t = 1; t <= 8000; t += 997) src.runUntil(t);
+      const dirty = [...src.collectDirty()];
+      return { src, shared, before, dirty };
+    };
+    const plain = run(false);
+    const recorded = run(true);
+    expect(plain.dirty.length).toBeGreaterThan(1 << 16);
+    expect(new Set(plain.dirty).size).toBe(plain.dirty.length);
+    const changed = [...plain.src.memory.keys()].filter((p) => plain.src.memory[p] !== plain.before[p]);
+    expect([...plain.dirty].sort((a, b) => a - b)).toEqual(changed);
+    expect(recorded.dirty).toEqual(plain.dirty);
+    expect(recorded.src.memory).toEqual(plain.src.memory);
+    expect(recorded.shared.accesses).toBe(plain.shared.accesses);
+    expect(recorded.shared.workUs).toBe(plain.shared.workUs);
+  });
+
   it("a vCPU takes compute_ns plus the access per step, and throttling slows it", () => {
     const w = workload(1, 0);
     const { src, shared } = pair(w);

@@ -143,6 +143,7 @@ export class Guest {
     const mirror = this.mirror;
     const dirtyBits = this.tracking ? this.dirtyBits : null;
     let dirtyList = this.dirtyList as Uint32Array;
+    let dirtyCount = this.dirtyCount;
     const scale = this.scale;
     let version = shared.lastVersion;
     let work = 0;
@@ -163,6 +164,30 @@ export class Guest {
       let slotHi = -Infinity;
       let slot = 0;
       let creditedAt = -Infinity;
+      if (present === null && slots === null) {
+        // The source's loop when no recorder is on (every pre-copy round): nothing can stall and
+        // nothing is credited per slot, so the per-access work is the draw, the write and its dirty bit.
+        while (at <= t) {
+          const p = gen.next();
+          if (gen.isWrite) {
+            mem[p] = ++version;
+            if (mirror !== null) mirror[p] = version;
+            if (dirtyBits !== null) {
+              const word = dirtyBits[p >>> 5];
+              const bit = 1 << (p & 31);
+              if ((word & bit) === 0) {
+                dirtyBits[p >>> 5] = word | bit;
+                if (dirtyCount === dirtyList.length) dirtyList = this.growDirtyList();
+                dirtyList[dirtyCount++] = p;
+              }
+            }
+          }
+          work += stepUs;
+          accesses++;
+          stepUs = gen.computeNs * 1e-3 + ACCESS_US;
+          at += stepUs * scale;
+        }
+      }
       while (at <= t) {
         const p = gen.next();
         if (present !== null && (present[p >>> 5] & (1 << (p & 31))) === 0) {
@@ -174,8 +199,8 @@ export class Guest {
           if (mirror !== null) mirror[p] = version;
           if (dirtyBits !== null && (dirtyBits[p >>> 5] & (1 << (p & 31))) === 0) {
             dirtyBits[p >>> 5] |= 1 << (p & 31);
-            if (this.dirtyCount === dirtyList.length) dirtyList = this.growDirtyList();
-            dirtyList[this.dirtyCount++] = p;
+            if (dirtyCount === dirtyList.length) dirtyList = this.growDirtyList();
+            dirtyList[dirtyCount++] = p;
           }
         }
         work += stepUs;
@@ -198,6 +223,7 @@ export class Guest {
       if (this.stalled[v] === 0 && at < earliest) earliest = at;
     }
     this.earliest = earliest;
+    this.dirtyCount = dirtyCount;
     shared.lastVersion = version;
     shared.workUs += work;
     shared.accesses += accesses;

@@ -19,6 +19,7 @@ import { DestinationMemory } from "./dest-memory.js";
 import { messageOf } from "./errors.js";
 import { migrationPageSize } from "./huge-reserve.js";
 import { GuestProcess } from "./guest-process.js";
+import { raiseForSwitchover } from "./loop-priority.js";
 import { constants } from "./native.js";
 import { parseSessionInfo, type SessionInfo } from "./plan.js";
 import type { DestReport } from "./report-msg.js";
@@ -69,6 +70,8 @@ export class DestSession {
   private guest: GuestProcess | null = null;
   private mem: DestinationMemory | null = null;
   private queued: [Message<Uint8Array>, Channel][] | null = null;
+  /** Ends this session's SCHED_RR window on the loop, if open (PPSIM_SWITCHOVER_RR, loop-priority.ts). */
+  private closeWindow: () => void = () => {};
   private readonly reports: DestReports;
   private readonly engineTimer = new DeadlineTimer((now) => {
     this.engine?.handleTimeout(now);
@@ -296,6 +299,8 @@ export class DestSession {
       return this.dispatch({ kind: "message", msg: m, channel });
     }
     if (m.type !== "hello") return this.refuse(`expected a hello first, got ${m.type}`);
+    // PPSIM_SWITCHOVER_RR: this loop in SCHED_RR until its guest's RESUME is answered (loop-priority.ts).
+    this.closeWindow = raiseForSwitchover(this.o.log);
     this.queued = [];
     void this.setup(m).then(() => {
       const q = this.queued ?? [];
@@ -411,12 +416,14 @@ export class DestSession {
     g.resume(cpuState).then(
       async () => {
         this.reports.resumedAt = nowUs();
+        this.closeWindow();
         this.o.log(`${this.tag}: destination guest running`);
         // Only now may the source learn it: until then it can still take the VM back.
         this.dispatch({ kind: "guestResumed" });
         await this.reports.startProgress(g);
       },
       async (e: unknown) => {
+        this.closeWindow();
         // The source resumes its own guest on our word: make sure ours cannot run first.
         this.mem?.stopFaults();
         g.close();
@@ -437,6 +444,7 @@ export class DestSession {
   finish(end: SessionEnd): void {
     if (this.ended) return;
     this.ended = true;
+    this.closeWindow();
     this.reports.stop();
     this.engineTimer.clear();
     const traced = this.trace?.finish();

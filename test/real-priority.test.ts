@@ -7,6 +7,7 @@
  * Checked in a child process, so this test runner's own loop keeps its class.
  */
 import { execFileSync } from "node:child_process";
+import { readdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { GuestProcess } from "../src/real/guest-process.js";
 import { constants } from "../src/real/native.js";
@@ -73,6 +74,65 @@ describe("real-time class for the fault's way", () => {
       expect(vcpus).toEqual([0, 0]);
       if (mayRealtime()) expect(control).toEqual({ policy: SCHED_RR, resetOnFork: true, priority: 1 });
       else expect(control.policy).toBe(0);
+    } finally {
+      await g.quit();
+    }
+  });
+
+  it("PPSIM_SWITCHOVER_RR: a window puts the loop in SCHED_RR and its closer (the last of nested ones) takes it back; off by default", () => {
+    const mod = new URL("../dist/src/real/loop-priority.js", import.meta.url).href;
+    const script = `
+      import(${JSON.stringify(mod)}).then((m) => {
+        const a = m.raiseForSwitchover(); const inA = m.schedPolicy(0);
+        const b = m.raiseForSwitchover(); a(); a(); const inB = m.schedPolicy(0);
+        b(); const after = m.schedPolicy(0);
+        process.stdout.write(JSON.stringify({ inA, inB, after }));
+      });`;
+    type P = { policy: number; resetOnFork: boolean; priority: number };
+    const run = (v: string | undefined): { inA: P; inB: P; after: P } => {
+      const env = { ...process.env };
+      delete env.PPSIM_LOOP_RR;
+      if (v === undefined) delete env.PPSIM_SWITCHOVER_RR;
+      else env.PPSIM_SWITCHOVER_RR = v;
+      return JSON.parse(execFileSync(process.execPath, ["-e", script], { env }).toString()) as { inA: P; inB: P; after: P };
+    };
+    const on = run("3");
+    const rt = mayRealtime();
+    expect(on.inA.policy).toBe(rt ? SCHED_RR : 0);
+    expect(on.inB.policy).toBe(rt ? SCHED_RR : 0); // one closer of two: still open
+    if (rt) expect(on.inA.priority).toBe(3);
+    expect(on.after.policy).toBe(0);
+    for (const v of [undefined, "0"]) {
+      const off = run(v);
+      expect([off.inA.policy, off.inB.policy, off.after.policy]).toEqual([0, 0, 0]);
+    }
+  });
+
+  it("PPSIM_SWITCHOVER_RR: a destination guest's control thread and its waiting vCPUs are in SCHED_RR", async () => {
+    const config = [`mem_bytes ${64 * PS}`, `page_size ${PS}`, "vcpus 2", "seed 1", "zero_share 0.3", "phase steps=1000000 compute_ns=1000 write_share=0.5 pattern=uniform region_offset=0 region_size=1 stride=1 hot_share=0.1 hot_access=0.9 exponent=1.1"].join("\n") + "\n";
+    const before = process.env.PPSIM_SWITCHOVER_RR;
+    process.env.PPSIM_SWITCHOVER_RR = "1";
+    const g = await GuestProcess.spawn({ role: "destination", config, steps: 1_000_000 }).finally(() => {
+      if (before === undefined) delete process.env.PPSIM_SWITCHOVER_RR;
+      else process.env.PPSIM_SWITCHOVER_RR = before;
+    });
+    try {
+      const pid = g.layout.pid;
+      const others = () => readdirSync(`/proc/${pid}/task`).map(Number).filter((t) => t !== pid);
+      // The vCPU threads set their class as they start: wait (bounded by the test's timeout) for both.
+      let rr: number[] = [];
+      for (let i = 0; i < 1000 && (rr.length < 2 || !mayRealtime()); i++) {
+        rr = others().filter((t) => schedPolicy(t).policy === SCHED_RR);
+        if (rr.length >= 2 || !mayRealtime()) break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      if (mayRealtime()) {
+        expect(schedPolicy(pid).policy).toBe(SCHED_RR);
+        expect(rr.length).toBeGreaterThanOrEqual(2);
+      } else {
+        expect(schedPolicy(pid).policy).toBe(0);
+        expect(others().every((t) => schedPolicy(t).policy === 0)).toBe(true);
+      }
     } finally {
       await g.quit();
     }

@@ -24,7 +24,7 @@ using namespace guest;
 static int Usage(const char* msg) {
   fprintf(stderr,
           "ppsim-guest: %s\n"
-          "usage: ppsim-guest --role source|destination --config FILE --socket PATH [--steps N] [--minor] [--no-wp] [--vcpu-nice N] [--control-rr PRIO]\n",
+          "usage: ppsim-guest --role source|destination --config FILE --socket PATH [--steps N] [--minor] [--no-wp] [--vcpu-nice N] [--control-rr PRIO] [--vcpu-rr PRIO]\n",
           msg);
   return 2;
 }
@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   bool minor = false, wp = true;
   int vcpu_nice = 0;
   int control_rr = 0;
+  int vcpu_rr = 0;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     auto val = [&](const char* name) -> const char* {
@@ -67,6 +68,13 @@ int main(int argc, char** argv) {
       long n = strtol(s, &end, 10);
       if (errno || *end || n < 0 || n > 99) return Usage("--control-rr must be an integer in 0..99");
       control_rr = static_cast<int>(n);
+    } else if (a == "--vcpu-rr") {
+      const char* s = val("--vcpu-rr");
+      char* end;
+      errno = 0;
+      long n = strtol(s, &end, 10);
+      if (errno || *end || n < 0 || n > 99) return Usage("--vcpu-rr must be an integer in 0..99");
+      vcpu_rr = static_cast<int>(n);
     } else if (a == "--minor") minor = true;
     else if (a == "--no-wp") wp = false;
     else return Usage(("unknown argument " + a).c_str());
@@ -97,7 +105,9 @@ int main(int argc, char** argv) {
   // Built (its compute loop calibrated, ~20 ms) before the agent hears from
   // us: built after, a RESUME sent at once (a post-copy switchover right
   // after the handshake) waited for the calibration, inside the downtime.
-  Machine m(cfg, ram.base, steps, role == Role::Destination, vcpu_nice);
+  // --vcpu-rr: a destination's vCPU threads wait for RESUME in SCHED_RR and leave it after
+  // their first step (vcpu.cc Run): that step ends the guest's downtime (PPSIM_SWITCHOVER_RR).
+  Machine m(cfg, ram.base, steps, role == Role::Destination, vcpu_nice, role == Role::Destination ? vcpu_rr : 0);
 
   // The control thread answers PAUSE and RESUME inside the downtime: in SCHED_RR
   // it gets a CPU at once however busy the host (src/real/loop-priority.ts).

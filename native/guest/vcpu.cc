@@ -1,5 +1,6 @@
 #include "vcpu.h"
 
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
@@ -54,9 +55,10 @@ void ProgressLog::Add(uint64_t since_origin_ns, uint64_t steps) {
   used = std::max<size_t>(used, i + 1);
 }
 
-Machine::Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool destination, int vcpu_nice)
+Machine::Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool destination, int vcpu_nice, int vcpu_rr)
     : cfg_(cfg),
       vcpu_nice_(vcpu_nice),
+      vcpu_rr_(vcpu_rr),
       base_(base),
       max_steps_(max_steps),
       tasks_(cfg.tasks),
@@ -308,7 +310,18 @@ void Machine::Run(size_t slot) {
   // first, a new vCPU waited milliseconds for a core on a loaded host before it ran at
   // all — the end of the downtime. One step at nice 0 is microseconds (or it sleeps in
   // its first fault), then it gives way to the agents as before (docs/real.md).
-  bool lowered = vcpu_nice_ <= 0;
+  // --vcpu-rr: until that first step in SCHED_RR too, so that the wake-up on RESUME does not
+  // wait for a core behind nice-0 threads of other sessions (autogroups share the CPU before
+  // nice counts: loop-priority.ts). It only sleeps until then; one step is microseconds or a
+  // sleep in its first fault. sched_setscheduler(0) names the calling thread on Linux; best
+  // effort: without CAP_SYS_NICE it stays in SCHED_OTHER (rr_on false, nothing to undo).
+  bool rr_on = false;
+  if (vcpu_rr_ > 0) {
+    sched_param sp{};
+    sp.sched_priority = vcpu_rr_;
+    rr_on = sched_setscheduler(0, SCHED_RR | SCHED_RESET_ON_FORK, &sp) == 0;
+  }
+  bool lowered = vcpu_nice_ <= 0 && !rr_on;
   if (lowered) slot_tids_[slot].store(static_cast<uint32_t>(tid), std::memory_order_release);
   {
     // Until RUN / RESUME (Start): its state may still be loaded, and the log's origin is not set.
@@ -370,8 +383,14 @@ void Machine::Run(size_t slot) {
     }
     Access(slot, s, p, write);
     if (!lowered) {
+      if (rr_on) {
+        // Back to the normal class (priority 0 is the only one SCHED_OTHER takes); its nice is kept.
+        sched_param sp{};
+        (void)sched_setscheduler(0, SCHED_OTHER, &sp);
+        rr_on = false;
+      }
       // PRIO_PROCESS with a thread id sets that thread's nice on Linux; best effort.
-      (void)setpriority(PRIO_PROCESS, static_cast<id_t>(tid), vcpu_nice_);
+      if (vcpu_nice_ > 0) (void)setpriority(PRIO_PROCESS, static_cast<id_t>(tid), vcpu_nice_);
       // After its own renice: a PAUSE that raises it from here on is not undone by it. Before
       // its first step counts: whoever sees a step done finds the thread lowered and known.
       slot_tids_[slot].store(static_cast<uint32_t>(tid), std::memory_order_release);

@@ -43,7 +43,7 @@ class Machine {
   // `destination`: pages may be missing (the async-fault probe applies).
   // vcpu_nice: each vCPU thread lowers its own priority to it as it starts (0: leave it),
   // is raised back to nice 0 for a PAUSE and lowered again on RESUME (SetSlotsNice).
-  Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool destination, int vcpu_nice = 0);
+  Machine(const Config& cfg, uint8_t* base, uint64_t max_steps, bool destination, int vcpu_nice = 0, int vcpu_rr = 0);
   ~Machine();
 
   bool Start(std::string& err);                // RUN (from the current states): wakes the task threads the constructor made
@@ -99,6 +99,7 @@ class Machine {
 
   const Config& cfg_;
   int vcpu_nice_;
+  int vcpu_rr_;  // > 0: SCHED_RR at this priority until the thread's first step
   uint8_t* base_;
   uint64_t max_steps_;
   size_t tasks_;

@@ -30,6 +30,17 @@ Napi::Value SchedRealtimeThisThread(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// schedNormalThisThread(): the calling thread back to SCHED_OTHER (its nice
+// value is kept; priority 0 is the only one SCHED_OTHER takes), keeping
+// reset-on-fork. Ends a real-time window (PPSIM_SWITCHOVER_RR).
+Napi::Value SchedNormalThisThread(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  sched_param p{};
+  if (sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &p) != 0)
+    ThrowErrno(env, errno, "sched_setscheduler(this thread, SCHED_OTHER|SCHED_RESET_ON_FORK, 0)");
+  return env.Undefined();
+}
+
 // schedPolicy(tid): { policy, resetOnFork, priority } of a thread of any
 // process (0: the calling thread); policy is the SCHED_* number.
 Napi::Value SchedPolicy(const Napi::CallbackInfo& info) {
@@ -51,6 +62,7 @@ Napi::Value SchedPolicy(const Napi::CallbackInfo& info) {
 
 void InitSched(Napi::Env env, Napi::Object exports) {
   exports.Set("schedRealtimeThisThread", Napi::Function::New(env, SchedRealtimeThisThread));
+  exports.Set("schedNormalThisThread", Napi::Function::New(env, SchedNormalThisThread));
   exports.Set("schedPolicy", Napi::Function::New(env, SchedPolicy));
 }
 

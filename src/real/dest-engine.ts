@@ -48,6 +48,8 @@ export interface DestEngineLinks {
   readonly trace: DestFaultTrace | null;
   finish(end: SessionEnd): void;
   refuse(reason: string, code?: number): void;
+  /** The guest's RESUME was answered (or failed): the session's SCHED_RR window ends (PPSIM_SWITCHOVER_RR). */
+  endSwitchoverWindow(): void;
 }
 
 export type DestEngineOptions = Pick<SessionOptions, "reconnectWaitMs" | "standbyDir" | "install">;
@@ -193,12 +195,14 @@ export class DestEngine {
     g.resume(cpuState).then(
       async () => {
         this.s.reports.resumedAt = nowUs();
+        this.s.endSwitchoverWindow();
         this.s.log("destination guest running");
         // Only now may the source learn it: until then it can still take the VM back.
         this.dispatch({ kind: "guestResumed" });
         await this.s.reports.startProgress(g);
       },
       async (e: unknown) => {
+        this.s.endSwitchoverWindow();
         // The source resumes its own guest on our word: make sure ours cannot run first.
         this.mem?.stopFaults();
         g.close();

@@ -24,6 +24,7 @@ import { DEFAULT_STALL_MS, FramedSocket, type Accepted, type FramedHandlers } fr
 import { DestFaultTrace, faultTraceDir } from "./fault-trace.js";
 import { BookingQueue } from "./dest-booking.js";
 import { DestLaneSlot } from "./dest-lane-slot.js";
+import { raiseForSwitchover } from "./loop-priority.js";
 import { nowUs } from "./clock.js";
 
 /** A connection of the session: Node's (urgent, and bulk with TLS) or the native data plane's (bulk over plain TCP). */
@@ -62,6 +63,8 @@ export class DestSession {
   /** The engine, the guest and its memory (dest-engine.ts). */
   private readonly eng: DestEngine;
   private queued: [Message<Uint8Array>, Channel][] | null = null;
+  /** Ends this session's SCHED_RR window on the loop, if open (PPSIM_SWITCHOVER_RR, loop-priority.ts). */
+  private closeWindow: () => void = () => {};
   private readonly reports: DestReports;
   private ended = false;
   /** PPSIM_FAULT_TRACE: each fault's stamps (fault-trace.ts); null when off. */
@@ -109,6 +112,7 @@ export class DestSession {
         trace: this.trace,
         finish: (end) => this.finish(end),
         refuse: (reason, code) => this.refuse(reason, code),
+        endSwitchoverWindow: () => this.closeWindow(),
       },
       o,
     );
@@ -303,6 +307,8 @@ export class DestSession {
       return this.dispatch({ kind: "message", msg: m, channel });
     }
     if (m.type !== "hello") return this.refuse(`expected a hello first, got ${m.type}`);
+    // PPSIM_SWITCHOVER_RR: this loop in SCHED_RR until its guest's RESUME is answered (loop-priority.ts).
+    this.closeWindow = raiseForSwitchover(this.o.log);
     this.queued = [];
     void this.setup(m).then(() => {
       const q = this.queued ?? [];
@@ -334,6 +340,7 @@ export class DestSession {
   finish(end: SessionEnd): void {
     if (this.ended) return;
     this.ended = true;
+    this.closeWindow();
     this.reports.stop();
     this.eng.clearTimer();
     const traced = this.trace?.finish();

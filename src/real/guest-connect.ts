@@ -4,7 +4,7 @@
  * (SCM_RIGHTS) — checking that the peer is the process we spawned. What the
  * agent does with a connected guest is GuestProcess's (guest-process.ts).
  */
-import { loopRealtimePriority } from "./loop-priority.js";
+import { controlRealtimePriority, switchoverRealtimePriority } from "./loop-priority.js";
 import { vcpuNice } from "./guest-spawn.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -92,8 +92,10 @@ export async function connectGuest(opts: GuestSpawnOptions): Promise<ConnectedGu
   if (opts.noWp === true) args.push("--no-wp");
   // The vCPU threads lower their own priority as they start (src/real/guest-spawn.ts says why).
   if (vcpuNice() !== 0) args.push("--vcpu-nice", String(vcpuNice()));
-  // PPSIM_LOOP_RR: its control thread answers PAUSE and RESUME inside the downtime, in SCHED_RR as the agents' loops (loop-priority.ts).
-  if (loopRealtimePriority() > 0) args.push("--control-rr", String(loopRealtimePriority()));
+  // PPSIM_LOOP_RR / PPSIM_SWITCHOVER_RR: its control thread answers PAUSE and RESUME inside the downtime, in SCHED_RR (loop-priority.ts).
+  if (controlRealtimePriority() > 0) args.push("--control-rr", String(controlRealtimePriority()));
+  // PPSIM_SWITCHOVER_RR: a destination's vCPUs in SCHED_RR until their first step, the downtime's end.
+  if (switchoverRealtimePriority() > 0 && opts.role === "destination") args.push("--vcpu-rr", String(switchoverRealtimePriority()));
   const child = spawn(exe, args, { stdio: ["ignore", "ignore", "pipe"] });
   const stderr = { text: "" };
   child.stderr?.setEncoding("utf8");

@@ -32,6 +32,7 @@ export const DEFAULT_LOOP_RR = 0;
 
 interface RawSched {
   schedRealtimeThisThread(priority: number): void;
+  schedNormalThisThread(): void;
   schedPolicy(tid: number): { policy: number; resetOnFork: boolean; priority: number };
 }
 
@@ -70,4 +71,64 @@ export function raiseLoopPriority(log?: (line: string) => void): { priority: num
     log?.(`event loop left in the normal scheduling class (SCHED_RR needs CAP_SYS_NICE or RLIMIT_RTPRIO): ${error}`);
   }
   return applied;
+}
+
+/**
+ * Opt-in (PPSIM_SWITCHOVER_RR=N, 1 … 99): SCHED_RR for the switchover's
+ * window only (issue 9, downtime ≤ 2 ms). The loops in SCHED_RR throughout
+ * (PPSIM_LOOP_RR) made post-copy 40–70 % slower, the loops preempting the
+ * bulk threads; the downtime's legs are each one thread's wake-up, so here
+ * only the threads on that path are raised, and only while it lasts: the
+ * source's loop from the pause until the switchover frame is handed to the
+ * link, the destination's loop from the hello until its guest's RESUME is
+ * answered (in post-copy it has nothing else to do then), both guests'
+ * control threads (idle but for PAUSE / RESUME; --control-rr), and the
+ * destination's vCPU threads until their first step (--vcpu-rr).
+ * PPSIM_LOOP_RR, if set, wins: the loop is in SCHED_RR already and stays.
+ */
+export function switchoverRealtimePriority(): number {
+  const v = process.env.PPSIM_SWITCHOVER_RR;
+  if (v === undefined || v === "") return 0;
+  const n = Number(v);
+  return Number.isInteger(n) && n >= 0 && n <= 99 ? n : 0;
+}
+
+/** The guests' control threads' SCHED_RR priority (0: left alone): either option asks for it. */
+export function controlRealtimePriority(): number {
+  return Math.max(loopRealtimePriority(), switchoverRealtimePriority());
+}
+
+let windows = 0; // open windows in this process (a destination agent may hold several sessions)
+let windowError: string | null = null;
+
+/**
+ * Opens a window (the calling thread: the main one) in SCHED_RR at
+ * switchoverRealtimePriority(). Returns the closer, idempotent; a no-op when
+ * the option is off or the loop is in SCHED_RR for good. EPERM: logged once, left alone.
+ */
+export function raiseForSwitchover(log?: (line: string) => void): () => void {
+  const want = switchoverRealtimePriority();
+  if (want === 0 || loopRealtimePriority() > 0 || windowError !== null) return () => {};
+  if (windows === 0) {
+    try {
+      loadAddon<RawSched>().schedRealtimeThisThread(want);
+    } catch (e) {
+      windowError = e instanceof Error ? e.message : String(e);
+      log?.(`switchover window left in the normal scheduling class (SCHED_RR needs CAP_SYS_NICE or RLIMIT_RTPRIO): ${windowError}`);
+      return () => {};
+    }
+  }
+  windows++;
+  let open = true;
+  return () => {
+    if (!open) return;
+    open = false;
+    if (--windows === 0) {
+      try {
+        loadAddon<RawSched>().schedNormalThisThread();
+      } catch (e) {
+        log?.(`could not leave the switchover window's SCHED_RR: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  };
 }

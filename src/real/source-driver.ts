@@ -20,6 +20,7 @@ import { Source } from "../engine/source.js";
 import { DeadlineTimer, nowUs } from "./clock.js";
 import { messageOf } from "./errors.js";
 import type { GuestProcess } from "./guest-process.js";
+import { raiseForSwitchover } from "./loop-priority.js";
 import { punchHole } from "./native.js";
 import { sanitize } from "./peer-text.js";
 import { parseDestReport, type FinalReport } from "./report-msg.js";
@@ -94,6 +95,8 @@ export class SourceDriver {
    * SWITCHOVER_HOLD_MS whatever the destination says.
    */
   private holdBulk = false;
+  /** Ends the switchover's SCHED_RR window on this loop, if one is open (loop-priority.ts). */
+  private closeWindow: () => void = () => {};
   private holdTimer: NodeJS.Timeout | undefined;
   private linkReason: string | null = null;
   private broken = false;
@@ -240,6 +243,8 @@ export class SourceDriver {
         if (msg.type === "switchover" && this.switchoverTimes.sentAt === null) this.switchoverTimes.sentAt = nowUs();
         if (msg.type === "switchover" && this.spreads && switchoverHoldWanted()) this.holdBulkUntilResumed();
         this.budget -= this.link.send(channel, this.withBytes(channel, msg), pageSize);
+        // The frame is the link's: this loop is off the switchover's path (PPSIM_SWITCHOVER_RR).
+        if (msg.type === "switchover") this.closeWindow();
         if (this.trace !== null && channel === "urgent" && msg.type === "pages") this.trace.replied(msg.pages);
         if (channel === "bulk" && msg.type === "pages" && this.engine.isCommitted) {
           const at = this.link.bulkPosition;
@@ -249,6 +254,9 @@ export class SourceDriver {
       },
       setTimer: (at) => this.timer.set(at),
       pauseGuest: () => {
+        // PPSIM_SWITCHOVER_RR: the PAUSE reply wakes this loop inside the downtime (loop-priority.ts).
+        this.closeWindow();
+        this.closeWindow = raiseForSwitchover(this.dopts.log);
         this.guest.pause().then(
           (cpuState) => {
             this.switchoverTimes.pausedAt = nowUs();
@@ -256,7 +264,10 @@ export class SourceDriver {
             this.switchoverTimes.engineUs = nowUs() - this.switchoverTimes.pausedAt;
             this.drive();
           },
-          (e: unknown) => this.finish("failed", `pausing the source guest failed: ${messageOf(e)}`),
+          (e: unknown) => {
+            this.closeWindow();
+            this.finish("failed", `pausing the source guest failed: ${messageOf(e)}`);
+          },
         );
       },
       resumeGuest: () => void this.guest.resume().catch((e: unknown) => this.dopts.log(`resuming the source guest failed: ${messageOf(e)}`)),
@@ -341,6 +352,7 @@ export class SourceDriver {
 
   private finish(outcome: DriverEnd["outcome"], rawReason: string): void {
     if (this.end !== null) return;
+    this.closeWindow();
     clearTimeout(this.holdTimer);
     // The reason may quote the destination's own words: no control characters reach a log, the TUI or the report.
     const reason = sanitize(rawReason, 4096);

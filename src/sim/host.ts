@@ -104,6 +104,13 @@ export const DEFAULT_HOST: HostProfile = {
   pause_reply_us: 128.8,
   switchover_hop_us: 147,
   first_step_us: 174.5,
+  // The stream's cost per install call (host-runs.ts): calibrate-runs.ts's fit, median of three (16384-page streams in
+  // runs of 1, 2, 4, 16), 2026-12-02 12:55:09–12:55:27 UTC, load 5.4–7.4 (noisy: each fit's spread in docs/host-profile.md).
+  // Data runs once the guest runs: no per-call part resolved (two of three fits 0). Not shipped: the pair before the
+  // guest runs (pwritev; fits 9290 and 7790 ns), which over-predicted the stored pre-copy runs (idle 256 MiB −11 % →
+  // +72 %, docs/host-profile.md): pre-copy keeps its per-page charge.
+  stream_ns_per_run_running: 0,
+  stream_ns_per_zero_run_running: 5631,
 };
 
 const NUMBER_KEYS = [

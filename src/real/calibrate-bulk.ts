@@ -102,15 +102,30 @@ export interface StreamShape {
    * threads at the data plane's post-switchover nice (dataplane.ts), as the agents lower them.
    */
   running?: boolean;
+  /**
+   * The frames' entries in runs of this many consecutive pages (1, 2, 4, 8 or 16), one page left out
+   * between runs, so that the receiver makes one install call per run (native/src/page_install.cc);
+   * default 16: every frame one run.
+   */
+  runPages?: number;
+}
+
+/** The page the i-th entry of a stream in runs of `run` pages names: runs of `run`, a one-page gap after each (none for 16: a frame is a run). */
+export function runPage(i: number, run: number): number {
+  return run >= RUN ? i : Math.floor(i / run) * (run + 1) + (i % run);
 }
 
 /** One native stream of `pages` pages over loopback, with demand faults beside it when `faults`. */
 export async function bulkStream(pages: number, faults: boolean, shape: StreamShape = {}): Promise<BulkFigures> {
   const C = constants();
   const PS = C.PAGE_SIZE;
-  const bytes = pages * PS;
   const holes = shape.holes === true;
   const running = shape.running === true;
+  const run = shape.runPages ?? RUN;
+  if (![1, 2, 4, 8, 16].includes(run) || pages % RUN !== 0) throw new RangeError(`calibrate: runs of 1, 2, 4, 8 or 16 pages, whole frames (got runs of ${run}, ${pages} pages)`);
+  // The memory the entries span: with gaps between runs, more pages than are sent.
+  const span = runPage(pages - 1, run) + 1;
+  const bytes = span * PS;
   const nice = running ? bulkThreadNice() : 0;
   const src = memfdCreate("ppsim-calibrate-bulk-src", bytes);
   const dst = memfdCreate("ppsim-calibrate-bulk-dst", bytes);
@@ -118,7 +133,7 @@ export async function bulkStream(pages: number, faults: boolean, shape: StreamSh
   const map = running ? mapShared(dst, bytes) : null;
   const uffd = running ? uffdCreate() : -1;
   const chunk = Buffer.alloc(RUN * PS);
-  if (!holes) for (let o = 0; o < bytes; o += chunk.length) pwrite(src, o, chunk.fill((o / chunk.length) % 251 | 1));
+  if (!holes) for (let o = 0; o < bytes; o += chunk.length) pwrite(src, o, chunk.fill((o / chunk.length) % 251 | 1).subarray(0, Math.min(chunk.length, bytes - o)));
   const { client, peer, close } = await loopbackPair();
   try {
     if (map !== null) {
@@ -128,7 +143,7 @@ export async function bulkStream(pages: number, faults: boolean, shape: StreamSh
     setSendBuffer(plainSocketFd(client), BULK_KERNEL_QUEUE_BYTES / 2);
     if (!stopNodeReading(peer)) throw new Error("calibrate: Node already read from the receiving socket");
     const limits = new Uint32Array(12);
-    for (let t = 1; t < 12; t++) limits[t] = maxPayloadBytes(t, { pageSize: PS, pageCount: pages });
+    for (let t = 1; t < 12; t++) limits[t] = maxPayloadBytes(t, { pageSize: PS, pageCount: span });
     let done: () => void = () => undefined;
     const finished = new Promise<void>((r) => (done = r));
     let received = 0;
@@ -142,9 +157,9 @@ export async function bulkStream(pages: number, faults: boolean, shape: StreamSh
       nice,
     );
     // Before "running" the receiver pwrites into the memfd, as the destination does until its guest runs.
-    if (map === null) receiver.setTarget(dst, dst, 0n, PS, pages);
+    if (map === null) receiver.setTarget(dst, dst, 0n, PS, span);
     else {
-      receiver.setTarget(dst, uffd, map.address, PS, pages);
+      receiver.setTarget(dst, uffd, map.address, PS, span);
       receiver.setRunning();
     }
     receiver.start(new Uint8Array(0));
@@ -153,7 +168,7 @@ export async function bulkStream(pages: number, faults: boolean, shape: StreamSh
       plainSocketFd(client),
       src,
       PS,
-      pages,
+      span,
       NATIVE_QUEUE_BYTES / 2,
       (e) => {
         if (e.kind === "room") room();
@@ -166,7 +181,7 @@ export async function bulkStream(pages: number, faults: boolean, shape: StreamSh
     const t0 = process.hrtime.bigint();
     for (let p = 0; p < pages; p += RUN) {
       while (sender.queued >= NATIVE_QUEUE_BYTES) await new Promise<void>((r) => (room = r));
-      sender.pages(Uint32Array.from({ length: RUN }, (_, i) => p + i), zero);
+      sender.pages(Uint32Array.from({ length: RUN }, (_, i) => runPage(p + i, run)), zero);
     }
     await finished;
     const wallNs = Number(process.hrtime.bigint() - t0);

@@ -23,7 +23,9 @@
  *   step after RUN): calibrate-switchover.ts;
  * - the cores as a migration finds them (the native stream's CPU, the
  *   engines' work, the cores available, a nice-19 vCPU's share and the
- *   urgent round trip while the stream runs): calibrate-cpu.ts.
+ *   urgent round trip while the stream runs): calibrate-cpu.ts;
+ * - the stream's cost per install call (runs of 1, 2, 4 and 16 pages, fitted
+ *   per call + per page): calibrate-runs.ts.
  */
 import { availableParallelism, cpus, release } from "node:os";
 import { encodeMessage } from "../engine/codec.js";
@@ -36,6 +38,7 @@ import { toGuestConfig } from "../workload/guest-config.js";
 import { parseWorkload } from "../workload/parse.js";
 import { faultLoop, loopbackPair } from "./calibrate-bulk.js";
 import { coresAvailable, enginePerPageNs, streaming } from "./calibrate-cpu.js";
+import { runCosts } from "./calibrate-runs.js";
 import { guestLegs, switchoverHop } from "./calibrate-switchover.js";
 import { GuestProcess } from "./guest-process.js";
 import { startingVcpus } from "./guest-spawn.js";
@@ -242,6 +245,10 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     engine_ns_per_page: [],
     guest_share_streaming: [],
     urgent_extra_us: [],
+    stream_ns_per_run: [],
+    stream_ns_per_zero_run: [],
+    stream_ns_per_run_running: [],
+    stream_ns_per_zero_run_running: [],
   };
   const cores = availableParallelism();
   for (let i = 0; i < reps; i++) {
@@ -257,6 +264,12 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     runs.guest_share_streaming.push(st.guestShare);
     runs.urgent_extra_us.push(st.urgentExtraUs);
     if (o.cpuOnly === true) continue;
+    const rc = await runCosts(pages);
+    runs.stream_ns_per_run.push(rc.data.perRunNs);
+    runs.stream_ns_per_zero_run.push(rc.zero.perRunNs);
+    runs.stream_ns_per_run_running.push(rc.dataRunning.perRunNs);
+    runs.stream_ns_per_zero_run_running.push(rc.zeroRunning.perRunNs);
+    log(`  runs of 1, 2, 4, 16 pages, ns a page: ${JSON.stringify(rc.points)}`);
     runs.send_ns_per_page.push(sendPerPage(pages, false));
     runs.send_ns_per_zero_page.push(sendPerPage(pages, true));
     const install = installPerPage(pages, false);
@@ -309,6 +322,11 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     engine_ns_per_page: m("engine_ns_per_page"),
     guest_share_streaming: Math.min(1, Math.max(1e-3, m("guest_share_streaming"))),
     urgent_extra_us: m("urgent_extra_us"),
+    // cpuOnly: the shipped profile's (undefined there: per page only, as before the keys existed).
+    stream_ns_per_run: m("stream_ns_per_run"),
+    stream_ns_per_zero_run: m("stream_ns_per_zero_run"),
+    stream_ns_per_run_running: m("stream_ns_per_run_running"),
+    stream_ns_per_zero_run_running: m("stream_ns_per_zero_run_running"),
     // Not measured: the real agent's bulk slice (32 messages a turn, transport.ts) × 16 pages a message.
     loop_turn_pages: 512,
   };

@@ -52,6 +52,8 @@
  * the source's from the migration's start until its pause (times the
  * engine's auto-converge throttle), the destination's from its resume.
  */
+import { runsWallNs, type HostRuns, type InstallRuns } from "./host-runs.js";
+
 export interface HostCpu {
   cores_available?: number;
   bulk_cpu_ns_per_page?: number;
@@ -85,16 +87,19 @@ export function cpuKeyError(o: Record<string, unknown>): string | null {
  * holds the stream on this host's cores, µs (0 without the CPU keys): its
  * measured wall time where the profile has it (`running`: the destination's
  * guest runs, so the receiver installs through userfaultfd), else its CPU
- * over the cores.
+ * over the cores. `runs`: the message's install calls (host-runs.ts), charged
+ * per call where the profile has the run keys.
  */
-export function streamCpuUs(h: HostCpu, pages: number, zeroPages = 0, running = false): number {
+export function streamCpuUs(h: HostCpu & HostRuns, pages: number, zeroPages = 0, running = false, runs?: InstallRuns): number {
   if (h.cores_available === undefined || pages === 0) return 0;
   const engineNs = pages * (h.engine_ns_per_page ?? 0);
   if (h.stream_ns_per_page !== undefined) {
     const zero = Math.min(pages, zeroPages);
     const pageNs = running ? (h.stream_ns_per_page_running ?? h.stream_ns_per_page) : h.stream_ns_per_page;
     const zeroNs = (running ? h.stream_ns_per_zero_page_running : undefined) ?? h.stream_ns_per_zero_page ?? pageNs;
-    const wallNs = (pages - zero) * pageNs + zero * zeroNs;
+    // With the run keys (host-runs.ts): per install call and per page, as the receiver splits the message.
+    const byRuns = runs === undefined ? null : runsWallNs(h, runs, running, pageNs, zeroNs);
+    const wallNs = byRuns ?? (pages - zero) * pageNs + zero * zeroNs;
     return (wallNs + engineNs / h.cores_available) / 1000;
   }
   return (pages * (h.bulk_cpu_ns_per_page ?? 0) + engineNs) / h.cores_available / 1000;

@@ -26,6 +26,9 @@
  *   (the pause of vCPUs that must run to park, the switchover frame's hop
  *   through the data plane's threads, the destination's first vCPU step):
  *   src/sim/host-switchover.ts;
+ * - with the optional run keys, a pages message's stream time per install
+ *   call beside per page, the calls split as the native receiver splits
+ *   them: src/sim/host-runs.ts;
  * - with `fault_lane_us` (the hosts have the native fault lane, the real back
  *   end's default: docs/real.md "The fault lane"), a vCPU's fault is asked
  *   for at once and neither engine's loop is on its way: its request and
@@ -35,12 +38,16 @@
 import { PAGE_ENTRY_OVERHEAD } from "../engine/codec.js";
 import type { Message } from "../engine/messages.js";
 import { CPU_KEYS, cpuKeyError, requestWaitUs, streamCpuUs, type HostCpu } from "./host-cpu.js";
+import { installRuns, RUN_KEYS, runKeyError, type HostRuns } from "./host-runs.js";
 import { SWITCHOVER_KEYS, switchoverExtraUs, switchoverHopUs, switchoverKeyError, type HostSwitchover } from "./host-switchover.js";
 
 export const HOST_PROFILE_VERSION = 1;
 
-/** The CPU keys (cores, the native stream, the guest's share while it runs) are optional: src/sim/host-cpu.ts; so are the switchover's legs: host-switchover.ts. */
-export interface HostProfile extends HostCpu, HostSwitchover {
+/**
+ * The CPU keys (cores, the native stream, the guest's share while it runs) are optional: src/sim/host-cpu.ts; so are
+ * the switchover's legs: host-switchover.ts, and the stream's cost per install call: host-runs.ts.
+ */
+export interface HostProfile extends HostCpu, HostSwitchover, HostRuns {
   ppsim_host_profile: typeof HOST_PROFILE_VERSION;
   /** Where and how it was measured, for a reader (free text). */
   measured_on: string;
@@ -97,6 +104,13 @@ export const DEFAULT_HOST: HostProfile = {
   pause_reply_us: 128.8,
   switchover_hop_us: 147,
   first_step_us: 174.5,
+  // The stream's cost per install call (host-runs.ts): calibrate-runs.ts's fit, median of three (16384-page streams in
+  // runs of 1, 2, 4, 16), 2026-12-02 12:55:09–12:55:27 UTC, load 5.4–7.4 (noisy: each fit's spread in docs/host-profile.md).
+  // Data runs once the guest runs: no per-call part resolved (two of three fits 0). Not shipped: the pair before the
+  // guest runs (pwritev; fits 9290 and 7790 ns), which over-predicted the stored pre-copy runs (idle 256 MiB −11 % →
+  // +72 %, docs/host-profile.md): pre-copy keeps its per-page charge.
+  stream_ns_per_run_running: 0,
+  stream_ns_per_zero_run_running: 5631,
 };
 
 const NUMBER_KEYS = [
@@ -138,7 +152,9 @@ export function checkHostProfile(v: unknown, where: string): HostProfile {
   }
   const legError = switchoverKeyError(o, MAX_COST);
   if (legError !== null) throw new HostProfileError(`${where}: ${legError}`);
-  const known = new Set<string>(["ppsim_host_profile", "measured_on", "fault_lane_us", ...NUMBER_KEYS, ...CPU_KEYS, ...SWITCHOVER_KEYS]);
+  const runError = runKeyError(o, MAX_COST);
+  if (runError !== null) throw new HostProfileError(`${where}: ${runError}`);
+  const known = new Set<string>(["ppsim_host_profile", "measured_on", "fault_lane_us", ...NUMBER_KEYS, ...CPU_KEYS, ...SWITCHOVER_KEYS, ...RUN_KEYS]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new HostProfileError(`${where}: unknown key "${k}"`);
   return { ...(o as unknown as HostProfile), measured_on: typeof o.measured_on === "string" ? o.measured_on.slice(0, 500) : "" };
 }
@@ -171,7 +187,9 @@ export function messageCostUs(h: HostProfile, msg: Message<unknown>, destination
         recvNs += h.install_ns_per_page;
       }
     }
-    cpuUs = streamCpuUs(h, msg.pages.length, zeros, destinationRunning);
+    // The install calls only where the profile charges them: a profile without the run keys does no more work than before.
+    const runs = h.stream_ns_per_run !== undefined || h.stream_ns_per_run_running !== undefined ? installRuns(msg.pages, msg.data) : undefined;
+    cpuUs = streamCpuUs(h, msg.pages.length, zeros, destinationRunning, runs);
   }
   let extraUs = 0;
   if (msg.type === "hello") extraUs = h.guest_start_us;

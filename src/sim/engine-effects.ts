@@ -122,6 +122,6 @@ function send(w: SimWorld, dir: Direction, channel: Channel, msg: Msg): void {
   const h = w.host;
   if (h === null) return w.link.send(dir, channel, msg, bytes, w.clock());
   // Once the destination's guest runs its pages install through userfaultfd, which costs the stream more (host-cpu.ts).
-  const cost = messageCostUs(h, msg, w.dstGuest.running, channel === "urgent");
+  const cost = messageCostUs(h, msg, w.dstGuest.running, channel === "urgent", w.link.spec.latencyUs);
   w.link.send(dir, channel, msg, bytes, w.clock(), occupancyBytes(bytes, cost, w.link.usPerWireByte), cost.recvUs + cost.extraUs);
 }

@@ -33,21 +33,25 @@
  *   end's default: docs/real.md "The fault lane"), a vCPU's fault is asked
  *   for at once and neither engine's loop is on its way: its request and
  *   reply on the urgent channel cost the hosts nothing per message, and the
- *   reply arrives `fault_lane_us` after the link brought the request.
+ *   reply arrives `fault_lane_us` after the link brought the request; with
+ *   `loop_hop_us` neither pays the event loops' share of the link's latency
+ *   (src/sim/host-lane.ts).
  */
 import { PAGE_ENTRY_OVERHEAD } from "../engine/codec.js";
 import type { Message } from "../engine/messages.js";
 import { CPU_KEYS, cpuKeyError, requestWaitUs, streamCpuUs, type HostCpu } from "./host-cpu.js";
 import { installRuns, RUN_KEYS, runKeyError, type HostRuns } from "./host-runs.js";
+import { LANE_KEYS, laneExtraUs, laneKeyError, type HostLane } from "./host-lane.js";
 import { SWITCHOVER_KEYS, switchoverExtraUs, switchoverHopUs, switchoverKeyError, type HostSwitchover } from "./host-switchover.js";
 
 export const HOST_PROFILE_VERSION = 1;
 
 /**
  * The CPU keys (cores, the native stream, the guest's share while it runs) are optional: src/sim/host-cpu.ts; so are
- * the switchover's legs: host-switchover.ts, and the stream's cost per install call: host-runs.ts.
+ * the switchover's legs: host-switchover.ts, the stream's cost per install call: host-runs.ts, and the event loops'
+ * share of the link's latency that the fault lane skips: host-lane.ts.
  */
-export interface HostProfile extends HostCpu, HostSwitchover, HostRuns {
+export interface HostProfile extends HostCpu, HostSwitchover, HostRuns, HostLane {
   ppsim_host_profile: typeof HOST_PROFILE_VERSION;
   /** Where and how it was measured, for a reader (free text). */
   measured_on: string;
@@ -154,7 +158,9 @@ export function checkHostProfile(v: unknown, where: string): HostProfile {
   if (legError !== null) throw new HostProfileError(`${where}: ${legError}`);
   const runError = runKeyError(o, MAX_COST);
   if (runError !== null) throw new HostProfileError(`${where}: ${runError}`);
-  const known = new Set<string>(["ppsim_host_profile", "measured_on", "fault_lane_us", ...NUMBER_KEYS, ...CPU_KEYS, ...SWITCHOVER_KEYS, ...RUN_KEYS]);
+  const laneError = laneKeyError(o, MAX_COST);
+  if (laneError !== null) throw new HostProfileError(`${where}: ${laneError}`);
+  const known = new Set<string>(["ppsim_host_profile", "measured_on", "fault_lane_us", ...NUMBER_KEYS, ...CPU_KEYS, ...SWITCHOVER_KEYS, ...RUN_KEYS, ...LANE_KEYS]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new HostProfileError(`${where}: unknown key "${k}"`);
   return { ...(o as unknown as HostProfile), measured_on: typeof o.measured_on === "string" ? o.measured_on.slice(0, 500) : "" };
 }
@@ -166,11 +172,12 @@ export function checkHostProfile(v: unknown, where: string): HostProfile {
  * the destination's guest runs (its pages install through userfaultfd).
  * `urgent`: it goes on the urgent channel — with the fault lane, a demand
  * fault's request or reply, which no engine's loop handles on the way.
+ * `linkLatencyUs`: the link's one-way latency, of which a lane message may
+ * skip the event loop's part (`loop_hop_us`, host-lane.ts).
  */
-export function messageCostUs(h: HostProfile, msg: Message<unknown>, destinationRunning = false, urgent = false): { sendUs: number; recvUs: number; extraUs: number } {
-  if (urgent && h.fault_lane_us !== undefined) {
-    if (msg.type === "pageRequest") return { sendUs: 0, recvUs: 0, extraUs: h.fault_lane_us };
-    if (msg.type === "pages") return { sendUs: 0, recvUs: 0, extraUs: 0 };
+export function messageCostUs(h: HostProfile, msg: Message<unknown>, destinationRunning = false, urgent = false, linkLatencyUs = 0): { sendUs: number; recvUs: number; extraUs: number } {
+  if (urgent && h.fault_lane_us !== undefined && (msg.type === "pageRequest" || msg.type === "pages")) {
+    return { sendUs: 0, recvUs: 0, extraUs: laneExtraUs(h, h.fault_lane_us, msg.type, linkLatencyUs) };
   }
   let sendNs = h.message_ns;
   let recvNs = h.message_ns;

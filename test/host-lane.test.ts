@@ -12,20 +12,8 @@ import { laneExtraUs } from "../src/sim/host-lane.js";
 import { simulate } from "../src/sim/simulation.js";
 import { loadWorkload } from "../src/workload/parse.js";
 import { withMemory } from "../src/workload/types.js";
+import { FREE } from "./support/free-host.js";
 
-const FREE: HostProfile = {
-  ppsim_host_profile: 1,
-  measured_on: "free",
-  send_ns_per_page: 0,
-  send_ns_per_zero_page: 0,
-  install_ns_per_page: 0,
-  install_ns_per_zero_page: 0,
-  message_ns: 0,
-  fault_delivery_us: 0,
-  pause_us: 0,
-  resume_us: 0,
-  guest_start_us: 0,
-};
 const request = { type: "pageRequest" as const, page: 3 };
 const reply = { type: "pages" as const, pages: Uint32Array.of(3), data: [null] };
 

@@ -194,10 +194,10 @@ function guestView(fd: number, bytes: number, minor: boolean): { map: Mapping; u
  * engine, a guest or a second agent.
  */
 async function main(): Promise<void> {
-  const { parseArgs } = await import("node:util");
+  const { benchArgs } = await import("./args.js");
   const { writeFileSync } = await import("node:fs");
   const { markdownTable, median } = await import("./table.js");
-  const { values } = parseArgs({ options: { rounds: { type: "string" }, connections: { type: "string" }, mib: { type: "string" }, json: { type: "string" } } });
+  const { values } = benchArgs({ options: { rounds: { type: "string" }, connections: { type: "string" }, mib: { type: "string" }, json: { type: "string" } } });
   const rounds = Number(values.rounds ?? 3);
   const conns = (values.connections ?? "1,2").split(",").map(Number);
   for (const c of conns) if (!Number.isInteger(c) || c < 1 || c > 8) throw new Error("--connections takes counts from 1 to 8");

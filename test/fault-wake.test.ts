@@ -8,6 +8,7 @@
 import { describe, expect, it } from "vitest";
 import { checkHostProfile, DEFAULT_HOST, type HostProfile } from "../src/sim/host.js";
 import { faultWakeUs } from "../src/sim/host-cpu.js";
+import { wakeFigure } from "../src/real/calibrate-wake.js";
 import { Guest, GuestShared } from "../src/sim/guest.js";
 import { simulate } from "../src/sim/simulation.js";
 import { compilePhases, parseWorkload, type Workload } from "../src/workload/index.js";
@@ -107,5 +108,12 @@ describe("a vCPU's wait for a core after its fault (fault_wake_us)", () => {
     expect(withWake.sim?.guest_accesses ?? 0).toBeLessThan(without.sim?.guest_accesses ?? 0);
     // The stream's work is the same: every page goes once.
     expect(withWake.pages_sent).toBe(without.pages_sent);
+  });
+
+  it("calibrate's figure: the mean wait at nice 19 over the mean at nice 0, never below 0, none without both", () => {
+    expect(wakeFigure({ niceUs: [1000, 3000], baseUs: [100, 300] })).toBeCloseTo(1800, 9);
+    expect(wakeFigure({ niceUs: [100], baseUs: [300] })).toBe(0);
+    expect(wakeFigure({ niceUs: [], baseUs: [300] })).toBeNull();
+    expect(wakeFigure({ niceUs: [300], baseUs: [] })).toBeNull();
   });
 });

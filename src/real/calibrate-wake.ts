@@ -73,8 +73,8 @@ export function wakeLoop(maxFaults: number, threads = 1): WakeLoop {
       const done = performance.now();
       const got = installed.get(i);
       installed.delete(i);
-      // The first faults only find the pool's threads (their nice is set from then on).
-      if (got === undefined || k < 8) continue;
+      // Every fault counts, a pool thread's first too: its nice is set before the install that wakes it.
+      if (got === undefined) continue;
       (got.nice === VCPU_NICE ? niceUs : baseUs).push((done - got.at) * 1000);
     }
   };

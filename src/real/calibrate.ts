@@ -245,6 +245,7 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     engine_ns_per_page: [],
     guest_share_streaming: [],
     urgent_extra_us: [],
+    fault_wake_us: [],
     stream_ns_per_run: [],
     stream_ns_per_zero_run: [],
     stream_ns_per_run_running: [],
@@ -263,6 +264,7 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     runs.stream_ns_per_zero_page_running.push(st.streamNsPerZeroPageRunning);
     runs.guest_share_streaming.push(st.guestShare);
     runs.urgent_extra_us.push(st.urgentExtraUs);
+    if (st.faultWakeUs !== null) runs.fault_wake_us.push(st.faultWakeUs);
     if (o.cpuOnly === true) continue;
     const rc = await runCosts(pages);
     runs.stream_ns_per_run.push(rc.data.perRunNs);
@@ -322,6 +324,7 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     engine_ns_per_page: m("engine_ns_per_page"),
     guest_share_streaming: Math.min(1, Math.max(1e-3, m("guest_share_streaming"))),
     urgent_extra_us: m("urgent_extra_us"),
+    fault_wake_us: m("fault_wake_us"),
     // cpuOnly: the shipped profile's (undefined there: per page only, as before the keys existed).
     stream_ns_per_run: m("stream_ns_per_run"),
     stream_ns_per_zero_run: m("stream_ns_per_zero_run"),

@@ -27,6 +27,7 @@ import { GuestProcess } from "./guest-process.js";
 import { migrationPageSize } from "./huge-reserve.js";
 import { constants } from "./native.js";
 import type { SessionInfo } from "./plan.js";
+import { ThreadCpuAccount } from "./thread-cpu.js";
 
 /** What the engine side needs of the session's connections and helpers. */
 export interface DestEngineLinks {
@@ -93,6 +94,13 @@ export class DestEngine {
       const install = unit === constants().PAGE_SIZE && bulk !== null ? (this.o.install ?? installModeFromEnv()) : "copy";
       this.guest = await GuestProcess.spawn({ role: "destination", config: info.config, steps: info.steps, minor: install === "continue" });
       this.mem = new DestinationMemory(this.guest, install);
+      // Where this host's CPU went (issue 9): marks at the guest's start, once it runs (off the downtime) and at completion.
+      const cpu = new ThreadCpuAccount([
+        { process: "destination agent", pid: process.pid, guest: false },
+        { process: "destination guest", pid: this.guest.layout.pid, guest: true },
+      ]);
+      cpu.mark("start");
+      this.s.reports.cpu = cpu;
       if (install === "continue") this.s.log("install mode continue: pages written into the page cache, mapped with UFFDIO_CONTINUE");
       const g = this.guest;
       // Bulk 0 again: it may have been replaced while the guest started.
@@ -176,7 +184,11 @@ export class DestEngine {
       standbyRecover: (missing) => void this.fillFromStandby(missing),
       finished: (end) => {
         if (this.engine?.standbyFill != null) this.s.log(end.reason);
-        if (end.outcome === "completed") void this.s.reports.afterComplete();
+        if (end.outcome === "completed") {
+          this.s.reports.cpu?.mark("end");
+          this.s.reports.cpu?.close();
+          void this.s.reports.afterComplete();
+        }
         else this.s.finish({ outcome: end.outcome, reason: end.reason });
       },
     };
@@ -199,6 +211,8 @@ export class DestEngine {
         this.s.log("destination guest running");
         // Only now may the source learn it: until then it can still take the VM back.
         this.dispatch({ kind: "guestResumed" });
+        // After the word is out: the background's first pages are not held up by the mark.
+        this.s.reports.cpu?.mark("resumed");
         await this.s.reports.startProgress(g);
       },
       async (e: unknown) => {

@@ -170,6 +170,29 @@ describe("native data plane", () => {
     sender.stop();
   });
 
+  it.skipIf(unavailable !== null)("the receiver merges the pages notices JS has not taken yet: consecutive frames in one notice, with their count, in order", async () => {
+    const src = sourceMemory();
+    const { sender, receiver, notices } = bulkPair(cleanups, src, PS, PAGES);
+    receiver.discardPages(PS, PAGES);
+    receiver.start(new Uint8Array(0));
+    const frames = batches(src, Array.from({ length: PAGES }, (_, p) => p));
+    for (const f of frames) sender.pages(f.pages, f.zero);
+    // This thread stays off the event loop until the receiver took every frame (stats() is a plain read):
+    // no notice can be taken meanwhile, so all but perhaps the last frame's wait in one.
+    const deadline = Date.now() + 60_000;
+    while (receiver.stats().pages < PAGES && Date.now() < deadline) continue;
+    await new Promise<void>((resolve) => {
+      const check = (): void => (notices.reduce((a, n) => a + (n.kind === "pages" ? n.frames : 0), 0) === frames.length ? resolve() : void setTimeout(check, 5));
+      check();
+    });
+    expect(notices.length).toBeLessThanOrEqual(2);
+    expect(notices.every((n) => n.kind === "pages")).toBe(true);
+    expect(notices.flatMap((n) => (n.kind === "pages" ? Array.from(n.pages) : []))).toEqual(frames.flatMap((f) => Array.from(f.pages)));
+    expect(notices.flatMap((n) => (n.kind === "pages" ? Array.from(n.zero) : []))).toEqual(frames.flatMap((f) => Array.from(f.zero)));
+    sender.stop();
+    receiver.stop();
+  });
+
   it("both threads start at the event loops' priority and drop to the bulk one past the switchover: the sender after writing that frame, the receiver once told", async () => {
     const src = sourceMemory();
     const [a, b] = socketPair();

@@ -373,9 +373,10 @@ export class SourceDriver {
     // The reason may quote the destination's own words: no control characters reach a log, the TUI or the report.
     const reason = sanitize(rawReason, 4096);
     this.timer.clear();
-    this.release.stop();
+    // Before the release log stops: its punching thread exits then, and a thread gone before a mark loses its time.
     this.cpu.mark("end");
     this.cpu.close();
+    this.release.stop();
     const traced = this.trace?.finish();
     if (traced != null) this.dopts.log(`fault trace in ${traced}`);
     this.end = { outcome, reason };

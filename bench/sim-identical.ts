@@ -18,6 +18,10 @@
  * (`sim.events`) and the live view's recent guest progress (sampled at the
  * first event 10 ms after the previous sample). For a change that simulates
  * the same run with fewer events (the fourth pass's link, issue 14).
+ *
+ * `--ignore-option a,b` leaves out those keys wherever the report echoes
+ * them (the options it ran with): for a build that adds an option whose
+ * default changes nothing else, so that only runs it does change differ.
  */
 import { createHash } from "node:crypto";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -104,11 +108,14 @@ function runCase(b: Build, c: Case): string {
     }
   }
   parts.push(s.runToEnd(), s.verify(), s.progressTrace());
-  const text = JSON.stringify(parts);
+  let text = JSON.stringify(parts);
+  for (const k of ignoreOptions) text = text.replace(new RegExp(`"${k}":[-\\d.e]+,?`, "g"), "");
   return ignoreEvents ? text.replace(/"sim":\{"events":\d+/g, '"sim":{"events":0').replace(/"guestProgress":[-\d.e]+/g, '"guestProgress":0') : text;
 }
 
 const ignoreEvents = process.argv.includes("--ignore-events");
+const ignoreAt = process.argv.indexOf("--ignore-option");
+const ignoreOptions = ignoreAt >= 0 ? (process.argv[ignoreAt + 1] ?? "").split(",").filter((k) => /^\w+$/.test(k)) : [];
 
 const digest = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 16);
 

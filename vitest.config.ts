@@ -3,6 +3,10 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts", "test/**/*.test.tsx"],
+    // vitest's default is one worker fewer than the cores: on CI's 2 cores one, every file after the other
+    // (the per-file times summed to the wall time). Most of the slow files wait on guests, sockets and child
+    // processes rather than compute: two workers overlap them (docs/tests.md has the measurement).
+    maxWorkers: 2,
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // Ink draws only its last frame when it believes it runs in CI; the TUI

@@ -11,7 +11,7 @@
  * cost the same, as in random-threads.json (the default).
  */
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import type { Report } from "../src/engine/report.js";
 import { REAL_DEFAULTS } from "../src/real/source-agent.js";
 import { simulate } from "../src/sim/simulation.js";
@@ -27,7 +27,7 @@ const MiB = 1024 * 1024;
 const spread = (xs: number[]) => `${Math.min(...xs)}–${Math.max(...xs)}`;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { workload: { type: "string" }, memory: { type: "string" }, runs: { type: "string" } } });
+  const { values } = benchArgs({ options: { workload: { type: "string" }, memory: { type: "string" }, runs: { type: "string" } } });
   const file = values.workload ?? "examples/async-faults/random-threads.json";
   const mem = parseByteSize(values.memory ?? "256MiB");
   if (typeof mem === "string") throw new Error(`--memory: ${mem}`);

@@ -10,7 +10,7 @@
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import { parseLink } from "../src/sim/link.js";
 import { simulate } from "../src/sim/simulation.js";
 import { loadWorkload } from "../src/workload/parse.js";
@@ -20,7 +20,7 @@ import { printBench, type Row } from "./table.js";
 const DIR = "examples/async-faults";
 
 function main(): void {
-  const { values } = parseArgs({ options: { link: { type: "string" }, seed: { type: "string" } } });
+  const { values } = benchArgs({ options: { link: { type: "string" }, seed: { type: "string" } } });
   const linkText = values.link ?? "1Gbit,0.1ms";
   const link = parseLink(linkText);
   const seed = Number(values.seed ?? 1);

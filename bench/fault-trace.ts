@@ -9,12 +9,12 @@
  */
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import type { DestFaultStamps, LoopTrace, SourceFaultStamps, TraceFile } from "../src/real/fault-trace.js";
 import { joinTraces, LEGS, type JoinedTrace } from "../src/real/fault-trace-join.js";
 
 function main(): void {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { slowest: { type: "string" }, json: { type: "string" } } });
+  const { values, positionals } = benchArgs({ allowPositionals: true, options: { slowest: { type: "string" }, json: { type: "string" } } });
   const dir = positionals[0];
   if (dir === undefined) throw new Error("usage: fault-trace DIR [--slowest N] [--json FILE]");
   const n = Number(values.slowest ?? 8);

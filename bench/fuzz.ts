@@ -10,11 +10,11 @@
  * layout allows.
  */
 import { cpus } from "node:os";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import { fuzzDecoder, fuzzFraming, fuzzPreamble, type FuzzReport } from "./fuzz-inputs.js";
 import { printBench } from "./table.js";
 
-const { values } = parseArgs({ options: { inputs: { type: "string" }, seed: { type: "string" } } });
+const { values } = benchArgs({ options: { inputs: { type: "string" }, seed: { type: "string" } } });
 const inputs = Number(values.inputs ?? 1_000_000);
 if (!Number.isSafeInteger(inputs) || inputs < 1) throw new Error(`--inputs must be a positive integer, got ${values.inputs}`);
 const seed = values.seed ?? "long";

@@ -16,7 +16,7 @@
 import { writeFileSync } from "node:fs";
 import { availableParallelism, cpus, release } from "node:os";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import type { Report } from "../src/engine/report.js";
 import { REAL_DEFAULTS } from "../src/real/source-agent.js";
 import { simulate } from "../src/sim/simulation.js";
@@ -32,7 +32,7 @@ const spread = (xs: number[]) => (xs.length === 0 ? "â€“" : `${Math.min(...xs)}â
 const ms = (us: number) => Math.round(us) / 1000;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: "string" }, json: { type: "string" } } });
+  const { values } = benchArgs({ options: { runs: { type: "string" }, json: { type: "string" } } });
   const runs = Number(values.runs ?? 3);
   const bin = fileURLToPath(new URL("../src/cli/bin.js", import.meta.url));
   const host = { cpus: availableParallelism(), cpu: cpus()[0]?.model ?? "?", kernel: release() };

@@ -23,10 +23,13 @@ import {
   type Mapping,
   type PageTableHandle,
 } from "../src/real/native.js";
+import { reserveHugePages } from "../src/real/huge-reserve.js";
 import { NATIVE_QUEUE_BYTES } from "../src/real/source-bulk.js";
 import { BULK_KERNEL_QUEUE_BYTES } from "../src/real/transport.js";
 
 const MiB = 1024 * 1024;
+/** The huge page of `--huge` (the x86 2 MiB size; pages move whole, as a huge-page workload's do). */
+const HUGE_PAGE = 2 * MiB;
 
 /** Loopback TCP between this process and a child: bulk MiB/s and one-byte round trip. */
 /** cpu_ms: both processes' CPU time over the bulk transfer (the child's from /proc/PID/stat; null if unreadable). */
@@ -89,12 +92,15 @@ function childCpuMs(pid: number | undefined): number | null {
 /**
  * install: pages into a memfd — `into` "pwrite" (default: before a guest runs), or as once it runs
  * into a mapping of it registered with a userfaultfd (in this process): "copy" UFFDIO_COPY, "continue"
- * pwritev + UFFDIO_CONTINUE with the page table's claims (install modes, docs/native.md).
+ * pwritev + UFFDIO_CONTINUE with the page table's claims (install modes, docs/native.md), "huge"
+ * UFFDIO_COPY of whole 2 MiB pages into a hugetlbfs file's registered mapping (page size 2 MiB
+ * throughout; its pool is grown for the run and given back, which needs root).
  */
 /** way: how the senders move pages (PPSIM_SEND_WAY's default otherwise). cpu_ms: this process's CPU time (senders and receivers) over the transfer. */
-export async function loopbackNative(o: { install: boolean; into?: "pwrite" | "copy" | "continue"; bytes?: number; connections?: number; way?: SendWay }): Promise<{ mib_s: number; connections: number; cpu_ms: number }> {
+export async function loopbackNative(o: { install: boolean; into?: "pwrite" | "copy" | "continue" | "huge"; bytes?: number; connections?: number; way?: SendWay }): Promise<{ mib_s: number; connections: number; cpu_ms: number }> {
   const n = o.connections ?? 1;
-  const PS = constants().PAGE_SIZE;
+  const huge = o.into === "huge";
+  const PS = huge ? HUGE_PAGE : constants().PAGE_SIZE;
   const totalBytes = o.bytes ?? 512 * MiB;
   const pages = totalBytes / PS;
   const src = memfdCreate("bench-dp-src", totalBytes);
@@ -104,8 +110,11 @@ export async function loopbackNative(o: { install: boolean; into?: "pwrite" | "c
     chunk.writeUInt32LE(off + 4096, 4096);
     pwrite(src, off, chunk.fill(off & 0xff, 8));
   }
-  const dst = o.install ? memfdCreate("bench-dp-dst", totalBytes) : -1;
-  const guest = o.install && (o.into ?? "pwrite") !== "pwrite" ? guestView(dst, totalBytes, o.into === "continue") : null;
+  // "huge": the destination is a hugetlbfs file of 2 MiB pages (a huge-page workload's guest RAM), its pool grown for the run.
+  const pool = huge ? reserveHugePages(HUGE_PAGE, totalBytes / HUGE_PAGE) : null;
+  const dst = o.install ? memfdCreate("bench-dp-dst", totalBytes, huge ? HUGE_PAGE : 0) : -1;
+  const guest = o.install && (o.into ?? "pwrite") !== "pwrite" ? guestView(dst, totalBytes, o.into === "continue", huge) : null;
+  pool?.mapped();
   const server = createServer();
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as { port: number }).port;
@@ -137,15 +146,18 @@ export async function loopbackNative(o: { install: boolean; into?: "pwrite" | "c
     }, 0, o.way ?? sendWayFromEnv());
     pairs.push(pair);
   }
-  const zero = new Uint8Array(16);
+  // Pages per frame: the engine's batchPages (16), or PPSIM_BENCH_FRAME_PAGES to see what a frame's size costs.
+  const per = Number(process.env.PPSIM_BENCH_FRAME_PAGES ?? 16);
+  if (!Number.isInteger(per) || per < 1 || per > 16 || pages % per !== 0) throw new Error("PPSIM_BENCH_FRAME_PAGES takes 1 … 16, dividing the page count");
+  const zero = new Uint8Array(per);
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   // Frames to the least queued connection, as the source link does.
-  for (let p = 0; p < pages; p += 16) {
+  for (let p = 0; p < pages; p += per) {
     let best = pairs[0];
     for (const x of pairs) if (x.sender.queued < best.sender.queued) best = x;
     while (best.sender.queued >= NATIVE_QUEUE_BYTES) await new Promise<void>((r) => (best.room = r));
-    best.sender.pages(Uint32Array.from({ length: 16 }, (_, i) => p + i), zero);
+    best.sender.pages(Uint32Array.from({ length: per }, (_, i) => p + i), zero);
   }
   await finished;
   const secs = (performance.now() - t0) / 1000;
@@ -164,15 +176,16 @@ export async function loopbackNative(o: { install: boolean; into?: "pwrite" | "c
     closeFd(guest.uffd);
   }
   if (dst >= 0) closeFd(dst);
+  pool?.release();
   return { mib_s: Math.round(totalBytes / MiB / secs), connections: n, cpu_ms: Math.round((cpu.user + cpu.system) / 1000) };
 }
 
-/** A guest's view of the memfd: a mapping registered MISSING (| MINOR, with a page table, for "continue"). */
-function guestView(fd: number, bytes: number, minor: boolean): { map: Mapping; uffd: number; table: PageTableHandle | null } {
+/** A guest's view of the memfd: a mapping registered MISSING (| MINOR, with a page table, for "continue"; hugetlbfs's feature for "huge"). */
+function guestView(fd: number, bytes: number, minor: boolean, huge: boolean): { map: Mapping; uffd: number; table: PageTableHandle | null } {
   const C = constants();
   const map = mapShared(fd, bytes);
   const uffd = uffdCreate();
-  uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM | (minor ? C.UFFD_FEATURE_MINOR_SHMEM : 0));
+  uffdApi(uffd, (huge ? C.UFFD_FEATURE_MISSING_HUGETLBFS : C.UFFD_FEATURE_MISSING_SHMEM) | (minor ? C.UFFD_FEATURE_MINOR_SHMEM : 0));
   uffdRegister(uffd, map.address, bytes, C.UFFDIO_REGISTER_MODE_MISSING | (minor ? C.UFFDIO_REGISTER_MODE_MINOR : 0));
   return { map, uffd, table: minor ? createPageTable(fd, uffd, map.address, C.PAGE_SIZE, bytes / C.PAGE_SIZE) : null };
 }
@@ -181,23 +194,25 @@ function guestView(fd: number, bytes: number, minor: boolean): { map: Mapping; u
  * The machine's ceiling for post-copy's background stream (issue 9), as
  * ratios of Node's loopback TCP measured in the same round:
  *
- *   npm run build && node dist/bench/loopback.js [--rounds 3] [--connections 1,2] [--mib 512] [--json FILE]
+ *   npm run build && node dist/bench/loopback.js [--rounds 3] [--connections 1,2] [--mib 512] [--huge] [--json FILE]
  *
  * Per round: Node ↔ Node loopback TCP, then at each connection count the
  * data plane's bare path (senders reading 16-page frames from a memfd,
  * receivers) with the receivers dropping the pages, pwriting them into a
  * memfd (before a guest runs), and UFFDIO_COPYing them into a uffd-registered
- * mapping (what post-copy's background does once the guest runs). Each with
+ * mapping (what post-copy's background does once the guest runs); with
+ * --huge also UFFDIO_COPY of 2 MiB pages into a hugetlbfs mapping (a huge-page
+ * guest's background: the per-page kernel work over 512 times the bytes). Each with
  * the CPU seconds it cost per GiB (both ends are in this process) and the
  * cores that cost would take at 0.9 × that round's Node TCP figure — on a
  * 2-core machine, above 2 means the goal is out of reach even without an
  * engine, a guest or a second agent.
  */
 async function main(): Promise<void> {
-  const { parseArgs } = await import("node:util");
+  const { benchArgs } = await import("./args.js");
   const { writeFileSync } = await import("node:fs");
   const { markdownTable, median } = await import("./table.js");
-  const { values } = parseArgs({ options: { rounds: { type: "string" }, connections: { type: "string" }, mib: { type: "string" }, json: { type: "string" } } });
+  const { values } = benchArgs({ options: { rounds: { type: "string" }, connections: { type: "string" }, mib: { type: "string" }, json: { type: "string" }, huge: { type: "boolean" } } });
   const rounds = Number(values.rounds ?? 3);
   const conns = (values.connections ?? "1,2").split(",").map(Number);
   for (const c of conns) if (!Number.isInteger(c) || c < 1 || c > 8) throw new Error("--connections takes counts from 1 to 8");
@@ -210,7 +225,7 @@ async function main(): Promise<void> {
     const node = await loopback({ pings: 100, bytes });
     runs.push({ round, path: "Node TCP", connections: 1, mib_s: node.mib_s, cpu_s_per_gib: node.cpu_ms === null ? null : node.cpu_ms / 1000 / (bytes / GiB), over_node: 1 });
     for (const c of conns)
-      for (const path of ["dropped", "pwrite", "copy"] as const) {
+      for (const path of values.huge === true ? (["dropped", "pwrite", "copy", "huge"] as const) : (["dropped", "pwrite", "copy"] as const)) {
         const r = await loopbackNative({ install: path !== "dropped", into: path === "dropped" ? undefined : path, connections: c, bytes });
         runs.push({ round, path: `native ${path}`, connections: c, mib_s: r.mib_s, cpu_s_per_gib: r.cpu_ms / 1000 / (bytes / GiB), over_node: r.mib_s / node.mib_s });
         console.error(`round ${round}: native ${path} ×${c}: ${r.mib_s} MiB/s (Node TCP ${node.mib_s}), ${r.cpu_ms} ms CPU`);

@@ -34,7 +34,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { availableParallelism, loadavg, release } from "node:os";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import type { Report } from "../src/engine/report.js";
 import { MODES, type Mode } from "../src/engine/messages.js";
 import { estimatedStepRate, scaleWorkload } from "../src/real/plan.js";
@@ -201,7 +201,7 @@ function stepsFor(w: Workload, predictedMs: number, maxGuestMs: number): { steps
 }
 
 async function main(): Promise<void> {
-  const { values: f } = parseArgs({
+  const { values: f } = benchArgs({
     options: { "host-cpu": { type: "boolean" }, runs: { type: "string" }, sizes: { type: "string" }, "runs-json": { type: "string" }, "max-s": { type: "string" }, rate: { type: "string" }, memory: { type: "string" }, workloads: { type: "string" }, modes: { type: "string" }, seed: { type: "string" }, burst: { type: "string" }, "tbf-latency": { type: "string" }, "tcp-wmem-max": { type: "string" }, timeout: { type: "string" }, "max-guest-s": { type: "string" }, json: { type: "string" } },
   });
   if (process.getuid?.() !== 0) fail("must run as root (it creates network namespaces and tc qdiscs)");

@@ -17,7 +17,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import { MODES, type Mode } from "../src/engine/messages.js";
 import type { Report, SwitchoverBreakdown } from "../src/engine/report.js";
 import { scaleWorkload } from "../src/real/plan.js";
@@ -86,7 +86,7 @@ async function limits(connections: number): Promise<Record<string, number>> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = benchArgs({
     options: {
       workload: { type: "string" },
       sizes: { type: "string" },

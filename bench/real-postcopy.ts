@@ -39,6 +39,7 @@ import { DEFAULT_BULK_CONNECTIONS } from "../src/real/source-link.js";
 import { scaleWorkload } from "../src/real/plan.js";
 import { REAL_DEFAULTS } from "../src/real/source-agent.js";
 import { withDemoMigration } from "./demo-run.js";
+import { cpuTable, runCpu, type RunCpu } from "./cpu-account.js";
 import { median } from "./table.js";
 import { simulate } from "../src/sim/simulation.js";
 import { loadWorkload } from "../src/workload/parse.js";
@@ -139,6 +140,8 @@ async function main(): Promise<void> {
           wire_over_nonzero: Math.round((r.bytes_sent / Math.max(1, (r.pages_sent - r.pages_zero) * r.page_size)) * 10000) / 10000,
           background_over_loopback: Math.round((r.background_mib_s / lo.mib_s) * 100) / 100,
           background_over_native_loopback: Math.round((r.background_mib_s / limit) * 100) / 100,
+          // Where each host's CPU went, per process and thread role (the threads themselves: real.real_cpu_threads of the median run).
+          cpu: runCpu(r),
         })),
         verified_runs: `${ok.length}/${reports.length}`,
         downtime_ms_median: median(reports.map((r) => r.downtime_ms)),
@@ -157,10 +160,14 @@ async function main(): Promise<void> {
   if (values.json !== undefined) writeFileSync(values.json, json + "\n");
   console.log(json);
   console.log(table(result.rows, lo, rt, native, window));
+  for (const r of result.rows) {
+    const w = r.workload.replace(/^.*\//, "").replace(/\.json$/, "");
+    console.log("\n" + cpuTable(`${w} ${r.mode} ${r.mem} (${r.dataplane}, ${r.connections} conn, fault lane ${r.fault_lane})`, r.real.mem_bytes, r.runs.map((x) => x.cpu)));
+  }
 }
 
 type Breakdown = SwitchoverBreakdown | null;
-type RunRow = { total_ms: number; downtime_ms: number; rounds: number; throttle: number; background_mib_s: number; background_over_native_loopback: number; fault_p50_us: number; fault_p99_us: number; fault_max_us: number; source_peak_mib: number | null; switchover: Breakdown };
+type RunRow = { cpu: RunCpu | null; total_ms: number; downtime_ms: number; rounds: number; throttle: number; background_mib_s: number; background_over_native_loopback: number; fault_p50_us: number; fault_p99_us: number; fault_max_us: number; source_peak_mib: number | null; switchover: Breakdown };
 type Row = { workload: string; mode: Mode; mem: string; dataplane: string; connections: number; fault_lane: string; runs: RunRow[]; real: Report; sim: Record<string, unknown>; wire_over_nonzero: number; verified_runs: string; downtime_ms_median: number };
 
 function breakdown(b: Breakdown): string {

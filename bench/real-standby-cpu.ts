@@ -14,7 +14,7 @@ import { hash } from "node:crypto";
 import { closeSync, ftruncateSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import { Bitmap } from "../src/engine/bitmap.js";
 import { COPY_THREAD_NICE, REAL_STANDBY, SourceStandby } from "../src/real/standby-source.js";
 import { checksum } from "../src/real/standby-store.js";
@@ -98,7 +98,7 @@ async function copyOnce(dir: string, memfd: number, pageCount: number, session: 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { dir: { type: "string" }, memory: { type: "string" }, runs: { type: "string" } } });
+  const { values } = benchArgs({ options: { dir: { type: "string" }, memory: { type: "string" }, runs: { type: "string" } } });
   const mem = parseByteSize(values.memory ?? "1GiB");
   if (typeof mem === "string") throw new Error(`--memory ${mem}`);
   const runs = Number(values.runs ?? 3);

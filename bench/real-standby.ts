@@ -34,7 +34,7 @@ import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import type { Report } from "../src/engine/report.js";
 import { DestinationAgent } from "../src/real/dest-agent.js";
 import { spawnDemoDestination } from "../src/real/demo.js";
@@ -208,7 +208,7 @@ function copyMiBs(r: Report, pageSize: number): number | null {
 const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = benchArgs({
     options: { workloads: { type: "string" }, memory: { type: "string" }, runs: { type: "string" }, kills: { type: "string" }, dir: { type: "string" }, seed: { type: "string" }, mode: { type: "string" }, sync: { type: "boolean" }, "copy-nice": { type: "string" }, "downtime-limit-ms": { type: "string" } },
   });
   const mode = values.mode ?? "postcopy";

@@ -34,7 +34,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSyn
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import { MODES, type Mode } from "../src/engine/messages.js";
 import type { Report } from "../src/engine/report.js";
 import { spawnDemoDestination } from "../src/real/demo.js";
@@ -238,7 +238,7 @@ function summary(results: Result[]): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = benchArgs({
     options: {
       out: { type: "string" }, modes: { type: "string" }, sizes: { type: "string" }, lanes: { type: "string" }, connections: { type: "string" },
       hog: { type: "string" }, workload: { type: "string" }, "max-seconds": { type: "string" }, runs: { type: "string" }, "no-trace": { type: "boolean" },

@@ -19,7 +19,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import { MODES, type Mode } from "../src/engine/messages.js";
 import type { Report } from "../src/engine/report.js";
 import type { SourceAgent } from "../src/real/source-agent.js";
@@ -66,7 +66,7 @@ async function migrateSampled(a: SourceAgent): Promise<{ result: Report; rows: T
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = benchArgs({
     options: {
       ways: { type: "string" }, "limit-runs": { type: "string" }, "limit-connections": { type: "string" },
       "batch-pages": { type: "string" }, workload: { type: "string" }, sizes: { type: "string" }, runs: { type: "string" }, mode: { type: "string" }, connections: { type: "string" }, json: { type: "string" },

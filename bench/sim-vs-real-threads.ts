@@ -14,7 +14,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import type { Mode } from "../src/engine/messages.js";
 import { scaleWorkload } from "../src/real/plan.js";
 import { loadWorkload } from "../src/workload/parse.js";
@@ -65,7 +65,7 @@ function sample(): Map<string, Thread> {
   return m;
 }
 
-const { values: v } = parseArgs({ options: { workload: { type: "string" }, memory: { type: "string" }, mode: { type: "string" } } });
+const { values: v } = benchArgs({ options: { workload: { type: "string" }, memory: { type: "string" }, mode: { type: "string" } } });
 const file = v.workload ?? fileURLToPath(new URL("../../examples/web-server.json", import.meta.url));
 const size = parseByteSize(v.memory ?? "256MiB");
 if (typeof size === "string") throw new Error(`--memory ${size}`);

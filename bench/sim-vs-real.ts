@@ -25,7 +25,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import { runRealLikeCompare, simulateLikeReal } from "../src/cli/compare-real.js";
 import { DEFAULT_HOST } from "../src/sim/host.js";
 import { loopback } from "./loopback.js";
@@ -62,7 +62,7 @@ async function one(workload: string, size: string, mode: string, run: number, lo
 }
 
 async function main(): Promise<void> {
-  const { values: v } = parseArgs({
+  const { values: v } = benchArgs({
     options: { workloads: { type: "string" }, sizes: { type: "string" }, modes: { type: "string" }, runs: { type: "string" }, json: { type: "string" }, merge: { type: "string" }, "max-s": { type: "string" }, repredict: { type: "boolean" } },
   });
   if (v.merge !== undefined) {

@@ -17,7 +17,7 @@ import { writeFileSync } from "node:fs";
 import { availableParallelism, cpus, release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./args.js";
 import type { Report } from "../src/engine/report.js";
 import { spawnDemoDestination } from "../src/real/demo.js";
 import { scaleWorkload } from "../src/real/plan.js";
@@ -74,7 +74,7 @@ async function migrateOnce(file: string, memBytes: number, bin: string, security
 const spread = (xs: number[]) => `${Math.min(...xs)}–${Math.max(...xs)}`;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { workload: { type: "string" }, memory: { type: "string" }, runs: { type: "string" }, json: { type: "string" } } });
+  const { values } = benchArgs({ options: { workload: { type: "string" }, memory: { type: "string" }, runs: { type: "string" }, json: { type: "string" } } });
   const file = values.workload ?? "examples/web-server.json";
   const mem = parseByteSize(values.memory ?? "1GiB");
   if (typeof mem === "string") throw new Error(`--memory ${mem}`);

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Mode } from "../src/engine/messages.js";
 import { DestinationAgent } from "../src/real/dest-agent.js";
 import { availableHugePages, hugeNeeds, migrationPageSize, reserveHugePages } from "../src/real/huge-reserve.js";
+import { closeFd, constants, mapShared, memfdCreate, uffdApi, uffdCopy, uffdCreate, uffdRegister } from "../src/real/native.js";
 import { SourceAgent } from "../src/real/source-agent.js";
 import { toGuestConfig } from "../src/workload/guest-config.js";
 import { parseWorkload } from "../src/workload/parse.js";
@@ -85,6 +86,35 @@ describe("huge-page guests (real back end)", () => {
     symlinkSync(`${POOL}/free_hugepages`, join(dir, "nr_hugepages"));
     expect(() => reserveHugePages(HUGE, 7, dir)).toThrow(/needs 7 free huge pages of 2048 kB and 4 are free; cannot grow the pool .*as root/);
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("the addon makes a hugetlbfs memfd of a given page size (bench/loopback --huge) and refuses a size that is not one", () => {
+    expect(() => memfdCreate("bad-huge", HUGE, 3000)).toThrow(/hugePageSize must be 0 or a power of two >= 4096/);
+    expect(() => memfdCreate("bad-huge", HUGE, 2048)).toThrow(/hugePageSize must be 0 or a power of two >= 4096/);
+  });
+
+  it.skipIf(unavailable !== null)("a whole 2 MiB page goes into a hugetlbfs memfd's registered mapping by one UFFDIO_COPY", () => {
+    const before = nr();
+    const pool = reserveHugePages(HUGE, 2);
+    const C = constants();
+    // hugetlbfs, not shmem: its size must be whole huge pages (ftruncate EINVAL otherwise).
+    expect(() => memfdCreate("huge-odd", HUGE + 4096, HUGE)).toThrow(/EINVAL/);
+    const fd = memfdCreate("huge-copy", 2 * HUGE, HUGE);
+    const map = mapShared(fd, 2 * HUGE);
+    const uffd = uffdCreate();
+    try {
+      uffdApi(uffd, C.UFFD_FEATURE_MISSING_HUGETLBFS);
+      uffdRegister(uffd, map.address, 2 * HUGE, C.UFFDIO_REGISTER_MODE_MISSING);
+      const src = new Uint8Array(HUGE).map((_, i) => (i * 7) & 0xff);
+      expect(uffdCopy(uffd, map.address + BigInt(HUGE), src)).toBe(HUGE);
+      expect(Buffer.compare(map.read(HUGE, HUGE), Buffer.from(src))).toBe(0);
+    } finally {
+      closeFd(uffd);
+      map.unmap();
+      closeFd(fd);
+      pool.release();
+    }
+    expect(nr()).toBe(before);
   });
 
   for (const mode of ["postcopy", "precopy"] as Mode[]) {

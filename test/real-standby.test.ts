@@ -1,6 +1,6 @@
 /**
  * The standby copy for real (issue 16): a source agent (its own process)
- * migrates a 32 MiB web-server guest in post-copy, held to 20 MB/s so that
+ * migrates a 32 MiB web-server guest in post-copy, held to 1 MB/s so that
  * post-copy outlasts the copy, keeping a standby copy in a folder the
  * destination reads too; it is killed with SIGKILL after switchover. Once
  * the copy held every page, the destination fills the missing pages from it,
@@ -28,7 +28,11 @@ afterEach(async () => {
 async function run(extra: string[]): Promise<{ r: StandbyRun; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), "ppsim-standby-"));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const r = await startStandbyRun({ file: "examples/web-server.json", memBytes: MEM, standbyDir: dir, reconnectWaitMs: 1000, extra: ["--bandwidth-cap", "20MB", ...extra] });
+  // The push must not finish first: at 20 MB/s (1.6 s for 32 MiB) it did, under load, while the copy thread (nice 10)
+  // waited for a core — the destination then held every page at the kill and filled nothing. At 1 MB/s the push
+  // needs 32 s, the copy a fraction of that even when starved; the kill comes as soon as the copy protects, so the
+  // slower push costs the test no time.
+  const r = await startStandbyRun({ file: "examples/web-server.json", memBytes: MEM, standbyDir: dir, reconnectWaitMs: 1000, extra: ["--bandwidth-cap", "1MB", ...extra] });
   cleanups.push(() => void r.source.kill("SIGKILL"));
   cleanups.push(() => r.dest.close());
   return { r, dir };
@@ -43,7 +47,7 @@ describe.skipIf(unavailable !== null)("real standby copy", () => {
     const ends = await r.dest.done;
     const why = `${JSON.stringify(ends)}\n${r.destLog.join("\n")}\n${r.sourceOut()}`;
     expect(ends[0]?.outcome, why).toBe("completed");
-    expect(r.destLog.join("\n")).toMatch(/missing pages came from the standby copy, each verified against its checksum/);
+    expect(r.destLog.join("\n"), why).toMatch(/missing pages came from the standby copy, each verified against its checksum/);
     expect(destHash(r.destLog), why).toBe(await reference);
   });
 

@@ -16,6 +16,8 @@ import type { GuestProcess } from "../src/real/guest-process.js";
 import { DEFERRED } from "../src/real/dataplane.js";
 
 const calls: { first: number; count: number; bounded: boolean }[] = [];
+/** Bytes of each pread the port made (its reads without the native data plane). */
+const preads: number[] = [];
 /** What the mocked dirty log reports next (pages), as PAGEMAP_SCAN would. */
 let written: number[] = [];
 
@@ -31,6 +33,10 @@ vi.mock("../src/real/native.js", async (importOriginal) => {
     residentPages: (address: bigint, count: number, ps: number) => {
       calls.push({ first: Number((address - mapBase) / BigInt(real.constants().PAGE_SIZE)), count, bounded: true });
       return real.residentPages(address, count, ps);
+    },
+    pread: (fd: number, offset: number, length: number) => {
+      preads.push(length);
+      return real.pread(fd, offset, length);
     },
     scanWrittenAndProtect: () => {
       const ps = real.constants().PAGE_SIZE;
@@ -57,6 +63,7 @@ afterEach(() => {
   vi.unstubAllEnvs();
   while (cleanups.length > 0) cleanups.pop()?.();
   calls.length = 0;
+  preads.length = 0;
   written = [];
 });
 
@@ -169,5 +176,33 @@ describe("SourceMemoryPort with the native data plane", () => {
       }),
       { seed: 16, numRuns: 60 },
     );
+  });
+});
+
+describe("SourceMemoryPort reading bytes (huge pages, TLS, PPSIM_DATAPLANE=js)", () => {
+  /** A guest of `pages` pages of `ps` bytes, page p filled with p + 1; the port reads the bytes itself. */
+  function bytesPort(ps: number, pages: number): InstanceType<typeof SourceMemoryPort> {
+    const fd = memfdCreate("port-bytes", pages * ps);
+    cleanups.push(() => closeFd(fd));
+    for (let p = 0; p < pages; p++) pwrite(fd, p * ps, Buffer.alloc(ps, p + 1));
+    const g = { memfd: fd, layout: { pageSize: ps, memBytes: pages * ps, base: 0n }, openPagemap: () => openSync("/dev/null", "r") } as unknown as GuestProcess;
+    const port = new SourceMemoryPort(g, false, false);
+    cleanups.push(() => port.close());
+    return port;
+  }
+
+  it("reads a run 16 base pages per pread, and a 2 MiB page alone (no 32 MiB pread every 16th page)", () => {
+    const small = bytesPort(PS, 32);
+    for (let p = 0; p < 32; p++) expect(small.readPage(p)?.[0]).toBe(p + 1);
+    // The first page is read alone (no run yet), then the run a chunk at a time.
+    expect(preads).toEqual([PS, 16 * PS, 15 * PS]);
+    preads.length = 0;
+    const HUGE = 2 << 20;
+    const huge = bytesPort(HUGE, 4);
+    for (let p = 0; p < 4; p++) {
+      const d = huge.readPage(p);
+      expect([d?.length, d?.[0], d?.[HUGE - 1]]).toEqual([HUGE, p + 1, p + 1]);
+    }
+    expect(preads).toEqual([HUGE, HUGE, HUGE, HUGE]);
   });
 });

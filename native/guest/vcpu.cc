@@ -1,5 +1,6 @@
 #include "vcpu.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -306,6 +308,11 @@ void Machine::Run(size_t slot) {
   // gettid() is a pid_t (int), positive for a live thread: it fits a u32. A vCPU's tid is its first task's.
   const pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
   if (slot == v) tids_[v].store(static_cast<uint32_t>(tid), std::memory_order_relaxed);
+  // Named for the agents' per-thread CPU account (src/real/thread-cpu.ts): "ppsim-vcpu" and up to 5
+  // digits of the vCPU number fit the kernel's 15 bytes; best effort (a failure leaves the process's name).
+  char name[16];
+  snprintf(name, sizeof name, "ppsim-vcpu%u", static_cast<unsigned>(v % 100000));
+  (void)pthread_setname_np(pthread_self(), name);
   // Its own renice comes after its first step (below), not before: lowered to nice 19
   // first, a new vCPU waited milliseconds for a core on a loaded host before it ran at
   // all — the end of the downtime. One step at nice 0 is microseconds (or it sleeps in

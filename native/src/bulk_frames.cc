@@ -57,6 +57,7 @@ void DeliverNotices(Box& box, Napi::Env env, Napi::Function cb) {
       memcpy(z.Data(), n.zero.data(), n.zero.size());
       o.Set("pages", p);
       o.Set("zero", z);
+      o.Set("frames", static_cast<double>(n.frames));
     } else if (n.kind == Kind::Frame) {
       o.Set("kind", "frame");
       o.Set("bytes", Napi::Buffer<uint8_t>::Copy(env, n.bytes.data(), n.bytes.size()));

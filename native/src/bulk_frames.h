@@ -41,6 +41,7 @@ struct Notice {
   bool protocol = false;        // End: the peer's bytes were not a valid stream
   uint64_t silentMs = 0;        // End "stall": silent this long mid-frame
   size_t partial = 0;           // End "stall": bytes of the frame received
+  uint32_t frames = 1;          // Pages: the frames whose pages these are (consecutive ones merged, Post)
 };
 
 // What the thread shares with JS's ThreadSafeFunction calls. Held by shared_ptr: a call still

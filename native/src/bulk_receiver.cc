@@ -215,12 +215,24 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
 
   // ---- to JS
 
+  // Pages notices of consecutive frames that JS has not taken yet go out as one (up to a frame's
+  // worth of pages, kMaxPages): the same pages in the same order, with the count of frames they
+  // came in (JS books the wire bytes from it), and one JS object and one engine message instead of
+  // one per frame. Only the last notice grows, so arrival order holds: a frame or an end between
+  // two pages notices keeps them apart.
   void Post(Notice&& n) {
     bool call = false;
     {
       std::lock_guard<std::mutex> g(box_->mu);
       if (n.kind == Kind::Pages) box_->pendingPages += n.pages.size();
-      box_->out.push_back(std::move(n));
+      Notice* last = box_->out.empty() ? nullptr : &box_->out.back();
+      if (n.kind == Kind::Pages && last != nullptr && last->kind == Kind::Pages && last->pages.size() + n.pages.size() <= kMaxPages) {
+        last->pages.insert(last->pages.end(), n.pages.begin(), n.pages.end());
+        last->zero.insert(last->zero.end(), n.zero.begin(), n.zero.end());
+        last->frames += n.frames;
+      } else {
+        box_->out.push_back(std::move(n));
+      }
       call = !box_->scheduled;
       box_->scheduled = true;
     }

@@ -93,7 +93,7 @@ export class Destination<P> {
     this.now = now;
     switch (ev.kind) {
       case "message":
-        if (ev.channel === "bulk") this.bulkBytes += encodedSize(ev.msg, this.layout?.pageSize ?? 0);
+        if (ev.channel === "bulk") this.bulkBytes += (ev.msg.type === "pages" ? ev.msg.wireBytes : undefined) ?? encodedSize(ev.msg, this.layout?.pageSize ?? 0);
         return this.onMessage(ev.msg);
       case "fault":
         return this.onFault(ev.page, ev.vcpu, ev.requested === true, Math.min(now, ev.at ?? now));

@@ -12,7 +12,7 @@ export { ThroughputEstimator } from "./throughput.js";
 export { TimerTable } from "./timers.js";
 export * from "./messages.js";
 export { buildReport, buildSnapshot, emptyDestinationMetrics, newSourceMetrics, log2Histogram, percentiles, type DestinationMetrics, type PrecopyFigures, type ReportExtras, type SnapshotExtras, type SourceMetrics } from "./metrics.js";
-export { DEFAULT_OPTIONS, OptionError, resolveOptions, type BackgroundOrderName, type MigrationOptions } from "./options.js";
+export { batchPagesFor, DEFAULT_OPTIONS, OptionError, resolveOptions, type BackgroundOrderName, type MigrationOptions } from "./options.js";
 export { LinearOrder, makeOrder, NeighbourhoodOrder, type BackgroundOrder } from "./order.js";
 export type { HashReport, LinkReport, OutageReport, Percentiles, Phase, PrecopyReport, PrecopyView, Report, RoundReport, SimStats, Snapshot, SwitchoverReason } from "./report.js";
 export { Source, type Layout } from "./source.js";

@@ -59,6 +59,12 @@ export interface PageBatch<P> {
   preinstalled?: true;
   /** With preinstalled: when those pages were installed (the engine's clock), for the fault latency of the faults they answer. */
   installedAt?: number;
+  /**
+   * With preinstalled: the wire bytes of the frames this batch stands for,
+   * when a receiver merged several frames' pages into one message (its own
+   * encoded size has one header, not one per frame); absent: its encoded size.
+   */
+  wireBytes?: number;
 }
 
 /** source → destination: first message; proposes version, capabilities and memory layout. */

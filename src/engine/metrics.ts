@@ -141,7 +141,7 @@ const round3 = (x: number) => Math.round(x * 1000) / 1000;
 const ms = (us: number) => round3(us / 1000);
 
 /** Report keys the engine's counters cannot know: the driver's, and the backend-specific ones. */
-type DriverKeys = "reason" | "verified" | "seed" | "options" | "link" | "real_link" | "outages" | "max_virtual_ms" | "sim" | "host" | "steps" | "hash" | "peer" | "guest_rate_steps_s" | "guest_finished_early" | "standby" | "real_connections" | "real_switchover" | "real_source_memory" | "source_dies_at_ms";
+type DriverKeys = "reason" | "verified" | "seed" | "options" | "link" | "real_link" | "outages" | "max_virtual_ms" | "sim" | "host" | "steps" | "hash" | "peer" | "guest_rate_steps_s" | "guest_finished_early" | "standby" | "real_connections" | "real_switchover" | "real_source_memory" | "real_cpu_threads" | "source_dies_at_ms";
 
 export type ReportExtras = Pick<Report, "backend" | "workload" | "reason" | "verified" | "seed"> &
   Partial<Pick<Report, DriverKeys>> & {

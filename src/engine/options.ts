@@ -32,8 +32,16 @@ export interface MigrationOptions {
    * that copy.
    */
   laneWindowBytes: number;
-  /** Pages per bulk message. */
+  /** Pages per bulk message (fewer when batchBytes says so). */
   batchPages: number;
+  /**
+   * Page bytes a bulk message carries at most, whole pages and at least one:
+   * min(batchPages, batchBytes / pageSize) pages (batchPagesFor). It leaves
+   * 4 KiB pages at batchPages and keeps a huge page alone: 16 × 2 MiB made
+   * 32 MiB messages, each one long synchronous read, encode and install on
+   * either loop that a demand fault waited behind (docs/huge-pages.md, last section).
+   */
+  batchBytes: number;
   /** Demand requests and replies on their own channel (true) or behind bulk pages (false). */
   urgentChannel: boolean;
   /** The source gives up a handshake the destination does not answer within this long. */
@@ -56,10 +64,16 @@ export const DEFAULT_OPTIONS: MigrationOptions = {
   prefetchPages: 32,
   laneWindowBytes: 64 * 1024,
   batchPages: 16,
+  batchBytes: 2 * 1024 * 1024,
   urgentChannel: true,
   setupTimeoutMs: 15_000,
   reconnectTimeoutMs: 60_000,
 };
+
+/** Pages per bulk message at this page size: batchPages, bounded by batchBytes, never below one page. */
+export function batchPagesFor(o: Pick<MigrationOptions, "batchPages" | "batchBytes">, pageSize: number): number {
+  return Math.max(1, Math.min(o.batchPages, Math.floor(o.batchBytes / pageSize)));
+}
 
 /** A bad migration option: `option` names it (an unknown key, a wrong type, a value out of range). */
 export class OptionError extends Error {
@@ -105,6 +119,7 @@ const CHECKS: Record<keyof MigrationOptions, Check> = {
   laneWindowBytes: positive,
   // The codec refuses bigger pages messages (a peer's bound, issue 15): the engine must not make them.
   batchPages: (v) => intFrom(1)(v) ?? ((v as number) <= MAX_PAGES_PER_MESSAGE ? null : `must be at most ${MAX_PAGES_PER_MESSAGE} (a pages message's limit), got ${show(v)}`),
+  batchBytes: intFrom(1),
   urgentChannel: boolean,
   setupTimeoutMs: positive,
   reconnectTimeoutMs: positive,

@@ -99,7 +99,7 @@ export class PageSender<P> {
    */
   recycle(msg: PagesMsg<P>): void {
     const n = msg.pages.length;
-    if (msg.data.length !== n || msg.preinstalled !== undefined || msg.installedAt !== undefined) return;
+    if (msg.data.length !== n || msg.preinstalled !== undefined || msg.installedAt !== undefined || msg.wireBytes !== undefined) return;
     // Bounded: about a lane window's worth of messages is in flight at once.
     if (n === this.batchPages && this.spareBatches.length < MAX_SPARE) this.spareBatches.push(msg);
     else if (n === 1 && this.spareReplies.length < MAX_SPARE) this.spareReplies.push(msg);

@@ -172,6 +172,34 @@ export interface Report {
   real_switchover?: SwitchoverBreakdown | null;
   /** Real back end: the source guest's memory (memfd bytes) over the migration, freed as pages leave in post-copy. */
   real_source_memory?: { peak_mib: number; punched_pages: number; over_time_ms_mib: [number, number][] } | null;
+  /** Real back end (issue 9): each agent's and guest's threads' CPU at marks of the migration (src/real/thread-cpu.ts). */
+  real_cpu_threads?: CpuThreadsReport | null;
+}
+
+/** One thread across an account's marks (real back end): ms on a CPU and runnable waiting for one, null before it existed. */
+export interface CpuThreadRow {
+  /** "source agent", "source guest", "destination agent", "destination guest". */
+  process: string;
+  pid: number;
+  tid: number;
+  comm: string;
+  /** loop, bulk, lane, fault reader, puncher, node helpers; guest control, vcpu. */
+  role: string;
+  cpu_ms: (number | null)[];
+  wait_ms: (number | null)[];
+}
+
+/** An agent's account: its marks' names and times (µs, its clock), and every thread seen at them. */
+export interface CpuAccount {
+  marks: string[];
+  at_us: number[];
+  threads: CpuThreadRow[];
+}
+
+/** Both agents' accounts; the destination's null when it sent none, or one that did not check. */
+export interface CpuThreadsReport {
+  source: CpuAccount;
+  destination: CpuAccount | null;
 }
 
 /**

@@ -11,7 +11,7 @@ import { EndCause, type Outcome, type SourceAction, type SourceGuestPort } from 
 import { PageLedger } from "./ledger.js";
 import { ErrorCode, type Channel, type Message } from "./messages.js";
 import { newSourceMetrics, type SourceMetrics } from "./metrics.js";
-import type { MigrationOptions } from "./options.js";
+import { batchPagesFor, type MigrationOptions } from "./options.js";
 import { Pacer } from "./pacer.js";
 import { PageSender } from "./page-sender.js";
 import type { Phase } from "./report.js";
@@ -80,7 +80,7 @@ export abstract class SourceCore<P> {
     this.ledger = new PageLedger(layout.pageCount);
     this.pacer = new Pacer(opts.bandwidthCap, opts.laneWindowBytes);
     this.metrics = newSourceMetrics(opts.mode, layout);
-    this.sender = new PageSender(layout.pageSize, opts.batchPages, guest, this.ledger, this.metrics, this.pacer);
+    this.sender = new PageSender(layout.pageSize, batchPagesFor(opts, layout.pageSize), guest, this.ledger, this.metrics, this.pacer);
     // Without dirty tracking before switchover (pure post-copy) the copy starts at switchover.
     this.standby = standby === null ? null : new StandbyPlan(layout.pageCount, standby, opts.mode !== "postcopy");
   }

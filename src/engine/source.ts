@@ -293,8 +293,6 @@ export class Source<P> extends SourceCore<P> {
     this.setStage(s);
   }
 
-
-
   // ---------------------------------------------------------------- transmit
 
   private nextMessage(channel: Channel, now: number): Message<P> | null {
@@ -386,7 +384,6 @@ export class Source<P> extends SourceCore<P> {
     return { type: "switchover", stale: s.postcopy ? sw.stale : new Uint32Array(0), cpuState: sw.cpuState };
   }
 
-
   // ---------------------------------------------------------- pre-copy rounds
 
   private startRound(now: number): void {
@@ -435,15 +432,4 @@ export class Source<P> extends SourceCore<P> {
     this.metrics.pausedAt = now;
     this.actions.push({ kind: "pauseGuest" });
   }
-
-  // ------------------------------------------------------------------ endings
-
-
-
-
-
-
-
-
-
 }

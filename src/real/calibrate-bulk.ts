@@ -51,9 +51,12 @@ export async function loopbackPair(): Promise<{ client: Socket; peer: Socket; cl
  * Demand faults one after another, `maxFaults` of them or until `stop()`:
  * each a thread touching a missing page, JS answering with UFFDIO_COPY.
  * `finished` resolves when the last one is answered; `stop` returns each
- * fault's round trip, µs.
+ * fault's round trip, µs. `installUs[i]`: how long the i-th fault's own
+ * UFFDIO_COPY took, µs (NaN until it is answered) — timed inside its round
+ * trip, so that a round trip minus its install is never below 0, however
+ * the host's load moves between faults.
  */
-export function faultLoop(maxFaults: number, name = "ppsim-calibrate-busy-fault"): { finished: Promise<void>; stop: () => Promise<number[]> } {
+export function faultLoop(maxFaults: number, name = "ppsim-calibrate-busy-fault"): { finished: Promise<void>; stop: () => Promise<number[]>; installUs: Float64Array } {
   const C = constants();
   const PS = C.PAGE_SIZE;
   const fd = memfdCreate(name, maxFaults * PS);
@@ -62,8 +65,15 @@ export function faultLoop(maxFaults: number, name = "ppsim-calibrate-busy-fault"
   const page = Buffer.alloc(PS, 7);
   uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM);
   uffdRegister(uffd, map.address, maxFaults * PS, C.UFFDIO_REGISTER_MODE_MISSING);
+  const installUs = new Float64Array(maxFaults).fill(NaN);
   const reader = startFaultReader(uffd, (evs) => {
-    for (const e of evs) uffdCopy(uffd, e.address & ~BigInt(PS - 1), page);
+    for (const e of evs) {
+      const at = e.address & ~BigInt(PS - 1);
+      const t = performance.now();
+      uffdCopy(uffd, at, page);
+      // Fault i touches page i (the loop below); the reader reports only addresses inside this mapping.
+      installUs[Number((at - map.address) / BigInt(PS))] = (performance.now() - t) * 1000;
+    }
   });
   const us: number[] = [];
   let stopping = false;
@@ -77,6 +87,7 @@ export function faultLoop(maxFaults: number, name = "ppsim-calibrate-busy-fault"
   loop.catch(() => undefined); // handled: stop() rethrows it after cleaning up
   return {
     finished: loop,
+    installUs,
     stop: async () => {
       stopping = true;
       try {

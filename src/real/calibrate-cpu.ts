@@ -21,7 +21,10 @@
  *   fast pages move with the guest's vCPUs on the same cores;
  * - the urgent round trip while it streams: a one-byte ping-pong with a
  *   child over loopback TCP (a page request and its reply cross two
- *   processes), p50 during the stream minus p50 without it.
+ *   processes), p50 during the stream minus p50 without it;
+ * - a vCPU's wait for a core after its fault's install, beside a stream
+ *   installing as after the switchover and those spinners (median of three
+ *   streams): calibrate-wake.ts.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -30,6 +33,7 @@ import { percentiles } from "../engine/metrics.js";
 import { simulate } from "../sim/simulation.js";
 import { parseWorkload } from "../workload/parse.js";
 import { bulkStream, type BulkFigures } from "./calibrate-bulk.js";
+import { wakeFigure, wakeLoop } from "./calibrate-wake.js";
 
 const SPIN = "require('os').setPriority(0, Number(process.argv[1])); process.stdout.write('go\\n'); for (;;) {}";
 
@@ -133,6 +137,8 @@ export interface StreamingFigures {
   streamNsPerZeroPage: number;
   streamNsPerPageRunning: number;
   streamNsPerZeroPageRunning: number;
+  /** A nice-19 thread's wait for a core after its fault's install, µs (null: no fault measured). */
+  faultWakeUs: number | null;
 }
 
 const median3 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
@@ -164,6 +170,7 @@ export async function streaming(pages: number, vcpus: number): Promise<Streaming
     const wallZero: number[] = [];
     const wallRunning: number[] = [];
     const wallZeroRunning: number[] = [];
+    const wake: number[] = [];
     const idleUs = [...prev.us];
     const busyUs: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -177,6 +184,17 @@ export async function streaming(pages: number, vcpus: number): Promise<Streaming
       wallZero.push((await bulkStream(pages, false, { holes: true })).wallNsPerPage);
       wallRunning.push((await bulkStream(pages, false, { running: true })).wallNsPerPage);
       wallZeroRunning.push((await bulkStream(pages, false, { holes: true, running: true })).wallNsPerPage);
+      // A stream of its own: the faults' CPU beside it would be in the running stream's wall time above.
+      // As many faulting threads as spinners stand for vCPUs, up to libuv's pool (4 touches at once by default):
+      // a vCPU woken from its fault waits behind the others woken too (one thread alone measured a tenth of it).
+      const faults = wakeLoop(16384, Math.min(4, vcpus));
+      let w: number | null;
+      try {
+        await bulkStream(pages, false, { running: true });
+      } finally {
+        w = wakeFigure(await faults.stop());
+      }
+      if (w !== null) wake.push(w);
       const next = await idle();
       idleUs.push(...next.us);
       const idleShare = Math.max(prev.share, next.share);
@@ -190,6 +208,7 @@ export async function streaming(pages: number, vcpus: number): Promise<Streaming
       streamNsPerZeroPage: median3(wallZero),
       streamNsPerPageRunning: median3(wallRunning),
       streamNsPerZeroPageRunning: median3(wallZeroRunning),
+      faultWakeUs: wake.length === 0 ? null : median3(wake),
     };
   } finally {
     spin.stop();

@@ -41,6 +41,11 @@ export class NativeBulkConn {
   private isDown = false;
   private started = false;
   private stopped = false;
+  /** Pages notices taken and the frames they stood for (PPSIM_DATAPLANE_STATS=1 logs them: how much the thread merged). */
+  private notices = 0;
+  private frames = 0;
+  /** The layout's page size (0 before it is known), for a merged notice's wire bytes. */
+  private pageSize: number;
 
   constructor(
     readonly socket: Socket,
@@ -53,6 +58,7 @@ export class NativeBulkConn {
     private readonly log?: (line: string) => void,
   ) {
     this.peer = peerName(socket);
+    this.pageSize = pageSize;
     this.decoder = new FrameDecoder(pageSize);
     if (pageSize > 0) this.decoder.setLayout(pageSize, pageCount);
     this.receiver = createBulkReceiver(fd, limits(pageSize, pageCount), stallMs, (n) => this.onNotices(n), switchoverThreadNice());
@@ -66,6 +72,7 @@ export class NativeBulkConn {
 
   /** From here on frames are bounded by this layout. */
   setLayout(pageSize: number, pageCount: number): void {
+    this.pageSize = pageSize;
     this.decoder.setLayout(pageSize, pageCount);
     this.receiver.setLimits(limits(pageSize, pageCount));
   }
@@ -134,14 +141,16 @@ export class NativeBulkConn {
   logStats(): void {
     if (this.log === undefined || !dataPlaneStatsWanted()) return;
     const s = this.receiver.stats();
-    this.log(`bulk receiver: ${s.pages} pages (${s.lost} another path's), ${s.received} bytes; waiting ${formatNs(s.waitNs)}, recv ${formatNs(s.recvNs)}, installing ${formatNs(s.installNs)}, waiting for JS ${formatNs(s.jsNs)}; nice ${s.nice}${s.niceErrno !== 0 ? ` (not set: errno ${s.niceErrno})` : ""}`);
+    this.log(`bulk receiver: ${s.pages} pages (${s.lost} another path's), ${s.received} bytes; waiting ${formatNs(s.waitNs)}, recv ${formatNs(s.recvNs)}, installing ${formatNs(s.installNs)}, waiting for JS ${formatNs(s.jsNs)}; ${this.frames} pages frames in ${this.notices} notices; nice ${s.nice}${s.niceErrno !== 0 ? ` (not set: errno ${s.niceErrno})` : ""}`);
   }
 
   private onNotices(notices: BulkNotice[]): void {
     for (const n of notices) {
       if (this.isDown) return;
       if (n.kind === "pages") {
-        this.handlers.message(installedPages(n.pages, n.zero));
+        this.notices++;
+        this.frames += n.frames;
+        this.handlers.message(installedPages(n.pages, n.zero, n.frames, this.pageSize));
       } else if (n.kind === "frame") {
         stamp("d.frame_notice");
         let msgs: Message<Uint8Array>[];

@@ -12,6 +12,7 @@
  */
 import type { Socket } from "node:net";
 import type { PagesMsg } from "../engine/messages.js";
+import { HEADER_BYTES, PAGE_ENTRY_OVERHEAD } from "../engine/codec.js";
 
 /** The payload of a page the source holds data for, read natively when its frame is written. */
 export const DEFERRED: Uint8Array = new Uint8Array(0);
@@ -151,11 +152,27 @@ export function resumeNodeReading(socket: Socket): void {
   socket.resume();
 }
 
-/** A pages message for pages the native receiver installed: their bytes are in guest memory already (the installPages effect skips them; the engine books them). */
-export function installedPages(pages: Uint32Array, zero: Uint8Array): PagesMsg<Uint8Array> {
+/**
+ * A pages message for pages the native receiver installed: their bytes are
+ * in guest memory already (the installPages effect skips them; the engine
+ * books them). `frames` > 1: the receiver merged the notices of that many
+ * consecutive pages frames into this one (bulk_receiver.cc Post); the
+ * message then carries the frames' wire bytes, which its own encoded size
+ * (one header) would undercount. `pageSize` is needed only then.
+ */
+export function installedPages(pages: Uint32Array, zero: Uint8Array, frames = 1, pageSize = 0): PagesMsg<Uint8Array> {
   const data = new Array<Uint8Array | null>(pages.length);
-  for (let i = 0; i < pages.length; i++) data[i] = zero[i] === 1 ? null : DEFERRED;
-  return { type: "pages", pages, data, preinstalled: true };
+  let full = 0;
+  for (let i = 0; i < pages.length; i++) {
+    if (zero[i] === 1) data[i] = null;
+    else {
+      data[i] = DEFERRED;
+      full++;
+    }
+  }
+  const msg: PagesMsg<Uint8Array> = { type: "pages", pages, data, preinstalled: true };
+  if (frames > 1) msg.wireBytes = frames * (HEADER_BYTES + 4) + pages.length * PAGE_ENTRY_OVERHEAD + full * pageSize;
+  return msg;
 }
 
 /** PPSIM_DATAPLANE_STATS=1: the agents log where the data plane threads' time went. */

@@ -30,6 +30,7 @@ import type { SessionInfo } from "./plan.js";
 import { stamp, stampRole } from "./switchover-stamps.js";
 import { rehearsalWanted, rehearseSwitchover } from "./switchover-rehearsal.js";
 import { rehearseDestEngine } from "./dest-rehearsal.js";
+import { ThreadCpuAccount } from "./thread-cpu.js";
 
 /** What the engine side needs of the session's connections and helpers. */
 export interface DestEngineLinks {
@@ -96,6 +97,13 @@ export class DestEngine {
       const install = unit === constants().PAGE_SIZE && bulk !== null ? (this.o.install ?? installModeFromEnv()) : "copy";
       this.guest = await GuestProcess.spawn({ role: "destination", config: info.config, steps: info.steps, minor: install === "continue" });
       this.mem = new DestinationMemory(this.guest, install);
+      // Where this host's CPU went (issue 9): marks at the guest's start, once it runs (off the downtime) and at completion.
+      const cpu = new ThreadCpuAccount([
+        { process: "destination agent", pid: process.pid, guest: false },
+        { process: "destination guest", pid: this.guest.layout.pid, guest: true },
+      ]);
+      cpu.mark("start");
+      this.s.reports.cpu = cpu;
       if (rehearsalWanted()) {
         // Before the engine answers the hello (and so before the source pauses): the switchover's
         // engine code and this class's part of it compiled and warm (switchover-rehearsal.ts,
@@ -187,7 +195,11 @@ export class DestEngine {
       standbyRecover: (missing) => void this.fillFromStandby(missing),
       finished: (end) => {
         if (this.engine?.standbyFill != null) this.s.log(end.reason);
-        if (end.outcome === "completed") void this.s.reports.afterComplete();
+        if (end.outcome === "completed") {
+          this.s.reports.cpu?.mark("end");
+          this.s.reports.cpu?.close();
+          void this.s.reports.afterComplete();
+        }
         else this.s.finish({ outcome: end.outcome, reason: end.reason });
       },
     };
@@ -222,6 +234,8 @@ export class DestEngine {
         this.s.log("destination guest running");
         // Only now may the source learn it: until then it can still take the VM back.
         this.dispatch({ kind: "guestResumed" });
+        // After the word is out: the background's first pages are not held up by the mark.
+        this.s.reports.cpu?.mark("resumed");
         await this.s.reports.startProgress(g);
       },
       async (e: unknown) => {

@@ -15,6 +15,7 @@ import { totalSteps } from "./progress.js";
 import type { DestReport } from "./report-msg.js";
 import { NativeBulkConn } from "./dataplane-recv.js";
 import { destDumpDir, dumpDestination } from "./memory-dump.js";
+import type { ThreadCpuAccount } from "./thread-cpu.js";
 
 /** How long a completed session waits for its guest's remaining steps before giving up. */
 const AFTER_COMPLETE_WAIT_MS = 30 * 60_000;
@@ -52,6 +53,8 @@ export class DestReports {
   frameAt: number | null = null;
   /** When the guest really ran (the engine's resumedAt is when it took the switchover). */
   resumedAt: number | null = null;
+  /** This agent's and its guest's threads' CPU (set once the guest runs; sent in the final report). */
+  cpu: ThreadCpuAccount | null = null;
   /** The final report went out: the link's end is then the session's. */
   reported = false;
   private stepsAtResume = 0;
@@ -73,6 +76,7 @@ export class DestReports {
   stop(): void {
     this.stopped = true;
     clearInterval(this.timer);
+    this.cpu?.close();
   }
 
   private async progress(): Promise<void> {
@@ -131,7 +135,7 @@ export class DestReports {
       const progressLog = log === undefined ? undefined : logToSend(log, log.originUs, e.metrics.completedAt ?? Infinity);
       const metrics = { ...e.metrics, resumedAt: this.resumedAt ?? e.metrics.resumedAt };
       const finishedBeforeComplete = atComplete.vcpus.some((v) => v.finished);
-      const sent = this.s.sendReport({ kind: "final", metrics, hash, steps: { atResume: this.stepsAtResume, atComplete: totalSteps(atComplete), atEnd }, finishedBeforeComplete, progressLog, vcpuTids: end.vcpus.map((v) => v.tid), guestStamps: log?.stamps });
+      const sent = this.s.sendReport({ kind: "final", metrics, hash, steps: { atResume: this.stepsAtResume, atComplete: totalSteps(atComplete), atEnd }, finishedBeforeComplete, progressLog, vcpuTids: end.vcpus.map((v) => v.tid), guestStamps: log?.stamps, cpuThreads: this.cpu?.result() });
       if (!sent) {
         this.s.log(`completed; guest RAM hash ${hash}, not sent: the link to the source is down`);
         return this.s.finish({ outcome: "completed", reason: "completed; the report could not be sent (link down)" });

@@ -34,7 +34,8 @@ export interface BulkSenderHandle {
 
 /** What the destination's bulk receiver thread reports, in arrival order. */
 export type BulkNotice =
-  | { kind: "pages"; pages: Uint32Array; zero: Uint8Array }
+  /** frames: how many consecutive pages frames these pages came in (the thread merges notices JS has not taken yet, up to 256 pages). */
+  | { kind: "pages"; pages: Uint32Array; zero: Uint8Array; frames: number }
   /** refused: a header the thread would not read past (the decoder says why); the thread has ended. */
   | { kind: "frame"; bytes: Buffer; refused: boolean }
   /** reason "stall": the peer stopped mid-frame (silentMs, partial bytes); "closed": EOF; else what failed (error). */

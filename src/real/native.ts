@@ -51,6 +51,7 @@ export interface Mapping {
 export interface NativeConstants {
   readonly UFFD_FEATURE_PAGEFAULT_FLAG_WP: number;
   readonly UFFD_FEATURE_MISSING_SHMEM: number;
+  readonly UFFD_FEATURE_MISSING_HUGETLBFS: number;
   readonly UFFD_FEATURE_THREAD_ID: number;
   readonly UFFD_FEATURE_MINOR_SHMEM: number;
   readonly UFFD_FEATURE_EXACT_ADDRESS: number;
@@ -88,7 +89,7 @@ export interface NativeConstants {
 /** The part of the raw addon native/src/mem.cc exports (and the constants). */
 interface RawMemory {
   constants: NativeConstants;
-  memfdCreate(name: string, size: U64): number;
+  memfdCreate(name: string, size: U64, hugePageSize?: U64): number;
   ftruncate(fd: number, size: U64): void;
   close(fd: number): void;
   punchHole(fd: number, offset: U64, length: U64): void;
@@ -108,9 +109,9 @@ export function constants(): NativeConstants {
 
 // ---------------------------------------------------------------- memory
 
-/** memfd_create(name, MFD_CLOEXEC) + ftruncate(size). */
-export function memfdCreate(name: string, size: number): number {
-  return addon().memfdCreate(name, size);
+/** memfd_create(name, MFD_CLOEXEC [| MFD_HUGETLB of that page size]) + ftruncate(size). */
+export function memfdCreate(name: string, size: number, hugePageSize = 0): number {
+  return addon().memfdCreate(name, size, hugePageSize);
 }
 export function ftruncate(fd: number, size: number): void {
   addon().ftruncate(fd, size);

@@ -41,6 +41,8 @@ export interface FinalReport {
   vcpuTids?: unknown;
   /** The destination guest's switchover stamps (guest-process.ts GuestStamps; unchecked: the source checks them). */
   guestStamps?: unknown;
+  /** The destination agent's and guest's threads' CPU at its marks (thread-cpu.ts CpuAccount; unchecked: the source checks it). */
+  cpuThreads?: unknown;
 }
 
 export interface FailedReport {

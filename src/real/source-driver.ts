@@ -31,6 +31,7 @@ import { faultTraceDir, SourceFaultTrace } from "./fault-trace.js";
 import { REAL_STANDBY, type SourceStandby } from "./standby-source.js";
 import { stamp, stampRole } from "./switchover-stamps.js";
 import { rehearsalWanted, rehearseSwitchover } from "./switchover-rehearsal.js";
+import { ThreadCpuAccount } from "./thread-cpu.js";
 import type { StandbyOp } from "../engine/standby.js";
 
 /** PPSIM_SWITCHOVER_HOLD=0: background pages follow the switchover frame at once, as before (A/B). */
@@ -78,6 +79,14 @@ export class SourceDriver {
   /** Committed bulk frames until the destination installed them; then their pages are punched (source-release.ts). */
   readonly release: ReleaseLog;
   private protectionNoted = false;
+  /**
+   * Where this host's CPU went (issue 9): this agent's and its guest's
+   * threads at the engine's start, just before the PAUSE is asked (the
+   * guest still runs: not in the downtime) and at the end. A mark reads
+   * /proc for every thread (well under a millisecond, timed in
+   * docs/real-benchmarks.md); none falls inside the downtime.
+   */
+  readonly cpu: ThreadCpuAccount;
   /** PPSIM_FAULT_TRACE: each page request's arrival and reply (fault-trace.ts); null when off. */
   private readonly trace: SourceFaultTrace | null;
   private readonly fx: SourceEffects<Uint8Array>;
@@ -121,6 +130,10 @@ export class SourceDriver {
     const sb = dopts.standby;
     this.engine = new Source<Uint8Array>(opts, { pageSize, pageCount: memBytes / pageSize }, this.port, sb === undefined ? null : REAL_STANDBY);
     this.release = new ReleaseLog(guest.memfd, pageSize, (pages) => link.releasing(pages));
+    this.cpu = new ThreadCpuAccount([
+      { process: "source agent", pid: process.pid, guest: false },
+      { process: "source guest", pid: guest.layout.pid, guest: true },
+    ]);
     if (sb !== undefined) {
       sb.onWritten = (seq) => {
         this.engine.handle({ kind: "standbyWritten", seq }, nowUs());
@@ -195,6 +208,7 @@ export class SourceDriver {
 
   start(): void {
     this.release.sample(nowUs());
+    this.cpu.mark("start");
     this.dopts.log(this.link.nativeSending ? "bulk pages: native data plane (a sender thread reads them from the memfd)" : "bulk pages: through Node (TLS, or PPSIM_DATAPLANE=js)");
     this.engine.start(nowUs());
     this.drive();
@@ -212,6 +226,7 @@ export class SourceDriver {
     this.timer.clear();
     clearTimeout(this.holdTimer);
     this.port.close();
+    this.cpu.close();
     this.resolveFinal("the source closed before the destination's report came");
   }
 
@@ -266,6 +281,7 @@ export class SourceDriver {
       pauseGuest: () => {
         // PPSIM_SWITCHOVER_RR: the PAUSE reply wakes this loop inside the downtime (loop-priority.ts).
         this.closeWindow();
+        this.cpu.mark("pause");
         this.closeWindow = raiseForSwitchover(this.dopts.log);
         stampRole("source");
         stamp("s.pause_asked");
@@ -372,6 +388,9 @@ export class SourceDriver {
     // The reason may quote the destination's own words: no control characters reach a log, the TUI or the report.
     const reason = sanitize(rawReason, 4096);
     this.timer.clear();
+    // Before the release log stops: its punching thread exits then, and a thread gone before a mark loses its time.
+    this.cpu.mark("end");
+    this.cpu.close();
     this.release.stop();
     const traced = this.trace?.finish();
     if (traced != null) this.dopts.log(`fault trace in ${traced}`);

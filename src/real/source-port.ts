@@ -4,7 +4,8 @@
  * readPage uses pread on the memfd, not the agent's mapping: a load through
  * a mapping of a memfd hole allocates the page, and a guest's never-touched
  * pages are holes (zero pages we must not inflate). Runs of consecutive
- * pages (the background push) are read 16 pages per pread; a page that
+ * pages (the background push) are read 16 pages per pread (at most 2 MiB:
+ * a huge page alone, or one pread of 32 MiB held the loop every 16th pull); a page that
  * breaks the run (a demand request) is read alone, so a fault's reply never
  * waits for a chunk it does not need. The chunk is dropped whenever the dirty
  * log is collected: a page read before that point may have changed since.
@@ -44,6 +45,8 @@ import { DEFERRED } from "./dataplane.js";
 import { closeFd, memfdDataPages, pread, residentPages, scanWrittenAndProtect } from "./native.js";
 
 const CHUNK_PAGES = 16;
+/** And no more bytes than this per pread (the engine's default batchBytes: one bulk message's worth). */
+const CHUNK_BYTES = 2 * 1024 * 1024;
 /** memfdDataPages' bound on one call's count; a larger memory is mapped in pieces. */
 const MAP_CALL_PAGES = 1 << 24;
 /** Untracked: pages learned at once along a run (learnData). */
@@ -111,7 +114,7 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
       const o = (page - this.chunkStart) * ps;
       data = c.subarray(o, o + ps);
     } else if (page === this.lastPage + 1) {
-      const n = Math.min(CHUNK_PAGES, this.pageCount - page);
+      const n = Math.min(Math.max(1, Math.min(CHUNK_PAGES, Math.floor(CHUNK_BYTES / ps))), this.pageCount - page);
       this.chunk = pread(this.guest.memfd, page * ps, n * ps);
       this.chunkStart = page;
       data = this.chunk.subarray(0, ps);

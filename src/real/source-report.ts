@@ -17,6 +17,7 @@ import type { FinalReport } from "./report-msg.js";
 import type { GuestLogWithStamps, GuestStamps } from "./guest-process.js";
 import type { DriverEnd, SourceDriver } from "./source-driver.js";
 import type { MemorySample } from "./source-release.js";
+import { checkCpuAccount } from "./thread-cpu-summary.js";
 
 /**
  * One switchover's stamps, µs on the agents' clock (one clock on one host;
@@ -214,6 +215,8 @@ export function sourceReport(d: SourceDriver, end: DriverEnd, final: FinalReport
     real_connections: run.connections,
     real_switchover: run.switchover,
     real_source_memory: sourceMemoryReport(run.sourceMemory),
+    // The destination's account is a peer's words: checked, or null.
+    real_cpu_threads: { source: d.cpu.result(), destination: got?.cpuThreads === undefined ? null : checkCpuAccount(got.cpuThreads) },
     ...(d.engine.standbyFigures === null ? {} : { standby: { ...standbyReport(d.engine.standbyFigures, src.startedAt ?? now, dst.completedAt, null, null), sync: run.standbySync, reconnect_wait_ms: run.reconnectTimeoutMs } }),
   });
   // The downtime the guest has (source's last vCPU park → destination's first vCPU step), where both guests said;

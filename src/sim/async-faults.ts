@@ -30,6 +30,8 @@ export class TaskedGuest {
   mirror: Uint32Array | null = null;
   running = false;
   throttle = 0;
+  /** Destination: a stopped vCPU's wait for a core after the install that wakes it, µs (host-cpu.ts fault_wake_us). */
+  wakeUs = 0;
   private scale = 1;
   private readonly vcpus: number;
   private readonly tasks: number;
@@ -335,7 +337,9 @@ export class TaskedGuest {
     if (at > stopped) this.shared.faults.add(v, at - stopped);
     this.stoppedAt[v] = NaN;
     const k = Math.floor(s / this.vcpus);
-    this.nextAt[v] = k === this.current[v] ? at : at + this.switchUs;
+    // Every task of it waited: the woken task's thread waits for a core before the vCPU runs (host-cpu.ts fault_wake_us).
+    const runs = at > stopped ? at + this.wakeUs : at;
+    this.nextAt[v] = k === this.current[v] ? runs : runs + this.switchUs;
     this.current[v] = k;
     this.sliceLeft[v] = this.sliceSteps;
   }

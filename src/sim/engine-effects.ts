@@ -14,7 +14,7 @@ import type { EventQueue } from "./event-queue.js";
 import type { ExpectedMemory } from "./expected-memory.js";
 import type { Guest } from "./guest.js";
 import { messageCostUs, occupancyBytes, type HostProfile } from "./host.js";
-import { withStreaming } from "./host-cpu.js";
+import { faultWakeUs, withStreaming } from "./host-cpu.js";
 import { firstStepUs, pauseLegsUs } from "./host-switchover.js";
 import type { Direction, Link } from "./link.js";
 import type { Msg, SimEvent } from "./sim-config.js";
@@ -90,8 +90,9 @@ export function destinationEffects(w: SimWorld): DestinationEffects<number> & { 
   const guest = w.dstGuest;
   const start = (cpuState: Uint8Array) => {
     guest.resume(w.clock(), cpuState);
-    // The host's cores go to the page stream from here (src/sim/host-cpu.ts).
+    // The host's cores go to the page stream from here (src/sim/host-cpu.ts); a vCPU woken from a fault waits for one.
     if (w.host !== null) guest.setThrottle(withStreaming(w.host, 0));
+    guest.wakeUs = faultWakeUs(w.host);
     // A simulated guest starts at once; the engine queues the action's answer and the loop picks it up.
     w.dest.handle({ kind: "guestResumed" }, w.clock());
   };

@@ -60,6 +60,11 @@ export class Guest {
   mirror: Uint32Array | null = null;
   running = false;
   throttle = 0;
+  /**
+   * Destination: how long a vCPU that stood still in a fault waits for a core
+   * after the install that ended it, µs (the host's `fault_wake_us`, host-cpu.ts).
+   */
+  wakeUs = 0;
   private scale = 1;
   private gens: AccessGenerator[] = [];
   private readonly vcpus: number;
@@ -357,7 +362,9 @@ export class Guest {
    */
   wake(v: number, now: number): void {
     const page = this.stalledPage[v];
-    const at = Math.max(now, this.stalledAt[v]);
+    const installed = Math.max(now, this.stalledAt[v]);
+    // It stood still: its thread slept and is only runnable again now, behind the host's busy threads.
+    const at = installed > this.stalledAt[v] ? installed + this.wakeUs : installed;
     this.stalled[v] = 0;
     this.stalledCount--;
     if (this.stalledWrite[v] === 1) {
@@ -367,8 +374,8 @@ export class Guest {
     }
     this.shared.workUs += this.stepUs[v];
     this.shared.progress.add(v, at, this.stepUs[v]);
-    // A page installed before the fault was even handled never stopped the vCPU.
-    if (at > this.stalledAt[v]) this.shared.faults.add(v, at - this.stalledAt[v]);
+    // A page installed before the fault was even handled never stopped the vCPU. The wait ends at the install, as the real engine books it.
+    if (installed > this.stalledAt[v]) this.shared.faults.add(v, installed - this.stalledAt[v]);
     this.shared.accesses++;
     this.stepUs[v] = this.gens[v].computeNs * 1e-3 + ACCESS_US;
     this.nextAt[v] = at + this.stepUs[v] * this.scale;

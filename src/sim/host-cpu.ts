@@ -37,7 +37,14 @@
  * - `loop_turn_pages`: the pages of background stream a destination agent's
  *   event loop books in one turn (the real agent's bulk slice, 32 messages
  *   per turn, × 16 pages a message: docs/real.md), which a page reply
- *   arriving at a random moment waits half of on average.
+ *   arriving at a random moment waits half of on average;
+ * - `fault_wake_us`: how long a destination vCPU whose missing page was
+ *   installed waits for a core before it runs again, while pages stream. A
+ *   vCPU thread (nice 19) that slept in a fault is runnable again behind
+ *   the migration's busy nice-0/10 threads; `guest_share_streaming`,
+ *   measured on spinners that never sleep, does not see that wait. Real
+ *   post-copy runs showed it: a vCPU stood still 10–40× as long as its
+ *   fault took to be answered (docs/host-profile.md "faultcount").
  *
  * How the simulator charges them: a pages message holds its serialiser at
  * least its pages × (bulk CPU + engine) / cores available — or, with the
@@ -50,7 +57,10 @@
  * reader hands it to the same loop); the
  * guests run at `guest_share_streaming` of their speed while pages stream:
  * the source's from the migration's start until its pause (times the
- * engine's auto-converge throttle), the destination's from its resume.
+ * engine's auto-converge throttle), the destination's from its resume; a
+ * destination vCPU that stood still in a demand fault takes its next step
+ * `fault_wake_us` after the install that ended it (its fault's latency and
+ * blocktime still end at the install, as the real engine books them).
  */
 import { runsWallNs, type HostRuns, type InstallRuns } from "./host-runs.js";
 
@@ -65,9 +75,10 @@ export interface HostCpu {
   guest_share_streaming?: number;
   urgent_extra_us?: number;
   loop_turn_pages?: number;
+  fault_wake_us?: number;
 }
 
-export const CPU_KEYS = ["cores_available", "bulk_cpu_ns_per_page", "stream_ns_per_page", "stream_ns_per_zero_page", "stream_ns_per_page_running", "stream_ns_per_zero_page_running", "engine_ns_per_page", "guest_share_streaming", "urgent_extra_us", "loop_turn_pages"] as const;
+export const CPU_KEYS = ["cores_available", "bulk_cpu_ns_per_page", "stream_ns_per_page", "stream_ns_per_zero_page", "stream_ns_per_page_running", "stream_ns_per_zero_page_running", "engine_ns_per_page", "guest_share_streaming", "urgent_extra_us", "loop_turn_pages", "fault_wake_us"] as const;
 
 /** Checks the optional CPU keys (`o` is a parsed profile); the first wrong one's sentence, or null. */
 export function cpuKeyError(o: Record<string, unknown>): string | null {
@@ -116,6 +127,11 @@ export function withStreaming(h: HostCpu | null, ratio: number): number {
   const t = h === null ? 0 : streamingThrottle(h);
   // Exactly the engine's ratio without the key: a profile without it simulates bit for bit as before.
   return t === 0 ? ratio : 1 - (1 - ratio) * (1 - t);
+}
+
+/** What a destination vCPU woken from a demand fault waits for a core before its next step, µs (0 without the key). */
+export function faultWakeUs(h: HostCpu | null): number {
+  return h?.fault_wake_us ?? 0;
 }
 
 /** Half a busy destination loop's turn, µs: what a fault or a reply arriving at a random moment waits for (0 without the CPU keys). */

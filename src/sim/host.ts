@@ -115,6 +115,10 @@ export const DEFAULT_HOST: HostProfile = {
   // +72 %, docs/host-profile.md): pre-copy keeps its per-page charge.
   stream_ns_per_run_running: 0,
   stream_ns_per_zero_run_running: 5631,
+  // A destination vCPU's wait for a core after its fault's install (host-cpu.ts): calibrate-wake.ts with 4 touching
+  // threads, the median of six streams, 2026-12-02 15:52:33–15:54:52 UTC, load 10.6–11.7 (951–3199 µs; one thread
+  // alone measured 48–334 µs): docs/host-profile.md "faultcount".
+  fault_wake_us: 1425,
 };
 
 const NUMBER_KEYS = [

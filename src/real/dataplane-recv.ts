@@ -23,6 +23,7 @@ import { messageOf } from "./errors.js";
 import { createBulkReceiver, type BulkNotice, type BulkReceiverHandle, type PageTableHandle } from "./native.js";
 import { peerName } from "./peer-text.js";
 import { closeGracefully, type FramedHandlers } from "./transport.js";
+import { stamp } from "./switchover-stamps.js";
 
 const TAGS = 12;
 
@@ -151,6 +152,7 @@ export class NativeBulkConn {
         this.frames += n.frames;
         this.handlers.message(installedPages(n.pages, n.zero, n.frames, this.pageSize));
       } else if (n.kind === "frame") {
+        stamp("d.frame_notice");
         let msgs: Message<Uint8Array>[];
         try {
           msgs = this.decoder.push(n.bytes);

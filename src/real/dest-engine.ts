@@ -27,6 +27,9 @@ import { GuestProcess } from "./guest-process.js";
 import { migrationPageSize } from "./huge-reserve.js";
 import { constants } from "./native.js";
 import type { SessionInfo } from "./plan.js";
+import { stamp, stampRole } from "./switchover-stamps.js";
+import { rehearsalWanted, rehearseSwitchover } from "./switchover-rehearsal.js";
+import { rehearseDestEngine } from "./dest-rehearsal.js";
 import { ThreadCpuAccount } from "./thread-cpu.js";
 
 /** What the engine side needs of the session's connections and helpers. */
@@ -101,6 +104,14 @@ export class DestEngine {
       ]);
       cpu.mark("start");
       this.s.reports.cpu = cpu;
+      if (rehearsalWanted()) {
+        // Before the engine answers the hello (and so before the source pauses): the switchover's
+        // engine code and this class's part of it compiled and warm (switchover-rehearsal.ts,
+        // dest-rehearsal.ts), and the guest's control socket written once, so that RESUME is not its first write.
+        rehearseSwitchover(opts, unit);
+        await rehearseDestEngine((links, o) => new DestEngine(links, o), opts, unit);
+        await this.guest.progress();
+      }
       if (install === "continue") this.s.log("install mode continue: pages written into the page cache, mapped with UFFDIO_CONTINUE");
       const g = this.guest;
       // Bulk 0 again: it may have been replaced while the guest started.
@@ -198,15 +209,27 @@ export class DestEngine {
     const g = this.guest;
     if (g === null || this.mem === null) return;
     this.s.reports.switchoverAt = nowUs();
+    stampRole("destination");
+    stamp("d.resume_effect");
+    // From here on this process installs only in the ways a running guest allows (dest-memory.ts).
     this.mem.guestMayRun();
-    this.s.lane.arm();
-    for (const b of this.s.nativeBulks()) b.setRunning();
     // Not startingVcpus, and no renice pass after it: each new vCPU thread lowers its own priority after
     // its first step (ppsim-guest), and a /proc pass here could lower one that has not taken it yet —
     // a vCPU at nice 19 waited milliseconds for a core, inside the guest's downtime.
-    g.resume(cpuState).then(
+    const resumed = g.resume(cpuState);
+    stamp("d.resume_written");
+    // After the RESUME's write, not before it: neither is on the guest's way to its first step, and
+    // both are safe this late. The fault lane takes faults from the reader's next read: a fault read
+    // before goes the JS way (the engine asks for it on urgent), as every fault did before the lane.
+    // Bulk 0's receiver thread waits for this frame's release (dataplane-recv.ts) and installs nothing
+    // until then; no other bulk connection is attached before the guest may run (dest-session.ts).
+    this.s.lane.arm();
+    for (const b of this.s.nativeBulks()) b.setRunning();
+    stamp("d.set_running");
+    resumed.then(
       async () => {
         this.s.reports.resumedAt = nowUs();
+        stamp("d.resumed");
         this.s.endSwitchoverWindow();
         this.s.log("destination guest running");
         // Only now may the source learn it: until then it can still take the VM back.

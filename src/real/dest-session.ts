@@ -26,6 +26,7 @@ import { BookingQueue } from "./dest-booking.js";
 import { DestLaneSlot } from "./dest-lane-slot.js";
 import { raiseForSwitchover } from "./loop-priority.js";
 import { nowUs } from "./clock.js";
+import { stamp } from "./switchover-stamps.js";
 
 /** A connection of the session: Node's (urgent, and bulk with TLS) or the native data plane's (bulk over plain TCP). */
 type Conn = FramedSocket | NativeBulkConn;
@@ -303,7 +304,10 @@ export class DestSession {
     }
     if (this.eng.engine !== null) {
       if (this.trace !== null && m.type === "pages") this.trace.arrived(m.pages, channel);
-      if (m.type === "switchover" && this.reports.frameAt === null) this.reports.frameAt = nowUs();
+      if (m.type === "switchover" && this.reports.frameAt === null) {
+        this.reports.frameAt = nowUs();
+        stamp("d.frame_at_session");
+      }
       return this.dispatch({ kind: "message", msg: m, channel });
     }
     if (m.type !== "hello") return this.refuse(`expected a hello first, got ${m.type}`);

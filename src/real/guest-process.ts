@@ -10,6 +10,7 @@ import { closeFd, mapShared, openPagemap, type Mapping } from "./native.js";
 import { MAX_LOG_SLOTS, type GuestLog, type VcpuLog } from "../disruption/guest-log.js";
 import { nowUs } from "./clock.js";
 import { monoUs } from "./fault-trace-clock.js";
+import { stamp } from "./switchover-stamps.js";
 import { connectGuest, GuestError, type GuestExit, type GuestLayout, type GuestSpawnOptions } from "./guest-connect.js";
 
 export { GuestError, type GuestLayout, type GuestRole, type GuestSpawnOptions } from "./guest-connect.js";
@@ -253,10 +254,13 @@ export class GuestProcess {
       payload?.copy(frame, 5);
       this.pending.push({ op, resolve, reject });
       this.socket.write(frame);
+      if (op === Op.Pause || op === Op.Resume) stamp(`guest_written_${OP_NAMES[op]}`);
     });
   }
 
   private onData(chunk: Buffer): void {
+    const op0 = this.pending[0]?.op;
+    if (op0 === Op.Pause || op0 === Op.Resume) stamp(`guest_data_${OP_NAMES[op0]}`);
     this.rx = this.rx.length === 0 ? chunk : Buffer.concat([this.rx, chunk]);
     while (this.rx.length >= 4) {
       const len = this.rx.readUInt32LE(0);

@@ -29,6 +29,8 @@ import { SourceMemoryPort } from "./source-port.js";
 import { ReleaseLog } from "./source-release.js";
 import { faultTraceDir, SourceFaultTrace } from "./fault-trace.js";
 import { REAL_STANDBY, type SourceStandby } from "./standby-source.js";
+import { stamp, stampRole } from "./switchover-stamps.js";
+import { rehearsalWanted, rehearseSwitchover } from "./switchover-rehearsal.js";
 import { ThreadCpuAccount } from "./thread-cpu.js";
 import type { StandbyOp } from "../engine/standby.js";
 
@@ -142,6 +144,8 @@ export class SourceDriver {
     const traceDir = faultTraceDir();
     this.trace = traceDir === null ? null : new SourceFaultTrace(traceDir, link.session);
     this.fx = this.effects();
+    // The switchover's engine code compiled and warm before the pause, not inside it (switchover-rehearsal.ts).
+    if (rehearsalWanted()) rehearseSwitchover(opts, pageSize);
     this.ended = new Promise((r) => (this.resolveEnd = r));
     this.finalReport = new Promise((r) => (this.resolveFinal = r));
   }
@@ -255,11 +259,17 @@ export class SourceDriver {
       canSend: (channel: Channel) => this.budget > 0 && !(channel === "bulk" && this.holdBulk) && this.link.hasRoom(channel),
       send: (channel, msg) => {
         // Before the send: a native sender thread may put the frame on the wire (and the destination take it) before send returns.
-        if (msg.type === "switchover" && this.switchoverTimes.sentAt === null) this.switchoverTimes.sentAt = nowUs();
+        if (msg.type === "switchover" && this.switchoverTimes.sentAt === null) {
+          this.switchoverTimes.sentAt = nowUs();
+          stamp("s.send");
+        }
         if (msg.type === "switchover" && this.spreads && switchoverHoldWanted()) this.holdBulkUntilResumed();
         this.budget -= this.link.send(channel, this.withBytes(channel, msg), pageSize);
         // The frame is the link's: this loop is off the switchover's path (PPSIM_SWITCHOVER_RR).
-        if (msg.type === "switchover") this.closeWindow();
+        if (msg.type === "switchover") {
+          stamp("s.link_send_returned");
+          this.closeWindow();
+        }
         if (this.trace !== null && channel === "urgent" && msg.type === "pages") this.trace.replied(msg.pages);
         if (channel === "bulk" && msg.type === "pages" && this.engine.isCommitted) {
           const at = this.link.bulkPosition;
@@ -273,12 +283,17 @@ export class SourceDriver {
         this.closeWindow();
         this.cpu.mark("pause");
         this.closeWindow = raiseForSwitchover(this.dopts.log);
+        stampRole("source");
+        stamp("s.pause_asked");
         this.guest.pause().then(
           (cpuState) => {
             this.switchoverTimes.pausedAt = nowUs();
+            stamp("s.paused");
             this.engine.handle({ kind: "guestPaused", cpuState }, nowUs());
             this.switchoverTimes.engineUs = nowUs() - this.switchoverTimes.pausedAt;
+            stamp("s.engine_handled");
             this.drive();
+            stamp("s.drive_done");
           },
           (e: unknown) => {
             this.closeWindow();

@@ -12,12 +12,9 @@ import { describe, expect, it } from "vitest";
 import { GuestProcess } from "../src/real/guest-process.js";
 import { constants } from "../src/real/native.js";
 import { SCHED_RR, schedPolicy } from "../src/real/loop-priority.js";
+import { mayRealtime } from "./support/realtime.js";
 
 const PS = constants().PAGE_SIZE;
-const mayRealtime = (): boolean => {
-  const out = execFileSync(process.execPath, ["-e", `try{require("child_process").execFileSync("chrt",["-r","-p","1",String(process.pid)],{stdio:"ignore"});process.stdout.write("yes")}catch{process.stdout.write("no")}`]).toString();
-  return out === "yes";
-};
 
 describe("real-time class for the fault's way", () => {
   it("puts the loop in SCHED_RR with reset-on-fork; a process it then starts is in the normal class", () => {

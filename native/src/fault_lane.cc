@@ -218,7 +218,7 @@ class FaultLane : public Napi::ObjectWrap<FaultLane> {
     Napi::Function f = DefineClass(env, "FaultLane",
                                    {InstanceMethod<&FaultLane::Start>("start"), InstanceMethod<&FaultLane::SetTarget>("setTarget"),
                                     InstanceMethod<&FaultLane::Arm>("arm"), InstanceMethod<&FaultLane::Stop>("stop"),
-                                    InstanceMethod<&FaultLane::Stats>("stats")});
+                                    InstanceMethod<&FaultLane::Stats>("stats"), InstanceMethod<&FaultLane::Tid>("tid")});
     ctor = new Napi::FunctionReference(Napi::Persistent(f));
     return f;
   }
@@ -262,7 +262,7 @@ class FaultLane : public Napi::ObjectWrap<FaultLane> {
       return info.Env().Undefined();
     }
     core_->running = true;
-    thread_ = std::thread([this] { Loop(); });
+    thread_ = StartThread([this] { Loop(); }, &tid_);
     return info.Env().Undefined();
   }
 
@@ -300,6 +300,9 @@ class FaultLane : public Napi::ObjectWrap<FaultLane> {
     std::vector<LaneNotice> rest = Shutdown();
     return LaneCore::ToJs(info.Env(), rest);
   }
+
+  // tid(): the receiver thread's kernel id while it runs, else 0 (JS sets its scheduling class by it).
+  Napi::Value Tid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tid_.load()); }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());
@@ -399,6 +402,7 @@ class FaultLane : public Napi::ObjectWrap<FaultLane> {
   FrameReader in_;
   PageInstaller installer_;
   std::thread thread_;
+  std::atomic<pid_t> tid_{0};  // the thread's kernel id while it runs (StartThread)
   bool stopped_ = false;
 };
 

@@ -45,7 +45,8 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "FaultReader",
                        {InstanceMethod<&FaultReader::Stop>("stop"), InstanceMethod<&FaultReader::Ref>("ref"),
-                        InstanceMethod<&FaultReader::Unref>("unref"), InstanceMethod<&FaultReader::SetLane>("setLane")});
+                        InstanceMethod<&FaultReader::Unref>("unref"), InstanceMethod<&FaultReader::SetLane>("setLane"),
+                        InstanceMethod<&FaultReader::Tid>("tid")});
   }
 
   // new FaultReader(uffd, callback(err: Error|null, events: FaultEvent[]), maxBatch = 256)
@@ -66,7 +67,7 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
     if (stopfd_ < 0) ThrowErrno(env, errno, "eventfd");
     tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "ppsim-fault-reader", 0, 1);
     running_ = true;
-    thread_ = std::thread([this] { Loop(); });
+    thread_ = StartThread([this] { Loop(); }, &tid_);
   }
 
   ~FaultReader() override { Shutdown(); }
@@ -96,6 +97,9 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
     lane_ = std::move(l);
     return info.Env().Undefined();
   }
+
+  // tid(): the reader thread's kernel id while it runs, else 0 (JS sets its scheduling class by it).
+  Napi::Value Tid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tid_.load()); }
 
   Napi::Value Ref(const Napi::CallbackInfo& info) {
     if (running_) tsfn_.Ref(info.Env());
@@ -214,6 +218,7 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
   size_t max_ = 256;
   std::atomic<bool> running_{false};
   std::thread thread_;
+  std::atomic<pid_t> tid_{0};  // the thread's kernel id while it runs (StartThread)
   Napi::ThreadSafeFunction tsfn_;
 };
 

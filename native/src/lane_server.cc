@@ -66,7 +66,7 @@ class LaneServer : public Napi::ObjectWrap<LaneServer> {
     return DefineClass(env, "LaneServer",
                        {InstanceMethod<&LaneServer::Start>("start"), InstanceMethod<&LaneServer::Arm>("arm"),
                         InstanceMethod<&LaneServer::Release>("release"), InstanceMethod<&LaneServer::Stop>("stop"),
-                        InstanceMethod<&LaneServer::Stats>("stats")});
+                        InstanceMethod<&LaneServer::Stats>("stats"), InstanceMethod<&LaneServer::Tid>("tid")});
   }
 
   // new LaneServer(socketFd, memfd, pageSize, pageCount, stallMs, callback(notices))
@@ -101,7 +101,7 @@ class LaneServer : public Napi::ObjectWrap<LaneServer> {
     if (thread_.joinable() || stopped_) ThrowErrno(info.Env(), EALREADY, "LaneServer.start");
     in_.Init(sock_, wake_, stallMs_, b.data, b.len);
     running_ = true;
-    thread_ = std::thread([this] { Loop(); });
+    thread_ = StartThread([this] { Loop(); }, &tid_);
     return info.Env().Undefined();
   }
 
@@ -127,6 +127,9 @@ class LaneServer : public Napi::ObjectWrap<LaneServer> {
     Shutdown();
     return info.Env().Undefined();
   }
+
+  // tid(): the thread's kernel id while it runs, else 0 (JS sets its scheduling class by it).
+  Napi::Value Tid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tid_.load()); }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());
@@ -309,6 +312,7 @@ class LaneServer : public Napi::ObjectWrap<LaneServer> {
   FrameReader in_;
   std::shared_ptr<ServerBox> box_ = std::make_shared<ServerBox>();
   std::thread thread_;
+  std::atomic<pid_t> tid_{0};  // the thread's kernel id while it runs (StartThread)
   bool stopped_ = false;
   Napi::ThreadSafeFunction tsfn_;
 };

@@ -88,11 +88,13 @@ int NiceThisThread(int nice) {
   return SetThreadNice(nice);
 }
 
+pid_t ThisThreadId() { return static_cast<pid_t>(syscall(SYS_gettid)); }  // gettid cannot fail
+
 int SetThreadNice(int nice) {
   // PRIO_PROCESS with a thread id (gettid) names that one thread on Linux. Raising a nice value needs
   // no privilege; lowering one below where it was does (EACCES), which is why the data plane's
   // threads only ever go from the event loops' priority down to the bulk one, never back.
-  pid_t tid = static_cast<pid_t>(syscall(SYS_gettid));
+  pid_t tid = ThisThreadId();
   return setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice) == 0 ? 0 : errno;
 }
 

@@ -7,8 +7,14 @@
 
 #include <napi.h>
 
+#include <sys/types.h>
+
+#include <atomic>
 #include <cstdint>
+#include <future>
 #include <string>
+#include <thread>
+#include <utility>
 
 namespace ppsim {
 
@@ -44,5 +50,27 @@ Napi::BigInt U64(Napi::Env env, uint64_t v);
 int NiceThisThread(int nice);
 // Sets the calling thread's nice value now (0 included); 0 or the errno.
 int SetThreadNice(int nice);
+
+// The kernel's id of the calling thread (gettid(2), through syscall: older glibc has no wrapper).
+pid_t ThisThreadId();
+
+// Starts `body` on a new thread and returns once that thread runs. *tid holds the thread's kernel id
+// until body returns, then 0 (an exited thread's id is the kernel's to reuse, joined or not): JS may
+// set the thread's scheduling class by id (sched.cc, schedRealtimeThread) — the policy stays in JS,
+// the thread only says who it is. The promise moves into the thread: nothing on this stack is
+// touched after get() returns. *tid must outlive the thread (the owner joins it before it goes).
+template <class F>
+std::thread StartThread(F body, std::atomic<pid_t>* tid) {
+  std::promise<void> started;
+  std::future<void> running = started.get_future();
+  std::thread t([tid, p = std::move(started), body = std::move(body)]() mutable {
+    tid->store(ThisThreadId());
+    p.set_value();
+    body();
+    tid->store(0);
+  });
+  running.get();
+  return t;
+}
 
 }  // namespace ppsim

@@ -11,6 +11,7 @@
  * come from the same authenticated peer. Everything logged passes through
  * `sanitize`: peer text cannot forge lines or drive a terminal.
  */
+import { laneRealtimePriority } from "./lane-priority.js";
 import { raiseLoopPriority } from "./loop-priority.js";
 import { freemem } from "node:os";
 import { encodeMessage } from "../engine/codec.js";
@@ -81,6 +82,7 @@ export class DestinationAgent {
   }
 
   static async listen(host: string, port: number, o: DestinationAgentOptions = {}): Promise<DestinationAgent> {
+    laneRealtimePriority(); // a bad PPSIM_LANE_RR is refused here, before anything listens
     const agent = new DestinationAgent(o);
     raiseLoopPriority(agent.log); // before any guest: their control threads inherit it
     agent.listener = await Listener.listen(host, port, (a) => agent.onAccepted(a), agent.log, {

@@ -124,6 +124,7 @@ export class DestEngine {
           this.dispatch({ kind: "fault", page, vcpu: tid, at: readUs + (nowUs() - monoUs()) });
         },
         (err) => this.s.finish({ outcome: "failed", reason: `the fault reader stopped: ${err.message}` }),
+        (line) => this.s.log(line),
       );
     } catch (e) {
       this.s.refuse(`the destination cannot start its guest: ${messageOf(e)}`, ErrorCode.BadLayout);

@@ -62,7 +62,7 @@ export class DestLaneSlot {
    */
   attach(a: Accepted, epoch: number): void {
     this.close();
-    const lane = nativeDataPlaneWanted() ? DestLane.open(a.socket, a.rest, a.framing?.stallMs ?? DEFAULT_STALL_MS, (n) => this.onLane(lane, n)) : null;
+    const lane = nativeDataPlaneWanted() ? DestLane.open(a.socket, a.rest, a.framing?.stallMs ?? DEFAULT_STALL_MS, (n) => this.onLane(lane, n), (l) => this.h.log(l)) : null;
     if (lane === null) {
       this.idle = a.socket;
       a.socket.on("error", () => undefined);

@@ -16,6 +16,7 @@
  * received, or mapped, drops its bytes; the waiters are woken by that copy's map).
  */
 import type { GuestProcess } from "./guest-process.js";
+import { raiseLaneThread } from "./lane-priority.js";
 import { constants, createPageTable, errnoCode, pwrite, punchHole, startFaultReader, TableInstall, uffdCopy, uffdWake, uffdZeropage, type FaultLaneHandle, type FaultReaderHandle, type PageTableHandle } from "./native.js";
 import type { PageBatch } from "../engine/messages.js";
 import type { InstallMode } from "./dataplane.js";
@@ -199,8 +200,12 @@ export class DestinationMemory {
     this.table?.markAbsent(sorted);
   }
 
-  /** Starts the fault reader; `fault(page, tid, readUs)` for each missing-page fault inside guest RAM (readUs: when the reader thread read it, CLOCK_MONOTONIC µs). */
-  startFaults(fault: (page: number, tid: number, readUs: number) => void, failed: (err: Error) => void): void {
+  /**
+   * Starts the fault reader; `fault(page, tid, readUs)` for each missing-page fault inside guest RAM (readUs: when
+   * the reader thread read it, CLOCK_MONOTONIC µs). PPSIM_LANE_RR: its thread in SCHED_RR (lane-priority.ts; `log`
+   * hears a refusal).
+   */
+  startFaults(fault: (page: number, tid: number, readUs: number) => void, failed: (err: Error) => void, log?: (line: string) => void): void {
     const pf = constants().UFFD_EVENT_PAGEFAULT;
     const ps = BigInt(this.pageSize);
     const end = this.base + BigInt(this.guest.layout.memBytes);
@@ -214,6 +219,7 @@ export class DestinationMemory {
       },
       failed,
     );
+    raiseLaneThread("fault reader", this.reader.tid(), log);
     if (this.lane !== null) this.reader.setLane(this.lane);
   }
 

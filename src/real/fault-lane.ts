@@ -14,6 +14,7 @@
  */
 import type { Socket } from "node:net";
 import { plainSocketFd, stopNodeReading } from "./dataplane.js";
+import { raiseLaneThread } from "./lane-priority.js";
 import { createFaultLane, createLaneServer, type FaultLaneHandle, type LaneNotice, type LaneServerHandle, type LaneServerNotice, type PageTableHandle } from "./native.js";
 
 /**
@@ -44,6 +45,8 @@ export interface SourceLaneHandlers {
   served(pages: Uint32Array, zero: Uint8Array, bytes: number): void;
   /** The lane ended (closed, failed, or the peer's bytes were not a lane stream: protocol). */
   end(reason: string, protocol: boolean): void;
+  /** A log line (PPSIM_LANE_RR refused, lane-priority.ts). */
+  log?(line: string): void;
 }
 
 /** The source's end: requests answered from the memfd by a native thread. */
@@ -79,6 +82,7 @@ export class SourceLane {
     // Pages punched before this lane opened (an earlier epoch's) are never served either.
     if (released.length > 0) this.server.release(released);
     this.server.start(new Uint8Array(0));
+    raiseLaneThread("lane server", this.server.tid(), h.log);
   }
 
   /** The switchover went out: the guest here is paused for good. */
@@ -110,10 +114,10 @@ export class DestLane {
   private started = false;
 
   /** null when the socket cannot be handed to a thread. */
-  static open(socket: Socket, initial: Buffer, stallMs: number, onNotices: (n: LaneNotice[]) => void): DestLane | null {
+  static open(socket: Socket, initial: Buffer, stallMs: number, onNotices: (n: LaneNotice[]) => void, log?: (line: string) => void): DestLane | null {
     const fd = takeSocket(socket);
     if (fd < 0) return null;
-    return new DestLane(socket, fd, initial, stallMs, onNotices);
+    return new DestLane(socket, fd, initial, stallMs, onNotices, log);
   }
 
   private constructor(
@@ -122,6 +126,7 @@ export class DestLane {
     private readonly initial: Buffer,
     stallMs: number,
     onNotices: (n: LaneNotice[]) => void,
+    private readonly log?: (line: string) => void,
   ) {
     this.lane = createFaultLane(fd, stallMs, (n) => {
       if (!this.stopped) onNotices(n);
@@ -140,6 +145,7 @@ export class DestLane {
     if (this.started || this.stopped) return;
     this.started = true;
     this.lane.start(this.initial);
+    raiseLaneThread("fault lane", this.lane.tid(), this.log);
   }
 
   /** The guest may run: faults are requested on the lane from now on. */

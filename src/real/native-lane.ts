@@ -25,6 +25,8 @@ export interface FaultLaneHandle {
   /** Joins the thread, closes the lane's fds; returns the notices not delivered yet. Idempotent. */
   stop(): LaneNotice[];
   stats(): { requests: number; replies: number; installs: number; lost: number };
+  /** The receiver thread's kernel id from start() while it runs, else 0 (lane-priority.ts). */
+  tid(): number;
 }
 
 /** What the source's lane reports. */
@@ -43,6 +45,8 @@ export interface LaneServerHandle {
   release(pages: Uint32Array): void;
   stop(): void;
   stats(): { requests: number; served: number; released: number; bytes: number };
+  /** The thread's kernel id from start() while it runs, else 0 (lane-priority.ts). */
+  tid(): number;
 }
 
 interface LaneAddon {

@@ -29,6 +29,8 @@ export interface FaultReaderHandle {
   unref(): void;
   /** Fault lane (native-lane.ts): while it is armed, missing faults go to it (requested there, reported through its notices) instead of to onEvents. null: none. */
   setLane(lane: FaultLaneHandle | null): void;
+  /** The reader thread's kernel id while it runs, else 0 (lane-priority.ts sets its class by it). */
+  tid(): number;
 }
 
 export interface UffdApiResult {

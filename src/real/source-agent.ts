@@ -7,6 +7,7 @@
  * unmigrated run of the same workload, seed and steps (reference-run.ts),
  * made here once the migration is over.
  */
+import { laneRealtimePriority } from "./lane-priority.js";
 import { raiseLoopPriority } from "./loop-priority.js";
 import { EndCause } from "../engine/events.js";
 import { resolveOptions, type MigrationOptions } from "../engine/options.js";
@@ -98,6 +99,7 @@ export class SourceAgent {
   /** Spawns the source guest and starts it; `migrate()` then runs the warmup and the migration. */
   static async start(o: SourceAgentOptions): Promise<SourceAgent> {
     const steps = o.steps ?? chooseSteps(o.workload);
+    laneRealtimePriority(); // a bad PPSIM_LANE_RR is refused here, before anything starts
     raiseLoopPriority(o.log); // before the guest: its control thread inherits it
     let guest: GuestProcess;
     try {

@@ -156,6 +156,7 @@ export class SourceLaneSlot {
         if (protocol) this.hooks.malformed(h, `the destination sent bytes that are not a valid fault lane stream: ${reason}`);
         else this.hooks.down(h, `fault lane to ${this.peer}: ${reason}`);
       },
+      log: (line) => this.hooks.note(line),
     });
     if (lane === null) {
       socket.destroy();

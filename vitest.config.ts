@@ -14,7 +14,8 @@ export default defineConfig({
     // on one wherever the suite runs.
     // PPSIM_LOOP_RR from the caller's environment would put a test worker that
     // starts an agent in-process in SCHED_RR for every test after it
-    // (src/real/loop-priority.ts): the suite leaves the class alone.
-    env: { CI: "0", PPSIM_LOOP_RR: "0" },
+    // (src/real/loop-priority.ts): the suite leaves the class alone. The same for the switchover's window
+    // and the fault lane's threads (PPSIM_SWITCHOVER_RR, PPSIM_LANE_RR): their tests set them themselves.
+    env: { CI: "0", PPSIM_LOOP_RR: "0", PPSIM_SWITCHOVER_RR: "0", PPSIM_LANE_RR: "0" },
   },
 });

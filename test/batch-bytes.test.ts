@@ -8,25 +8,17 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { batchPagesFor, DEFAULT_OPTIONS, OptionError, resolveOptions, Source, type Message, type MigrationOptions } from "../src/engine/index.js";
+import { batchPagesFor, DEFAULT_OPTIONS, OptionError, resolveOptions, type Message, type MigrationOptions } from "../src/engine/index.js";
 import { simulate } from "../src/sim/simulation.js";
 import { parseWorkload } from "../src/workload/parse.js";
+import { postcopySourcePastSwitchover } from "./support/postcopy-source.js";
 
 const KIB4 = 4096;
 const MIB2 = 2 << 20;
 
 /** A post-copy source past its switchover; then every bulk message it pulls, in order, until none is left. */
 function bulkMessageSizes(pageSize: number, pageCount: number, options: Partial<MigrationOptions> = {}): number[] {
-  const s = new Source<number>(resolveOptions({ mode: "postcopy", backgroundOrder: "linear", ...options }), { pageSize, pageCount }, {
-    readPage: (p) => p + 1,
-    collectDirty: () => new Uint32Array(0),
-  });
-  s.start(0);
-  expect(s.pollTransmit("bulk", 0)?.type).toBe("hello");
-  s.handle({ kind: "message", msg: { type: "helloAck", version: 1, capabilities: 7 } }, 10);
-  expect(s.pollAction()).toEqual({ kind: "pauseGuest" });
-  s.handle({ kind: "guestPaused", cpuState: new Uint8Array(1) }, 20);
-  expect(s.pollTransmit("bulk", 20)?.type).toBe("switchover");
+  const s = postcopySourcePastSwitchover(options, pageSize, pageCount);
   const sizes: number[] = [];
   for (let m = s.pollTransmit("bulk", 30); m !== null; m = s.pollTransmit("bulk", 30)) {
     if (m.type === "pages") sizes.push((m as Message<number> & { type: "pages" }).pages.length);

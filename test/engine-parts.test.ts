@@ -20,6 +20,7 @@ import {
   type Message,
 } from "../src/engine/index.js";
 import { entriesOf } from "./support/pages.js";
+import { postcopySourcePastSwitchover } from "./support/postcopy-source.js";
 
 describe("PageLedger", () => {
   it("books sends, dirt and stale copies", () => {
@@ -187,17 +188,7 @@ describe("TimerTable", () => {
 
 /** A source past handshake, in post-copy, with 64 pages of data. */
 function postcopySource(urgent: boolean): Source<number> {
-  const s = new Source<number>(resolveOptions({ mode: "postcopy", urgentChannel: urgent, batchPages: 4, backgroundOrder: "linear" }), { pageSize: 4096, pageCount: 64 }, {
-    readPage: (p) => p + 1,
-    collectDirty: () => new Uint32Array(0),
-  });
-  s.start(0);
-  expect(s.pollTransmit("bulk", 0)?.type).toBe("hello");
-  s.handle({ kind: "message", msg: { type: "helloAck", version: 1, capabilities: 7 } }, 10);
-  expect(s.pollAction()).toEqual({ kind: "pauseGuest" });
-  s.handle({ kind: "guestPaused", cpuState: new Uint8Array(1) }, 20);
-  expect(s.pollTransmit("bulk", 20)?.type).toBe("switchover");
-  return s;
+  return postcopySourcePastSwitchover({ urgentChannel: urgent, batchPages: 4 }, 4096, 64);
 }
 
 describe("Source contract", () => {

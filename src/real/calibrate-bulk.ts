@@ -20,7 +20,7 @@ import { createServer, connect, type Socket } from "node:net";
 import { maxPayloadBytes } from "../engine/frame-decoder.js";
 import { percentiles } from "../engine/metrics.js";
 import { bulkThreadNice, plainSocketFd, stopNodeReading } from "./dataplane.js";
-import { closeFd, constants, createBulkReceiver, mapShared, memfdCreate, pwrite, setSendBuffer, startBulkSender, startFaultReader, uffdApi, uffdCopy, uffdCreate, uffdRegister } from "./native.js";
+import { closeFd, constants, createBulkReceiver, mapShared, memfdCreate, pwrite, setSendBuffer, startBulkSender, startFaultReader, uffdApi, uffdCopy, uffdCreate, uffdRegister, type Mapping } from "./native.js";
 import { NATIVE_QUEUE_BYTES } from "./source-link.js";
 import { BULK_KERNEL_QUEUE_BYTES } from "./transport.js";
 
@@ -48,6 +48,30 @@ export async function loopbackPair(): Promise<{ client: Socket; peer: Socket; cl
 }
 
 /**
+ * The calibrations' stand-in for guest memory: a memfd of `pages` pages,
+ * mapped here and registered MISSING with a userfaultfd (`features` ORed
+ * into the API's shmem one). `close` unmaps and closes both descriptors.
+ */
+export function registeredMapping(name: string, pages: number, features = 0): { map: Mapping; uffd: number; close: () => void } {
+  const C = constants();
+  const bytes = pages * C.PAGE_SIZE;
+  const fd = memfdCreate(name, bytes);
+  const map = mapShared(fd, bytes);
+  const uffd = uffdCreate();
+  uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM | features);
+  uffdRegister(uffd, map.address, bytes, C.UFFDIO_REGISTER_MODE_MISSING);
+  return {
+    map,
+    uffd,
+    close: () => {
+      map.unmap();
+      closeFd(uffd);
+      closeFd(fd);
+    },
+  };
+}
+
+/**
  * Demand faults one after another, `maxFaults` of them or until `stop()`:
  * each a thread touching a missing page, JS answering with UFFDIO_COPY.
  * `finished` resolves when the last one is answered; `stop` returns each
@@ -57,14 +81,9 @@ export async function loopbackPair(): Promise<{ client: Socket; peer: Socket; cl
  * the host's load moves between faults.
  */
 export function faultLoop(maxFaults: number, name = "ppsim-calibrate-busy-fault"): { finished: Promise<void>; stop: () => Promise<number[]>; installUs: Float64Array } {
-  const C = constants();
-  const PS = C.PAGE_SIZE;
-  const fd = memfdCreate(name, maxFaults * PS);
-  const map = mapShared(fd, maxFaults * PS);
-  const uffd = uffdCreate();
+  const PS = constants().PAGE_SIZE;
+  const { map, uffd, close } = registeredMapping(name, maxFaults);
   const page = Buffer.alloc(PS, 7);
-  uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM);
-  uffdRegister(uffd, map.address, maxFaults * PS, C.UFFDIO_REGISTER_MODE_MISSING);
   const installUs = new Float64Array(maxFaults).fill(NaN);
   const reader = startFaultReader(uffd, (evs) => {
     for (const e of evs) {
@@ -94,9 +113,7 @@ export function faultLoop(maxFaults: number, name = "ppsim-calibrate-busy-fault"
         await loop;
       } finally {
         reader.stop();
-        map.unmap();
-        closeFd(uffd);
-        closeFd(fd);
+        close();
       }
       return us;
     },

@@ -16,10 +16,9 @@
  * nice 0. The mean, not the median: a vCPU loses the sum of its waits.
  */
 import { setPriority } from "node:os";
-import { closeFd, constants, mapShared, memfdCreate, startFaultReader, uffdApi, uffdCopy, uffdCreate, uffdRegister } from "./native.js";
-
-/** The vCPU threads' nice in a real guest (docs/real.md). */
-const VCPU_NICE = 19;
+import { registeredMapping } from "./calibrate-bulk.js";
+import { DEFAULT_VCPU_NICE as VCPU_NICE } from "./guest-spawn.js";
+import { constants, startFaultReader, uffdCopy } from "./native.js";
 
 export interface WakeLoop {
   /** Stops the loop; the install → completion times of the faults at nice 19 and at nice 0, µs. */
@@ -34,12 +33,8 @@ export interface WakeLoop {
 export function wakeLoop(maxFaults: number, threads = 1): WakeLoop {
   const C = constants();
   const PS = C.PAGE_SIZE;
-  const fd = memfdCreate("ppsim-calibrate-wake", maxFaults * PS);
-  const map = mapShared(fd, maxFaults * PS);
-  const uffd = uffdCreate();
+  const { map, uffd, close } = registeredMapping("ppsim-calibrate-wake", maxFaults, C.UFFD_FEATURE_THREAD_ID);
   const page = Buffer.alloc(PS, 5);
-  uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM | C.UFFD_FEATURE_THREAD_ID);
-  uffdRegister(uffd, map.address, maxFaults * PS, C.UFFDIO_REGISTER_MODE_MISSING);
   /** Fault i's install time (performance.now(), ms) and the nice its thread woke at. */
   const installed = new Map<number, { at: number; nice: number }>();
   const tids = new Set<number>();
@@ -95,9 +90,7 @@ export function wakeLoop(maxFaults: number, threads = 1): WakeLoop {
             // best effort
           }
         }
-        map.unmap();
-        closeFd(uffd);
-        closeFd(fd);
+        close();
       }
       return { niceUs, baseUs };
     },

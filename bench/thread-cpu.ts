@@ -6,11 +6,13 @@
  * runs. A thread's figure is its last sample minus its first (threads born
  * meanwhile start at 0; a thread's last < everyMs before it exits is lost).
  * The sampling runs on the source agent's loop (a few hundred µs a sample).
- * Threads are grouped by process role and thread: "loop" (a Node process's
- * main thread), a named thread's comm (ppsim-bulk-tx / -rx), "vcpu" (a
- * guest's other threads), else "other".
+ * Threads are grouped by process role and thread, named as the reports'
+ * per-thread account names them (src/real/thread-cpu.ts threadRole: loop,
+ * bulk, lane, fault reader, puncher, node helpers; guest control, vcpu),
+ * whose schedstat parser this shares.
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { parseSchedstat, threadRole } from "../src/real/thread-cpu.js";
 
 interface Sample { role: string; thread: string; run0: number; wait0: number; run: number; wait: number }
 
@@ -72,9 +74,10 @@ export function startThreadCpu(everyMs = 50): { stop: () => ThreadCpuRow[] } {
       }
       const guest = role.endsWith("guest");
       for (const tid of tids) {
-        const ss = read(`/proc/${pid}/task/${tid}/schedstat`);
+        const ss = parseSchedstat(read(`/proc/${pid}/task/${tid}/schedstat`) ?? "");
         if (ss === null) continue;
-        const [run, wait] = ss.trim().split(" ").map(Number);
+        const run = ss.runNs;
+        const wait = ss.waitNs;
         const key = `${pid}/${tid}`;
         const s = seen.get(key);
         if (s !== undefined) {
@@ -83,7 +86,7 @@ export function startThreadCpu(everyMs = 50): { stop: () => ThreadCpuRow[] } {
           continue;
         }
         const comm = (read(`/proc/${pid}/task/${tid}/comm`) ?? "").trim();
-        const thread = Number(tid) === pid ? (guest ? "main" : "loop") : guest ? "vcpu" : comm.startsWith("ppsim-") ? comm : "other";
+        const thread = threadRole(guest, Number(tid) === pid, comm);
         // Born after the first sample: all its time is the measurement's.
         seen.set(key, { role, thread, run0: started ? 0 : run, wait0: started ? 0 : wait, run, wait });
       }

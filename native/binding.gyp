@@ -23,6 +23,7 @@
         "src/bench_install.cc",
         "src/sched.cc",
         "src/fault_lane.cc",
+        "src/lane_core.cc",
         "src/lane_server.cc",
         "src/puncher.cc"
       ],

@@ -2,7 +2,7 @@
 // native threads at both ends, so that no Node event loop is on a demand
 // fault's way (docs/real.md "The fault lane").
 //
-// Destination (FaultLane, fault_lane.cc): the fault reader thread hands the
+// Destination (FaultLane, fault_lane.cc; its shared part LaneCore, lane_core.cc): the fault reader thread hands the
 // MISSING faults of each read() to the lane (TakeFaults); for a page not yet
 // asked on this lane, and whose claim in the page table (install mode
 // "continue") is absent, it writes a pageRequest frame on the socket itself.

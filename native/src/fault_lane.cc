@@ -32,6 +32,9 @@ namespace {
 
 double NowUs() { return static_cast<double>(MonotonicNs()) / 1e3; }
 
+// Pages above this size come one to a lane reply (64 KiB: the largest base page Linux has).
+constexpr uint64_t kHugeReplyAbove = 64 << 10;
+
 }  // namespace
 
 class FaultLane : public Napi::ObjectWrap<FaultLane> {
@@ -175,8 +178,13 @@ class FaultLane : public Napi::ObjectWrap<FaultLane> {
     for (;;) {
       Frame f;
       // Nothing is requested before the guest may run: whatever comes then is not a reply. A reply
-      // carries its pages (a page each from ppsim; at most the codec's bound per frame).
-      auto take = [&](uint8_t tag, uint32_t len) { return c->armed && tag == kTagPages && len <= 4 + kMaxPages * (5 + pageSize()); };
+      // carries its pages (a page each from ppsim; at most the codec's bound per frame). Huge pages:
+      // one a reply, so that a peer cannot make this thread wait for and hold 256 of 2 MiB (512 MiB).
+      auto take = [&](uint8_t tag, uint32_t len) {
+        uint64_t ps = pageSize();
+        uint64_t most = ps > kHugeReplyAbove ? 1 : kMaxPages;
+        return c->armed && tag == kTagPages && len <= 4 + most * (5 + ps);
+      };
       FrameReader::Got got = in_.Next(c->running, take, &f);
       if (got == FrameReader::Got::Ended) {
         int err;

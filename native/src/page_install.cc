@@ -170,7 +170,11 @@ int PageInstaller::Pwrite(const std::vector<uint32_t>& pages, const std::vector<
 // meets a page already there (EEXIST) is redone page by page, EEXIST then meaning "wake and go on".
 int PageInstaller::Atomic(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int uffd, uint64_t base,
                           uint64_t ps, std::string* what) {
-  bool allZero = true;
+  // hugetlbfs has no UFFDIO_ZEROPAGE (EINVAL): its zero pages are a COPY from zeros (Copy fills them).
+  // Assumes a page larger than the host's base page is hugetlbfs: the only large pages ppsim
+  // registers (guest-connect.ts: shmem guests are on base pages).
+  const bool zeroByCopy = ps > static_cast<uint64_t>(sysconf(_SC_PAGESIZE));  // sysconf(_SC_PAGESIZE) cannot fail on Linux
+  bool allZero = !zeroByCopy;
   for (size_t k = i; k < j && allZero; k++) allZero = data[k] == nullptr;
   uint64_t dst = base + pages[i] * ps, len = (j - i) * ps;
   int e = allZero ? Zeropage(uffd, dst, len) : Copy(uffd, dst, data, i, j, ps);
@@ -181,7 +185,7 @@ int PageInstaller::Atomic(const std::vector<uint32_t>& pages, const std::vector<
   }
   for (size_t k = i; k < j; k++) {
     uint64_t d = base + pages[k] * ps;
-    e = data[k] == nullptr ? Zeropage(uffd, d, ps) : Copy(uffd, d, data, k, k + 1, ps);
+    e = data[k] == nullptr && !zeroByCopy ? Zeropage(uffd, d, ps) : Copy(uffd, d, data, k, k + 1, ps);
     if (e == EEXIST) {
       uffdio_range r{d, ps};
       // The page is there: wake whoever waits on it. Failing to wake is not fatal (nobody may wait).
@@ -189,7 +193,7 @@ int PageInstaller::Atomic(const std::vector<uint32_t>& pages, const std::vector<
       continue;
     }
     if (e != 0) {
-      *what = std::string(data[k] == nullptr ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY") + "(dst " + Hex(d) + ", len " + std::to_string(ps) + ")";
+      *what = std::string(data[k] == nullptr && !zeroByCopy ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY") + "(dst " + Hex(d) + ", len " + std::to_string(ps) + ")";
       return e;
     }
   }

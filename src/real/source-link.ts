@@ -46,6 +46,8 @@ export interface DataPlaneSource {
   memfd: number;
   pageSize: number;
   pageCount: number;
+  /** Only the fault lane serves from the memfd; bulk pages go the JS way (huge pages: the native sender is base pages' only). */
+  laneOnly?: boolean;
 }
 
 export interface ReconnectPolicy {
@@ -118,7 +120,7 @@ export class SourceLink {
     if (!Number.isInteger(connections) || connections < 1 || connections > MAX_BULK_CONNECTIONS) throw new RealError(`bulk connections must be 1 … ${MAX_BULK_CONNECTIONS}, got ${connections}`);
     const opts = { host, port, session: this.session, security, connectTimeoutMs: policy.connectTimeoutMs, dataPlane };
     this.lane = new SourceLaneSlot(opts, {
-      wanted: () => this.nativeBulk && faultLaneWanted(),
+      wanted: () => this.nativeLane && faultLaneWanted(),
       armed: () => this.switchoverSent,
       isCurrent: (h) => this.conns === h,
       down: (h, reason) => {
@@ -140,6 +142,11 @@ export class SourceLink {
 
   /** Whether bulk pages go through the native sender (then their payload is DEFERRED or null). */
   get nativeBulk(): boolean {
+    return this.nativeLane && this.dataPlane?.laneOnly !== true;
+  }
+
+  /** Whether a fault lane may serve from the memfd (plain TCP, the native data plane wanted). */
+  private get nativeLane(): boolean {
     return this.dataPlane !== undefined && this.security.kind === "insecure" && nativeDataPlaneWanted();
   }
 

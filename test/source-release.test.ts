@@ -50,6 +50,20 @@ describe("pageRuns", () => {
       expect(Array.from(pageRuns(frames))).toEqual(runsByPages(frames));
     }));
   });
+
+  it("takes frames already in page order (the background's usual case, which skips the sort) to the same runs", () => {
+    // Ascending runs with gaps or touching ends: firsts come sorted, so pageRuns does not sort.
+    const gaps = fc.array(fc.tuple(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 1, max: 40 })), { maxLength: 30 });
+    fc.assert(fc.property(gaps, (gs) => {
+      let at = 0;
+      const frames = gs.map(([gap, n]) => {
+        const f = Uint32Array.from({ length: n }, (_, i) => at + gap + i);
+        at += gap + n;
+        return f;
+      });
+      expect(Array.from(pageRuns(frames))).toEqual(runsByPages(frames));
+    }));
+  });
 });
 
 describe("ReleaseLog", () => {

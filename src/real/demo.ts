@@ -15,7 +15,10 @@ export interface DemoDestination {
 
 /** `security`: the child's security flags (default --insecure: loopback). */
 export function spawnDemoDestination(bin: string, log: (line: string) => void, security: string[] = ["--insecure"]): Promise<DemoDestination> {
-  const child = spawn(process.execPath, [bin, "real", "--listen", "127.0.0.1:0", "--once", ...security], { stdio: ["ignore", "pipe", "pipe"] });
+  // PPSIM_CPU_PROF=DIR (opt-in): the destination's V8 profile there — NODE_OPTIONS refuses --cpu-prof, and the child is where half the loop CPU goes.
+  const prof = process.env.PPSIM_CPU_PROF;
+  const profArgs = prof !== undefined && prof !== "" ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [];
+  const child = spawn(process.execPath, [...profArgs, bin, "real", "--listen", "127.0.0.1:0", "--once", ...security], { stdio: ["ignore", "pipe", "pipe"] });
   const exited = new Promise<number>((r) => child.on("close", (code, signal) => r(code ?? (signal !== null ? 128 : 1))));
   const stderr: string[] = [];
   createInterface({ input: child.stderr }).on("line", (l) => {

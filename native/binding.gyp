@@ -40,6 +40,7 @@
         "guest/main.cc",
         "guest/config.cc",
         "guest/vcpu.cc",
+        "guest/vcpu_sched.cc",
         "guest/vcpu_steps.cc",
         "guest/control.cc",
         "guest/memory.cc"

@@ -2,9 +2,9 @@
  * PPSIM_LANE_RR=N (src/real/lane-priority.ts): exactly the three threads on a
  * demand fault's way — the destination's fault reader and lane receiver, the
  * source's lane server — run in SCHED_RR at N; the bulk threads, event loops,
- * guests' threads and vCPUs stay in the normal class. Off when unset or 0; a
- * bad value is refused; where the process may not, it says so once and the
- * migration goes on as it would without the option.
+ * guests' threads and vCPUs stay in the normal class. On by default (unset or
+ * empty: DEFAULT_LANE_RR), off at 0; a bad value is refused; where the process
+ * may not, it says so once and the migration goes on as it would without it.
  *
  * A real post-copy (both agents in one child process, so this runner's
  * threads keep their class) is sampled at one point where all three threads
@@ -15,7 +15,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { laneRealtimePriority } from "../src/real/lane-priority.js";
+import { DEFAULT_LANE_RR, laneRealtimePriority } from "../src/real/lane-priority.js";
 import { SCHED_RR } from "../src/real/loop-priority.js";
 import { closeFd, createFaultLane, createLaneServer, memfdCreate, socketPair, startFaultReader, uffdApi, uffdCreate, constants } from "../src/real/native.js";
 import { loadAddon } from "../src/real/native-load.js";
@@ -65,10 +65,15 @@ interface Out {
   log: string[];
 }
 
-/** Runs the child with PPSIM_LANE_RR = v (undefined: unset), optionally under `wrap` (a command and its arguments before node). */
-function migrate(v: string | undefined, wrap: string[] = []): Out {
+/**
+ * Runs the child with PPSIM_LANE_RR = v (undefined: unset), optionally under `wrap` (a command and its
+ * arguments before node); the switchover's window off (`switchover`: its value, null = unset), so
+ * that only the lane's threads are raised unless the test asks.
+ */
+function migrate(v: string | undefined, wrap: string[] = [], switchover: string | null = "0"): Out {
   const env: NodeJS.ProcessEnv = { ...process.env, PPSIM_LOOP_RR: "0", PPSIM_VCPU_NICE: "0" };
-  delete env.PPSIM_SWITCHOVER_RR;
+  if (switchover === null) delete env.PPSIM_SWITCHOVER_RR;
+  else env.PPSIM_SWITCHOVER_RR = switchover;
   if (v === undefined) delete env.PPSIM_LANE_RR;
   else env.PPSIM_LANE_RR = v;
   const argv = [...wrap, process.execPath, "--input-type=module", "-e", CHILD];
@@ -90,10 +95,11 @@ function expectNormalBut(o: Out, rt: number[]): Task[] {
 }
 
 describe("PPSIM_LANE_RR: its value", () => {
-  it("unset, empty or 0 is off; 1 … 99 is that priority; anything else is refused with what it takes", () => {
+  it("unset or empty is the default (1); 0 is off; 1 … 99 is that priority; anything else is refused with what it takes", () => {
     const before = process.env.PPSIM_LANE_RR;
     try {
-      for (const [v, n] of [[undefined, 0], ["", 0], ["0", 0], ["1", 1], ["99", 99], [" 7 ", 7]] as const) {
+      expect(DEFAULT_LANE_RR).toBe(1);
+      for (const [v, n] of [[undefined, 1], ["", 1], ["0", 0], ["1", 1], ["99", 99], [" 7 ", 7]] as const) {
         if (v === undefined) delete process.env.PPSIM_LANE_RR;
         else process.env.PPSIM_LANE_RR = v;
         expect(laneRealtimePriority(), String(v)).toBe(n);
@@ -160,12 +166,36 @@ describe.skipIf(unavailable !== null)("PPSIM_LANE_RR: the threads", () => {
     for (const tid of rt) expect(tasks.find((t) => t.tid === tid)).toEqual({ pid: o.self, tid, policy: SCHED_RR, resetOnFork: true, priority: 7 });
   });
 
-  it("off by default and at 0: every thread in the normal class, nothing raised", () => {
-    for (const v of [undefined, "0"]) {
-      const o = migrate(v);
-      expect(o.snap?.raised).toEqual({ threads: [], refused: null });
+  it("at 0: every thread in the normal class, nothing raised", () => {
+    const o = migrate("0");
+    expect(o.snap?.raised).toEqual({ threads: [], refused: null });
+    expectNormalBut(o, []);
+  });
+
+  it("by default (both knobs unset): the lane's three threads at DEFAULT_LANE_RR; the loops back in the normal class once the guest runs", () => {
+    const o = migrate(undefined, [], null);
+    const raised = o.snap?.raised;
+    if (!mayRealtime()) {
+      expect(raised?.threads).toEqual([]);
+      expect(raised?.refused).toMatch(/EPERM/);
       expectNormalBut(o, []);
+      return;
     }
+    expect(raised?.refused).toBeNull();
+    expect(raised?.threads.map((t) => [t.which, t.priority]).sort()).toEqual([["fault lane", 1], ["fault reader", 1], ["lane server", 1]]);
+    const why = `${o.outcome}: ${o.reason}\n${o.log.join("\n")}`;
+    expect([o.outcome, o.verified], why).toEqual(["completed", true]);
+    const tasks = o.snap!.tasks;
+    const lane = raised!.threads.map((t) => t.tid);
+    // The agents' process: its loop (the main thread, its tid its pid) is out of the switchover's window, and
+    // nothing but the lane's threads is in SCHED_RR; the guests' control threads (each guest's main thread)
+    // are in it for their life (--control-rr, idle but for PAUSE and RESUME). A destination vCPU may still be
+    // in it at this instant (until its first step), so the guests' other threads are not asserted here.
+    const agents = tasks.filter((t) => t.pid === o.self);
+    expect(agents.filter((t) => !lane.includes(t.tid) && t.policy !== 0), why).toEqual([]);
+    expect(agents.find((t) => t.tid === o.self)?.policy, why).toBe(0);
+    const controls = tasks.filter((t) => t.pid !== o.self && t.tid === t.pid);
+    expect(controls.map((t) => [t.policy, t.priority, t.resetOnFork]), why).toEqual([[SCHED_RR, 1, true], [SCHED_RR, 1, true]]);
   });
 
   it.skipIf(!existsSync("/usr/bin/setpriv") || !mayRealtime())("without the privilege: refused once, logged once, the run as without the option", () => {

@@ -8,6 +8,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { Mode } from "../src/engine/messages.js";
+import { schedPolicy, switchoverWindows } from "../src/real/loop-priority.js";
 import { totalSteps } from "../src/real/progress.js";
 import { scaleWorkload } from "../src/real/plan.js";
 import { SourceAgent } from "../src/real/source-agent.js";
@@ -39,6 +40,10 @@ async function failAt(script: Script, mode: Mode) {
   });
   cleanups.push(() => agent.close());
   const report = await agent.migrate();
+  // The switchover's window (the default, PPSIM_SWITCHOVER_RR; opened at the pause) closed on this failure too:
+  // this loop is back in the normal class with the migration's end.
+  expect(switchoverWindows().open).toBe(0);
+  expect(schedPolicy(0).policy).toBe(0);
   return { report, agent, fake, log };
 }
 

@@ -76,7 +76,7 @@ describe("real-time class for the fault's way", () => {
     }
   });
 
-  it("PPSIM_SWITCHOVER_RR: a window puts the loop in SCHED_RR and its closer (the last of nested ones) takes it back; off by default", () => {
+  it("PPSIM_SWITCHOVER_RR: a window puts the loop in SCHED_RR and its closer (the last of nested ones) takes it back; on by default, off at 0", () => {
     const mod = new URL("../dist/src/real/loop-priority.js", import.meta.url).href;
     const script = `
       import(${JSON.stringify(mod)}).then((m) => {
@@ -93,16 +93,16 @@ describe("real-time class for the fault's way", () => {
       else env.PPSIM_SWITCHOVER_RR = v;
       return JSON.parse(execFileSync(process.execPath, ["-e", script], { env }).toString()) as { inA: P; inB: P; after: P };
     };
-    const on = run("3");
     const rt = mayRealtime();
-    expect(on.inA.policy).toBe(rt ? SCHED_RR : 0);
-    expect(on.inB.policy).toBe(rt ? SCHED_RR : 0); // one closer of two: still open
-    if (rt) expect(on.inA.priority).toBe(3);
-    expect(on.after.policy).toBe(0);
-    for (const v of [undefined, "0"]) {
-      const off = run(v);
-      expect([off.inA.policy, off.inB.policy, off.after.policy]).toEqual([0, 0, 0]);
+    for (const [v, prio] of [["3", 3], [undefined, 1], ["", 1]] as const) {
+      const on = run(v);
+      expect(on.inA.policy, String(v)).toBe(rt ? SCHED_RR : 0);
+      expect(on.inB.policy, String(v)).toBe(rt ? SCHED_RR : 0); // one closer of two: still open
+      if (rt) expect(on.inA.priority, String(v)).toBe(prio);
+      expect(on.after.policy, String(v)).toBe(0);
     }
+    const off = run("0");
+    expect([off.inA.policy, off.inB.policy, off.after.policy]).toEqual([0, 0, 0]);
   });
 
   it("PPSIM_SWITCHOVER_RR: a destination guest's control thread and its waiting vCPUs are in SCHED_RR", async () => {

@@ -1,8 +1,6 @@
 #include "vcpu.h"
 
 #include <pthread.h>
-#include <sched.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -140,23 +138,6 @@ bool Machine::Start(std::string& err) {
   }
   cv_vcpu_.notify_all();
   return true;
-}
-
-// Why a PAUSE raises the vCPUs: at nice 19 on a loaded host a vCPU waits
-// milliseconds for the slice in which it sees pause_req_ and parks, and the
-// source's downtime waits for the last one. At nice 0 (the control thread's
-// and the agents' own) it gets a core as soon as any other nice-0 thread
-// would. Safe: a raised vCPU runs at most to the end of its current step,
-// then sleeps in the park; RESUME lowers it before waking it, so it never
-// takes a step at nice 0 beside the agents. Cost: one setpriority per task
-// thread each way (~µs). Raising needs CAP_SYS_NICE (or RLIMIT_NICE): without
-// it the call fails with EPERM and the pause is as it was.
-void Machine::SetSlotsNice(int nice) {
-  for (size_t t = 0; t < slots_; t++) {
-    uint32_t tid = slot_tids_[t].load(std::memory_order_acquire);
-    // PRIO_PROCESS with a thread id sets that one thread's nice on Linux.
-    if (tid != 0) (void)setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice);
-  }
 }
 
 bool Machine::Pause(std::string& err) {
@@ -313,21 +294,8 @@ void Machine::Run(size_t slot) {
   char name[16];
   snprintf(name, sizeof name, "ppsim-vcpu%u", static_cast<unsigned>(v % 100000));
   (void)pthread_setname_np(pthread_self(), name);
-  // Its own renice comes after its first step (below), not before: lowered to nice 19
-  // first, a new vCPU waited milliseconds for a core on a loaded host before it ran at
-  // all — the end of the downtime. One step at nice 0 is microseconds (or it sleeps in
-  // its first fault), then it gives way to the agents as before (docs/real.md).
-  // --vcpu-rr: until that first step in SCHED_RR too, so that the wake-up on RESUME does not
-  // wait for a core behind nice-0 threads of other sessions (autogroups share the CPU before
-  // nice counts: loop-priority.ts). It only sleeps until then; one step is microseconds or a
-  // sleep in its first fault. sched_setscheduler(0) names the calling thread on Linux; best
-  // effort: without CAP_SYS_NICE it stays in SCHED_OTHER (rr_on false, nothing to undo).
-  bool rr_on = false;
-  if (vcpu_rr_ > 0) {
-    sched_param sp{};
-    sp.sched_priority = vcpu_rr_;
-    rr_on = sched_setscheduler(0, SCHED_RR | SCHED_RESET_ON_FORK, &sp) == 0;
-  }
+  // Its class for the wait until its first step, and back after it: vcpu_sched.cc (why there).
+  const bool rr_on = EnterWaitClass();
   bool lowered = vcpu_nice_ <= 0 && !rr_on;
   if (lowered) slot_tids_[slot].store(static_cast<uint32_t>(tid), std::memory_order_release);
   {
@@ -390,17 +358,7 @@ void Machine::Run(size_t slot) {
     }
     Access(slot, s, p, write);
     if (!lowered) {
-      if (rr_on) {
-        // Back to the normal class (priority 0 is the only one SCHED_OTHER takes); its nice is kept.
-        sched_param sp{};
-        (void)sched_setscheduler(0, SCHED_OTHER, &sp);
-        rr_on = false;
-      }
-      // PRIO_PROCESS with a thread id sets that thread's nice on Linux; best effort.
-      if (vcpu_nice_ > 0) (void)setpriority(PRIO_PROCESS, static_cast<id_t>(tid), vcpu_nice_);
-      // After its own renice: a PAUSE that raises it from here on is not undone by it. Before
-      // its first step counts: whoever sees a step done finds the thread lowered and known.
-      slot_tids_[slot].store(static_cast<uint32_t>(tid), std::memory_order_release);
+      LeaveWaitClass(slot, tid, rr_on);
       lowered = true;
     }
     done_[slot].store(s.step, std::memory_order_release);

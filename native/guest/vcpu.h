@@ -1,6 +1,8 @@
 // vCPU threads running the workload phases over guest RAM (SPEC.md).
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -95,7 +97,11 @@ class Machine {
   uint64_t ChoosePage(size_t v, VcpuState& s, const Phase& ph, uint64_t sip);
   uint64_t TracePage(size_t v, const Phase& ph, uint64_t sip, bool& write, double& compute_ns) const;
   void Access(size_t v, VcpuState& s, uint64_t p, bool write);  // one load or store, then the step is done
-  void SetSlotsNice(int nice);  // every task thread that has started; best effort
+  void SetSlotsNice(int nice);  // every task thread that has started; best effort (vcpu_sched.cc)
+  // The calling task thread: SCHED_RR (vcpu_rr_) until its first step, true if it took; then back to
+  // the normal class at vcpu_nice_, and its tid published for SetSlotsNice (vcpu_sched.cc).
+  bool EnterWaitClass();
+  void LeaveWaitClass(size_t slot, pid_t tid, bool rr_on);
 
   const Config& cfg_;
   int vcpu_nice_;

@@ -66,6 +66,7 @@ export class DestSession {
   private queued: [Message<Uint8Array>, Channel][] | null = null;
   /** Ends this session's SCHED_RR window on the loop, if open (PPSIM_SWITCHOVER_RR, loop-priority.ts). */
   private closeWindow: () => void = () => {};
+  private windowOpened = false;
   private readonly reports: DestReports;
   private ended = false;
   /** PPSIM_FAULT_TRACE: each fault's stamps (fault-trace.ts); null when off. */
@@ -307,18 +308,27 @@ export class DestSession {
       if (m.type === "switchover" && this.reports.frameAt === null) {
         this.reports.frameAt = nowUs();
         stamp("d.frame_at_session");
+        // Pre-copy, hybrid: the window from the frame (until then this loop installs the rounds' pages).
+        if (!this.windowOpened) this.openWindow();
       }
       return this.dispatch({ kind: "message", msg: m, channel });
     }
     if (m.type !== "hello") return this.refuse(`expected a hello first, got ${m.type}`);
-    // PPSIM_SWITCHOVER_RR: this loop in SCHED_RR until its guest's RESUME is answered (loop-priority.ts).
-    this.closeWindow = raiseForSwitchover(this.o.log);
+    // PPSIM_SWITCHOVER_RR: this loop in SCHED_RR until its guest's RESUME is answered (loop-priority.ts);
+    // from here in post-copy, where the switchover follows the handshake and nothing else runs before it.
+    if (m.mode === "postcopy") this.openWindow();
     this.queued = [];
     void this.setup(m).then(() => {
       const q = this.queued ?? [];
       this.queued = null;
       for (const [msg, ch] of q) this.dispatch({ kind: "message", msg, channel: ch });
     });
+  }
+
+  /** Once per session: a window that ended (its RESUME, or its time cap) is not opened again by a later frame. */
+  private openWindow(): void {
+    this.windowOpened = true;
+    this.closeWindow = raiseForSwitchover(this.o.log);
   }
 
   /** The hello arrived: the engine side starts (dest-engine.ts), then the engine answers it. */

@@ -74,23 +74,57 @@ export function raiseLoopPriority(log?: (line: string) => void): { priority: num
 }
 
 /**
- * Opt-in (PPSIM_SWITCHOVER_RR=N, 1 … 99): SCHED_RR for the switchover's
- * window only (issue 9, downtime ≤ 2 ms). The loops in SCHED_RR throughout
- * (PPSIM_LOOP_RR) made post-copy 40–70 % slower, the loops preempting the
- * bulk threads; the downtime's legs are each one thread's wake-up, so here
- * only the threads on that path are raised, and only while it lasts: the
- * source's loop from the pause until the switchover frame is handed to the
- * link, the destination's loop from the hello until its guest's RESUME is
- * answered (in post-copy it has nothing else to do then), both guests'
- * control threads (idle but for PAUSE / RESUME; --control-rr), and the
- * destination's vCPU threads until their first step (--vcpu-rr).
- * PPSIM_LOOP_RR, if set, wins: the loop is in SCHED_RR already and stays.
+ * The default since issue 9's quiet-box check (PPSIM_SWITCHOVER_RR=N, 0 … 99;
+ * 0: off): SCHED_RR for the switchover's window only (downtime ≤ 2 ms). The
+ * loops in SCHED_RR throughout (PPSIM_LOOP_RR) made post-copy 40–70 % slower,
+ * the loops preempting the bulk threads; the downtime's legs are each one
+ * thread's wake-up, so here only the threads on that path are raised, and
+ * only while it lasts: the source's loop from the pause until the switchover
+ * frame is handed to the link, the destination's loop from the hello (post-
+ * copy: it has nothing else to do until its guest runs) or the switchover
+ * frame (pre-copy, hybrid: before it the loop installs the rounds' pages)
+ * until its guest's RESUME is answered, both guests' control threads (idle
+ * but for PAUSE / RESUME; --control-rr), and the destination's vCPU threads
+ * until their first step (--vcpu-rr). Every window closes itself after
+ * SWITCHOVER_WINDOW_MAX_MS whatever its end does (a peer that never answers,
+ * a path that forgot the closer). PPSIM_LOOP_RR, if set, wins: the loop is
+ * in SCHED_RR already and stays.
+ *
+ * Priority 1, the lowest real-time one, as for the lane (lane-priority.ts):
+ * any real-time priority runs ahead of every normal-class thread, which is
+ * all the window needs; a higher one would also preempt the system's own
+ * real-time threads (threaded IRQs at 50, the kernel's per-CPU stoppers at
+ * 99, an audio server's), whose work is more urgent than a migration's.
+ */
+export const DEFAULT_SWITCHOVER_RR = 1;
+
+/**
+ * The longest a window stays open, ms. A post-copy's window is milliseconds
+ * (the guest spawn, ~30 ms, at the destination included); a pre-copy's
+ * source window holds its stop-and-copy, within the downtime limit (300 ms by
+ * default). One second bounds all of them with room, and a loop thread that
+ * the peer left waiting, or that works, is back in the normal class after it.
+ */
+export const SWITCHOVER_WINDOW_MAX_MS = 1000;
+
+/**
+ * PPSIM_SWITCHOVER_RR's priority: unset or empty is the default, 0 is off.
+ * Anything but an integer 0 … 99 is refused (thrown; the agents ask at their
+ * start): a typo must not turn the measurement it was meant for into one of
+ * the default.
  */
 export function switchoverRealtimePriority(): number {
-  const v = process.env.PPSIM_SWITCHOVER_RR;
-  if (v === undefined || v === "") return 0;
-  const n = Number(v);
-  return Number.isInteger(n) && n >= 0 && n <= 99 ? n : 0;
+  return rrPriority("PPSIM_SWITCHOVER_RR", DEFAULT_SWITCHOVER_RR, "the switchover's window in SCHED_RR at that priority");
+}
+
+/** An env knob's real-time priority: unset or blank → `dflt`; else decimal digits 0 … 99, or thrown. */
+export function rrPriority(name: string, dflt: number, what: string): number {
+  const v = process.env[name];
+  if (v === undefined || v.trim() === "") return dflt;
+  // Decimal digits only: Number() would take "0x10" or "1e1" as well.
+  const n = /^\s*\d{1,2}\s*$/.test(v) ? Number(v) : NaN;
+  if (!Number.isInteger(n)) throw new RangeError(`${name} must be an integer 0 … 99 (0: off, 1 … 99: ${what}), not ${JSON.stringify(v)}`);
+  return n;
 }
 
 /** The guests' control threads' SCHED_RR priority (0: left alone): either option asks for it. */
@@ -100,13 +134,17 @@ export function controlRealtimePriority(): number {
 
 let windows = 0; // open windows in this process (a destination agent may hold several sessions)
 let windowError: string | null = null;
+let windowsCapped = 0;
 
 /**
  * Opens a window (the calling thread: the main one) in SCHED_RR at
  * switchoverRealtimePriority(). Returns the closer, idempotent; a no-op when
- * the option is off or the loop is in SCHED_RR for good. EPERM: logged once, left alone.
+ * the option is off or the loop is in SCHED_RR for good. EPERM: logged once,
+ * left alone. The window closes itself after `maxMs` (a timer on this loop:
+ * it fires at the loop's next turn after that, so the loop's time in the
+ * real-time class is bounded by maxMs and one turn), logged.
  */
-export function raiseForSwitchover(log?: (line: string) => void): () => void {
+export function raiseForSwitchover(log?: (line: string) => void, maxMs: number = SWITCHOVER_WINDOW_MAX_MS): () => void {
   const want = switchoverRealtimePriority();
   if (want === 0 || loopRealtimePriority() > 0 || windowError !== null) return () => {};
   if (windows === 0) {
@@ -120,9 +158,10 @@ export function raiseForSwitchover(log?: (line: string) => void): () => void {
   }
   windows++;
   let open = true;
-  return () => {
+  const close = (): void => {
     if (!open) return;
     open = false;
+    clearTimeout(cap);
     if (--windows === 0) {
       try {
         loadAddon<RawSched>().schedNormalThisThread();
@@ -131,4 +170,17 @@ export function raiseForSwitchover(log?: (line: string) => void): () => void {
       }
     }
   };
+  const cap = setTimeout(() => {
+    if (!open) return;
+    windowsCapped++;
+    log?.(`switchover window closed after ${maxMs} ms without its end (the scheduling class back to normal)`);
+    close();
+  }, maxMs);
+  cap.unref();
+  return close;
+}
+
+/** Windows open now, and how many closed by their time cap (tests; a run's log says each). */
+export function switchoverWindows(): { open: number; capped: number; error: string | null } {
+  return { open: windows, capped: windowsCapped, error: windowError };
 }

@@ -55,6 +55,8 @@ export class PageLedger {
    */
   private dirt: Uint32Array | null = new Uint32Array(1024);
   private dirtCount = 0;
+  /** Where each `dirtied` call's entries start in `dirt`: a dirty log comes in page order, so each run is sorted (merged, not sorted again). */
+  private readonly dirtRuns: number[] = [];
   private readonly dirtBound: number;
   /** Per page: 1 + the index in `messageOffsets` of the bulk message its newest copy went in; 0: not on bulk. */
   private readonly sentIn: Uint32Array;
@@ -135,8 +137,10 @@ export class PageLedger {
     // Nothing stale before these: the list starts again (and may be taken up again if it was given up).
     if (everSent.count === sent.count) {
       this.dirtCount = 0;
+      this.dirtRuns.length = 0;
       this.dirt ??= new Uint32Array(1024);
     }
+    if (this.dirt !== null) this.dirtRuns.push(this.dirtCount);
     const own = this.own;
     for (const p of pages) {
       sent.clear(p);
@@ -166,16 +170,26 @@ export class PageLedger {
     if (n === 0) return new Uint32Array(0);
     const d = this.dirt;
     if (d === null) return this.everSent.minus(this.sent);
-    // Every stale page is listed (it left "sent" by `dirtied` since the stale set was empty); keep those still out of date.
+    // Every stale page is listed (it left "sent" by `dirtied` since the stale set was empty): keep
+    // those still out of date, each run sorted (a sort only for a run that came out of order), then merged.
     const sent = this.sent;
-    const out = new Uint32Array(this.dirtCount);
+    const listed = new Uint32Array(this.dirtCount);
+    const bounds: number[] = [];
     let k = 0;
-    for (let i = 0; i < this.dirtCount; i++) if (!sent.has(d[i])) out[k++] = d[i];
-    const list = out.subarray(0, k);
-    if (!ascending(list)) list.sort();
-    // Repeats out (a page dirtied twice while stale).
+    for (let r = 0; r < this.dirtRuns.length; r++) {
+      const end = r + 1 < this.dirtRuns.length ? this.dirtRuns[r + 1] : this.dirtCount;
+      const from = k;
+      for (let i = this.dirtRuns[r]; i < end; i++) if (!sent.has(d[i])) listed[k++] = d[i];
+      if (k === from) continue;
+      const run = listed.subarray(from, k);
+      if (!ascending(run)) run.sort();
+      bounds.push(from);
+    }
+    bounds.push(k);
+    const out = mergeRuns(listed, bounds);
+    // Repeats out (a page dirtied again while stale).
     let m = 0;
-    for (let i = 0; i < k; i++) if (m === 0 || list[i] !== list[m - 1]) list[m++] = list[i];
+    for (let i = 0; i < k; i++) if (m === 0 || out[i] !== out[m - 1]) out[m++] = out[i];
     // Cannot differ (the invariants above); if it ever did, the walk is the answer that needs none.
     if (m !== n) return this.everSent.minus(this.sent);
     return out.slice(0, m);
@@ -214,6 +228,32 @@ export class PageLedger {
 function ascending(a: Uint32Array): boolean {
   for (let i = 1; i < a.length; i++) if (a[i] < a[i - 1]) return false;
   return true;
+}
+
+/** Sorted runs a[bounds[i]] … a[bounds[i + 1] − 1] merged pairwise into one sorted run; the array that holds it. */
+function mergeRuns(a: Uint32Array, bounds: number[]): Uint32Array {
+  let src = a;
+  let dst: Uint32Array | null = null;
+  let b = bounds;
+  while (b.length > 2) {
+    dst ??= new Uint32Array(a.length);
+    const next = [0];
+    for (let j = 0; j + 1 < b.length; j += 2) {
+      const lo = b[j];
+      const mid = b[j + 1];
+      const hi = j + 2 < b.length ? b[j + 2] : mid;
+      let x = lo;
+      let y = mid;
+      let o = lo;
+      while (x < mid && y < hi) dst[o++] = src[y] < src[x] ? src[y++] : src[x++];
+      while (x < mid) dst[o++] = src[x++];
+      while (y < hi) dst[o++] = src[y++];
+      next.push(hi);
+    }
+    [src, dst] = [dst, src];
+    b = next;
+  }
+  return src;
 }
 
 /**

@@ -19,6 +19,7 @@
  * failure is the link's, like any other connection's; one that cannot be
  * opened is only a note (faults then go the JS way, on urgent).
  */
+import { stamp } from "./switchover-stamps.js";
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Channel, Message } from "../engine/messages.js";
@@ -208,6 +209,7 @@ export class SourceLink {
     if (msg.type === "switchover") {
       this.switchoverSent = true;
       this.lane.arm(c);
+      stamp("s.lane_armed");
     }
     // The least queued connection with room, the ordered one on a tie (and the only one before the confirmation).
     let best = c.bulk[0];

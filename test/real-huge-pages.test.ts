@@ -133,9 +133,10 @@ describe("huge-page guests (real back end)", () => {
       await src.close(); // the lane closes last, and logs what it served
       await dest.close();
       const why = log.join("\n");
-      // Demand faults of 2 MiB pages go over the fault lane (native at both ends); bulk stays on Node.
+      // Demand faults of 2 MiB pages go over the fault lane, and bulk pages over the native data plane (both at both ends).
       expect(log.some((l) => l.includes("fault lane open")), why).toBe(true);
-      expect(log.some((l) => l.includes("bulk pages: through Node")), why).toBe(true);
+      expect(log.some((l) => l.includes("bulk pages: native data plane")), why).toBe(true);
+      expect(log.some((l) => l.includes("bulk connection over the native receiver")), why).toBe(true);
       if (mode === "postcopy") {
         const served = log.map((l) => /fault lane: (\d+) requests, (\d+) served/.exec(l)).find((m) => m !== null);
         expect(served, why).toBeDefined();

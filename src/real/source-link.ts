@@ -46,8 +46,6 @@ export interface DataPlaneSource {
   memfd: number;
   pageSize: number;
   pageCount: number;
-  /** Only the fault lane serves from the memfd; bulk pages go the JS way (huge pages: the native sender is base pages' only). */
-  laneOnly?: boolean;
 }
 
 export interface ReconnectPolicy {
@@ -142,7 +140,7 @@ export class SourceLink {
 
   /** Whether bulk pages go through the native sender (then their payload is DEFERRED or null). */
   get nativeBulk(): boolean {
-    return this.nativeLane && this.dataPlane?.laneOnly !== true;
+    return this.nativeLane;
   }
 
   /** Whether a fault lane may serve from the memfd (plain TCP, the native data plane wanted). */

@@ -1,6 +1,7 @@
 /**
  * A guest on hugetlbfs migrated for real on loopback: 2 MiB pages end to end
- * (the protocol's page, UFFDIO_COPY, PAGEMAP_SCAN's dirty log), verified by
+ * (the protocol's page, UFFDIO_COPY, PAGEMAP_SCAN's dirty log), bulk pages
+ * over the native data plane and faults over the fault lane, verified by
  * the memory hash like every run; the huge-page pool is as it was afterwards.
  * Skips, saying why, without userfaultfd or a 2 MiB pool we may use.
  */
@@ -137,6 +138,12 @@ describe("huge-page guests (real back end)", () => {
       expect(log.some((l) => l.includes("fault lane open")), why).toBe(true);
       expect(log.some((l) => l.includes("bulk pages: native data plane")), why).toBe(true);
       expect(log.some((l) => l.includes("bulk connection over the native receiver")), why).toBe(true);
+      // The receivers' own count: every page of the guest went in by UFFDIO_COPY on the native bulk path at least once
+      // (pre-copy resends some; post-copy's faults may take a few: the lane's), none through JS's installer.
+      const viaBulk = log.map((l) => /bulk receiver: (\d+) huge pages installed by UFFDIO_COPY \((\d+) straight from the frame, (\d+) through the staging copy\)/.exec(l)).filter((m) => m !== null);
+      expect(viaBulk.length, why).toBeGreaterThan(0);
+      const bulkPages = viaBulk.reduce((a, m) => a + Number(m[1]), 0);
+      expect(bulkPages + (mode === "postcopy" ? r.demand_faults : 0), why).toBeGreaterThanOrEqual(MEM / HUGE);
       if (mode === "postcopy") {
         const served = log.map((l) => /fault lane: (\d+) requests, (\d+) served/.exec(l)).find((m) => m !== null);
         expect(served, why).toBeDefined();

@@ -148,10 +148,12 @@ export class NativeBulkConn {
     this.logStats();
   }
 
-  /** With PPSIM_DATAPLANE_STATS=1, logs where the receiver thread's time went so far. */
+  /** With PPSIM_DATAPLANE_STATS=1, logs where the receiver thread's time went so far; huge pages: always, how they went in. */
   logStats(): void {
-    if (this.log === undefined || !dataPlaneStatsWanted()) return;
+    if (this.log === undefined) return;
     const s = this.receiver.stats();
+    if (s.hugeDirect + s.hugeStaged > 0) this.log(`bulk receiver: ${s.hugeDirect + s.hugeStaged} huge pages installed by UFFDIO_COPY (${s.hugeDirect} straight from the frame, ${s.hugeStaged} through the staging copy)`);
+    if (!dataPlaneStatsWanted()) return;
     this.log(`bulk receiver: ${s.pages} pages (${s.lost} another path's), ${s.received} bytes; waiting ${formatNs(s.waitNs)}, recv ${formatNs(s.recvNs)}, installing ${formatNs(s.installNs)}, waiting for JS ${formatNs(s.jsNs)}; ${this.frames} pages frames in ${this.notices} notices; nice ${s.nice}${s.niceErrno !== 0 ? ` (not set: errno ${s.niceErrno})` : ""}`);
   }
 

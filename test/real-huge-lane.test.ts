@@ -44,9 +44,9 @@ function unavailableWhy(): string | null {
 const unavailable = unavailableWhy();
 if (unavailable !== null) console.log(`skipping the huge-page fault lane: ${unavailable}`);
 
-/** Kernels since 6.6 take UFFDIO_COPY's src unaligned (the install goes straight from the reply); older ones through the staging buffer. */
+/** Kernels since the 2023 change take UFFDIO_COPY's src unaligned (the install goes straight from the reply); older ones through the staging buffer. */
 const [major, minor] = release().split(".").map(Number);
-const unalignedSrc = major > 6 || (major === 6 && minor >= 6);
+const unalignedSrc = major > 6 || (major === 6 && minor >= 8); // the change is from 2023 (6.6 or 6.7): a margin, not a bound
 
 const C = constants();
 const nr = () => Number(readFileSync(`${POOL}/nr_hugepages`, "utf8"));

@@ -220,7 +220,7 @@ bool PageInstaller::Huge(uint64_t ps) {
 
 // One UFFDIO_COPY per huge page, from where its bytes already are (the frame's buffer; zeros_ for a
 // zero page): no staging copy of 2 MiB. The kernel checks only dst (and len) for alignment since
-// the 2023 fix "page alignment is only a requirement for dst, not src" (docs/huge-pages.md); an
+// the 2023 fix (6.6 or so) "page alignment is only a requirement for dst, not src" (docs/huge-pages.md); an
 // older kernel refuses an unaligned src with EINVAL, and then the page goes through the staging
 // buffer as before (stagedHuge_ counts them).
 int PageInstaller::CopyOne(int uffd, uint64_t dst, const uint8_t* bytes, uint64_t ps) {

@@ -193,12 +193,8 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
     const ps = BigInt(this.pageSize);
     const { regions } = pagemapScan(this.pagemapFd, base, base + BigInt(memBytes), { categoryMask: c.PAGE_IS_PRESENT, returnMask: c.PAGE_IS_PRESENT });
     for (const r of regions) m.fill(1, Number((r.start - base) / ps), Math.min(this.pageCount, Number((r.end - base + ps - 1n) / ps)));
-    this.presentScans++;
     return m;
   }
-
-  /** hugetlbfs: how many times the data map was taken from the guest's page tables (tests). */
-  presentScans = 0;
 
   collectDirty(): Uint32Array {
     this.chunk = null;

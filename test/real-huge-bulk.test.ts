@@ -15,12 +15,13 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { release } from "node:os";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { encodeMessage } from "../src/engine/codec.js";
 import { FrameDecoder } from "../src/engine/frame-decoder.js";
 import { MAX_HUGE_PAGES_PER_FRAME, receiverLimits } from "../src/real/dataplane-recv.js";
 import { availableHugePages, reserveHugePages } from "../src/real/huge-reserve.js";
 import { closeFd, constants, createBulkReceiver, mapShared, memfdCreate, socketPair, startBulkSender, uffdApi, uffdCreate, uffdRegister, type BulkNotice } from "../src/real/native.js";
+import { holdHugePool } from "./support/huge-pool-lock.js";
 import { userfaultfdUnavailable } from "./support/uffd.js";
 
 const HUGE = 2 << 20;
@@ -44,6 +45,12 @@ const unalignedSrc = major > 6 || (major === 6 && minor >= 8); // the change is 
 const C = constants();
 const nr = () => Number(readFileSync(`${POOL}/nr_hugepages`, "utf8"));
 const cleanups: (() => void)[] = [];
+// One huge-page file at a time (support/huge-pool-lock.ts): each checks the pool is back as it was.
+let releasePool: (() => void) | null = null;
+beforeAll(async () => {
+  releasePool = await holdHugePool();
+});
+afterAll(() => releasePool?.());
 afterEach(() => {
   while (cleanups.length > 0) cleanups.pop()?.();
 });

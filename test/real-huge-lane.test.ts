@@ -11,7 +11,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { Socket } from "node:net";
 import { release } from "node:os";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { availableHugePages, reserveHugePages } from "../src/real/huge-reserve.js";
 import {
   closeFd,
@@ -28,6 +28,7 @@ import {
   type LaneNotice,
   type LaneServerNotice,
 } from "../src/real/native.js";
+import { holdHugePool } from "./support/huge-pool-lock.js";
 import { userfaultfdUnavailable } from "./support/uffd.js";
 
 const HUGE = 2 << 20;
@@ -51,6 +52,12 @@ const unalignedSrc = major > 6 || (major === 6 && minor >= 8); // the change is 
 const C = constants();
 const nr = () => Number(readFileSync(`${POOL}/nr_hugepages`, "utf8"));
 const cleanups: (() => void)[] = [];
+// One huge-page file at a time (support/huge-pool-lock.ts): each checks the pool is back as it was.
+let releasePool: (() => void) | null = null;
+beforeAll(async () => {
+  releasePool = await holdHugePool();
+});
+afterAll(() => releasePool?.());
 afterEach(() => {
   while (cleanups.length > 0) cleanups.pop()?.();
 });

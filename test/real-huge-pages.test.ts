@@ -8,7 +8,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Mode } from "../src/engine/messages.js";
 import { DestinationAgent } from "../src/real/dest-agent.js";
 import { availableHugePages, hugeNeeds, migrationPageSize, reserveHugePages } from "../src/real/huge-reserve.js";
@@ -16,6 +16,7 @@ import { closeFd, constants, mapShared, memfdCreate, uffdApi, uffdCopy, uffdCrea
 import { SourceAgent } from "../src/real/source-agent.js";
 import { toGuestConfig } from "../src/workload/guest-config.js";
 import { parseWorkload } from "../src/workload/parse.js";
+import { holdHugePool } from "./support/huge-pool-lock.js";
 import { userfaultfdUnavailable } from "./support/uffd.js";
 
 const HUGE = 2 << 20;
@@ -49,6 +50,12 @@ const workload = (over: object = {}) =>
 
 const nr = () => Number(readFileSync(`${POOL}/nr_hugepages`, "utf8"));
 const cleanups: (() => Promise<void>)[] = [];
+// One huge-page file at a time (support/huge-pool-lock.ts): each checks the pool is back as it was.
+let releasePool: (() => void) | null = null;
+beforeAll(async () => {
+  releasePool = await holdHugePool();
+});
+afterAll(() => releasePool?.());
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });

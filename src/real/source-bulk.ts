@@ -36,7 +36,7 @@ export class BulkStream {
     /** 0: the ordered connection; 1…: opened once the destination confirmed the switchover. */
     readonly index: number,
     readonly conn: FramedSocket,
-    /** The native writer, or null (TLS, huge pages, PPSIM_DATAPLANE=js): Node writes. */
+    /** The native writer, or null (TLS, PPSIM_DATAPLANE=js): Node writes. */
     public sender: BulkSenderHandle | null,
   ) {}
 

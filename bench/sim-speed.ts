@@ -4,16 +4,18 @@
  * CPU second, with the reference loop of ref-loop.ts timed just before each
  * run: on a shared machine wall time includes other processes').
  *
- *   npm run build && node dist/bench/sim-speed.js [--sizes 1,4,16] [--workloads web-server,database] [--mode postcopy] [--content on|off]
+ *   npm run build && node dist/bench/sim-speed.js [--sizes 1,4,16] [--workloads web-server,database] [--mode postcopy] [--content on|off] [--max-virtual-min 10]
  *
  * --sizes      guest sizes in GiB (a bare list, `sim-speed.js 16`, is read the same way)
  * --workloads  example workloads (examples/NAME.json)
  * --mode       precopy, postcopy or hybrid (default postcopy)
  * --content    off: the guests keep no page contents (SimConfig.trackContent
  *              false): the same run, not checked at the end (`verified` null)
+ * --max-virtual-min  the simulator's virtual-time limit (default 10 min; a
+ *              1 TiB post-copy at 10 Gbit/s needs about 15)
  *
- * `peak_rss_mib` is the process's peak so far (runs go smallest first in
- * the order given, so a row's figure is at least its own run's peak).
+ * `peak_rss_mib` is the process's peak so far: a row's own run's peak when
+ * it is the process's only or largest run (one size, one workload).
  */
 import { existsSync } from "node:fs";
 import { loadWorkload } from "../src/workload/parse.js";
@@ -25,7 +27,7 @@ import { printBench, type Row } from "./table.js";
 const GiB = 1024 ** 3;
 const config = {
   allowPositionals: true,
-  options: { sizes: { type: "string" }, workloads: { type: "string" }, mode: { type: "string" }, content: { type: "string" } },
+  options: { sizes: { type: "string" }, workloads: { type: "string" }, mode: { type: "string" }, content: { type: "string" }, "max-virtual-min": { type: "string" } },
 } as const;
 const { values, positionals } = benchArgs(config);
 if (positionals.length > 1 || (positionals.length === 1 && values.sizes !== undefined)) refuse(`give the sizes once (--sizes LIST or one bare LIST), got ${[values.sizes, ...positionals].filter(Boolean).join(" and ")}`, config);
@@ -39,6 +41,8 @@ const mode = values.mode ?? "postcopy";
 if (mode !== "precopy" && mode !== "postcopy" && mode !== "hybrid") refuse(`--mode must be precopy, postcopy or hybrid, got "${mode}"`, config);
 const content = values.content ?? "on";
 if (content !== "on" && content !== "off") refuse(`--content must be on or off, got "${content}"`, config);
+const maxVirtualMin = Number(values["max-virtual-min"] ?? 10);
+if (!(maxVirtualMin > 0 && Number.isFinite(maxVirtualMin))) refuse(`--max-virtual-min must be a positive number of minutes, got "${values["max-virtual-min"]}"`, config);
 const workloads = (values.workloads ?? "web-server,database").split(",");
 const paths = workloads.map((name) => {
   const path = new URL(`../../examples/${name}.json`, import.meta.url).pathname;
@@ -54,7 +58,7 @@ for (const [w, workloadName] of workloads.entries()) {
     const refMs = referenceLoopMs();
     const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
-    const r = simulate({ workload, options: { mode }, link: { bandwidthBytesPerSec: 1.25e9, latencyUs: 100 }, seed: 1, trackContent: content === "on" });
+    const r = simulate({ workload, options: { mode }, link: { bandwidthBytesPerSec: 1.25e9, latencyUs: 100 }, seed: 1, maxVirtualMs: maxVirtualMin * 60_000, trackContent: content === "on" });
     const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = process.cpuUsage(cpu0);
     const cpuS = (cpu.user + cpu.system) / 1e6;
@@ -77,4 +81,4 @@ for (const [w, workloadName] of workloads.entries()) {
     });
   }
 }
-printBench("sim-speed", `node dist/bench/sim-speed.js --sizes ${sizes.join(",")} --workloads ${workloads.join(",")} --mode ${mode} --content ${content}`, { link: "10 Gbit/s, 100 µs", mode, content, node: process.version }, rows);
+printBench("sim-speed", `node dist/bench/sim-speed.js --sizes ${sizes.join(",")} --workloads ${workloads.join(",")} --mode ${mode} --content ${content} --max-virtual-min ${maxVirtualMin}`, { link: "10 Gbit/s, 100 µs", mode, content, node: process.version }, rows);

@@ -25,7 +25,7 @@ import { postcopySourcePastSwitchover } from "./support/postcopy-source.js";
 describe("PageLedger", () => {
   it("books sends, dirt and stale copies", () => {
     const l = new PageLedger(8);
-    l.pending.fill();
+    l.pendAllUnsent();
     expect(l.markSent(1, "bulk")).toBe(false);
     l.bulkOffset += 100;
     expect(l.markSent(2, "urgent")).toBe(false);

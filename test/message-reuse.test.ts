@@ -19,7 +19,7 @@ const SEED = { seed: 1408, numRuns: 200 };
 
 function sender(pageCount: number, batchPages: number, memory: readonly number[]) {
   const ledger = new PageLedger(pageCount);
-  ledger.pending.fill();
+  ledger.pendAllUnsent();
   const layout = { pageSize: 4096, pageCount };
   const metrics = newSourceMetrics("postcopy", layout);
   // A zero content reads as a zero page (null), as the simulated guest's does.

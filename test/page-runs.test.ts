@@ -149,8 +149,8 @@ describe("PageLedger.markSentRun", () => {
         (size, ops) => {
           const a = new PageLedger(size);
           const b = new PageLedger(size);
-          a.pending.fill();
-          b.pending.fill();
+          a.pendAllUnsent();
+          b.pendAllUnsent();
           for (const [op, at, len] of ops) {
             const first = at % size;
             const end = Math.min(size, first + len);

@@ -1,13 +1,14 @@
 /**
  * A guest on hugetlbfs migrated for real on loopback: 2 MiB pages end to end
- * (the protocol's page, UFFDIO_COPY, PAGEMAP_SCAN's dirty log), verified by
+ * (the protocol's page, UFFDIO_COPY, PAGEMAP_SCAN's dirty log), bulk pages
+ * over the native data plane and faults over the fault lane, verified by
  * the memory hash like every run; the huge-page pool is as it was afterwards.
  * Skips, saying why, without userfaultfd or a 2 MiB pool we may use.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Mode } from "../src/engine/messages.js";
 import { DestinationAgent } from "../src/real/dest-agent.js";
 import { availableHugePages, hugeNeeds, migrationPageSize, reserveHugePages } from "../src/real/huge-reserve.js";
@@ -15,6 +16,7 @@ import { closeFd, constants, mapShared, memfdCreate, uffdApi, uffdCopy, uffdCrea
 import { SourceAgent } from "../src/real/source-agent.js";
 import { toGuestConfig } from "../src/workload/guest-config.js";
 import { parseWorkload } from "../src/workload/parse.js";
+import { holdHugePool } from "./support/huge-pool-lock.js";
 import { userfaultfdUnavailable } from "./support/uffd.js";
 
 const HUGE = 2 << 20;
@@ -48,6 +50,12 @@ const workload = (over: object = {}) =>
 
 const nr = () => Number(readFileSync(`${POOL}/nr_hugepages`, "utf8"));
 const cleanups: (() => Promise<void>)[] = [];
+// One huge-page file at a time (support/huge-pool-lock.ts): each checks the pool is back as it was.
+let releasePool: (() => void) | null = null;
+beforeAll(async () => {
+  releasePool = await holdHugePool();
+});
+afterAll(() => releasePool?.());
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
@@ -133,9 +141,16 @@ describe("huge-page guests (real back end)", () => {
       await src.close(); // the lane closes last, and logs what it served
       await dest.close();
       const why = log.join("\n");
-      // Demand faults of 2 MiB pages go over the fault lane (native at both ends); bulk stays on Node.
+      // Demand faults of 2 MiB pages go over the fault lane, and bulk pages over the native data plane (both at both ends).
       expect(log.some((l) => l.includes("fault lane open")), why).toBe(true);
-      expect(log.some((l) => l.includes("bulk pages: through Node")), why).toBe(true);
+      expect(log.some((l) => l.includes("bulk pages: native data plane")), why).toBe(true);
+      expect(log.some((l) => l.includes("bulk connection over the native receiver")), why).toBe(true);
+      // The receivers' own count: every page of the guest went in by UFFDIO_COPY on the native bulk path at least once
+      // (pre-copy resends some; post-copy's faults may take a few: the lane's), none through JS's installer.
+      const viaBulk = log.map((l) => /bulk receiver: (\d+) huge pages installed by UFFDIO_COPY \((\d+) straight from the frame, (\d+) through the staging copy\)/.exec(l)).filter((m) => m !== null);
+      expect(viaBulk.length, why).toBeGreaterThan(0);
+      const bulkPages = viaBulk.reduce((a, m) => a + Number(m[1]), 0);
+      expect(bulkPages + (mode === "postcopy" ? r.demand_faults : 0), why).toBeGreaterThanOrEqual(MEM / HUGE);
       if (mode === "postcopy") {
         const served = log.map((l) => /fault lane: (\d+) requests, (\d+) served/.exec(l)).find((m) => m !== null);
         expect(served, why).toBeDefined();

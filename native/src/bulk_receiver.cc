@@ -4,8 +4,10 @@
 //   - a pages frame: checks every entry against the layout, installs the
 //     pages into guest memory itself — pwrite into the memfd while the guest
 //     may not run, UFFDIO_COPY / UFFDIO_ZEROPAGE once it may (EEXIST: the page
-//     came meanwhile; its waiters are woken) — then tells JS which pages it
-//     installed, so the Destination engine still learns every page;
+//     came meanwhile; its waiters are woken); huge pages (hugetlbfs) by
+//     UFFDIO_COPY from the frame's bytes throughout (page_install.h) — then
+//     tells JS which pages it installed, so the Destination engine still
+//     learns every page;
 //   - any other frame: hands its bytes to JS (which decodes them with the
 //     engine's decoder) and waits until JS calls release(): such a frame
 //     (hello, switchover, cancel) may change what installing means (the
@@ -187,6 +189,8 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     o.Set("pages", static_cast<double>(pagesIn_.load()));
     o.Set("lost", static_cast<double>(lost_.load()));
     o.Set("received", static_cast<double>(received_.load()));
+    o.Set("hugeDirect", static_cast<double>(hugeDirect_.load()));
+    o.Set("hugeStaged", static_cast<double>(hugeStaged_.load()));
     o.Set("nice", nice_.load());
     o.Set("niceErrno", niceErrno_.load());
     return o;
@@ -339,6 +343,8 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
       std::string what;
       int e = installer_.Install(n.pages, data, guestRuns_.load(), t.mem, t.uffd, t.base, t.ps, t.states.get(), &what);
       lost_ = installer_.lost();
+      hugeDirect_ = installer_.directHuge();
+      hugeStaged_ = installer_.stagedHuge();
       if (e != 0) return End(e, what), -1;
     }
     uint64_t t1 = NowNs();
@@ -364,7 +370,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
   std::shared_ptr<Box> box_ = std::make_shared<Box>();
   bool barrier_ = false, started_ = false, stopped_ = false, discard_ = false;
   std::atomic<bool> running_{false}, guestRuns_{false};
-  std::atomic<size_t> received_{0}, pagesIn_{0}, lost_{0};
+  std::atomic<size_t> received_{0}, pagesIn_{0}, lost_{0}, hugeDirect_{0}, hugeStaged_{0};
   std::atomic<uint64_t> installNs_{0}, jsNs_{0};
   std::thread thread_;
   std::atomic<int> nice_{0}, wantNice_{0};

@@ -35,7 +35,8 @@ class StreamReader {
   std::atomic<uint64_t> waitNs{0}, recvNs{0};
 
  private:
-  bool ReadMore(const std::atomic<bool>& running);
+  // owed: the bytes Have() still waits for (a large frame's are read to its end and no further).
+  bool ReadMore(const std::atomic<bool>& running, size_t owed);
 
   int sock_ = -1, wake_ = -1, stallMs_ = 0;
   std::vector<uint8_t> buf_;  // [pos_, len_) unconsumed; the rest of its size is room to read into

@@ -137,6 +137,8 @@ class FaultLane : public Napi::ObjectWrap<FaultLane> {
     o.Set("replies", static_cast<double>(core_->replies.load()));
     o.Set("installs", static_cast<double>(core_->installs.load()));
     o.Set("lost", static_cast<double>(core_->lost.load()));
+    o.Set("hugeDirect", static_cast<double>(core_->hugeDirect.load()));
+    o.Set("hugeStaged", static_cast<double>(core_->hugeStaged.load()));
     return o;
   }
 
@@ -226,6 +228,8 @@ class FaultLane : public Napi::ObjectWrap<FaultLane> {
     n.atUs = NowUs();
     c->installs += n.pages.size();
     c->lost = installer_.lost();
+    c->hugeDirect = installer_.directHuge();
+    c->hugeStaged = installer_.stagedHuge();
     c->Post(std::move(n), c);
     return true;
   }

@@ -45,6 +45,8 @@ class LaneCore {
   std::mutex writeMu;  // the requests' writes (the fault reader's thread) against the socket's close
   std::atomic<bool> armed{false}, running{false};
   std::atomic<uint64_t> requests{0}, replies{0}, installs{0}, lost{0};
+  // Huge pages installed straight from the reply's bytes, and through the staging copy (page_install.h).
+  std::atomic<uint64_t> hugeDirect{0}, hugeStaged{0};
 
   std::mutex mu;  // the queue to JS
   std::vector<LaneNotice> out;

@@ -48,7 +48,7 @@ int PageInstaller::Install(const std::vector<uint32_t>& pages, const std::vector
     while (j < pages.size() && pages[j] == pages[j - 1] + 1) j++;
     int e = states != nullptr ? Continue(pages, data, i, j, guestRuns, memfd, uffd, base, pageSize, states, what)
             : guestRuns       ? Atomic(pages, data, i, j, uffd, base, pageSize, what)
-                              : Before(pages, data, i, j, memfd, pageSize, what);
+                              : Before(pages, data, i, j, memfd, uffd, base, pageSize, what);
     if (e != 0) return e;
     i = j;
   }
@@ -61,10 +61,24 @@ void PageInstaller::Release() {
   stageLen_ = 0;
 }
 
-// The guest may not run: pwritev of the run (zero pages as zeros) into the memfd.
-int PageInstaller::Before(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, uint64_t ps,
-                          std::string* what) {
-  return Pwrite(pages, data, i, j, memfd, ps, what);
+// The guest may not run: pwritev of the run (zero pages as zeros) into the memfd. hugetlbfs has no
+// write(2): each huge page goes in with UFFDIO_COPY (zeros for a zero page); one there already (a
+// resend: pre-copy's later rounds, the stop-and-copy) is punched out and copied again — nobody can
+// fault on it meanwhile, the guest does not run (as dest-memory.ts installHuge does on the JS path).
+int PageInstaller::Before(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, int uffd,
+                          uint64_t base, uint64_t ps, std::string* what) {
+  if (!Huge(ps)) return Pwrite(pages, data, i, j, memfd, ps, what);
+  for (size_t k = i; k < j; k++) {
+    uint64_t d = base + pages[k] * ps;
+    int e = CopyOne(uffd, d, data[k], ps);
+    if (e == EEXIST) {
+      e = PunchRange(memfd, pages[k] * ps, ps);
+      if (e != 0) return *what = "fallocate(PUNCH_HOLE, memfd page " + std::to_string(pages[k]) + ", " + std::to_string(ps) + " bytes)", e;
+      e = CopyOne(uffd, d, data[k], ps);
+    }
+    if (e != 0) return *what = "UFFDIO_COPY(dst " + Hex(d) + ", len " + std::to_string(ps) + ")", e;
+  }
+  return 0;
 }
 
 // Install mode "continue" (page_states.h says why each step is safe). Before the guest may run:
@@ -173,7 +187,7 @@ int PageInstaller::Atomic(const std::vector<uint32_t>& pages, const std::vector<
   // hugetlbfs has no UFFDIO_ZEROPAGE (EINVAL): its zero pages are a COPY from zeros (Copy fills them).
   // Assumes a page larger than the host's base page is hugetlbfs: the only large pages ppsim
   // registers (guest-connect.ts: shmem guests are on base pages).
-  const bool zeroByCopy = ps > static_cast<uint64_t>(sysconf(_SC_PAGESIZE));  // sysconf(_SC_PAGESIZE) cannot fail on Linux
+  const bool zeroByCopy = Huge(ps);
   bool allZero = !zeroByCopy;
   for (size_t k = i; k < j && allZero; k++) allZero = data[k] == nullptr;
   uint64_t dst = base + pages[i] * ps, len = (j - i) * ps;
@@ -200,22 +214,35 @@ int PageInstaller::Atomic(const std::vector<uint32_t>& pages, const std::vector<
   return 0;
 }
 
-int PageInstaller::Copy(int uffd, uint64_t dst, const std::vector<const uint8_t*>& data, size_t i, size_t j, uint64_t ps) {
-  size_t len = (j - i) * ps;
-  if (stage_ == nullptr || stageLen_ < len) {
-    free(stage_);
-    // aligned_alloc: size must be a multiple of the alignment (it is: whole pages).
-    stage_ = static_cast<uint8_t*>(aligned_alloc(ps, len));
-    stageLen_ = stage_ != nullptr ? len : 0;
-    if (stage_ == nullptr) return ENOMEM;
+bool PageInstaller::Huge(uint64_t ps) {
+  return ps > static_cast<uint64_t>(sysconf(_SC_PAGESIZE));  // sysconf(_SC_PAGESIZE) cannot fail on Linux
+}
+
+// One UFFDIO_COPY per huge page, from where its bytes already are (the frame's buffer; zeros_ for a
+// zero page): no staging copy of 2 MiB. The kernel checks only dst (and len) for alignment since
+// the 2023 fix (6.6 or so) "page alignment is only a requirement for dst, not src" (docs/huge-pages.md); an
+// older kernel refuses an unaligned src with EINVAL, and then the page goes through the staging
+// buffer as before (stagedHuge_ counts them).
+int PageInstaller::CopyOne(int uffd, uint64_t dst, const uint8_t* bytes, uint64_t ps) {
+  if (bytes == nullptr) {
+    if (zeros_.size() < ps) zeros_.assign(ps, 0);
+    bytes = zeros_.data();
   }
-  for (size_t k = i; k < j; k++) {
-    if (data[k] != nullptr) memcpy(stage_ + (k - i) * ps, data[k], ps);
-    else memset(stage_ + (k - i) * ps, 0, ps);
+  int e = CopyFrom(uffd, dst, bytes, ps);
+  if (e != EINVAL || reinterpret_cast<uintptr_t>(bytes) % static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)) == 0) {
+    if (e == 0) directHuge_++;
+    return e;
   }
+  std::vector<const uint8_t*> one{bytes};
+  e = Copy(uffd, dst, one, 0, 1, ps, true);
+  if (e == 0) stagedHuge_++;
+  return e;
+}
+
+int PageInstaller::CopyFrom(int uffd, uint64_t dst, const uint8_t* src, uint64_t len) {
   uffdio_copy c{};
   c.dst = dst;
-  c.src = reinterpret_cast<uintptr_t>(stage_);  // our address space: UFFDIO_COPY copies from the caller
+  c.src = reinterpret_cast<uintptr_t>(src);  // our address space: UFFDIO_COPY copies from the caller
   c.len = len;
   for (;;) {
     if (ioctl(uffd, UFFDIO_COPY, &c) == 0) return 0;
@@ -230,6 +257,30 @@ int PageInstaller::Copy(int uffd, uint64_t dst, const std::vector<const uint8_t*
     if (e == EINTR || e == EAGAIN) continue;
     return e;
   }
+}
+
+int PageInstaller::Copy(int uffd, uint64_t dst, const std::vector<const uint8_t*>& data, size_t i, size_t j, uint64_t ps, bool staged) {
+  if (Huge(ps) && !staged) {
+    // Page by page: a huge page's bytes are in place in the frame, and one ioctl per 2 MiB costs nothing beside the copy.
+    for (size_t k = i; k < j; k++) {
+      int e = CopyOne(uffd, dst + (k - i) * ps, data[k], ps);
+      if (e != 0) return e;
+    }
+    return 0;
+  }
+  size_t len = (j - i) * ps;
+  if (stage_ == nullptr || stageLen_ < len) {
+    free(stage_);
+    // aligned_alloc: size must be a multiple of the alignment (it is: whole pages).
+    stage_ = static_cast<uint8_t*>(aligned_alloc(ps, len));
+    stageLen_ = stage_ != nullptr ? len : 0;
+    if (stage_ == nullptr) return ENOMEM;
+  }
+  for (size_t k = i; k < j; k++) {
+    if (data[k] != nullptr) memcpy(stage_ + (k - i) * ps, data[k], ps);
+    else memset(stage_ + (k - i) * ps, 0, ps);
+  }
+  return CopyFrom(uffd, dst, stage_, len);
 }
 
 }  // namespace ppsim

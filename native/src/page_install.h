@@ -5,6 +5,10 @@
 // Once it may: UFFDIO_ZEROPAGE for an all-zero run, else UFFDIO_COPY from a
 // page-aligned staging buffer; EEXIST part-way redoes the run page by page,
 // EEXIST then meaning "the page came meanwhile: wake its waiters".
+// Huge pages (a page larger than the host's: hugetlbfs, the only large pages
+// ppsim registers) have no write(2) and no UFFDIO_ZEROPAGE: every one goes in
+// with UFFDIO_COPY straight from the frame's bytes (zeros for a zero page),
+// before the guest runs too (a resend: punched out, copied again).
 // With a PageStates table (install mode "continue", page_states.h): bytes go
 // into the memfd with pwritev and the run is mapped with UFFDIO_CONTINUE —
 // one copy fewer than UFFDIO_COPY from a staging buffer; once the guest may
@@ -38,11 +42,16 @@ class PageInstaller {
   // Pages another path had claimed (their bytes dropped), since the start.
   uint64_t lost() const { return lost_; }
 
+  // Huge pages copied straight from their bytes, and through the staging buffer (a kernel that wants src aligned).
+  uint64_t directHuge() const { return directHuge_; }
+  uint64_t stagedHuge() const { return stagedHuge_; }
+
   // Frees the staging buffer (the next install allocates it again).
   void Release();
 
  private:
-  int Before(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, uint64_t ps, std::string* what);
+  int Before(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, int uffd, uint64_t base,
+             uint64_t ps, std::string* what);
   int Atomic(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int uffd, uint64_t base, uint64_t ps,
              std::string* what);
   int Pwrite(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, uint64_t ps, std::string* what);
@@ -50,13 +59,17 @@ class PageInstaller {
                uint64_t base, uint64_t ps, PageStates* states, std::string* what);
   int Claimed(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, int uffd, uint64_t base,
               uint64_t ps, PageStates* states, std::string* what);
-  int Copy(int uffd, uint64_t dst, const std::vector<const uint8_t*>& data, size_t i, size_t j, uint64_t ps);
+  int Copy(int uffd, uint64_t dst, const std::vector<const uint8_t*>& data, size_t i, size_t j, uint64_t ps, bool staged = false);
+  int CopyOne(int uffd, uint64_t dst, const uint8_t* bytes, uint64_t ps);
+  static int CopyFrom(int uffd, uint64_t dst, const uint8_t* src, uint64_t len);
+  static bool Huge(uint64_t ps);
 
   std::vector<uint8_t> zeros_;
   uint8_t* stage_ = nullptr;
   size_t stageLen_ = 0;
   std::vector<uint8_t> won_;
   uint64_t lost_ = 0;
+  uint64_t directHuge_ = 0, stagedHuge_ = 0;
 };
 
 }  // namespace ppsim

@@ -1,5 +1,7 @@
+import type { PageSet } from "./page-set.js";
+
 /** A fixed-size set of page numbers, one bit each, with a live count and fast scans. */
-export class Bitmap {
+export class Bitmap implements PageSet {
   readonly size: number;
   private readonly words: Uint32Array;
   private population = 0;
@@ -103,6 +105,17 @@ export class Bitmap {
     for (let w = from >>> 5; w <= last; w++) {
       const clear = ~this.words[w] & rangeMask(w, from, end);
       if (clear !== 0) return (w << 5) + ctz(clear) - from;
+    }
+    return end - from;
+  }
+
+  /** How many bits from `from` on (a clear one, within the size) are clear in a row, at most `max`: `runFrom` of the complement. */
+  clearRunFrom(from: number, max: number): number {
+    const end = Math.min(this.size, from + max);
+    const last = (end - 1) >>> 5;
+    for (let w = from >>> 5; w <= last; w++) {
+      const set = this.words[w] & rangeMask(w, from, end);
+      if (set !== 0) return (w << 5) + ctz(set) - from;
     }
     return end - from;
   }

@@ -3,12 +3,12 @@
  * source pushes next. Demand faults never wait for this order (they have their
  * own channel); the order decides which faults happen at all.
  */
-import type { Bitmap } from "./bitmap.js";
+import type { PageSet } from "./page-set.js";
 import type { BackgroundOrderName } from "./options.js";
 
 export interface BackgroundOrder {
   /** The next page to push among `pending` (pages not yet sent), or -1 when none is left. */
-  next(pending: Bitmap): number;
+  next(pending: PageSet): number;
   /**
    * The pages `next` would give in its next calls, as one run: the first
    * (-1: none left) and, in `runLength`, how many consecutive pages from it
@@ -16,7 +16,7 @@ export interface BackgroundOrder {
    * `pending` before the following call, as the sender does. Leaves the order
    * as those calls would.
    */
-  nextRun(pending: Bitmap, max: number): number;
+  nextRun(pending: PageSet, max: number): number;
   /** The length of the run `nextRun` last returned. */
   readonly runLength: number;
   /** A demand request for `page` arrived: the guest is working there. */
@@ -27,12 +27,12 @@ export interface BackgroundOrder {
 export class LinearOrder implements BackgroundOrder {
   private cursor = 0;
   runLength = 0;
-  next(pending: Bitmap): number {
+  next(pending: PageSet): number {
     const p = pending.nextSetWrapping(this.cursor);
     if (p >= 0) this.cursor = p + 1;
     return p;
   }
-  nextRun(pending: Bitmap, max: number): number {
+  nextRun(pending: PageSet, max: number): number {
     const p = pending.nextSetWrapping(this.cursor);
     if (p < 0) return -1;
     // `next` goes on from p + 1, and past the last page wraps: a run ends at the first page not pending, or the end.
@@ -78,7 +78,7 @@ export class NeighbourhoodOrder implements BackgroundOrder {
     this.runEnd[top] = page + 1 + this.window;
   }
 
-  next(pending: Bitmap): number {
+  next(pending: PageSet): number {
     while (this.depth > 0) {
       const top = (this.base + this.depth - 1) % this.runNext.length;
       const end = this.runEnd[top];
@@ -92,7 +92,7 @@ export class NeighbourhoodOrder implements BackgroundOrder {
     return this.linear.next(pending);
   }
 
-  nextRun(pending: Bitmap, max: number): number {
+  nextRun(pending: PageSet, max: number): number {
     while (this.depth > 0) {
       const top = (this.base + this.depth - 1) % this.runNext.length;
       const end = this.runEnd[top];

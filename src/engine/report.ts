@@ -62,6 +62,8 @@ export interface SimStats {
   guest_accesses: number;
   messages_lost: number;
   pages_released: number;
+  /** Present (false) only when the run kept no page contents (SimConfig.trackContent): `verified` is then null. */
+  content_tracked?: false;
 }
 
 /** The standby copy (issue 16), in reports of runs that kept one. */

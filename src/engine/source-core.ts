@@ -2,9 +2,10 @@
  * The source's state, and how a migration ends or recovers: failures before
  * and past the pause (whether the source may resume its guest), the link lost
  * and recovered in the committed stage, and the end itself. `Source`
- * (source.ts) adds the driver API, the messages it answers, pre-copy rounds
- * and page selection; this file is the committed stage's failure and recovery
- * half, kept apart so that each reads in one sitting.
+ * (source.ts) adds the driver API, the messages it answers and page
+ * selection, `SourceRounds` (source-rounds.ts) pre-copy's rounds; this
+ * file is the committed stage's failure and recovery half, kept apart so
+ * that each reads in one sitting.
  */
 import { Bitmap } from "./bitmap.js";
 import { EndCause, type Outcome, type SourceAction, type SourceGuestPort } from "./events.js";
@@ -66,6 +67,9 @@ export abstract class SourceCore<P> {
   protected readonly throughput = new ThroughputEstimator();
   protected readonly timers = new TimerTable<Timer>();
   protected cursor = 0;
+  /** Stop-and-copy's pending pages as an ascending list, and how far it was taken (source-rounds.ts `useList`); null: scan the bitmap. */
+  protected ascendingList: Uint32Array | null = null;
+  protected listAt = 0;
   protected readonly sender: PageSender<P>;
   /** The standby copy's plan (issue 16), when the source keeps one. */
   protected readonly standby: StandbyPlan | null;
@@ -119,6 +123,8 @@ export abstract class SourceCore<P> {
     if (resumed) s.destResumed = true;
     const mustDrop = this.ledger.reconcile({ resumed, bulkBytes, received });
     this.cursor = 0;
+    // Pages lost in flight are pending again and are not in the list.
+    this.ascendingList = null;
     if (s.switchover !== null && !resumed) {
       // The switchover was lost: send it again, now also dropping held copies that are out of date.
       const merged = new Set<number>([...s.switchover.stale, ...mustDrop]);

@@ -30,25 +30,19 @@ import type { MigrationOptions } from "./options.js";
 import { makeOrder, type BackgroundOrder } from "./order.js";
 import type { PageRuns } from "./page-sender.js";
 import type { SwitchoverReason } from "./report.js";
-import { SourceCore, type Committed, type Layout, type Stage } from "./source-core.js";
+import type { Committed, Layout } from "./source-core.js";
+import { SourceRounds } from "./source-rounds.js";
 import type { StandbyConfig, StandbyFigures, StandbyOp } from "./standby.js";
-import { SwitchoverPolicy } from "./switchover.js";
 
 export type { Layout } from "./source-core.js";
 
-export class Source<P> extends SourceCore<P> {
+const NO_PAGES = new Uint32Array(0);
+
+export class Source<P> extends SourceRounds<P> {
   private readonly order: BackgroundOrder;
-  private readonly policy: SwitchoverPolicy;
   private peerCapabilities = 0;
-  /** The page sources of `batch`, made once (one call per background message). */
-  private readonly inOrder: { runLength: number; nextRun(max: number): number } = {
-    runLength: 0,
-    nextRun: (max) => this.nextRunInOrder(max),
-  };
+  /** The post-copy push's page source for `batch`, made once (one call per background message). */
   private readonly inPushOrder: PageRuns;
-  /** The last batch made and its size, so that pulling it need not size it again. */
-  private batchMsg: Message<P> | null = null;
-  private batchBytes = 0;
 
   constructor(opts: MigrationOptions, layout: Layout, guest: SourceGuestPort<P>, standby: StandbyConfig | null = null) {
     super(opts, layout, guest, standby);
@@ -61,7 +55,6 @@ export class Source<P> extends SourceCore<P> {
       },
       nextRun: (max) => order.nextRun(ledger.pending, max),
     };
-    this.policy = new SwitchoverPolicy(opts, layout.pageSize);
   }
 
   /** The standby copy's figures (null without one). */
@@ -271,10 +264,17 @@ export class Source<P> extends SourceCore<P> {
     this.metrics.setupDoneAt = now;
     if (this.opts.mode === "postcopy") return this.beginSwitchover("postcopy", now);
     this.guest.collectDirty(); // starts dirty tracking; the first pass sends everything anyway
-    this.ledger.pending.fill();
+    this.ledger.pendAllUnsent(); // nothing is sent yet: every page
     this.startRound(now);
   }
 
+  /**
+   * Inside the downtime (issue 9): nothing here walks the guest's pages.
+   * The stale list comes from the dirt since the last round (the ledger's
+   * list), "pending" becomes a view of "not sent", and stop-and-copy takes
+   * its pages from the same list; only the standby copy's plan (opt-in)
+   * still passes over every page here.
+   */
   private onGuestPaused(cpuState: Uint8Array, now: number): void {
     const s = this.stage;
     if (s.name !== "committed" || s.step !== "pausing") return;
@@ -283,8 +283,12 @@ export class Source<P> extends SourceCore<P> {
     ledger.dirtied(dirty);
     this.standby?.onDirty(dirty);
     // Every page sent once whose current copy is not at (or on its way to) the destination.
-    s.switchover = { cpuState, stale: ledger.stale(), sent: false };
+    // Post-copy's switchover carries them; pre-copy sends their fresh copies ahead of it instead.
+    const stale = ledger.stale();
+    s.switchover = { cpuState, stale: s.postcopy ? stale : NO_PAGES, sent: false };
     ledger.pendAllUnsent();
+    // Every page sent once (a stop-and-copy follows a whole round): the stale pages are all the destination lacks.
+    this.useList(!s.postcopy && ledger.everSent.count === this.layout.pageCount ? stale : null);
     // What post-copy still has to push is what the destination lacks: the copy must hold it.
     if (s.postcopy) this.standby?.atSwitchover(ledger.pending, now);
     else this.standby?.stop();
@@ -328,52 +332,8 @@ export class Source<P> extends SourceCore<P> {
     }
   }
 
-  private precopyBatch(now: number): Message<P> | null {
-    // A round ends once its last page is read: the dirty log from then on
-    // covers every write made after a page was read.
-    for (;;) {
-      if (this.stage.name !== "precopy") return null;
-      const batch = this.batch(this.inOrder, now, true);
-      if (batch !== null || this.ledger.pending.count > 0) return batch;
-      this.endRound(now);
-    }
-  }
-
   private replyChannel(): Channel {
     return this.opts.urgentChannel && this.peerCapabilities & Capability.UrgentChannel ? "urgent" : "bulk";
-  }
-
-  /** A background batch for the bulk lane, booked to the round or the post-copy push; null when paced or none is left. */
-  private batch(runs: PageRuns, now: number, paced: boolean): Message<P> | null {
-    const b = this.sender.batch(runs, now, paced);
-    if (b.kind === "paced") {
-      this.timers.set("pace", b.until);
-      return null;
-    }
-    this.timers.clear("pace");
-    if (b.kind === "none") return null;
-    const s = this.stage;
-    if (s.name === "precopy") {
-      s.round.pages += b.pages;
-      s.round.bytes += b.bytes;
-    } else if (s.name === "committed" && s.postcopy) {
-      this.metrics.postcopyPushedPages += b.pages;
-      this.metrics.postcopyBulkBytes += b.bytes;
-    }
-    this.batchMsg = b.msg;
-    this.batchBytes = b.bytes;
-    return b.msg;
-  }
-
-  /** Ascending from the cursor, without wrapping: the run of pending pages there (at most `max`). */
-  private nextRunInOrder(max: number): number {
-    const pending = this.ledger.pending;
-    const p = pending.nextSet(this.cursor);
-    if (p < 0) return -1;
-    const n = pending.runFrom(p, max);
-    this.inOrder.runLength = n;
-    this.cursor = p + n;
-    return p;
   }
 
   private switchoverMessage(s: Committed): Message<P> {
@@ -381,51 +341,12 @@ export class Source<P> extends SourceCore<P> {
     sw.sent = true;
     // Post-copy: the destination drops the stale pages and resumes at once.
     // Pre-copy: fresh copies of those pages went ahead of this message.
-    return { type: "switchover", stale: s.postcopy ? sw.stale : new Uint32Array(0), cpuState: sw.cpuState };
-  }
-
-  // ---------------------------------------------------------- pre-copy rounds
-
-  private startRound(now: number): void {
-    this.setStage({ name: "precopy", round: { startedAt: now, pages: 0, bytes: 0 } });
-    this.cursor = 0;
-  }
-
-  private endRound(now: number): void {
-    const s = this.stage as Extract<Stage, { name: "precopy" }>;
-    const round = s.round;
-    this.metrics.rounds.push({ pages: round.pages, bytes: round.bytes, ms: (now - round.startedAt) / 1000 });
-    const dirty = this.guest.collectDirty();
-    this.ledger.dirtied(dirty);
-    this.standby?.onDirty(dirty);
-    const bytesPerUs = this.throughput.bytesPerUs;
-    const roundUs = now - round.startedAt;
-    this.metrics.precopy = {
-      remainingPages: dirty.length,
-      dirtyRateBytesPerSec: roundUs > 0 ? (dirty.length * this.layout.pageSize * 1e6) / roundUs : 0,
-      bandwidthBytesPerSec: bytesPerUs === Infinity ? 0 : bytesPerUs * 1e6,
-      expectedDowntimeMs: this.policy.expectedDowntimeMs(dirty.length, bytesPerUs),
-      downtimeLimitMs: this.opts.downtimeLimitMs,
-    };
-    const decision = this.policy.afterRound({
-      rounds: this.metrics.rounds.length,
-      roundPages: round.pages,
-      roundBytes: round.bytes,
-      dirtyPages: dirty.length,
-      bytesPerUs,
-      throttle: this.metrics.throttle,
-    });
-    if (decision.kind === "switch") return this.beginSwitchover(decision.reason, now);
-    if (decision.throttle !== null) {
-      this.metrics.throttle = decision.throttle;
-      this.actions.push({ kind: "throttleGuest", ratio: decision.throttle });
-    }
-    this.startRound(now);
+    return { type: "switchover", stale: s.postcopy ? sw.stale : NO_PAGES, cpuState: sw.cpuState };
   }
 
   // --------------------------------------------------------------- switchover
 
-  private beginSwitchover(reason: SwitchoverReason, now: number): void {
+  protected beginSwitchover(reason: SwitchoverReason, now: number): void {
     this.metrics.switchoverReason = reason;
     const postcopy = this.opts.mode !== "precopy" && reason !== "converged" && reason !== "converged-throttled";
     this.setStage({ name: "committed", step: "pausing", postcopy, switchover: null, link: "up", destResumed: false, destRan: false });

@@ -20,6 +20,7 @@
  * the push meet — or until the migration completes, if that comes first.
  */
 import { Bitmap } from "./bitmap.js";
+import type { PageSet } from "./page-set.js";
 import type { StandbyFill } from "./standby-fill.js";
 import type { StandbyReport } from "./report.js";
 
@@ -112,7 +113,7 @@ export class StandbyPlan {
   }
 
   /** The source guest has paused for good; `lacking` are the pages the destination does not hold. */
-  atSwitchover(lacking: Bitmap, now: number): void {
+  atSwitchover(lacking: PageSet, now: number): void {
     if (this.needed !== null || this.stopped) return;
     const valid = new Bitmap(this.pageCount);
     const needed = new Bitmap(this.pageCount);

@@ -15,9 +15,9 @@
  * the session (send, buffered, close, start, setLayout).
  */
 import type { Socket } from "node:net";
-import { encodeMessage } from "../engine/codec.js";
+import { encodeMessage, PAGE_ENTRY_OVERHEAD } from "../engine/codec.js";
 import { FrameDecoder, maxPayloadBytes } from "../engine/frame-decoder.js";
-import type { Message } from "../engine/messages.js";
+import { MessageTag, type Message } from "../engine/messages.js";
 import { bulkThreadNice, dataPlaneStatsWanted, formatNs, installedPages, resumeNodeReading, switchoverThreadNice } from "./dataplane.js";
 import { messageOf } from "./errors.js";
 import { createBulkReceiver, type BulkNotice, type BulkReceiverHandle, type PageTableHandle } from "./native.js";
@@ -26,10 +26,21 @@ import { closeGracefully, type FramedHandlers } from "./transport.js";
 import { stamp } from "./switchover-stamps.js";
 
 const TAGS = 12;
+/** Pages larger than this are huge pages (hugetlbfs; 64 KiB: the largest base page Linux has). */
+const HUGE_ABOVE = 64 * 1024;
+/**
+ * Huge pages a bulk pages frame may carry: the engine sends min(batchPages, batchBytes / page size)
+ * (one at the defaults), and the real back end takes huge pages only where 16 of them fit a frame
+ * (docs/huge-pages.md). The codec's 256 pages would let a peer make the receiver's thread buffer
+ * 512 MiB of one frame before refusing it.
+ */
+export const MAX_HUGE_PAGES_PER_FRAME = 16;
 
-function limits(pageSize: number, pageCount: number): Uint32Array {
+/** Each tag's payload bound for the receiver's thread: the decoder's, and pages frames of huge pages at MAX_HUGE_PAGES_PER_FRAME. */
+export function receiverLimits(pageSize: number, pageCount: number): Uint32Array {
   const l = new Uint32Array(TAGS);
   for (let t = 1; t < TAGS; t++) l[t] = Math.min(0xffffffff, maxPayloadBytes(t, { pageSize, pageCount }));
+  if (pageSize > HUGE_ABOVE) l[MessageTag.Pages] = Math.min(l[MessageTag.Pages], 4 + MAX_HUGE_PAGES_PER_FRAME * (PAGE_ENTRY_OVERHEAD + pageSize));
   return l;
 }
 
@@ -61,7 +72,7 @@ export class NativeBulkConn {
     this.pageSize = pageSize;
     this.decoder = new FrameDecoder(pageSize);
     if (pageSize > 0) this.decoder.setLayout(pageSize, pageCount);
-    this.receiver = createBulkReceiver(fd, limits(pageSize, pageCount), stallMs, (n) => this.onNotices(n), switchoverThreadNice());
+    this.receiver = createBulkReceiver(fd, receiverLimits(pageSize, pageCount), stallMs, (n) => this.onNotices(n), switchoverThreadNice());
     socket.on("error", (err) => this.fail(`bulk connection to ${this.peer}: ${err.message}`));
     socket.on("close", () => this.fail(`bulk connection to ${this.peer} closed`));
   }
@@ -74,7 +85,7 @@ export class NativeBulkConn {
   setLayout(pageSize: number, pageCount: number): void {
     this.pageSize = pageSize;
     this.decoder.setLayout(pageSize, pageCount);
-    this.receiver.setLimits(limits(pageSize, pageCount));
+    this.receiver.setLimits(receiverLimits(pageSize, pageCount));
   }
 
   /** Bytes of whole frames the receiver took (installed, for pages) on this connection. */
@@ -137,10 +148,12 @@ export class NativeBulkConn {
     this.logStats();
   }
 
-  /** With PPSIM_DATAPLANE_STATS=1, logs where the receiver thread's time went so far. */
+  /** With PPSIM_DATAPLANE_STATS=1, logs where the receiver thread's time went so far; huge pages: always, how they went in. */
   logStats(): void {
-    if (this.log === undefined || !dataPlaneStatsWanted()) return;
+    if (this.log === undefined) return;
     const s = this.receiver.stats();
+    if (s.hugeDirect + s.hugeStaged > 0) this.log(`bulk receiver: ${s.hugeDirect + s.hugeStaged} huge pages installed by UFFDIO_COPY (${s.hugeDirect} straight from the frame, ${s.hugeStaged} through the staging copy)`);
+    if (!dataPlaneStatsWanted()) return;
     this.log(`bulk receiver: ${s.pages} pages (${s.lost} another path's), ${s.received} bytes; waiting ${formatNs(s.waitNs)}, recv ${formatNs(s.recvNs)}, installing ${formatNs(s.installNs)}, waiting for JS ${formatNs(s.jsNs)}; ${this.frames} pages frames in ${this.notices} notices; nice ${s.nice}${s.niceErrno !== 0 ? ` (not set: errno ${s.niceErrno})` : ""}`);
   }
 

@@ -107,7 +107,7 @@ export class DestLaneSlot {
     this.h.memory()?.setLane(null);
     this.onLane(lane, lane.stop());
     const s = lane.stats();
-    if (s.requests > 0 || s.replies > 0) this.h.log(`fault lane: ${s.requests} requests, ${s.replies} replies, ${s.installs} pages installed (${s.lost} another path's)`);
+    if (s.requests > 0 || s.replies > 0) this.h.log(`fault lane: ${s.requests} requests, ${s.replies} replies, ${s.installs} pages installed (${s.lost} another path's)${s.hugeDirect + s.hugeStaged > 0 ? `; huge pages by UFFDIO_COPY: ${s.hugeDirect} straight from the reply, ${s.hugeStaged} staged` : ""}`);
   }
 
   /** The lane's notices, in the order they happened: faults (requested on the lane), installs, its end. */

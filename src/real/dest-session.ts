@@ -12,8 +12,6 @@
 import type { DestinationInput } from "../engine/events.js";
 import { ErrorCode, type Channel, type HelloMsg, type Message } from "../engine/messages.js";
 import { messageOf } from "./errors.js";
-import { migrationPageSize } from "./huge-reserve.js";
-import { constants } from "./native.js";
 import { parseSessionInfo, type SessionInfo } from "./plan.js";
 import type { DestReport } from "./report-msg.js";
 import { nativeDataPlaneWanted, plainSocketFd, stopNodeReading, type InstallMode } from "./dataplane.js";
@@ -218,9 +216,8 @@ export class DestSession {
   /** The bulk connection over the native receiver, when it can be (plain TCP; docs/real.md "Data plane"); else null. */
   private nativeBulk(a: Accepted, direct: FramedHandlers): NativeBulkConn | null {
     if (a.preamble.channel !== "bulk" || a.identity !== "insecure" || !nativeDataPlaneWanted()) return null;
-    // Huge pages (hugetlbfs) stay on the JS path: installs there are UFFDIO_COPY only (dest-memory.ts).
-    const host = constants().PAGE_SIZE;
-    if (this.info === null || migrationPageSize(this.info.config, host) !== host) return null;
+    // Huge pages (hugetlbfs) too: the receiver installs them with UFFDIO_COPY only, before the guest runs as well (page_install.h).
+    if (this.info === null) return null;
     const fd = plainSocketFd(a.socket);
     if (fd < 0 || !stopNodeReading(a.socket)) return null;
     if (a.preamble.epoch === 0 && (a.preamble.stream ?? 0) === 0) this.o.log(`${this.tag}: bulk connection over the native receiver (it installs pages itself)`);

@@ -59,7 +59,8 @@ export interface BulkReceiverHandle {
   readonly received: number;
   /** Where the thread's time went, in ns: waiting for bytes, reading them, installing, waiting for JS. */
   /** lost: pages another path had claimed (install mode "continue"), their bytes dropped. */
-  stats(): { waitNs: number; recvNs: number; installNs: number; jsNs: number; pages: number; lost: number; received: number; nice: number; niceErrno: number };
+  /** hugeDirect / hugeStaged: huge pages installed by UFFDIO_COPY straight from the frame, and through the staging copy (a kernel that wants src aligned). */
+  stats(): { waitNs: number; recvNs: number; installNs: number; jsNs: number; pages: number; lost: number; received: number; hugeDirect: number; hugeStaged: number; nice: number; niceErrno: number };
 }
 
 /** What PageTable.install did: installed it; another path is receiving it (its map wakes the waiters); it was mapped already (waiters woken). */

@@ -24,7 +24,8 @@ export interface FaultLaneHandle {
   arm(): void;
   /** Joins the thread, closes the lane's fds; returns the notices not delivered yet. Idempotent. */
   stop(): LaneNotice[];
-  stats(): { requests: number; replies: number; installs: number; lost: number };
+  /** hugeDirect / hugeStaged: huge pages installed straight from the reply, and through the staging copy. */
+  stats(): { requests: number; replies: number; installs: number; lost: number; hugeDirect: number; hugeStaged: number };
   /** The receiver thread's kernel id from start() while it runs, else 0 (lane-priority.ts). */
   tid(): number;
 }

@@ -207,9 +207,8 @@ export class SourceAgent {
       this.options.laneWindowBytes,
       this.o.security,
       { pageSize: this.guest.layout.pageSize, pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize },
-      // Huge pages: bulk stays on the JS path (hugetlbfs has no holes to find with SEEK_DATA, no write(2), no ZEROPAGE);
-      // the fault lane serves them natively (a 2 MiB pread from the memfd, docs/huge-pages.md).
-      { memfd: this.guest.memfd, pageSize: this.guest.layout.pageSize, pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize, laneOnly: this.guest.layout.hugetlb },
+      // Huge pages too: the native sender preads them from the hugetlbfs memfd (source-port.ts says which hold data).
+      { memfd: this.guest.memfd, pageSize: this.guest.layout.pageSize, pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize },
       this.o.connections ?? DEFAULT_BULK_CONNECTIONS,
     );
     this.link = link;

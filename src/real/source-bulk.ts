@@ -6,6 +6,7 @@
  * stream it took — where its last frame ends, which the destination's
  * progress reports are compared against to free what arrived.
  */
+import { stamp } from "./switchover-stamps.js";
 import { encodeMessage } from "../engine/codec.js";
 import type { Message } from "../engine/messages.js";
 import { bulkThreadNice, dataPlaneStatsWanted, formatNs } from "./dataplane.js";
@@ -35,7 +36,7 @@ export class BulkStream {
     /** 0: the ordered connection; 1…: opened once the destination confirmed the switchover. */
     readonly index: number,
     readonly conn: FramedSocket,
-    /** The native writer, or null (TLS, huge pages, PPSIM_DATAPLANE=js): Node writes. */
+    /** The native writer, or null (TLS, PPSIM_DATAPLANE=js): Node writes. */
     public sender: BulkSenderHandle | null,
   ) {}
 
@@ -68,7 +69,10 @@ export class BulkStream {
       let b: number;
       if (msg.type === "switchover") {
         // The downtime's critical path ends with this frame: what follows is background.
-        b = sender.frame(encodeMessage(msg, pageSize), bulkThreadNice());
+        const frame = encodeMessage(msg, pageSize);
+        stamp("s.frame_encoded");
+        b = sender.frame(frame, bulkThreadNice());
+        stamp("s.frame_queued");
       } else if (msg.type !== "pages") {
         b = sender.frame(encodeMessage(msg, pageSize));
       } else {

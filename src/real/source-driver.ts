@@ -209,7 +209,7 @@ export class SourceDriver {
   start(): void {
     this.release.sample(nowUs());
     this.cpu.mark("start");
-    this.dopts.log(this.link.nativeSending ? "bulk pages: native data plane (a sender thread reads them from the memfd)" : "bulk pages: through Node (TLS, huge pages, or PPSIM_DATAPLANE=js)");
+    this.dopts.log(this.link.nativeSending ? "bulk pages: native data plane (a sender thread reads them from the memfd)" : "bulk pages: through Node (TLS or PPSIM_DATAPLANE=js)");
     this.engine.start(nowUs());
     this.drive();
   }

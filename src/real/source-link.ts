@@ -18,11 +18,13 @@
  * thread answers from the memfd — armed when the switchover goes out. Its
  * failure is the link's, like any other connection's; one that cannot be
  * opened is only a note (faults then go the JS way, on urgent).
+ *
+ * Reconnecting's policy and backoff: source-reconnect.ts.
  */
+import { stamp } from "./switchover-stamps.js";
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Channel, Message } from "../engine/messages.js";
-import { sleep } from "./clock.js";
 import { bulkThreadNice, nativeDataPlaneWanted, plainSocketFd, switchoverThreadNice } from "./dataplane.js";
 import { messageOf, RealError } from "./errors.js";
 import { startBulkSender } from "./native.js";
@@ -32,8 +34,10 @@ import { INSECURE, type Security } from "./tls.js";
 import { connectChannel, FramedSocket, type FramedHandlers } from "./transport.js";
 import { faultLaneWanted } from "./fault-lane.js";
 import { SourceLaneSlot, type LaneHolder } from "./source-lane-slot.js";
+import { DEFAULT_RECONNECT, reconnectWithBackoff, type ReconnectPolicy } from "./source-reconnect.js";
 
 export { NATIVE_QUEUE_BYTES };
+export { DEFAULT_RECONNECT, type ReconnectPolicy };
 
 /**
  * `--connections` by default: bulk connections once the destination runs
@@ -46,21 +50,7 @@ export interface DataPlaneSource {
   memfd: number;
   pageSize: number;
   pageCount: number;
-  /** Only the fault lane serves from the memfd; bulk pages go the JS way (huge pages: the native sender is base pages' only). */
-  laneOnly?: boolean;
 }
-
-export interface ReconnectPolicy {
-  /** Connection attempts after a failure, at most. */
-  attempts: number;
-  /** And no attempt starts after this long. */
-  totalMs: number;
-  connectTimeoutMs: number;
-  firstDelayMs: number;
-  maxDelayMs: number;
-}
-
-export const DEFAULT_RECONNECT: ReconnectPolicy = { attempts: 30, totalMs: 60_000, connectTimeoutMs: 3000, firstDelayMs: 50, maxDelayMs: 2000 };
 
 export interface SourceLinkHandlers {
   message(msg: Message<Uint8Array>, channel: Channel): void;
@@ -142,7 +132,7 @@ export class SourceLink {
 
   /** Whether bulk pages go through the native sender (then their payload is DEFERRED or null). */
   get nativeBulk(): boolean {
-    return this.nativeLane && this.dataPlane?.laneOnly !== true;
+    return this.nativeLane;
   }
 
   /** Whether a fault lane may serve from the memfd (plain TCP, the native data plane wanted). */
@@ -208,6 +198,7 @@ export class SourceLink {
     if (msg.type === "switchover") {
       this.switchoverSent = true;
       this.lane.arm(c);
+      stamp("s.lane_armed");
     }
     // The least queued connection with room, the ordered one on a tie (and the only one before the confirmation).
     let best = c.bulk[0];
@@ -241,24 +232,12 @@ export class SourceLink {
    * new epoch are open, false when the policy's attempts or time ran out (or
    * the link was closed). Each failed attempt is reported through `log`.
    */
-  async reconnect(log: (line: string) => void, giveUp: () => boolean = () => false): Promise<boolean> {
-    const start = Date.now();
-    let delay = this.policy.firstDelayMs;
-    for (let attempt = 1; attempt <= this.policy.attempts; attempt++) {
-      await sleep(delay);
-      if (this.closed || giveUp()) return false;
-      if (this.conns !== null) return true;
-      if (Date.now() - start > this.policy.totalMs) break;
-      try {
-        await this.connectPair();
-        log(`link to ${this.peer} re-established (attempt ${attempt})`);
-        return true;
-      } catch (e) {
-        log(`reconnect attempt ${attempt}/${this.policy.attempts} to ${this.peer} failed: ${messageOf(e)}`);
-      }
-      delay = Math.min(this.policy.maxDelayMs, delay * 2);
-    }
-    return false;
+  reconnect(log: (line: string) => void, giveUp: () => boolean = () => false): Promise<boolean> {
+    return reconnectWithBackoff(this.policy, this.peer, log, {
+      stop: () => this.closed || giveUp(),
+      up: () => this.conns !== null,
+      attempt: () => this.connectPair(),
+    });
   }
 
   /** Breaks the link as a network failure would (tests, demos). */

@@ -37,12 +37,23 @@
  * 1 GiB post-copy. A shmem page is in the page cache exactly when it holds
  * data unless it is on swap, so with any swap on, lseek it stays
  * (PPSIM_DATA_MAP=seek forces it: A/B).
+ *
+ * A guest on hugetlbfs has neither: its memfd is all data to lseek
+ * (default_llseek) and mincore looks at the agent's own page tables, not the
+ * page cache. Its map is the guest's own page tables instead — PAGEMAP_SCAN
+ * of the guest process for present huge pages (one entry per 2 MiB: 512 at
+ * 1 GiB, one ioctl), taken whole at the first lookup and again after the
+ * pause, kept up by the dirty log in between. A page the guest touched is in
+ * its page tables (a hugetlbfs page, once faulted in, stays mapped until
+ * punched out), so a page absent there is a hole; one present that holds
+ * zeros (read, never written) goes as data, which costs bytes, not
+ * correctness.
  */
 import type { SourceGuestPort } from "../engine/events.js";
 import type { GuestProcess } from "./guest-process.js";
 import { readFileSync } from "node:fs";
 import { DEFERRED } from "./dataplane.js";
-import { closeFd, memfdDataPages, pread, residentPages, scanWrittenAndProtect } from "./native.js";
+import { closeFd, constants, memfdDataPages, pagemapScan, pread, residentPages, scanWrittenAndProtect } from "./native.js";
 
 const CHUNK_PAGES = 16;
 /** And no more bytes than this per pread (the engine's default batchBytes: one bulk message's worth). */
@@ -85,6 +96,8 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
   private map: Uint8Array | null = null;
   /** Post-copy's lookups (learnData): mincore on the agent's mapping, or lseek on the memfd. */
   private readonly way: DataMapWay;
+  /** hugetlbfs guest: the data map comes from the guest's page tables (presentMap). */
+  private readonly huge: boolean;
 
   constructor(
     private readonly guest: GuestProcess,
@@ -96,7 +109,8 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
     this.pageSize = guest.layout.pageSize;
     this.pageCount = guest.layout.memBytes / guest.layout.pageSize;
     this.zero = Buffer.alloc(this.pageSize);
-    if (tracking) this.pagemapFd = guest.openPagemap();
+    this.huge = guest.layout.hugetlb;
+    if (tracking || (deferred && this.huge)) this.pagemapFd = guest.openPagemap();
     this.way = deferred && !tracking ? dataMapWay() : "seek";
   }
 
@@ -126,6 +140,7 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
   }
 
   private holdsData(page: number): boolean {
+    if (this.huge) return (this.map ??= this.presentMap())[page] === 1;
     if (!this.tracking) return this.learnData(page);
     this.map ??= this.dataMap();
     return this.map[page] === 1;
@@ -167,6 +182,17 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
     if (this.pageCount <= MAP_CALL_PAGES) return memfdDataPages(memfd, 0, this.pageCount, this.pageSize);
     const m = new Uint8Array(this.pageCount);
     for (let p = 0; p < this.pageCount; p += MAP_CALL_PAGES) m.set(memfdDataPages(memfd, p, Math.min(MAP_CALL_PAGES, this.pageCount - p), this.pageSize), p);
+    return m;
+  }
+
+  /** hugetlbfs: 1 for each huge page present in the guest's page tables (see the top). */
+  private presentMap(): Uint8Array {
+    const m = new Uint8Array(this.pageCount);
+    const { base, memBytes } = this.guest.layout;
+    const c = constants();
+    const ps = BigInt(this.pageSize);
+    const { regions } = pagemapScan(this.pagemapFd, base, base + BigInt(memBytes), { categoryMask: c.PAGE_IS_PRESENT, returnMask: c.PAGE_IS_PRESENT });
+    for (const r of regions) m.fill(1, Number((r.start - base) / ps), Math.min(this.pageCount, Number((r.end - base + ps - 1n) / ps)));
     return m;
   }
 

@@ -9,47 +9,25 @@
  * each vCPU in a tight loop up to the next event time instead of scheduling
  * an event per access.
  */
-import { AccessGenerator, GENERATOR_STATE_BYTES, type CompiledPhase } from "../workload/generator.js";
-import { isInitiallyZero, type Workload } from "../workload/types.js";
-import { FaultLog } from "../disruption/faults.js";
-import { ProgressRecorder } from "../disruption/recorder.js";
+import { AccessGenerator, GENERATOR_STATE_BYTES } from "../workload/generator.js";
+import { isInitiallyZero } from "../workload/types.js";
+import type { ProgressRecorder } from "../disruption/recorder.js";
 import { anyBitIn, runEndIn, setBitsIn } from "../engine/bitmap.js";
+import { ACCESS_US, type GuestShared, type StallHandler } from "./guest-shared.js";
 
-/** What one memory access costs on top of a step's compute time (µs). */
-export const ACCESS_US = 0.05;
+export { ACCESS_US, GuestShared, type StallHandler } from "./guest-shared.js";
 
 const STATE_MAGIC = 0x70707663; // "ppvc"
 const VCPU_STATE_BYTES = GENERATOR_STATE_BYTES + 8;
 
-/** Write versions and useful work, shared by both guests (they never run at once). */
-export class GuestShared {
-  lastVersion: number;
-  /** Unthrottled step time completed by all vCPUs of either guest, µs: the guest's useful work. */
-  workUs = 0;
-  /** Accesses performed by either guest. */
-  accesses = 0;
-  /** Each vCPU's work on a fine clock (recording while the migration runs): what the guest felt. */
-  readonly progress: ProgressRecorder;
-  /** Every wait of a vCPU on a missing page. */
-  readonly faults: FaultLog;
-
-  constructor(
-    readonly workload: Workload,
-    readonly phases: readonly CompiledPhase[],
-    readonly seed: number,
-  ) {
-    this.lastVersion = workload.pageCount;
-    this.progress = new ProgressRecorder(workload.vcpus);
-    this.faults = new FaultLog(workload.vcpus);
-  }
-}
-
-export interface StallHandler {
-  (vcpu: number, page: number, at: number): void;
-}
-
 export class Guest {
+  /** Each page's version (empty when contents are not tracked: GuestShared.content). */
   readonly memory: Uint32Array;
+  /**
+   * Source without tracked contents: pages written since boot, one bit each
+   * (a page is zero until written if it started zero); null otherwise.
+   */
+  private readonly written: Uint32Array | null;
   /**
    * Destination only: pages that are present, one bit each (page p is bit
    * p & 31 of word p >>> 5: an eighth of a byte map, so that a random access's
@@ -104,7 +82,8 @@ export class Guest {
   ) {
     const w = shared.workload;
     this.vcpus = w.vcpus;
-    this.memory = new Uint32Array(w.pageCount);
+    this.memory = new Uint32Array(shared.content ? w.pageCount : 0);
+    this.written = shared.content || role !== "source" ? null : new Uint32Array(Math.ceil(w.pageCount / 32));
     this.nextAt = new Float64Array(w.vcpus);
     this.stepUs = new Float64Array(w.vcpus);
     this.stalled = new Uint8Array(w.vcpus);
@@ -112,7 +91,7 @@ export class Guest {
     this.stalledAt = new Float64Array(w.vcpus);
     this.stalledWrite = new Uint8Array(w.vcpus);
     if (role === "source") {
-      for (let p = 0; p < w.pageCount; p++) if (!isInitiallyZero(p, w.zeroShare)) this.memory[p] = p + 1;
+      if (shared.content) for (let p = 0; p < w.pageCount; p++) if (!isInitiallyZero(p, w.zeroShare)) this.memory[p] = p + 1;
       this.present = null;
       this.stalledHint = null;
       this.dirtyBits = new Uint32Array(Math.ceil(w.pageCount / 32));
@@ -146,6 +125,8 @@ export class Guest {
     const mem = this.memory;
     const present = this.present;
     const mirror = this.mirror;
+    const content = shared.content;
+    const written = this.written;
     const dirtyBits = this.tracking ? this.dirtyBits : null;
     let dirtyList = this.dirtyList as Uint32Array;
     let dirtyCount = this.dirtyCount;
@@ -175,8 +156,10 @@ export class Guest {
         while (at <= t) {
           const p = gen.next();
           if (gen.isWrite) {
-            mem[p] = ++version;
-            if (mirror !== null) mirror[p] = version;
+            if (content) {
+              mem[p] = ++version;
+              if (mirror !== null) mirror[p] = version;
+            } else if (written !== null) written[p >>> 5] |= 1 << (p & 31);
             if (dirtyBits !== null) {
               const word = dirtyBits[p >>> 5];
               const bit = 1 << (p & 31);
@@ -200,8 +183,10 @@ export class Guest {
           break;
         }
         if (gen.isWrite) {
-          mem[p] = ++version;
-          if (mirror !== null) mirror[p] = version;
+          if (content) {
+            mem[p] = ++version;
+            if (mirror !== null) mirror[p] = version;
+          } else if (written !== null) written[p >>> 5] |= 1 << (p & 31);
           if (dirtyBits !== null && (dirtyBits[p >>> 5] & (1 << (p & 31))) === 0) {
             dirtyBits[p >>> 5] |= 1 << (p & 31);
             if (dirtyCount === dirtyList.length) dirtyList = this.growDirtyList();
@@ -236,7 +221,10 @@ export class Guest {
 
   // ------------------------------------------------------------ source side
 
+  /** A page's version, or null for a zero page (without tracked contents: 1 for every page that is not zero). */
   readPage(page: number): number | null {
+    const written = this.written;
+    if (written !== null) return (written[page >>> 5] & (1 << (page & 31))) !== 0 || !isInitiallyZero(page, this.shared.workload.zeroShare) ? 1 : null;
     const v = this.memory[page];
     return v === 0 ? null : v;
   }
@@ -293,7 +281,7 @@ export class Guest {
 
   /** Installs a page; wakes vCPUs stalled on it. */
   install(page: number, version: number, now: number): void {
-    this.memory[page] = version;
+    if (this.shared.content) this.memory[page] = version;
     (this.present as Uint32Array)[page >>> 5] |= 1 << (page & 31);
     if (this.stalledCount > 0 && this.mayBeStalledOn(page)) this.wakePage(page, now);
   }
@@ -303,6 +291,7 @@ export class Guest {
     const mem = this.memory;
     const present = this.present as Uint32Array;
     const hint = this.stalledHint as Uint32Array;
+    const content = this.shared.content;
     const n = pages.length;
     let i = 0;
     while (i < n) {
@@ -311,14 +300,14 @@ export class Guest {
       const j = runEndIn(pages, i);
       const end = first + (j - i);
       if (j - i > 1 && (this.stalledCount === 0 || !anyBitIn(hint, first, end))) {
-        for (let k = i; k < j; k++) mem[first + k - i] = data[k] ?? 0;
+        if (content) for (let k = i; k < j; k++) mem[first + k - i] = data[k] ?? 0;
         setBitsIn(present, first, end);
         i = j;
         continue;
       }
       for (; i < j; i++) {
         const page = pages[i];
-        mem[page] = data[i] ?? 0;
+        if (content) mem[page] = data[i] ?? 0;
         present[page >>> 5] |= 1 << (page & 31);
         if (this.stalledCount > 0 && this.mayBeStalledOn(page)) this.wakePage(page, now);
       }
@@ -367,7 +356,7 @@ export class Guest {
     const at = installed > this.stalledAt[v] ? installed + this.wakeUs : installed;
     this.stalled[v] = 0;
     this.stalledCount--;
-    if (this.stalledWrite[v] === 1) {
+    if (this.stalledWrite[v] === 1 && this.shared.content) {
       const version = ++this.shared.lastVersion;
       this.memory[page] = version;
       if (this.mirror !== null) this.mirror[page] = version;

@@ -29,6 +29,15 @@ export interface SimConfig {
   standby?: StandbySimSpec;
   /** Issue 16: the source host dies this long after the migration start (its link with it, for good). */
   sourceDiesAtMs?: number;
+  /**
+   * false: the guests keep no page contents, only which pages are zero (all
+   * the engines see of a page), so the run is the same but the destination's
+   * memory is not checked at the end (the report's `verified` is null). For
+   * runs that want only timings and counts (sim-speed, sweeps, the advisor);
+   * tests and `ppsim --trace` keep checking. Default true; guests with tasks
+   * or huge pages, and a standby copy (which stores contents), always track them.
+   */
+  trackContent?: boolean;
 }
 
 export const DEFAULT_MAX_VIRTUAL_MS = 10 * 60 * 1000;

@@ -7,11 +7,10 @@ import { Destination } from "../engine/destination.js";
 import { driveDestination, driveSource, type DestinationEffects, type SourceEffects } from "../engine/drive.js";
 import type { EndCause } from "../engine/events.js";
 import type { Channel } from "../engine/messages.js";
-import { buildReport, buildSnapshot } from "../engine/metrics.js";
+import { buildSnapshot } from "../engine/metrics.js";
 import { resolveOptions, type MigrationOptions } from "../engine/options.js";
 import type { Report, Snapshot } from "../engine/report.js";
 import { Source } from "../engine/source.js";
-import { deriveDisruption } from "../disruption/derive.js";
 import type { ProgressTrace } from "../disruption/recorder.js";
 import { compilePhases } from "../workload/generator.js";
 import type { Workload } from "../workload/types.js";
@@ -19,9 +18,10 @@ import { destinationEffects, sourceEffects, type SimWorld } from "./engine-effec
 import { EngineTimers } from "./engine-timers.js";
 import { EventQueue } from "./event-queue.js";
 import { Guest, GuestShared } from "./guest.js";
-import { TaskedGuest, withVcpuBlocktime } from "./async-faults.js";
+import { TaskedGuest } from "./async-faults.js";
 import { migrationView } from "./huge-pages.js";
-import { formatLink, Link, type Direction } from "./link.js";
+import { Link, type Direction } from "./link.js";
+import { simReport } from "./sim-report.js";
 import { checkHostProfile, type HostProfile } from "./host.js";
 import { loopWaitUs, withStreaming } from "./host-cpu.js";
 import { ProgressMeter } from "./progress.js";
@@ -93,13 +93,15 @@ export class Simulation {
     this.host = cfg.host ? checkHostProfile(cfg.host, "host profile") : null;
     // With the fault lane the reader thread asks at once (its cost is in the request's fault_lane_us); otherwise the fault waits for the destination's loop.
     const faultDelayUs = this.host === null || this.host.fault_lane_us !== undefined ? 0 : this.host.fault_delivery_us + loopWaitUs(this.host);
-    this.shared = new GuestShared(w, compilePhases(cfg.workload), this.seed);
-    const onStall = (vcpu: number, page: number, at: number) => this.queue.push(at + faultDelayUs, { type: "fault", vcpu, page, stalledAt: at });
     // Tasks or huge pages: the guest of async-faults.ts (its fault events name task slots, not vCPUs).
     const tasked = cfg.workload.tasks !== undefined || cfg.workload.hugePages !== undefined;
+    // Contents are dropped only where the plain guest can do without them (sim-config.ts).
+    const content = cfg.trackContent !== false || tasked || cfg.standby !== undefined;
+    this.shared = new GuestShared(w, compilePhases(cfg.workload), this.seed, content);
+    const onStall = (vcpu: number, page: number, at: number) => this.queue.push(at + faultDelayUs, { type: "fault", vcpu, page, stalledAt: at });
     this.srcGuest = tasked ? new TaskedGuest("source", this.shared, onStall, cfg.workload) : new Guest("source", this.shared, onStall);
     this.dstGuest = tasked ? new TaskedGuest("destination", this.shared, onStall, cfg.workload) : new Guest("destination", this.shared, onStall);
-    this.expected = new ExpectedMemory(this.srcGuest, this.dstGuest);
+    this.expected = new ExpectedMemory(this.srcGuest, this.dstGuest, content);
     this.progress = new ProgressMeter(w.vcpus, PROGRESS_WINDOW_US);
     this.link = new Link<Msg>(
       cfg.link,
@@ -371,34 +373,11 @@ export class Simulation {
   private finish(outcome: "completed" | "cancelled" | "failed", reason: string): void {
     if (this.finished) return;
     this.finished = { outcome, reason };
-    const src = this.source.metrics;
-    // A run the engine did not end itself (the deadline) still needs an end and an outcome.
-    const srcMetrics = src.outcome === null || this.standby.diedAt !== null ? { ...src, outcome, reason, finishedAt: this.now } : src;
-    const endUs = Math.max(srcMetrics.finishedAt ?? this.now, this.dest.metrics.completedAt ?? 0);
-    this.shared.progress.stop(endUs);
-    const guest = endUs > this.startUs ? deriveDisruption(this.shared.progress.trace(), this.shared.faults.figures()) : null;
-    const verified = outcome === "completed" ? this.verify().ok : null;
-    this.final = buildReport(srcMetrics, this.dest.metrics, {
-      backend: "sim",
-      workload: this.workload.name,
-      guest,
-      reason: srcMetrics.reason || reason,
-      link: { bandwidth_bytes_s: this.link.spec.bandwidthBytesPerSec, latency_us: this.link.spec.latencyUs, shared_channel: this.link.spec.sharedChannel === true, text: formatLink(this.link.spec) },
-      seed: this.seed,
-      verified,
-      options: { ...this.options },
-      outages: this.outages,
-      max_virtual_ms: this.maxVirtualMs,
-      sim: { events: this.eventsProcessed, guest_accesses: this.shared.accesses, messages_lost: this.link.lost, pages_released: this.pagesReleased },
-      ...(this.host ? { host: { ...this.host } } : {}),
-      ...this.standby.extras(this.startUs),
+    this.final = simReport({
+      outcome, reason, now: this.now, startUs: this.startUs, src: this.source.metrics, dest: this.dest.metrics, shared: this.shared, expected: this.expected,
+      link: this.link, standby: this.standby, host: this.host, workload: this.workload, written: this.written, seed: this.seed, options: this.options,
+      outages: this.outages, maxVirtualMs: this.maxVirtualMs, events: this.eventsProcessed, pagesReleased: this.pagesReleased,
     });
-    this.final = withVcpuBlocktime(this.final, this.written);
-    // With the hosts' park (host-switchover.ts) the guest's downtime starts at its park, as the real report's does, not at the decision.
-    const parkUs = this.host?.park_us;
-    if (parkUs !== undefined && src.pausedAt !== null && this.dest.metrics.resumedAt !== null) {
-      this.final = { ...this.final, downtime_ms: Math.round(((this.dest.metrics.resumedAt - src.pausedAt - parkUs) / 1000) * 1000) / 1000 };
-    }
     this.notice = `${outcome}${reason ? `: ${reason}` : ""}`;
   }
 }

@@ -5,7 +5,7 @@
  * standing in for the switchover — from it on the guest "may run" and the
  * receiver, stopped at that frame, is released.
  */
-import { maxPayloadBytes } from "../../src/engine/frame-decoder.js";
+import { receiverLimits } from "../../src/real/dataplane-recv.js";
 import {
   closeFd,
   createBulkReceiver,
@@ -14,12 +14,8 @@ import {
   type BulkNotice,
 } from "../../src/real/native.js";
 
-/** The receiver's per-type payload bounds for a guest of `pageCount` pages. */
-export function receiverLimits(pageSize: number, pageCount: number): Uint32Array {
-  const l = new Uint32Array(12);
-  for (let t = 1; t < 12; t++) l[t] = maxPayloadBytes(t, { pageSize, pageCount });
-  return l;
-}
+/** The receiver's per-type payload bounds for a guest of `pageCount` pages: the agent's (huge pages: 16 a frame). */
+export { receiverLimits } from "../../src/real/dataplane-recv.js";
 
 /** A sender reading `src` and a receiver on the other end of a socketpair; everything is closed by `cleanups`. */
 export function bulkPair(cleanups: (() => void)[], src: number, pageSize: number, pageCount: number) {

@@ -264,7 +264,7 @@ export class Harness {
           }
         }
         if (c === "bulk") this.bulkOut += bytes;
-        this.sent.push(msg.type === "pages" ? `${c} pages ${msg.pages.join(",")}` : `${c} ${msg.type}`);
+        this.sent.push(msg.type === "pages" ? `${c} pages ${msg.pages.join(",")}` : msg.type === "switchover" ? `${c} switchover stale ${msg.stale.join(",")}` : `${c} ${msg.type}`);
         this.lanes.toDest[c].push({ msg, bytes });
       },
       setTimer: (at) => (this.srcTimer = at),

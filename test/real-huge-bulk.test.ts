@@ -13,53 +13,21 @@
  * pool is as it was. Nothing here depends on timing.
  * Skips, saying why, without userfaultfd or a 2 MiB pool we may use.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { release } from "node:os";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { encodeMessage } from "../src/engine/codec.js";
 import { FrameDecoder } from "../src/engine/frame-decoder.js";
 import { MAX_HUGE_PAGES_PER_FRAME, receiverLimits } from "../src/real/dataplane-recv.js";
-import { availableHugePages, reserveHugePages } from "../src/real/huge-reserve.js";
+import { reserveHugePages } from "../src/real/huge-reserve.js";
 import { closeFd, constants, createBulkReceiver, mapShared, memfdCreate, socketPair, startBulkSender, uffdApi, uffdCreate, uffdRegister, type BulkNotice } from "../src/real/native.js";
-import { holdHugePool } from "./support/huge-pool-lock.js";
-import { userfaultfdUnavailable } from "./support/uffd.js";
+import { HUGE, holdPoolForFile, hugeUnavailable, nr, pattern, unalignedSrc } from "./support/huge-test.js";
 
-const HUGE = 2 << 20;
-const POOL = "/sys/kernel/mm/hugepages/hugepages-2048kB";
 const PAGES = 4;
-
-function unavailableWhy(): string | null {
-  const uffd = userfaultfdUnavailable();
-  if (uffd !== null) return `userfaultfd: ${uffd}`;
-  if (!existsSync(POOL)) return "no 2 MiB huge-page pool on this kernel";
-  if (process.getuid?.() !== 0 && availableHugePages(HUGE) < 2 * PAGES) return "not root, and too few free 2 MiB huge pages";
-  return null;
-}
-const unavailable = unavailableWhy();
+const unavailable = hugeUnavailable(PAGES);
 if (unavailable !== null) console.log(`skipping the huge-page bulk path: ${unavailable}`);
 
-/** Kernels since the 2023 change take UFFDIO_COPY's src unaligned (the copy goes straight from the frame); older ones through the staging buffer. */
-const [major, minor] = release().split(".").map(Number);
-const unalignedSrc = major > 6 || (major === 6 && minor >= 8); // the change is from 2023 (6.6 or 6.7): a margin, not a bound
-
 const C = constants();
-const nr = () => Number(readFileSync(`${POOL}/nr_hugepages`, "utf8"));
 const cleanups: (() => void)[] = [];
-// One huge-page file at a time (support/huge-pool-lock.ts): each checks the pool is back as it was.
-let releasePool: (() => void) | null = null;
-beforeAll(async () => {
-  releasePool = await holdHugePool();
-});
-afterAll(() => releasePool?.());
-afterEach(() => {
-  while (cleanups.length > 0) cleanups.pop()?.();
-});
-
-function pattern(seed: number, size = HUGE): Buffer {
-  const b = Buffer.alloc(size);
-  for (let i = 0; i + 4 <= size; i += 4) b.writeUInt32LE((seed * 2654435761 + i) >>> 0, i);
-  return b;
-}
+holdPoolForFile(cleanups);
 
 async function until<T>(what: () => T | undefined): Promise<T> {
   for (;;) {

@@ -148,7 +148,8 @@ describe("huge-page guests (real back end)", () => {
       // The receivers' own count: every page of the guest went in by UFFDIO_COPY on the native bulk path at least once
       // (pre-copy resends some; post-copy's faults may take a few: the lane's), none through JS's installer.
       const viaBulk = log.map((l) => /bulk receiver: (\d+) huge pages installed by UFFDIO_COPY \((\d+) straight from the frame, (\d+) through the staging copy\)/.exec(l)).filter((m) => m !== null);
-      expect(viaBulk.length, why).toBeGreaterThan(0);
+      // Only when post-copy's faults took every page (16 here: the scheduler's call) has the bulk path nothing to say.
+      if (mode !== "postcopy" || r.demand_faults < MEM / HUGE) expect(viaBulk.length, why).toBeGreaterThan(0);
       const bulkPages = viaBulk.reduce((a, m) => a + Number(m[1]), 0);
       expect(bulkPages + (mode === "postcopy" ? r.demand_faults : 0), why).toBeGreaterThanOrEqual(MEM / HUGE);
       if (mode === "postcopy") {

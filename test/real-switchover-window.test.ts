@@ -10,7 +10,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { describe, expect, it } from "vitest";
 import { DestinationAgent } from "../src/real/dest-agent.js";
-import { DEFAULT_SWITCHOVER_RR, SCHED_RR, schedPolicy, switchoverRealtimePriority, SWITCHOVER_WINDOW_MAX_MS } from "../src/real/loop-priority.js";
+import { DEFAULT_SWITCHOVER_RR, loopRealtimePriority, SCHED_RR, schedPolicy, switchoverRealtimePriority, SWITCHOVER_WINDOW_MAX_MS } from "../src/real/loop-priority.js";
 import { DEFAULT_LANE_RR } from "../src/real/lane-priority.js";
 import { hello, infoFor, openPair, PS, sessionId, watch } from "./support/hostile-peer.js";
 import { mayRealtime } from "./support/realtime.js";
@@ -53,6 +53,12 @@ describe("PPSIM_SWITCHOVER_RR: its value", () => {
       if (before === undefined) delete process.env.PPSIM_SWITCHOVER_RR;
       else process.env.PPSIM_SWITCHOVER_RR = before;
     }
+  });
+
+  it("PPSIM_LOOP_RR (opt-in, off by default) is read the same way, and refused at an agent's start too", async () => {
+    for (const [v, n] of [[undefined, 0], ["", 0], ["0", 0], ["3", 3]] as const) expect(withEnv("PPSIM_LOOP_RR", v, loopRealtimePriority), String(v)).toBe(n);
+    for (const v of ["100", "-1", "on", "0x1"]) expect(() => withEnv("PPSIM_LOOP_RR", v, loopRealtimePriority), v).toThrow(`PPSIM_LOOP_RR must be an integer 0 … 99 (0: off, 1 … 99: the event loops and the guests' control threads in SCHED_RR at that priority), not ${JSON.stringify(v)}`);
+    await expect(withEnv("PPSIM_LOOP_RR", "fast", () => DestinationAgent.listen("127.0.0.1", 0))).rejects.toThrow(/PPSIM_LOOP_RR must be an integer 0 … 99/);
   });
 });
 

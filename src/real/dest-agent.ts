@@ -12,7 +12,7 @@
  * `sanitize`: peer text cannot forge lines or drive a terminal.
  */
 import { laneRealtimePriority } from "./lane-priority.js";
-import { raiseLoopPriority, switchoverRealtimePriority } from "./loop-priority.js";
+import { loopRealtimePriority, raiseLoopPriority, switchoverRealtimePriority } from "./loop-priority.js";
 import { freemem } from "node:os";
 import { encodeMessage } from "../engine/codec.js";
 import { ErrorCode } from "../engine/messages.js";
@@ -82,8 +82,9 @@ export class DestinationAgent {
   }
 
   static async listen(host: string, port: number, o: DestinationAgentOptions = {}): Promise<DestinationAgent> {
-    laneRealtimePriority(); // a bad PPSIM_LANE_RR or PPSIM_SWITCHOVER_RR is refused here, before anything listens
+    laneRealtimePriority(); // a bad PPSIM_LANE_RR, PPSIM_SWITCHOVER_RR or PPSIM_LOOP_RR is refused here, before anything listens
     switchoverRealtimePriority();
+    loopRealtimePriority();
     const agent = new DestinationAgent(o);
     raiseLoopPriority(agent.log); // before any guest: their control threads inherit it
     agent.listener = await Listener.listen(host, port, (a) => agent.onAccepted(a), agent.log, {

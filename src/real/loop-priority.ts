@@ -39,11 +39,9 @@ interface RawSched {
 /** SCHED_RR as sched_getscheduler reports it. */
 export const SCHED_RR = 2;
 
+/** PPSIM_LOOP_RR's priority: unset or empty is the default (off); anything but an integer 0 … 99 is refused (thrown; the agents ask at their start), like the other knobs. */
 export function loopRealtimePriority(): number {
-  const v = process.env.PPSIM_LOOP_RR;
-  if (v === undefined || v === "") return DEFAULT_LOOP_RR;
-  const n = Number(v);
-  return Number.isInteger(n) && n >= 0 && n <= 99 ? n : DEFAULT_LOOP_RR;
+  return rrPriority("PPSIM_LOOP_RR", DEFAULT_LOOP_RR, "the event loops and the guests' control threads in SCHED_RR at that priority");
 }
 
 /** A thread's scheduling class (0: the calling one): policy is SCHED_* (0 normal, 2 RR). */

@@ -3,6 +3,8 @@
  * on the same grid, repeated. Beside it the machine's own parallel limit
  * measured in the same run: a fixed CPU-bound loop on 1 thread, then on 2
  * threads at once — on a shared machine 2 threads rarely get 2 cores.
+ * And 1 worker on the same grid with check_memory false (no page contents
+ * kept: the same runs, their memory unchecked).
  *
  *   npm run build && node dist/bench/sweep-throughput.js [REPEATS]
  */
@@ -46,18 +48,22 @@ async function loopRate(n: number): Promise<number> {
 }
 
 const repeats = Number(process.argv[2] ?? 3);
-const grid = parseGrid(GRID, join(fileURLToPath(new URL("../../examples/", import.meta.url)), "throughput-grid.json"));
+const origin = join(fileURLToPath(new URL("../../examples/", import.meta.url)), "throughput-grid.json");
+const grid = parseGrid(GRID, origin);
+const unchecked = parseGrid({ ...GRID, check_memory: false }, origin);
+async function perHourOf(g: typeof grid, workers: number): Promise<number> {
+  const out = mkdtempSync(join(tmpdir(), "ppsim-tput-"));
+  const { meta } = await runSweep(g, { workers, shard: null, out, progress: null });
+  rmSync(out, { recursive: true, force: true });
+  return (meta.runs / meta.wall_s) * 3600;
+}
 const rows: Row[] = [];
 for (let rep = 1; rep <= repeats; rep++) {
   const limit1 = await loopRate(1);
   const limit2 = await loopRate(2);
   const perHour: Record<number, number> = {};
-  for (const workers of [1, 2]) {
-    const out = mkdtempSync(join(tmpdir(), "ppsim-tput-"));
-    const { meta } = await runSweep(grid, { workers, shard: null, out, progress: null });
-    rmSync(out, { recursive: true, force: true });
-    perHour[workers] = (meta.runs / meta.wall_s) * 3600;
-  }
+  for (const workers of [1, 2]) perHour[workers] = await perHourOf(grid, workers);
+  const uncheckedPerHour = await perHourOf(unchecked, 1);
   rows.push({
     repeat: rep,
     runs: grid.runs.length,
@@ -66,6 +72,8 @@ for (let rep = 1; rep <= repeats; rep++) {
     speedup_2w: Number((perHour[2] / perHour[1]).toFixed(2)),
     machine_limit_speedup_2t: Number((limit2 / limit1).toFixed(2)),
     share_of_limit: Number((perHour[2] / perHour[1] / (limit2 / limit1)).toFixed(2)),
+    sims_per_hour_1w_unchecked: Math.round(uncheckedPerHour),
+    unchecked_vs_checked_1w: Number((uncheckedPerHour / perHour[1]).toFixed(2)),
   });
   process.stderr.write(JSON.stringify(rows[rows.length - 1]) + "\n");
 }

@@ -55,6 +55,23 @@ describe("sweep grid", () => {
     expect(() => grid({ memory: ["12345B"] })).toThrow(/memory\[0\] for web-server.json: memory of 12345 bytes/);
     expect(() => grid({ seeds: { count: 2e6 } })).toThrow(/seeds.count must be in/);
     expect(() => grid({ ppsim_sweep: 2 })).toThrow(/ppsim_sweep must be 1/);
+    expect(() => grid({ check_memory: "no" })).toThrow(/check_memory must be true or false, got "no"/);
+  });
+
+  it("check_memory false: the same rows but verified empty, each counted ok; another grid id", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "ppsim-sweep-"));
+    const on = grid();
+    const off = grid({ check_memory: false });
+    expect(off.id).not.toBe(on.id);
+    expect(off.runs.map((r) => r.config.trackContent)).toEqual(off.runs.map(() => false));
+    expect(grid({ check_memory: true }).runs.every((r) => r.config.trackContent === undefined)).toBe(true);
+    const a = await runSweep(on, { workers: 0, shard: null, out: join(tmp, "on"), progress: null });
+    const b = await runSweep(off, { workers: 0, shard: null, out: join(tmp, "off"), progress: null });
+    expect(b.rows.map((r) => r.verified)).toEqual(b.rows.map(() => null));
+    expect(b.rows.map((r) => ({ ...r, verified: true }))).toEqual(a.rows);
+    const okColumn = (summary: string) => summary.split("\n").slice(2).map((l) => l.split(" | ").at(-6));
+    expect(okColumn(b.summary)).toEqual(okColumn(a.summary));
+    expect(okColumn(a.summary)).toEqual(Array.from({ length: on.runs.length / 2 }, () => "2")); // one line per configuration, its 2 seeds
   });
 
   it("slices: every run in exactly one of N shards", () => {

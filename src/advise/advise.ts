@@ -94,6 +94,7 @@ export async function advise(input: AdviseInput): Promise<Advice> {
     link: { ...input.link },
     seed: input.seed,
     maxVirtualMs,
+    trackContent: false, // the advice reads timings and counts, never the memory: the same runs without page contents (docs/sim-scaling.md)
   }));
   const reports: Report[] = [];
   await runAll(configs, { workers: input.workers, onReport: (i, r) => (reports[i] = r) });

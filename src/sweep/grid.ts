@@ -58,7 +58,7 @@ export interface Grid {
   runs: Run[];
 }
 
-const TOP_KEYS = ["ppsim_sweep", "name", "workloads", "memory", "links", "modes", "policy", "seeds", "max_time"];
+const TOP_KEYS = ["ppsim_sweep", "name", "workloads", "memory", "links", "modes", "policy", "seeds", "max_time", "check_memory"];
 
 type Obj = Record<string, unknown>;
 
@@ -143,6 +143,10 @@ export function parseGrid(json: unknown, origin: string, text = JSON.stringify(j
     }
   }
 
+  // false: the runs keep no page contents (SimConfig.trackContent) — the same runs, faster, their memory unchecked (verified null).
+  if (g.check_memory !== undefined && typeof g.check_memory !== "boolean") fail("check_memory", `must be true or false, got ${JSON.stringify(g.check_memory)}`);
+  const trackContent = g.check_memory !== false;
+
   const count = workloads.length * memories.length * links.length * seeds.length *
     modes.reduce((n, mode) => n + policyCombinations(policyKeys, policyValues, mode).length, 0);
   if (count > MAX_RUNS) fail("the grid", `expands to ${count} runs, more than the ${MAX_RUNS} a grid may have`);
@@ -166,7 +170,7 @@ export function parseGrid(json: unknown, origin: string, text = JSON.stringify(j
             for (const seed of seeds) {
               runs.push({
                 key: { index: runs.length, trace: file, workload: w.name, memory: memory.text, mem_bytes: w.memBytes, vcpus: w.vcpus, link: link.text, mode, policy, seed },
-                config: { workload: w, options, link: { ...link.spec }, seed, maxVirtualMs },
+                config: { workload: w, options, link: { ...link.spec }, seed, maxVirtualMs, ...(trackContent ? {} : { trackContent }) },
               });
             }
           }

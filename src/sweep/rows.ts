@@ -116,7 +116,7 @@ export function summaryTable(grid: Pick<Grid, "policyKeys">, rows: Row[]): strin
   const head = [...cols, "runs", "ok", "downtime_ms", "total_ms", "mib_sent", "fault_p99_us", "lost_work_vcpu_s"];
   const lines = [`| ${head.join(" | ")} |`, `| ${head.map(() => "---").join(" | ")} |`];
   for (const g of groups.values()) {
-    const ok = g.filter((r) => r.outcome === "completed" && r.verified === true).length;
+    const ok = g.filter((r) => r.outcome === "completed" && r.verified !== false).length; // null: a grid with check_memory false
     const cells = [
       ...cols.map((c) => (c === "mem_bytes" ? `${Number(g[0][c]) / 1048576} MiB` : String(g[0][c] === "" ? "–" : g[0][c]))),
       String(g.length),

@@ -101,6 +101,16 @@ function frameSender(fd: number) {
   return sender;
 }
 
+/** The pool grown by PAGES, a destination's receiver on one end of a socketpair and a raw frame sender on the other; `before`: the pool's size first. */
+function hostilePair() {
+  const before = nr();
+  const pool = reserveHugePages(HUGE, PAGES);
+  cleanups.push(() => pool.release());
+  const [a, b] = socketPair();
+  cleanups.push(() => closeFd(a), () => closeFd(b));
+  return { before, d: destination(b), sender: frameSender(a) };
+}
+
 const installed = (ns: BulkNotice[]): number[] => ns.flatMap((n) => (n.kind === "pages" ? Array.from(n.pages) : []));
 
 describe("the bulk receiver's bounds for huge pages", () => {
@@ -160,13 +170,7 @@ describe.skipIf(unavailable !== null)("the native bulk path on 2 MiB hugetlbfs p
     ["a page beyond the layout", pagesFrame([PAGES], [pattern(0)]), null],
     ["a count over the codec's 256", pagesFrame([0], [pattern(0)], 257), /pages/],
   ])("a pages frame with %s goes to the engine's decoder, which refuses it; nothing installed, the thread goes on", async (_what, bytes, why) => {
-    const before = nr();
-    const pool = reserveHugePages(HUGE, PAGES);
-    cleanups.push(() => pool.release());
-    const [a, b] = socketPair();
-    cleanups.push(() => closeFd(a), () => closeFd(b));
-    const d = destination(b);
-    const sender = frameSender(a);
+    const { before, d, sender } = hostilePair();
     sender.frame(bytes);
     const n = await until(() => d.notices.find((x) => x.kind === "frame"));
     expect(n.kind === "frame" && n.refused).toBe(false);
@@ -190,13 +194,7 @@ describe.skipIf(unavailable !== null)("the native bulk path on 2 MiB hugetlbfs p
   });
 
   it("a pages frame claiming more than 16 huge pages is refused at its header: nothing more is read or held", async () => {
-    const before = nr();
-    const pool = reserveHugePages(HUGE, PAGES);
-    cleanups.push(() => pool.release());
-    const [a, b] = socketPair();
-    cleanups.push(() => closeFd(a), () => closeFd(b));
-    const d = destination(b);
-    const sender = frameSender(a);
+    const { before, d, sender } = hostilePair();
     // The header alone, and a little of the payload it claims (17 huge pages, 34 MiB): the thread must not wait for the rest.
     sender.frame(frame(3, Buffer.alloc(64), 4 + 17 * (5 + HUGE)));
     const n = await until(() => d.notices.find((x) => x.kind === "frame"));

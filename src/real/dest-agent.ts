@@ -11,8 +11,8 @@
  * come from the same authenticated peer. Everything logged passes through
  * `sanitize`: peer text cannot forge lines or drive a terminal.
  */
-import { laneRealtimePriority } from "./lane-priority.js";
-import { loopRealtimePriority, raiseLoopPriority, switchoverRealtimePriority } from "./loop-priority.js";
+import { checkRealtimeKnobs } from "./lane-priority.js";
+import { raiseLoopPriority } from "./loop-priority.js";
 import { freemem } from "node:os";
 import { encodeMessage } from "../engine/codec.js";
 import { ErrorCode } from "../engine/messages.js";
@@ -82,9 +82,7 @@ export class DestinationAgent {
   }
 
   static async listen(host: string, port: number, o: DestinationAgentOptions = {}): Promise<DestinationAgent> {
-    laneRealtimePriority(); // a bad PPSIM_LANE_RR, PPSIM_SWITCHOVER_RR or PPSIM_LOOP_RR is refused here, before anything listens
-    switchoverRealtimePriority();
-    loopRealtimePriority();
+    checkRealtimeKnobs(); // a bad real-time knob is refused here, before anything listens
     const agent = new DestinationAgent(o);
     raiseLoopPriority(agent.log); // before any guest: their control threads inherit it
     agent.listener = await Listener.listen(host, port, (a) => agent.onAccepted(a), agent.log, {

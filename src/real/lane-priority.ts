@@ -29,7 +29,7 @@
  * the process says so once. The simulator's side: src/sim/host-lane.ts
  * (docs/real.md "The fault lane's threads in SCHED_RR").
  */
-import { rrPriority } from "./loop-priority.js";
+import { loopRealtimePriority, rrPriority, switchoverRealtimePriority } from "./loop-priority.js";
 import { loadAddon } from "./native-load.js";
 
 /**
@@ -59,6 +59,13 @@ interface RawSched {
  */
 export function laneRealtimePriority(): number {
   return rrPriority("PPSIM_LANE_RR", DEFAULT_LANE_RR, "the fault lane's threads in SCHED_RR at that priority");
+}
+
+/** Reads every real-time knob (PPSIM_LANE_RR, PPSIM_SWITCHOVER_RR, PPSIM_LOOP_RR): a bad value throws here, at an agent's start, before anything runs. */
+export function checkRealtimeKnobs(): void {
+  laneRealtimePriority();
+  switchoverRealtimePriority();
+  loopRealtimePriority();
 }
 
 let refused: string | null = null;

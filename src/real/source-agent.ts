@@ -7,8 +7,8 @@
  * unmigrated run of the same workload, seed and steps (reference-run.ts),
  * made here once the migration is over.
  */
-import { laneRealtimePriority } from "./lane-priority.js";
-import { loopRealtimePriority, raiseLoopPriority, switchoverRealtimePriority } from "./loop-priority.js";
+import { checkRealtimeKnobs } from "./lane-priority.js";
+import { raiseLoopPriority } from "./loop-priority.js";
 import { EndCause } from "../engine/events.js";
 import { resolveOptions, type MigrationOptions } from "../engine/options.js";
 import { buildSnapshot } from "../engine/metrics.js";
@@ -99,9 +99,7 @@ export class SourceAgent {
   /** Spawns the source guest and starts it; `migrate()` then runs the warmup and the migration. */
   static async start(o: SourceAgentOptions): Promise<SourceAgent> {
     const steps = o.steps ?? chooseSteps(o.workload);
-    laneRealtimePriority(); // a bad PPSIM_LANE_RR, PPSIM_SWITCHOVER_RR or PPSIM_LOOP_RR is refused here, before anything starts
-    switchoverRealtimePriority();
-    loopRealtimePriority();
+    checkRealtimeKnobs(); // a bad real-time knob is refused here, before anything starts
     raiseLoopPriority(o.log); // before the guest: its control thread inherits it
     let guest: GuestProcess;
     try {

@@ -21,6 +21,7 @@
  */
 import { Bitmap } from "./bitmap.js";
 import type { PageSet } from "./page-set.js";
+import { AllButValid, lackingNotValid, type NeededPages } from "./standby-needed.js";
 import type { StandbyFill } from "./standby-fill.js";
 import type { StandbyReport } from "./report.js";
 
@@ -59,13 +60,17 @@ export interface StandbyFigures {
   protectedAt: number | null;
 }
 
-// state 0: never written
-const Current = 1;
-const Stale = 2;
-
 export class StandbyPlan {
   readonly figures: StandbyFigures = { pagesWritten: 0, switchoverAt: null, neededAtSwitchover: 0, heldByDestination: 0, protectedAt: null };
-  private readonly state: Uint8Array;
+  /**
+   * Pages whose copy is current (written, not dirtied since). Frozen from the
+   * switchover on: it is then the mark's content, and nothing after the
+   * pause can make a copy stale (pages written after the mark are current by
+   * construction).
+   */
+  private readonly current: Bitmap;
+  /** Empty until the switchover: then what `needed` is made of (the pages taken out, or the needed pages themselves). */
+  private readonly spare: Bitmap;
   private readonly inFlight = new Map<number, Uint32Array>();
   /** Pages of in-flight writes dirtied after the write was issued: stale once it completes. */
   private readonly dirtiedInFlight = new Set<number>();
@@ -75,8 +80,9 @@ export class StandbyPlan {
   private seq = 0;
   private cursor = 0;
   /** After switchover: pages still to write for protection. */
-  private needed: Bitmap | null = null;
-  private mark: Uint8Array | null = null;
+  private needed: NeededPages | null = null;
+  /** The mark is due (pulled by the next `next`, which makes its bytes: after the switchover message is out, not inside the downtime). */
+  private markDue = false;
   private stopped = false;
 
   constructor(
@@ -86,7 +92,8 @@ export class StandbyPlan {
     private readonly tracking: boolean,
   ) {
     if (!(config.batchPages >= 1 && config.maxInFlight >= 1)) throw new RangeError("standby: batchPages and maxInFlight must be ≥ 1");
-    this.state = new Uint8Array(pageCount);
+    this.current = new Bitmap(pageCount);
+    this.spare = new Bitmap(pageCount);
     this.inFlightPages = new Bitmap(pageCount);
     this.todo = Bitmap.full(pageCount);
   }
@@ -103,28 +110,25 @@ export class StandbyPlan {
 
   /** Pages written since their write was issued: their copy is out of date. */
   onDirty(pages: Uint32Array): void {
+    const frozen = this.needed !== null;
     for (const p of pages) {
       if (this.inFlightPages.has(p)) this.dirtiedInFlight.add(p);
-      else if (this.state[p] === Current) {
-        this.state[p] = Stale;
-        this.todo.set(p);
-      }
+      // After switchover nothing reads "current" but the mark, nor "todo": leave both.
+      else if (!frozen && this.current.clear(p)) this.todo.set(p);
     }
   }
 
   /** The source guest has paused for good; `lacking` are the pages the destination does not hold. */
   atSwitchover(lacking: PageSet, now: number): void {
     if (this.needed !== null || this.stopped) return;
-    const valid = new Bitmap(this.pageCount);
-    const needed = new Bitmap(this.pageCount);
-    for (let p = 0; p < this.pageCount; p++) {
-      // An in-flight write's content may predate the pause: written again, after the mark.
-      const current = this.state[p] === Current && !this.inFlightPages.has(p);
-      if (current) valid.set(p);
-      else if (lacking.has(p)) needed.set(p);
-    }
+    // An in-flight write's content may predate the pause: written again, after the mark. (A page
+    // in flight is never current — it was issued from `todo` — so this only keeps that true.)
+    for (const batch of this.inFlight.values()) for (const p of batch) this.current.clear(p);
+    // From here `current` is the mark's content. Post-copy lacks every page: the needed ones are a
+    // view of it (nothing walked); otherwise a bitmap of its own, word by word (standby-needed.ts).
+    const needed = lacking.count >= this.pageCount ? new AllButValid(this.current, this.spare) : lackingNotValid(lacking, this.current, this.spare);
     this.needed = needed;
-    this.mark = valid.toBytes();
+    this.markDue = true;
     this.cursor = this.pageCount - 1;
     this.figures.switchoverAt = now;
     this.figures.neededAtSwitchover = needed.count;
@@ -147,9 +151,9 @@ export class StandbyPlan {
   /** The next operation for the storage queue, or null (none due, or enough in flight). */
   next(): StandbyOp | null {
     if (this.stopped || this.inFlight.size >= this.config.maxInFlight) return null;
-    if (this.mark !== null) {
-      const op: StandbyOp = { kind: "mark", seq: this.seq++, valid: this.mark };
-      this.mark = null;
+    if (this.markDue) {
+      const op: StandbyOp = { kind: "mark", seq: this.seq++, valid: this.current.toBytes() };
+      this.markDue = false;
       this.inFlight.set(op.seq, new Uint32Array(0));
       return op;
     }
@@ -173,11 +177,11 @@ export class StandbyPlan {
     for (const p of pages) {
       this.inFlightPages.clear(p);
       if (this.dirtiedInFlight.delete(p)) {
-        this.state[p] = Stale;
         this.todo.set(p);
         continue;
       }
-      this.state[p] = Current;
+      // After switchover "current" is the mark (frozen): a page written now is current by its sequence number.
+      if (this.needed === null) this.current.set(p);
       this.figures.pagesWritten++;
       if (this.needed?.clear(p) === true && this.needed.count === 0 && this.figures.protectedAt === null) this.figures.protectedAt = now;
     }
@@ -195,7 +199,7 @@ export class StandbyPlan {
   }
 
   private nextNeeded(): number[] {
-    const needed = this.needed as Bitmap;
+    const needed = this.needed as NeededPages;
     const out: number[] = [];
     // The cursor only moves down: the whole scan costs one pass over the pages.
     for (let p = this.cursor; p >= 0 && out.length < this.config.batchPages; p--) {

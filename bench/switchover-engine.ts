@@ -24,7 +24,8 @@
  *  - to_link_us: from there until pollTransmit yields the switchover message
  *    (stop-and-copy: the last dirty pages go first, `before_msgs` messages);
  *  - after_us: the first background pull after the switchover and the first
- *    standby poll — work that should come after the frame, not before it.
+ *    standby poll — work that should come after the frame, not before it;
+ *    standby_first_poll_us: that poll alone (with --standby, the mark).
  * Figures are medians (max beside) of wall µs (hrtime). One JSON object and a
  * markdown table on stdout. A benchmark: run it inside the bench lock.
  */
@@ -97,6 +98,8 @@ interface Timed {
   beforeMsgs: number;
   stale: number;
   after: number;
+  /** The first standby poll alone (with a copy, the mark: its bytes may be made here). */
+  standbyPoll: number;
   steps: Record<string, number>;
 }
 
@@ -165,10 +168,11 @@ function once(mode: Mode, pageCount: number): Timed {
   const t2 = process.hrtime.bigint();
   // What comes after the frame: the first push batch (post-copy, hybrid) and the first standby poll.
   src.pollTransmit("bulk", now);
+  const t3a = process.hrtime.bigint();
   src.pollStandby();
   const t3 = process.hrtime.bigint();
   const us = (a: bigint, b: bigint) => Number(b - a) / 1000;
-  return { paused: us(t0, t1), toLink: us(t1, t2), beforeMsgs: before, stale: msg.stale.length, after: us(t2, t3), steps };
+  return { paused: us(t0, t1), toLink: us(t1, t2), beforeMsgs: before, stale: msg.stale.length, after: us(t2, t3), standbyPoll: us(t3a, t3), steps };
 }
 
 const loadBefore = loadavg()[0];
@@ -196,6 +200,7 @@ for (const gib of sizes) {
     row.before_msgs = got[0].beforeMsgs;
     row.stale_pages = got[0].stale;
     row.after_us = med((t) => t.after);
+    row.standby_first_poll_us = med((t) => t.standbyPoll);
     rows.push(row);
   }
 }

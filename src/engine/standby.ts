@@ -152,7 +152,9 @@ export class StandbyPlan {
   next(): StandbyOp | null {
     if (this.stopped || this.inFlight.size >= this.config.maxInFlight) return null;
     if (this.markDue) {
-      const op: StandbyOp = { kind: "mark", seq: this.seq++, valid: this.current.toBytes() };
+      // Post-copy's copy holds nothing at the switchover: a zeroed buffer, not a pass over the bitmap.
+      const valid = this.current.count === 0 ? new Uint8Array(Math.ceil(this.pageCount / 8)) : this.current.toBytes();
+      const op: StandbyOp = { kind: "mark", seq: this.seq++, valid };
       this.markDue = false;
       this.inFlight.set(op.seq, new Uint32Array(0));
       return op;

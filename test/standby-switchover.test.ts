@@ -143,8 +143,11 @@ type Step =
   | { k: "next"; n: number }
   /** Completes the `i`-th oldest operation in flight (modulo their number), or an unknown seq. */
   | { k: "written"; i: number; unknown: boolean }
-  /** Lacking: every page, or the pages not in `sent` (a live Complement, as the ledger's). */
-  | { k: "switchover"; all: boolean; sent: number[] }
+  /**
+   * Lacking: every page, or the pages not in `sent` (a live Complement, as the ledger's); with
+   * no list of them, the exact list, or a wrong one (a page short, one too many, out of order, one twice).
+   */
+  | { k: "switchover"; all: boolean; sent: number[]; list: "none" | "exact" | "short" | "extra" | "unsorted" | "repeat"; at: number }
   | { k: "held"; pages: number[] }
   /** Changes the lacking set after the fact (the push sends pages; a recovery unsends some). */
   | { k: "lackingChanges"; send: number[]; unsend: number[] }
@@ -152,14 +155,22 @@ type Step =
 
 const MAX_PAGES = 150;
 
-function step(pages: number): fc.Arbitrary<Step> {
+function step(pages: number, switchover = false): fc.Arbitrary<Step> {
   const page = fc.integer({ min: 0, max: pages + 3 });
   const inRange = fc.integer({ min: 0, max: pages - 1 });
+  const sw: fc.Arbitrary<Step> = fc.record({
+    k: fc.constant("switchover" as const),
+    all: fc.boolean(),
+    sent: fc.array(inRange, { maxLength: 2 * pages }),
+    list: fc.constantFrom("none" as const, "exact" as const, "exact" as const, "short" as const, "extra" as const, "unsorted" as const, "repeat" as const),
+    at: fc.nat(),
+  });
+  if (switchover) return sw;
   return fc.oneof(
     { weight: 20, arbitrary: fc.record({ k: fc.constant("dirty" as const), pages: fc.array(inRange, { maxLength: 12 }) }) },
     { weight: 30, arbitrary: fc.record({ k: fc.constant("next" as const), n: fc.integer({ min: 1, max: 4 }) }) },
     { weight: 25, arbitrary: fc.record({ k: fc.constant("written" as const), i: fc.nat(5), unknown: fc.boolean() }) },
-    { weight: 5, arbitrary: fc.record({ k: fc.constant("switchover" as const), all: fc.boolean(), sent: fc.array(inRange, { maxLength: pages }) }) },
+    { weight: 2, arbitrary: sw },
     { weight: 10, arbitrary: fc.record({ k: fc.constant("held" as const), pages: fc.array(page, { maxLength: 16 }) }) },
     { weight: 10, arbitrary: fc.record({ k: fc.constant("lackingChanges" as const), send: fc.array(inRange, { maxLength: 10 }), unsend: fc.array(inRange, { maxLength: 4 }) }) },
     { weight: 1, arbitrary: fc.constant({ k: "stop" as const }) },
@@ -173,7 +184,34 @@ const history = fc
     maxInFlight: fc.integer({ min: 1, max: 4 }),
     tracking: fc.boolean(),
   })
-  .chain((c) => fc.record({ c: fc.constant(c), steps: fc.array(step(c.pages), { maxLength: 120 }) }));
+  // Most histories switch over once, after a stretch of copying (the copy holds current pages then), and go on after it.
+  .chain((c) =>
+    fc.record({
+      c: fc.constant(c),
+      steps: fc
+        .tuple(fc.array(step(c.pages), { minLength: 5, maxLength: 80 }), fc.array(step(c.pages, true), { maxLength: 1 }), fc.array(step(c.pages), { maxLength: 60 }))
+        .map(([a, b, d]) => [...a, ...b, ...d]),
+    }),
+  );
+
+/** A list of the lacking pages for the plan's hint: exact, or wrong in one way (the plan must then not use it). */
+function listOf(lacking: PageSet, how: Extract<Step, { k: "switchover" }>["list"], at: number, pages: number): Uint32Array | null {
+  if (how === "none") return null;
+  const l = Array.from(lacking);
+  if (how === "short" && l.length > 0) l.splice(at % l.length, 1);
+  if (how === "extra") {
+    const notLacking = Array.from({ length: pages }, (_, p) => p).filter((p) => !lacking.has(p));
+    if (notLacking.length > 0) {
+      l.push(notLacking[at % notLacking.length]);
+      l.sort((a, b) => a - b);
+      // As many as the lacking pages: one dropped for the one added.
+      l.splice(l.indexOf(notLacking[at % notLacking.length]) === 0 ? 1 : 0, 1);
+    }
+  }
+  if (how === "repeat" && l.length > 1) l[(at % (l.length - 1)) + 1] = l[at % (l.length - 1)];
+  if (how === "unsorted" && l.length > 1) [l[0], l[l.length - 1]] = [l[l.length - 1], l[0]];
+  return Uint32Array.from(l);
+}
 
 const opForm = (op: StandbyOp | null) => (op === null ? null : op.kind === "mark" ? { kind: op.kind, seq: op.seq, valid: Array.from(op.valid) } : { kind: op.kind, seq: op.seq, pages: Array.from(op.pages) });
 
@@ -220,7 +258,7 @@ describe("standby plan: the switchover step without a pass over every page", () 
                 switchovers++;
                 if (lacking.count < c.pages) partial++;
               }
-              plan.atSwitchover(lacking, now);
+              plan.atSwitchover(lacking, now, listOf(lacking, s.list, s.at, c.pages));
               ref.atSwitchover(lacking, now);
               break;
             }
@@ -263,7 +301,7 @@ describe("standby plan: the switchover step without a pass over every page", () 
       { numRuns: 600, seed: 9 },
     );
     // The histories reach both shapes of the needed set (every page lacking, some).
-    expect(switchovers).toBeGreaterThan(100);
-    expect(partial).toBeGreaterThan(30);
+    expect(switchovers).toBeGreaterThan(300);
+    expect(partial).toBeGreaterThan(150);
   });
 });

@@ -290,7 +290,7 @@ export class Source<P> extends SourceRounds<P> {
     // Every page sent once (a stop-and-copy follows a whole round): the stale pages are all the destination lacks.
     this.useList(!s.postcopy && ledger.everSent.count === this.layout.pageCount ? stale : null);
     // What post-copy still has to push is what the destination lacks: the copy must hold it.
-    if (s.postcopy) this.standby?.atSwitchover(ledger.pending, now);
+    if (s.postcopy) this.standby?.atSwitchover(ledger.pending, now, stale);
     else this.standby?.stop();
     this.cursor = 0;
     s.step = s.postcopy ? "pushing" : "stopcopy";

@@ -11,9 +11,11 @@
  *    pages the copy does not hold current, a view of the copy's own
  *    "current" bitmap (frozen from the switchover on) and of a bitmap of the
  *    pages taken out since: nothing is walked or made;
- *  - some pages lacking (hybrid) — a bitmap of their own, filled run by run
- *    of the lacking set and word by word inside each run: O(pages / 32) word
- *    steps, not O(pages) calls.
+ *  - some pages lacking (hybrid) — a bitmap of their own: from the list of
+ *    them when the caller has one (the ledger's stale list is every lacking
+ *    page once every page was sent: O(pages dirtied since sent)); else filled
+ *    run by run of the lacking set and word by word inside each run:
+ *    O(pages / 32) word steps, not O(pages) calls.
  */
 import type { Bitmap } from "./bitmap.js";
 import type { PageSet } from "./page-set.js";
@@ -43,6 +45,23 @@ export class AllButValid implements NeededPages {
   clear(p: number): boolean {
     return this.has(p) && this.out.set(p);
   }
+}
+
+/**
+ * Sets in `into` (empty) every page of `listed` that `valid` does not hold,
+ * if `listed` is exactly `lacking` (ascending, each page lacking, as many):
+ * then returns `into`; else null, `into` holding some of those pages.
+ */
+export function listedNotValid(listed: Uint32Array | null, lacking: PageSet, valid: Bitmap, into: Bitmap): Bitmap | null {
+  if (listed === null || listed.length !== lacking.count) return null;
+  let prev = -1;
+  for (const p of listed) {
+    // What was set before a bad entry is lacking and not valid: the walk that follows sets it too.
+    if (!(p > prev && p < valid.size && lacking.has(p))) return null;
+    prev = p;
+    if (!valid.has(p)) into.set(p);
+  }
+  return into;
 }
 
 /** Sets in `into` (empty, of the same size) every page of `lacking` that `valid` does not hold; returns `into`. */

@@ -21,7 +21,7 @@
  */
 import { Bitmap } from "./bitmap.js";
 import type { PageSet } from "./page-set.js";
-import { AllButValid, lackingNotValid, type NeededPages } from "./standby-needed.js";
+import { AllButValid, lackingNotValid, listedNotValid, type NeededPages } from "./standby-needed.js";
 import type { StandbyFill } from "./standby-fill.js";
 import type { StandbyReport } from "./report.js";
 
@@ -118,15 +118,23 @@ export class StandbyPlan {
     }
   }
 
-  /** The source guest has paused for good; `lacking` are the pages the destination does not hold. */
-  atSwitchover(lacking: PageSet, now: number): void {
+  /**
+   * The source guest has paused for good; `lacking` are the pages the
+   * destination does not hold. `listed`, when given, may be every one of them
+   * in ascending order (a hybrid's stale list, once every page was sent): it
+   * is used only if it is exactly that (checked, at a cost of its length).
+   */
+  atSwitchover(lacking: PageSet, now: number, listed: Uint32Array | null = null): void {
     if (this.needed !== null || this.stopped) return;
     // An in-flight write's content may predate the pause: written again, after the mark. (A page
     // in flight is never current — it was issued from `todo` — so this only keeps that true.)
     for (const batch of this.inFlight.values()) for (const p of batch) this.current.clear(p);
     // From here `current` is the mark's content. Post-copy lacks every page: the needed ones are a
     // view of it (nothing walked); otherwise a bitmap of its own, word by word (standby-needed.ts).
-    const needed = lacking.count >= this.pageCount ? new AllButValid(this.current, this.spare) : lackingNotValid(lacking, this.current, this.spare);
+    const needed =
+      lacking.count >= this.pageCount
+        ? new AllButValid(this.current, this.spare)
+        : (listedNotValid(listed, lacking, this.current, this.spare) ?? lackingNotValid(lacking, this.current, this.spare));
     this.needed = needed;
     this.markDue = true;
     this.cursor = this.pageCount - 1;

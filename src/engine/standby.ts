@@ -130,7 +130,7 @@ export class StandbyPlan {
     // in flight is never current — it was issued from `todo` — so this only keeps that true.)
     for (const batch of this.inFlight.values()) for (const p of batch) this.current.clear(p);
     // From here `current` is the mark's content. Post-copy lacks every page: the needed ones are a
-    // view of it (nothing walked); otherwise a bitmap of its own, word by word (standby-needed.ts).
+    // view of it (nothing walked); otherwise a bitmap of its own, from the list or word by word (standby-needed.ts).
     const needed =
       lacking.count >= this.pageCount
         ? new AllButValid(this.current, this.spare)

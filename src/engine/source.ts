@@ -272,8 +272,8 @@ export class Source<P> extends SourceRounds<P> {
    * Inside the downtime (issue 9): nothing here walks the guest's pages.
    * The stale list comes from the dirt since the last round (the ledger's
    * list), "pending" becomes a view of "not sent", and stop-and-copy takes
-   * its pages from the same list; only the standby copy's plan (opt-in)
-   * still passes over every page here.
+   * its pages from the same list; the standby copy's plan (opt-in) takes
+   * its needed set from the same list or a view (standby.ts).
    */
   private onGuestPaused(cpuState: Uint8Array, now: number): void {
     const s = this.stage;

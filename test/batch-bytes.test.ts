@@ -1,7 +1,7 @@
 /**
  * batchBytes (engine option): a bulk pages message carries at most
  * min(batchPages, batchBytes / pageSize) pages and at least one. 4 KiB pages
- * keep batchPages (16); a 2 MiB huge page goes alone by default — sixteen of
+ * keep batchPages (256: 1 MiB); a 2 MiB huge page goes alone by default — sixteen of
  * them were 32 MiB messages that a demand fault waited behind on both loops
  * (docs/huge-pages.md, last section). Both back ends see it: the engine sizes
  * the messages, the simulator runs that engine.
@@ -29,7 +29,7 @@ function bulkMessageSizes(pageSize: number, pageCount: number, options: Partial<
 describe("batchBytes", () => {
   it("bounds the pages per bulk message by bytes, never below one page", () => {
     expect(DEFAULT_OPTIONS.batchBytes).toBe(MIB2);
-    expect(batchPagesFor(DEFAULT_OPTIONS, KIB4)).toBe(16);
+    expect(batchPagesFor(DEFAULT_OPTIONS, KIB4)).toBe(256);
     expect(batchPagesFor(DEFAULT_OPTIONS, MIB2)).toBe(1);
     expect(batchPagesFor(DEFAULT_OPTIONS, 1 << 30)).toBe(1);
     expect(batchPagesFor({ batchPages: 16, batchBytes: 32 << 20 }, MIB2)).toBe(16);
@@ -53,8 +53,9 @@ describe("batchBytes", () => {
     expect(() => resolveOptions({ batchBytes: 0 })).toThrow(/option batchBytes must be an integer ≥ 1/);
   });
 
-  it("makes the engine's post-copy messages one 2 MiB page each, and leaves 4 KiB pages at 16", () => {
-    expect(bulkMessageSizes(KIB4, 64)).toEqual([16, 16, 16, 16]);
+  it("makes the engine's post-copy messages one 2 MiB page each, and leaves 4 KiB pages at batchPages", () => {
+    expect(bulkMessageSizes(KIB4, 1024)).toEqual([256, 256, 256, 256]);
+    expect(bulkMessageSizes(KIB4, 64, { batchPages: 16 })).toEqual([16, 16, 16, 16]);
     expect(bulkMessageSizes(MIB2, 8)).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
     // The old shape, on request: 16 huge pages in one 32 MiB message.
     expect(bulkMessageSizes(MIB2, 32, { batchBytes: 32 << 20 })).toEqual([16, 16]);

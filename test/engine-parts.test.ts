@@ -143,6 +143,20 @@ describe("Pacer", () => {
     // Idle for long: only a burst's worth builds up.
     expect(p.delay(3000, 1e9)).toBe(0); // a message larger than the burst still goes, alone
   });
+  it("keeps the tokens a sender waited for when its message comes out smaller than the one it asked about", () => {
+    // The page sender asks about its worst batch (every page with data) and spends what it made
+    // (zero pages are 5-byte entries): the rest stays in the bucket for the next batch.
+    const p = new Pacer(1e6, 1000);
+    p.start(0);
+    p.spend(1000, 0);
+    expect(p.delay(3000, 0)).toBe(3000);
+    expect(p.delay(3000, 3000)).toBe(0);
+    p.spend(500, 3000);
+    expect(p.delay(3000, 3000)).toBe(500);
+    // Sent at the rate over time: 3500 bytes in 3500 µs, not one worst batch's wait per small batch.
+    p.spend(3000, 3500);
+    expect(p.delay(1, 3500)).toBe(1);
+  });
   it("never limits without a cap", () => {
     expect(new Pacer(0, 0).delay(1e9, 0)).toBe(0);
   });

@@ -97,7 +97,8 @@ describe("a vCPU's wait for a core after its fault (fault_wake_us)", () => {
       warmup_ms: 10,
       phases: [{ steps: 1e9, compute_ns: 2000, write_share: 0.3, pattern: { kind: "uniform" } }],
     });
-    const run = (host: HostProfile) => simulate({ workload: w, link: { bandwidthBytesPerSec: 50e6, latencyUs: 50 }, options: { mode: "postcopy" }, host, seed: 3 });
+    // 16-page messages: at 50 MB/s a 256-page one takes 21 ms, longer than the waits this compares.
+    const run = (host: HostProfile) => simulate({ workload: w, link: { bandwidthBytesPerSec: 50e6, latencyUs: 50 }, options: { mode: "postcopy", batchPages: 16 }, host, seed: 3 });
     const without = run(noWake);
     const withWake = run({ ...noWake, fault_wake_us: 1000 });
     expect(without.verified).toBe(true);

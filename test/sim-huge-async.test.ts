@@ -154,7 +154,8 @@ describe("async faults (simulator)", () => {
           tasks: { async_faults: asyncFaults, slice_steps: 89, switch_us: 0, extra: [{ phases: [{ steps: 50, compute_ns: 1000, write_share: 0, pattern: { kind: "uniform" } }] }] },
         }),
       );
-      return simulate({ workload: w, options: { mode: "postcopy" }, link: LINK, seed: 2 });
+      // 16-page messages: a 64-page guest would otherwise go as one, and no fault would race the stream.
+      return simulate({ workload: w, options: { mode: "postcopy", batchPages: 16 }, link: LINK, seed: 2 });
     };
     const [a, b] = [run(true), run(false)];
     expect(a.demand_faults).toBeGreaterThan(b.demand_faults);

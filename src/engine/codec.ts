@@ -19,9 +19,10 @@ export const PAGE_ENTRY_OVERHEAD = 5;
 /** Largest payload of any frame, whatever the layout: what a frame of unknown layout may carry at most. */
 export const MAX_PAYLOAD_BYTES = 256 * 1024 * 1024;
 /**
- * Page entries one pages message may carry. The engine batches far fewer
- * (batchPages, 16 by default); the bound keeps a frame to about a MiB at 4 KiB
- * pages, and the objects decoding makes to a few hundred per frame.
+ * Page entries one pages message may carry. The engine's background batches
+ * take all of it at 4 KiB pages (batchPages, 256 by default); the bound keeps a
+ * frame to about a MiB at 4 KiB pages, and the objects decoding makes to a few
+ * hundred per frame.
  */
 export const MAX_PAGES_PER_MESSAGE = 256;
 /** Reasons of cancel and error messages. */

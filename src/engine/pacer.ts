@@ -9,6 +9,12 @@ export class Pacer {
   private at: number | null = null;
   /** Bytes per µs; 0 = unlimited. */
   private readonly rate: number;
+  /**
+   * What the bucket holds at most: the burst, or the largest send asked about if larger. It never
+   * shrinks: a sender asks for its worst message and then spends what it made (a batch of mostly
+   * zero pages is far smaller), and clamping to that would throw away the tokens it waited for.
+   */
+  private cap: number;
 
   constructor(
     bytesPerSec: number,
@@ -16,6 +22,7 @@ export class Pacer {
     private readonly burstBytes: number,
   ) {
     this.rate = bytesPerSec / 1e6;
+    this.cap = burstBytes;
   }
 
   /** The bucket starts full at the migration's start: one burst may go at once. */
@@ -40,10 +47,10 @@ export class Pacer {
 
   private refill(now: number, bytes: number): void {
     if (this.at === null) this.start(now);
-    const cap = Math.max(this.burstBytes, bytes);
+    this.cap = Math.max(this.cap, bytes);
     const at = this.at as number;
     if (now > at) this.tokens += (now - at) * this.rate;
-    this.tokens = Math.min(cap, this.tokens);
+    this.tokens = Math.min(this.cap, this.tokens);
     this.at = Math.max(at, now);
   }
 }

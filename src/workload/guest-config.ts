@@ -4,7 +4,7 @@
  * that the C++ side needs no defaults of its own.
  */
 import { MAX_PAYLOAD_BYTES } from "../engine/codec.js";
-import { DEFAULT_OPTIONS } from "../engine/options.js";
+import { batchPagesFor, DEFAULT_OPTIONS } from "../engine/options.js";
 import { compilePhases } from "./generator.js";
 import type { ReplayProgram } from "./trace-replay.js";
 import type { Workload, WorkloadPhase } from "./types.js";
@@ -38,9 +38,9 @@ export function toGuestConfig(w: Workload, seed: number): string {
   if (w.hugePages?.policy === "split") {
     throw new Error(`workload "${w.name}": the real back end moves huge pages whole (hugetlbfs); the split policy is the simulator's only (docs/huge-pages.md)`);
   }
-  if (w.hugePages !== undefined && w.hugePages.size * DEFAULT_OPTIONS.batchPages > MAX_PAYLOAD_BYTES) {
+  if (w.hugePages !== undefined && w.hugePages.size * batchPagesFor(DEFAULT_OPTIONS, w.hugePages.size) > MAX_PAYLOAD_BYTES) {
     throw new Error(
-      `workload "${w.name}": huge pages of ${w.hugePages.size} bytes do not fit the real back end's pages messages (${DEFAULT_OPTIONS.batchPages} pages within the protocol's ${MAX_PAYLOAD_BYTES / 2 ** 20} MiB frame bound); the simulator takes them`,
+      `workload "${w.name}": huge pages of ${w.hugePages.size} bytes do not fit the real back end's pages messages (${batchPagesFor(DEFAULT_OPTIONS, w.hugePages.size)} pages within the protocol's ${MAX_PAYLOAD_BYTES / 2 ** 20} MiB frame bound); the simulator takes them`,
     );
   }
   const lines = [

@@ -20,6 +20,7 @@
         "src/frame_reader.cc",
         "src/page_install.cc",
         "src/page_states.cc",
+        "src/zero_holes.cc",
         "src/bench_install.cc",
         "src/sched.cc",
         "src/fault_lane.cc",

@@ -12,6 +12,7 @@ void InitUnixSocket(Napi::Env env, Napi::Object exports);
 void InitBench(Napi::Env env, Napi::Object exports);
 void InitBulkSender(Napi::Env env, Napi::Object exports);
 void InitBulkReceiver(Napi::Env env, Napi::Object exports);
+void InitZeroHoles(Napi::Env env, Napi::Object exports);
 void InitPageStates(Napi::Env env, Napi::Object exports);
 void InitBenchInstall(Napi::Env env, Napi::Object exports);
 void InitSched(Napi::Env env, Napi::Object exports);
@@ -30,6 +31,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ppsim::InitBulkSender(env, exports);
   ppsim::InitBulkReceiver(env, exports);
   ppsim::InitPageStates(env, exports);
+  ppsim::InitZeroHoles(env, exports);
   ppsim::InitBenchInstall(env, exports);
   ppsim::InitSched(env, exports);
   ppsim::InitFaultLane(env, exports);

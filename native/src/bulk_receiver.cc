@@ -15,7 +15,8 @@
 //     it is installed before JS has acted on it.
 // Given a PageTable with the target (install mode "continue", page_states.h),
 // pages go into the memfd and are mapped with UFFDIO_CONTINUE, each page
-// claimed first once the guest may run.
+// claimed first once the guest may run. Given a ZeroHoleTable instead (mode
+// "copy", zero_holes.h), zero pages are left holes and only marked.
 // Notices reach JS in arrival order, batched, through a ThreadSafeFunction
 // (bulk_frames.*: the frame constants, the pages payload's parsing, the
 // notices); splitting the stream into frames and the target's checks are
@@ -341,7 +342,7 @@ class BulkReceiver : public Napi::ObjectWrap<BulkReceiver> {
     uint64_t t0 = NowNs();
     if (!discard) {
       std::string what;
-      int e = installer_.Install(n.pages, data, guestRuns_.load(), t.mem, t.uffd, t.base, t.ps, t.states.get(), &what);
+      int e = installer_.Install(n.pages, data, guestRuns_.load(), t.mem, t.uffd, t.base, t.ps, t.states.get(), &what, t.holes.get());
       lost_ = installer_.lost();
       hugeDirect_ = installer_.directHuge();
       hugeStaged_ = installer_.stagedHuge();

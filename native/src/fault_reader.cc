@@ -5,6 +5,9 @@
 // With a fault lane attached (setLane, fault_lane.h) and armed, the missing
 // faults of each read go to the lane instead: it requests them on its socket
 // from this thread and tells JS of them in order with its installs.
+// With a zero-hole table (setHoles, zero_holes.h), a missing fault on a zero
+// page the bulk receiver left a hole is answered here, with UFFDIO_ZEROPAGE,
+// and goes nowhere else; every other missing fault is marked as sent on.
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -22,6 +25,7 @@
 #include "../common/uapi.h"
 #include "fault_lane.h"
 #include "util.h"
+#include "zero_holes.h"
 
 namespace ppsim {
 
@@ -46,6 +50,7 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
     return DefineClass(env, "FaultReader",
                        {InstanceMethod<&FaultReader::Stop>("stop"), InstanceMethod<&FaultReader::Ref>("ref"),
                         InstanceMethod<&FaultReader::Unref>("unref"), InstanceMethod<&FaultReader::SetLane>("setLane"),
+                        InstanceMethod<&FaultReader::SetHoles>("setHoles"), InstanceMethod<&FaultReader::ZeroFaults>("zeroFaults"),
                         InstanceMethod<&FaultReader::Tid>("tid")});
   }
 
@@ -97,6 +102,27 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
     lane_ = std::move(l);
     return info.Env().Undefined();
   }
+
+  // setHoles(table: ZeroHoleTable | null, base: bigint, pageSize): from the next read on, missing
+  // faults on the table's zero holes are answered here. The table covers [base, base + its pages × pageSize).
+  Napi::Value SetHoles(const Napi::CallbackInfo& info) {
+    std::shared_ptr<ZeroHoles> t;
+    uint64_t base = 0, ps = 0;
+    if (info.Length() > 0 && !info[0].IsNull() && !info[0].IsUndefined()) {
+      t = ZeroHolesOf(info.Env(), info[0]);
+      base = ArgU64(info, 1, "base");
+      ps = ArgU64(info, 2, "pageSize");
+      if (ps == 0 || (ps & (ps - 1)) != 0 || base % ps != 0) ThrowRange(info.Env(), "pageSize must be a power of two and base aligned to it");
+    }
+    std::lock_guard<std::mutex> g(laneMu_);
+    holes_ = std::move(t);
+    holesBase_ = base;
+    holesPs_ = ps;
+    return info.Env().Undefined();
+  }
+
+  // zeroFaults(): missing faults answered here as zero holes, since the start.
+  Napi::Value ZeroFaults(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(zeroFaults_.load())); }
 
   // tid(): the reader thread's kernel id while it runs, else 0 (JS sets its scheduling class by it).
   Napi::Value Tid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), tid_.load()); }
@@ -182,9 +208,50 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
         }
         b->events.push_back(e);
       }
+      int e = AnswerHoles(b);
+      if (e != 0) {
+        b->events.clear();
+        b->err = e;
+        b->what = "UFFDIO_ZEROPAGE(a fault on a zero hole)";
+        Deliver(b);
+        return;
+      }
+      if (b->events.empty()) {
+        delete b;
+        continue;
+      }
       if (ToLane(b)) continue;
       Deliver(b);
     }
+  }
+
+  // Answers the batch's missing faults on zero holes and takes them out of it; marks the others as
+  // sent on (zero_holes.h: the receiver installs a page it marks after that). 0 or the errno.
+  int AnswerHoles(Batch* b) {
+    std::shared_ptr<ZeroHoles> t;
+    uint64_t base, ps;
+    {
+      std::lock_guard<std::mutex> g(laneMu_);
+      t = holes_;
+      base = holesBase_;
+      ps = holesPs_;
+    }
+    if (t == nullptr) return 0;
+    size_t keep = 0;
+    for (size_t i = 0; i < b->events.size(); i++) {
+      const FaultEvent& e = b->events[i];
+      bool missing = e.event == UFFD_EVENT_PAGEFAULT && (e.flags & UFFD_PAGEFAULT_FLAG_MINOR) == 0;
+      uint64_t p = (e.address - base) / ps;  // unsigned: an address below base wraps past the table
+      if (missing && e.address >= base && p < t->count() && t->Asked(static_cast<uint32_t>(p))) {
+        int err = AnswerZeroFault(uffd_, e.address, ps);
+        if (err != 0) return err;
+        zeroFaults_++;
+        continue;
+      }
+      b->events[keep++] = e;
+    }
+    b->events.resize(keep);
+    return 0;
   }
 
   // Hands the batch's missing faults to the lane, if one is attached and takes them; true if
@@ -215,6 +282,9 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
   int stopfd_ = -1;
   std::mutex laneMu_;
   std::shared_ptr<LaneCore> lane_;
+  std::shared_ptr<ZeroHoles> holes_;  // under laneMu_, with its range
+  uint64_t holesBase_ = 0, holesPs_ = 0;
+  std::atomic<uint64_t> zeroFaults_{0};
   size_t max_ = 256;
   std::atomic<bool> running_{false};
   std::thread thread_;

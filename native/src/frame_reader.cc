@@ -26,6 +26,12 @@ GuestTarget TargetFromArgs(const Napi::CallbackInfo& info, const char* who) {
     t.states = PageStatesOf(env, info[5]);
     if (t.states->count() != t.pc) ThrowRange(env, "the page table's page count is not the target's");
   }
+  if (info.Length() > 6 && !info[6].IsUndefined() && !info[6].IsNull()) {
+    // Holes are for install mode "copy": with a page table a zero page is claimed and mapped (CONTINUE's way).
+    if (t.states != nullptr) ThrowType(env, "a target takes a page table or a zero-hole table, not both");
+    t.holes = ZeroHolesOf(env, info[6]);
+    if (t.holes->count() != t.pc) ThrowRange(env, "the zero-hole table's page count is not the target's");
+  }
   t.mem = fcntl(mem, F_DUPFD_CLOEXEC, 0);
   if (t.mem < 0) ThrowErrno(env, errno, std::string(who) + ": fcntl(F_DUPFD_CLOEXEC, memfd " + std::to_string(mem) + ")");
   t.uffd = fcntl(uffd, F_DUPFD_CLOEXEC, 0);

@@ -18,6 +18,7 @@
 #include "bulk_frames.h"
 #include "bulk_stream.h"
 #include "page_states.h"
+#include "zero_holes.h"
 
 namespace ppsim {
 
@@ -26,11 +27,12 @@ struct GuestTarget {
   int mem = -1, uffd = -1;
   uint64_t base = 0, ps = 0, pc = 0;
   std::shared_ptr<PageStates> states;  // install mode "continue": the claims, shared with JS and the other readers
+  std::shared_ptr<ZeroHoles> holes;    // install mode "copy" on base pages: zero pages left holes (zero_holes.h)
 };
 
-// setTarget(memfd, uffd, base: bigint, pageSize, pageCount, pageTable?) from JS: the arguments
-// checked (a page size a power of two up to 1 GiB, base aligned to it, 1 … 2^32 pages, a page table
-// of as many pages) and both fds dup()ed (CLOEXEC). Throws a JS error saying what was wrong.
+// setTarget(memfd, uffd, base: bigint, pageSize, pageCount, pageTable?, zeroHoles?) from JS: the
+// arguments checked (a page size a power of two up to 1 GiB, base aligned to it, 1 … 2^32 pages, a
+// page table or zero-hole table of as many pages, not both) and both fds dup()ed (CLOEXEC). Throws a JS error saying what was wrong.
 GuestTarget TargetFromArgs(const Napi::CallbackInfo& info, const char* who);
 // Closes the target's fds (those that are open) and forgets them.
 void CloseTarget(GuestTarget* t);

@@ -14,6 +14,7 @@
 #include "../common/uapi.h"
 #include "page_states.h"
 #include "util.h"
+#include "zero_holes.h"
 
 namespace ppsim {
 
@@ -41,12 +42,14 @@ int Zeropage(int uffd, uint64_t dst, uint64_t len) {
 }  // namespace
 
 int PageInstaller::Install(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, bool guestRuns, int memfd, int uffd, uint64_t base,
-                           uint64_t pageSize, PageStates* states, std::string* what) {
+                           uint64_t pageSize, PageStates* states, std::string* what, ZeroHoles* holes) {
+  if (states != nullptr || Huge(pageSize)) holes = nullptr;  // holes are mode "copy"'s, on base pages (hugetlbfs has no ZEROPAGE)
   size_t i = 0;
   while (i < pages.size()) {
     size_t j = i + 1;
     while (j < pages.size() && pages[j] == pages[j - 1] + 1) j++;
-    int e = states != nullptr ? Continue(pages, data, i, j, guestRuns, memfd, uffd, base, pageSize, states, what)
+    int e = holes != nullptr    ? Holes(pages, data, i, j, guestRuns, memfd, uffd, base, pageSize, holes, what)
+            : states != nullptr ? Continue(pages, data, i, j, guestRuns, memfd, uffd, base, pageSize, states, what)
             : guestRuns       ? Atomic(pages, data, i, j, uffd, base, pageSize, what)
                               : Before(pages, data, i, j, memfd, uffd, base, pageSize, what);
     if (e != 0) return e;
@@ -147,6 +150,47 @@ int PageInstaller::Claimed(const std::vector<uint32_t>& pages, const std::vector
       return e;
     }
     for (size_t q = k; q < m; q++) states->Mapped(pages[q]);
+    k = m;
+  }
+  return 0;
+}
+
+// Zero pages left holes (zero_holes.h), the run [i..j) split into stretches of data pages and of
+// zero pages. Data: as without holes (pwritev before the guest may run, UFFDIO_COPY once it may) —
+// a stretch apiece, which costs a call (~0.9 µs) per stretch and saves ~1.7 µs per zero page, so it
+// pays even for a zero page alone between data pages (measured: docs/real-benchmarks.md). Zeros:
+// before the guest may run, punched only if the memfd holds data there (a page resent as zero over
+// a non-zero copy: lseek(SEEK_DATA) ~0.7 µs against ~1.7 µs for punching a hole), then marked; once
+// it may, marked, and installed after all if a fault on it went on to be requested meanwhile.
+int PageInstaller::Holes(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, bool guestRuns, int memfd,
+                         int uffd, uint64_t base, uint64_t ps, ZeroHoles* holes, std::string* what) {
+  size_t k = i;
+  while (k < j) {
+    const bool zero = data[k] == nullptr;
+    size_t m = k + 1;
+    while (m < j && (data[m] == nullptr) == zero) m++;
+    if (!zero) {
+      int e = guestRuns ? Atomic(pages, data, k, m, uffd, base, ps, what) : Pwrite(pages, data, k, m, memfd, ps, what);
+      if (e != 0) return e;
+      k = m;
+      continue;
+    }
+    if (!guestRuns) {
+      const off_t at = static_cast<off_t>(pages[k] * ps), end = static_cast<off_t>((pages[m - 1] + 1) * ps);
+      off_t d = lseek(memfd, at, SEEK_DATA);  // ENXIO: no data from `at` to the end of the file
+      if (d < 0 && errno != ENXIO) return *what = "lseek(memfd, " + std::to_string(at) + ", SEEK_DATA)", errno;
+      if (d >= 0 && d < end) {
+        int e = PunchRange(memfd, static_cast<uint64_t>(at), static_cast<uint64_t>(end - at));
+        if (e != 0) return *what = "fallocate(PUNCH_HOLE, memfd page " + std::to_string(pages[k]) + ", " + std::to_string(m - k) + " pages)", e;
+      }
+    }
+    for (size_t q = k; q < m; q++) {
+      if (!holes->MarkZero(pages[q])) continue;
+      // A fault on it went on as a demand fault before the mark: nobody else will install it.
+      uint64_t d = base + pages[q] * ps;
+      int e = AnswerZeroFault(uffd, d, ps);
+      if (e != 0) return *what = "UFFDIO_ZEROPAGE(dst " + Hex(d) + ", len " + std::to_string(ps) + ")", e;
+    }
     k = m;
   }
   return 0;

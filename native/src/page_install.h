@@ -14,6 +14,11 @@
 // one copy fewer than UFFDIO_COPY from a staging buffer; once the guest may
 // run, only the pages this thread claims are written (the others are
 // another path's: their bytes are dropped).
+// With a ZeroHoles table (install mode "copy", base pages; zero_holes.h) zero
+// pages are left holes: before the guest may run a zero stretch is punched
+// only where the memfd holds data (a resend over a non-zero copy), once it may
+// each data stretch of a run is copied alone and each zero page only marked
+// (installed after all when a fault on it was sent on meanwhile).
 // Not thread-safe: one installer per receiver thread.
 #pragma once
 
@@ -25,6 +30,7 @@
 namespace ppsim {
 
 class PageStates;
+class ZeroHoles;
 
 class PageInstaller {
  public:
@@ -35,9 +41,9 @@ class PageInstaller {
 
   // pages[k] with its bytes at data[k] (nullptr: a zero page), pages ascending within a run.
   // Returns 0, or the errno of the call that failed with `what` naming it (call, address, length).
-  // states: null = install mode "copy".
+  // states: null = install mode "copy"; holes (mode "copy", base pages only): zero pages left holes.
   int Install(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, bool guestRuns, int memfd, int uffd, uint64_t base,
-              uint64_t pageSize, PageStates* states, std::string* what);
+              uint64_t pageSize, PageStates* states, std::string* what, ZeroHoles* holes = nullptr);
 
   // Pages another path had claimed (their bytes dropped), since the start.
   uint64_t lost() const { return lost_; }
@@ -54,6 +60,8 @@ class PageInstaller {
              uint64_t ps, std::string* what);
   int Atomic(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int uffd, uint64_t base, uint64_t ps,
              std::string* what);
+  int Holes(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, bool guestRuns, int memfd, int uffd,
+            uint64_t base, uint64_t ps, ZeroHoles* holes, std::string* what);
   int Pwrite(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, uint64_t ps, std::string* what);
   int Continue(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, bool guestRuns, int memfd, int uffd,
                uint64_t base, uint64_t ps, PageStates* states, std::string* what);

@@ -20,7 +20,8 @@ import { createServer, connect, type Socket } from "node:net";
 import { maxPayloadBytes } from "../engine/frame-decoder.js";
 import { percentiles } from "../engine/metrics.js";
 import { bulkThreadNice, plainSocketFd, stopNodeReading } from "./dataplane.js";
-import { closeFd, constants, createBulkReceiver, mapShared, memfdCreate, pwrite, setSendBuffer, startBulkSender, startFaultReader, uffdApi, uffdCopy, uffdCreate, uffdRegister, type Mapping } from "./native.js";
+import { zeroHolesWanted } from "./dest-memory.js";
+import { closeFd, constants, createBulkReceiver, createZeroHoleTable, mapShared, memfdCreate, pwrite, setSendBuffer, startBulkSender, startFaultReader, uffdApi, uffdCopy, uffdCreate, uffdRegister, type Mapping } from "./native.js";
 import { NATIVE_QUEUE_BYTES } from "./source-link.js";
 import { BULK_KERNEL_QUEUE_BYTES } from "./transport.js";
 
@@ -185,9 +186,11 @@ export async function bulkStream(pages: number, faults: boolean, shape: StreamSh
       nice,
     );
     // Before "running" the receiver pwrites into the memfd, as the destination does until its guest runs.
-    if (map === null) receiver.setTarget(dst, dst, 0n, PS, span);
+    // Zero pages as the destination takes them: left holes (dest-memory.ts) unless PPSIM_ZERO_HOLES=0.
+    const zeroHoles = zeroHolesWanted() ? createZeroHoleTable(span) : null;
+    if (map === null) receiver.setTarget(dst, dst, 0n, PS, span, null, zeroHoles);
     else {
-      receiver.setTarget(dst, uffd, map.address, PS, span);
+      receiver.setTarget(dst, uffd, map.address, PS, span, null, zeroHoles);
       receiver.setRunning();
     }
     receiver.start(new Uint8Array(0));

@@ -20,7 +20,7 @@ import { FrameDecoder, maxPayloadBytes } from "../engine/frame-decoder.js";
 import { MessageTag, type Message } from "../engine/messages.js";
 import { bulkThreadNice, dataPlaneStatsWanted, formatNs, installedPages, resumeNodeReading, switchoverThreadNice } from "./dataplane.js";
 import { messageOf } from "./errors.js";
-import { createBulkReceiver, type BulkNotice, type BulkReceiverHandle, type PageTableHandle } from "./native.js";
+import { createBulkReceiver, type BulkNotice, type BulkReceiverHandle, type PageTableHandle, type ZeroHoleTableHandle } from "./native.js";
 import { peerName } from "./peer-text.js";
 import { closeGracefully, type FramedHandlers } from "./transport.js";
 import { stamp } from "./switchover-stamps.js";
@@ -94,8 +94,8 @@ export class NativeBulkConn {
   }
 
   /** Where pages go: the guest's memfd and userfaultfd (its RAM starts at `base`); with a page table, install mode "continue". */
-  setTarget(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number, table?: PageTableHandle | null): void {
-    this.receiver.setTarget(memfd, uffd, base, pageSize, pageCount, table ?? undefined);
+  setTarget(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number, table?: PageTableHandle | null, holes?: ZeroHoleTableHandle | null): void {
+    this.receiver.setTarget(memfd, uffd, base, pageSize, pageCount, table ?? null, holes ?? null);
   }
 
   /** The guest may run from now on: installs become UFFDIO_COPY / ZEROPAGE, at the bulk threads' nice. */

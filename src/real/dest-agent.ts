@@ -12,6 +12,7 @@
  * `sanitize`: peer text cannot forge lines or drive a terminal.
  */
 import { checkRealtimeKnobs } from "./lane-priority.js";
+import { zeroHolesWanted } from "./dest-memory.js";
 import { raiseLoopPriority } from "./loop-priority.js";
 import { freemem } from "node:os";
 import { encodeMessage } from "../engine/codec.js";
@@ -83,6 +84,7 @@ export class DestinationAgent {
 
   static async listen(host: string, port: number, o: DestinationAgentOptions = {}): Promise<DestinationAgent> {
     checkRealtimeKnobs(); // a bad real-time knob is refused here, before anything listens
+    zeroHolesWanted(); // and PPSIM_ZERO_HOLES likewise
     const agent = new DestinationAgent(o);
     raiseLoopPriority(agent.log); // before any guest: their control threads inherit it
     agent.listener = await Listener.listen(host, port, (a) => agent.onAccepted(a), agent.log, {

@@ -115,7 +115,7 @@ export class DestEngine {
       if (install === "continue") this.s.log("install mode continue: pages written into the page cache, mapped with UFFDIO_CONTINUE");
       const g = this.guest;
       // Bulk 0 again: it may have been replaced while the guest started.
-      this.s.nativeBulk0()?.setTarget(g.memfd, g.uffd, g.layout.base, this.mem.pageSize, this.mem.pageCount, this.mem.table);
+      this.s.nativeBulk0()?.setTarget(g.memfd, g.uffd, g.layout.base, this.mem.pageSize, this.mem.pageCount, this.mem.table, this.mem.holes);
       this.s.lane.aim();
       this.mem.startFaults(
         (page, tid, readUs) => {
@@ -192,7 +192,14 @@ export class DestEngine {
       wake: (page) => this.mem?.wake(page),
       dropPages: (pages) => this.mem?.drop(pages),
       resumeGuest: (cpuState) => this.resume(cpuState),
-      stopFaultHandling: () => this.mem?.stopFaults(),
+      // The engine's completion: every page is here (dest-memory.ts: holes then leave the uffd).
+      stopFaultHandling: () => {
+        const m = this.mem;
+        if (m === null) return;
+        const zeroFaults = m.zeroFaults;
+        m.complete();
+        if (m.holes !== null) this.s.log(`${m.holes.holes} zero pages left holes (never allocated); ${zeroFaults} faults on them answered here`);
+      },
       standbyRecover: (missing) => void this.fillFromStandby(missing),
       finished: (end) => {
         if (this.engine?.standbyFill != null) this.s.log(end.reason);

@@ -14,10 +14,16 @@
  * with UFFDIO_CONTINUE, and once the guest may run a page is only written by
  * the path that claimed it (a demand reply that finds the bulk copy being
  * received, or mapped, drops its bytes; the waiters are woken by that copy's map).
+ *
+ * Install mode "copy" on base pages (the default): the native bulk receivers
+ * leave zero pages holes (native/src/zero_holes.h) — no page allocated, no
+ * install — and the fault reader answers a fault on one itself with a zero
+ * page. At completion (`complete`) the guest's memory is unregistered from the
+ * uffd: a hole left then is memory like any other, zero when first touched.
  */
 import type { GuestProcess } from "./guest-process.js";
 import { raiseLaneThread } from "./lane-priority.js";
-import { constants, createPageTable, errnoCode, pwrite, punchHole, startFaultReader, TableInstall, uffdCopy, uffdWake, uffdZeropage, type FaultLaneHandle, type FaultReaderHandle, type PageTableHandle } from "./native.js";
+import { constants, createPageTable, createZeroHoleTable, errnoCode, pwrite, punchHole, startFaultReader, TableInstall, uffdCopy, uffdUnregister, uffdWake, uffdZeropage, type FaultLaneHandle, type FaultReaderHandle, type PageTableHandle, type ZeroHoleTableHandle } from "./native.js";
 import type { PageBatch } from "../engine/messages.js";
 import type { InstallMode } from "./dataplane.js";
 
@@ -34,10 +40,15 @@ export class DestinationMemory {
   raced = 0;
   /** Install mode "continue": the claims, shared with the native bulk receivers (null: mode "copy"). */
   readonly table: PageTableHandle | null = null;
+  /** Mode "copy" on base pages: the zero pages the native bulk receivers left holes (null otherwise). */
+  readonly holes: ZeroHoleTableHandle | null = null;
+  private unregistered = false;
 
   constructor(
     private readonly guest: GuestProcess,
     install: InstallMode = "copy",
+    /** Whether the native receivers may leave zero pages holes (PPSIM_ZERO_HOLES=0 turns it off, for A/B). */
+    zeroHoles = zeroHolesWanted(),
   ) {
     if (guest.uffd < 0) throw new Error("the destination guest has no userfaultfd");
     this.pageSize = guest.layout.pageSize;
@@ -51,6 +62,8 @@ export class DestinationMemory {
         throw new Error("install mode continue needs a guest on base pages registered MISSING|MINOR (ppsim-guest --minor)");
       }
       this.table = createPageTable(guest.memfd, guest.uffd, this.base, this.pageSize, this.pageCount);
+    } else if (!guest.layout.hugetlb && zeroHoles) {
+      this.holes = createZeroHoleTable(this.pageCount);
     }
   }
 
@@ -196,8 +209,9 @@ export class DestinationMemory {
       punchHole(this.guest.memfd, sorted[i] * ps, (j - i) * ps);
       i = j;
     }
-    // Holes again: the next copy of each is claimed anew.
+    // Holes again: the next copy of each is claimed anew, and none of them may be answered as zeros.
     this.table?.markAbsent(sorted);
+    this.holes?.clear(sorted);
   }
 
   /**
@@ -220,7 +234,28 @@ export class DestinationMemory {
       failed,
     );
     raiseLaneThread("fault reader", this.reader.tid(), log);
+    if (this.holes !== null) this.reader.setHoles(this.holes, this.base, this.pageSize);
     if (this.lane !== null) this.reader.setLane(this.lane);
+  }
+
+  /** Missing faults the reader answered as zero holes so far (0 without holes or reader). */
+  get zeroFaults(): number {
+    return this.reader?.zeroFaults() ?? 0;
+  }
+
+  /**
+   * Every page is here: nothing is fetched any more. With zero holes the
+   * guest's memory leaves the uffd first (UFFDIO_UNREGISTER acts on the
+   * guest's mm through the uffd, and wakes any fault still waiting, which
+   * then takes a zero page the usual way), so that no hole waits for a
+   * reader that is gone; then the reader stops.
+   */
+  complete(): void {
+    if (this.holes !== null && !this.unregistered) {
+      this.unregistered = true;
+      uffdUnregister(this.guest.uffd, this.base, this.guest.layout.memBytes);
+    }
+    this.stopFaults();
   }
 
   /** From the reader's next read on, missing faults go to this lane (null: back to `fault`). */
@@ -233,4 +268,12 @@ export class DestinationMemory {
     this.reader?.stop();
     this.reader = null;
   }
+}
+
+/** PPSIM_ZERO_HOLES=0 keeps zero pages installed (the way before, for A/B); unset or 1: holes. */
+export function zeroHolesWanted(): boolean {
+  const v = process.env.PPSIM_ZERO_HOLES;
+  if (v === undefined || v === "" || v === "1") return true;
+  if (v === "0") return false;
+  throw new Error(`PPSIM_ZERO_HOLES must be 0 or 1, not ${JSON.stringify(v)}`);
 }

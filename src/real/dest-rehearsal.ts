@@ -47,7 +47,7 @@ export async function rehearseDestEngine(make: (links: DestEngineLinks, o: DestE
     } as unknown as DestEngineLinks;
     const eng = make(links, { reconnectWaitMs: 1000 });
     eng.engine = new Destination<Uint8Array>(opts, { expect: { pageSize, pageCount: PAGES } });
-    eng.mem = { guestMayRun: () => undefined, running: false, installMany: () => undefined, wake: () => undefined, drop: () => undefined, stopFaults: () => undefined } as unknown as DestEngine["mem"];
+    eng.mem = { guestMayRun: () => undefined, running: false, installMany: () => undefined, wake: () => undefined, drop: () => undefined, stopFaults: () => undefined, complete: () => undefined } as unknown as DestEngine["mem"];
     eng.guest = { resume: () => Promise.resolve() } as unknown as DestEngine["guest"];
     const hello: Message<Uint8Array> = { type: "hello", version: PROTOCOL_VERSION, pageSize, pageCount: PAGES, mode: opts.mode, capabilities: Capability.Postcopy | Capability.UrgentChannel };
     eng.dispatch({ kind: "message", msg: hello, channel: "bulk" });

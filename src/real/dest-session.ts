@@ -237,7 +237,7 @@ export class DestSession {
     const c = new NativeBulkConn(a.socket, fd, this.pageSize, this.pageCount, handlers, a.rest, a.framing?.stallMs ?? DEFAULT_STALL_MS, (l) => this.o.log(`${this.tag}: ${l}`));
     const { guest: g, mem } = this.eng;
     if (g !== null && mem !== null) {
-      c.setTarget(g.memfd, g.uffd, g.layout.base, mem.pageSize, mem.pageCount, mem.table);
+      c.setTarget(g.memfd, g.uffd, g.layout.base, mem.pageSize, mem.pageCount, mem.table, mem.holes);
       if (mem.running) c.setRunning();
     }
     return c;

@@ -44,8 +44,11 @@ export type BulkNotice =
 /** The destination's bulk connection read by a native thread that installs pages (native/src/bulk_receiver.cc). */
 export interface BulkReceiverHandle {
   start(initial: Uint8Array): void;
-  /** With a page table: install mode "continue" (pwritev into the memfd, UFFDIO_CONTINUE, pages claimed once the guest may run). */
-  setTarget(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number, pageTable?: PageTableHandle): void;
+  /**
+   * With a page table: install mode "continue" (pwritev into the memfd, UFFDIO_CONTINUE, pages claimed once the guest may run).
+   * With a zero-hole table instead (mode "copy", base pages): zero pages are left holes and marked (native/src/zero_holes.h).
+   */
+  setTarget(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number, pageTable?: PageTableHandle | null, zeroHoles?: ZeroHoleTableHandle | null): void;
   setLimits(limits: Uint32Array): void;
   /** Benchmarks: pages frames are checked and dropped instead of installed. */
   discardPages(pageSize: number, pageCount: number): void;
@@ -82,10 +85,24 @@ export interface PageTableHandle {
   close(): void;
 }
 
+/**
+ * The destination's zero pages left holes (native/src/zero_holes.h): marked by the bulk receivers
+ * given it, and answered by the fault reader given it (a fault on one: UFFDIO_ZEROPAGE there).
+ */
+export interface ZeroHoleTableHandle {
+  /** Pages punched out again to be fetched (the switchover's stale pages): no zero holes any more. */
+  clear(pages: Uint32Array): void;
+  /** 1: a zero hole; 2: a fault on it was sent on to be requested (tests). */
+  flags(page: number): number;
+  /** Pages marked zero holes now. */
+  readonly holes: number;
+}
+
 interface RawDataPlane {
   BulkSender: new (socketFd: number, memfd: number, pageSize: number, pageCount: number, lowWater: number, cb: (e: BulkSenderEvent) => void, nice: number, way: SendWay) => BulkSenderHandle;
   BulkReceiver: new (socketFd: number, limits: Uint32Array, stallMs: number, cb: (n: BulkNotice[]) => void, nice: number) => BulkReceiverHandle;
   PageTable: new (memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number) => PageTableHandle;
+  ZeroHoleTable: new (pageCount: number) => ZeroHoleTableHandle;
 }
 
 const addon = (): RawDataPlane => loadAddon<RawDataPlane>();
@@ -106,4 +123,10 @@ export function createBulkReceiver(socketFd: number, limits: Uint32Array, stallM
 export function createPageTable(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number): PageTableHandle {
   const Ctor = addon().PageTable;
   return new Ctor(memfd, uffd, base, pageSize, pageCount);
+}
+
+/** An empty zero-hole table for a guest of `pageCount` base pages. */
+export function createZeroHoleTable(pageCount: number): ZeroHoleTableHandle {
+  const Ctor = addon().ZeroHoleTable;
+  return new Ctor(pageCount);
 }

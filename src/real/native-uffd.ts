@@ -7,6 +7,7 @@ import { openSync } from "node:fs";
 import type { Mapping, NativeConstants } from "./native.js";
 import { loadAddon, type U64 } from "./native-load.js";
 import type { FaultLaneHandle } from "./native-lane.js";
+import type { ZeroHoleTableHandle } from "./native-dataplane.js";
 
 /** One event read from a userfaultfd. `event` is UFFD_EVENT_* (0x12 = page fault). */
 export interface FaultEvent {
@@ -29,6 +30,10 @@ export interface FaultReaderHandle {
   unref(): void;
   /** Fault lane (native-lane.ts): while it is armed, missing faults go to it (requested there, reported through its notices) instead of to onEvents. null: none. */
   setLane(lane: FaultLaneHandle | null): void;
+  /** From the next read on, missing faults on the table's zero holes (guest RAM at `base`) are answered by the reader itself. null: none. */
+  setHoles(table: ZeroHoleTableHandle | null, base?: bigint, pageSize?: number): void;
+  /** Missing faults the reader answered as zero holes, since its start. */
+  zeroFaults(): number;
   /** The reader thread's kernel id while it runs, else 0 (lane-priority.ts sets its class by it). */
   tid(): number;
 }

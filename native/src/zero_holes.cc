@@ -1,0 +1,95 @@
+// The ZeroHoleTable JS object (zero_holes.h says what the table is for) and
+// the reader's answer to a fault on a zero hole.
+#include "zero_holes.h"
+
+#include <sys/ioctl.h>
+
+#include <cerrno>
+#include <string>
+
+#include "../common/uapi.h"
+#include "util.h"
+
+namespace ppsim {
+
+int AnswerZeroFault(int uffd, uint64_t addr, uint64_t pageSize) {
+  uffdio_zeropage z{};
+  z.range.start = addr & ~(pageSize - 1);
+  z.range.len = pageSize;
+  for (;;) {
+    // UFFDIO_ZEROPAGE maps a zero page into the hole and wakes the faulting thread.
+    if (ioctl(uffd, UFFDIO_ZEROPAGE, &z) == 0) return 0;
+    int e = errno;
+    // EAGAIN: the mm is changing under us (the guest is being torn down, or remaps): try again.
+    if (e == EINTR || e == EAGAIN) continue;
+    if (e != EEXIST) return e;
+    // The page came meanwhile (a demand reply): its install woke the thread, unless it came just
+    // before the fault was raised; a wake costs nothing if nobody waits.
+    uffdio_range r{z.range.start, pageSize};
+    return ioctl(uffd, UFFDIO_WAKE, &r) == 0 ? 0 : errno;
+  }
+}
+
+namespace {
+
+class ZeroHoleTable : public Napi::ObjectWrap<ZeroHoleTable> {
+ public:
+  static Napi::FunctionReference* ctor;
+
+  static Napi::Function Init(Napi::Env env) {
+    Napi::Function f = DefineClass(env, "ZeroHoleTable",
+                                   {InstanceMethod<&ZeroHoleTable::Clear>("clear"), InstanceMethod<&ZeroHoleTable::Flags>("flags"),
+                                    InstanceAccessor<&ZeroHoleTable::Holes>("holes")});
+    ctor = new Napi::FunctionReference(Napi::Persistent(f));
+    return f;
+  }
+
+  // new ZeroHoleTable(pageCount)
+  explicit ZeroHoleTable(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ZeroHoleTable>(info) {
+    uint64_t pc = ArgU64(info, 0, "pageCount");
+    // Page numbers travel as u32 (the codec).
+    if (pc == 0 || pc > (1ull << 32)) ThrowRange(info.Env(), "pageCount must be 1 … 2^32");
+    t_ = std::make_shared<ZeroHoles>(pc);
+    if (!t_->ok()) ThrowErrno(info.Env(), ENOMEM, "calloc(" + std::to_string(pc) + " zero-hole flags)");
+  }
+
+  std::shared_ptr<ZeroHoles> table() const { return t_; }
+
+ private:
+  // clear(pages: Uint32Array): those pages are no zero holes any more (punched out to be fetched again).
+  Napi::Value Clear(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+      ThrowType(info.Env(), "pages must be a Uint32Array");
+    Napi::Uint32Array a = info[0].As<Napi::Uint32Array>();
+    for (size_t i = 0; i < a.ElementLength(); i++) {
+      if (a[i] >= t_->count()) ThrowRange(info.Env(), "page " + std::to_string(a[i]) + " is beyond the table");
+      t_->Clear(a[i]);
+    }
+    return info.Env().Undefined();
+  }
+
+  // flags(page) -> its flags (1 zero hole, 2 a fault on it was sent on): tests, reports.
+  Napi::Value Flags(const Napi::CallbackInfo& info) {
+    uint64_t p = ArgU64(info, 0, "page");
+    if (p >= t_->count()) ThrowRange(info.Env(), "page " + std::to_string(p) + " is beyond the table");
+    return Napi::Number::New(info.Env(), t_->Get(static_cast<uint32_t>(p)));
+  }
+
+  Napi::Value Holes(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(t_->holes())); }
+
+  std::shared_ptr<ZeroHoles> t_;
+};
+
+Napi::FunctionReference* ZeroHoleTable::ctor = nullptr;
+
+}  // namespace
+
+std::shared_ptr<ZeroHoles> ZeroHolesOf(Napi::Env env, Napi::Value v) {
+  if (!v.IsObject() || ZeroHoleTable::ctor == nullptr || !v.As<Napi::Object>().InstanceOf(ZeroHoleTable::ctor->Value()))
+    ThrowType(env, "zeroHoles must be a ZeroHoleTable");
+  return ZeroHoleTable::Unwrap(v.As<Napi::Object>())->table();
+}
+
+void InitZeroHoles(Napi::Env env, Napi::Object exports) { exports.Set("ZeroHoleTable", ZeroHoleTable::Init(env)); }
+
+}  // namespace ppsim

@@ -158,10 +158,10 @@ int PageInstaller::Claimed(const std::vector<uint32_t>& pages, const std::vector
 // Zero pages left holes (zero_holes.h), the run [i..j) split into stretches of data pages and of
 // zero pages. Data: as without holes (pwritev before the guest may run, UFFDIO_COPY once it may) —
 // a stretch apiece, which costs a call (~0.9 µs) per stretch and saves ~1.7 µs per zero page, so it
-// pays even for a zero page alone between data pages (measured: docs/real-benchmarks.md). Zeros:
-// before the guest may run, punched only if the memfd holds data there (a page resent as zero over
-// a non-zero copy: lseek(SEEK_DATA) ~0.7 µs against ~1.7 µs for punching a hole), then marked; once
-// it may, marked, and installed after all if a fault on it went on to be requested meanwhile.
+// pays even for a zero page alone between data pages (measured: docs/native.md). Zeros: before the
+// guest may run, punched only where the table says the memfd holds data (a page resent as zero over
+// a non-zero copy), then marked; once it may, marked, and installed after all if a fault on it went
+// on to be requested meanwhile.
 int PageInstaller::Holes(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, bool guestRuns, int memfd,
                          int uffd, uint64_t base, uint64_t ps, ZeroHoles* holes, std::string* what) {
   size_t k = i;
@@ -172,17 +172,23 @@ int PageInstaller::Holes(const std::vector<uint32_t>& pages, const std::vector<c
     if (!zero) {
       int e = guestRuns ? Atomic(pages, data, k, m, uffd, base, ps, what) : Pwrite(pages, data, k, m, memfd, ps, what);
       if (e != 0) return e;
+      if (!guestRuns)
+        for (size_t q = k; q < m; q++) holes->Wrote(pages[q]);
       k = m;
       continue;
     }
-    if (!guestRuns) {
-      const off_t at = static_cast<off_t>(pages[k] * ps), end = static_cast<off_t>((pages[m - 1] + 1) * ps);
-      off_t d = lseek(memfd, at, SEEK_DATA);  // ENXIO: no data from `at` to the end of the file
-      if (d < 0 && errno != ENXIO) return *what = "lseek(memfd, " + std::to_string(at) + ", SEEK_DATA)", errno;
-      if (d >= 0 && d < end) {
-        int e = PunchRange(memfd, static_cast<uint64_t>(at), static_cast<uint64_t>(end - at));
-        if (e != 0) return *what = "fallocate(PUNCH_HOLE, memfd page " + std::to_string(pages[k]) + ", " + std::to_string(m - k) + " pages)", e;
+    // Before the guest runs, the zero pages resent over data (Written) are punched, a stretch at a time.
+    for (size_t q = k; !guestRuns && q < m;) {
+      if (!holes->Written(pages[q])) {
+        q++;
+        continue;
       }
+      size_t r = q + 1;
+      while (r < m && holes->Written(pages[r])) r++;
+      int e = PunchRange(memfd, pages[q] * ps, (r - q) * ps);
+      if (e != 0) return *what = "fallocate(PUNCH_HOLE, memfd page " + std::to_string(pages[q]) + ", " + std::to_string(r - q) + " pages)", e;
+      for (size_t t = q; t < r; t++) holes->Punched(pages[t]);
+      q = r;
     }
     for (size_t q = k; q < m; q++) {
       if (!holes->MarkZero(pages[q])) continue;

@@ -38,7 +38,8 @@ class ZeroHoleTable : public Napi::ObjectWrap<ZeroHoleTable> {
 
   static Napi::Function Init(Napi::Env env) {
     Napi::Function f = DefineClass(env, "ZeroHoleTable",
-                                   {InstanceMethod<&ZeroHoleTable::Clear>("clear"), InstanceMethod<&ZeroHoleTable::Flags>("flags"),
+                                   {InstanceMethod<&ZeroHoleTable::Clear>("clear"), InstanceMethod<&ZeroHoleTable::Wrote>("wrote"),
+                                    InstanceMethod<&ZeroHoleTable::Flags>("flags"),
                                     InstanceAccessor<&ZeroHoleTable::Holes>("holes")});
     ctor = new Napi::FunctionReference(Napi::Persistent(f));
     return f;
@@ -68,7 +69,15 @@ class ZeroHoleTable : public Napi::ObjectWrap<ZeroHoleTable> {
     return info.Env().Undefined();
   }
 
-  // flags(page) -> its flags (1 zero hole, 2 a fault on it was sent on): tests, reports.
+  // wrote(page): before the guest runs, JS wrote the page's data into the memfd itself.
+  Napi::Value Wrote(const Napi::CallbackInfo& info) {
+    uint64_t p = ArgU64(info, 0, "page");
+    if (p >= t_->count()) ThrowRange(info.Env(), "page " + std::to_string(p) + " is beyond the table");
+    t_->Wrote(static_cast<uint32_t>(p));
+    return info.Env().Undefined();
+  }
+
+  // flags(page) -> its flags (1 zero hole, 2 a fault on it was sent on, 4 written before the guest ran): tests, reports.
   Napi::Value Flags(const Napi::CallbackInfo& info) {
     uint64_t p = ArgU64(info, 0, "page");
     if (p >= t_->count()) ThrowRange(info.Env(), "page " + std::to_string(p) + " is beyond the table");

@@ -17,11 +17,17 @@
 // reader then answers the fault itself, or the receiver installs the zero page
 // (either wakes the vCPU; should both, the second meets EEXIST and wakes).
 //
-// Flags are only ever added, except by Clear (pages punched out again while
-// the guest does not run: hybrid's stale pages, which must be fetched, never
-// served as zeros). A page marked Zero that later got data (pre-copy resends
-// it non-zero before the guest runs) keeps the flag harmlessly: it is in the
-// page cache, so it never faults MISSING.
+// Before the guest runs, a third flag, Written, says the memfd holds data for
+// the page (every path that writes a page then sets it): a zero page resent
+// over a Written one is punched, any other is a hole already — no system call
+// to find out (an lseek(SEEK_DATA) per zero stretch cost the pre-copy stream
+// more than skipping the zero pages saved).
+//
+// Clear (pages punched out again while the guest does not run: hybrid's stale
+// pages, which must be fetched, never served as zeros) takes Zero and Written
+// away. A page marked Zero that later got data (pre-copy resends it non-zero
+// before the guest runs) keeps the flag harmlessly: it is in the page cache,
+// so it never faults MISSING.
 #pragma once
 
 #include <napi.h>
@@ -37,6 +43,7 @@ class ZeroHoles {
  public:
   static constexpr uint8_t kZero = 1;   // a zero page the receiver left a hole
   static constexpr uint8_t kAsked = 2;  // the reader sent a MISSING fault on it on to be requested
+  static constexpr uint8_t kWritten = 4;  // before the guest runs: the memfd holds data for it
 
   // Zeroed by calloc: a large guest's table costs no pass over it (the kernel hands out zero pages
   // as they are touched). Assumes std::atomic<uint8_t> is a lock-free byte with the representation
@@ -56,11 +63,15 @@ class ZeroHoles {
   }
   // The reader: a MISSING fault on p; true if p is a zero hole (the reader answers it itself).
   bool Asked(uint32_t p) { return (f_[p].fetch_or(kAsked, std::memory_order_acq_rel) & kZero) != 0; }
-  // p is no zero hole any more (punched out to be fetched again).
+  // p is no zero hole any more, and holds no data (punched out to be fetched again).
   void Clear(uint32_t p) {
-    uint8_t old = f_[p].fetch_and(static_cast<uint8_t>(~kZero), std::memory_order_acq_rel);
+    uint8_t old = f_[p].fetch_and(static_cast<uint8_t>(~(kZero | kWritten)), std::memory_order_acq_rel);
     if ((old & kZero) != 0) holes_.fetch_sub(1, std::memory_order_relaxed);
   }
+  // Before the guest runs: p's data was written into the memfd; or p was punched (a hole again).
+  void Wrote(uint32_t p) { f_[p].fetch_or(kWritten, std::memory_order_acq_rel); }
+  void Punched(uint32_t p) { f_[p].fetch_and(static_cast<uint8_t>(~kWritten), std::memory_order_acq_rel); }
+  bool Written(uint32_t p) const { return (f_[p].load(std::memory_order_acquire) & kWritten) != 0; }
   uint8_t Get(uint32_t p) const { return f_[p].load(std::memory_order_acquire); }
   // Pages marked Zero now.
   uint64_t holes() const { return holes_.load(std::memory_order_relaxed); }

@@ -96,7 +96,12 @@ export class DestinationMemory {
     const addr = this.base + BigInt(page * ps);
     const uffd = this.guest.uffd;
     if (!this.running_) {
-      if (data !== null) return pwrite(this.guest.memfd, page * ps, data);
+      if (data !== null) {
+        pwrite(this.guest.memfd, page * ps, data);
+        // The native receivers punch a zero page resent over data only where the table says there is data.
+        this.holes?.wrote(page);
+        return;
+      }
       try {
         uffdZeropage(uffd, addr, ps);
       } catch (e) {

@@ -92,7 +92,9 @@ export interface PageTableHandle {
 export interface ZeroHoleTableHandle {
   /** Pages punched out again to be fetched (the switchover's stale pages): no zero holes any more. */
   clear(pages: Uint32Array): void;
-  /** 1: a zero hole; 2: a fault on it was sent on to be requested (tests). */
+  /** Before the guest runs: JS wrote this page's data into the memfd itself (a zero resend must punch it). */
+  wrote(page: number): void;
+  /** 1: a zero hole; 2: a fault on it was sent on to be requested; 4: written before the guest ran (tests). */
   flags(page: number): number;
   /** Pages marked zero holes now. */
   readonly holes: number;

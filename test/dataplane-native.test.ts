@@ -25,15 +25,12 @@ import {
   residentPages,
   socketPair,
   startBulkSender,
-  uffdApi,
-  uffdCreate,
-  uffdRegister,
   type BulkNotice,
 } from "../src/real/native.js";
 import { startPuncher } from "../src/real/native-puncher.js";
 import { ReleaseLog } from "../src/real/source-release.js";
 import { bulkPair, receiverLimits } from "./support/bulk-pair.js";
-import { userfaultfdUnavailable } from "./support/uffd.js";
+import { missingMemory, userfaultfdUnavailable } from "./support/uffd.js";
 import { pagesMsg } from "./support/pages.js";
 
 const C = constants();
@@ -132,14 +129,7 @@ describe("native data plane", () => {
 
   it.skipIf(unavailable !== null)("the receiver installs before and after the guest may run, stops at other frames until released, and reports pages in order", async () => {
     const src = sourceMemory();
-    const dst = memfdCreate("dp-dst", PAGES * PS);
-    cleanups.push(() => closeFd(dst));
-    const map = mapShared(dst, PAGES * PS);
-    cleanups.push(() => map.unmap());
-    const uffd = uffdCreate();
-    cleanups.push(() => closeFd(uffd));
-    uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM);
-    uffdRegister(uffd, map.address, PAGES * PS, C.UFFDIO_REGISTER_MODE_MISSING);
+    const { fd: dst, map, uffd } = missingMemory(cleanups, "dp-dst", PAGES * PS);
     const { sender, receiver, notices } = bulkPair(cleanups, src, PS, PAGES);
     receiver.setTarget(dst, uffd, map.address, PS, PAGES);
     receiver.start(new Uint8Array(0));

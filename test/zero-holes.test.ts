@@ -13,16 +13,12 @@ import {
   constants,
   createPageTable,
   createZeroHoleTable,
-  mapShared,
   memfdCreate,
   memfdDataPages,
   pread,
   punchHole,
   pwrite,
   startFaultReader,
-  uffdApi,
-  uffdCreate,
-  uffdRegister,
   uffdUnregister,
   type FaultEvent,
   type FaultReaderHandle,
@@ -30,7 +26,7 @@ import {
   type ZeroHoleTableHandle,
 } from "../src/real/native.js";
 import { bulkPair } from "./support/bulk-pair.js";
-import { userfaultfdUnavailable } from "./support/uffd.js";
+import { missingMemory, userfaultfdUnavailable } from "./support/uffd.js";
 
 const C = constants();
 const PS = C.PAGE_SIZE;
@@ -67,14 +63,7 @@ interface Dest {
 
 /** The destination's memory registered MISSING in this process, a zero-hole table, a fault reader answering its holes. */
 function destination(): Dest {
-  const fd = memfdCreate("zh-dst", PAGES * PS);
-  cleanups.push(() => closeFd(fd));
-  const map = mapShared(fd, PAGES * PS);
-  cleanups.push(() => map.unmap());
-  const uffd = uffdCreate();
-  cleanups.push(() => closeFd(uffd));
-  uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM);
-  uffdRegister(uffd, map.address, PAGES * PS, C.UFFDIO_REGISTER_MODE_MISSING);
+  const { fd, map, uffd } = missingMemory(cleanups, "zh-dst", PAGES * PS);
   const holes = createZeroHoleTable(PAGES);
   const forwarded: number[] = [];
   const reader = startFaultReader(uffd, (events: FaultEvent[]) => {

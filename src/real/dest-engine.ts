@@ -192,7 +192,7 @@ export class DestEngine {
       wake: (page) => this.mem?.wake(page),
       dropPages: (pages) => this.mem?.drop(pages),
       resumeGuest: (cpuState) => this.resume(cpuState),
-      // The engine's completion: every page is here (dest-memory.ts: holes then leave the uffd).
+      // The engine's completion: every page is here (dest-memory.ts: the reader stays for the zero holes).
       stopFaultHandling: () => {
         const m = this.mem;
         if (m === null) return;

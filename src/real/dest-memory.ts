@@ -18,8 +18,9 @@
  * Install mode "copy" on base pages (the default): the native bulk receivers
  * leave zero pages holes (native/src/zero_holes.h) — no page allocated, no
  * install — and the fault reader answers a fault on one itself with a zero
- * page. At completion (`complete`) the guest's memory is unregistered from the
- * uffd: a hole left then is memory like any other, zero when first touched.
+ * page. When the session ends after completion the guest's memory is
+ * unregistered from the uffd (stopFaults): a hole left then is memory like
+ * any other, zero when first touched.
  */
 import type { GuestProcess } from "./guest-process.js";
 import { raiseLaneThread } from "./lane-priority.js";
@@ -43,6 +44,8 @@ export class DestinationMemory {
   /** Mode "copy" on base pages: the zero pages the native bulk receivers left holes (null otherwise). */
   readonly holes: ZeroHoleTableHandle | null = null;
   private unregistered = false;
+  /** The engine's completion came: every page is here. */
+  private completed = false;
 
   constructor(
     private readonly guest: GuestProcess,
@@ -249,18 +252,15 @@ export class DestinationMemory {
   }
 
   /**
-   * Every page is here: nothing is fetched any more. With zero holes the
-   * guest's memory leaves the uffd first (UFFDIO_UNREGISTER acts on the
-   * guest's mm through the uffd, and wakes any fault still waiting, which
-   * then takes a zero page the usual way), so that no hole waits for a
-   * reader that is gone; then the reader stops.
+   * Every page is here: nothing is fetched any more. The reader keeps
+   * answering faults on zero holes until the session ends (stopFaults): a
+   * demand reply still on the lane then meets an installed page (EEXIST,
+   * harmless), where an unregistered range would fail its install.
    */
   complete(): void {
-    if (this.holes !== null && !this.unregistered) {
-      this.unregistered = true;
-      uffdUnregister(this.guest.uffd, this.base, this.guest.layout.memBytes);
-    }
-    this.stopFaults();
+    this.completed = true;
+    // Without holes nothing can fault any more: the reader goes now, as it always did.
+    if (this.holes === null) this.stopFaults();
   }
 
   /** From the reader's next read on, missing faults go to this lane (null: back to `fault`). */
@@ -269,7 +269,23 @@ export class DestinationMemory {
     this.reader?.setLane(lane);
   }
 
+  /**
+   * Stops the fault reader. After completion with zero holes the guest's
+   * memory first leaves the uffd (UFFDIO_UNREGISTER acts on the guest's mm
+   * through the uffd, and wakes any fault still waiting, which then takes a
+   * zero page the usual way): a guest still running never waits on a hole
+   * nobody answers. A failed unregister means the guest is gone: nothing can
+   * fault then.
+   */
   stopFaults(): void {
+    if (this.completed && this.holes !== null && !this.unregistered) {
+      this.unregistered = true;
+      try {
+        uffdUnregister(this.guest.uffd, this.base, this.guest.layout.memBytes);
+      } catch {
+        // the guest's mm is gone (it exited): no fault can come
+      }
+    }
     this.reader?.stop();
     this.reader = null;
   }

@@ -78,6 +78,13 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
   ~FaultReader() override { Shutdown(); }
 
  private:
+  // Where a read's faults may go besides JS, as JS attached them (under laneMu_).
+  struct Routes {
+    std::shared_ptr<ZeroHoles> holes;
+    uint64_t base, ps;  // the holes' guest range
+    std::shared_ptr<LaneCore> lane;
+  };
+
   void Shutdown() {
     if (!running_) return;
     running_ = false;
@@ -208,7 +215,13 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
         }
         b->events.push_back(e);
       }
-      int e = AnswerHoles(b);
+      Routes to;
+      {
+        // One lock per read for both: what JS attached (setHoles, setLane) is read once.
+        std::lock_guard<std::mutex> g(laneMu_);
+        to = {holes_, holesBase_, holesPs_, lane_};
+      }
+      int e = AnswerHoles(b, to);
       if (e != 0) {
         b->events.clear();
         b->err = e;
@@ -220,22 +233,16 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
         delete b;
         continue;
       }
-      if (ToLane(b)) continue;
+      if (ToLane(b, to.lane)) continue;
       Deliver(b);
     }
   }
 
   // Answers the batch's missing faults on zero holes and takes them out of it; marks the others as
   // sent on (zero_holes.h: the receiver installs a page it marks after that). 0 or the errno.
-  int AnswerHoles(Batch* b) {
-    std::shared_ptr<ZeroHoles> t;
-    uint64_t base, ps;
-    {
-      std::lock_guard<std::mutex> g(laneMu_);
-      t = holes_;
-      base = holesBase_;
-      ps = holesPs_;
-    }
+  int AnswerHoles(Batch* b, const Routes& to) {
+    const std::shared_ptr<ZeroHoles>& t = to.holes;
+    const uint64_t base = to.base, ps = to.ps;
     if (t == nullptr) return 0;
     size_t keep = 0;
     for (size_t i = 0; i < b->events.size(); i++) {
@@ -256,12 +263,7 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
 
   // Hands the batch's missing faults to the lane, if one is attached and takes them; true if
   // nothing is left for JS (b freed).
-  bool ToLane(Batch* b) {
-    std::shared_ptr<LaneCore> lane;
-    {
-      std::lock_guard<std::mutex> g(laneMu_);
-      lane = lane_;
-    }
+  bool ToLane(Batch* b, const std::shared_ptr<LaneCore>& lane) {
     if (lane == nullptr) return false;
     std::vector<LaneFault> faults;
     for (const FaultEvent& e : b->events)

@@ -18,28 +18,6 @@
 
 namespace ppsim {
 
-namespace {
-
-int Zeropage(int uffd, uint64_t dst, uint64_t len) {
-  uffdio_zeropage z{};
-  z.range.start = dst;
-  z.range.len = len;
-  for (;;) {
-    // uffdio_zeropage: range, mode, out zeropage (bytes done or -errno). EAGAIN: retry the rest.
-    if (ioctl(uffd, UFFDIO_ZEROPAGE, &z) == 0) return 0;
-    int e = errno;
-    if (e == EAGAIN && z.zeropage > 0 && static_cast<uint64_t>(z.zeropage) < z.range.len) {
-      z.range.start += static_cast<uint64_t>(z.zeropage);
-      z.range.len -= static_cast<uint64_t>(z.zeropage);
-      z.zeropage = 0;
-      continue;
-    }
-    if (e == EINTR || e == EAGAIN) continue;
-    return e;
-  }
-}
-
-}  // namespace
 
 int PageInstaller::Install(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, bool guestRuns, int memfd, int uffd, uint64_t base,
                            uint64_t pageSize, PageStates* states, std::string* what, ZeroHoles* holes) {
@@ -241,7 +219,7 @@ int PageInstaller::Atomic(const std::vector<uint32_t>& pages, const std::vector<
   bool allZero = !zeroByCopy;
   for (size_t k = i; k < j && allZero; k++) allZero = data[k] == nullptr;
   uint64_t dst = base + pages[i] * ps, len = (j - i) * ps;
-  int e = allZero ? Zeropage(uffd, dst, len) : Copy(uffd, dst, data, i, j, ps);
+  int e = allZero ? ZeropageRange(uffd, dst, len) : Copy(uffd, dst, data, i, j, ps);
   if (e == 0) return 0;
   if (e != EEXIST) {
     *what = std::string(allZero ? "UFFDIO_ZEROPAGE" : "UFFDIO_COPY") + "(dst " + Hex(dst) + ", len " + std::to_string(len) + ")";
@@ -249,7 +227,7 @@ int PageInstaller::Atomic(const std::vector<uint32_t>& pages, const std::vector<
   }
   for (size_t k = i; k < j; k++) {
     uint64_t d = base + pages[k] * ps;
-    e = data[k] == nullptr && !zeroByCopy ? Zeropage(uffd, d, ps) : Copy(uffd, d, data, k, k + 1, ps);
+    e = data[k] == nullptr && !zeroByCopy ? ZeropageRange(uffd, d, ps) : Copy(uffd, d, data, k, k + 1, ps);
     if (e == EEXIST) {
       uffdio_range r{d, ps};
       // The page is there: wake whoever waits on it. Failing to wake is not fatal (nobody may wait).

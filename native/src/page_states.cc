@@ -187,9 +187,7 @@ class PageTable : public Napi::ObjectWrap<PageTable> {
 
   // markAbsent(pages: Uint32Array): pages punched out (the guest does not run; no installer runs).
   Napi::Value MarkAbsent(const Napi::CallbackInfo& info) {
-    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
-      ThrowType(info.Env(), "pages must be a Uint32Array");
-    Napi::Uint32Array a = info[0].As<Napi::Uint32Array>();
+    Napi::Uint32Array a = ArgU32Array(info, 0, "pages");
     for (size_t i = 0; i < a.ElementLength(); i++) {
       if (a[i] >= states_->count()) ThrowRange(info.Env(), "page " + std::to_string(a[i]) + " is beyond the table");
       states_->Absent(a[i]);

@@ -71,6 +71,12 @@ std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name
   return info[i].As<Napi::String>().Utf8Value();
 }
 
+Napi::Uint32Array ArgU32Array(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (i >= info.Length() || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+    ThrowType(info.Env(), std::string(name) + " must be a Uint32Array");
+  return info[i].As<Napi::Uint32Array>();
+}
+
 Bytes ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (i >= info.Length() || !info[i].IsTypedArray())
     ThrowType(info.Env(), std::string(name) + " must be a Uint8Array or Buffer");

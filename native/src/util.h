@@ -41,6 +41,8 @@ struct Bytes {
   size_t len;
 };
 Bytes ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* name);
+// Argument i as a Uint32Array (a TypeError naming it otherwise).
+Napi::Uint32Array ArgU32Array(const Napi::CallbackInfo& info, size_t i, const char* name);
 
 Napi::BigInt U64(Napi::Env env, uint64_t v);
 

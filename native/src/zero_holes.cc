@@ -8,26 +8,19 @@
 #include <string>
 
 #include "../common/uapi.h"
+#include "page_states.h"
 #include "util.h"
 
 namespace ppsim {
 
 int AnswerZeroFault(int uffd, uint64_t addr, uint64_t pageSize) {
-  uffdio_zeropage z{};
-  z.range.start = addr & ~(pageSize - 1);
-  z.range.len = pageSize;
-  for (;;) {
-    // UFFDIO_ZEROPAGE maps a zero page into the hole and wakes the faulting thread.
-    if (ioctl(uffd, UFFDIO_ZEROPAGE, &z) == 0) return 0;
-    int e = errno;
-    // EAGAIN: the mm is changing under us (the guest is being torn down, or remaps): try again.
-    if (e == EINTR || e == EAGAIN) continue;
-    if (e != EEXIST) return e;
-    // The page came meanwhile (a demand reply): its install woke the thread, unless it came just
-    // before the fault was raised; a wake costs nothing if nobody waits.
-    uffdio_range r{z.range.start, pageSize};
-    return ioctl(uffd, UFFDIO_WAKE, &r) == 0 ? 0 : errno;
-  }
+  const uint64_t start = addr & ~(pageSize - 1);
+  int e = ZeropageRange(uffd, start, pageSize);  // maps a zero page into the hole, wakes the faulting thread
+  if (e != EEXIST) return e;
+  // The page came meanwhile (a demand reply): its install woke the thread, unless it came just
+  // before the fault was raised; a wake costs nothing if nobody waits.
+  uffdio_range r{start, pageSize};
+  return ioctl(uffd, UFFDIO_WAKE, &r) == 0 ? 0 : errno;
 }
 
 namespace {
@@ -57,11 +50,15 @@ class ZeroHoleTable : public Napi::ObjectWrap<ZeroHoleTable> {
   std::shared_ptr<ZeroHoles> table() const { return t_; }
 
  private:
+  uint32_t ArgPage(const Napi::CallbackInfo& info, size_t i) {
+    uint64_t p = ArgU64(info, i, "page");
+    if (p >= t_->count()) ThrowRange(info.Env(), "page " + std::to_string(p) + " is beyond the table");
+    return static_cast<uint32_t>(p);
+  }
+
   // clear(pages: Uint32Array): those pages are no zero holes any more (punched out to be fetched again).
   Napi::Value Clear(const Napi::CallbackInfo& info) {
-    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
-      ThrowType(info.Env(), "pages must be a Uint32Array");
-    Napi::Uint32Array a = info[0].As<Napi::Uint32Array>();
+    Napi::Uint32Array a = ArgU32Array(info, 0, "pages");
     for (size_t i = 0; i < a.ElementLength(); i++) {
       if (a[i] >= t_->count()) ThrowRange(info.Env(), "page " + std::to_string(a[i]) + " is beyond the table");
       t_->Clear(a[i]);
@@ -71,17 +68,13 @@ class ZeroHoleTable : public Napi::ObjectWrap<ZeroHoleTable> {
 
   // wrote(page): before the guest runs, JS wrote the page's data into the memfd itself.
   Napi::Value Wrote(const Napi::CallbackInfo& info) {
-    uint64_t p = ArgU64(info, 0, "page");
-    if (p >= t_->count()) ThrowRange(info.Env(), "page " + std::to_string(p) + " is beyond the table");
-    t_->Wrote(static_cast<uint32_t>(p));
+    t_->Wrote(ArgPage(info, 0));
     return info.Env().Undefined();
   }
 
   // flags(page) -> its flags (1 zero hole, 2 a fault on it was sent on, 4 written before the guest ran): tests, reports.
   Napi::Value Flags(const Napi::CallbackInfo& info) {
-    uint64_t p = ArgU64(info, 0, "page");
-    if (p >= t_->count()) ThrowRange(info.Env(), "page " + std::to_string(p) + " is beyond the table");
-    return Napi::Number::New(info.Env(), t_->Get(static_cast<uint32_t>(p)));
+    return Napi::Number::New(info.Env(), t_->Get(ArgPage(info, 0)));
   }
 
   Napi::Value Holes(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(t_->holes())); }

@@ -196,9 +196,9 @@ export class DestEngine {
       stopFaultHandling: () => {
         const m = this.mem;
         if (m === null) return;
-        const zeroFaults = m.zeroFaults;
         m.complete();
-        if (m.holes !== null) this.s.log(`${m.holes.holes} zero pages left holes (never allocated); ${zeroFaults} faults on them answered here`);
+        // With holes the reader still runs (complete keeps it): its count is the one so far.
+        if (m.holes !== null) this.s.log(`${m.holes.holes} zero pages left holes (never allocated); ${m.zeroFaults} faults on them answered here`);
       },
       standbyRecover: (missing) => void this.fillFromStandby(missing),
       finished: (end) => {

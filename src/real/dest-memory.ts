@@ -43,7 +43,6 @@ export class DestinationMemory {
   readonly table: PageTableHandle | null = null;
   /** Mode "copy" on base pages: the zero pages the native bulk receivers left holes (null otherwise). */
   readonly holes: ZeroHoleTableHandle | null = null;
-  private unregistered = false;
   /** The engine's completion came: every page is here. */
   private completed = false;
 
@@ -278,8 +277,8 @@ export class DestinationMemory {
    * fault then.
    */
   stopFaults(): void {
-    if (this.completed && this.holes !== null && !this.unregistered) {
-      this.unregistered = true;
+    // Once only: the reader is null after the first stop.
+    if (this.completed && this.holes !== null && this.reader !== null) {
       try {
         uffdUnregister(this.guest.uffd, this.base, this.guest.layout.memBytes);
       } catch {

@@ -16,7 +16,10 @@
  * TCP throughput and round trip between two Node processes, and the local
  * userfaultfd fault round trip through Node (a pool thread faults, the
  * FaultReader hands it to JS, JS answers with UFFDIO_COPY) — the floor under
- * a demand fault's latency. Prints a JSON report and a markdown table.
+ * a demand fault's latency — and the first touch of a guest's worth of fresh
+ * memory (bench/first-touch.ts: what every installed page pays the kernel, on
+ * this VM the host too; each run's row has its destination receivers' CPU per
+ * non-zero page beside it). Prints a JSON report and a markdown table.
  *
  * Issue 9 (the native data plane): beside Node's loopback figure, the same
  * loopback TCP with the data plane's own threads (native/src/bulk_*.cc) and
@@ -34,6 +37,7 @@ import { parseArgs } from "node:util";
 import { MODES, type Mode } from "../src/engine/messages.js";
 import type { Report, SwitchoverBreakdown } from "../src/engine/report.js";
 import { faultRoundTrip } from "../src/real/calibrate.js";
+import { firstTouch, type FirstTouch } from "./first-touch.js";
 import { loopback, loopbackNative } from "./loopback.js";
 import { DEFAULT_BULK_CONNECTIONS } from "../src/real/source-link.js";
 import { scaleWorkload } from "../src/real/plan.js";
@@ -108,6 +112,8 @@ async function main(): Promise<void> {
   const native: Record<number, { dropped: number; installed: number }> = {};
   for (const c of conns) native[c] = { dropped: (await loopbackNative({ install: false, connections: c })).mib_s, installed: (await loopbackNative({ install: true, connections: c })).mib_s };
   const rt = await faultRoundTrip(4096);
+  // As much as a 1 GiB guest's destination allocates: a smaller probe gets the pages freed last, warm (docs/real-benchmarks.md).
+  const touch = firstTouch(1024);
   const rows: Row[] = [];
   for (const file of files) for (const mode of modes) for (const mem of sizes) for (const plane of planes) for (const c of plane === "js" ? [1] : conns) {
     const byLane: Run[][] = lanes.map(() => []);
@@ -137,6 +143,7 @@ async function main(): Promise<void> {
         runs: all.map(({ report: r, source_peak_mib, punched_pages, source_mib_over_time, switchover }) => ({
           outcome: r.outcome, verified: r.verified, reason: r.reason, downtime_ms: r.downtime_ms, total_ms: r.total_ms, rounds: r.rounds.length, throttle: r.throttle, background_mib_s: r.background_mib_s,
           fault_p50_us: r.fault_latency_us.p50, fault_p99_us: r.fault_latency_us.p99, fault_max_us: r.fault_latency_us.max, source_peak_mib, punched_pages, source_mib_over_time, switchover,
+          receiver_cpu_ns_per_nonzero_page: receiverNsPerPage(r),
           wire_over_nonzero: Math.round((r.bytes_sent / Math.max(1, (r.pages_sent - r.pages_zero) * r.page_size)) * 10000) / 10000,
           background_over_loopback: Math.round((r.background_mib_s / lo.mib_s) * 100) / 100,
           background_over_native_loopback: Math.round((r.background_mib_s / limit) * 100) / 100,
@@ -155,11 +162,11 @@ async function main(): Promise<void> {
   delete process.env.PPSIM_DATAPLANE;
   delete process.env.PPSIM_FAULT_LANE;
   const window = { from: t0, to: new Date().toISOString() };
-  const result = { window, host, loopback: lo, loopback_native: native, uffd_round_trip_us: rt, options: REAL_DEFAULTS, rows };
+  const result = { window, host, loopback: lo, loopback_native: native, uffd_round_trip_us: rt, first_touch: touch, options: REAL_DEFAULTS, rows };
   const json = JSON.stringify(result, null, 2);
   if (values.json !== undefined) writeFileSync(values.json, json + "\n");
   console.log(json);
-  console.log(table(result.rows, lo, rt, native, window));
+  console.log(table(result.rows, lo, rt, native, window, touch));
   for (const r of result.rows) {
     const w = r.workload.replace(/^.*\//, "").replace(/\.json$/, "");
     console.log("\n" + cpuTable(`${w} ${r.mode} ${r.mem} (${r.dataplane}, ${r.connections} conn, fault lane ${r.fault_lane})`, r.real.mem_bytes, r.runs.map((x) => x.cpu)));
@@ -167,7 +174,16 @@ async function main(): Promise<void> {
 }
 
 type Breakdown = SwitchoverBreakdown | null;
-type RunRow = { cpu: RunCpu | null; total_ms: number; downtime_ms: number; rounds: number; throttle: number; background_mib_s: number; background_over_native_loopback: number; fault_p50_us: number; fault_p99_us: number; fault_max_us: number; source_peak_mib: number | null; switchover: Breakdown };
+
+/** The destination's bulk receiver threads' CPU over the whole migration per non-zero page sent, ns: where the first touch shows. */
+function receiverNsPerPage(r: Report): number | null {
+  const whole = runCpu(r)?.whole;
+  const pages = r.pages_sent - r.pages_zero;
+  if (whole === undefined || pages <= 0) return null;
+  const ms = whole.filter((e) => e.process === "destination agent" && e.role === "bulk").reduce((a, e) => a + e.cpu_ms, 0);
+  return Math.round((ms * 1e6) / pages);
+}
+type RunRow = { cpu: RunCpu | null; receiver_cpu_ns_per_nonzero_page: number | null; total_ms: number; downtime_ms: number; rounds: number; throttle: number; background_mib_s: number; background_over_native_loopback: number; fault_p50_us: number; fault_p99_us: number; fault_max_us: number; source_peak_mib: number | null; switchover: Breakdown };
 type Row = { workload: string; mode: Mode; mem: string; dataplane: string; connections: number; fault_lane: string; runs: RunRow[]; real: Report; sim: Record<string, unknown>; wire_over_nonzero: number; verified_runs: string; downtime_ms_median: number };
 
 function breakdown(b: Breakdown): string {
@@ -198,20 +214,21 @@ function spread(xs: number[], digits = 0): string {
   return s.length === 0 ? "-" : `${s[0].toFixed(digits)}–${s[s.length - 1].toFixed(digits)}`;
 }
 
-function table(rows: Row[], lo: { mib_s: number; rtt_us: number }, rt: { p50_us: number; p99_us: number }, native: Record<number, { dropped: number; installed: number }>, window: { from: string; to: string }): string {
+function table(rows: Row[], lo: { mib_s: number; rtt_us: number }, rt: { p50_us: number; p99_us: number }, native: Record<number, { dropped: number; installed: number }>, window: { from: string; to: string }, touch: FirstTouch): string {
   const nat = Object.entries(native).map(([c, n]) => `${c} connection(s) ${n.dropped} MiB/s dropped, ${n.installed} MiB/s pwritten into a memfd`).join("; ");
+  const rep = touch.page_reporting === null ? "no free page reporting" : `free page reporting on (order ${touch.page_reporting.order})`;
   const lines = [
-    `${window.from} … ${window.to}. Loopback TCP (Node ↔ Node): ${lo.mib_s} MiB/s, round trip p50 ${lo.rtt_us} µs; through the data plane's threads: ${nat}; local userfaultfd round trip through Node: p50 ${rt.p50_us} µs, p99 ${rt.p99_us} µs`,
+    `${window.from} … ${window.to}. Loopback TCP (Node ↔ Node): ${lo.mib_s} MiB/s, round trip p50 ${lo.rtt_us} µs; through the data plane's threads: ${nat}; local userfaultfd round trip through Node: p50 ${rt.p50_us} µs, p99 ${rt.p99_us} µs; first touch of fresh memory ${touch.ns_per_page} ns per page (${touch.mib} MiB; ${rep})`,
     "",
-    "| workload | mode | guest | data plane | conns | fault lane | verified | total ms, runs (median; sim) | downtime ms, runs (sim) | rounds / throttle | background MiB/s, runs (sim) | background / native loopback | fault p50 / p99 / max µs (median run; sim p50) | wire / non-zero | source peak MiB | agents' span: pause / engine / to link / delivery / resume (of it, to the vCPUs' start) ms, each run | the guest's downtime = PAUSE reply + engine and to link + the frame's trip + destination loop to engine + RESUME read + first vCPU step, ms, each run | agents' span ms, runs |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| workload | mode | guest | data plane | conns | fault lane | verified | total ms, runs (median; sim) | downtime ms, runs (sim) | rounds / throttle | background MiB/s, runs (sim) | background / native loopback | fault p50 / p99 / max µs (median run; sim p50) | wire / non-zero | source peak MiB | agents' span: pause / engine / to link / delivery / resume (of it, to the vCPUs' start) ms, each run | the guest's downtime = PAUSE reply + engine and to link + the frame's trip + destination loop to engine + RESUME read + first vCPU step, ms, each run | agents' span ms, runs | destination bulk CPU ns per non-zero page, each run |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const r of rows) {
     const s = r.sim as { downtime_ms: number; total_ms: number; fault_latency_us: { p50: number }; background_mib_s: number };
     const w = r.workload.replace(/^.*\//, "").replace(/\.json$/, "");
     const f = r.real.fault_latency_us;
     lines.push(
-      `| ${w} | ${r.mode} | ${r.mem} | ${r.dataplane} | ${r.connections} | ${r.fault_lane} | ${r.verified_runs} | ${spread(r.runs.map((x) => x.total_ms))} (${Math.round(r.real.total_ms)}; ${Math.round(s.total_ms)}) | ${spread(r.runs.map((x) => x.downtime_ms), 1)} (${s.downtime_ms.toFixed(2)}) | ${spread(r.runs.map((x) => x.rounds))} / ${spread(r.runs.map((x) => x.throttle * 100))} % | ${spread(r.runs.map((x) => x.background_mib_s))} (${Math.round(s.background_mib_s)}) | ${spread(r.runs.map((x) => x.background_over_native_loopback), 2)} | ${Math.round(f.p50)} / ${Math.round(f.p99)} / ${Math.round(f.max)}; ${Math.round(s.fault_latency_us.p50)} | ${r.wire_over_nonzero} | ${spread(r.runs.map((x) => x.source_peak_mib ?? NaN))} | ${r.runs.map((x) => breakdown(x.switchover)).join("; ")} | ${r.runs.map((x) => guestLegs(x.switchover)).join("; ")} | ${spread(r.runs.map((x) => x.switchover?.agents_ms ?? NaN), 1)} |`,
+      `| ${w} | ${r.mode} | ${r.mem} | ${r.dataplane} | ${r.connections} | ${r.fault_lane} | ${r.verified_runs} | ${spread(r.runs.map((x) => x.total_ms))} (${Math.round(r.real.total_ms)}; ${Math.round(s.total_ms)}) | ${spread(r.runs.map((x) => x.downtime_ms), 1)} (${s.downtime_ms.toFixed(2)}) | ${spread(r.runs.map((x) => x.rounds))} / ${spread(r.runs.map((x) => x.throttle * 100))} % | ${spread(r.runs.map((x) => x.background_mib_s))} (${Math.round(s.background_mib_s)}) | ${spread(r.runs.map((x) => x.background_over_native_loopback), 2)} | ${Math.round(f.p50)} / ${Math.round(f.p99)} / ${Math.round(f.max)}; ${Math.round(s.fault_latency_us.p50)} | ${r.wire_over_nonzero} | ${spread(r.runs.map((x) => x.source_peak_mib ?? NaN))} | ${r.runs.map((x) => breakdown(x.switchover)).join("; ")} | ${r.runs.map((x) => guestLegs(x.switchover)).join("; ")} | ${spread(r.runs.map((x) => x.switchover?.agents_ms ?? NaN), 1)} | ${r.runs.map((x) => x.receiver_cpu_ns_per_nonzero_page ?? "-").join(", ")} |`,
     );
   }
   return lines.join("\n");

@@ -5,7 +5,8 @@
  * per-page figures of calibrate.ts time. Everything here goes through the
  * addon's public functions (src/real/native.ts), as the agents call them.
  *
- * - the bulk stream: a sender thread filling 16-page frames from a memfd,
+ * - the bulk stream: a sender thread filling frames of the engine's default
+ *   batch (256 pages at 4 KiB, framePages) from a memfd,
  *   loopback TCP with the agents' socket sizes, a receiver thread installing
  *   them into another memfd. Its wall time per page is what one stream moves
  *   with both ends on this host; its CPU time per page (this process's user
@@ -18,6 +19,7 @@
  */
 import { createServer, connect, type Socket } from "node:net";
 import { maxPayloadBytes } from "../engine/frame-decoder.js";
+import { batchPagesFor, DEFAULT_OPTIONS } from "../engine/options.js";
 import { percentiles } from "../engine/metrics.js";
 import { bulkThreadNice, plainSocketFd, stopNodeReading } from "./dataplane.js";
 import { zeroHolesWanted } from "./dest-memory.js";
@@ -25,7 +27,17 @@ import { closeFd, constants, createBulkReceiver, createZeroHoleTable, mapShared,
 import { NATIVE_QUEUE_BYTES } from "./source-link.js";
 import { BULK_KERNEL_QUEUE_BYTES } from "./transport.js";
 
+/** The longest run below a whole frame that the run streams use (calibrate-runs.ts RUN_LENGTHS). */
 const RUN = 16;
+
+/**
+ * Pages per frame in the calibration's streams: the engine's default batch at
+ * the host's page size, as the agents send them (their per-frame work, the
+ * receiver's notices and the socket's, spread over as many pages).
+ */
+export function framePages(): number {
+  return batchPagesFor(DEFAULT_OPTIONS, constants().PAGE_SIZE);
+}
 
 export interface BulkFigures {
   /** Wall time per page of one native stream, ns. */
@@ -132,16 +144,16 @@ export interface StreamShape {
    */
   running?: boolean;
   /**
-   * The frames' entries in runs of this many consecutive pages (1, 2, 4, 8 or 16), one page left out
-   * between runs, so that the receiver makes one install call per run (native/src/page_install.cc);
-   * default 16: every frame one run.
+   * The frames' entries in runs of this many consecutive pages (1, 2, 4, 8, 16 or a whole frame), one
+   * page left out between runs, so that the receiver makes one install call per run
+   * (native/src/page_install.cc); default: a whole frame, every frame one run.
    */
   runPages?: number;
 }
 
-/** The page the i-th entry of a stream in runs of `run` pages names: runs of `run`, a one-page gap after each (none for 16: a frame is a run). */
-export function runPage(i: number, run: number): number {
-  return run >= RUN ? i : Math.floor(i / run) * (run + 1) + (i % run);
+/** The page the i-th entry of a stream in runs of `run` pages names: runs of `run`, a one-page gap after each (none for runs of a whole `frame`). */
+export function runPage(i: number, run: number, frame: number): number {
+  return run >= frame ? i : Math.floor(i / run) * (run + 1) + (i % run);
 }
 
 /** One native stream of `pages` pages over loopback, with demand faults beside it when `faults`. */
@@ -150,10 +162,13 @@ export async function bulkStream(pages: number, faults: boolean, shape: StreamSh
   const PS = C.PAGE_SIZE;
   const holes = shape.holes === true;
   const running = shape.running === true;
-  const run = shape.runPages ?? RUN;
-  if (![1, 2, 4, 8, 16].includes(run) || pages % RUN !== 0) throw new RangeError(`calibrate: runs of 1, 2, 4, 8 or 16 pages, whole frames (got runs of ${run}, ${pages} pages)`);
+  const frame = framePages();
+  const run = shape.runPages ?? frame;
+  if (![1, 2, 4, 8, RUN, frame].includes(run) || frame % run !== 0 || pages % frame !== 0) {
+    throw new RangeError(`calibrate: runs of 1, 2, 4, 8, ${RUN} or ${frame} pages, whole frames of ${frame} (got runs of ${run}, ${pages} pages)`);
+  }
   // The memory the entries span: with gaps between runs, more pages than are sent.
-  const span = runPage(pages - 1, run) + 1;
+  const span = runPage(pages - 1, run, frame) + 1;
   const bytes = span * PS;
   const nice = running ? bulkThreadNice() : 0;
   const src = memfdCreate("ppsim-calibrate-bulk-src", bytes);
@@ -170,6 +185,10 @@ export async function bulkStream(pages: number, faults: boolean, shape: StreamSh
       uffdRegister(uffd, map.address, bytes, C.UFFDIO_REGISTER_MODE_MISSING);
     }
     setSendBuffer(plainSocketFd(client), BULK_KERNEL_QUEUE_BYTES / 2);
+    // Nagle's wait for an ACK the receiver delays held a stream's last partial segment ~40 ms,
+    // a tenth of a short stream's wall time and not the same each run (per page: ~120 ns or ~2.7 µs
+    // for holes). The agents' bulk streams end in a flush too, but once per migration, not per figure.
+    client.setNoDelay(true);
     if (!stopNodeReading(peer)) throw new Error("calibrate: Node already read from the receiving socket");
     const limits = new Uint32Array(12);
     for (let t = 1; t < 12; t++) limits[t] = maxPayloadBytes(t, { pageSize: PS, pageCount: span });
@@ -206,13 +225,13 @@ export async function bulkStream(pages: number, faults: boolean, shape: StreamSh
       },
       nice,
     );
-    const zero = new Uint8Array(RUN).fill(holes ? 1 : 0);
+    const zero = new Uint8Array(frame).fill(holes ? 1 : 0);
     const fl = faults ? faultLoop(4096) : null;
     const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
-    for (let p = 0; p < pages; p += RUN) {
+    for (let p = 0; p < pages; p += frame) {
       while (sender.queued >= NATIVE_QUEUE_BYTES) await new Promise<void>((r) => (room = r));
-      sender.pages(Uint32Array.from({ length: RUN }, (_, i) => runPage(p + i, run)), zero);
+      sender.pages(Uint32Array.from({ length: frame }, (_, i) => runPage(p + i, run, frame)), zero);
     }
     await finished;
     const wallNs = Number(process.hrtime.bigint() - t0);

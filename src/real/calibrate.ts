@@ -36,10 +36,11 @@ import type { Message } from "../engine/messages.js";
 import { DEFAULT_HOST, HOST_PROFILE_VERSION, type HostProfile } from "../sim/host.js";
 import { toGuestConfig } from "../workload/guest-config.js";
 import { parseWorkload } from "../workload/parse.js";
-import { faultLoop, loopbackPair } from "./calibrate-bulk.js";
+import { faultLoop, framePages, loopbackPair } from "./calibrate-bulk.js";
 import { coresAvailable, enginePerPageNs, streaming } from "./calibrate-cpu.js";
 import { runCosts } from "./calibrate-runs.js";
 import { guestLegs, switchoverHop } from "./calibrate-switchover.js";
+import { BULK_SLICE } from "./dest-session.js";
 import { GuestProcess } from "./guest-process.js";
 import { startingVcpus } from "./guest-spawn.js";
 import { closeFd, constants, mapShared, memfdCreate, pread, punchHole, pwrite, uffdApi, uffdCopy, uffdCreate, uffdRegister, uffdZeropage } from "./native.js";
@@ -339,8 +340,8 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     stream_ns_per_zero_run: m("stream_ns_per_zero_run"),
     stream_ns_per_run_running: m("stream_ns_per_run_running"),
     stream_ns_per_zero_run_running: m("stream_ns_per_zero_run_running"),
-    // Not measured: the real agent's bulk slice (32 messages a turn, transport.ts) × 16 pages a message.
-    loop_turn_pages: 512,
+    // Not measured: the real agent's bulk slice (messages a turn, dest-session.ts) × the engine's default batch.
+    loop_turn_pages: BULK_SLICE * framePages(),
   };
   return { profile, spread, host };
 }

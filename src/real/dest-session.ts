@@ -29,8 +29,8 @@ import { stamp } from "./switchover-stamps.js";
 /** A connection of the session: Node's (urgent, and bulk with TLS) or the native data plane's (bulk over plain TCP). */
 type Conn = FramedSocket | NativeBulkConn;
 
-/** Bulk messages the destination handles per event-loop turn (16-page frames: ~2 ms of installing in all; 4 halves fault latency again but also the throughput). */
-const BULK_SLICE = 32;
+/** Bulk messages the destination handles per event-loop turn (chosen with 16-page frames: ~2 ms of installing in all; 4 halves fault latency again but also the throughput). */
+export const BULK_SLICE = 32;
 
 export interface SessionOptions {
   /** How long a broken link may stay down before the migration is given up. */

@@ -177,9 +177,18 @@ export function checkHostProfile(v: unknown, where: string): HostProfile {
  * `urgent`: it goes on the urgent channel — with the fault lane, a demand
  * fault's request or reply, which no engine's loop handles on the way.
  * `linkLatencyUs`: the link's one-way latency, of which a lane message may
- * skip the event loop's part (`loop_hop_us`, host-lane.ts).
+ * skip the event loop's part (`loop_hop_us`, host-lane.ts). `zeroHoles`:
+ * the destination leaves zero pages holes (host-runs.ts ZERO_HOLE_MAX_PAGE),
+ * which splits a message's install calls at them.
  */
-export function messageCostUs(h: HostProfile, msg: Message<unknown>, destinationRunning = false, urgent = false, linkLatencyUs = 0): { sendUs: number; recvUs: number; extraUs: number } {
+export function messageCostUs(
+  h: HostProfile,
+  msg: Message<unknown>,
+  destinationRunning = false,
+  urgent = false,
+  linkLatencyUs = 0,
+  zeroHoles = false,
+): { sendUs: number; recvUs: number; extraUs: number } {
   if (urgent && h.fault_lane_us !== undefined && (msg.type === "pageRequest" || msg.type === "pages")) {
     return { sendUs: 0, recvUs: 0, extraUs: laneExtraUs(h, h.fault_lane_us, msg.type, linkLatencyUs) };
   }
@@ -192,14 +201,15 @@ export function messageCostUs(h: HostProfile, msg: Message<unknown>, destination
       if (d === null) {
         zeros++;
         sendNs += h.send_ns_per_zero_page;
-        recvNs += h.install_ns_per_zero_page;
+        // A hole is a mark in the receiver's table, no install (the stream keys charge its wall where the profile has them).
+        if (!zeroHoles) recvNs += h.install_ns_per_zero_page;
       } else {
         sendNs += h.send_ns_per_page;
         recvNs += h.install_ns_per_page;
       }
     }
     // The install calls only where the profile charges them: a profile without the run keys does no more work than before.
-    const runs = h.stream_ns_per_run !== undefined || h.stream_ns_per_run_running !== undefined ? installRuns(msg.pages, msg.data) : undefined;
+    const runs = h.stream_ns_per_run !== undefined || h.stream_ns_per_run_running !== undefined ? installRuns(msg.pages, msg.data, zeroHoles) : undefined;
     cpuUs = streamCpuUs(h, msg.pages.length, zeros, destinationRunning, runs);
   }
   let extraUs = 0;

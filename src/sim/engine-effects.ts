@@ -119,6 +119,26 @@ export function destinationEffects(w: SimWorld): DestinationEffects<number> & { 
   };
 }
 
+/**
+ * The real source's fault lane (native/src/lane_server.cc) where the host
+ * profile has one (`fault_lane_us`): a page request on the urgent channel is
+ * answered from the source guest's memory by the lane's own thread, without
+ * the source's engine, also when that page's copy is already on its way in a
+ * background message (the engine would leave the request to that copy; the
+ * destination keeps whichever copy comes first). The engine then books what
+ * the lane served, as the real agent tells it. Returns the engine's input for
+ * that booking once the reply is on the link, or null where no lane answers
+ * (no lane in the profile, not a page request, a page out of the layout,
+ * which the engine judges).
+ */
+export function laneServe(w: SimWorld, channel: Channel, msg: Msg, pageCount: number): { kind: "served"; pages: Uint32Array; zero: Uint8Array; bytes: number } | null {
+  if (w.host?.fault_lane_us === undefined || channel !== "urgent" || msg.type !== "pageRequest" || !(msg.page < pageCount)) return null;
+  const data = w.srcGuest.readPage(msg.page);
+  const reply: Msg = { type: "pages", pages: Uint32Array.of(msg.page), data: [data] };
+  send(w, 0, "urgent", reply);
+  return { kind: "served", pages: reply.pages, zero: Uint8Array.of(data === null ? 1 : 0), bytes: encodedSize(reply, w.pageSize) };
+}
+
 function send(w: SimWorld, dir: Direction, channel: Channel, msg: Msg): void {
   const bytes = encodedSize(msg, w.pageSize);
   const h = w.host;

@@ -25,6 +25,12 @@
  * stream runs (the two cores busy with the stream's threads), which the
  * lane's threads wait for as the agents' sockets do. Without `loop_hop_us`
  * a lane fault costs what it cost before (the lane's figure alone).
+ *
+ * With `fault_lane_us` the lane is also a mechanism, not only a cost: the
+ * real lane's source thread answers every request it gets, also for a page
+ * whose copy is already on its way in a background message, which the
+ * engine would leave to that copy; the simulator's driver does the same
+ * (engine-effects.ts laneServe).
  */
 import type { HostCpu } from "./host-cpu.js";
 

@@ -14,7 +14,7 @@ import { Source } from "../engine/source.js";
 import type { ProgressTrace } from "../disruption/recorder.js";
 import { compilePhases } from "../workload/generator.js";
 import type { Workload } from "../workload/types.js";
-import { destinationEffects, sourceEffects, type SimWorld } from "./engine-effects.js";
+import { destinationEffects, laneServe, sourceEffects, type SimWorld } from "./engine-effects.js";
 import { EngineTimers } from "./engine-timers.js";
 import { EventQueue } from "./event-queue.js";
 import { Guest, GuestShared } from "./guest.js";
@@ -75,6 +75,7 @@ export class Simulation {
   private readonly maxVirtualMs: number;
   private readonly host: HostProfile | null;
   private readonly standby: StandbyRun;
+  private readonly world: SimWorld;
 
   constructor(cfg: SimConfig) {
     // Huge pages moved whole: the engine and the guests' memory work in huge pages (huge-pages.ts).
@@ -152,6 +153,7 @@ export class Simulation {
         this.pagesReleased += count;
       },
     };
+    this.world = world;
     this.srcFx = sourceEffects(world);
     this.dstFx = destinationEffects(world);
     this.srcGuest.boot(0);
@@ -357,7 +359,8 @@ export class Simulation {
       // Taken in and installed (the drive applied every action, and nothing in the simulated world keeps a message): its arrays may carry the next one.
       if (msg.type === "pages" && this.finished === null) this.source.recycle(msg);
     } else {
-      this.source.handle({ kind: "message", msg }, now);
+      const served = this.standby.diedAt === null ? laneServe(this.world, channel, msg, this.workload.pageCount) : null;
+      this.source.handle(served ?? { kind: "message", msg }, now);
       this.drive(0);
     }
   }

@@ -12,7 +12,7 @@ import { driveDestination, type DestinationEffects } from "../engine/drive.js";
 import type { DestinationInput } from "../engine/events.js";
 import { ErrorCode, MIN_PROTOCOL_VERSION, type Channel, type HelloMsg, type Message } from "../engine/messages.js";
 import { resolveOptions } from "../engine/options.js";
-import { DeadlineTimer, nowUs } from "./clock.js";
+import { DeadlineTimer, monoToNowUs, nowUs } from "./clock.js";
 import { installModeFromEnv } from "./dataplane.js";
 import type { NativeBulkConn } from "./dataplane-recv.js";
 import { DestinationMemory } from "./dest-memory.js";
@@ -22,7 +22,6 @@ import type { SessionEnd, SessionOptions } from "./dest-session.js";
 import { fillFromStandby } from "./dest-standby-fill.js";
 import { messageOf } from "./errors.js";
 import type { DestFaultTrace } from "./fault-trace.js";
-import { monoUs } from "./fault-trace-clock.js";
 import { GuestProcess } from "./guest-process.js";
 import { migrationPageSize } from "./huge-reserve.js";
 import { constants } from "./native.js";
@@ -121,7 +120,7 @@ export class DestEngine {
         (page, tid, readUs) => {
           this.s.trace?.fault(page, readUs);
           // The fault's time is the reader's (as on the lane): its latency counts from there either way.
-          this.dispatch({ kind: "fault", page, vcpu: tid, at: readUs + (nowUs() - monoUs()) });
+          this.dispatch({ kind: "fault", page, vcpu: tid, at: readUs + monoToNowUs() });
         },
         (err) => this.s.finish({ outcome: "failed", reason: `the fault reader stopped: ${err.message}` }),
         (line) => this.s.log(line),

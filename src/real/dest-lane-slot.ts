@@ -10,12 +10,11 @@ import type { Socket } from "node:net";
 import { encodeMessage } from "../engine/codec.js";
 import type { DestinationInput } from "../engine/events.js";
 import type { Message } from "../engine/messages.js";
-import { nowUs } from "./clock.js";
+import { monoToNowUs } from "./clock.js";
 import { installedPages, nativeDataPlaneWanted } from "./dataplane.js";
 import type { DestinationMemory } from "./dest-memory.js";
 import { DestLane, FAULT_LANE_CAPABILITY } from "./fault-lane.js";
 import type { DestFaultTrace } from "./fault-trace.js";
-import { monoUs } from "./fault-trace-clock.js";
 import type { GuestProcess } from "./guest-process.js";
 import type { LaneNotice } from "./native.js";
 import { DEFAULT_STALL_MS, type Accepted } from "./transport.js";
@@ -112,7 +111,7 @@ export class DestLaneSlot {
 
   /** The lane's notices, in the order they happened: faults (requested on the lane), installs, its end. */
   private onLane(lane: DestLane | null, notices: LaneNotice[]): void {
-    const toEngine = nowUs() - monoUs();
+    const toEngine = monoToNowUs();
     for (const n of notices) {
       if (this.h.ended()) return;
       if (n.kind === "faults") {

@@ -8,8 +8,7 @@ import { rmSync } from "node:fs";
 import type { Socket } from "node:net";
 import { closeFd, mapShared, openPagemap, type Mapping } from "./native.js";
 import { MAX_LOG_SLOTS, type GuestLog, type VcpuLog } from "../disruption/guest-log.js";
-import { nowUs } from "./clock.js";
-import { monoUs } from "./fault-trace-clock.js";
+import { monoToNowUs } from "./clock.js";
 import { stamp } from "./switchover-stamps.js";
 import { connectGuest, GuestError, type GuestExit, type GuestLayout, type GuestSpawnOptions } from "./guest-connect.js";
 
@@ -169,7 +168,7 @@ export class GuestProcess {
     const p = await this.request(Op.ProgressLog);
     // The guest's stamps are CLOCK_MONOTONIC, process.hrtime's clock: one offset to the agents' (not the reply's "now",
     // which would shift every stamp by the reply's own latency).
-    const offsetUs = nowUs() - monoUs();
+    const offsetUs = monoToNowUs();
     const bad = (why: string) => new GuestError(`PROGRESS_LOG reply: ${why}`);
     if (p.length < 20) throw bad(`${p.length} bytes`);
     const originNs = Number(p.readBigUInt64LE(0));

@@ -42,6 +42,18 @@ describe("link model", () => {
     ].sort((x, y) => (x[1] as number) - (y[1] as number)));
   });
 
+  it("delivers a channel's messages in the order it sent them, whatever each one's receiver work", () => {
+    // "a" takes the receiver 5000 µs, "b" 10: b waits for a, as a connection's next frame does; the urgent channel is its own.
+    const { log, runUntil, link } = rig({ bandwidthBytesPerSec: 1e6, latencyUs: 100 });
+    link.send(0, "bulk", "a", 1000, 0, 1000, 5000);
+    link.send(0, "bulk", "b", 100, 0, 100, 10);
+    link.send(0, "urgent", "u", 10, 0, 10, 0);
+    runUntil(Infinity);
+    const rx = log.filter((e) => e[0] === "rx").map((e) => [e[1], e[3]]);
+    // u first on the wire (0–10 µs), a 10–1010, b 1010–1110: b would arrive at 1220, and is held until a, at 6110.
+    expect(rx).toEqual([[110, "u"], [6110, "a"], [6110, "b"]]);
+  });
+
   it("is full duplex: the directions do not share bandwidth", () => {
     const { log, runUntil, send } = rig({ bandwidthBytesPerSec: 1e6, latencyUs: 0 });
     send(0, "bulk", "down", 1000, 0);

@@ -6,6 +6,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MODES } from "../src/engine/messages.js";
+import type { HostProfile } from "../src/sim/host.js";
 import { Simulation, type SimConfig } from "../src/sim/simulation.js";
 import { parseWorkload } from "../src/workload/parse.js";
 
@@ -40,6 +41,33 @@ const workloadArb = fc
   })
   .map(({ pages, ...rest }) => parseWorkload({ ppsim_workload: 1, name: "random", memory: pages * 4096, page_size: 4096, ...rest }));
 
+/**
+ * A host profile or none: what the hosts' work costs per page and message,
+ * with the optional fault lane and switchover legs. A receiver's work delays
+ * what its engine hears; a channel still delivers in order (sim/link.ts).
+ */
+const hostArb: fc.Arbitrary<HostProfile | undefined> = fc.option(
+  fc.record(
+    {
+      ppsim_host_profile: fc.constant(1 as const),
+      measured_on: fc.constant("random"),
+      send_ns_per_page: fc.integer({ min: 0, max: 20_000 }),
+      send_ns_per_zero_page: fc.integer({ min: 0, max: 5_000 }),
+      install_ns_per_page: fc.integer({ min: 0, max: 50_000 }),
+      install_ns_per_zero_page: fc.integer({ min: 0, max: 20_000 }),
+      message_ns: fc.integer({ min: 0, max: 20_000 }),
+      fault_delivery_us: fc.integer({ min: 0, max: 500 }),
+      pause_us: fc.integer({ min: 0, max: 500 }),
+      resume_us: fc.integer({ min: 0, max: 500 }),
+      guest_start_us: fc.integer({ min: 0, max: 5_000 }),
+      fault_lane_us: fc.integer({ min: 0, max: 300 }),
+      park_us: fc.integer({ min: 0, max: 500 }),
+    },
+    { requiredKeys: ["ppsim_host_profile", "measured_on", "send_ns_per_page", "send_ns_per_zero_page", "install_ns_per_page", "install_ns_per_zero_page", "message_ns", "fault_delivery_us", "pause_us", "resume_us", "guest_start_us"] },
+  ),
+  { nil: undefined },
+);
+
 const configArb: fc.Arbitrary<SimConfig> = fc.record({
   workload: workloadArb,
   options: fc.record({
@@ -57,6 +85,7 @@ const configArb: fc.Arbitrary<SimConfig> = fc.record({
   }),
   seed: fc.nat(1000),
   outages: fc.array(fc.record({ atMs: fc.integer({ min: 0, max: 200 }), durationMs: fc.integer({ min: 1, max: 100 }) }), { maxLength: 3 }),
+  host: hostArb,
 });
 
 function run(cfg: SimConfig) {

@@ -164,6 +164,8 @@ class Lane<M> {
   readonly bytes: Record<Channel, number> = { urgent: 0, bulk: 0 };
   /** Bytes given to the lane and not yet fully serialised. */
   readonly inWindow: Record<Channel, number> = { urgent: 0, bulk: 0 };
+  /** When the last message of each channel is delivered: a channel delivers in the order it sent. */
+  readonly lastDelivery: Record<Channel, number> = { urgent: -Infinity, bulk: -Infinity };
 }
 
 export const DEFAULT_WINDOW_BYTES = 256 * 1024;
@@ -300,7 +302,20 @@ export class Link<M> {
       lane.curStart = end;
       lane.curEnd = end + lane.curRemaining * upb;
     }
-    this.hooks.schedule(end + this.spec.latencyUs + extraUs, this.deliverEvent(dir, "urgent", msg));
+    this.hooks.schedule(this.inOrder(lane, "urgent", end + this.spec.latencyUs + extraUs), this.deliverEvent(dir, "urgent", msg));
+  }
+
+  /**
+   * A channel's messages reach the receiver's engine in the order they were
+   * sent, as a connection's frames do: one whose host work is short (a few
+   * pages) waits for the one before it whose work is long (a full batch). Without
+   * this, a pre-copy's later round overtook an earlier one carrying the same
+   * pages and the destination kept the older copy (the run failed to verify).
+   */
+  private inOrder(lane: Lane<M>, channel: Channel, at: number): number {
+    const t = Math.max(at, lane.lastDelivery[channel]);
+    lane.lastDelivery[channel] = t;
+    return t;
   }
 
   /** The next bulk message goes on the wire: now, or after the urgent ones planned. */
@@ -377,7 +392,7 @@ export class Link<M> {
     lane.cur = null;
     lane.bytes[done.channel] += done.bytes;
     lane.inWindow[done.channel] -= done.bytes;
-    this.hooks.schedule(now + this.spec.latencyUs + done.extraUs, this.deliverEvent(dir, done.channel, done.msg));
+    this.hooks.schedule(this.inOrder(lane, done.channel, now + this.spec.latencyUs + done.extraUs), this.deliverEvent(dir, done.channel, done.msg));
     if (this.spareQueued.length < MAX_SPARE) this.spareQueued.push(done);
     this.hooks.transmitted(dir, done.channel, now);
     if (lane.cur === null) this.begin(dir, lane, now);
@@ -399,6 +414,9 @@ export class Link<M> {
       lane.roomPending = false;
       lane.inWindow.urgent = 0;
       lane.inWindow.bulk = 0;
+      // What was travelling is lost: the next epoch's messages wait for none of it.
+      lane.lastDelivery.urgent = -Infinity;
+      lane.lastDelivery.bulk = -Infinity;
     }
   }
 

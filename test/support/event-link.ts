@@ -92,6 +92,8 @@ class Lane<M> {
   /** Bytes given to the lane and not yet fully serialised. */
   readonly inWindow: Record<Channel, number> = { urgent: 0, bulk: 0 };
   messages = 0;
+  /** A channel delivers in the order it sent (as the planned link: a receiver takes a connection's frames in order). */
+  readonly lastDelivery: Record<Channel, number> = { urgent: -Infinity, bulk: -Infinity };
 }
 
 const DEFAULT_WINDOW_BYTES = 256 * 1024;
@@ -197,7 +199,9 @@ export class EventLink<M> {
     lane.inWindow[done.channel] -= done.bytes;
     lane.messages++;
     lane.propagating++;
-    this.hooks.schedule(now + this.spec.latencyUs + done.extraUs, { type: "deliver", dir: ev.dir, channel: done.channel, msg: done.msg, epoch: this.epoch });
+    const at = Math.max(now + this.spec.latencyUs + done.extraUs, lane.lastDelivery[done.channel]);
+    lane.lastDelivery[done.channel] = at;
+    this.hooks.schedule(at, { type: "deliver", dir: ev.dir, channel: done.channel, msg: done.msg, epoch: this.epoch });
     this.hooks.transmitted(ev.dir, done.channel, done.bytes, now);
     if (lane.sending === null) this.startNext(ev.dir, now);
   }
@@ -219,6 +223,8 @@ export class EventLink<M> {
       lane.gen++;
       lane.inWindow.urgent = 0;
       lane.inWindow.bulk = 0;
+      lane.lastDelivery.urgent = -Infinity;
+      lane.lastDelivery.bulk = -Infinity;
     }
   }
 

@@ -7,7 +7,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { checkHostProfile, DEFAULT_HOST, messageCostUs, type HostProfile } from "../src/sim/host.js";
-import { CPU_KEYS, requestWaitUs, streamCpuUs, streamingThrottle } from "../src/sim/host-cpu.js";
+import { CPU_KEYS, requestWaitUs, streamCpuUs, streamDuty, streamingThrottle, withStreaming } from "../src/sim/host-cpu.js";
 import { RUN_KEYS } from "../src/sim/host-runs.js";
 import { simulate } from "../src/sim/simulation.js";
 import { loadWorkload } from "../src/workload/parse.js";
@@ -108,5 +108,27 @@ describe("the host's cores (host-cpu.ts)", () => {
     expect(laned.fault_latency_us.p50).toBeLessThan(busy.fault_latency_us.p50);
     expect(laned.fault_latency_us.p50).toBeGreaterThan(DEFAULT_HOST.fault_lane_us ?? Infinity);
     expect(busy.host?.cores_available).toBe(1);
+  });
+
+  it("a link slower than the stream leaves the guest the cycles the stream waits: its throttle scales with the stream's duty", () => {
+    const wall = { cores_available: 2, stream_ns_per_page: 4101, guest_share_streaming: 0.5 };
+    // 4101 B a page (4096 + its entry) at 1 GB/s: 4101 ns on the wire, the stream's own 4101 ns: busy all the time.
+    expect(streamDuty(wall, 1e9)).toBeCloseTo(1, 9);
+    expect(streamDuty(wall, 10e9)).toBe(1);
+    expect(streamDuty(wall, 125e6)).toBeCloseTo(0.125, 9);
+    // Without the stream's wall figure, its CPU over the cores; without either, busy (as before the duty).
+    expect(streamDuty({ cores_available: 2, bulk_cpu_ns_per_page: 8202 }, 125e6)).toBeCloseTo(0.125, 9);
+    expect(streamDuty({ guest_share_streaming: 0.5 }, 125e6)).toBe(1);
+    expect(withStreaming(wall, 0)).toBeCloseTo(0.5, 9);
+    expect(withStreaming(wall, 0, 0.125)).toBeCloseTo(0.0625, 9);
+    expect(withStreaming(wall, 0.2, 0.125)).toBeCloseTo(1 - 0.8 * 0.9375, 9);
+    // In a run: the same profile on a 1 Gbit/s link leaves the pre-copy guest more of its speed (it dirties more) than a busy stream would.
+    const web = withMemory(loadWorkload("examples/web-server.json"), 32 * 1024 * 1024);
+    const slow = { bandwidthBytesPerSec: 125e6, latencyUs: 50 };
+    const host = { ...BASE, ...wall };
+    const scaled = simulate({ workload: web, options: { mode: "precopy" }, link: slow, host });
+    const busy = simulate({ workload: web, options: { mode: "precopy" }, link: slow, host: { ...host, stream_ns_per_page: 40_000 } });
+    expect(scaled.verified).toBe(true);
+    expect(scaled.guest?.utilization ?? 0).toBeGreaterThan(busy.guest?.utilization ?? 1);
   });
 });

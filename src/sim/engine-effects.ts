@@ -15,7 +15,7 @@ import type { ExpectedMemory } from "./expected-memory.js";
 import type { Guest } from "./guest.js";
 import { messageCostUs, occupancyBytes, type HostProfile } from "./host.js";
 import { ZERO_HOLE_MAX_PAGE } from "./host-runs.js";
-import { faultWakeUs, withStreaming } from "./host-cpu.js";
+import { faultWakeUs, streamDuty, withStreaming } from "./host-cpu.js";
 import { firstStepUs, pauseLegsUs } from "./host-switchover.js";
 import type { Direction, Link } from "./link.js";
 import type { Msg, SimEvent } from "./sim-config.js";
@@ -38,6 +38,11 @@ export interface SimWorld {
   /** A side's engine ended the migration. */
   finish(outcome: "completed" | "cancelled" | "failed", reason: string): void;
   releasePages(count: number): void;
+}
+
+/** How busy the page stream keeps the cores on this run's link (host-cpu.ts streamDuty). */
+export function duty(w: SimWorld): number {
+  return w.host === null ? 1 : streamDuty(w.host, w.link.spec.bandwidthBytesPerSec);
 }
 
 /** The source's effects, and the park of its guest that a host's `park_us` puts after the engine's decision (host-switchover.ts). */
@@ -78,7 +83,7 @@ export function sourceEffects(w: SimWorld): SourceEffects<number> & { park(): vo
       w.expected.drop();
       guest.setThrottle(0);
     },
-    throttleGuest: (ratio) => guest.setThrottle(withStreaming(w.host, ratio)),
+    throttleGuest: (ratio) => guest.setThrottle(withStreaming(w.host, ratio, duty(w))),
     standbyRoom: () => w.standby.hasRoom,
     standbyWrite: (op) => w.standby.write(op, w.clock()),
     releasePages: (count) => w.releasePages(count),
@@ -92,7 +97,7 @@ export function destinationEffects(w: SimWorld): DestinationEffects<number> & { 
   const start = (cpuState: Uint8Array) => {
     guest.resume(w.clock(), cpuState);
     // The host's cores go to the page stream from here (src/sim/host-cpu.ts); a vCPU woken from a fault waits for one.
-    if (w.host !== null) guest.setThrottle(withStreaming(w.host, 0));
+    if (w.host !== null) guest.setThrottle(withStreaming(w.host, 0, duty(w)));
     guest.wakeUs = faultWakeUs(w.host);
     // A simulated guest starts at once; the engine queues the action's answer and the loop picks it up.
     w.dest.handle({ kind: "guestResumed" }, w.clock());

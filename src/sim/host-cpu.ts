@@ -62,6 +62,7 @@
  * `fault_wake_us` after the install that ended it (its fault's latency and
  * blocktime still end at the install, as the real engine books them).
  */
+import { PAGE_ENTRY_OVERHEAD } from "../engine/codec.js";
 import { runsWallNs, type HostRuns, type InstallRuns } from "./host-runs.js";
 
 export interface HostCpu {
@@ -122,9 +123,28 @@ export function streamingThrottle(h: HostCpu): number {
   return s === undefined ? 0 : 1 - Math.max(1e-3, Math.min(1, s));
 }
 
-/** A guest's throttle while pages stream with the engine's own (auto-converge) `ratio` on top. */
-export function withStreaming(h: HostCpu | null, ratio: number): number {
-  const t = h === null ? 0 : streamingThrottle(h);
+/**
+ * The share of its time the page stream keeps the hosts' cores busy on a link
+ * of `bandwidthBytesPerSec`: 1 where the stream is the bound — as when
+ * calibrate measured `guest_share_streaming`, its stream as fast as the
+ * cores allow — and less where the link holds the stream back (its threads
+ * then wait for the link, and the guest gets those cycles: over the netns
+ * 1 Gbit/s link real pre-copy guests kept 0.59–0.79 of their speed where
+ * calibrate's share said 0.41–0.58, docs/netns-benchmark.md). 1 without the
+ * stream's figures.
+ */
+export function streamDuty(h: HostCpu, bandwidthBytesPerSec: number): number {
+  if (h.cores_available === undefined) return 1;
+  const nsPerPage = h.stream_ns_per_page ?? (h.bulk_cpu_ns_per_page !== undefined ? h.bulk_cpu_ns_per_page / h.cores_available : undefined);
+  if (nsPerPage === undefined || !(bandwidthBytesPerSec > 0)) return 1;
+  // A 4 KiB page and its entry on the wire: the unit the stream's figures are per.
+  const wireNsPerPage = ((4096 + PAGE_ENTRY_OVERHEAD) * 1e9) / bandwidthBytesPerSec;
+  return Math.min(1, nsPerPage / wireNsPerPage);
+}
+
+/** A guest's throttle while pages stream (`duty`: streamDuty on the run's link) with the engine's own (auto-converge) `ratio` on top. */
+export function withStreaming(h: HostCpu | null, ratio: number, duty = 1): number {
+  const t = h === null ? 0 : streamingThrottle(h) * Math.max(0, Math.min(1, duty));
   // Exactly the engine's ratio without the key: a profile without it simulates bit for bit as before.
   return t === 0 ? ratio : 1 - (1 - ratio) * (1 - t);
 }

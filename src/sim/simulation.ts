@@ -14,7 +14,7 @@ import { Source } from "../engine/source.js";
 import type { ProgressTrace } from "../disruption/recorder.js";
 import { compilePhases } from "../workload/generator.js";
 import type { Workload } from "../workload/types.js";
-import { destinationEffects, laneServe, sourceEffects, type SimWorld } from "./engine-effects.js";
+import { destinationEffects, duty, laneServe, sourceEffects, type SimWorld } from "./engine-effects.js";
 import { EngineTimers } from "./engine-timers.js";
 import { EventQueue } from "./event-queue.js";
 import { Guest, GuestShared } from "./guest.js";
@@ -297,7 +297,7 @@ export class Simulation {
         this.shared.progress.start(now);
         this.progress.reset(now, this.shared.workUs);
         this.source.start(now);
-        if (this.host !== null) this.srcGuest.setThrottle(withStreaming(this.host, 0));
+        if (this.host !== null) this.srcGuest.setThrottle(withStreaming(this.host, 0, duty(this.world)));
         this.drive(0);
         return;
       case "timer": {

@@ -139,9 +139,14 @@ export function destinationEffects(w: SimWorld): DestinationEffects<number> & { 
 export function laneServe(w: SimWorld, channel: Channel, msg: Msg, pageCount: number): { kind: "served"; pages: Uint32Array; zero: Uint8Array; bytes: number } | null {
   if (w.host?.fault_lane_us === undefined || channel !== "urgent" || msg.type !== "pageRequest" || !(msg.page < pageCount)) return null;
   const data = w.srcGuest.readPage(msg.page);
-  const reply: Msg = { type: "pages", pages: Uint32Array.of(msg.page), data: [data] };
+  // One-slot arrays filled in place, not Uint32Array.of (its iterator path, once per demand fault: page-sender.ts).
+  const pages = new Uint32Array(1);
+  pages[0] = msg.page;
+  const zero = new Uint8Array(1);
+  zero[0] = data === null ? 1 : 0;
+  const reply: Msg = { type: "pages", pages, data: [data] };
   send(w, 0, "urgent", reply);
-  return { kind: "served", pages: reply.pages, zero: Uint8Array.of(data === null ? 1 : 0), bytes: encodedSize(reply, w.pageSize) };
+  return { kind: "served", pages, zero, bytes: encodedSize(reply, w.pageSize) };
 }
 
 function send(w: SimWorld, dir: Direction, channel: Channel, msg: Msg): void {

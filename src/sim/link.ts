@@ -27,6 +27,7 @@
  */
 import type { Channel } from "../engine/messages.js";
 import { DEFAULT_SEGMENT_BYTES, type Direction, type LinkSpec } from "./link-spec.js";
+import { Ends, Fifo } from "./link-queues.js";
 
 export { DEFAULT_SEGMENT_BYTES, formatLink, parseLink, type Direction, type LinkSpec } from "./link-spec.js";
 
@@ -68,81 +69,6 @@ interface Queued<M> {
   occupancy: number;
   /** Added to the latency: the receiver's work before its engine hears of the message, µs. */
   extraUs: number;
-}
-
-/** A FIFO that does not shift its array on every take. */
-class Fifo<T> {
-  private items: T[] = [];
-  private head = 0;
-
-  get length(): number {
-    return this.items.length - this.head;
-  }
-
-  push(item: T): void {
-    this.items.push(item);
-  }
-
-  take(): T | undefined {
-    if (this.head === this.items.length) return undefined;
-    const item = this.items[this.head++];
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return item;
-  }
-
-  clear(): void {
-    this.items = [];
-    this.head = 0;
-  }
-}
-
-/** The planned ends of urgent messages not yet counted as sent: (time, bytes) in time order, a ring. */
-class Ends {
-  private at = new Float64Array(16);
-  private bytes = new Float64Array(16);
-  private head = 0;
-  length = 0;
-
-  get firstAt(): number {
-    return this.at[this.head];
-  }
-
-  push(at: number, bytes: number): void {
-    if (this.length === this.at.length) this.grow();
-    const i = (this.head + this.length) & (this.at.length - 1);
-    this.at[i] = at;
-    this.bytes[i] = bytes;
-    this.length++;
-  }
-
-  /** Removes the first end; its bytes. */
-  take(): number {
-    const b = this.bytes[this.head];
-    this.head = (this.head + 1) & (this.at.length - 1);
-    this.length--;
-    return b;
-  }
-
-  clear(): void {
-    this.head = 0;
-    this.length = 0;
-  }
-
-  private grow(): void {
-    const at = new Float64Array(this.at.length * 2);
-    const bytes = new Float64Array(this.at.length * 2);
-    for (let k = 0; k < this.length; k++) {
-      const i = (this.head + k) & (this.at.length - 1);
-      at[k] = this.at[i];
-      bytes[k] = this.bytes[i];
-    }
-    this.at = at;
-    this.bytes = bytes;
-    this.head = 0;
-  }
 }
 
 class Lane<M> {

@@ -20,6 +20,7 @@
  */
 import type { Channel } from "../../src/engine/messages.js";
 import { DEFAULT_SEGMENT_BYTES, type Direction, type LinkSpec } from "../../src/sim/link-spec.js";
+import { Fifo } from "../../src/sim/link-queues.js";
 
 export type EventLinkEvent<M> =
   /** The message on the wire is done (`gen` tells a stale one after a cut-in). */
@@ -43,35 +44,6 @@ interface Queued<M> {
   occupancy: number;
   /** Added to the latency: the receiver's work before its engine hears of the message, µs. */
   extraUs: number;
-}
-
-/** A FIFO that does not shift its array on every take. */
-class Fifo<T> {
-  private items: T[] = [];
-  private head = 0;
-
-  get length(): number {
-    return this.items.length - this.head;
-  }
-
-  push(item: T): void {
-    this.items.push(item);
-  }
-
-  take(): T | undefined {
-    if (this.head === this.items.length) return undefined;
-    const item = this.items[this.head++];
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return item;
-  }
-
-  clear(): void {
-    this.items = [];
-    this.head = 0;
-  }
 }
 
 class Lane<M> {

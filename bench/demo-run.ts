@@ -6,8 +6,17 @@ import { SourceAgent, type SourceAgentOptions } from "../src/real/source-agent.j
 import type { Workload } from "../src/workload/types.js";
 
 /** Runs `use` on a started source agent, then ends both agents (the destination given `finishMs` to report). */
-export async function withDemoMigration<T>(bin: string, workload: Workload, mode: Mode, use: (agent: SourceAgent) => Promise<T>, finishMs = 120_000, more: Partial<SourceAgentOptions> = {}): Promise<T> {
-  const dest = await spawnDemoDestination(bin, () => undefined);
+export async function withDemoMigration<T>(
+  bin: string,
+  workload: Workload,
+  mode: Mode,
+  use: (agent: SourceAgent) => Promise<T>,
+  finishMs = 120_000,
+  more: Partial<SourceAgentOptions> = {},
+  /** The destination's flags (default --insecure) and who hears its log lines. */
+  dest0: { args?: string[]; log?: (line: string) => void } = {},
+): Promise<T> {
+  const dest = await spawnDemoDestination(bin, dest0.log ?? (() => undefined), dest0.args);
   const agent = await SourceAgent.start({ ...more, workload, mode, seed: 1, peer: { host: "127.0.0.1", port: dest.port } });
   try {
     return await use(agent);

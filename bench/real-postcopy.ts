@@ -4,7 +4,7 @@
  * measured loopback.
  *
  *   npm run build && node dist/bench/real-postcopy.js [--workload FILE[,FILE…]] [--sizes 256MiB,1GiB,4GiB,8GiB]
- *     [--runs N] [--mode postcopy,precopy,hybrid] [--connections 1,2,4] [--dataplane native,js] [--fault-lane on,off] [--json FILE]
+ *     [--runs N] [--mode postcopy,precopy,hybrid] [--connections 1,2,4] [--dataplane native,js] [--fault-lane on,off] [--prealloc off,on] [--json FILE]
  *
  * The issue's matrix, one command (issue 9): every workload × mode × size ×
  * data plane × bulk connection count, `--runs` each, back to back, each
@@ -60,13 +60,16 @@ interface Run {
   source_mib_over_time: [number, number][];
   /** Where the downtime went (SourceAgent.switchoverBreakdown): the agents' legs, the guest's downtime and every stamp. */
   switchover: Breakdown;
+  /** --prealloc on: how long the destination took to populate the guest's memory before it listened, ms. */
+  prealloc_ms?: number | null;
 }
 
-async function migrateOnce(file: string, memBytes: number, bin: string, mode: Mode, dataplane: string, connections: number, lane: string): Promise<Run> {
+async function migrateOnce(file: string, memBytes: number, bin: string, mode: Mode, dataplane: string, connections: number, lane: string, prealloc: boolean): Promise<Run> {
   // Both ends: the destination child inherits it.
   process.env.PPSIM_DATAPLANE = dataplane;
   process.env.PPSIM_FAULT_LANE = lane === "off" ? "0" : "1";
   const workload = scaleWorkload(loadWorkload(file), memBytes);
+  let populateMs: number | null = null;
   return withDemoMigration(
     bin,
     workload,
@@ -80,16 +83,28 @@ async function migrateOnce(file: string, memBytes: number, bin: string, mode: Mo
     },
     60_000,
     { connections },
-  );
+    {
+      // --prealloc on: the destination populates the guest's memory before it listens (src/real/dest-prealloc.ts); its cost is kept beside the run.
+      args: ["--insecure", ...(prealloc ? ["--prealloc", String(memBytes)] : [])],
+      log: (l) => {
+        const m = /populated ahead: \d+ MiB in (\d+) ms/.exec(l);
+        if (m !== null) populateMs = Number(m[1]);
+      },
+    },
+  ).then((r) => ({ ...r, prealloc_ms: populateMs }));
 }
 
 const list = (text: string | undefined, dflt: string): string[] => (text ?? dflt).split(",").filter((x) => x !== "");
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { workload: { type: "string" }, sizes: { type: "string" }, runs: { type: "string" }, mode: { type: "string" }, json: { type: "string" }, dataplane: { type: "string" }, connections: { type: "string" }, "fault-lane": { type: "string" } } });
+  const { values } = parseArgs({ options: { workload: { type: "string" }, sizes: { type: "string" }, runs: { type: "string" }, mode: { type: "string" }, json: { type: "string" }, dataplane: { type: "string" }, connections: { type: "string" }, "fault-lane": { type: "string" }, prealloc: { type: "string" } } });
   // --fault-lane on,off: each run of a row both ways, interleaved (run i with the lane, then without it).
-  const lanes = list(values["fault-lane"], "on");
-  for (const l of lanes) if (l !== "on" && l !== "off") throw new Error("--fault-lane takes on, off or both (on,off)");
+  const laneList = list(values["fault-lane"], "on");
+  for (const l of laneList) if (l !== "on" && l !== "off") throw new Error("--fault-lane takes on, off or both (on,off)");
+  // --prealloc off,on: likewise each run without and with the destination's memory populated ahead.
+  const preallocList = list(values.prealloc, "off");
+  for (const l of preallocList) if (l !== "on" && l !== "off") throw new Error("--prealloc takes off, on or both (off,on)");
+  const lanes = laneList.flatMap((lane) => preallocList.map((prealloc) => ({ lane, prealloc: prealloc === "on" })));
   const planes = list(values.dataplane, "native");
   for (const d of planes) if (d !== "native" && d !== "js") throw new Error("--dataplane takes native, js or both (native,js)");
   const modes = list(values.mode, "postcopy") as Mode[];
@@ -117,10 +132,10 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   for (const file of files) for (const mode of modes) for (const mem of sizes) for (const plane of planes) for (const c of plane === "js" ? [1] : conns) {
     const byLane: Run[][] = lanes.map(() => []);
-    for (let i = 0; i < runs; i++) for (let k = 0; k < lanes.length; k++) byLane[k].push(await migrateOnce(file, mem, bin, mode, plane, c, lanes[k]));
+    for (let i = 0; i < runs; i++) for (let k = 0; k < lanes.length; k++) byLane[k].push(await migrateOnce(file, mem, bin, mode, plane, c, lanes[k].lane, lanes[k].prealloc));
     for (let k = 0; k < lanes.length; k++) {
       const all = byLane[k];
-      const lane = lanes[k];
+      const { lane, prealloc } = lanes[k];
       const reports = all.map((r) => r.report);
       const ok = reports.filter((r) => r.outcome === "completed" && r.verified === true);
       // The run with the median total time stands for the row; every run's figures are kept.
@@ -140,10 +155,12 @@ async function main(): Promise<void> {
         dataplane: plane,
         connections: c,
         fault_lane: lane,
-        runs: all.map(({ report: r, source_peak_mib, punched_pages, source_mib_over_time, switchover }) => ({
+        prealloc,
+        runs: all.map(({ report: r, source_peak_mib, punched_pages, source_mib_over_time, switchover, prealloc_ms }) => ({
           outcome: r.outcome, verified: r.verified, reason: r.reason, downtime_ms: r.downtime_ms, total_ms: r.total_ms, rounds: r.rounds.length, throttle: r.throttle, background_mib_s: r.background_mib_s,
           fault_p50_us: r.fault_latency_us.p50, fault_p99_us: r.fault_latency_us.p99, fault_max_us: r.fault_latency_us.max, source_peak_mib, punched_pages, source_mib_over_time, switchover,
           receiver_cpu_ns_per_nonzero_page: receiverNsPerPage(r),
+          prealloc_ms: prealloc_ms ?? null,
           wire_over_nonzero: Math.round((r.bytes_sent / Math.max(1, (r.pages_sent - r.pages_zero) * r.page_size)) * 10000) / 10000,
           background_over_loopback: Math.round((r.background_mib_s / lo.mib_s) * 100) / 100,
           background_over_native_loopback: Math.round((r.background_mib_s / limit) * 100) / 100,
@@ -156,7 +173,7 @@ async function main(): Promise<void> {
         wire_over_nonzero: Math.round((pick.bytes_sent / nonZeroBytes) * 10000) / 10000,
         sim: { downtime_ms: sim.downtime_ms, total_ms: sim.total_ms, demand_faults: sim.demand_faults, fault_latency_us: sim.fault_latency_us, background_mib_s: sim.background_mib_s, bytes_sent: sim.bytes_sent, verified: sim.verified },
       });
-      console.error(`${file} ${mode} ${formatBytes(mem)} (${plane}, ${c} conn, fault lane ${lane}): ${ok.length}/${reports.length} verified, downtime ${pick.downtime_ms} ms, total ${pick.total_ms} ms`);
+      console.error(`${file} ${mode} ${formatBytes(mem)} (${plane}, ${c} conn, fault lane ${lane}${prealloc ? ", prealloc" : ""}): ${ok.length}/${reports.length} verified, downtime ${pick.downtime_ms} ms, total ${pick.total_ms} ms`);
     }
   }
   delete process.env.PPSIM_DATAPLANE;
@@ -169,7 +186,7 @@ async function main(): Promise<void> {
   console.log(table(result.rows, lo, rt, native, window, touch));
   for (const r of result.rows) {
     const w = r.workload.replace(/^.*\//, "").replace(/\.json$/, "");
-    console.log("\n" + cpuTable(`${w} ${r.mode} ${r.mem} (${r.dataplane}, ${r.connections} conn, fault lane ${r.fault_lane})`, r.real.mem_bytes, r.runs.map((x) => x.cpu)));
+    console.log("\n" + cpuTable(`${w} ${r.mode} ${r.mem} (${r.dataplane}, ${r.connections} conn, fault lane ${r.fault_lane}${r.prealloc ? ", prealloc" : ""})`, r.real.mem_bytes, r.runs.map((x) => x.cpu)));
   }
 }
 
@@ -183,8 +200,8 @@ function receiverNsPerPage(r: Report): number | null {
   const ms = whole.filter((e) => e.process === "destination agent" && e.role === "bulk").reduce((a, e) => a + e.cpu_ms, 0);
   return Math.round((ms * 1e6) / pages);
 }
-type RunRow = { cpu: RunCpu | null; receiver_cpu_ns_per_nonzero_page: number | null; total_ms: number; downtime_ms: number; rounds: number; throttle: number; background_mib_s: number; background_over_native_loopback: number; fault_p50_us: number; fault_p99_us: number; fault_max_us: number; source_peak_mib: number | null; switchover: Breakdown };
-type Row = { workload: string; mode: Mode; mem: string; dataplane: string; connections: number; fault_lane: string; runs: RunRow[]; real: Report; sim: Record<string, unknown>; wire_over_nonzero: number; verified_runs: string; downtime_ms_median: number };
+type RunRow = { cpu: RunCpu | null; receiver_cpu_ns_per_nonzero_page: number | null; prealloc_ms: number | null; total_ms: number; downtime_ms: number; rounds: number; throttle: number; background_mib_s: number; background_over_native_loopback: number; fault_p50_us: number; fault_p99_us: number; fault_max_us: number; source_peak_mib: number | null; switchover: Breakdown };
+type Row = { workload: string; mode: Mode; mem: string; dataplane: string; connections: number; fault_lane: string; prealloc: boolean; runs: RunRow[]; real: Report; sim: Record<string, unknown>; wire_over_nonzero: number; verified_runs: string; downtime_ms_median: number };
 
 function breakdown(b: Breakdown): string {
   if (b === null) return "-";
@@ -220,15 +237,15 @@ function table(rows: Row[], lo: { mib_s: number; rtt_us: number }, rt: { p50_us:
   const lines = [
     `${window.from} … ${window.to}. Loopback TCP (Node ↔ Node): ${lo.mib_s} MiB/s, round trip p50 ${lo.rtt_us} µs; through the data plane's threads: ${nat}; local userfaultfd round trip through Node: p50 ${rt.p50_us} µs, p99 ${rt.p99_us} µs; first touch of fresh memory ${touch.ns_per_page} ns per page (${touch.mib} MiB; ${rep})`,
     "",
-    "| workload | mode | guest | data plane | conns | fault lane | verified | total ms, runs (median; sim) | downtime ms, runs (sim) | rounds / throttle | background MiB/s, runs (sim) | background / native loopback | fault p50 / p99 / max µs (median run; sim p50) | wire / non-zero | source peak MiB | agents' span: pause / engine / to link / delivery / resume (of it, to the vCPUs' start) ms, each run | the guest's downtime = PAUSE reply + engine and to link + the frame's trip + destination loop to engine + RESUME read + first vCPU step, ms, each run | agents' span ms, runs | destination bulk CPU ns per non-zero page, each run |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| workload | mode | guest | data plane | conns | fault lane | memory populated ahead, ms per run | verified | total ms, runs (median; sim) | downtime ms, runs (sim) | rounds / throttle | background MiB/s, runs (sim) | background / native loopback | fault p50 / p99 / max µs (median run; sim p50) | wire / non-zero | source peak MiB | agents' span: pause / engine / to link / delivery / resume (of it, to the vCPUs' start) ms, each run | the guest's downtime = PAUSE reply + engine and to link + the frame's trip + destination loop to engine + RESUME read + first vCPU step, ms, each run | agents' span ms, runs | destination bulk CPU ns per non-zero page, each run |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const r of rows) {
     const s = r.sim as { downtime_ms: number; total_ms: number; fault_latency_us: { p50: number }; background_mib_s: number };
     const w = r.workload.replace(/^.*\//, "").replace(/\.json$/, "");
     const f = r.real.fault_latency_us;
     lines.push(
-      `| ${w} | ${r.mode} | ${r.mem} | ${r.dataplane} | ${r.connections} | ${r.fault_lane} | ${r.verified_runs} | ${spread(r.runs.map((x) => x.total_ms))} (${Math.round(r.real.total_ms)}; ${Math.round(s.total_ms)}) | ${spread(r.runs.map((x) => x.downtime_ms), 1)} (${s.downtime_ms.toFixed(2)}) | ${spread(r.runs.map((x) => x.rounds))} / ${spread(r.runs.map((x) => x.throttle * 100))} % | ${spread(r.runs.map((x) => x.background_mib_s))} (${Math.round(s.background_mib_s)}) | ${spread(r.runs.map((x) => x.background_over_native_loopback), 2)} | ${Math.round(f.p50)} / ${Math.round(f.p99)} / ${Math.round(f.max)}; ${Math.round(s.fault_latency_us.p50)} | ${r.wire_over_nonzero} | ${spread(r.runs.map((x) => x.source_peak_mib ?? NaN))} | ${r.runs.map((x) => breakdown(x.switchover)).join("; ")} | ${r.runs.map((x) => guestLegs(x.switchover)).join("; ")} | ${spread(r.runs.map((x) => x.switchover?.agents_ms ?? NaN), 1)} | ${r.runs.map((x) => x.receiver_cpu_ns_per_nonzero_page ?? "-").join(", ")} |`,
+      `| ${w} | ${r.mode} | ${r.mem} | ${r.dataplane} | ${r.connections} | ${r.fault_lane} | ${r.prealloc ? r.runs.map((x) => x.prealloc_ms ?? "?").join(", ") : "no"} | ${r.verified_runs} | ${spread(r.runs.map((x) => x.total_ms))} (${Math.round(r.real.total_ms)}; ${Math.round(s.total_ms)}) | ${spread(r.runs.map((x) => x.downtime_ms), 1)} (${s.downtime_ms.toFixed(2)}) | ${spread(r.runs.map((x) => x.rounds))} / ${spread(r.runs.map((x) => x.throttle * 100))} % | ${spread(r.runs.map((x) => x.background_mib_s))} (${Math.round(s.background_mib_s)}) | ${spread(r.runs.map((x) => x.background_over_native_loopback), 2)} | ${Math.round(f.p50)} / ${Math.round(f.p99)} / ${Math.round(f.max)}; ${Math.round(s.fault_latency_us.p50)} | ${r.wire_over_nonzero} | ${spread(r.runs.map((x) => x.source_peak_mib ?? NaN))} | ${r.runs.map((x) => breakdown(x.switchover)).join("; ")} | ${r.runs.map((x) => guestLegs(x.switchover)).join("; ")} | ${spread(r.runs.map((x) => x.switchover?.agents_ms ?? NaN), 1)} | ${r.runs.map((x) => x.receiver_cpu_ns_per_nonzero_page ?? "-").join(", ")} |`,
     );
   }
   return lines.join("\n");

@@ -56,5 +56,9 @@ describe("bad local input", () => {
     expect(await failure(["real", "--listen", "127.0.0.1:0", "--insecure", "--psk-file", "k"])).toMatch(/--insecure contradicts/);
     expect(await failure(["real", "--listen", "127.0.0.1:0", "--insecure", "--max-sessions", "0"])).toMatch(/--max-sessions must be an integer ≥ 1/);
     expect(await failure(["real", "--peer", "127.0.0.1:1", "--insecure", "--max-memory", "1GiB", "--trace", "examples/idle.json"])).toMatch(/are for the destination/);
+    expect(await failure(["real", "--peer", "127.0.0.1:1", "--insecure", "--prealloc", "1GiB", "--trace", "examples/idle.json"])).toMatch(/--prealloc is for the destination/);
+    expect(await failure(["real", "--listen", "127.0.0.1:0", "--insecure", "--prealloc", "3000"])).toMatch(/--prealloc must be a size that is a multiple of \d+ bytes, got "3000"/);
+    expect(await failure(["real", "--listen", "127.0.0.1:0", "--insecure", "--prealloc", "guest"])).toMatch(/--prealloc must be a size/);
+    expect(await failure(["real", "--demo", "--trace", "examples/idle.json", "--prealloc", "guest", "--install", "copy"])).toMatch(/cannot go with --install copy/);
   });
 });

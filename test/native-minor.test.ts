@@ -118,9 +118,12 @@ describe.skipIf(userfaultfdUnavailable() !== null)("minor faults on a memfd (the
  * Install mode "continue" (native/src/page_states.h): one page table shared by
  * a bulk receiver thread and the urgent reply's install (PageTable.install).
  * Both orders of the overlap are forced by the test's own sequence: each
- * frame is awaited as the receiver's notice before the next step.
+ * frame is awaited as the receiver's notice before the next step. Each case
+ * runs on fresh memory and on memory populated ahead (dest-prealloc.ts: every
+ * page allocated, zero, and mapped in the agent's alias that the table takes
+ * over; an absent page then faults MINOR, and a zero page is mapped unwritten).
  */
-describe.skipIf(userfaultfdUnavailable() !== null)("install mode continue: the claims", () => {
+describe.skipIf(userfaultfdUnavailable() !== null).each([false, true])("install mode continue: the claims (populated ahead: %s)", (populated) => {
   const word = (p: number, k: number): bigint => 0x1000n * BigInt(p + 1) + BigInt(k);
   /** A page whose word i is word(tag, i). */
   const page = (tag: number): Buffer => {
@@ -129,10 +132,12 @@ describe.skipIf(userfaultfdUnavailable() !== null)("install mode continue: the c
     return b;
   };
 
-  function rig() {
+  async function rig() {
     const features = C.UFFD_FEATURE_MISSING_SHMEM | C.UFFD_FEATURE_MINOR_SHMEM | C.UFFD_FEATURE_THREAD_ID;
     const fd = memfdCreate("continue", PAGES * PS);
     cleanups.push(() => closeFd(fd));
+    const alias = populated ? mapShared(fd, PAGES * PS) : null;
+    await alias?.populateAsync();
     const guest = mapShared(fd, PAGES * PS);
     cleanups.push(() => guest.unmap());
     const uffd = uffdCreate();
@@ -142,7 +147,8 @@ describe.skipIf(userfaultfdUnavailable() !== null)("install mode continue: the c
     const events: FaultEvent[] = [];
     const reader = startFaultReader(uffd, (e) => events.push(...e));
     cleanups.push(() => reader.stop());
-    const table = createPageTable(fd, uffd, guest.address, PS, PAGES);
+    const table = createPageTable(fd, uffd, guest.address, PS, PAGES, alias);
+    expect(alias?.mapped ?? false).toBe(false); // the table's now
     cleanups.push(() => table.close());
     const src = memfdCreate("continue-src", PAGES * PS);
     cleanups.push(() => closeFd(src));
@@ -164,7 +170,7 @@ describe.skipIf(userfaultfdUnavailable() !== null)("install mode continue: the c
   }
 
   it("urgent first: the later bulk copy is dropped, the guest's write kept; bulk first: the urgent copy is dropped", async () => {
-    const { fd, guest, events, table, receiver, bulk, switchover, at } = rig();
+    const { fd, guest, events, table, receiver, bulk, switchover, at } = await rig();
     await switchover();
     // Page 2 demanded and installed first; the guest writes to it; then the bulk copy arrives.
     expect(table.install(2, page(20), true)).toBe(TableInstall.Installed);
@@ -189,11 +195,11 @@ describe.skipIf(userfaultfdUnavailable() !== null)("install mode continue: the c
   });
 
   it("a fault on a missing page waits for the bulk copy's map; a zero page maps zeros", async () => {
-    const { guest, events, table, bulk, switchover, at } = rig();
+    const { guest, events, table, bulk, switchover, at } = await rig();
     await switchover();
     const load = guest.touchAsync(at(4, 3));
     await nextFault(events);
-    expect(events[0].flags & C.UFFD_PAGEFAULT_FLAG_MINOR).toBe(0);
+    expect(events[0].flags & C.UFFD_PAGEFAULT_FLAG_MINOR).toBe(populated ? C.UFFD_PAGEFAULT_FLAG_MINOR : 0);
     await bulk(pagesMsg([{ page: 4, data: page(40) }, { page: 7, data: null }]));
     expect(await load).toBe(word(40, 3));
     expect(table.install(4, page(99), true)).toBe(TableInstall.Mapped);
@@ -204,7 +210,7 @@ describe.skipIf(userfaultfdUnavailable() !== null)("install mode continue: the c
   });
 
   it("before the guest runs pages are written and mapped at once (resends overwrite; nothing faults after resume); dropped pages are claimed anew", async () => {
-    const { fd, guest, events, table, bulk, switchover, at } = rig();
+    const { fd, guest, events, table, bulk, switchover, at } = await rig();
     await bulk(pagesMsg([{ page: 1, data: page(10) }, { page: 2, data: null }]));
     await bulk(pagesMsg([{ page: 1, data: page(11) }]));
     expect(table.install(3, page(30), false)).toBe(TableInstall.Installed);
@@ -222,5 +228,50 @@ describe.skipIf(userfaultfdUnavailable() !== null)("install mode continue: the c
     expect(table.install(3, page(32), true)).toBe(TableInstall.Installed);
     expect(await guest.touchAsync(at(3, 4))).toBe(word(32, 4));
     expect(events).toHaveLength(0);
+  });
+
+  it.skipIf(!populated)("populated: zero pages punched to holes since are mapped too, alone and between data pages", async () => {
+    const { fd, guest, events, table, bulk, switchover, at } = await rig();
+    // Punched while the guest does not run (the switchover's stale pages): holes in populated memory.
+    punchHole(fd, at(2), PS);
+    punchHole(fd, at(5), PS);
+    table.markAbsent(Uint32Array.of(2, 5));
+    await switchover();
+    await bulk(pagesMsg([{ page: 4, data: page(40) }, { page: 5, data: null }, { page: 6, data: page(60) }]));
+    await bulk(pagesMsg([{ page: 2, data: null }]));
+    expect(table.install(1, null, true)).toBe(TableInstall.Installed);
+    for (const p of [1, 2, 4, 5, 6]) expect(table.state(p), `page ${p}`).toBe(2);
+    expect(await guest.touchAsync(at(4, 7))).toBe(word(40, 7));
+    expect(await guest.touchAsync(at(5, 7))).toBe(0n);
+    expect(await guest.touchAsync(at(6, 7))).toBe(word(60, 7));
+    expect(await guest.touchAsync(at(2, 7))).toBe(0n);
+    expect(await guest.touchAsync(at(1, 7))).toBe(0n);
+    expect(events).toHaveLength(0);
+  });
+
+  it.skipIf(!populated)("populated: a zero page resent before the guest runs over an older copy is zeros", async () => {
+    const { fd, guest, events, table, bulk, switchover, at } = await rig();
+    await bulk(pagesMsg([{ page: 3, data: page(30) }, { page: 4, data: page(40) }]));
+    await bulk(pagesMsg([{ page: 3, data: null }]));
+    expect(table.install(4, null, false)).toBe(TableInstall.Installed);
+    expect(pread(fd, at(3), PS).equals(Buffer.alloc(PS))).toBe(true);
+    expect(pread(fd, at(4), PS).equals(Buffer.alloc(PS))).toBe(true);
+    await switchover();
+    expect(await guest.touchAsync(at(3, 1))).toBe(0n);
+    expect(await guest.touchAsync(at(4, 1))).toBe(0n);
+    expect(events).toHaveLength(0);
+  });
+});
+
+describe.skipIf(userfaultfdUnavailable() !== null)("a page table's alias", () => {
+  it("must be a Mapping of exactly the guest's memory, and is taken over", () => {
+    const fd = memfdCreate("alias", PAGES * PS);
+    cleanups.push(() => closeFd(fd));
+    const uffd = uffdCreate();
+    cleanups.push(() => closeFd(uffd));
+    const short = mapShared(fd, (PAGES - 1) * PS);
+    expect(() => createPageTable(fd, uffd, 0n, PS, PAGES, short)).toThrow(/alias is .* bytes, the guest's RAM/);
+    expect(short.mapped).toBe(false); // taken, then unmapped with the refusal
+    expect(() => createPageTable(fd, uffd, 0n, PS, PAGES, {} as Mapping)).toThrow(/alias must be a Mapping/);
   });
 });

@@ -24,7 +24,7 @@ using namespace guest;
 static int Usage(const char* msg) {
   fprintf(stderr,
           "ppsim-guest: %s\n"
-          "usage: ppsim-guest --role source|destination --config FILE --socket PATH [--steps N] [--minor] [--no-wp] [--vcpu-nice N] [--control-rr PRIO] [--vcpu-rr PRIO]\n",
+          "usage: ppsim-guest --role source|destination --config FILE --socket PATH [--steps N] [--minor] [--memfd FD] [--no-wp] [--vcpu-nice N] [--control-rr PRIO] [--vcpu-rr PRIO]\n",
           msg);
   return 2;
 }
@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   int vcpu_nice = 0;
   int control_rr = 0;
   int vcpu_rr = 0;
+  int memfd = -1;  // --memfd: guest RAM the agent made (populated ahead), inherited at this fd
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     auto val = [&](const char* name) -> const char* {
@@ -75,6 +76,13 @@ int main(int argc, char** argv) {
       long n = strtol(s, &end, 10);
       if (errno || *end || n < 0 || n > 99) return Usage("--vcpu-rr must be an integer in 0..99");
       vcpu_rr = static_cast<int>(n);
+    } else if (a == "--memfd") {
+      const char* s = val("--memfd");
+      char* end = nullptr;
+      errno = 0;
+      long n = strtol(s, &end, 10);
+      if (errno || *end || n < 3 || n > 1023) return Usage("--memfd must be an inherited file descriptor number in 3..1023");
+      memfd = static_cast<int>(n);
     } else if (a == "--minor") minor = true;
     else if (a == "--no-wp") wp = false;
     else return Usage(("unknown argument " + a).c_str());
@@ -82,6 +90,8 @@ int main(int argc, char** argv) {
   if (role_s != "source" && role_s != "destination") return Usage("--role must be source or destination");
   if (config.empty() || socket_path.empty()) return Usage("--config and --socket are required");
   Role role = role_s == "source" ? Role::Source : Role::Destination;
+  if (memfd >= 0 && role != Role::Destination) return Usage("--memfd is for the destination (its memory populated ahead)");
+  if (memfd >= 0 && !minor) return Usage("--memfd needs --minor: pages of populated memory are found by MINOR faults");
   signal(SIGPIPE, SIG_IGN);  // a vanished agent shows up as a write error instead
 
   Config cfg;
@@ -91,7 +101,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   Ram ram;
-  if (!CreateRam(cfg, ram, err)) {
+  if (!CreateRam(cfg, memfd, ram, err)) {
     fprintf(stderr, "ppsim-guest: %s\n", err.c_str());
     return 1;
   }

@@ -4,6 +4,7 @@
 #include <linux/memfd.h>  // MFD_HUGE_SHIFT (glibc's sys/mman.h has MFD_HUGETLB only)
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -26,19 +27,38 @@ static std::string NoHugePages(const Config& c) {
          "kB/nr_hugepages (ppsim real does so itself when it runs as root)";
 }
 
-bool CreateRam(const Config& c, Ram& ram, std::string& err) {
-  // No MFD_CLOEXEC is needed either way: we exec nothing. CLOEXEC for hygiene.
-  // MFD_HUGETLB encodes log2(huge page size) at MFD_HUGE_SHIFT; the config
-  // checked it is a power of two, and an unsupported size fails with EINVAL.
-  unsigned flags = MFD_CLOEXEC;
-  if (c.huge_page_size != 0) flags |= MFD_HUGETLB | (static_cast<unsigned>(__builtin_ctzll(c.huge_page_size)) << MFD_HUGE_SHIFT);
-  ram.memfd = memfd_create("ppsim-guest-ram", flags);
-  if (ram.memfd < 0) {
-    err = Err(c.huge_page_size != 0 ? "memfd_create(MFD_HUGETLB, " + std::to_string(c.huge_page_size) + "-byte pages)" : "memfd_create");
-    if (c.huge_page_size != 0 && errno == EINVAL) err += "; this kernel has no hugetlb pages of that size (ls /sys/kernel/mm/hugepages)";
-    return false;
+// The agent's memfd at `fd`: shmem (F_GET_SEALS answers only for memfd/shmem files) of exactly
+// the guest's size — a longer one would be memory nobody migrates, a shorter one SIGBUS.
+static bool AdoptRam(const Config& c, int fd, Ram& ram, std::string& err) {
+  if (c.huge_page_size != 0) return err = "--memfd: populated memory is for base pages, this guest is on huge pages", false;
+  if (fcntl(fd, F_GET_SEALS) < 0) return err = Err("fcntl(F_GET_SEALS, --memfd " + std::to_string(fd) + "): not a memfd"), false;
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return err = Err("fstat(--memfd " + std::to_string(fd) + ")"), false;
+  if (static_cast<uint64_t>(st.st_size) != c.mem_bytes)
+    return err = "--memfd " + std::to_string(fd) + " is " + std::to_string(st.st_size) + " bytes, the guest's RAM " + std::to_string(c.mem_bytes), false;
+  // Not inherited further: we exec nothing, CLOEXEC for hygiene as for our own memfd.
+  if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) return err = Err("fcntl(F_SETFD, --memfd)"), false;
+  ram.memfd = fd;
+  return true;
+}
+
+bool CreateRam(const Config& c, int given, Ram& ram, std::string& err) {
+  if (given >= 0) {
+    if (!AdoptRam(c, given, ram, err)) return false;
+  } else {
+    // No MFD_CLOEXEC is needed either way: we exec nothing. CLOEXEC for hygiene.
+    // MFD_HUGETLB encodes log2(huge page size) at MFD_HUGE_SHIFT; the config
+    // checked it is a power of two, and an unsupported size fails with EINVAL.
+    unsigned flags = MFD_CLOEXEC;
+    if (c.huge_page_size != 0) flags |= MFD_HUGETLB | (static_cast<unsigned>(__builtin_ctzll(c.huge_page_size)) << MFD_HUGE_SHIFT);
+    ram.memfd = memfd_create("ppsim-guest-ram", flags);
+    if (ram.memfd < 0) {
+      err = Err(c.huge_page_size != 0 ? "memfd_create(MFD_HUGETLB, " + std::to_string(c.huge_page_size) + "-byte pages)" : "memfd_create");
+      if (c.huge_page_size != 0 && errno == EINVAL) err += "; this kernel has no hugetlb pages of that size (ls /sys/kernel/mm/hugepages)";
+      return false;
+    }
+    if (ftruncate(ram.memfd, static_cast<off_t>(c.mem_bytes)) != 0) return err = Err("ftruncate(guest RAM)"), false;
   }
-  if (ftruncate(ram.memfd, static_cast<off_t>(c.mem_bytes)) != 0) return err = Err("ftruncate(guest RAM)"), false;
   // hugetlbfs reserves the pages of a shared mapping at mmap: too few free ones is ENOMEM here, not a SIGBUS later.
   void* p = mmap(nullptr, c.mem_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, ram.memfd, 0);
   if (p == MAP_FAILED) {

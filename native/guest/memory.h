@@ -27,7 +27,9 @@ struct Ram {
 
 enum class Role { Source, Destination };
 
-bool CreateRam(const Config& c, Ram& ram, std::string& err);
+// given >= 0: RAM is that memfd (inherited from the agent, populated ahead:
+// shmem on base pages, exactly mem_bytes long), not a new one.
+bool CreateRam(const Config& c, int given, Ram& ram, std::string& err);
 // SPEC.md initial content: zero pages stay holes; the others get content
 // derived from (seed, page).
 void FillInitial(const Config& c, Ram& ram);

@@ -115,6 +115,7 @@ Napi::Function Mapping::Init(Napi::Env env) {
                                   InstanceMethod<&Mapping::ReadU64>("readU64"),
                                   InstanceMethod<&Mapping::WriteU64>("writeU64"),
                                   InstanceMethod<&Mapping::TouchAsync>("touchAsync"),
+                                  InstanceMethod<&Mapping::PopulateAsync>("populateAsync"),
                                   InstanceMethod<&Mapping::Unmap>("unmap")});
   ctor = new Napi::FunctionReference(Napi::Persistent(f));
   return f;
@@ -242,6 +243,61 @@ Napi::Value Mapping::TouchAsync(const Napi::CallbackInfo& info) {
   Napi::Promise pr = w->Promise();
   w->Queue();
   return pr;
+}
+
+// populateAsync() -> Promise<void>: every page of the mapping faulted in writable
+// (MADV_POPULATE_WRITE), on a libuv pool thread: pages a memfd does not have yet are allocated
+// and zeroed — a first write to each, unlike fallocate, whose pages are cleared only when first
+// used — and all of them end mapped here, so that stores into the mapping later neither fault
+// nor take a lock (dest-prealloc.ts: a GiB takes a second where fresh memory is slow).
+class PopulateWorker : public Napi::AsyncWorker {
+ public:
+  PopulateWorker(Napi::Env env, Mapping* m, Napi::Object self, uint8_t* p, uint64_t len)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), m_(m), p_(p), len_(len) {
+    self_ = Napi::Persistent(self);  // keeps the Mapping alive (and mapped, see Unmap)
+    m_->inflight++;
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    while (madvise(p_, len_, MADV_POPULATE_WRITE) != 0) {
+      if (errno == EINTR) continue;  // the pages done stay done; the rest is faulted in again
+      errno_ = errno;
+      return;
+    }
+  }
+  void OnOK() override {
+    m_->inflight--;
+    if (errno_ != 0) return deferred_.Reject(ErrnoError(Env(), errno_, "madvise(MADV_POPULATE_WRITE, " + std::to_string(len_) + " bytes)").Value());
+    deferred_.Resolve(Env().Undefined());
+  }
+  void OnError(const Napi::Error& e) override {
+    m_->inflight--;
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference self_;
+  Mapping* m_;
+  uint8_t* p_;
+  uint64_t len_;
+  int errno_ = 0;
+};
+
+Napi::Value Mapping::PopulateAsync(const Napi::CallbackInfo& info) {
+  uint8_t* p = Checked(info.Env(), 0, len_, "Mapping.populateAsync");
+  auto* w = new PopulateWorker(info.Env(), this, info.This().As<Napi::Object>(), p, len_);
+  Napi::Promise pr = w->Promise();
+  w->Queue();
+  return pr;
+}
+
+uint8_t* Mapping::Release(Napi::Env env, uint64_t* len) {
+  uint8_t* p = Checked(env, 0, len_, "Mapping.release");
+  if (inflight.load() > 0) ThrowErrno(env, EBUSY, "Mapping.release while an async touch or populate is in flight");
+  *len = len_;
+  addr_ = nullptr;
+  return p;
 }
 
 Napi::Value Mapping::Unmap(const Napi::CallbackInfo& info) {

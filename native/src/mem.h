@@ -22,6 +22,9 @@ class Mapping : public Napi::ObjectWrap<Mapping> {
   uint8_t* Checked(Napi::Env env, uint64_t offset, uint64_t len, const char* what);
   // Async touches pin the mapping: munmap refuses while one is in flight.
   std::atomic<int> inflight{0};
+  // Hands the mapping over (its address; *len its length): the caller unmaps it from now on, this
+  // object is unmapped. Throws if unmapped already or pinned.
+  uint8_t* Release(Napi::Env env, uint64_t* len);
 
  private:
   Napi::Value Address(const Napi::CallbackInfo& info);
@@ -33,6 +36,7 @@ class Mapping : public Napi::ObjectWrap<Mapping> {
   Napi::Value ReadU64(const Napi::CallbackInfo& info);
   Napi::Value WriteU64(const Napi::CallbackInfo& info);
   Napi::Value TouchAsync(const Napi::CallbackInfo& info);
+  Napi::Value PopulateAsync(const Napi::CallbackInfo& info);
   Napi::Value Unmap(const Napi::CallbackInfo& info);
 
   uint8_t* addr_ = nullptr;

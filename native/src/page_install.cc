@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "../common/uapi.h"
+#include "nt_copy.h"
 #include "page_states.h"
 #include "util.h"
 #include "zero_holes.h"
@@ -69,11 +70,25 @@ int PageInstaller::Before(const std::vector<uint32_t>& pages, const std::vector<
 int PageInstaller::Continue(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, bool guestRuns, int memfd,
                             int uffd, uint64_t base, uint64_t ps, PageStates* states, std::string* what) {
   if (guestRuns) return Claimed(pages, data, i, j, memfd, uffd, base, ps, states, what);
-  int e = Pwrite(pages, data, i, j, memfd, ps, what);
-  if (e != 0) return e;
+  // Populated memory: a zero page never written is zero already — only data, and zeros over an
+  // older copy (a resend: Mapped), are written.
+  const bool populated = states->populated();
+  size_t k = i;
+  while (k < j) {
+    auto write = [&](size_t q) { return !populated || data[q] != nullptr || states->Get(pages[q]) == kMapped; };
+    if (!write(k)) {
+      k++;
+      continue;
+    }
+    size_t m = k + 1;
+    while (m < j && write(m)) m++;
+    int e = Write(pages, data, k, m, memfd, ps, states, what);
+    if (e != 0) return e;
+    k = m;
+  }
   // Only the stretches not mapped yet: a resend (pre-copy's later rounds, the stop-and-copy) is
   // mapped already, and a CONTINUE of it would fail EEXIST page by page — work inside the downtime.
-  size_t k = i;
+  k = i;
   while (k < j) {
     if (states->Get(pages[k]) == kMapped) {
       k++;
@@ -82,7 +97,9 @@ int PageInstaller::Continue(const std::vector<uint32_t>& pages, const std::vecto
     size_t m = k + 1;
     while (m < j && states->Get(pages[m]) != kMapped) m++;
     uint64_t dst = base + pages[k] * ps, len = (m - k) * ps;
-    e = ContinueRange(uffd, dst, len, ps, true);  // EEXIST: mapped meanwhile by another path's copy
+    // EEXIST: mapped meanwhile by another path's copy. Populated: an unwritten zero page that was
+    // punched since is a hole, which CONTINUE cannot map (MapZeroRange gives it ZEROPAGE).
+    int e = populated ? MapZeroRange(uffd, dst, len, ps, true) : ContinueRange(uffd, dst, len, ps, true);
     if (e != 0) return *what = "UFFDIO_CONTINUE(dst " + Hex(dst) + ", len " + std::to_string(len) + ")", e;
     for (size_t q = k; q < m; q++) states->Mapped(pages[q]);
     k = m;
@@ -110,10 +127,13 @@ int PageInstaller::Claimed(const std::vector<uint32_t>& pages, const std::vector
     bool allZero = true;
     for (size_t q = k; q < m && allZero; q++) allZero = data[q] == nullptr;
     uint64_t dst = base + pages[k] * ps, len = (m - k) * ps;
-    int e = allZero ? 0 : Pwrite(pages, data, k, m, memfd, ps, what);
+    int e = allZero ? 0 : Write(pages, data, k, m, memfd, ps, states, what);
     if (e == 0) {
-      // EEXIST here would mean a claimed page was not a hole: a path wrote without its claim. Refused, never skipped.
-      e = allZero ? ZeropageRange(uffd, dst, len) : ContinueRange(uffd, dst, len, ps, false);
+      // EEXIST here would mean a claimed page was already mapped: a path mapped without its claim.
+      // Refused, never skipped — but in populated memory, where the stretch's zero pages are not
+      // written, one of them may be a hole (punched since), which CONTINUE cannot map: MapZeroRange
+      // maps the stretch, holes with ZEROPAGE, and passes mapped pages over.
+      e = allZero || states->populated() ? MapZeroRange(uffd, dst, len, ps, states->populated()) : ContinueRange(uffd, dst, len, ps, false);
       if (e != 0) *what = std::string(allZero ? "UFFDIO_ZEROPAGE" : "UFFDIO_CONTINUE") + "(dst " + Hex(dst) + ", len " + std::to_string(len) + ")";
     }
     if (e != 0) {
@@ -177,6 +197,22 @@ int PageInstaller::Holes(const std::vector<uint32_t>& pages, const std::vector<c
     }
     k = m;
   }
+  return 0;
+}
+
+// Pages [i..j) (consecutive; zero pages as zeros) into the memfd: stores into its alias where the
+// table has one (populated memory, page_states.h), else pwritev.
+int PageInstaller::Write(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, uint64_t ps,
+                         PageStates* states, std::string* what) {
+  if (states->Alias(pages[i], ps) == nullptr) return Pwrite(pages, data, i, j, memfd, ps, what);
+  for (size_t k = i; k < j; k++) {
+    uint8_t* a = states->Alias(pages[k], ps);
+    if (data[k] != nullptr) StreamCopy(a, data[k], ps);
+    // A zero page: zeros only over an older copy (a resend before the guest runs). Otherwise it
+    // holds zeros already — populated, or a hole since (no path leaves bytes in a page it does not map).
+    else if (states->Get(pages[k]) == kMapped) memset(a, 0, ps);
+  }
+  StreamFence();  // before the CONTINUE that maps these bytes into the guest
   return 0;
 }
 

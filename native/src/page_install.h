@@ -62,6 +62,8 @@ class PageInstaller {
              std::string* what);
   int Holes(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, bool guestRuns, int memfd, int uffd,
             uint64_t base, uint64_t ps, ZeroHoles* holes, std::string* what);
+  int Write(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, uint64_t ps, PageStates* states,
+            std::string* what);
   int Pwrite(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, uint64_t ps, std::string* what);
   int Continue(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, bool guestRuns, int memfd, int uffd,
                uint64_t base, uint64_t ps, PageStates* states, std::string* what);

@@ -7,14 +7,18 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "../common/uapi.h"
+#include "mem.h"
+#include "nt_copy.h"
 #include "util.h"
 
 namespace ppsim {
@@ -61,6 +65,24 @@ int ZeropageRange(int uffd, uint64_t start, uint64_t len) {
   return 0;
 }
 
+PageStates::~PageStates() {
+  if (alias_ != nullptr) (void)munmap(alias_, aliasLen_);  // our own mapping of aliasLen_ bytes
+}
+
+int MapZeroRange(int uffd, uint64_t start, uint64_t len, uint64_t ps, bool populated) {
+  if (!populated) return ZeropageRange(uffd, start, len);
+  int e = ContinueRange(uffd, start, len, ps, true);
+  if (e != EFAULT) return e;
+  // Some page of it is a hole (punched: a switchover's stale page, an install that failed). Page by
+  // page; those the first call mapped are EEXIST now, passed over.
+  for (uint64_t a = start; a < start + len; a += ps) {
+    e = ContinueRange(uffd, a, ps, ps, true);
+    if (e == EFAULT) e = ZeropageRange(uffd, a, ps);
+    if (e != 0) return e;
+  }
+  return 0;
+}
+
 int PunchRange(int memfd, uint64_t offset, uint64_t len) {
   return fallocate(memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset), static_cast<off_t>(len)) == 0 ? 0 : errno;
 }
@@ -94,7 +116,7 @@ class PageTable : public Napi::ObjectWrap<PageTable> {
     return f;
   }
 
-  // new PageTable(memfd, uffd, base: bigint, pageSize, pageCount)
+  // new PageTable(memfd, uffd, base: bigint, pageSize, pageCount, alias?: Mapping): with an alias, the memfd is populated (page_states.h)
   explicit PageTable(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PageTable>(info) {
     Napi::Env env = info.Env();
     int mem = ArgFd(info, 0, "memfd");
@@ -113,10 +135,36 @@ class PageTable : public Napi::ObjectWrap<PageTable> {
       close(mem_);
       ThrowErrno(env, e, "fcntl(F_DUPFD_CLOEXEC, uffd " + std::to_string(uffd) + ")");
     }
-    states_ = std::make_shared<PageStates>(static_cast<size_t>(pc));
+    bool populated = info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull();
+    uint8_t* alias = populated ? TakeAlias(env, info[5], pc) : nullptr;
+    states_ = std::make_shared<PageStates>(static_cast<size_t>(pc), populated, alias, alias == nullptr ? 0 : pc * ps_);
   }
 
   ~PageTable() override { CloseFds(); }
+
+  // Populated memory's alias (page_states.h): a Mapping of the whole memfd with every page mapped
+  // (the pool's, dest-prealloc.ts: populated through it), handed over to the table.
+  uint8_t* TakeAlias(Napi::Env env, Napi::Value v, uint64_t pc) {
+    if (!v.IsObject() || Mapping::ctor == nullptr || !v.As<Napi::Object>().InstanceOf(Mapping::ctor->Value())) {
+      CloseFds();
+      ThrowType(env, "alias must be a Mapping of the populated memfd");
+    }
+    Mapping* m = Mapping::Unwrap(v.As<Napi::Object>());
+    uint64_t len = 0;
+    uint8_t* p = nullptr;
+    try {
+      p = m->Release(env, &len);
+    } catch (...) {
+      CloseFds();
+      throw;
+    }
+    if (len != pc * ps_) {
+      (void)munmap(p, len);
+      CloseFds();
+      ThrowRange(env, "alias is " + std::to_string(len) + " bytes, the guest's RAM " + std::to_string(pc * ps_));
+    }
+    return p;
+  }
 
   std::shared_ptr<PageStates> states() const { return states_; }
 
@@ -147,10 +195,13 @@ class PageTable : public Napi::ObjectWrap<PageTable> {
     uint64_t dst = base_ + p * ps_, at = p * ps_;
     if (!runs) {
       // The guest does not run: overwriting is allowed (pre-copy resends); written, then mapped at once.
-      int e = data != nullptr ? WritePage(mem_, data, ps_, at) : ZeroPage(at);
+      // A zero page never written needs no zeros where the memory is populated (its page is zero).
+      const bool mapped = states_->Get(p) == kMapped;
+      const bool write = data != nullptr || mapped || !states_->populated();
+      int e = !write ? 0 : data != nullptr ? Write(p, data, at) : ZeroPage(at);
       if (e != 0) ThrowErrno(env, e, "pwrite(memfd, page " + std::to_string(p) + ")");
-      e = states_->Get(p) == kMapped ? 0 : ContinueRange(uffd_, dst, ps_, ps_, true);  // a resend is mapped already
-      if (e != 0) ThrowErrno(env, e, "UFFDIO_CONTINUE(dst " + Hex(dst) + ", len " + std::to_string(ps_) + ")");
+      e = mapped ? 0 : write ? ContinueRange(uffd_, dst, ps_, ps_, true) : MapZeroRange(uffd_, dst, ps_, ps_, true);  // a resend is mapped already
+      if (e != 0) ThrowErrno(env, e, std::string(write ? "UFFDIO_CONTINUE" : "UFFDIO_CONTINUE/ZEROPAGE") + "(dst " + Hex(dst) + ", len " + std::to_string(ps_) + ")");
       states_->Mapped(p);
       return Napi::Number::New(env, 0);
     }
@@ -160,10 +211,10 @@ class PageTable : public Napi::ObjectWrap<PageTable> {
       return Napi::Number::New(env, 2);
     }
     // Ours: a hole nobody else writes. Bytes first, then the map (which wakes the waiters).
-    int e = data != nullptr ? WritePage(mem_, data, ps_, at) : 0;
+    int e = data != nullptr ? Write(p, data, at) : 0;
     std::string what = "pwrite(memfd, page " + std::to_string(p) + ")";
     if (e == 0) {
-      e = data != nullptr ? ContinueRange(uffd_, dst, ps_, ps_, false) : ZeropageRange(uffd_, dst, ps_);
+      e = data != nullptr ? ContinueRange(uffd_, dst, ps_, ps_, false) : MapZeroRange(uffd_, dst, ps_, ps_, states_->populated());
       what = std::string(data != nullptr ? "UFFDIO_CONTINUE" : "UFFDIO_ZEROPAGE") + "(dst " + Hex(dst) + ", len " + std::to_string(ps_) + ")";
     }
     if (e != 0) {
@@ -207,6 +258,15 @@ class PageTable : public Napi::ObjectWrap<PageTable> {
     if (mem_ >= 0) close(mem_);
     if (uffd_ >= 0) close(uffd_);
     mem_ = uffd_ = -1;
+  }
+
+  // Page p's bytes into the memfd: through the alias where there is one (a store, no lock).
+  int Write(uint32_t p, const uint8_t* data, uint64_t at) {
+    uint8_t* a = states_->Alias(p, ps_);
+    if (a == nullptr) return WritePage(mem_, data, ps_, at);
+    StreamCopy(a, data, ps_);
+    StreamFence();  // before the CONTINUE that maps the page into the guest
+    return 0;
   }
 
   // A zero page before the guest runs: zeros written over whatever an older copy left.

@@ -26,6 +26,18 @@
 // resends a page), and each run is CONTINUE-d as it is written (Mapped), so
 // that at resume no page is in the page cache unmapped — nothing for the
 // guest to fault on, nothing added to the downtime.
+// Populated memory (the destination's memfd allocated before the migration,
+// dest-prealloc.ts): an Absent page is then a zero page in the page cache that
+// the guest's mapping does not map (a guest touch is a MINOR fault), or a hole
+// where one was punched since. Nothing changes for data; a zero page is mapped
+// as it is (CONTINUE), a hole with ZEROPAGE (MapZeroRange) — and no path
+// writes zeros over a page never written. Data goes in through an alias: the
+// agent's own mapping of the memfd, every page of it mapped (measured: pwritev
+// into a memfd takes its inode lock, so that the bulk receiver threads queued
+// behind each other for a third of their time; a store into a mapped page
+// takes no lock and no system call). The guest cannot see those bytes before
+// the CONTINUE that maps the page into its own mapping, which the claim orders
+// as it does pwritev.
 #pragma once
 
 #include <napi.h>
@@ -41,10 +53,20 @@ enum PageState : uint8_t { kAbsent = 0, kReceiving = 1, kMapped = 2 };
 
 class PageStates {
  public:
-  explicit PageStates(size_t count) : count_(count), s_(new std::atomic<uint8_t>[count]) {
+  // alias: populated memory's mapping in this process (aliasLen bytes, owned from here: unmapped
+  // with the table, after the last receiver let it go); null otherwise.
+  PageStates(size_t count, bool populated, uint8_t* alias = nullptr, size_t aliasLen = 0)
+      : count_(count), populated_(populated), alias_(alias), aliasLen_(aliasLen), s_(new std::atomic<uint8_t>[count]) {
     for (size_t i = 0; i < count; i++) s_[i].store(kAbsent, std::memory_order_relaxed);
   }
+  ~PageStates();
+  PageStates(const PageStates&) = delete;
+  PageStates& operator=(const PageStates&) = delete;
+  // The alias of page p's bytes (page size ps), or null: then the memfd is written with pwritev.
+  uint8_t* Alias(uint32_t p, uint64_t ps) const { return alias_ == nullptr ? nullptr : alias_ + static_cast<uint64_t>(p) * ps; }
   size_t count() const { return count_; }
+  // Whether the memfd was allocated whole before the migration (see above).
+  bool populated() const { return populated_; }
   // Absent -> Receiving: true for exactly one caller.
   bool Claim(uint32_t p) {
     uint8_t want = kAbsent;
@@ -56,6 +78,9 @@ class PageStates {
 
  private:
   size_t count_;
+  bool populated_;
+  uint8_t* alias_;
+  size_t aliasLen_;
   std::unique_ptr<std::atomic<uint8_t>[]> s_;
 };
 
@@ -67,6 +92,11 @@ std::shared_ptr<PageStates> PageStatesOf(Napi::Env env, Napi::Value v);
 int ContinueRange(int uffd, uint64_t start, uint64_t len, uint64_t pageSize, bool skipMapped);
 // UFFDIO_ZEROPAGE of [start, start + len) (a hole becomes a mapped zero page). 0 or the errno.
 int ZeropageRange(int uffd, uint64_t start, uint64_t len);
+// Maps pages this path owns (claimed, or the guest does not run) whose bytes are in place: with
+// populated memory CONTINUE, ZEROPAGE for a zero page punched to a hole since (CONTINUE finds no
+// folio: EFAULT); otherwise (all zero pages) ZEROPAGE. A page mapped already is passed over. 0 or
+// the errno.
+int MapZeroRange(int uffd, uint64_t start, uint64_t len, uint64_t pageSize, bool populated);
 // fallocate(PUNCH_HOLE | KEEP_SIZE): the pages become holes again. 0 or the errno.
 int PunchRange(int memfd, uint64_t offset, uint64_t len);
 

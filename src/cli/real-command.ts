@@ -18,6 +18,7 @@ import { spawnDemoDestination } from "../real/demo.js";
 import type { InstallMode } from "../real/dataplane.js";
 import { messageOf } from "../real/errors.js";
 import { scaleWorkload } from "../real/plan.js";
+import { constants } from "../real/native.js";
 import { MAX_BULK_CONNECTIONS } from "../real/preamble.js";
 import { DEFAULT_BULK_CONNECTIONS } from "../real/source-link.js";
 import { runningSources } from "../real/registry.js";
@@ -57,6 +58,7 @@ const FLAGS = {
   "standby-sync": { type: "boolean" },
   "reconnect-wait": { type: "string" },
   install: { type: "string" },
+  prealloc: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -99,6 +101,10 @@ export const REAL_USAGE = `ppsim real:
                           destination with --standby then fills the missing pages from the copy
   --install copy|continue destination (--listen, --demo): how the native bulk receivers install pages —
                           UFFDIO_COPY (default), or into the page cache and UFFDIO_CONTINUE (docs/native.md)
+  --prealloc SIZE         destination (--listen, --demo): keep SIZE of guest memory allocated and zeroed
+                          ahead, for the next migration of a guest of exactly that size (install mode
+                          continue; --demo: SIZE or "guest", the workload's size). Its cost is paid before
+                          the migration starts (docs/real-benchmarks.md)
   policy flags as for the simulator (ppsim --help): --downtime-limit, --max-rounds, --hybrid-rounds,
   --bandwidth-cap, --no-auto-converge, --background-order, --prefetch-pages`;
 
@@ -158,10 +164,12 @@ export async function runRealCommand(argv: string[], out: Out): Promise<number> 
   const reconnectWaitMs = reconnectWait(f["reconnect-wait"]);
   if (f.listen !== undefined) {
     if (f["standby-sync"] === true) throw new UsageError("--standby-sync is for the source: it writes the copy");
-    return runListen(parseHostPort("listen", f.listen), { once: f.once === true, security, ...limitsOf(f), standbyDir: standbyDir(f.standby), reconnectWaitMs, ...installOf(f.install) }, out);
+    const prealloc = preallocOf(f, null);
+    return runListen(parseHostPort("listen", f.listen), { once: f.once === true, security, ...limitsOf(f), standbyDir: standbyDir(f.standby), reconnectWaitMs, ...installOf(f.install), ...prealloc }, out);
   }
   if (f["max-memory"] !== undefined || f["max-sessions"] !== undefined) throw new UsageError("--max-memory and --max-sessions are for the destination (--listen)");
   if (f.install !== undefined && !demo) throw new UsageError("--install is for the destination (--listen, or --demo)");
+  if (f.prealloc !== undefined && !demo) throw new UsageError("--prealloc is for the destination (--listen, or --demo)");
   installOf(f.install); // checked before the demo spawns its destination
   const peers = (f.peer ?? []).map((p) => parseHostPort("peer", p));
   if (f.trace === undefined) throw new UsageError("--trace FILE is required: the workload to run and migrate (see examples/)");
@@ -244,6 +252,7 @@ export type SourceFlags = PolicyFlags &
     "standby-sync"?: boolean;
     "reconnect-wait"?: string;
     install?: string;
+    prealloc?: string;
   };
 
 async function runDemo(f: SourceFlags, security: Security, out: Out): Promise<number> {
@@ -259,15 +268,16 @@ async function runDemo(f: SourceFlags, security: Security, out: Out): Promise<nu
     if (quiet) process.stderr.write(`${note}\n`);
     else out(note);
   }
+  const prealloc = preallocOf(f, choices.workload.memBytes);
   if (!existsSync(bin)) {
-    const agent = await DestinationAgent.listen("127.0.0.1", 0, { once: true, log: destLog, security, standbyDir: f.standby, reconnectWaitMs: reconnectWait(f["reconnect-wait"]), ...installOf(f.install) });
+    const agent = await DestinationAgent.listen("127.0.0.1", 0, { once: true, log: destLog, security, standbyDir: f.standby, reconnectWaitMs: reconnectWait(f["reconnect-wait"]), ...installOf(f.install), ...prealloc });
     try {
       return await runSource(f, choices, [{ host: "127.0.0.1", port: agent.port }], security, out, LOOPBACK);
     } finally {
       await agent.close();
     }
   }
-  const standby = [...(f.standby === undefined ? [] : ["--standby", f.standby]), ...(f["reconnect-wait"] === undefined ? [] : ["--reconnect-wait", f["reconnect-wait"]]), ...(f.install === undefined ? [] : ["--install", f.install])];
+  const standby = [...(f.standby === undefined ? [] : ["--standby", f.standby]), ...(f["reconnect-wait"] === undefined ? [] : ["--reconnect-wait", f["reconnect-wait"]]), ...(f.install === undefined ? [] : ["--install", f.install]), ...(prealloc.prealloc === undefined ? [] : ["--prealloc", String(prealloc.prealloc)])];
   const dest = await spawnDemoDestination(bin, destLog, [...securityArgs(f), ...standby]);
   let code = 1;
   try {
@@ -294,6 +304,20 @@ function sourceChoices(f: SourceFlags) {
     options: { ...parsePolicyFlags(f), ...withReconnect(reconnectWait(f["reconnect-wait"])) },
     standby: standbyOf(f),
   };
+}
+
+/**
+ * --prealloc SIZE (demo: or "guest", the workload's memory): bytes of guest memory populated ahead, a
+ * multiple of the host page; it installs by "continue", so --install copy with it is refused.
+ */
+function preallocOf(f: { prealloc?: string; install?: string }, guestBytes: number | null): { prealloc?: number } {
+  if (f.prealloc === undefined) return {};
+  if (f.install === "copy") throw new UsageError("--prealloc installs with UFFDIO_CONTINUE into the populated memory: it cannot go with --install copy");
+  const bytes = f.prealloc === "guest" && guestBytes !== null ? guestBytes : sizeFlag("prealloc", f.prealloc);
+  if (bytes === null || bytes <= 0 || bytes % constants().PAGE_SIZE !== 0) {
+    throw new UsageError(`--prealloc must be a size that is a multiple of ${constants().PAGE_SIZE} bytes${guestBytes !== null ? ', or "guest"' : ""}, got "${f.prealloc}"`);
+  }
+  return { prealloc: bytes };
 }
 
 /** --install copy|continue (absent: the agent's default, PPSIM_INSTALL or copy). */

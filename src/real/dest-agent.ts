@@ -20,6 +20,7 @@ import { ErrorCode } from "../engine/messages.js";
 import { Admission, type Admitted } from "./admission.js";
 import { DestSession, type SessionEnd } from "./dest-session.js";
 import type { InstallMode } from "./dataplane.js";
+import { PreallocPool } from "./dest-prealloc.js";
 import { sanitize } from "./peer-text.js";
 import { INSECURE, type Security } from "./tls.js";
 import { Listener, type Accepted } from "./transport.js";
@@ -32,6 +33,8 @@ export interface DestinationAgentOptions {
   standbyDir?: string;
   /** How the native bulk receivers install pages (dataplane.ts "InstallMode"; default PPSIM_INSTALL, else copy). */
   install?: InstallMode;
+  /** Guest memory of this many bytes populated ahead, for the next migration of a guest of exactly that size (dest-prealloc.ts). */
+  prealloc?: number;
   log?: (line: string) => void;
   /** Default insecure: the CLI makes the operator choose. */
   security?: Security;
@@ -67,6 +70,8 @@ export class DestinationAgent {
   private resolveDone: (ends: SessionEnd[]) => void = () => undefined;
   private readonly ends: SessionEnd[] = [];
   private readonly admission: Admission;
+  /** With `prealloc`: the populated memory the next session of that size takes. */
+  private pool: PreallocPool | null = null;
   readonly maxMemoryBytes: number;
   /** Resolves when the agent stops serving (closed, or its `once` session ended). */
   readonly done: Promise<SessionEnd[]>;
@@ -87,6 +92,11 @@ export class DestinationAgent {
     zeroHolesWanted(); // and PPSIM_ZERO_HOLES likewise
     const agent = new DestinationAgent(o);
     raiseLoopPriority(agent.log); // before any guest: their control threads inherit it
+    // Before listening: a source that finds the port open finds the memory ready.
+    if (o.prealloc !== undefined && o.prealloc > agent.maxMemoryBytes) {
+      throw new RangeError(`--prealloc ${o.prealloc} bytes is more than this destination's guest memory limit (--max-memory ${agent.maxMemoryBytes} bytes)`);
+    }
+    if (o.prealloc !== undefined) agent.pool = await PreallocPool.create(o.prealloc, agent.log);
     agent.listener = await Listener.listen(host, port, (a) => agent.onAccepted(a), agent.log, {
       security: o.security ?? INSECURE,
       preambleTimeoutMs: o.preambleTimeoutMs ?? 10_000,
@@ -113,7 +123,8 @@ export class DestinationAgent {
     if (this.o.once === true && this.sessions.size + this.ends.length > 0) return "this destination takes one migration only (--once)";
     const max = this.o.maxSessions ?? DEFAULT_MAX_SESSIONS;
     if (this.sessions.size >= max) return `this destination already runs ${this.sessions.size} migration(s), its limit (--max-sessions ${max})`;
-    return this.maxMemoryBytes - this.load.memBytes;
+    // Memory populated ahead is held whether or not the next guest takes it.
+    return this.maxMemoryBytes - this.load.memBytes - (this.pool?.holding === true ? this.pool.bytes : 0);
   }
 
   private onAccepted(a: Accepted): void {
@@ -139,7 +150,7 @@ export class DestinationAgent {
 
   private start(c: Admitted): void {
     const id = c.session;
-    const s = new DestSession(id, { reconnectWaitMs: this.o.reconnectWaitMs ?? 60_000, log: this.log, standbyDir: this.o.standbyDir, install: this.o.install });
+    const s = new DestSession(id, { reconnectWaitMs: this.o.reconnectWaitMs ?? 60_000, log: this.log, standbyDir: this.o.standbyDir, install: this.o.install, prealloc: this.pool ?? undefined });
     this.sessions.set(id, { session: s, identity: c.identity, memBytes: c.memBytes });
     void s.end.then((end) => this.onSessionEnd(id, s, end));
     s.attach(c.urgent);
@@ -149,7 +160,9 @@ export class DestinationAgent {
   private onSessionEnd(id: string, s: DestSession, end: SessionEnd): void {
     if (this.sessions.get(id)?.session === s) this.sessions.delete(id);
     this.ends.push(end);
-    if (this.o.once === true) void this.close();
+    if (this.o.once === true) return void this.close();
+    // The next migration's memory, now that this one no longer needs the host's CPU.
+    this.pool?.refill().catch((e: unknown) => this.log(`populating guest memory ahead failed: ${e instanceof Error ? e.message : String(e)}`));
   }
 
   /** Stops listening and ends every session. */
@@ -161,6 +174,7 @@ export class DestinationAgent {
     for (const s of pending) s.finish({ outcome: "failed", reason: "the destination agent is shutting down" });
     await Promise.all(pending.map((s) => s.end));
     await this.listener?.close();
+    await this.pool?.close();
     this.resolveDone(this.ends);
   }
 }

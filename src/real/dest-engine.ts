@@ -24,7 +24,8 @@ import { messageOf } from "./errors.js";
 import type { DestFaultTrace } from "./fault-trace.js";
 import { GuestProcess } from "./guest-process.js";
 import { migrationPageSize } from "./huge-reserve.js";
-import { constants } from "./native.js";
+import { closeFd, constants } from "./native.js";
+import type { PreallocPool } from "./dest-prealloc.js";
 import type { SessionInfo } from "./plan.js";
 import { stamp, stampRole } from "./switchover-stamps.js";
 import { rehearsalWanted, rehearseSwitchover } from "./switchover-rehearsal.js";
@@ -55,7 +56,7 @@ export interface DestEngineLinks {
   endSwitchoverWindow(): void;
 }
 
-export type DestEngineOptions = Pick<SessionOptions, "reconnectWaitMs" | "standbyDir" | "install">;
+export type DestEngineOptions = Pick<SessionOptions, "reconnectWaitMs" | "standbyDir" | "install" | "prealloc">;
 
 export class DestEngine {
   engine: Destination<Uint8Array> | null = null;
@@ -93,9 +94,21 @@ export class DestEngine {
     try {
       // Install mode "continue" only where the native receiver installs (plain TCP, base pages): the guest runs registered MINOR too.
       const bulk = this.s.nativeBulk0();
-      const install = unit === constants().PAGE_SIZE && bulk !== null ? (this.o.install ?? installModeFromEnv()) : "copy";
-      this.guest = await GuestProcess.spawn({ role: "destination", config: info.config, steps: info.steps, minor: install === "continue" });
-      this.mem = new DestinationMemory(this.guest, install);
+      const native = unit === constants().PAGE_SIZE && bulk !== null;
+      // Memory populated ahead needs install mode "continue": its pages are found by MINOR faults.
+      const populated = native ? (this.o.prealloc?.take(expect.pageCount * unit) ?? null) : null;
+      if (this.o.prealloc !== undefined && populated === null) this.s.log(`memory populated ahead not used: ${preallocUnused(this.o.prealloc, expect.pageCount * unit, native)}`);
+      const install = populated !== null ? "continue" : native ? (this.o.install ?? installModeFromEnv()) : "copy";
+      try {
+        this.guest = await GuestProcess.spawn({ role: "destination", config: info.config, steps: info.steps, minor: install === "continue", memfd: populated?.fd });
+      } catch (e) {
+        populated?.alias.unmap();
+        throw e;
+      } finally {
+        if (populated !== null) closeFd(populated.fd); // the guest has its own (and sends it back in its hello)
+      }
+      this.mem = new DestinationMemory(this.guest, install, undefined, populated?.alias ?? null);
+      if (populated !== null) this.s.log(`guest memory populated ahead (${(expect.pageCount * unit) / 2 ** 20} MiB): zero pages mapped as they are`);
       // Where this host's CPU went (issue 9): marks at the guest's start, once it runs (off the downtime) and at completion.
       const cpu = new ThreadCpuAccount([
         { process: "destination agent", pid: process.pid, guest: false },
@@ -261,4 +274,11 @@ export class DestEngine {
     const log = (line: string): void => this.s.log(line);
     return fillFromStandby({ dir: this.o.standbyDir as string, sessionId: this.s.id, layout: this.s.layout(), log, dispatch: (ev) => this.dispatch(ev) }, missing);
   }
+}
+
+/** Why a session's guest did not take the memory populated ahead. */
+function preallocUnused(pool: PreallocPool, bytes: number, native: boolean): string {
+  if (!native) return "this session's pages are not installed by the native receiver (TLS, or huge pages)";
+  if (bytes !== pool.bytes) return `the guest has ${bytes} bytes, the memory populated ahead ${pool.bytes}`;
+  return "it is being populated still (after an earlier migration)";
 }

@@ -24,7 +24,7 @@
  */
 import type { GuestProcess } from "./guest-process.js";
 import { raiseLaneThread } from "./lane-priority.js";
-import { constants, createPageTable, createZeroHoleTable, errnoCode, pwrite, punchHole, startFaultReader, TableInstall, uffdCopy, uffdUnregister, uffdWake, uffdZeropage, type FaultLaneHandle, type FaultReaderHandle, type PageTableHandle, type ZeroHoleTableHandle } from "./native.js";
+import { constants, createPageTable, createZeroHoleTable, errnoCode, pwrite, punchHole, startFaultReader, TableInstall, uffdCopy, uffdUnregister, uffdWake, uffdZeropage, type FaultLaneHandle, type FaultReaderHandle, type Mapping, type PageTableHandle, type ZeroHoleTableHandle } from "./native.js";
 import type { PageBatch } from "../engine/messages.js";
 import type { InstallMode } from "./dataplane.js";
 
@@ -51,19 +51,22 @@ export class DestinationMemory {
     install: InstallMode = "copy",
     /** Whether the native receivers may leave zero pages holes (PPSIM_ZERO_HOLES=0 turns it off, for A/B). */
     zeroHoles = zeroHolesWanted(),
+    /** Install mode "continue" only: the memfd was populated ahead, and this its mapping, every page mapped (dest-prealloc.ts); the page table takes it over. */
+    alias: Mapping | null = null,
   ) {
     if (guest.uffd < 0) throw new Error("the destination guest has no userfaultfd");
     this.pageSize = guest.layout.pageSize;
     this.pageCount = guest.layout.memBytes / this.pageSize;
     this.base = guest.layout.base;
     this.zero = Buffer.alloc(this.pageSize);
+    if (alias !== null && install !== "continue") throw new Error("memory populated ahead installs in mode continue only");
     if (install === "continue") {
       const C = constants();
       // Without MINOR a page written into the page cache would be visible to the guest half-written.
       if (guest.layout.hugetlb || (guest.layout.registerMode & C.UFFDIO_REGISTER_MODE_MINOR) === 0) {
         throw new Error("install mode continue needs a guest on base pages registered MISSING|MINOR (ppsim-guest --minor)");
       }
-      this.table = createPageTable(guest.memfd, guest.uffd, this.base, this.pageSize, this.pageCount);
+      this.table = createPageTable(guest.memfd, guest.uffd, this.base, this.pageSize, this.pageCount, alias);
     } else if (!guest.layout.hugetlb && zeroHoles) {
       this.holes = createZeroHoleTable(this.pageCount);
     }

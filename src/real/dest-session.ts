@@ -14,6 +14,7 @@ import { ErrorCode, type Channel, type HelloMsg, type Message } from "../engine/
 import { messageOf } from "./errors.js";
 import { parseSessionInfo, type SessionInfo } from "./plan.js";
 import type { DestReport } from "./report-msg.js";
+import type { PreallocPool } from "./dest-prealloc.js";
 import { nativeDataPlaneWanted, plainSocketFd, stopNodeReading, type InstallMode } from "./dataplane.js";
 import { NativeBulkConn } from "./dataplane-recv.js";
 import { DestEngine } from "./dest-engine.js";
@@ -40,6 +41,8 @@ export interface SessionOptions {
   standbyDir?: string;
   /** How the native bulk receivers install pages (dataplane.ts; default PPSIM_INSTALL, else copy). */
   install?: InstallMode;
+  /** Guest memory populated ahead (dest-prealloc.ts): the guest takes it when its size matches. */
+  prealloc?: PreallocPool;
 }
 
 export interface SessionEnd {

@@ -40,6 +40,8 @@ export interface GuestSpawnOptions {
   steps?: number;
   /** Destination: register MINOR faults too (install by write + UFFDIO_CONTINUE). */
   minor?: boolean;
+  /** Destination: guest RAM is this memfd (populated ahead, dest-prealloc.ts; needs minor), passed to the guest as its fd 3. */
+  memfd?: number;
   /** Source: skip write-protect dirty tracking. */
   noWp?: boolean;
   /** Defaults to the built executable. */
@@ -89,6 +91,7 @@ export async function connectGuest(opts: GuestSpawnOptions): Promise<ConnectedGu
   const args = ["--role", opts.role, "--config", configPath, "--socket", socketPath];
   if (opts.steps !== undefined) args.push("--steps", String(opts.steps));
   if (opts.minor === true) args.push("--minor");
+  if (opts.memfd !== undefined) args.push("--memfd", "3");
   if (opts.noWp === true) args.push("--no-wp");
   // The vCPU threads lower their own priority as they start (src/real/guest-spawn.ts says why).
   if (vcpuNice() !== 0) args.push("--vcpu-nice", String(vcpuNice()));
@@ -96,7 +99,8 @@ export async function connectGuest(opts: GuestSpawnOptions): Promise<ConnectedGu
   if (controlRealtimePriority() > 0) args.push("--control-rr", String(controlRealtimePriority()));
   // PPSIM_SWITCHOVER_RR: a destination's vCPUs in SCHED_RR until their first step, the downtime's end.
   if (switchoverRealtimePriority() > 0 && opts.role === "destination") args.push("--vcpu-rr", String(switchoverRealtimePriority()));
-  const child = spawn(exe, args, { stdio: ["ignore", "ignore", "pipe"] });
+  // A given memfd becomes the child's fd 3 (Node dups it there; ours stays open, its owner closes it).
+  const child = spawn(exe, args, { stdio: opts.memfd === undefined ? ["ignore", "ignore", "pipe"] : ["ignore", "ignore", "pipe", opts.memfd] });
   const stderr = { text: "" };
   child.stderr?.setEncoding("utf8");
   child.stderr?.on("data", (s: string) => {

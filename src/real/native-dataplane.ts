@@ -6,6 +6,7 @@
  */
 import { sendWayFromEnv, type SendWay } from "./dataplane.js";
 import { loadAddon } from "./native-load.js";
+import type { Mapping } from "./native.js";
 
 /** What the source's bulk sender thread reports (batched through a ThreadSafeFunction). */
 export interface BulkSenderEvent {
@@ -103,7 +104,7 @@ export interface ZeroHoleTableHandle {
 interface RawDataPlane {
   BulkSender: new (socketFd: number, memfd: number, pageSize: number, pageCount: number, lowWater: number, cb: (e: BulkSenderEvent) => void, nice: number, way: SendWay) => BulkSenderHandle;
   BulkReceiver: new (socketFd: number, limits: Uint32Array, stallMs: number, cb: (n: BulkNotice[]) => void, nice: number) => BulkReceiverHandle;
-  PageTable: new (memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number) => PageTableHandle;
+  PageTable: new (memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number, alias?: Mapping) => PageTableHandle;
   ZeroHoleTable: new (pageCount: number) => ZeroHoleTableHandle;
 }
 
@@ -121,10 +122,15 @@ export function createBulkReceiver(socketFd: number, limits: Uint32Array, stallM
   return new Ctor(socketFd, limits, stallMs, onNotices, nice);
 }
 
-/** The claims of install mode "continue" over a guest's memfd and uffd (its RAM at `base`). */
-export function createPageTable(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number): PageTableHandle {
+/**
+ * The claims of install mode "continue" over a guest's memfd and uffd (its RAM at `base`).
+ * `alias`: the memfd was populated whole before the migration (dest-prealloc.ts), and this is its
+ * mapping, every page mapped: the table takes it over (the Mapping is unmapped from then on) and
+ * writes pages through it; a zero page is mapped from the page cache, never written.
+ */
+export function createPageTable(memfd: number, uffd: number, base: bigint, pageSize: number, pageCount: number, alias: Mapping | null = null): PageTableHandle {
   const Ctor = addon().PageTable;
-  return new Ctor(memfd, uffd, base, pageSize, pageCount);
+  return alias === null ? new Ctor(memfd, uffd, base, pageSize, pageCount) : new Ctor(memfd, uffd, base, pageSize, pageCount, alias);
 }
 
 /** An empty zero-hole table for a guest of `pageCount` base pages. */

@@ -44,6 +44,11 @@ export interface Mapping {
    * userfaultfd fault without blocking the event loop: a test tool.
    */
   touchAsync(offset: number, value?: bigint): Promise<bigint>;
+  /**
+   * Every page faulted in writable (MADV_POPULATE_WRITE) on a libuv pool thread: a memfd's missing
+   * pages allocated and zeroed — a first write to each — and all of them mapped here.
+   */
+  populateAsync(): Promise<void>;
   /** munmap; throws EBUSY while a touchAsync is in flight. Idempotent. */
   unmap(): void;
 }

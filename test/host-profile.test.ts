@@ -4,6 +4,7 @@
  * where the profile says, a bad profile is refused with its reason, and the
  * calibration measures every figure through the real back end's calls.
  */
+import { POPULATED_KEYS } from "../src/sim/host-populated.js";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -171,7 +172,7 @@ describe.skipIf(userfaultfdUnavailable() !== null)("ppsim calibrate", () => {
     // fault_wake_us is a difference of two means, clamped at 0 as well.
     const clamped = (k: string) => k === "urgent_extra_us" || k === "fault_wake_us" || k.startsWith("stream_ns_per_run") || k.startsWith("stream_ns_per_zero_run");
     for (const [k, v] of Object.entries(p)) if (typeof v === "number" && k !== "ppsim_host_profile") expect(v, k).toBeGreaterThan(clamped(k) ? -1 : 0);
-    for (const k of ["stream_ns_per_run", "stream_ns_per_zero_run", "stream_ns_per_run_running", "stream_ns_per_zero_run_running"]) expect(p[k as keyof HostProfile], k).toBeTypeOf("number");
+    for (const k of ["stream_ns_per_run", "stream_ns_per_zero_run", "stream_ns_per_run_running", "stream_ns_per_zero_run_running", ...POPULATED_KEYS]) expect(p[k as keyof HostProfile], k).toBeTypeOf("number");
     // The agent's bulk slice (32 messages a turn) × the engine's default batch (256 pages at 4 KiB).
     expect(p.loop_turn_pages).toBe(32 * 256);
     expect(Object.keys(c.spread).sort()).toEqual(Object.keys(p).filter((k) => !["ppsim_host_profile", "measured_on", "loop_turn_pages"].includes(k)).sort());

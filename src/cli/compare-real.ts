@@ -104,15 +104,17 @@ async function runReal(o: RealRun): Promise<RunRecording> {
 async function runDemoReal(o: Omit<RealRun, "peer" | "link">): Promise<RunRecording> {
   const link = { kind: "loopback" as const, text: "loopback (ppsim real --demo)" };
   const bin = fileURLToPath(new URL("./bin.js", import.meta.url));
+  // --prealloc: the demo's destination populates the guest's memory before it listens, as the simulated one does.
+  const prealloc = o.choices.destPopulated === true ? o.workload.memBytes : undefined;
   if (!existsSync(bin)) {
-    const dest = await DestinationAgent.listen("127.0.0.1", 0, { once: true, log: o.log });
+    const dest = await DestinationAgent.listen("127.0.0.1", 0, { once: true, log: o.log, prealloc });
     try {
       return await runReal({ ...o, peer: { host: "127.0.0.1", port: dest.port }, link });
     } finally {
       await dest.close();
     }
   }
-  const dest = await spawnDemoDestination(bin, o.log);
+  const dest = await spawnDemoDestination(bin, o.log, ["--insecure", ...(prealloc === undefined ? [] : ["--prealloc", String(prealloc)])]);
   try {
     return await runReal({ ...o, peer: { host: "127.0.0.1", port: dest.port }, link });
   } finally {

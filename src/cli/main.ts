@@ -70,6 +70,8 @@ simulation flags:
                           default is the profile shipped with ppsim; without --host the hosts are free,
                           except in compare --real, which uses default (with --demo: plus the cores'
                           figures, measured just before the real run: ppsim calibrate --cpu-only)
+  --prealloc              the destination's memory populated before the migration (ppsim real --prealloc):
+                          with --host, its pages stream at the profile's populated figures
 
 what the guest felt (report key "guest", docs/disruption.md), per vCPU and overall, from the start of
 the migration to its end, against an unmigrated run of the same guest:

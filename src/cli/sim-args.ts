@@ -50,6 +50,7 @@ export const SIM_FLAGS = {
   "max-time": { type: "string" },
   report: { type: "string" },
   host: { type: "string" },
+  prealloc: { type: "boolean" },
   "standby-storage": { type: "string" },
   "source-dies-at": { type: "string" },
   "reconnect-wait": { type: "string" },
@@ -69,6 +70,8 @@ export interface SimFlags extends PolicyFlags {
   report?: string;
   /** A host profile: a file from `ppsim calibrate`, "default" or "none". */
   host?: string;
+  /** The destination's memory populated ahead (SimConfig destPopulated). */
+  prealloc?: boolean;
   "standby-storage"?: string;
   "source-dies-at"?: string;
   "reconnect-wait"?: string;
@@ -87,6 +90,8 @@ export interface SimChoices {
   maxVirtualMs: number | undefined;
   /** undefined: not given (the command's own default). */
   host: HostProfile | null | undefined;
+  /** The destination's memory populated ahead (SimConfig destPopulated). */
+  destPopulated?: boolean;
   /** Issue 16: a standby copy on storage like this, and a source death. */
   standby?: StandbySimSpec;
   sourceDiesAtMs?: number;
@@ -181,6 +186,7 @@ export function parseSimFlags(f: SimFlags): SimChoices {
     options,
     maxVirtualMs: f["max-time"] === undefined ? undefined : positiveDuration("max-time", f["max-time"]),
     host: f.host === undefined ? undefined : loadHostProfile(f.host),
+    ...(f.prealloc === true ? { destPopulated: true } : {}),
     ...(f["standby-storage"] === undefined ? {} : { standby: parseStandbyStorage(f["standby-storage"]) }),
     ...(f["source-dies-at"] === undefined ? {} : { sourceDiesAtMs: parseDurationMs("source-dies-at", f["source-dies-at"]) }),
   };

@@ -46,6 +46,7 @@ export function simConfig(choices: SimChoices, workload: Workload, mode = choice
     outages: choices.outages,
     maxVirtualMs: choices.maxVirtualMs,
     host: choices.host ?? null,
+    ...(choices.destPopulated === true ? { destPopulated: true } : {}),
     ...(choices.standby === undefined ? {} : { standby: choices.standby }),
     ...(choices.sourceDiesAtMs === undefined ? {} : { sourceDiesAtMs: choices.sourceDiesAtMs }),
   };

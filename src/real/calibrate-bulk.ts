@@ -23,7 +23,7 @@ import { batchPagesFor, DEFAULT_OPTIONS } from "../engine/options.js";
 import { percentiles } from "../engine/metrics.js";
 import { bulkThreadNice, plainSocketFd, stopNodeReading } from "./dataplane.js";
 import { zeroHolesWanted } from "./dest-memory.js";
-import { closeFd, constants, createBulkReceiver, createZeroHoleTable, mapShared, memfdCreate, pwrite, setSendBuffer, startBulkSender, startFaultReader, uffdApi, uffdCopy, uffdCreate, uffdRegister, type Mapping } from "./native.js";
+import { closeFd, constants, createBulkReceiver, createPageTable, createZeroHoleTable, mapShared, memfdCreate, pwrite, setSendBuffer, startBulkSender, startFaultReader, uffdApi, uffdCopy, uffdCreate, uffdRegister, type Mapping, type PageTableHandle } from "./native.js";
 import { NATIVE_QUEUE_BYTES } from "./source-link.js";
 import { BULK_KERNEL_QUEUE_BYTES } from "./transport.js";
 
@@ -149,6 +149,12 @@ export interface StreamShape {
    * (native/src/page_install.cc); default: a whole frame, every frame one run.
    */
   runPages?: number;
+  /**
+   * The destination's memory populated ahead (dest-prealloc.ts): the memfd allocated and mapped
+   * before the stream, the receiver in install mode "continue" over it (stores through the alias,
+   * UFFDIO_CONTINUE into a mapping registered MISSING|MINOR; zero pages mapped unwritten).
+   */
+  populated?: boolean;
 }
 
 /** The page the i-th entry of a stream in runs of `run` pages names: runs of `run`, a one-page gap after each (none for runs of a whole `frame`). */
@@ -162,6 +168,7 @@ export async function bulkStream(pages: number, faults: boolean, shape: StreamSh
   const PS = C.PAGE_SIZE;
   const holes = shape.holes === true;
   const running = shape.running === true;
+  const populated = shape.populated === true;
   const frame = framePages();
   const run = shape.runPages ?? frame;
   if (![1, 2, 4, 8, RUN, frame].includes(run) || frame % run !== 0 || pages % frame !== 0) {
@@ -173,16 +180,23 @@ export async function bulkStream(pages: number, faults: boolean, shape: StreamSh
   const nice = running ? bulkThreadNice() : 0;
   const src = memfdCreate("ppsim-calibrate-bulk-src", bytes);
   const dst = memfdCreate("ppsim-calibrate-bulk-dst", bytes);
-  // Running: the destination's mapping of its memfd, registered for missing faults as the guest's is.
-  const map = running ? mapShared(dst, bytes) : null;
-  const uffd = running ? uffdCreate() : -1;
+  // Running: the destination's mapping of its memfd, registered for missing faults as the guest's is
+  // (populated: MISSING|MINOR, before the switchover too: CONTINUE maps into it then as well).
+  const map = running || populated ? mapShared(dst, bytes) : null;
+  const uffd = map !== null ? uffdCreate() : -1;
+  const alias = populated ? mapShared(dst, bytes) : null;
+  let table: PageTableHandle | null = null;
   const chunk = Buffer.alloc(RUN * PS);
   if (!holes) for (let o = 0; o < bytes; o += chunk.length) pwrite(src, o, chunk.fill((o / chunk.length) % 251 | 1).subarray(0, Math.min(chunk.length, bytes - o)));
   const { client, peer, close } = await loopbackPair();
   try {
     if (map !== null) {
-      uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM);
-      uffdRegister(uffd, map.address, bytes, C.UFFDIO_REGISTER_MODE_MISSING);
+      uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM | (populated ? C.UFFD_FEATURE_MINOR_SHMEM : 0));
+      uffdRegister(uffd, map.address, bytes, C.UFFDIO_REGISTER_MODE_MISSING | (populated ? C.UFFDIO_REGISTER_MODE_MINOR : 0));
+    }
+    if (alias !== null && map !== null) {
+      await alias.populateAsync(); // ahead of the stream, as the destination does before it listens
+      table = createPageTable(dst, uffd, map.address, PS, span, alias);
     }
     setSendBuffer(plainSocketFd(client), BULK_KERNEL_QUEUE_BYTES / 2);
     // Nagle's wait for an ACK the receiver delays held a stream's last partial segment ~40 ms,
@@ -206,11 +220,11 @@ export async function bulkStream(pages: number, faults: boolean, shape: StreamSh
     );
     // Before "running" the receiver pwrites into the memfd, as the destination does until its guest runs.
     // Zero pages as the destination takes them: left holes (dest-memory.ts) unless PPSIM_ZERO_HOLES=0.
-    const zeroHoles = zeroHolesWanted() ? createZeroHoleTable(span) : null;
+    const zeroHoles = zeroHolesWanted() && table === null ? createZeroHoleTable(span) : null;
     if (map === null) receiver.setTarget(dst, dst, 0n, PS, span, null, zeroHoles);
     else {
-      receiver.setTarget(dst, uffd, map.address, PS, span, null, zeroHoles);
-      receiver.setRunning();
+      receiver.setTarget(dst, uffd, map.address, PS, span, table, zeroHoles);
+      if (running) receiver.setRunning();
     }
     receiver.start(new Uint8Array(0));
     let room: () => void = () => undefined;
@@ -247,6 +261,8 @@ export async function bulkStream(pages: number, faults: boolean, shape: StreamSh
     };
   } finally {
     close();
+    table?.close();
+    alias?.unmap(); // unmapped already once the table took it
     map?.unmap();
     if (uffd >= 0) closeFd(uffd);
     closeFd(src);

@@ -137,6 +137,11 @@ export interface StreamingFigures {
   streamNsPerZeroPage: number;
   streamNsPerPageRunning: number;
   streamNsPerZeroPageRunning: number;
+  /** The same four into memory populated ahead (calibrate-bulk.ts `populated`; host-populated.ts). */
+  streamNsPerPagePopulated: number;
+  streamNsPerZeroPagePopulated: number;
+  streamNsPerPageRunningPopulated: number;
+  streamNsPerZeroPageRunningPopulated: number;
   /** A nice-19 thread's wait for a core after its fault's install, µs (null: no fault measured). */
   faultWakeUs: number | null;
 }
@@ -170,6 +175,7 @@ export async function streaming(pages: number, vcpus: number): Promise<Streaming
     const wallZero: number[] = [];
     const wallRunning: number[] = [];
     const wallZeroRunning: number[] = [];
+    const pop: [number[], number[], number[], number[]] = [[], [], [], []];
     const wake: number[] = [];
     const idleUs = [...prev.us];
     const busyUs: number[] = [];
@@ -184,6 +190,8 @@ export async function streaming(pages: number, vcpus: number): Promise<Streaming
       wallZero.push((await bulkStream(pages, false, { holes: true })).wallNsPerPage);
       wallRunning.push((await bulkStream(pages, false, { running: true })).wallNsPerPage);
       wallZeroRunning.push((await bulkStream(pages, false, { holes: true, running: true })).wallNsPerPage);
+      const shapes = [{}, { holes: true }, { running: true }, { holes: true, running: true }];
+      for (let k = 0; k < 4; k++) pop[k].push((await bulkStream(pages, false, { ...shapes[k], populated: true })).wallNsPerPage);
       // A stream of its own: the faults' CPU beside it would be in the running stream's wall time above.
       // As many faulting threads as spinners stand for vCPUs, up to libuv's pool (4 touches at once by default):
       // a vCPU woken from its fault waits behind the others woken too (one thread alone measured a tenth of it).
@@ -208,6 +216,10 @@ export async function streaming(pages: number, vcpus: number): Promise<Streaming
       streamNsPerZeroPage: median3(wallZero),
       streamNsPerPageRunning: median3(wallRunning),
       streamNsPerZeroPageRunning: median3(wallZeroRunning),
+      streamNsPerPagePopulated: median3(pop[0]),
+      streamNsPerZeroPagePopulated: median3(pop[1]),
+      streamNsPerPageRunningPopulated: median3(pop[2]),
+      streamNsPerZeroPageRunningPopulated: median3(pop[3]),
       faultWakeUs: wake.length === 0 ? null : median3(wake),
     };
   } finally {

@@ -43,7 +43,7 @@ import { guestLegs, switchoverHop } from "./calibrate-switchover.js";
 import { BULK_SLICE } from "./dest-session.js";
 import { GuestProcess } from "./guest-process.js";
 import { startingVcpus } from "./guest-spawn.js";
-import { closeFd, constants, mapShared, memfdCreate, pread, punchHole, pwrite, uffdApi, uffdCopy, uffdCreate, uffdRegister, uffdZeropage } from "./native.js";
+import { closeFd, constants, mapShared, memfdCreate, pread, punchHole, pwrite, uffdApi, uffdContinue, uffdCopy, uffdCreate, uffdRegister, uffdZeropage } from "./native.js";
 
 const RUN = 16;
 
@@ -100,6 +100,60 @@ function sendPerPage(pages: number, zero: boolean): number {
 }
 
 /** Destination side: ns per page to decode a run's frame and install it into a registered mapping. */
+/**
+ * installPerPage's shape into memory populated ahead (dest-prealloc.ts): the memfd populated and
+ * mapped before the clock starts; each run's bytes stored through that mapping and the run mapped
+ * into the registered view with one UFFDIO_CONTINUE (a zero run: the CONTINUE alone).
+ */
+async function installPerPagePopulated(pages: number, zero: boolean): Promise<number> {
+  const C = constants();
+  const PS = C.PAGE_SIZE;
+  const fd = memfdCreate("ppsim-calibrate-install-populated", pages * PS);
+  const map = mapShared(fd, pages * PS);
+  const alias = mapShared(fd, pages * PS);
+  const uffd = uffdCreate();
+  try {
+    await alias.populateAsync();
+    uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM | C.UFFD_FEATURE_MINOR_SHMEM);
+    uffdRegister(uffd, map.address, pages * PS, C.UFFDIO_REGISTER_MODE_MISSING | C.UFFDIO_REGISTER_MODE_MINOR);
+    const frames = installFrames(pages, zero);
+    const decoder = new FrameDecoder(PS, pages);
+    return (
+      timeNs(() => {
+        for (const f of frames) {
+          for (const msg of decoder.push(f)) {
+            if (msg.type !== "pages") continue;
+            const first = msg.pages[0];
+            if (!zero) for (let i = 0; i < msg.pages.length; i++) alias.write((first + i) * PS, msg.data[i] as Uint8Array);
+            uffdContinue(uffd, map.address + BigInt(first * PS), msg.pages.length * PS);
+          }
+        }
+      }) / pages
+    );
+  } finally {
+    map.unmap();
+    alias.unmap();
+    closeFd(uffd);
+    closeFd(fd);
+  }
+}
+
+/** `pages` pages in frames of RUN consecutive pages, each with data (or every one zero). */
+function installFrames(pages: number, zero: boolean): Uint8Array[] {
+  const PS = constants().PAGE_SIZE;
+  const frames: Uint8Array[] = [];
+  for (let p = 0; p < pages; p += RUN) {
+    const numbers = new Uint32Array(RUN);
+    const data: (Uint8Array | null)[] = [];
+    for (let i = 0; i < RUN; i++) {
+      numbers[i] = p + i;
+      data.push(zero ? null : Buffer.alloc(PS, (p + i) % 251 | 1));
+    }
+    frames.push(encodeMessage({ type: "pages", pages: numbers, data }, PS));
+  }
+  return frames;
+}
+
 function installPerPage(pages: number, zero: boolean): number {
   const C = constants();
   const PS = C.PAGE_SIZE;
@@ -109,16 +163,7 @@ function installPerPage(pages: number, zero: boolean): number {
   try {
     uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM);
     uffdRegister(uffd, map.address, pages * PS, C.UFFDIO_REGISTER_MODE_MISSING);
-    const frames: Uint8Array[] = [];
-    for (let p = 0; p < pages; p += RUN) {
-      const numbers = new Uint32Array(RUN);
-      const data: (Uint8Array | null)[] = [];
-      for (let i = 0; i < RUN; i++) {
-        numbers[i] = p + i;
-        data.push(zero ? null : Buffer.alloc(PS, (p + i) % 251 | 1));
-      }
-      frames.push(encodeMessage({ type: "pages", pages: numbers, data }, PS));
-    }
+    const frames = installFrames(pages, zero);
     const decoder = new FrameDecoder(PS, pages);
     return (
       timeNs(() => {
@@ -236,6 +281,8 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     send_ns_per_zero_page: [],
     install_ns_per_page: [],
     install_ns_per_zero_page: [],
+    install_ns_per_page_populated: [],
+    install_ns_per_zero_page_populated: [],
     message_ns: [],
     fault_delivery_us: [],
     fault_lane_us: [],
@@ -252,6 +299,10 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     stream_ns_per_zero_page: [],
     stream_ns_per_page_running: [],
     stream_ns_per_zero_page_running: [],
+    stream_ns_per_page_populated: [],
+    stream_ns_per_zero_page_populated: [],
+    stream_ns_per_page_running_populated: [],
+    stream_ns_per_zero_page_running_populated: [],
     engine_ns_per_page: [],
     guest_share_streaming: [],
     urgent_extra_us: [],
@@ -272,6 +323,10 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     runs.stream_ns_per_zero_page.push(st.streamNsPerZeroPage);
     runs.stream_ns_per_page_running.push(st.streamNsPerPageRunning);
     runs.stream_ns_per_zero_page_running.push(st.streamNsPerZeroPageRunning);
+    runs.stream_ns_per_page_populated.push(st.streamNsPerPagePopulated);
+    runs.stream_ns_per_zero_page_populated.push(st.streamNsPerZeroPagePopulated);
+    runs.stream_ns_per_page_running_populated.push(st.streamNsPerPageRunningPopulated);
+    runs.stream_ns_per_zero_page_running_populated.push(st.streamNsPerZeroPageRunningPopulated);
     runs.guest_share_streaming.push(st.guestShare);
     runs.urgent_extra_us.push(st.urgentExtraUs);
     if (st.faultWakeUs !== null) runs.fault_wake_us.push(st.faultWakeUs);
@@ -287,6 +342,8 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     const install = installPerPage(pages, false);
     runs.install_ns_per_page.push(install);
     runs.install_ns_per_zero_page.push(installPerPage(pages, true));
+    runs.install_ns_per_page_populated.push(await installPerPagePopulated(pages, false));
+    runs.install_ns_per_zero_page_populated.push(await installPerPagePopulated(pages, true));
     runs.message_ns.push(await perMessage(20_000));
     runs.fault_delivery_us.push((await faultRoundTrip(2000)).delivery_p50_us);
     // The lane's own stamps (read → install), as the real destination books a lane fault: not the touch's hand-offs.
@@ -314,6 +371,8 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     send_ns_per_zero_page: m("send_ns_per_zero_page"),
     install_ns_per_page: m("install_ns_per_page"),
     install_ns_per_zero_page: m("install_ns_per_zero_page"),
+    install_ns_per_page_populated: m("install_ns_per_page_populated"),
+    install_ns_per_zero_page_populated: m("install_ns_per_zero_page_populated"),
     message_ns: m("message_ns"),
     fault_delivery_us: m("fault_delivery_us"),
     pause_us: m("pause_us"),
@@ -331,6 +390,11 @@ export async function calibrate(o: CalibrateOptions = {}): Promise<Calibration> 
     stream_ns_per_zero_page: m("stream_ns_per_zero_page"),
     stream_ns_per_page_running: m("stream_ns_per_page_running"),
     stream_ns_per_zero_page_running: m("stream_ns_per_zero_page_running"),
+    // Into memory populated ahead (host-populated.ts): what a destination with --prealloc streams at.
+    stream_ns_per_page_populated: m("stream_ns_per_page_populated"),
+    stream_ns_per_zero_page_populated: m("stream_ns_per_zero_page_populated"),
+    stream_ns_per_page_running_populated: m("stream_ns_per_page_running_populated"),
+    stream_ns_per_zero_page_running_populated: m("stream_ns_per_zero_page_running_populated"),
     engine_ns_per_page: m("engine_ns_per_page"),
     guest_share_streaming: Math.min(1, Math.max(1e-3, m("guest_share_streaming"))),
     urgent_extra_us: m("urgent_extra_us"),

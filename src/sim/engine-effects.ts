@@ -14,7 +14,6 @@ import type { EventQueue } from "./event-queue.js";
 import type { ExpectedMemory } from "./expected-memory.js";
 import type { Guest } from "./guest.js";
 import { messageCostUs, occupancyBytes, type HostProfile } from "./host.js";
-import { ZERO_HOLE_MAX_PAGE } from "./host-runs.js";
 import { faultWakeUs, streamDuty, withStreaming } from "./host-cpu.js";
 import { firstStepUs, pauseLegsUs } from "./host-switchover.js";
 import type { Direction, Link } from "./link.js";
@@ -34,6 +33,8 @@ export interface SimWorld {
   dest: Destination<number>;
   expected: ExpectedMemory;
   host: HostProfile | null;
+  /** The destination leaves zero pages holes (base pages, memory not populated ahead: host-runs.ts). */
+  zeroHoles: boolean;
   standby: StandbyRun;
   /** A side's engine ended the migration. */
   finish(outcome: "completed" | "cancelled" | "failed", reason: string): void;
@@ -154,6 +155,6 @@ function send(w: SimWorld, dir: Direction, channel: Channel, msg: Msg): void {
   const h = w.host;
   if (h === null) return w.link.send(dir, channel, msg, bytes, w.clock());
   // Once the destination's guest runs its pages install through userfaultfd, which costs the stream more (host-cpu.ts).
-  const cost = messageCostUs(h, msg, w.dstGuest.running, channel === "urgent", w.link.spec.latencyUs, w.pageSize <= ZERO_HOLE_MAX_PAGE);
+  const cost = messageCostUs(h, msg, w.dstGuest.running, channel === "urgent", w.link.spec.latencyUs, w.zeroHoles);
   w.link.send(dir, channel, msg, bytes, w.clock(), occupancyBytes(bytes, cost, w.link.usPerWireByte), cost.recvUs + cost.extraUs);
 }

@@ -42,6 +42,7 @@ import type { Message } from "../engine/messages.js";
 import { CPU_KEYS, cpuKeyError, requestWaitUs, streamCpuUs, type HostCpu } from "./host-cpu.js";
 import { installRuns, RUN_KEYS, runKeyError, type HostRuns } from "./host-runs.js";
 import { LANE_KEYS, laneExtraUs, laneKeyError, type HostLane } from "./host-lane.js";
+import { POPULATED_KEYS, populatedKeyError, type HostPopulated } from "./host-populated.js";
 import { SWITCHOVER_KEYS, switchoverExtraUs, switchoverHopUs, switchoverKeyError, type HostSwitchover } from "./host-switchover.js";
 
 export const HOST_PROFILE_VERSION = 1;
@@ -49,9 +50,10 @@ export const HOST_PROFILE_VERSION = 1;
 /**
  * The CPU keys (cores, the native stream, the guest's share while it runs) are optional: src/sim/host-cpu.ts; so are
  * the switchover's legs: host-switchover.ts, the stream's cost per install call: host-runs.ts, and the event loops'
- * share of the link's latency that the fault lane skips: host-lane.ts.
+ * share of the link's latency that the fault lane skips: host-lane.ts, and the stream into memory populated ahead:
+ * host-populated.ts.
  */
-export interface HostProfile extends HostCpu, HostSwitchover, HostRuns, HostLane {
+export interface HostProfile extends HostCpu, HostSwitchover, HostRuns, HostLane, HostPopulated {
   ppsim_host_profile: typeof HOST_PROFILE_VERSION;
   /** Where and how it was measured, for a reader (free text). */
   measured_on: string;
@@ -94,6 +96,10 @@ export const DEFAULT_HOST: HostProfile = {
   send_ns_per_zero_page: 844,
   install_ns_per_page: 3127,
   install_ns_per_zero_page: 1306,
+  // Into memory populated ahead (host-populated.ts): `ppsim calibrate --reps 3` on 2026-12-04 20:38 UTC (a 2-CPU
+  // Xeon VM, load ~1.4; docs/data/s32-calibrate.txt), where fresh memory's figures were 4166 and 1241 ns in the same run.
+  install_ns_per_page_populated: 1421,
+  install_ns_per_zero_page_populated: 270,
   message_ns: 993,
   fault_delivery_us: 66.3,
   pause_us: 51.1,
@@ -164,7 +170,9 @@ export function checkHostProfile(v: unknown, where: string): HostProfile {
   if (runError !== null) throw new HostProfileError(`${where}: ${runError}`);
   const laneError = laneKeyError(o, MAX_COST);
   if (laneError !== null) throw new HostProfileError(`${where}: ${laneError}`);
-  const known = new Set<string>(["ppsim_host_profile", "measured_on", "fault_lane_us", ...NUMBER_KEYS, ...CPU_KEYS, ...SWITCHOVER_KEYS, ...RUN_KEYS, ...LANE_KEYS]);
+  const populatedError = populatedKeyError(o, MAX_COST);
+  if (populatedError !== null) throw new HostProfileError(`${where}: ${populatedError}`);
+  const known = new Set<string>(["ppsim_host_profile", "measured_on", "fault_lane_us", ...NUMBER_KEYS, ...CPU_KEYS, ...SWITCHOVER_KEYS, ...RUN_KEYS, ...LANE_KEYS, ...POPULATED_KEYS]);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new HostProfileError(`${where}: unknown key "${k}"`);
   return { ...(o as unknown as HostProfile), measured_on: typeof o.measured_on === "string" ? o.measured_on.slice(0, 500) : "" };
 }

@@ -25,6 +25,11 @@ export interface SimConfig {
   maxVirtualMs?: number;
   /** What the hosts' CPUs cost (src/sim/host.ts); none: free hosts. */
   host?: HostProfile | null;
+  /**
+   * The destination's memory populated before the migration (`ppsim real --prealloc`): with a host
+   * profile, the stream at its populated figures (host-populated.ts); no zero holes. Default false.
+   */
+  destPopulated?: boolean;
   /** Issue 16: the source keeps a standby copy on storage like this. */
   standby?: StandbySimSpec;
   /** Issue 16: the source host dies this long after the migration start (its link with it, for good). */

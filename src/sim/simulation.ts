@@ -3,6 +3,8 @@
  * simulated link and guests, and owns virtual time (µs; 0 = the guest boots,
  * the migration starts after the workload's warmup).
  */
+import { ZERO_HOLE_MAX_PAGE } from "./host-runs.js";
+import { populatedHost } from "./host-populated.js";
 import { Destination } from "../engine/destination.js";
 import { driveDestination, driveSource, type DestinationEffects, type SourceEffects } from "../engine/drive.js";
 import type { EndCause } from "../engine/events.js";
@@ -91,7 +93,10 @@ export class Simulation {
     this.deadlineUs = this.startUs + maxMs * 1000;
     this.maxVirtualMs = maxMs;
     this.outages = (cfg.outages ?? []).map((o) => ({ atMs: o.atMs, durationMs: o.durationMs }));
-    this.host = cfg.host ? checkHostProfile(cfg.host, "host profile") : null;
+    const host = cfg.host ? checkHostProfile(cfg.host, "host profile") : null;
+    // Populated memory is the real back end's on base pages only (dest-engine.ts): huge pages install fresh.
+    const populated = cfg.destPopulated === true && w.pageSize <= ZERO_HOLE_MAX_PAGE;
+    this.host = host !== null && populated ? populatedHost(host) : host;
     // With the fault lane the reader thread asks at once (its cost is in the request's fault_lane_us); otherwise the fault waits for the destination's loop.
     const faultDelayUs = this.host === null || this.host.fault_lane_us !== undefined ? 0 : this.host.fault_delivery_us + loopWaitUs(this.host);
     // Tasks or huge pages: the guest of async-faults.ts (its fault events name task slots, not vCPUs).
@@ -147,6 +152,7 @@ export class Simulation {
       dest: this.dest,
       expected: this.expected,
       host: this.host,
+      zeroHoles: w.pageSize <= ZERO_HOLE_MAX_PAGE && !populated,
       standby: this.standby,
       finish: (outcome, reason) => this.finish(outcome, reason),
       releasePages: (count) => {

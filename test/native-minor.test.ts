@@ -13,6 +13,7 @@
  *   MINOR alone needs every page to exist first).
  * Nothing here depends on timing: each fault is awaited as an event.
  */
+import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { encodeMessage } from "../src/engine/codec.js";
 import type { Message } from "../src/engine/messages.js";
@@ -235,12 +236,16 @@ describe.skipIf(userfaultfdUnavailable() !== null).each([false, true])("install 
     // Punched while the guest does not run (the switchover's stale pages): holes in populated memory.
     punchHole(fd, at(2), PS);
     punchHole(fd, at(5), PS);
-    table.markAbsent(Uint32Array.of(2, 5));
+    punchHole(fd, at(3), PS);
+    table.markAbsent(Uint32Array.of(2, 5, 3));
     await switchover();
     await bulk(pagesMsg([{ page: 4, data: page(40) }, { page: 5, data: null }, { page: 6, data: page(60) }]));
+    // Data into a hole: the store through the alias faults a fresh page in, then CONTINUE maps it.
+    await bulk(pagesMsg([{ page: 3, data: page(30) }]));
+    expect(await guest.touchAsync(at(3, 7))).toBe(word(30, 7));
     await bulk(pagesMsg([{ page: 2, data: null }]));
     expect(table.install(1, null, true)).toBe(TableInstall.Installed);
-    for (const p of [1, 2, 4, 5, 6]) expect(table.state(p), `page ${p}`).toBe(2);
+    for (const p of [1, 2, 3, 4, 5, 6]) expect(table.state(p), `page ${p}`).toBe(2);
     expect(await guest.touchAsync(at(4, 7))).toBe(word(40, 7));
     expect(await guest.touchAsync(at(5, 7))).toBe(0n);
     expect(await guest.touchAsync(at(6, 7))).toBe(word(60, 7));
@@ -264,6 +269,38 @@ describe.skipIf(userfaultfdUnavailable() !== null).each([false, true])("install 
 });
 
 describe.skipIf(userfaultfdUnavailable() !== null)("a page table's alias", () => {
+  const mapped = (address: bigint): boolean =>
+    readFileSync("/proc/self/maps", "utf8")
+      .split("\n")
+      .some((l) => l.startsWith(`${address.toString(16)}-`));
+
+  it("is unmapped once the table is closed and the last receiver holding it stopped", async () => {
+    const fd = memfdCreate("alias-life", PAGES * PS);
+    cleanups.push(() => closeFd(fd));
+    const guest = mapShared(fd, PAGES * PS);
+    cleanups.push(() => guest.unmap());
+    const uffd = uffdCreate();
+    cleanups.push(() => closeFd(uffd));
+    uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM | C.UFFD_FEATURE_MINOR_SHMEM);
+    uffdRegister(uffd, guest.address, PAGES * PS, C.UFFDIO_REGISTER_MODE_MISSING | C.UFFDIO_REGISTER_MODE_MINOR);
+    const alias = mapShared(fd, PAGES * PS);
+    await alias.populateAsync();
+    const at = alias.address;
+    const table = createPageTable(fd, uffd, guest.address, PS, PAGES, alias);
+    const src = memfdCreate("alias-life-src", PAGES * PS);
+    cleanups.push(() => closeFd(src));
+    const local: (() => void)[] = [];
+    const { receiver } = bulkPair(local, src, PS, PAGES);
+    receiver.setTarget(fd, uffd, guest.address, PS, PAGES, table);
+    expect(mapped(at)).toBe(true);
+    table.close();
+    expect(mapped(at)).toBe(true); // the receiver still holds it
+    expect(() => table.state(0)).toThrow(/closed/);
+    expect(() => receiver.setTarget(fd, uffd, guest.address, PS, PAGES, table)).toThrow(/pageTable is closed/);
+    while (local.length > 0) local.pop()?.();
+    expect(mapped(at)).toBe(false);
+  });
+
   it("must be a Mapping of exactly the guest's memory, and is taken over", () => {
     const fd = memfdCreate("alias", PAGES * PS);
     cleanups.push(() => closeFd(fd));

@@ -63,10 +63,13 @@ describe.skipIf(unavailable !== null)("real migration into memory populated ahea
   const MEM = 64 * 2 ** 20;
   async function run(mode: "postcopy" | "precopy" | "hybrid", prealloc: number) {
     const log: string[] = [];
-    const dest = await DestinationAgent.listen("127.0.0.1", 0, { once: true, prealloc, log: (l) => log.push(`[dst] ${l}`) });
+    // A --max-memory of exactly the guest: the memory populated for it is the guest's, not more.
+    const dest = await DestinationAgent.listen("127.0.0.1", 0, { once: true, prealloc, maxMemoryBytes: prealloc === MEM ? MEM : MEM + prealloc, log: (l) => log.push(`[dst] ${l}`) });
     cleanups.push(() => dest.close());
     const workload = scaleWorkload(loadWorkload("examples/web-server.json"), MEM);
-    const src = await SourceAgent.start({ workload, steps: Math.ceil(chooseSteps(workload) / 4), mode, seed: 5, peer: { host: "127.0.0.1", port: dest.port }, connections: 2, log: (l) => log.push(`[src] ${l}`) });
+    // Hybrid: one round and a downtime limit it cannot meet, so that it goes post-copy with stale pages.
+    const options = mode === "hybrid" ? { hybridRounds: 1, downtimeLimitMs: 0.01 } : {};
+    const src = await SourceAgent.start({ workload, steps: Math.ceil(chooseSteps(workload) / 4), mode, seed: 5, peer: { host: "127.0.0.1", port: dest.port }, connections: 2, options, log: (l) => log.push(`[src] ${l}`) });
     cleanups.push(() => src.close());
     const r = await src.migrate();
     return { r, log, why: `${r.outcome}: ${r.reason}\n${log.join("\n")}` };
@@ -78,6 +81,8 @@ describe.skipIf(unavailable !== null)("real migration into memory populated ahea
     expect(r.outcome, why).toBe("completed");
     expect(r.verified, why).toBe(true);
     if (mode === "postcopy") expect(r.demand_faults, why).toBeGreaterThan(0);
+    // Hybrid's stale pages are punched into holes of the populated memory and installed again.
+    if (mode === "hybrid") expect(log.some((l) => /switchover: [1-9]\d* stale pages dropped/.test(l)), why).toBe(true);
   });
 
   it("a guest of another size gets fresh memory, and says why", async () => {

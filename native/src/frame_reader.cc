@@ -25,6 +25,7 @@ GuestTarget TargetFromArgs(const Napi::CallbackInfo& info, const char* who) {
   if (info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull()) {
     t.states = PageStatesOf(env, info[5]);
     if (t.states->count() != t.pc) ThrowRange(env, "the page table's page count is not the target's");
+    if (t.states->pageSize() != t.ps) ThrowRange(env, "the page table's page size is not the target's");
   }
   if (info.Length() > 6 && !info[6].IsUndefined() && !info[6].IsNull()) {
     // Holes are for install mode "copy": with a page table a zero page is claimed and mapped (CONTINUE's way).
@@ -48,6 +49,10 @@ void CloseTarget(GuestTarget* t) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
   }
+  // The tables too: a table over memory populated ahead holds that memory (its alias) until the last
+  // holder lets go, which must not wait for V8 to collect a stopped receiver.
+  t->states.reset();
+  t->holes.reset();
 }
 
 bool LaneStreamEnd(const StreamReader& in, int* err, std::string* what, bool* protocol) {

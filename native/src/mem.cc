@@ -259,6 +259,9 @@ class PopulateWorker : public Napi::AsyncWorker {
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {
+    // Base pages: a punch of one 4 KiB page of a huge shmem folio (shmem_enabled=always) would zero
+    // or split the folio under pages the guest maps. Advice only: "force" overrides it.
+    (void)madvise(p_, len_, MADV_NOHUGEPAGE);
     while (madvise(p_, len_, MADV_POPULATE_WRITE) != 0) {
       if (errno == EINTR) continue;  // the pages done stay done; the rest is faulted in again
       errno_ = errno;

@@ -100,7 +100,15 @@ int PageInstaller::Continue(const std::vector<uint32_t>& pages, const std::vecto
     // EEXIST: mapped meanwhile by another path's copy. Populated: an unwritten zero page that was
     // punched since is a hole, which CONTINUE cannot map (MapZeroRange gives it ZEROPAGE).
     int e = populated ? MapZeroRange(uffd, dst, len, ps, true) : ContinueRange(uffd, dst, len, ps, true);
-    if (e != 0) return *what = "UFFDIO_CONTINUE(dst " + Hex(dst) + ", len " + std::to_string(len) + ")", e;
+    if (e != 0) {
+      *what = "UFFDIO_CONTINUE(dst " + Hex(dst) + ", len " + std::to_string(len) + ")";
+      // Holes again, absent (the guest does not run: punching also unmaps what the call mapped):
+      // populated memory's later zero copy of such a page writes nothing, so no bytes of this one
+      // may stay behind. A failed punch leaves them claimed by nobody: never mapped (page_states.h).
+      if (PunchRange(memfd, pages[k] * ps, len) != 0) return e;
+      for (size_t q = k; q < m; q++) states->Absent(pages[q]);
+      return e;
+    }
     for (size_t q = k; q < m; q++) states->Mapped(pages[q]);
     k = m;
   }
@@ -130,17 +138,18 @@ int PageInstaller::Claimed(const std::vector<uint32_t>& pages, const std::vector
     int e = allZero ? 0 : Write(pages, data, k, m, memfd, ps, states, what);
     if (e == 0) {
       // EEXIST here would mean a claimed page was already mapped: a path mapped without its claim.
-      // Refused, never skipped — but in populated memory, where the stretch's zero pages are not
-      // written, one of them may be a hole (punched since), which CONTINUE cannot map: MapZeroRange
-      // maps the stretch, holes with ZEROPAGE, and passes mapped pages over.
-      e = allZero || states->populated() ? MapZeroRange(uffd, dst, len, ps, states->populated()) : ContinueRange(uffd, dst, len, ps, false);
-      if (e != 0) *what = std::string(allZero ? "UFFDIO_ZEROPAGE" : "UFFDIO_CONTINUE") + "(dst " + Hex(dst) + ", len " + std::to_string(len) + ")";
+      // Refused, never skipped. In populated memory the stretch's zero pages are not written, and
+      // one may be a hole (punched since), which CONTINUE cannot map: it alone gets ZEROPAGE.
+      const bool populated = states->populated();
+      e = populated ? MapClaimedPopulated(uffd, base, pages, data, k, m, ps) : allZero ? ZeropageRange(uffd, dst, len) : ContinueRange(uffd, dst, len, ps, false);
+      if (e != 0) *what = std::string(populated ? "UFFDIO_CONTINUE (ZEROPAGE for holes)" : allZero ? "UFFDIO_ZEROPAGE" : "UFFDIO_CONTINUE") + "(dst " + Hex(dst) + ", len " + std::to_string(len) + ")";
     }
     if (e != 0) {
       // Unclaimed holes again, for whoever installs them next. A CONTINUE that failed part-way mapped
-      // a prefix: punching unmaps it too (the guest faults on it again, MISSING).
-      (void)PunchRange(memfd, pages[k] * ps, len);
-      for (size_t q = k; q < m; q++) states->Absent(pages[q]);
+      // a prefix: punching unmaps it too (the guest faults on it again, MISSING). A failed punch
+      // leaves the stretch claimed: bytes may be left in it, so nobody may map it (page_states.h).
+      const bool punched = PunchRange(memfd, pages[k] * ps, len) == 0;
+      for (size_t q = k; q < m && punched; q++) states->Absent(pages[q]);
       for (size_t q = m; q < j; q++)
         if (won_[q - i] != 0) states->Absent(pages[q]);
       uffdio_range r{dst, len};
@@ -149,6 +158,26 @@ int PageInstaller::Claimed(const std::vector<uint32_t>& pages, const std::vector
     }
     for (size_t q = k; q < m; q++) states->Mapped(pages[q]);
     k = m;
+  }
+  return 0;
+}
+
+// A claimed stretch [k, m) of consecutive pages, its data in place, in populated memory: one
+// CONTINUE; where it stops at a hole (EFAULT) under a zero page (punched since, left unwritten),
+// that page gets ZEROPAGE and the CONTINUE goes on after it. A hole under a data page, EEXIST or any
+// other error is returned, never skipped.
+int PageInstaller::MapClaimedPopulated(int uffd, uint64_t base, const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t k,
+                                       size_t m, uint64_t ps) {
+  size_t q = k;
+  while (q < m) {
+    uint64_t done = 0;
+    int e = ContinueRange(uffd, base + pages[q] * ps, (m - q) * ps, ps, false, &done);
+    if (e == 0) return 0;
+    q += static_cast<size_t>(done / ps);
+    if (e != EFAULT || q >= m || data[q] != nullptr) return e;
+    e = ZeropageRange(uffd, base + pages[q] * ps, ps);
+    if (e != 0) return e;
+    q++;
   }
   return 0;
 }
@@ -204,9 +233,9 @@ int PageInstaller::Holes(const std::vector<uint32_t>& pages, const std::vector<c
 // table has one (populated memory, page_states.h), else pwritev.
 int PageInstaller::Write(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, uint64_t ps,
                          PageStates* states, std::string* what) {
-  if (states->Alias(pages[i], ps) == nullptr) return Pwrite(pages, data, i, j, memfd, ps, what);
+  if (states->Alias(pages[i]) == nullptr) return Pwrite(pages, data, i, j, memfd, ps, what);
   for (size_t k = i; k < j; k++) {
-    uint8_t* a = states->Alias(pages[k], ps);
+    uint8_t* a = states->Alias(pages[k]);
     if (data[k] != nullptr) StreamCopy(a, data[k], ps);
     // A zero page: zeros only over an older copy (a resend before the guest runs). Otherwise it
     // holds zeros already — populated, or a hole since (no path leaves bytes in a page it does not map).

@@ -10,7 +10,8 @@
 // with UFFDIO_COPY straight from the frame's bytes (zeros for a zero page),
 // before the guest runs too (a resend: punched out, copied again).
 // With a PageStates table (install mode "continue", page_states.h): bytes go
-// into the memfd with pwritev and the run is mapped with UFFDIO_CONTINUE —
+// into the memfd with pwritev (populated memory: stores through the table's
+// alias) and the run is mapped with UFFDIO_CONTINUE —
 // one copy fewer than UFFDIO_COPY from a staging buffer; once the guest may
 // run, only the pages this thread claims are written (the others are
 // another path's: their bytes are dropped).
@@ -67,6 +68,8 @@ class PageInstaller {
   int Pwrite(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, uint64_t ps, std::string* what);
   int Continue(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, bool guestRuns, int memfd, int uffd,
                uint64_t base, uint64_t ps, PageStates* states, std::string* what);
+  static int MapClaimedPopulated(int uffd, uint64_t base, const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t k,
+                                 size_t m, uint64_t ps);
   int Claimed(const std::vector<uint32_t>& pages, const std::vector<const uint8_t*>& data, size_t i, size_t j, int memfd, int uffd, uint64_t base,
               uint64_t ps, PageStates* states, std::string* what);
   int Copy(int uffd, uint64_t dst, const std::vector<const uint8_t*>& data, size_t i, size_t j, uint64_t ps, bool staged = false);

@@ -23,7 +23,9 @@
 
 namespace ppsim {
 
-int ContinueRange(int uffd, uint64_t start, uint64_t len, uint64_t ps, bool skipMapped) {
+int ContinueRange(int uffd, uint64_t start, uint64_t len, uint64_t ps, bool skipMapped, uint64_t* done) {
+  const uint64_t total = len;
+  if (done != nullptr) *done = 0;
   while (len > 0) {
     // uffdio_continue: range, mode (0: wake the range's waiters), out mapped (bytes done, or -errno).
     uffdio_continue c{};
@@ -42,6 +44,7 @@ int ContinueRange(int uffd, uint64_t start, uint64_t len, uint64_t ps, bool skip
       len -= ps;
       continue;
     }
+    if (done != nullptr) *done = total - len;
     return e;
   }
   return 0;
@@ -137,7 +140,7 @@ class PageTable : public Napi::ObjectWrap<PageTable> {
     }
     bool populated = info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull();
     uint8_t* alias = populated ? TakeAlias(env, info[5], pc) : nullptr;
-    states_ = std::make_shared<PageStates>(static_cast<size_t>(pc), populated, alias, alias == nullptr ? 0 : pc * ps_);
+    states_ = std::make_shared<PageStates>(static_cast<size_t>(pc), ps_, populated, alias, alias == nullptr ? 0 : pc * ps_);
   }
 
   ~PageTable() override { CloseFds(); }
@@ -201,7 +204,11 @@ class PageTable : public Napi::ObjectWrap<PageTable> {
       int e = !write ? 0 : data != nullptr ? Write(p, data, at) : ZeroPage(at);
       if (e != 0) ThrowErrno(env, e, "pwrite(memfd, page " + std::to_string(p) + ")");
       e = mapped ? 0 : write ? ContinueRange(uffd_, dst, ps_, ps_, true) : MapZeroRange(uffd_, dst, ps_, ps_, true);  // a resend is mapped already
-      if (e != 0) ThrowErrno(env, e, std::string(write ? "UFFDIO_CONTINUE" : "UFFDIO_CONTINUE/ZEROPAGE") + "(dst " + Hex(dst) + ", len " + std::to_string(ps_) + ")");
+      if (e != 0) {
+        // A hole again (no bytes of it left behind for a later zero copy, which writes nothing in populated memory).
+        if (PunchRange(mem_, at, ps_) == 0) states_->Absent(p);
+        ThrowErrno(env, e, std::string(write ? "UFFDIO_CONTINUE" : "UFFDIO_CONTINUE/ZEROPAGE") + "(dst " + Hex(dst) + ", len " + std::to_string(ps_) + ")");
+      }
       states_->Mapped(p);
       return Napi::Number::New(env, 0);
     }
@@ -212,15 +219,19 @@ class PageTable : public Napi::ObjectWrap<PageTable> {
     }
     // Ours: a hole nobody else writes. Bytes first, then the map (which wakes the waiters).
     int e = data != nullptr ? Write(p, data, at) : 0;
-    std::string what = "pwrite(memfd, page " + std::to_string(p) + ")";
+    std::string what = std::string(states_->Alias(p) != nullptr ? "store through the alias" : "pwrite(memfd") + ", page " + std::to_string(p) + ")";
     if (e == 0) {
-      e = data != nullptr ? ContinueRange(uffd_, dst, ps_, ps_, false) : MapZeroRange(uffd_, dst, ps_, ps_, states_->populated());
-      what = std::string(data != nullptr ? "UFFDIO_CONTINUE" : "UFFDIO_ZEROPAGE") + "(dst " + Hex(dst) + ", len " + std::to_string(ps_) + ")";
+      // Strict: EEXIST on a page we claimed is refused. Populated memory's zero page is mapped as it
+      // is, ZEROPAGE only where it is a hole (punched since: CONTINUE finds no folio, EFAULT).
+      if (data != nullptr) e = ContinueRange(uffd_, dst, ps_, ps_, false);
+      else if (!states_->populated()) e = ZeropageRange(uffd_, dst, ps_);
+      else if ((e = ContinueRange(uffd_, dst, ps_, ps_, false)) == EFAULT) e = ZeropageRange(uffd_, dst, ps_);
+      what = std::string(data != nullptr || states_->populated() ? "UFFDIO_CONTINUE" : "UFFDIO_ZEROPAGE") + "(dst " + Hex(dst) + ", len " + std::to_string(ps_) + ")";
     }
     if (e != 0) {
-      // Back to a hole, unclaimed: nothing of it was mapped (a failed map maps nothing of a one-page range).
-      (void)PunchRange(mem_, at, ps_);
-      states_->Absent(p);
+      // Back to a hole, unclaimed: nothing of it was mapped (a failed map maps nothing of a one-page
+      // range). A failed punch leaves it claimed: its bytes may be there, so nobody may map it.
+      if (PunchRange(mem_, at, ps_) == 0) states_->Absent(p);
       ThrowErrno(env, e, what);
     }
     states_->Mapped(p);
@@ -238,6 +249,7 @@ class PageTable : public Napi::ObjectWrap<PageTable> {
 
   // markAbsent(pages: Uint32Array): pages punched out (the guest does not run; no installer runs).
   Napi::Value MarkAbsent(const Napi::CallbackInfo& info) {
+    Open(info.Env(), "markAbsent");
     Napi::Uint32Array a = ArgU32Array(info, 0, "pages");
     for (size_t i = 0; i < a.ElementLength(); i++) {
       if (a[i] >= states_->count()) ThrowRange(info.Env(), "page " + std::to_string(a[i]) + " is beyond the table");
@@ -247,10 +259,14 @@ class PageTable : public Napi::ObjectWrap<PageTable> {
   }
 
   // state(page) -> 0 absent, 1 receiving, 2 mapped (tests, reports).
-  Napi::Value State(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), states_->Get(ArgPage(info, 0))); }
+  Napi::Value State(const Napi::CallbackInfo& info) {
+    Open(info.Env(), "state");
+    return Napi::Number::New(info.Env(), states_->Get(ArgPage(info, 0)));
+  }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
     CloseFds();
+    states_.reset();  // the alias goes with the last receiver that held the table (frame_reader.cc CloseTarget)
     return info.Env().Undefined();
   }
 
@@ -262,7 +278,7 @@ class PageTable : public Napi::ObjectWrap<PageTable> {
 
   // Page p's bytes into the memfd: through the alias where there is one (a store, no lock).
   int Write(uint32_t p, const uint8_t* data, uint64_t at) {
-    uint8_t* a = states_->Alias(p, ps_);
+    uint8_t* a = states_->Alias(p);
     if (a == nullptr) return WritePage(mem_, data, ps_, at);
     StreamCopy(a, data, ps_);
     StreamFence();  // before the CONTINUE that maps the page into the guest
@@ -292,7 +308,9 @@ Napi::FunctionReference* PageTable::ctor = nullptr;
 std::shared_ptr<PageStates> PageStatesOf(Napi::Env env, Napi::Value v) {
   if (!v.IsObject() || PageTable::ctor == nullptr || !v.As<Napi::Object>().InstanceOf(PageTable::ctor->Value()))
     ThrowType(env, "pageTable must be a PageTable");
-  return PageTable::Unwrap(v.As<Napi::Object>())->states();
+  std::shared_ptr<PageStates> s = PageTable::Unwrap(v.As<Napi::Object>())->states();
+  if (s == nullptr) ThrowType(env, "pageTable is closed");
+  return s;
 }
 
 void InitPageStates(Napi::Env env, Napi::Object exports) { exports.Set("PageTable", PageTable::Init(env)); }

@@ -55,15 +55,17 @@ class PageStates {
  public:
   // alias: populated memory's mapping in this process (aliasLen bytes, owned from here: unmapped
   // with the table, after the last receiver let it go); null otherwise.
-  PageStates(size_t count, bool populated, uint8_t* alias = nullptr, size_t aliasLen = 0)
-      : count_(count), populated_(populated), alias_(alias), aliasLen_(aliasLen), s_(new std::atomic<uint8_t>[count]) {
+  PageStates(size_t count, uint64_t pageSize, bool populated, uint8_t* alias = nullptr, size_t aliasLen = 0)
+      : count_(count), ps_(pageSize), populated_(populated), alias_(alias), aliasLen_(aliasLen), s_(new std::atomic<uint8_t>[count]) {
     for (size_t i = 0; i < count; i++) s_[i].store(kAbsent, std::memory_order_relaxed);
   }
   ~PageStates();
   PageStates(const PageStates&) = delete;
   PageStates& operator=(const PageStates&) = delete;
-  // The alias of page p's bytes (page size ps), or null: then the memfd is written with pwritev.
-  uint8_t* Alias(uint32_t p, uint64_t ps) const { return alias_ == nullptr ? nullptr : alias_ + static_cast<uint64_t>(p) * ps; }
+  uint64_t pageSize() const { return ps_; }
+  // The alias of page p's bytes (p < count(): the callers' pages are checked against the layout), or
+  // null: then the memfd is written with pwritev.
+  uint8_t* Alias(uint32_t p) const { return alias_ == nullptr || p >= count_ ? nullptr : alias_ + static_cast<uint64_t>(p) * ps_; }
   size_t count() const { return count_; }
   // Whether the memfd was allocated whole before the migration (see above).
   bool populated() const { return populated_; }
@@ -78,6 +80,7 @@ class PageStates {
 
  private:
   size_t count_;
+  uint64_t ps_;
   bool populated_;
   uint8_t* alias_;
   size_t aliasLen_;
@@ -88,8 +91,9 @@ class PageStates {
 std::shared_ptr<PageStates> PageStatesOf(Napi::Env env, Napi::Value v);
 
 // UFFDIO_CONTINUE of [start, start + len): maps pages already in the page cache and wakes their
-// waiters; with skipMapped a page mapped already (EEXIST) is passed over. 0 or the errno.
-int ContinueRange(int uffd, uint64_t start, uint64_t len, uint64_t pageSize, bool skipMapped);
+// waiters; with skipMapped a page mapped already (EEXIST) is passed over. 0 or the errno; `done`
+// (if given): the bytes from start that were mapped or passed over before the failing page.
+int ContinueRange(int uffd, uint64_t start, uint64_t len, uint64_t pageSize, bool skipMapped, uint64_t* done = nullptr);
 // UFFDIO_ZEROPAGE of [start, start + len) (a hole becomes a mapped zero page). 0 or the errno.
 int ZeropageRange(int uffd, uint64_t start, uint64_t len);
 // Maps pages this path owns (claimed, or the guest does not run) whose bytes are in place: with

@@ -34,7 +34,8 @@ export interface AdmissionOptions {
   setupTimeoutMs: number;
   log: (line: string) => void;
   /** Why no session may start now, or the guest memory still free. */
-  room: () => string | number;
+  /** What a new session may still take: a reason it may not, or the memory left (for a guest of `memBytes`, when known). */
+  room: (memBytes?: number) => string | number;
   admit: (a: Admitted) => void;
 }
 
@@ -140,7 +141,7 @@ export class Admission {
     if (mem === null || Number(mem[1]) !== memBytes) return `the source's hello (${h.pageCount} pages of ${h.pageSize} bytes) disagrees with its session info (mem_bytes ${mem?.[1] ?? "missing"})`;
     const ps = /^page_size (\d+)$/m.exec(config);
     if (ps !== null && Number(ps[1]) !== hostPage) return `the source's session info names pages of ${ps[1]} bytes, this host's are ${hostPage}`;
-    const room = this.o.room();
+    const room = this.o.room(memBytes);
     if (typeof room === "string") return room;
     if (memBytes > room) return `a guest of ${formatBytes(memBytes)} does not fit: this destination has ${(Math.max(0, room) / 2 ** 20).toFixed(0)} MiB of its --max-memory left`;
     return memBytes;

@@ -103,7 +103,9 @@ function sendPerPage(pages: number, zero: boolean): number {
 /**
  * installPerPage's shape into memory populated ahead (dest-prealloc.ts): the memfd populated and
  * mapped before the clock starts; each run's bytes stored through that mapping and the run mapped
- * into the registered view with one UFFDIO_CONTINUE (a zero run: the CONTINUE alone).
+ * into the registered view with one UFFDIO_CONTINUE (a zero run: the CONTINUE alone). The stores
+ * are Mapping.write's plain copy, as installPerPage's JS path copies too; the receivers' streaming
+ * stores are in the stream figures (calibrate-bulk.ts `populated`).
  */
 async function installPerPagePopulated(pages: number, zero: boolean): Promise<number> {
   const C = constants();

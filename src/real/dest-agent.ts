@@ -82,7 +82,7 @@ export class DestinationAgent {
     this.admission = new Admission({
       setupTimeoutMs: o.setupTimeoutMs ?? 10_000,
       log: this.log,
-      room: () => this.room(),
+      room: (memBytes) => this.room(memBytes),
       admit: (a) => this.start(a),
     });
   }
@@ -97,10 +97,15 @@ export class DestinationAgent {
       throw new RangeError(`--prealloc ${o.prealloc} bytes is more than this destination's guest memory limit (--max-memory ${agent.maxMemoryBytes} bytes)`);
     }
     if (o.prealloc !== undefined) agent.pool = await PreallocPool.create(o.prealloc, agent.log);
-    agent.listener = await Listener.listen(host, port, (a) => agent.onAccepted(a), agent.log, {
-      security: o.security ?? INSECURE,
-      preambleTimeoutMs: o.preambleTimeoutMs ?? 10_000,
-    });
+    try {
+      agent.listener = await Listener.listen(host, port, (a) => agent.onAccepted(a), agent.log, {
+        security: o.security ?? INSECURE,
+        preambleTimeoutMs: o.preambleTimeoutMs ?? 10_000,
+      });
+    } catch (e) {
+      await agent.pool?.close(); // its memory would stay held by nobody
+      throw e;
+    }
     return agent;
   }
 
@@ -117,14 +122,15 @@ export class DestinationAgent {
 
   private readonly log = (line: string): void => (this.o.log ?? (() => undefined))(sanitize(line, 2000));
 
-  /** What a new session may still take: a reason it may not, or the memory left. */
-  private room(): string | number {
+  /** What a new session may still take: a reason it may not, or the memory left (for a guest of `memBytes`, when known). */
+  private room(memBytes?: number): string | number {
     if (this.closed) return "the destination agent is shutting down";
     if (this.o.once === true && this.sessions.size + this.ends.length > 0) return "this destination takes one migration only (--once)";
     const max = this.o.maxSessions ?? DEFAULT_MAX_SESSIONS;
     if (this.sessions.size >= max) return `this destination already runs ${this.sessions.size} migration(s), its limit (--max-sessions ${max})`;
-    // Memory populated ahead is held whether or not the next guest takes it.
-    return this.maxMemoryBytes - this.load.memBytes - (this.pool?.holding === true ? this.pool.bytes : 0);
+    // Memory populated ahead is held whether or not the next guest takes it — unless this guest is the one that will.
+    const takesPool = this.pool?.ready === true && memBytes === this.pool.bytes;
+    return this.maxMemoryBytes - this.load.memBytes - (this.pool?.holding === true && !takesPool ? this.pool.bytes : 0);
   }
 
   private onAccepted(a: Accepted): void {

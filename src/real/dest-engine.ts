@@ -107,7 +107,12 @@ export class DestEngine {
       } finally {
         if (populated !== null) closeFd(populated.fd); // the guest has its own (and sends it back in its hello)
       }
-      this.mem = new DestinationMemory(this.guest, install, undefined, populated?.alias ?? null);
+      try {
+        this.mem = new DestinationMemory(this.guest, install, undefined, populated?.alias ?? null);
+      } catch (e) {
+        populated?.alias.unmap(); // a no-op once the page table took it
+        throw e;
+      }
       if (populated !== null) this.s.log(`guest memory populated ahead (${(expect.pageCount * unit) / 2 ** 20} MiB): zero pages mapped as they are`);
       // Where this host's CPU went (issue 9): marks at the guest's start, once it runs (off the downtime) and at completion.
       const cpu = new ThreadCpuAccount([
@@ -202,7 +207,10 @@ export class DestEngine {
         this.s.trace?.installed(batch.pages);
       },
       wake: (page) => this.mem?.wake(page),
-      dropPages: (pages) => this.mem?.drop(pages),
+      dropPages: (pages) => {
+        this.mem?.drop(pages);
+        if (pages.length > 0) this.s.log(`switchover: ${pages.length} stale pages dropped (fetched again after it)`);
+      },
       resumeGuest: (cpuState) => this.resume(cpuState),
       // The engine's completion: every page is here (dest-memory.ts: the reader stays for the zero holes).
       stopFaultHandling: () => {

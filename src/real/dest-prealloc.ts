@@ -17,8 +17,9 @@
  * a MINOR fault, a demand fault like any other.
  *
  * One memfd ready at a time: the session that takes it owns it (its guest
- * holds it), and the pool populates the next one once that session ended —
- * not during it, where it would take CPU and memory from the migration.
+ * holds it), and the pool populates the next one once a session ended — not
+ * during the one that took it, where it would take CPU and memory from that
+ * migration (other sessions may run then: a listener serves several).
  * QEMU's -mem-prealloc populates a destination too, but its post-copy needs
  * missing faults and so cannot use it; here post-copy runs over it.
  */

@@ -62,16 +62,17 @@ export function populatedHost(h: HostProfile): HostProfile {
     install_ns_per_page: h.install_ns_per_page_populated ?? h.install_ns_per_page,
     install_ns_per_zero_page: h.install_ns_per_zero_page_populated ?? h.install_ns_per_zero_page,
   };
-  // The stream's figures only where the profile models the stream (its CPU keys, host-cpu.ts).
-  if (h.stream_ns_per_page !== undefined) {
-    p.stream_ns_per_page = h.stream_ns_per_page_populated ?? h.stream_ns_per_page;
+  // The stream's figures only where the profile models the stream (its CPU keys, host-cpu.ts) and
+  // has them measured into populated memory; the run keys (fresh memory's calls) go with them.
+  if (h.stream_ns_per_page !== undefined && h.stream_ns_per_page_populated !== undefined) {
+    p.stream_ns_per_page = h.stream_ns_per_page_populated;
     p.stream_ns_per_zero_page = h.stream_ns_per_zero_page_populated ?? h.stream_ns_per_zero_page;
     p.stream_ns_per_page_running = h.stream_ns_per_page_running_populated ?? h.stream_ns_per_page_running;
     p.stream_ns_per_zero_page_running = h.stream_ns_per_zero_page_running_populated ?? h.stream_ns_per_zero_page_running;
+    delete p.stream_ns_per_run;
+    delete p.stream_ns_per_zero_run;
+    delete p.stream_ns_per_run_running;
+    delete p.stream_ns_per_zero_run_running;
   }
-  delete p.stream_ns_per_run;
-  delete p.stream_ns_per_zero_run;
-  delete p.stream_ns_per_run_running;
-  delete p.stream_ns_per_zero_run_running;
   return p;
 }

@@ -198,25 +198,31 @@ Napi::Value Mapping::WriteU64(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// touchAsync(offset, value?): loads (or stores, when value is given) one
-// aligned u64 on a libuv pool thread and resolves with the value seen. Its
-// purpose is to fault on a userfaultfd-registered range without blocking the
-// event loop: the pool thread sleeps in the kernel until the fault is served.
-class TouchWorker : public Napi::AsyncWorker {
+// Pool-thread work on a Mapping that ends in a Promise: pins the mapping (a reference to its JS
+// object, and `inflight`, which munmap and Release refuse while it is > 0) until it settles.
+class PinnedWorker : public Napi::AsyncWorker {
  public:
-  TouchWorker(Napi::Env env, Mapping* m, Napi::Object self, volatile uint64_t* p, bool store, uint64_t v)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), m_(m), p_(p), store_(store), v_(v) {
+  PinnedWorker(Napi::Env env, Mapping* m, Napi::Object self) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), m_(m) {
     self_ = Napi::Persistent(self);  // keeps the Mapping alive (and mapped, see Unmap)
     m_->inflight++;
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
-  void Execute() override {
-    if (store_) *p_ = v_;
-    result_ = *p_;
+  Napi::Promise Start() {
+    Napi::Promise pr = Promise();
+    Queue();  // the worker deletes itself once settled
+    return pr;
   }
+
+ protected:
+  // The value to resolve with, on the JS thread after Execute (or throw a JS error to reject).
+  virtual Napi::Value Result() = 0;
   void OnOK() override {
     m_->inflight--;
-    deferred_.Resolve(U64(Env(), result_));
+    try {
+      deferred_.Resolve(Result());
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
   }
   void OnError(const Napi::Error& e) override {
     m_->inflight--;
@@ -227,6 +233,25 @@ class TouchWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   Napi::ObjectReference self_;
   Mapping* m_;
+};
+
+// touchAsync(offset, value?): loads (or stores, when value is given) one
+// aligned u64 on a libuv pool thread and resolves with the value seen. Its
+// purpose is to fault on a userfaultfd-registered range without blocking the
+// event loop: the pool thread sleeps in the kernel until the fault is served.
+class TouchWorker : public PinnedWorker {
+ public:
+  TouchWorker(Napi::Env env, Mapping* m, Napi::Object self, volatile uint64_t* p, bool store, uint64_t v)
+      : PinnedWorker(env, m, self), p_(p), store_(store), v_(v) {}
+  void Execute() override {
+    if (store_) *p_ = v_;
+    result_ = *p_;
+  }
+
+ protected:
+  Napi::Value Result() override { return U64(Env(), result_); }
+
+ private:
   volatile uint64_t* p_;
   bool store_;
   uint64_t v_;
@@ -239,10 +264,7 @@ Napi::Value Mapping::TouchAsync(const Napi::CallbackInfo& info) {
   uint64_t v = store ? ArgU64(info, 1, "value") : 0;
   if (off % 8 != 0) ThrowRange(info.Env(), "touchAsync offset must be 8-byte aligned");
   auto* p = reinterpret_cast<volatile uint64_t*>(Checked(info.Env(), off, 8, "Mapping.touchAsync"));
-  auto* w = new TouchWorker(info.Env(), this, info.This().As<Napi::Object>(), p, store, v);
-  Napi::Promise pr = w->Promise();
-  w->Queue();
-  return pr;
+  return (new TouchWorker(info.Env(), this, info.This().As<Napi::Object>(), p, store, v))->Start();
 }
 
 // populateAsync() -> Promise<void>: every page of the mapping faulted in writable
@@ -250,14 +272,9 @@ Napi::Value Mapping::TouchAsync(const Napi::CallbackInfo& info) {
 // and zeroed — a first write to each, unlike fallocate, whose pages are cleared only when first
 // used — and all of them end mapped here, so that stores into the mapping later neither fault
 // nor take a lock (dest-prealloc.ts: a GiB takes a second where fresh memory is slow).
-class PopulateWorker : public Napi::AsyncWorker {
+class PopulateWorker : public PinnedWorker {
  public:
-  PopulateWorker(Napi::Env env, Mapping* m, Napi::Object self, uint8_t* p, uint64_t len)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), m_(m), p_(p), len_(len) {
-    self_ = Napi::Persistent(self);  // keeps the Mapping alive (and mapped, see Unmap)
-    m_->inflight++;
-  }
-  Napi::Promise Promise() { return deferred_.Promise(); }
+  PopulateWorker(Napi::Env env, Mapping* m, Napi::Object self, uint8_t* p, uint64_t len) : PinnedWorker(env, m, self), p_(p), len_(len) {}
   void Execute() override {
     // Base pages: a punch of one 4 KiB page of a huge shmem folio (shmem_enabled=always) would zero
     // or split the folio under pages the guest maps. Advice only: "force" overrides it.
@@ -268,20 +285,14 @@ class PopulateWorker : public Napi::AsyncWorker {
       return;
     }
   }
-  void OnOK() override {
-    m_->inflight--;
-    if (errno_ != 0) return deferred_.Reject(ErrnoError(Env(), errno_, "madvise(MADV_POPULATE_WRITE, " + std::to_string(len_) + " bytes)").Value());
-    deferred_.Resolve(Env().Undefined());
-  }
-  void OnError(const Napi::Error& e) override {
-    m_->inflight--;
-    deferred_.Reject(e.Value());
+
+ protected:
+  Napi::Value Result() override {
+    if (errno_ != 0) throw ErrnoError(Env(), errno_, "madvise(MADV_POPULATE_WRITE, " + std::to_string(len_) + " bytes)");
+    return Env().Undefined();
   }
 
  private:
-  Napi::Promise::Deferred deferred_;
-  Napi::ObjectReference self_;
-  Mapping* m_;
   uint8_t* p_;
   uint64_t len_;
   int errno_ = 0;
@@ -289,10 +300,7 @@ class PopulateWorker : public Napi::AsyncWorker {
 
 Napi::Value Mapping::PopulateAsync(const Napi::CallbackInfo& info) {
   uint8_t* p = Checked(info.Env(), 0, len_, "Mapping.populateAsync");
-  auto* w = new PopulateWorker(info.Env(), this, info.This().As<Napi::Object>(), p, len_);
-  Napi::Promise pr = w->Promise();
-  w->Queue();
-  return pr;
+  return (new PopulateWorker(info.Env(), this, info.This().As<Napi::Object>(), p, len_))->Start();
 }
 
 uint8_t* Mapping::Release(Napi::Env env, uint64_t* len) {

@@ -118,26 +118,27 @@ async function installPerPagePopulated(pages: number, zero: boolean): Promise<nu
     await alias.populateAsync();
     uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM | C.UFFD_FEATURE_MINOR_SHMEM);
     uffdRegister(uffd, map.address, pages * PS, C.UFFDIO_REGISTER_MODE_MISSING | C.UFFDIO_REGISTER_MODE_MINOR);
-    const frames = installFrames(pages, zero);
-    const decoder = new FrameDecoder(PS, pages);
-    return (
-      timeNs(() => {
-        for (const f of frames) {
-          for (const msg of decoder.push(f)) {
-            if (msg.type !== "pages") continue;
-            const first = msg.pages[0];
-            if (!zero) for (let i = 0; i < msg.pages.length; i++) alias.write((first + i) * PS, msg.data[i] as Uint8Array);
-            uffdContinue(uffd, map.address + BigInt(first * PS), msg.pages.length * PS);
-          }
-        }
-      }) / pages
-    );
+    return timeInstalls(pages, zero, (first, msg) => {
+      if (!zero) for (let i = 0; i < msg.pages.length; i++) alias.write((first + i) * PS, msg.data[i] as Uint8Array);
+      uffdContinue(uffd, map.address + BigInt(first * PS), msg.pages.length * PS);
+    });
   } finally {
     map.unmap();
     alias.unmap();
     closeFd(uffd);
     closeFd(fd);
   }
+}
+
+/** ns per page of decoding `pages` pages in frames of RUN consecutive pages (data, or every one zero) and handing each to `install`. */
+function timeInstalls(pages: number, zero: boolean, install: (first: number, msg: Extract<Message<Uint8Array>, { type: "pages" }>) => void): number {
+  const frames = installFrames(pages, zero);
+  const decoder = new FrameDecoder(constants().PAGE_SIZE, pages);
+  return (
+    timeNs(() => {
+      for (const f of frames) for (const msg of decoder.push(f)) if (msg.type === "pages") install(msg.pages[0], msg);
+    }) / pages
+  );
 }
 
 /** `pages` pages in frames of RUN consecutive pages, each with data (or every one zero). */
@@ -165,21 +166,11 @@ function installPerPage(pages: number, zero: boolean): number {
   try {
     uffdApi(uffd, C.UFFD_FEATURE_MISSING_SHMEM);
     uffdRegister(uffd, map.address, pages * PS, C.UFFDIO_REGISTER_MODE_MISSING);
-    const frames = installFrames(pages, zero);
-    const decoder = new FrameDecoder(PS, pages);
-    return (
-      timeNs(() => {
-        for (const f of frames) {
-          for (const msg of decoder.push(f)) {
-            if (msg.type !== "pages") continue;
-            const first = msg.pages[0];
-            const at = map.address + BigInt(first * PS);
-            if (zero) uffdZeropage(uffd, at, msg.pages.length * PS);
-            else uffdCopy(uffd, at, Buffer.concat(msg.data as Uint8Array[]));
-          }
-        }
-      }) / pages
-    );
+    return timeInstalls(pages, zero, (first, msg) => {
+      const at = map.address + BigInt(first * PS);
+      if (zero) uffdZeropage(uffd, at, msg.pages.length * PS);
+      else uffdCopy(uffd, at, Buffer.concat(msg.data as Uint8Array[]));
+    });
   } finally {
     map.unmap();
     closeFd(uffd);

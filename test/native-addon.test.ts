@@ -15,6 +15,7 @@ import {
   peerCred,
   pread,
   punchHole,
+  punchPages,
   recvFds,
   scanWrittenAndProtect,
   sendFds,
@@ -134,6 +135,20 @@ describe("userfaultfd", () => {
     // Installing again succeeds: the page was missing again.
     uffdCopy(uffd, map.address + BigInt(PS), pattern(4));
     expect(map.read(PS, PS).equals(pattern(4))).toBe(true);
+  });
+
+  it("punches a sorted page list run by run, in one call, and leaves the other pages as they were", () => {
+    const { fd, map, uffd } = missingRegion(8);
+    for (let p = 0; p < 8; p++) uffdCopy(uffd, map.address + BigInt(p * PS), pattern(p + 1));
+    // Runs [1], [3, 4, 5], [7]: three fallocate calls.
+    expect(punchPages(fd, Uint32Array.of(1, 3, 4, 5, 7), PS)).toBe(3);
+    for (const p of [1, 3, 4, 5, 7]) uffdCopy(uffd, map.address + BigInt(p * PS), pattern(20 + p)); // missing again: installs succeed
+    for (const [p, tag] of [[0, 1], [2, 3], [6, 7], [4, 24]]) expect(map.read(p * PS, PS).equals(pattern(tag)), `page ${p}`).toBe(true);
+    expect(punchPages(fd, new Uint32Array(0), PS)).toBe(0);
+    expect(() => punchPages(fd, Uint32Array.of(3, 2), PS)).toThrow(/ascending without repeats/);
+    expect(() => punchPages(fd, Uint32Array.of(2, 2), PS)).toThrow(/ascending without repeats/);
+    expect(() => punchPages(fd, Uint32Array.of(1), 3000)).toThrow(/power of two/);
+    expect(() => punchPages(-1, Uint32Array.of(1), PS)).toThrow();
   });
 
   it("turns bad arguments into TypeErrors and RangeErrors, not crashes", () => {

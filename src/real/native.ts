@@ -98,6 +98,7 @@ interface RawMemory {
   ftruncate(fd: number, size: U64): void;
   close(fd: number): void;
   punchHole(fd: number, offset: U64, length: U64): void;
+  punchPages(fd: number, pages: Uint32Array, pageSize: number): number;
   memfdDataPages(fd: number, firstPage: number, count: number, pageSize: number, bounded?: boolean): Uint8Array;
   residentPages(address: bigint, count: number, pageSize: number): Uint8Array;
   pread(fd: number, offset: U64, length: number): Buffer;
@@ -127,6 +128,11 @@ export function closeFd(fd: number): void {
 /** fallocate(PUNCH_HOLE|KEEP_SIZE): the range becomes missing again. */
 export function punchHole(fd: number, offset: number, length: number): void {
   addon().punchHole(fd, offset, length);
+}
+
+/** Punches every page of `pages` (ascending, no repeats): one fallocate per run of consecutive pages, in one native call. Returns the calls made. */
+export function punchPages(fd: number, pages: Uint32Array, pageSize: number): number {
+  return addon().punchPages(fd, pages, pageSize);
 }
 /**
  * 1 for each of `count` pages from `firstPage` that holds data in the memfd, 0 for a hole (lseek

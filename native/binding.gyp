@@ -6,6 +6,7 @@
         "src/addon.cc",
         "src/util.cc",
         "src/mem.cc",
+        "src/mapping.cc",
         "src/uffd.cc",
         "src/fault_reader.cc",
         "src/pagemap.cc",

@@ -138,9 +138,9 @@ class PageTable : public Napi::ObjectWrap<PageTable> {
       close(mem_);
       ThrowErrno(env, e, "fcntl(F_DUPFD_CLOEXEC, uffd " + std::to_string(uffd) + ")");
     }
-    bool populated = info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull();
+    const bool populated = info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull();
     uint8_t* alias = populated ? TakeAlias(env, info[5], pc) : nullptr;
-    states_ = std::make_shared<PageStates>(static_cast<size_t>(pc), ps_, populated, alias, alias == nullptr ? 0 : pc * ps_);
+    states_ = std::make_shared<PageStates>(static_cast<size_t>(pc), ps_, alias, alias == nullptr ? 0 : pc * ps_);
   }
 
   ~PageTable() override { CloseFds(); }

@@ -55,8 +55,8 @@ class PageStates {
  public:
   // alias: populated memory's mapping in this process (aliasLen bytes, owned from here: unmapped
   // with the table, after the last receiver let it go); null otherwise.
-  PageStates(size_t count, uint64_t pageSize, bool populated, uint8_t* alias = nullptr, size_t aliasLen = 0)
-      : count_(count), ps_(pageSize), populated_(populated), alias_(alias), aliasLen_(aliasLen), s_(new std::atomic<uint8_t>[count]) {
+  PageStates(size_t count, uint64_t pageSize, uint8_t* alias = nullptr, size_t aliasLen = 0)
+      : count_(count), ps_(pageSize), alias_(alias), aliasLen_(aliasLen), s_(new std::atomic<uint8_t>[count]) {
     for (size_t i = 0; i < count; i++) s_[i].store(kAbsent, std::memory_order_relaxed);
   }
   ~PageStates();
@@ -67,8 +67,8 @@ class PageStates {
   // null: then the memfd is written with pwritev.
   uint8_t* Alias(uint32_t p) const { return alias_ == nullptr || p >= count_ ? nullptr : alias_ + static_cast<uint64_t>(p) * ps_; }
   size_t count() const { return count_; }
-  // Whether the memfd was allocated whole before the migration (see above).
-  bool populated() const { return populated_; }
+  // Whether the memfd was allocated whole before the migration (see above): it comes with its alias.
+  bool populated() const { return alias_ != nullptr; }
   // Absent -> Receiving: true for exactly one caller.
   bool Claim(uint32_t p) {
     uint8_t want = kAbsent;
@@ -81,7 +81,6 @@ class PageStates {
  private:
   size_t count_;
   uint64_t ps_;
-  bool populated_;
   uint8_t* alias_;
   size_t aliasLen_;
   std::unique_ptr<std::atomic<uint8_t>[]> s_;

@@ -33,6 +33,7 @@
  * (engine-effects.ts laneServe).
  */
 import type { HostCpu } from "./host-cpu.js";
+import { optionalCostError } from "./host-keys.js";
 
 export interface HostLane {
   loop_hop_us?: number;
@@ -42,12 +43,7 @@ export const LANE_KEYS = ["loop_hop_us"] as const;
 
 /** Checks the optional lane keys (`o` is a parsed profile); the first wrong one's sentence, or null. */
 export function laneKeyError(o: Record<string, unknown>, max: number): string | null {
-  for (const k of LANE_KEYS) {
-    const x = o[k];
-    if (x === undefined) continue;
-    if (typeof x !== "number" || !Number.isFinite(x) || x < 0 || x > max) return `"${k}" must be a number in [0, ${max}], got ${JSON.stringify(x)}`;
-  }
-  return null;
+  return optionalCostError(o, LANE_KEYS, max);
 }
 
 /**

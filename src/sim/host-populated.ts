@@ -14,6 +14,7 @@
  * its stretch, charged the populated zero-page figures).
  */
 import type { HostProfile } from "./host.js";
+import { optionalCostError } from "./host-keys.js";
 
 export interface HostPopulated {
   /** Installing a page with data into populated memory (stored through its mapping, then CONTINUE), ns. */
@@ -41,12 +42,7 @@ export const POPULATED_KEYS = [
 
 /** What is wrong with a profile's populated keys (each optional, a cost in [0, max]), or null. */
 export function populatedKeyError(o: Record<string, unknown>, max: number): string | null {
-  for (const k of POPULATED_KEYS) {
-    const x = o[k];
-    if (x === undefined) continue;
-    if (typeof x !== "number" || !Number.isFinite(x) || x < 0 || x > max) return `"${k}" must be a number in [0, ${max}], got ${JSON.stringify(x)}`;
-  }
-  return null;
+  return optionalCostError(o, POPULATED_KEYS, max);
 }
 
 /**

@@ -35,6 +35,7 @@
  */
 
 import { batchPagesFor, DEFAULT_OPTIONS } from "../engine/options.js";
+import { optionalCostError } from "./host-keys.js";
 
 /**
  * The run length `stream_ns_per_page*` are measured with: calibrate's streams
@@ -121,11 +122,8 @@ export function installRuns(pages: ArrayLike<number>, data: ArrayLike<unknown>, 
 
 /** Checks the optional run keys (`o` is a parsed profile); the first wrong one's sentence, or null. */
 export function runKeyError(o: Record<string, unknown>, max: number): string | null {
-  for (const k of RUN_KEYS) {
-    const x = o[k];
-    if (x === undefined) continue;
-    if (typeof x !== "number" || !Number.isFinite(x) || x < 0 || x > max) return `"${k}" must be a number in [0, ${max}], got ${JSON.stringify(x)}`;
-  }
+  const bad = optionalCostError(o, RUN_KEYS, max);
+  if (bad !== null) return bad;
   for (const [a, b] of [["stream_ns_per_run", "stream_ns_per_zero_run"], ["stream_ns_per_run_running", "stream_ns_per_zero_run_running"]] as const) {
     if ((o[a] === undefined) !== (o[b] === undefined)) return `"${a}" and "${b}" go together (ppsim calibrate writes both)`;
   }

@@ -31,6 +31,7 @@
  * the guest's, as the real report's is: from the park, not the decision.
  */
 import type { HostProfile } from "./host.js";
+import { optionalCostError } from "./host-keys.js";
 
 export const SWITCHOVER_KEYS = ["park_us", "pause_reply_us", "switchover_hop_us", "first_step_us"] as const;
 
@@ -43,11 +44,7 @@ export interface HostSwitchover {
 
 /** Checks the optional switchover keys (`o` is a parsed profile); the first wrong one's sentence, or null. */
 export function switchoverKeyError(o: Record<string, unknown>, max: number): string | null {
-  for (const k of SWITCHOVER_KEYS) {
-    const x = o[k];
-    if (x !== undefined && (typeof x !== "number" || !Number.isFinite(x) || x < 0 || x > max)) return `"${k}" must be a number in [0, ${max}], got ${JSON.stringify(x)}`;
-  }
-  return null;
+  return optionalCostError(o, SWITCHOVER_KEYS, max);
 }
 
 /** From the engine's decision to pause: when the source guest parks, and when the engine hears of the pause, µs after the decision. */

@@ -42,6 +42,7 @@ import type { Message } from "../engine/messages.js";
 import { CPU_KEYS, cpuKeyError, requestWaitUs, streamCpuUs, type HostCpu } from "./host-cpu.js";
 import { installRuns, RUN_KEYS, runKeyError, type HostRuns } from "./host-runs.js";
 import { LANE_KEYS, laneExtraUs, laneKeyError, type HostLane } from "./host-lane.js";
+import { optionalCostError } from "./host-keys.js";
 import { POPULATED_KEYS, populatedKeyError, type HostPopulated } from "./host-populated.js";
 import { SWITCHOVER_KEYS, switchoverExtraUs, switchoverHopUs, switchoverKeyError, type HostSwitchover } from "./host-switchover.js";
 
@@ -160,10 +161,8 @@ export function checkHostProfile(v: unknown, where: string): HostProfile {
   }
   const cpuError = cpuKeyError(o);
   if (cpuError !== null) throw new HostProfileError(`${where}: ${cpuError}`);
-  const lane = o.fault_lane_us;
-  if (lane !== undefined && (typeof lane !== "number" || !Number.isFinite(lane) || lane < 0 || lane > MAX_COST)) {
-    throw new HostProfileError(`${where}: "fault_lane_us" must be a number in [0, ${MAX_COST}], got ${JSON.stringify(lane)}`);
-  }
+  const laneUsError = optionalCostError(o, ["fault_lane_us"], MAX_COST);
+  if (laneUsError !== null) throw new HostProfileError(`${where}: ${laneUsError}`);
   const legError = switchoverKeyError(o, MAX_COST);
   if (legError !== null) throw new HostProfileError(`${where}: ${legError}`);
   const runError = runKeyError(o, MAX_COST);

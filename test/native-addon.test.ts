@@ -18,6 +18,7 @@ import {
   punchPages,
   recvFds,
   scanWrittenAndProtect,
+  scanWrittenPagesAndProtect,
   sendFds,
   setSendBuffer,
   socketPair,
@@ -217,6 +218,51 @@ describe("socket send buffer", () => {
 });
 
 describe("PAGEMAP_SCAN with async write-protect", () => {
+  it("lists the written pages natively, the same pages as the regions, however many calls the walk takes", () => {
+    const pages = 512;
+    const fd = memfdCreate("wp-pages", pages * PS);
+    const map = mapShared(fd, pages * PS);
+    for (let p = 0; p < pages; p += 3) map.writeU64(p * PS, 1n);
+    const uffd = uffdCreate();
+    uffdApi(uffd, C.UFFD_FEATURE_WP_ASYNC | C.UFFD_FEATURE_WP_UNPOPULATED | C.UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
+    uffdRegister(uffd, map.address, pages * PS, C.UFFDIO_REGISTER_MODE_WP);
+    uffdWriteProtect(uffd, map.address, pages * PS, true);
+    const pm = openPagemap("self");
+    const start = map.address;
+    const end = start + BigInt(pages * PS);
+    try {
+      expect(Array.from(scanWrittenPagesAndProtect(pm, start, end, PS))).toEqual([]);
+      // Runs and single pages, present pages and holes, the first and the last page.
+      const want = [0, 1, 2, 3, 7, 100, 101, 102, 103, 104, 105, 200, 300, 301, 510, 511];
+      const write = () => {
+        for (const p of want) map.writeU64(p * PS + 16, BigInt(p));
+      };
+      write();
+      const regions = scanWrittenAndProtect(pm, start, end);
+      const fromRegions: number[] = [];
+      for (const r of regions) for (let a = r.start; a < r.end; a += BigInt(PS)) fromRegions.push(Number((a - start) / BigInt(PS)));
+      expect(fromRegions).toEqual(want);
+      for (const vecLen of [1, 2, 1024]) {
+        write();
+        const got = scanWrittenPagesAndProtect(pm, start, end, PS, vecLen);
+        expect(got).toBeInstanceOf(Uint32Array);
+        expect(Array.from(got)).toEqual(want);
+        expect(Array.from(scanWrittenPagesAndProtect(pm, start, end, PS, vecLen))).toEqual([]); // re-protected
+      }
+      // A range that starts inside the memory: indices are relative to its start.
+      write();
+      expect(Array.from(scanWrittenPagesAndProtect(pm, start + BigInt(100 * PS), start + BigInt(106 * PS), PS))).toEqual([0, 1, 2, 3, 4, 5]);
+      expect(() => scanWrittenPagesAndProtect(pm, start, end, 3000)).toThrow(/power of two/);
+      expect(() => scanWrittenPagesAndProtect(pm, start + 8n, end, PS)).toThrow(/page-aligned/);
+      expect(() => scanWrittenPagesAndProtect(pm, end, start, PS)).toThrow(/start > end/);
+    } finally {
+      map.unmap();
+      closeFd(pm);
+      closeFd(uffd);
+      closeFd(fd);
+    }
+  });
+
   it("reports exactly the pages written between two scans", () => {
     const pages = 64;
     const fd = memfdCreate("wp", pages * PS);

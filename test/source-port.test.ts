@@ -38,9 +38,8 @@ vi.mock("../src/real/native.js", async (importOriginal) => {
       preads.push(length);
       return real.pread(fd, offset, length);
     },
-    scanWrittenAndProtect: () => {
-      const ps = real.constants().PAGE_SIZE;
-      const out = written.map((p) => ({ start: BigInt(p * ps), end: BigInt((p + 1) * ps) }));
+    scanWrittenPagesAndProtect: () => {
+      const out = Uint32Array.from(written);
       written = [];
       return out;
     },

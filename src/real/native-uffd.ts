@@ -92,6 +92,7 @@ interface RawUffd {
     end: U64,
     opts?: PagemapScanOptions,
   ): { regions: BigUint64Array; walkEnd: bigint };
+  pagemapScanPages(fd: number, start: U64, end: U64, pageSize: number, opts?: PagemapScanOptions): Uint32Array;
 }
 
 const addon = (): RawUffd => loadAddon<RawUffd>();
@@ -190,11 +191,19 @@ export function pagemapScan(pagemapFd: number, start: bigint, end: bigint, opts:
  * with EPERM because of PM_SCAN_CHECK_WPASYNC).
  */
 export function scanWrittenAndProtect(pagemapFd: number, start: bigint, end: bigint, vecLen?: number): PageRegion[] {
+  return pagemapScan(pagemapFd, start, end, writtenAndProtect(vecLen)).regions;
+}
+
+/**
+ * scanWrittenAndProtect as a page list: the index of each written page of
+ * [start, end) (start page-aligned), ascending, made natively (no object per
+ * region: the dirty log of a 1 GiB guest's scattered writes is ~100 000 of them).
+ */
+export function scanWrittenPagesAndProtect(pagemapFd: number, start: bigint, end: bigint, pageSize: number, vecLen?: number): Uint32Array {
+  return addon().pagemapScanPages(pagemapFd, start, end, pageSize, writtenAndProtect(vecLen));
+}
+
+function writtenAndProtect(vecLen: number | undefined): PagemapScanOptions {
   const c = addon().constants;
-  return pagemapScan(pagemapFd, start, end, {
-    flags: c.PM_SCAN_WP_MATCHING | c.PM_SCAN_CHECK_WPASYNC,
-    categoryMask: c.PAGE_IS_WRITTEN,
-    returnMask: c.PAGE_IS_WRITTEN,
-    vecLen,
-  }).regions;
+  return { flags: c.PM_SCAN_WP_MATCHING | c.PM_SCAN_CHECK_WPASYNC, categoryMask: c.PAGE_IS_WRITTEN, returnMask: c.PAGE_IS_WRITTEN, vecLen };
 }

@@ -12,7 +12,10 @@
  *
  * collectDirty uses the guest's async write-protect log (PAGEMAP_SCAN with
  * PM_SCAN_WP_MATCHING on /proc/PID/pagemap: written pages, re-protected in
- * the same walk). Post-copy never needs it: the guest is registered without
+ * the same walk), as a page list the addon makes, ascending and each page
+ * once (a region per JS object cost 11–45 ms at 1 GiB at every round's end,
+ * with the guest running on; docs/real-benchmarks.md "Pre-copy's downtime and
+ * its limit"). Post-copy never needs it: the guest is registered without
  * WP (--no-wp) and the port returns nothing, which also keeps a scan out of
  * the downtime.
  *
@@ -53,7 +56,7 @@ import type { SourceGuestPort } from "../engine/events.js";
 import type { GuestProcess } from "./guest-process.js";
 import { readFileSync } from "node:fs";
 import { DEFERRED } from "./dataplane.js";
-import { closeFd, constants, memfdDataPages, pagemapScan, pread, residentPages, scanWrittenAndProtect } from "./native.js";
+import { closeFd, constants, memfdDataPages, pagemapScan, pread, residentPages, scanWrittenPagesAndProtect } from "./native.js";
 
 const CHUNK_PAGES = 16;
 /** And no more bytes than this per pread (the engine's default batchBytes: one bulk message's worth). */
@@ -62,6 +65,8 @@ const CHUNK_BYTES = 2 * 1024 * 1024;
 const MAP_CALL_PAGES = 1 << 24;
 /** Untracked: pages learned at once along a run (learnData). */
 const LEARN_PAGES = 256;
+/** Regions per PAGEMAP_SCAN call of the dirty log (a call's vector; more calls cost more walks). */
+const SCAN_VEC_LEN = 1024;
 
 export type DataMapWay = "mincore" | "seek";
 
@@ -204,17 +209,10 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
       return new Uint32Array(0);
     }
     const { base, memBytes } = this.guest.layout;
-    const regions = scanWrittenAndProtect(this.pagemapFd, base, base + BigInt(memBytes));
-    const ps = BigInt(this.pageSize);
-    const pages: number[] = [];
-    for (const r of regions) {
-      const first = Number((r.start - base) / ps);
-      const end = Math.min(this.pageCount, Number((r.end - base + ps - 1n) / ps));
-      for (let p = first; p < end; p++) pages.push(p);
-    }
+    const pages = scanWrittenPagesAndProtect(this.pagemapFd, base, base + BigInt(memBytes), this.pageSize, SCAN_VEC_LEN);
     const m = this.map;
-    if (m !== null) for (const p of pages) m[p] = 1;
-    return Uint32Array.from(pages);
+    if (m !== null) for (let i = 0; i < pages.length; i++) m[pages[i]] = 1;
+    return pages;
   }
 
   close(): void {

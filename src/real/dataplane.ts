@@ -100,12 +100,27 @@ export const SEND_WAYS: readonly SendWay[] = ["preadv", "writev", "sendfile", "s
  */
 export const DEFAULT_SEND_WAY: SendWay = "preadv";
 
+/**
+ * While pre-copy rounds run, writev: the stop-and-copy sends the scattered dirty pages, runs of one
+ * page, and by preadv (a call per run, then a copy of the whole buffer into the socket) they cost
+ * the two agents 1.9–2.5 µs a page on this 2-core machine against 1.7 by writev from the mapping
+ * the rounds kept mapped; its first round is 0–10 % slower (docs/real-benchmarks.md, "Pre-copy's
+ * downtime and its limit"). Post-copy's background runs are long and its source memory is punched
+ * as it leaves (each punch also unmaps the mapping's pages): preadv.
+ */
+export const ROUNDS_SEND_WAY: SendWay = "writev";
+
 /** PPSIM_SEND_WAY=preadv|writev|sendfile|splice (benchmarks, A/B), else the default; another value is refused. */
-export function sendWayFromEnv(): SendWay {
+export function sendWayFromEnv(fallback: SendWay = DEFAULT_SEND_WAY): SendWay {
   const v = process.env.PPSIM_SEND_WAY;
-  if (v === undefined || v === "") return DEFAULT_SEND_WAY;
+  if (v === undefined || v === "") return fallback;
   if ((SEND_WAYS as readonly string[]).includes(v)) return v as SendWay;
   throw new Error(`PPSIM_SEND_WAY must be one of ${SEND_WAYS.join(", ")}, not ${JSON.stringify(v)}`);
+}
+
+/** A bulk connection's way: PPSIM_SEND_WAY when set, else ROUNDS_SEND_WAY while pre-copy rounds may run on it, else the default. */
+export function sendWayFor(rounds: boolean): SendWay {
+  return sendWayFromEnv(rounds ? ROUNDS_SEND_WAY : DEFAULT_SEND_WAY);
 }
 
 /** Whether the native path may be used (it is, unless PPSIM_DATAPLANE=js). */

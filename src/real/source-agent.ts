@@ -207,7 +207,7 @@ export class SourceAgent {
       this.o.security,
       { pageSize: this.guest.layout.pageSize, pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize },
       // Huge pages too: the native sender preads them from the hugetlbfs memfd (source-port.ts says which hold data).
-      { memfd: this.guest.memfd, pageSize: this.guest.layout.pageSize, pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize },
+      { memfd: this.guest.memfd, pageSize: this.guest.layout.pageSize, pageCount: this.guest.layout.memBytes / this.guest.layout.pageSize, rounds: this.o.mode !== "postcopy" },
       this.o.connections ?? DEFAULT_BULK_CONNECTIONS,
     );
     this.link = link;

@@ -25,7 +25,7 @@ import { stamp } from "./switchover-stamps.js";
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Channel, Message } from "../engine/messages.js";
-import { bulkThreadNice, nativeDataPlaneWanted, plainSocketFd, switchoverThreadNice } from "./dataplane.js";
+import { bulkThreadNice, nativeDataPlaneWanted, plainSocketFd, sendWayFor, switchoverThreadNice } from "./dataplane.js";
 import { messageOf, RealError } from "./errors.js";
 import { startBulkSender } from "./native.js";
 import { MAX_BULK_CONNECTIONS } from "./preamble.js";
@@ -50,6 +50,8 @@ export interface DataPlaneSource {
   memfd: number;
   pageSize: number;
   pageCount: number;
+  /** Pre-copy rounds run (mode precopy or hybrid): until the switchover, connections send by sendWayFor's rounds way. */
+  rounds?: boolean;
 }
 
 export interface SourceLinkHandlers {
@@ -297,7 +299,7 @@ export class SourceLink {
         if (this.conns !== conns) return;
         if (e.kind === "room") return this.handlers.writable("bulk");
         down(`bulk connection ${index} to ${this.peer}: ${e.error?.message ?? "the native sender stopped"}`);
-      }, this.switchoverSent ? bulkThreadNice() : switchoverThreadNice());
+      }, this.switchoverSent ? bulkThreadNice() : switchoverThreadNice(), sendWayFor(dp.rounds === true && !this.switchoverSent));
     }
     return stream;
   }

@@ -99,12 +99,30 @@ describe("PageLedger", () => {
 describe("SwitchoverPolicy", () => {
   const pageBytes = 4096 + 5;
   it("switches over once the dirty set fits the downtime limit at the measured bandwidth", () => {
-    const p = new SwitchoverPolicy(resolveOptions({ downtimeLimitMs: 10 }), 4096);
+    const p = new SwitchoverPolicy(resolveOptions({ downtimeLimitMs: 10, downtimeMargin: 0 }), 4096);
     const bw = 100; // bytes per µs = 100 MB/s
     const fits = Math.floor((10_000 * bw) / pageBytes);
     expect(p.afterRound({ rounds: 1, roundPages: 1000, roundBytes: 1000 * pageBytes, dirtyPages: fits, bytesPerUs: bw, throttle: 0 })).toEqual({ kind: "switch", reason: "converged" });
     expect(p.afterRound({ rounds: 1, roundPages: 1000, roundBytes: 1000 * pageBytes, dirtyPages: fits + 1, bytesPerUs: bw, throttle: 0 }).kind).toBe("continue");
     expect(p.expectedDowntimeMs(fits, bw)).toBeLessThanOrEqual(10);
+  });
+
+  it("keeps the margin back: an estimate just inside the limit but past (1 - margin) of it goes on", () => {
+    const bw = 1000; // 1 GB/s
+    const at = (ms: number) => Math.floor((ms * 1000 * bw) / pageBytes); // pages whose estimate is ms
+    const round = { rounds: 1, roundPages: 262144, roundBytes: 262144 * pageBytes, bytesPerUs: bw, throttle: 0 };
+    // Defaults (300 ms, margin 0.1): the 299 ms estimate a real 1 GiB database run switched on, and overshot
+    // to 332 ms, now goes on; 270 ms switches.
+    const p = new SwitchoverPolicy(resolveOptions({}), 4096);
+    expect(p.targetDowntimeMs).toBeCloseTo(270, 9);
+    expect(p.afterRound({ ...round, dirtyPages: at(299) }).kind).toBe("continue");
+    expect(p.afterRound({ ...round, dirtyPages: at(270) })).toEqual({ kind: "switch", reason: "converged" });
+    expect(p.afterRound({ ...round, dirtyPages: at(270) + 1 }).kind).toBe("continue");
+    // Margin 0: the limit itself.
+    const none = new SwitchoverPolicy(resolveOptions({ downtimeMargin: 0 }), 4096);
+    expect(none.afterRound({ ...round, dirtyPages: at(299) })).toEqual({ kind: "switch", reason: "converged" });
+    expect(() => resolveOptions({ downtimeMargin: 1 })).toThrow(/downtimeMargin must be in \[0, 1\)/);
+    expect(() => resolveOptions({ downtimeMargin: -0.1 })).toThrow(/downtimeMargin/);
   });
 
   it("switches a few pages over even when the estimate is small (no round-cap on a tiny remainder)", () => {

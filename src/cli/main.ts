@@ -60,6 +60,8 @@ simulation flags:
   --background-order linear|neighbourhood   post-copy background order (default neighbourhood)
   --prefetch-pages N      pages pushed after each fault (default 32)
   --downtime-limit MS     pre-copy switches over when the rest fits this (default 300ms)
+  --downtime-margin F     share of the limit kept back for the estimate's error: the switch waits
+                          for an estimate within (1 - F) x the limit (default 0.1; docs/protocol.md)
   --max-rounds N          pre-copy round cap (default 30)
   --hybrid-rounds N       hybrid: pre-copy rounds before post-copy (default 2)
   --bandwidth-cap RATE    cap on background page traffic, e.g. 500Mbit

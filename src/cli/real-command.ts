@@ -105,8 +105,8 @@ export const REAL_USAGE = `ppsim real:
                           ahead, for the next migration of a guest of exactly that size (install mode
                           continue; --demo: SIZE or "guest", the workload's size). Its cost is paid before
                           the migration starts (docs/real-benchmarks.md)
-  policy flags as for the simulator (ppsim --help): --downtime-limit, --max-rounds, --hybrid-rounds,
-  --bandwidth-cap, --no-auto-converge, --background-order, --prefetch-pages`;
+  policy flags as for the simulator (ppsim --help): --downtime-limit, --downtime-margin, --max-rounds,
+  --hybrid-rounds, --bandwidth-cap, --no-auto-converge, --background-order, --prefetch-pages`;
 
 type Out = (line: string) => void;
 

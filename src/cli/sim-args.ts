@@ -21,6 +21,7 @@ export const POLICY_FLAGS = {
   "background-order": { type: "string" },
   "prefetch-pages": { type: "string" },
   "downtime-limit": { type: "string" },
+  "downtime-margin": { type: "string" },
   "max-rounds": { type: "string" },
   "hybrid-rounds": { type: "string" },
   "bandwidth-cap": { type: "string" },
@@ -31,6 +32,7 @@ export interface PolicyFlags {
   "background-order"?: string;
   "prefetch-pages"?: string;
   "downtime-limit"?: string;
+  "downtime-margin"?: string;
   "max-rounds"?: string;
   "hybrid-rounds"?: string;
   "bandwidth-cap"?: string;
@@ -213,6 +215,11 @@ export function parsePolicyFlags(f: PolicyFlags): Partial<MigrationOptions> {
   if (f["downtime-limit"] !== undefined) {
     options.downtimeLimitMs = parseDurationMs("downtime-limit", f["downtime-limit"]);
     if (!(options.downtimeLimitMs > 0)) throw new UsageError("--downtime-limit must be positive");
+  }
+  if (f["downtime-margin"] !== undefined) {
+    const m = Number(f["downtime-margin"]);
+    if (f["downtime-margin"].trim() === "" || !(m >= 0 && m < 1)) throw new UsageError(`--downtime-margin must be a number in [0, 1), got "${f["downtime-margin"]}"`);
+    options.downtimeMargin = m;
   }
   if (f["max-rounds"] !== undefined) options.maxRounds = integer("max-rounds", f["max-rounds"], 1);
   if (f["hybrid-rounds"] !== undefined) options.hybridRounds = integer("hybrid-rounds", f["hybrid-rounds"], 1);

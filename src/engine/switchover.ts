@@ -43,8 +43,13 @@ export class SwitchoverPolicy {
     return bytesPerUs === Infinity ? 0 : this.remainingBytes(dirtyPages) / bytesPerUs / 1000;
   }
 
+  /** The estimate a switch needs: the limit less its margin (MigrationOptions.downtimeMargin). */
+  get targetDowntimeMs(): number {
+    return this.opts.downtimeLimitMs * (1 - this.opts.downtimeMargin);
+  }
+
   afterRound(r: RoundEnd): Decision {
-    if (this.expectedDowntimeMs(r.dirtyPages, r.bytesPerUs) <= this.opts.downtimeLimitMs) {
+    if (this.expectedDowntimeMs(r.dirtyPages, r.bytesPerUs) <= this.targetDowntimeMs) {
       return { kind: "switch", reason: r.throttle > 0 ? "converged-throttled" : "converged" };
     }
     if (this.opts.mode === "hybrid") {

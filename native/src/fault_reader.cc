@@ -250,9 +250,10 @@ class FaultReader : public Napi::ObjectWrap<FaultReader> {
       bool missing = e.event == UFFD_EVENT_PAGEFAULT && (e.flags & UFFD_PAGEFAULT_FLAG_MINOR) == 0;
       uint64_t p = (e.address - base) / ps;  // unsigned: an address below base wraps past the table
       if (missing && e.address >= base && p < t->count() && t->Asked(static_cast<uint32_t>(p))) {
+        // Counted before the answer wakes the faulting thread: whoever it resumes sees the count.
+        zeroFaults_++;
         int err = AnswerZeroFault(uffd_, e.address, ps);
         if (err != 0) return err;
-        zeroFaults_++;
         continue;
       }
       b->events[keep++] = e;

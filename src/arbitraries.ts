@@ -82,6 +82,7 @@ export function options(): fc.Arbitrary<Partial<MigrationOptions>> {
       hybridRounds: fc.integer({ min: 1, max: 3 }),
       maxRounds: fc.integer({ min: 1, max: 6 }),
       downtimeLimitMs: fc.constantFrom(0.001, 0.1, 5, 300),
+      downtimeMargin: fc.constantFrom(0, 0.1, 0.5),
       autoConverge: fc.boolean(),
       batchPages: fc.integer({ min: 1, max: 16 }),
     },

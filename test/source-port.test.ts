@@ -39,7 +39,7 @@ vi.mock("../src/real/native.js", async (importOriginal) => {
       return real.pread(fd, offset, length);
     },
     scanWrittenPagesAndProtect: () => {
-      const out = Uint32Array.from(written);
+      const out = Uint32Array.from(written).sort(); // the native call's contract: ascending
       written = [];
       return out;
     },

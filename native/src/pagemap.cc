@@ -24,7 +24,7 @@ struct ScanArgs {
 };
 
 // The options object both functions take (absent keys keep their defaults).
-ScanArgs ArgScan(const Napi::CallbackInfo& info, size_t i) {
+ScanArgs ArgScan(const Napi::CallbackInfo& info, size_t i, const char* fn) {
   Napi::Env env = info.Env();
   ScanArgs s;
   if (info.Length() > i && info[i].IsObject()) {
@@ -38,7 +38,7 @@ ScanArgs ArgScan(const Napi::CallbackInfo& info, size_t i) {
       } else if (v.IsNumber()) {
         dst = static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
       } else {
-        ThrowType(env, std::string("pagemapScan option ") + k + " must be a number");
+        ThrowType(env, std::string(fn) + " option " + k + " must be a number");
       }
     };
     get("flags", s.flags);
@@ -49,7 +49,7 @@ ScanArgs ArgScan(const Napi::CallbackInfo& info, size_t i) {
     get("maxPages", s.maxPages);
     get("vecLen", s.vecLen);
   }
-  if (s.vecLen == 0 || s.vecLen > (1u << 20)) ThrowRange(env, "vecLen must be in 1..1048576");
+  if (s.vecLen == 0 || s.vecLen > (1u << 20)) ThrowRange(env, std::string(fn) + ": vecLen must be in 1..1048576");
   return s;
 }
 
@@ -109,7 +109,7 @@ static Napi::Value PagemapScan(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0, "fd");
   uint64_t start = ArgU64(info, 1, "start"), end = ArgU64(info, 2, "end");
   if (start > end) ThrowRange(env, "pagemapScan: start > end");
-  ScanArgs s = ArgScan(info, 3);
+  ScanArgs s = ArgScan(info, 3, "pagemapScan");
   std::vector<uint64_t> out;  // flattened triples, adjacent equal ranges merged
   uint64_t walkEnd = Walk(env, fd, start, end, s, [&](const page_region& r) {
     size_t k = out.size();
@@ -144,7 +144,9 @@ static Napi::Value PagemapScanPages(const Napi::CallbackInfo& info) {
   if ((start & (pageSize - 1)) != 0) ThrowRange(env, "pagemapScanPages: start must be page-aligned");
   const uint64_t count = (end - start + pageSize - 1) / pageSize;
   if (count > UINT32_MAX) ThrowRange(env, "pagemapScanPages: more than 2^32 pages");
-  ScanArgs s = ArgScan(info, 4);
+  ScanArgs s = ArgScan(info, 4, "pagemapScanPages");
+  // A page budget would cut the list with no sign of where: this form walks the whole range.
+  if (s.maxPages != 0) ThrowRange(env, "pagemapScanPages: maxPages is not taken (use pagemapScan)");
   std::vector<uint32_t> out;
   bool ordered = true;
   Walk(env, fd, start, end, s, [&](const page_region& r) {
@@ -155,8 +157,8 @@ static Napi::Value PagemapScanPages(const Napi::CallbackInfo& info) {
     for (uint64_t p = first; p < last; p++) out.push_back(static_cast<uint32_t>(p));
   });
   // A later call of the walk may report pages below an earlier call's (seen on 6.18 with a guest
-  // writing during the scan: a region at page 127004 after one at 131069), once or again: each such
-  // page is written and must be listed, once, in order — the engine takes the list as ascending.
+  // writing during the scan: a region at page 127004 after one at 131069), new or again: each is
+  // written and listed, once, in order (this function's contract: a repeat would count twice).
   if (!ordered) {
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());

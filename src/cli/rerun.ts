@@ -40,7 +40,9 @@ export function configOf(r: Saved, origin = "report"): SimConfig {
   if (r.backend !== "sim") throw new UsageError(`${origin}: cannot rerun a ${String(r.backend)} migration: only simulated ones are reproducible`);
   const spec = need<unknown>(r, "workload_spec", isObj, origin);
   const memBytes = need<number>(r, "mem_bytes", (v) => typeof v === "number", origin);
-  const options = need<MigrationOptions>(r, "options", isObj, origin);
+  const saved = need<MigrationOptions>(r, "options", isObj, origin);
+  // A report saved before downtimeMargin existed ran with none: rerun it so, not with today's default.
+  const options: MigrationOptions = { ...saved, downtimeMargin: saved.downtimeMargin ?? 0 };
   const link = need<{ bandwidth_bytes_s: number; latency_us: number; shared_channel: boolean }>(r, "link", isObj, origin);
   const outages = need<{ atMs: number; durationMs: number }[]>(r, "outages", Array.isArray, origin);
   const seed = need<number>(r, "seed", Number.isSafeInteger, origin);

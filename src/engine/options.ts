@@ -11,14 +11,11 @@ export interface MigrationOptions {
   /**
    * The share of downtimeLimitMs the switchover test keeps back for what its
    * estimate (the dirty pages' bytes over the bandwidth measured so far)
-   * misses: the stop-and-copy's scattered pages move more slowly than a
-   * round's consecutive ones, and the guest writes a few more pages between
-   * the round's dirty scan and the pause. Pre-copy switches once the estimate
-   * is within (1 − downtimeMargin) × downtimeLimitMs. On the real back end
-   * (docs/real-benchmarks.md, "Pre-copy's downtime and its limit") the
-   * downtime came to 0.71–0.95 × the estimate once the rounds sent by writev,
-   * 1.05–1.56 × before (over the limit in 2 of 6 runs): 0.1 keeps a tenth
-   * back for a machine where the estimate errs the other way.
+   * misses — scattered stop-and-copy pages move more slowly than a round's
+   * consecutive ones, the guest writes a few more before the pause. Pre-copy
+   * switches once the estimate is at most (1 − downtimeMargin) ×
+   * downtimeLimitMs; why 0.1: docs/real-benchmarks.md, "Pre-copy's downtime
+   * and its limit".
    */
   downtimeMargin: number;
   /** Pre-copy: rounds (the first full pass included) before stop-and-copy regardless. */

@@ -118,7 +118,11 @@ export function sendWayFromEnv(fallback: SendWay = DEFAULT_SEND_WAY): SendWay {
   throw new Error(`PPSIM_SEND_WAY must be one of ${SEND_WAYS.join(", ")}, not ${JSON.stringify(v)}`);
 }
 
-/** A bulk connection's way: PPSIM_SEND_WAY when set, else ROUNDS_SEND_WAY while pre-copy rounds may run on it, else the default. */
+/**
+ * A bulk connection's way, for its whole life: PPSIM_SEND_WAY when set, else ROUNDS_SEND_WAY for one
+ * opened while pre-copy rounds may run (hybrid's first connection keeps it into post-copy: each release
+ * punch then also unmaps the page from the sender's mapping), else the default.
+ */
 export function sendWayFor(rounds: boolean): SendWay {
   return sendWayFromEnv(rounds ? ROUNDS_SEND_WAY : DEFAULT_SEND_WAY);
 }

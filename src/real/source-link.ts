@@ -50,7 +50,7 @@ export interface DataPlaneSource {
   memfd: number;
   pageSize: number;
   pageCount: number;
-  /** Pre-copy rounds run (mode precopy or hybrid): until the switchover, connections send by sendWayFor's rounds way. */
+  /** Pre-copy rounds run (mode precopy or hybrid): a connection opened before the switchover sends by sendWayFor's rounds way, for its whole life. */
   rounds?: boolean;
 }
 

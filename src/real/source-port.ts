@@ -65,8 +65,6 @@ const CHUNK_BYTES = 2 * 1024 * 1024;
 const MAP_CALL_PAGES = 1 << 24;
 /** Untracked: pages learned at once along a run (learnData). */
 const LEARN_PAGES = 256;
-/** Regions per PAGEMAP_SCAN call of the dirty log (a call's vector; more calls cost more walks). */
-const SCAN_VEC_LEN = 1024;
 
 export type DataMapWay = "mincore" | "seek";
 
@@ -209,7 +207,7 @@ export class SourceMemoryPort implements SourceGuestPort<Uint8Array> {
       return new Uint32Array(0);
     }
     const { base, memBytes } = this.guest.layout;
-    const pages = scanWrittenPagesAndProtect(this.pagemapFd, base, base + BigInt(memBytes), this.pageSize, SCAN_VEC_LEN);
+    const pages = scanWrittenPagesAndProtect(this.pagemapFd, base, base + BigInt(memBytes), this.pageSize);
     const m = this.map;
     if (m !== null) for (let i = 0; i < pages.length; i++) m[pages[i]] = 1;
     return pages;

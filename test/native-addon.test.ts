@@ -218,18 +218,21 @@ describe("socket send buffer", () => {
 });
 
 describe("PAGEMAP_SCAN with async write-protect", () => {
-  it("lists the written pages natively, the same pages as the regions, however many calls the walk takes", () => {
-    const pages = 512;
-    const fd = memfdCreate("wp-pages", pages * PS);
+  /** A memfd of `pages` mapped here, `present` pages written first, then registered for async WP and protected. */
+  function tracked(name: string, pages: number, present: number[]) {
+    const fd = memfdCreate(name, pages * PS);
     const map = mapShared(fd, pages * PS);
-    for (let p = 0; p < pages; p += 3) map.writeU64(p * PS, 1n);
+    for (const p of present) map.writeU64(p * PS, 1n);
     const uffd = uffdCreate();
     uffdApi(uffd, C.UFFD_FEATURE_WP_ASYNC | C.UFFD_FEATURE_WP_UNPOPULATED | C.UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
     uffdRegister(uffd, map.address, pages * PS, C.UFFDIO_REGISTER_MODE_WP);
     uffdWriteProtect(uffd, map.address, pages * PS, true);
     const pm = openPagemap("self");
-    const start = map.address;
-    const end = start + BigInt(pages * PS);
+    return { fd, map, uffd, pm, start: map.address, end: map.address + BigInt(pages * PS) };
+  }
+
+  it("lists the written pages natively, the same pages as the regions, however many calls the walk takes", () => {
+    const { fd, map, uffd, pm, start, end } = tracked("wp-pages", 512, Array.from({ length: 171 }, (_, i) => i * 3));
     try {
       expect(Array.from(scanWrittenPagesAndProtect(pm, start, end, PS))).toEqual([]);
       // Runs and single pages, present pages and holes, the first and the last page.
@@ -264,18 +267,8 @@ describe("PAGEMAP_SCAN with async write-protect", () => {
   });
 
   it("reports exactly the pages written between two scans", () => {
-    const pages = 64;
-    const fd = memfdCreate("wp", pages * PS);
-    const map = mapShared(fd, pages * PS);
     // Some pages exist before tracking starts, others are holes.
-    for (const p of [0, 1, 2, 10, 40]) map.writeU64(p * PS, 1n);
-    const uffd = uffdCreate();
-    uffdApi(uffd, C.UFFD_FEATURE_WP_ASYNC | C.UFFD_FEATURE_WP_UNPOPULATED | C.UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
-    uffdRegister(uffd, map.address, pages * PS, C.UFFDIO_REGISTER_MODE_WP);
-    uffdWriteProtect(uffd, map.address, pages * PS, true);
-    const pm = openPagemap("self");
-    const start = map.address;
-    const end = map.address + BigInt(pages * PS);
+    const { fd, map, uffd, pm, start, end } = tracked("wp", 64, [0, 1, 2, 10, 40]);
     const pagesOf = (vecLen?: number): number[] => {
       const out: number[] = [];
       for (const r of scanWrittenAndProtect(pm, start, end, vecLen)) {

@@ -25,6 +25,7 @@ const precopy = (over: Partial<NonNullable<Snapshot["precopy"]>> = {}) => ({
   bandwidthBytesPerSec: 118 * MiB,
   expectedDowntimeMs: 302,
   downtimeLimitMs: 300,
+  downtimeTargetMs: 270,
   ...over,
 });
 
@@ -42,7 +43,7 @@ describe("pre-copy view", () => {
     const f = frame(s);
     expect(f).toMatch(/round\s+r4\s+remaining 9,120 pages \(35\.6 MiB\)/);
     expect(f).toMatch(/dirty\s+12\.0 MiB\/s vs bandwidth 118 MiB\/s\s+throttle 30%/);
-    expect(f).toMatch(/expect\s+302 ms downtime · limit 300 ms\s+\(over the limit\)/);
+    expect(f).toMatch(/expect\s+302 ms downtime · limit 300 ms \(switch at ≤ 270 ms\)\s+\(too long yet\)/);
     // The pages dirtied since they were sent are not counted as done.
     expect(f).toContain("█ pre-copy 96.5%  ▚ dirty 3.5%");
     expect(f).not.toContain("faults");
@@ -50,14 +51,19 @@ describe("pre-copy view", () => {
 
   it("says when the dirty set fits the limit, and shows no figures before the first round ends", () => {
     const fits = frame(snap({ mode: "precopy", phase: "precopy", round: 9, precopy: precopy({ expectedDowntimeMs: 31.4 }) }));
-    expect(fits).toMatch(/31\.4 ms downtime · limit 300 ms\s+\(fits\)/);
+    expect(fits).toMatch(/31\.4 ms downtime · limit 300 ms \(switch at ≤ 270 ms\)\s+\(fits\)/);
+    // Inside the limit but not its margin: the engine goes on, and the view says so.
+    const margin = frame(snap({ mode: "precopy", phase: "precopy", round: 9, precopy: precopy({ expectedDowntimeMs: 285 }) }));
+    expect(margin).toMatch(/285 ms downtime · limit 300 ms \(switch at ≤ 270 ms\)\s+\(too long yet\)/);
+    const noMargin = frame(snap({ mode: "precopy", phase: "precopy", round: 9, precopy: precopy({ expectedDowntimeMs: 285, downtimeTargetMs: 300 }) }));
+    expect(noMargin).toMatch(/285 ms downtime · limit 300 ms\s+\(fits\)/);
     const first = frame(
       snap({
         mode: "precopy",
         phase: "precopy",
         round: 1,
         present: { precopy: PAGES / 4, background: 0, demand: 0 },
-        precopy: precopy({ remainingPages: (3 * PAGES) / 4, dirtyRateBytesPerSec: null, bandwidthBytesPerSec: null, expectedDowntimeMs: null, downtimeLimitMs: null }),
+        precopy: precopy({ remainingPages: (3 * PAGES) / 4, dirtyRateBytesPerSec: null, bandwidthBytesPerSec: null, expectedDowntimeMs: null, downtimeLimitMs: null, downtimeTargetMs: null }),
       }),
     );
     expect(first).toMatch(/round\s+r1\s+remaining 196,608 pages/);

@@ -35,7 +35,7 @@ export function progressLine(s: Snapshot, prev: Snapshot | null): string {
   if (p) {
     parts.push(`remaining ${fmtCount(p.remainingPages)}`);
     if (p.dirtyRateBytesPerSec !== null) parts.push(`dirty ${fmtRate(p.dirtyRateBytesPerSec)}`);
-    if (p.expectedDowntimeMs !== null && p.downtimeLimitMs !== null) parts.push(`expect ${fmtDuration(p.expectedDowntimeMs)}/${fmtDuration(p.downtimeLimitMs)}`);
+    if (p.expectedDowntimeMs !== null && p.downtimeTargetMs !== null) parts.push(`expect ${fmtDuration(p.expectedDowntimeMs)}/${fmtDuration(p.downtimeTargetMs)}`);
   }
   if (s.throttle > 0) parts.push(`throttle ${fmtPercent(s.throttle, 0)}`);
   if (s.downtimeMs !== null) parts.push(`downtime ${fmtDuration(s.downtimeMs)}`);

@@ -54,6 +54,8 @@ export interface PrecopyFigures {
   /** Sending the remaining pages at that bandwidth would take this long, ms. */
   expectedDowntimeMs: number;
   downtimeLimitMs: number;
+  /** The limit less its margin: the estimate a switch waits for (MigrationOptions.downtimeMargin). */
+  downtimeTargetMs: number;
 }
 
 /** A source's counters before anything happened. */
@@ -268,5 +270,6 @@ function precopyView(src: SourceMetrics): PrecopyView | null {
     bandwidthBytesPerSec: p && p.bandwidthBytesPerSec > 0 ? p.bandwidthBytesPerSec : null,
     expectedDowntimeMs: p?.expectedDowntimeMs ?? null,
     downtimeLimitMs: p?.downtimeLimitMs ?? null,
+    downtimeTargetMs: p?.downtimeTargetMs ?? null,
   };
 }

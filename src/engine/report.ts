@@ -292,4 +292,6 @@ export interface PrecopyView {
   expectedDowntimeMs: number | null;
   /** Known from the first round's end on. */
   downtimeLimitMs: number | null;
+  /** The limit less its margin: pre-copy switches once the estimate is at most this. */
+  downtimeTargetMs: number | null;
 }

@@ -135,6 +135,7 @@ export abstract class SourceRounds<P> extends SourceCore<P> {
       bandwidthBytesPerSec: bytesPerUs === Infinity ? 0 : bytesPerUs * 1e6,
       expectedDowntimeMs: this.policy.expectedDowntimeMs(dirty.length, bytesPerUs),
       downtimeLimitMs: this.opts.downtimeLimitMs,
+      downtimeTargetMs: this.policy.targetDowntimeMs,
     };
     const decision = this.policy.afterRound({
       rounds: this.metrics.rounds.length,

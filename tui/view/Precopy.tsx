@@ -15,7 +15,8 @@ export function Precopy({ snapshot: s }: { snapshot: Snapshot }) {
   if (!p) return null;
   const rate = (x: number | null) => (x === null ? "–" : fmtRate(x));
   const expected = p.expectedDowntimeMs;
-  const fits = expected !== null && p.downtimeLimitMs !== null ? expected <= p.downtimeLimitMs : null;
+  // Against what the switch waits for (the limit less its margin), not the limit itself.
+  const fits = expected !== null && p.downtimeTargetMs !== null ? expected <= p.downtimeTargetMs : null;
   return (
     <>
       <Text wrap="truncate">
@@ -39,7 +40,8 @@ export function Precopy({ snapshot: s }: { snapshot: Snapshot }) {
         </Text>
         <Text color={COLOR.label}> downtime · limit </Text>
         {p.downtimeLimitMs === null ? "–" : fmtDuration(p.downtimeLimitMs)}
-        {fits !== null && <Text color={COLOR.label}>{fits ? "  (fits)" : "  (over the limit)"}</Text>}
+        {p.downtimeTargetMs !== null && p.downtimeTargetMs !== p.downtimeLimitMs && <Text color={COLOR.label}>{` (switch at ≤ ${fmtDuration(p.downtimeTargetMs)})`}</Text>}
+        {fits !== null && <Text color={COLOR.label}>{fits ? "  (fits)" : "  (too long yet)"}</Text>}
       </Text>
     </>
   );

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { main } from "../src/cli/main.js";
 import { parseGrid, type Grid } from "../src/sweep/grid.js";
 import { inShard, mergeShards, parseShard, runSweep } from "../src/sweep/sweep.js";
+import { policyArgs } from "../src/sweep/policy.js";
 
 const EXAMPLES = resolve("examples");
 const origin = join(EXAMPLES, "grid-under-test.json");
@@ -43,6 +44,18 @@ describe("sweep grid", () => {
     expect(g.runs[4].config.options).toMatchObject({ prefetchPages: 0 });
     expect(grid().id).toBe(g.id);
     expect(grid({ seeds: [1, 3] }).id).not.toBe(g.id);
+  });
+
+  it("varies the downtime margin in the modes with a switchover test, and turns it back into its flag", () => {
+    const g = grid({ modes: ["precopy", "postcopy"], policy: { "downtime-margin": [0, 0.25] }, workloads: ["web-server.json"], seeds: [1] });
+    expect(g.runs.map((r) => [r.key.mode, r.key.policy["downtime-margin"]])).toEqual([
+      ["precopy", "0"],
+      ["precopy", "0.25"],
+      ["postcopy", undefined],
+    ]);
+    expect(g.runs[1].config.options).toMatchObject({ mode: "precopy", downtimeMargin: 0.25 });
+    expect(policyArgs(g.runs[1].key.policy)).toEqual(["--downtime-margin", "0.25"]);
+    expect(() => grid({ policy: { "downtime-margin": [1] } })).toThrow(/policy.downtime-margin\[0\] --downtime-margin must be a number in \[0, 1\)/);
   });
 
   it("refuses a bad grid with the field and the reason", () => {

@@ -7,7 +7,7 @@ import type { Mode } from "../engine/messages.js";
 import type { MigrationOptions } from "../engine/options.js";
 import { parsePolicyFlags, type PolicyFlags } from "../cli/sim-args.js";
 
-export type PolicyKey = "downtime-limit" | "max-rounds" | "auto-converge" | "hybrid-rounds" | "prefetch-pages" | "background-order" | "bandwidth-cap";
+export type PolicyKey = "downtime-limit" | "max-rounds" | "auto-converge" | "hybrid-rounds" | "prefetch-pages" | "background-order" | "bandwidth-cap" | "downtime-margin";
 
 /**
  * Which modes each parameter changes anything in (read off src/engine/switchover.ts:
@@ -23,6 +23,8 @@ export const POLICY_MODES: Record<PolicyKey, readonly Mode[]> = {
   "prefetch-pages": ["postcopy", "hybrid"],
   "background-order": ["postcopy", "hybrid"],
   "bandwidth-cap": ["precopy", "postcopy", "hybrid"],
+  // Last: the columns of grids made before it keep their order.
+  "downtime-margin": ["precopy", "hybrid"],
 };
 
 export const POLICY_KEYS = Object.keys(POLICY_MODES) as PolicyKey[];
